@@ -1,0 +1,28 @@
+GO ?= go
+FUZZTIME ?= 15s
+PKGS := ./...
+
+.PHONY: all build test lint fuzz bench bench-quick bench-gate bench-mux bench-docker clean
+
+all: lint test
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+	$(GO) build -o bin/sluice-bench ./cmd/sluice-bench
+
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+bench-mux:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mux/
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,233 @@
+// Package control defines the messages the agent and the edge exchange on the
+// control stream of their mux session, and the tiny binary header the edge
+// writes at the start of every stream it opens for a public connection.
+//
+// The wire format is described in docs/CONTROL.md. Messages are length-prefixed
+// JSON: rare, small and easy to evolve; the per-connection stream header is
+// binary because it is paid once per public connection.
+package control
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Version is the control protocol version carried in Hello. The edge refuses a
+// Hello whose version it does not speak, naming both versions.
+const Version = 1
+
+// MaxMessageSize bounds one control message. It is checked before anything is
+// allocated, so a hostile peer cannot make either side reserve more than this.
+const MaxMessageSize = 64 << 10
+
+// Kind is the kind of tunnel an agent registers.
+type Kind string
+
+// The tunnel kinds.
+const (
+	KindHTTP Kind = "http"
+	KindTCP  Kind = "tcp"
+)
+
+// Error codes carried in Error.Code. Agents switch on them to pick an exit code
+// and to decide whether reconnecting can help.
+const (
+	CodeVersion      = "version_mismatch" // the edge does not speak the agent's protocol version
+	CodeUnauthorized = "unauthorized"     // the token is wrong
+	CodeNameTaken    = "name_taken"       // another token holds the requested name or hostname
+	CodePortTaken    = "port_taken"       // the requested TCP port is in use or outside the allowed range
+	CodeBadRequest   = "bad_request"      // a malformed or out-of-order message
+	CodeInternal     = "internal"         // the edge failed for a reason of its own
+)
+
+// Message is one control message. The concrete types are the exported structs
+// of this package; Type names the wire tag of each.
+type Message interface {
+	Type() string
+}
+
+// Hello opens the conversation from the agent: the protocol version it speaks
+// and its software name, for the edge's logs.
+type Hello struct {
+	Version  int    `json:"version"`
+	Software string `json:"software,omitempty"`
+}
+
+// Auth carries the agent's token. The agent sends it right after Hello without
+// waiting, so a session is up after one round trip.
+type Auth struct {
+	Token string `json:"token"`
+}
+
+// Welcome is the edge's answer to a valid Hello and Auth.
+type Welcome struct {
+	Version  int    `json:"version"`
+	Software string `json:"software,omitempty"`
+	// Session is an opaque identifier of this session, for logs on both sides.
+	Session string `json:"session,omitempty"`
+}
+
+// Register asks the edge for a tunnel. Ref is chosen by the agent and echoed in
+// the Assigned or Error that answers it, so several registrations can be in
+// flight on one control stream.
+type Register struct {
+	Ref  uint32 `json:"ref"`
+	Kind Kind   `json:"kind"`
+	// Name is the subdomain asked for (HTTP) or a label for the tunnel (TCP);
+	// empty asks the edge to pick a random readable one.
+	Name string `json:"name,omitempty"`
+	// Hostname is an exact host to route to this tunnel instead of a subdomain
+	// of the edge's domain (HTTP only).
+	Hostname string `json:"hostname,omitempty"`
+	// RemotePort is the public TCP port asked for (TCP only); 0 lets the edge
+	// choose one.
+	RemotePort int `json:"remote_port,omitempty"`
+}
+
+// Assigned tells the agent its tunnel is live.
+type Assigned struct {
+	Ref uint32 `json:"ref"`
+	// Tunnel identifies the tunnel in the header of every stream the edge opens
+	// for it (see StreamHeader). It is valid for this session only.
+	Tunnel   uint32 `json:"tunnel"`
+	Kind     Kind   `json:"kind"`
+	Name     string `json:"name"`
+	Hostname string `json:"hostname,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	// URL is what a person or program uses to reach the tunnel:
+	// http://name.domain:port for HTTP, tcp://host:port for TCP.
+	URL string `json:"url"`
+}
+
+// Error reports a failure. Ref is the Register it answers, or 0 for a failure
+// of the whole session (after which the edge closes it).
+type Error struct {
+	Ref     uint32 `json:"ref,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Type implements Message.
+func (Hello) Type() string { return "hello" }
+
+// Type implements Message.
+func (Auth) Type() string { return "auth" }
+
+// Type implements Message.
+func (Welcome) Type() string { return "welcome" }
+
+// Type implements Message.
+func (Register) Type() string { return "register" }
+
+// Type implements Message.
+func (Assigned) Type() string { return "assigned" }
+
+// Type implements Message.
+func (*Error) Type() string { return "error" }
+
+// Error makes *Error usable as a Go error, so the agent can return what the edge
+// said unchanged.
+func (e *Error) Error() string {
+	return fmt.Sprintf("edge refused (%s): %s", e.Code, e.Message)
+}
+
+// envelope is the JSON shape on the wire: the type tag beside the body, so a
+// reader picks the concrete type before decoding the body.
+type envelope struct {
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+// ErrMessageTooLarge is returned when a peer announces a control message larger
+// than MaxMessageSize.
+var ErrMessageTooLarge = errors.New("control: message larger than 64 KiB (peer is not a sluice endpoint or is misbehaving)")
+
+// WriteMessage writes m to w as one length-prefixed frame, in a single Write so
+// that concurrent writers serialized by the caller never interleave.
+func WriteMessage(w io.Writer, m Message) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("control: encode %s: %w", m.Type(), err)
+	}
+	env, err := json.Marshal(envelope{Type: m.Type(), Body: body})
+	if err != nil {
+		return fmt.Errorf("control: encode %s: %w", m.Type(), err)
+	}
+	if len(env) > MaxMessageSize {
+		return fmt.Errorf("control: %s message is %d bytes, over the %d byte limit: shorten names and tokens", m.Type(), len(env), MaxMessageSize)
+	}
+	buf := make([]byte, 4+len(env))
+	binary.BigEndian.PutUint32(buf, uint32(len(env)))
+	copy(buf[4:], env)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("control: send %s: %w", m.Type(), err)
+	}
+	return nil
+}
+
+// ReadMessage reads one frame written by WriteMessage and returns the concrete
+// message (Hello, Auth, Welcome, Register, Assigned or *Error). An unknown type
+// or malformed body is an error: the protocol is versioned through Hello, so a
+// peer that speaks the same version never sends one.
+func ReadMessage(r io.Reader) (Message, error) {
+	var lenBuf [4]byte
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(lenBuf[:])
+	if n > MaxMessageSize {
+		return nil, ErrMessageTooLarge
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("control: read message body: %w", err)
+	}
+	var env envelope
+	if err := json.Unmarshal(buf, &env); err != nil {
+		return nil, fmt.Errorf("control: malformed message: %w", err)
+	}
+	var m Message
+	switch env.Type {
+	case "hello":
+		m = &Hello{}
+	case "auth":
+		m = &Auth{}
+	case "welcome":
+		m = &Welcome{}
+	case "register":
+		m = &Register{}
+	case "assigned":
+		m = &Assigned{}
+	case "error":
+		m = &Error{}
+	default:
+		return nil, fmt.Errorf("control: unknown message type %q (peer speaks a different protocol version?)", env.Type)
+	}
+	if len(env.Body) == 0 {
+		return nil, fmt.Errorf("control: %s message has no body", env.Type)
+	}
+	if err := json.Unmarshal(env.Body, m); err != nil {
+		return nil, fmt.Errorf("control: malformed %s message: %w", env.Type, err)
+	}
+	// Return values, not pointers, for every type but *Error, so callers switch
+	// on plain types and *Error stays usable as an error.
+	switch v := m.(type) {
+	case *Hello:
+		return *v, nil
+	case *Auth:
+		return *v, nil
+	case *Welcome:
+		return *v, nil
+	case *Register:
+		return *v, nil
+	case *Assigned:
+		return *v, nil
+	}
+	return m, nil
+}

@@ -1,0 +1,164 @@
+package control
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	cases := []Message{
+		Hello{Version: Version, Software: "sluice/test"},
+		Auth{Token: "secret"},
+		Welcome{Version: Version, Software: "edge", Session: "s1"},
+		Register{Ref: 7, Kind: KindHTTP, Name: "myapp", Hostname: "app.example.com"},
+		Register{Ref: 8, Kind: KindTCP, RemotePort: 6002},
+		Assigned{Ref: 7, Tunnel: 3, Kind: KindHTTP, Name: "myapp", URL: "http://myapp.localhost:8080"},
+		&Error{Ref: 8, Code: CodePortTaken, Message: "port 6002 is in use"},
+	}
+	var buf bytes.Buffer
+	for _, m := range cases {
+		if err := WriteMessage(&buf, m); err != nil {
+			t.Fatalf("write %T: %v", m, err)
+		}
+	}
+	for _, want := range cases {
+		got, err := ReadMessage(&buf)
+		if err != nil {
+			t.Fatalf("read %T: %v", want, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip: got %#v, want %#v", got, want)
+		}
+	}
+	if _, err := ReadMessage(&buf); err != io.EOF {
+		t.Fatalf("read past the end: got %v, want io.EOF", err)
+	}
+}
+
+func frameOf(body string) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	return append(b, body...)
+}
+
+func TestReadMessageRejects(t *testing.T) {
+	cases := []struct {
+		name  string
+		input []byte
+		want  string
+	}{
+		{"too large", binary.BigEndian.AppendUint32(nil, MaxMessageSize+1), "larger than 64 KiB"},
+		{"truncated body", frameOf(`{"type":"hello"`)[:10], "unexpected EOF"},
+		{"not json", frameOf(`hello`), "malformed message"},
+		{"unknown type", frameOf(`{"type":"teleport","body":{}}`), `unknown message type "teleport"`},
+		{"no body", frameOf(`{"type":"auth"}`), "has no body"},
+		{"wrong body type", frameOf(`{"type":"register","body":{"ref":"x"}}`), "malformed register"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadMessage(bytes.NewReader(tc.input))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWriteMessageRejectsOversize(t *testing.T) {
+	err := WriteMessage(io.Discard, Auth{Token: strings.Repeat("x", MaxMessageSize)})
+	if err == nil || !strings.Contains(err.Error(), "over the") {
+		t.Fatalf("got %v, want an over-the-limit error", err)
+	}
+}
+
+func TestErrorIsAnError(t *testing.T) {
+	var err error = &Error{Code: CodeUnauthorized, Message: "token rejected"}
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Code != CodeUnauthorized {
+		t.Fatalf("errors.As failed on %v", err)
+	}
+	if !strings.Contains(err.Error(), "unauthorized") {
+		t.Fatalf("error text %q does not name the code", err)
+	}
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	cases := []StreamHeader{
+		{Tunnel: 0},
+		{Tunnel: 1, RemoteAddr: "127.0.0.1:5555"},
+		{Tunnel: 0xFFFFFFFF, RemoteAddr: "[::1]:65535"},
+	}
+	for _, h := range cases {
+		b := AppendHeader(nil, h)
+		b = append(b, "payload"...)
+		r := bytes.NewReader(b)
+		got, err := ReadHeader(r)
+		if err != nil {
+			t.Fatalf("read %+v: %v", h, err)
+		}
+		if got != h {
+			t.Fatalf("got %+v, want %+v", got, h)
+		}
+		rest, _ := io.ReadAll(r)
+		if string(rest) != "payload" {
+			t.Fatalf("header consumed data: rest %q", rest)
+		}
+	}
+}
+
+func TestHeaderDropsOverlongAddr(t *testing.T) {
+	b := AppendHeader(nil, StreamHeader{Tunnel: 5, RemoteAddr: strings.Repeat("a", MaxAddrLen+1)})
+	got, err := ReadHeader(bytes.NewReader(b))
+	if err != nil || got.Tunnel != 5 || got.RemoteAddr != "" {
+		t.Fatalf("got %+v, %v; want tunnel 5 with no address", got, err)
+	}
+}
+
+func TestReadHeaderRejects(t *testing.T) {
+	if _, err := ReadHeader(bytes.NewReader([]byte{9, 0, 0, 0, 1, 0})); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("wrong version: got %v, want ErrBadHeader", err)
+	}
+	if _, err := ReadHeader(bytes.NewReader([]byte{1, 0, 0})); err == nil {
+		t.Fatal("short header: got nil error")
+	}
+	if _, err := ReadHeader(bytes.NewReader([]byte{1, 0, 0, 0, 1, 10, 'a'})); err == nil {
+		t.Fatal("short address: got nil error")
+	}
+}
+
+func FuzzReadMessage(f *testing.F) {
+	var buf bytes.Buffer
+	_ = WriteMessage(&buf, Register{Ref: 1, Kind: KindHTTP, Name: "x"})
+	f.Add(buf.Bytes())
+	f.Add(frameOf(`{"type":"error","body":{"code":"x"}}`))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode again.
+		if err := WriteMessage(io.Discard, m); err != nil {
+			t.Fatalf("re-encode %T: %v", m, err)
+		}
+	})
+}
+
+func FuzzReadHeader(f *testing.F) {
+	f.Add(AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5"}))
+	f.Add([]byte{1, 0, 0, 0, 0, 255})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := ReadHeader(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		again, err := ReadHeader(bytes.NewReader(AppendHeader(nil, h)))
+		if err != nil || again != h {
+			t.Fatalf("re-encode %+v: got %+v, %v", h, again, err)
+		}
+	})
+}

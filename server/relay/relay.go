@@ -1,0 +1,134 @@
+// Package relay copies bytes both ways between two connections: a public
+// connection and a mux stream on the edge, a mux stream and a local service
+// connection on the agent. It is the whole data path of a TCP tunnel, so it
+// does one copy per direction through a pooled buffer, allocates nothing per
+// chunk and uses exactly two goroutines (the caller's and one more).
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// BufferSize is the size of each direction's copy buffer: one mux DATA frame
+// (32 KiB by default), so a full read becomes a single frame.
+const BufferSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+// Options tunes a relay.
+type Options struct {
+	// Delay is slept once per chunk read, in both directions. It exists only
+	// so the benchmark regression gate can prove it catches a slowdown
+	// (SLUICE_DEBUG_INJECT_DELAY); leave it zero.
+	Delay time.Duration
+}
+
+// Result reports what a relay moved.
+type Result struct {
+	AToB, BToA int64
+	// Err is the first error that was not a clean end of stream, nil when both
+	// directions ended with EOF.
+	Err error
+}
+
+// Relay copies a→b and b→a until both directions end, then closes both. A
+// direction that reads EOF half-closes its destination (CloseWrite), so
+// request/response protocols and upload-then-wait clients work. A direction
+// that fails aborts both connections (Reset for a mux stream, an RST for TCP),
+// so the far ends see an error rather than a clean but truncated stream.
+func Relay(a, b net.Conn, opt Options) Result {
+	var res Result
+	var abortOnce sync.Once
+	abort := func() {
+		abortOnce.Do(func() {
+			abortConn(a)
+			abortConn(b)
+		})
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := copyHalf(b, a, opt.Delay)
+		res.AToB = n
+		if err != nil {
+			abort()
+		}
+		done <- err
+	}()
+	n, errBA := copyHalf(a, b, opt.Delay)
+	res.BToA = n
+	if errBA != nil {
+		abort()
+	}
+	errAB := <-done
+	a.Close()
+	b.Close()
+	switch {
+	case errAB != nil:
+		res.Err = errAB
+	case errBA != nil:
+		res.Err = errBA
+	}
+	return res
+}
+
+// copyHalf copies src to dst until src ends, then half-closes dst.
+func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if delay > 0 {
+				time.Sleep(delay)
+			}
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return total, closeWrite(dst)
+			}
+			return total, rerr
+		}
+	}
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(closeWriter); ok {
+		err := cw.CloseWrite()
+		// The peer may already have closed its side entirely; that is not a
+		// failure of this direction.
+		if err != nil && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ENOTCONN)) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+type resetter interface{ Reset() error }
+
+// abortConn ends c so that its peer sees a failure, not a clean close.
+func abortConn(c net.Conn) {
+	switch v := c.(type) {
+	case resetter:
+		v.Reset()
+	case *net.TCPConn:
+		v.SetLinger(0)
+		v.Close()
+	default:
+		c.Close()
+	}
+}

@@ -9,9 +9,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // ServerTLS describes the edge's TLS identity. Give either CertFile and
@@ -76,7 +78,10 @@ func (c ClientTLS) Config() (*tls.Config, error) {
 		return nil, err
 	}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		// Always present the configured certificate, even when the edge's
+		// list of acceptable CAs does not include its issuer, so that the
+		// edge can say exactly why it is refused.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	if c.CAFile != "" {
 		if cfg.RootCAs, err = loadCAFile(c.CAFile, "CA"); err != nil {
@@ -295,8 +300,12 @@ func handshakeError(peer string, err error) error {
 		hint = "the peer's certificate is expired, not yet valid or not usable for this purpose; issue a new one"
 	case errors.As(err, &recordHdr):
 		hint = "the peer does not speak TLS; turn TLS on at both ends or off at both"
-	case errors.As(err, &alert) || strings.Contains(err.Error(), "protocol version"):
-		hint = "the peer refused the handshake; sluice needs TLS 1.3, and an edge with mutual TLS needs a client certificate from its client CA"
+	case strings.Contains(err.Error(), "unsupported versions") || strings.Contains(err.Error(), "protocol version"):
+		hint = "sluice needs TLS 1.3 at both ends; upgrade the peer or fix its TLS settings"
+	case errors.As(err, &alert):
+		hint = "the peer refused the handshake; an edge with mutual TLS needs a client certificate issued by its client CA"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
+		hint = "the peer closed the connection during the handshake; check TLS is on at both ends and the peer's log for why"
 	case strings.Contains(err.Error(), "client didn't provide a certificate"):
 		hint = "the edge requires a client certificate (mutual TLS); give the agent a certificate and key issued by the edge's client CA"
 	}

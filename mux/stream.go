@@ -1,0 +1,530 @@
+package mux
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/frame"
+	"github.com/valyala/bytebufferpool"
+)
+
+// Stream is one bidirectional byte stream of a Session. It implements
+// net.Conn, with CloseWrite for a half-close and Reset for an abort.
+type Stream struct {
+	s  *Session
+	id uint32
+
+	mu sync.Mutex
+	// Receive side.
+	rq           []*bytebufferpool.ByteBuffer // received payloads, oldest first
+	rqHead       int                          // first unread payload in rq
+	rOff         int                          // read offset in rq[rqHead]
+	rBuffered    int                          // unread bytes in rq
+	recvInFlight int64                        // window in use: received, not yet credited back
+	recvWindow   int64                        // current window; grows by auto-tuning
+	recvUnacked  int64                        // read, not yet credited back
+	epoch        time.Time                    // when credit was last sent, for auto-tuning
+	finRecv      bool                         // the peer half-closed
+	readClosed   bool                         // Close was called: incoming data is dropped
+	readErr      error                        // reads fail with it (reset)
+	// Send side.
+	sendCredit int64 // bytes the peer lets this side send
+	wErr       error // writes fail with it (CloseWrite, Close, reset)
+	removed    bool  // gone from the session's stream table
+
+	readCh  chan struct{} // signalled when data, FIN or reset arrives
+	writeCh chan struct{} // signalled when credit or queue room appears
+	rdl     deadline
+	wdl     deadline
+	writeMu sync.Mutex   // keeps one Write's bytes together on the wire
+	queued  atomic.Int64 // bytes in sq
+
+	// Writer side, guarded by s.wmu.
+	sq            []*bytebufferpool.ByteBuffer
+	sqHead        int
+	inReady       bool
+	finQueued     bool // CLOSE goes out once sq drains
+	finWritten    bool
+	resetAfterFin bool // Close with the peer still sending: RESET right after CLOSE
+}
+
+func newStream(s *Session, id uint32) *Stream {
+	return &Stream{
+		s:          s,
+		id:         id,
+		recvWindow: int64(s.cfg.InitialStreamWindow),
+		sendCredit: frame.InitialStreamWindow,
+		epoch:      time.Now(),
+		readCh:     make(chan struct{}, 1),
+		writeCh:    make(chan struct{}, 1),
+	}
+}
+
+// ID is the stream's identifier on the wire.
+func (st *Stream) ID() uint32 { return st.id }
+
+// Session is the session the stream belongs to.
+func (st *Stream) Session() *Session { return st.s }
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Read reads data the peer sent. It returns io.EOF after the peer's
+// CloseWrite once every byte before it has been read.
+func (st *Stream) Read(p []byte) (int, error) {
+	for {
+		st.mu.Lock()
+		if st.rBuffered > 0 {
+			n, inc := st.take(p)
+			st.mu.Unlock()
+			st.s.consumed(n)
+			if inc > 0 {
+				st.s.queueWindowUpdate(st.id, uint32(inc))
+			}
+			return n, nil
+		}
+		err := st.readErr
+		switch {
+		case err != nil:
+		case st.finRecv:
+			err = io.EOF
+		case st.readClosed:
+			err = ErrStreamClosed
+		}
+		st.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-st.readCh:
+		case <-st.rdl.wait():
+			return 0, ErrTimeout
+		case <-st.s.done:
+			st.mu.Lock()
+			more := st.rBuffered > 0 || st.finRecv
+			st.mu.Unlock()
+			if !more {
+				return 0, st.s.Err()
+			}
+		}
+	}
+}
+
+// take copies buffered data into p and works out the credit to send back.
+// st.mu is held.
+func (st *Stream) take(p []byte) (n int, inc int64) {
+	for n < len(p) && st.rqHead < len(st.rq) {
+		bb := st.rq[st.rqHead]
+		k := copy(p[n:], bb.B[st.rOff:])
+		n += k
+		st.rOff += k
+		if st.rOff == len(bb.B) {
+			putBuf(bb)
+			st.rq[st.rqHead] = nil
+			st.rqHead++
+			st.rOff = 0
+		}
+	}
+	if st.rqHead == len(st.rq) {
+		st.rq, st.rqHead = st.rq[:0], 0
+	}
+	st.rBuffered -= n
+	st.s.buffered.Add(-int64(n))
+	st.recvUnacked += int64(n)
+	if st.finRecv || st.recvUnacked < st.recvWindow/2 {
+		return n, 0
+	}
+	// Half the window has been read: credit it back. If that took less
+	// than two round trips, the window is what limits the stream, so
+	// double it (up to the maximum), as QUIC implementations do.
+	now := time.Now()
+	if rtt := st.s.RTT(); rtt > 0 && now.Sub(st.epoch) < 2*rtt {
+		if grow := min(st.recvWindow, int64(st.s.cfg.MaxStreamWindow)-st.recvWindow); grow > 0 {
+			st.recvWindow += grow
+			inc += grow
+		}
+	}
+	st.epoch = now
+	inc += st.recvUnacked
+	st.recvInFlight -= st.recvUnacked
+	st.recvUnacked = 0
+	return n, inc
+}
+
+// dropReceived discards unread data, giving its session credit back. st.mu is held.
+func (st *Stream) dropReceived() {
+	n := st.rBuffered
+	for i := st.rqHead; i < len(st.rq); i++ {
+		putBuf(st.rq[i])
+		st.rq[i] = nil
+	}
+	st.rq, st.rqHead, st.rOff, st.rBuffered = nil, 0, 0, 0
+	if n > 0 {
+		st.s.buffered.Add(-int64(n))
+		// Consumed outside the stream lock would be tidier, but consumed
+		// only touches atomics and the writer queue, never st.mu.
+		st.s.consumed(n)
+	}
+}
+
+// admit checks an incoming DATA frame of n bytes against the stream's
+// state and credit. keep is false when the stream no longer reads.
+func (st *Stream) admit(n int) (keep bool, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.finRecv {
+		return false, frame.SessionError(frame.CodeStreamClosed, "DATA on stream %d after the peer's own CLOSE", st.id)
+	}
+	if st.recvInFlight+int64(n) > st.recvWindow {
+		return false, frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes on stream %d beyond its window of %d", st.recvInFlight+int64(n)-st.recvWindow, st.id, st.recvWindow)
+	}
+	st.recvInFlight += int64(n)
+	return !st.readClosed && st.readErr == nil, nil
+}
+
+// deliver queues a received payload for Read.
+func (st *Stream) deliver(bb *bytebufferpool.ByteBuffer) {
+	n := len(bb.B)
+	st.mu.Lock()
+	if st.readClosed || st.readErr != nil {
+		st.mu.Unlock()
+		putBuf(bb)
+		st.s.consumed(n)
+		return
+	}
+	if st.rqHead > 0 && len(st.rq) == cap(st.rq) {
+		k := copy(st.rq, st.rq[st.rqHead:])
+		clear(st.rq[k:])
+		st.rq, st.rqHead = st.rq[:k], 0
+	}
+	st.rq = append(st.rq, bb)
+	st.rBuffered += n
+	st.s.buffered.Add(int64(n))
+	st.mu.Unlock()
+	signal(st.readCh)
+}
+
+func (st *Stream) receiveFin() error {
+	st.mu.Lock()
+	if st.finRecv {
+		st.mu.Unlock()
+		return frame.SessionError(frame.CodeStreamClosed, "a second CLOSE on stream %d", st.id)
+	}
+	st.finRecv = true
+	bothDone := st.wErr != nil
+	st.mu.Unlock()
+	signal(st.readCh)
+	if bothDone {
+		st.remove()
+	}
+	return nil
+}
+
+func (st *Stream) receiveReset(code frame.Code) {
+	err := &ResetError{Code: code}
+	st.mu.Lock()
+	// A RESET after the peer's CLOSE only says the peer stops reading:
+	// what it sent before CLOSE stays readable.
+	if !st.finRecv && st.readErr == nil {
+		st.dropReceived()
+		st.readErr = err
+	}
+	if st.wErr == nil || st.wErr == ErrWriteClosed {
+		st.wErr = err
+	}
+	st.mu.Unlock()
+	st.abortSend()
+	st.remove()
+	signal(st.readCh)
+	signal(st.writeCh)
+}
+
+func (st *Stream) grant(inc int64) error {
+	st.mu.Lock()
+	st.sendCredit += inc
+	over := st.sendCredit > frame.MaxWindow
+	st.mu.Unlock()
+	if over {
+		return frame.SessionError(frame.CodeFlowControl, "the peer granted stream %d credit beyond %d", st.id, int64(frame.MaxWindow))
+	}
+	signal(st.writeCh)
+	return nil
+}
+
+// Write sends p. It blocks while the stream is out of credit (the peer's
+// reader is behind) or its queue to the writer is full.
+func (st *Stream) Write(p []byte) (int, error) {
+	st.writeMu.Lock()
+	defer st.writeMu.Unlock()
+	if err := st.writeErr(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for n < len(p) {
+		k, err := st.reserve(len(p) - n)
+		if err != nil {
+			return n, err
+		}
+		bb := getBuf(k)
+		copy(bb.B, p[n:n+k])
+		if err := st.enqueue(bb); err != nil {
+			putBuf(bb)
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
+func (st *Stream) writeErr() error {
+	st.mu.Lock()
+	err := st.wErr
+	st.mu.Unlock()
+	if err == nil && isClosed(st.s.done) {
+		err = st.s.Err()
+	}
+	return err
+}
+
+// reserve waits for stream credit, session credit and queue room, and
+// takes up to want bytes of them (at most one frame's worth).
+func (st *Stream) reserve(want int) (int, error) {
+	s := st.s
+	want = min(want, s.cfg.MaxFramePayload)
+	for {
+		st.mu.Lock()
+		if err := st.wErr; err != nil {
+			st.mu.Unlock()
+			return 0, err
+		}
+		if st.sendCredit > 0 && st.queued.Load() < int64(s.cfg.MaxStreamQueue) {
+			k := min(int64(want), st.sendCredit)
+			st.sendCredit -= k
+			st.mu.Unlock()
+			got, err := s.takeCredit(k, st)
+			if got < k {
+				st.mu.Lock()
+				st.sendCredit += k - got
+				st.mu.Unlock()
+			}
+			return int(got), err
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.writeCh:
+		case <-st.wdl.wait():
+			return 0, ErrTimeout
+		case <-s.done:
+			return 0, s.Err()
+		}
+	}
+}
+
+// enqueue hands a payload to the session's writer.
+func (st *Stream) enqueue(bb *bytebufferpool.ByteBuffer) error {
+	s := st.s
+	n := int64(len(bb.B))
+	s.wmu.Lock()
+	if st.finQueued {
+		s.wmu.Unlock()
+		s.giveCredit(n)
+		if err := st.writeErr(); err != nil {
+			return err
+		}
+		return ErrWriteClosed
+	}
+	if st.sqHead > 0 && len(st.sq) == cap(st.sq) {
+		k := copy(st.sq, st.sq[st.sqHead:])
+		clear(st.sq[k:])
+		st.sq, st.sqHead = st.sq[:k], 0
+	}
+	st.sq = append(st.sq, bb)
+	st.queued.Add(n)
+	if !st.inReady {
+		st.inReady = true
+		s.ready = append(s.ready, st)
+	}
+	s.wmu.Unlock()
+	s.signalWriter()
+	return nil
+}
+
+// wakeWriter tells a Write waiting for queue room to look again.
+func (st *Stream) wakeWriter() { signal(st.writeCh) }
+
+// dropSendQueue discards queued payloads and returns how many bytes they
+// held. s.wmu is held.
+func (st *Stream) dropSendQueue() int64 {
+	var n int64
+	for i := st.sqHead; i < len(st.sq); i++ {
+		n += int64(len(st.sq[i].B))
+		putBuf(st.sq[i])
+		st.sq[i] = nil
+	}
+	st.sq, st.sqHead = nil, 0
+	st.queued.Add(-n)
+	st.finQueued, st.finWritten = true, true // nothing more goes out for this stream
+	return n
+}
+
+// abortSend drops what the writer has not sent yet. The session credit it
+// held was never used on the wire, so it is given back.
+func (st *Stream) abortSend() {
+	s := st.s
+	s.wmu.Lock()
+	n := st.dropSendQueue()
+	s.wmu.Unlock()
+	if n > 0 {
+		s.giveCredit(n)
+	}
+}
+
+// CloseWrite half-closes the stream: the peer reads everything written so
+// far and then io.EOF. Reading goes on.
+func (st *Stream) CloseWrite() error {
+	st.mu.Lock()
+	if st.wErr != nil {
+		err := st.wErr
+		st.mu.Unlock()
+		if err == ErrWriteClosed {
+			return nil
+		}
+		return err
+	}
+	st.wErr = ErrWriteClosed
+	bothDone := st.finRecv
+	st.mu.Unlock()
+	st.queueFin(false)
+	signal(st.writeCh)
+	if bothDone {
+		st.remove()
+	}
+	return nil
+}
+
+// queueFin puts the stream's CLOSE (and, with reset, a RESET right after
+// it) behind its queued data.
+func (st *Stream) queueFin(reset bool) {
+	s := st.s
+	s.wmu.Lock()
+	if st.finWritten {
+		if reset {
+			s.ctrl = frame.AppendReset(s.ctrl, st.id, frame.CodeCancel)
+		}
+	} else {
+		st.finQueued = true
+		st.resetAfterFin = st.resetAfterFin || reset
+		if !st.inReady {
+			st.inReady = true
+			s.ready = append(s.ready, st)
+		}
+	}
+	s.wmu.Unlock()
+	s.signalWriter()
+}
+
+// Close ends both directions: data already written is still delivered,
+// followed by the stream's CLOSE; data still arriving is discarded, and if
+// the peer has not finished sending it is told to stop with a RESET.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	if st.readClosed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.readClosed = true
+	st.dropReceived()
+	sendFin := st.wErr == nil
+	if sendFin || st.wErr == ErrWriteClosed {
+		st.wErr = ErrStreamClosed
+	}
+	stopPeer := !st.finRecv && st.readErr == nil
+	reset := st.readErr != nil
+	st.mu.Unlock()
+	st.rdl.stop()
+	st.wdl.stop()
+	switch {
+	case reset:
+		// Already reset by either side: nothing more to say.
+	case sendFin || stopPeer:
+		st.queueFin(stopPeer)
+	}
+	signal(st.readCh)
+	signal(st.writeCh)
+	st.remove()
+	return nil
+}
+
+// Reset aborts the stream in both directions at once: queued data is
+// dropped and the peer's calls fail with ErrStreamReset.
+func (st *Stream) Reset() error {
+	st.mu.Lock()
+	if st.readErr != nil && st.wErr != nil && st.wErr != ErrWriteClosed {
+		st.mu.Unlock()
+		return nil
+	}
+	alreadyReset := st.readErr != nil
+	st.readClosed = true
+	st.dropReceived()
+	st.readErr = ErrStreamClosed
+	st.wErr = ErrStreamClosed
+	st.mu.Unlock()
+	st.rdl.stop()
+	st.wdl.stop()
+	st.abortSend()
+	if !alreadyReset {
+		st.s.queueReset(st.id, frame.CodeCancel)
+	}
+	st.remove()
+	signal(st.readCh)
+	signal(st.writeCh)
+	return nil
+}
+
+// remove takes the stream out of the session's table (once).
+func (st *Stream) remove() {
+	st.mu.Lock()
+	if st.removed {
+		st.mu.Unlock()
+		return
+	}
+	st.removed = true
+	st.mu.Unlock()
+	st.s.streams.Delete(st.id)
+	st.s.numStreams.Add(-1)
+}
+
+// LocalAddr is the local address of the session's connection.
+func (st *Stream) LocalAddr() net.Addr { return st.s.conn.LocalAddr() }
+
+// RemoteAddr is the peer's address on the session's connection.
+func (st *Stream) RemoteAddr() net.Addr { return st.s.conn.RemoteAddr() }
+
+// SetDeadline sets both the read and the write deadline.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.rdl.set(t)
+	st.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline makes Read fail with a timeout (net.Error) after t.
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline makes Write fail with a timeout (net.Error) after t.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.wdl.set(t)
+	return nil
+}

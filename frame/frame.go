@@ -73,9 +73,9 @@ type Flags uint8
 type streamRule uint8
 
 const (
-	onStream   streamRule = iota // stream ID must be non-zero
-	onSession                    // stream ID must be zero
-	onEither                     // zero (session) or non-zero (stream)
+	onStream  streamRule = iota // stream ID must be non-zero
+	onSession                   // stream ID must be zero
+	onEither                    // zero (session) or non-zero (stream)
 )
 
 // typeSpec holds what the decoder checks for each type.

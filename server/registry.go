@@ -215,3 +215,13 @@ func randInt(n int) int {
 	}
 	return int(v.Int64())
 }
+
+// Reserved reports whether host is unrouted but still reserved for the agent
+// that held it, i.e. its tunnel is offline and may come back.
+func (r *Registry) Reserved(host string) bool {
+	key := "h:" + strings.ToLower(host)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, ok := r.reserved[key]
+	return ok && r.now().Before(res.until)
+}

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/mux"
+)
+
+// HealthPath answers 200 "ok" on any host of the HTTP ingress; on the bare
+// domain, /healthz does too. The /_sluice/ prefix is reserved for the edge.
+const HealthPath = "/_sluice/healthz"
+
+type tunnelKey struct{}
+
+func (s *Server) initHTTP() {
+	s.httpTr = &http.Transport{
+		DialContext:           s.dialTunnel,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		// Streams are cheap to open; a stream idle on both sides costs only
+		// its small window, so keep-alive to the agent is worth it.
+		ForceAttemptHTTP2: false,
+	}
+	s.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			t := pr.In.Context().Value(tunnelKey{}).(*tunnel)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = t.dialKey
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport:    s.httpTr,
+		ErrorHandler: s.proxyError,
+	}
+	s.httpSrv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slogErrorLog(s.log),
+	}
+}
+
+// dialTunnel is the proxy transport's dialer: addr names a tunnel (its
+// dialKey), and the "connection" is a new stream to that tunnel's agent.
+func (s *Server) dialTunnel(ctx context.Context, _, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	v, ok := s.dialKeys.Load(host)
+	if !ok {
+		return nil, errTunnelGone
+	}
+	t := v.(*tunnel)
+	remote := ""
+	if r, ok := ctx.Value(remoteKey{}).(string); ok {
+		remote = r
+	}
+	return t.open(ctx, remote)
+}
+
+type remoteKey struct{}
+
+var errTunnelGone = errors.New("tunnel went offline")
+
+// ServeHTTP routes a public request by its Host to a tunnel.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := strings.ToLower(r.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	if r.URL.Path == HealthPath || (host == s.cfg.Domain && r.URL.Path == "/healthz") {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	rt, ok := s.reg.Host(host)
+	if !ok {
+		if s.reg.Reserved(host) {
+			page(w, http.StatusBadGateway, "Tunnel offline",
+				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
+			return
+		}
+		page(w, http.StatusNotFound, "No tunnel here",
+			fmt.Sprintf("No tunnel is registered for %s. Start one with: sluice http PORT --name NAME (it answers at NAME.%s).", host, s.cfg.Domain))
+		return
+	}
+	t := rt.(*tunnel)
+	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
+	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
+	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	t, _ := r.Context().Value(tunnelKey{}).(*tunnel)
+	host := r.Host
+	if t != nil {
+		host = t.host
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the public client went away; nobody reads this response
+	}
+	if errors.Is(err, errTunnelGone) || errors.Is(err, mux.ErrSessionClosed) || errors.Is(err, mux.ErrGoAway) {
+		page(w, http.StatusBadGateway, "Tunnel offline",
+			fmt.Sprintf("The tunnel %s is offline: its agent disconnected or is shutting down.", host))
+		return
+	}
+	if t != nil {
+		t.ac.log.Debug("proxying to the agent failed", "host", host, "err", err)
+	}
+	page(w, http.StatusBadGateway, "Bad gateway",
+		fmt.Sprintf("The agent of %s did not return a response (%v).", host, err))
+}
+
+// page writes a small HTML error page; the text is escaped because it echoes
+// the Host header, which the client controls.
+func page(w http.ResponseWriter, code int, title, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>%d %s</title></head>"+
+		"<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>%d %s</h1><p>%s</p><hr><p><small>sluice edge</small></p></body></html>\n",
+		code, html.EscapeString(title), code, html.EscapeString(title), html.EscapeString(text))
+}

@@ -1,0 +1,385 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/server/relay"
+	"github.com/sluicehq/sluice/transport"
+)
+
+// agentConn is one authenticated agent: its mux session, its control stream
+// and the tunnels it registered.
+type agentConn struct {
+	s     *Server
+	sess  *mux.Session
+	ctrl  *mux.Stream
+	id    string
+	owner Owner
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	tunnels []*tunnel
+}
+
+// tunnel is one registered tunnel. It is what the registry maps a hostname or
+// port to.
+type tunnel struct {
+	ac   *agentConn
+	id   uint32
+	kind control.Kind
+	name string
+	host string // HTTP: the routed hostname
+	port int    // TCP: the public port
+	url  string
+	// dialKey is the host the HTTP proxy's transport dials for this tunnel,
+	// so its connection pool keeps one set of idle streams per tunnel and
+	// never hands a stream of one agent to another.
+	dialKey string
+	ln      net.Listener // TCP only
+}
+
+func (t *tunnel) owner() Owner { return t.ac.owner }
+
+// open starts a stream to the agent for one public connection and writes the
+// stream header naming the tunnel and the public client.
+func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
+	st, err := t.ac.sess.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var hdr [6 + control.MaxAddrLen]byte
+	if _, err := st.Write(control.AppendHeader(hdr[:0], control.StreamHeader{Tunnel: t.id, RemoteAddr: remote})); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	return st, nil
+}
+
+// serveAgent runs one agent connection from handshake to teardown.
+func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
+	remote := conn.RemoteAddr().String()
+	log := s.log.With("agent", remote)
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := transport.Handshake(hctx, conn); err != nil {
+		log.Warn("agent TLS handshake failed", "err", err)
+		conn.Close()
+		return
+	}
+	sess, err := mux.Server(conn, s.cfg.Mux)
+	if err != nil {
+		log.Warn("starting the agent session failed", "err", err)
+		conn.Close()
+		return
+	}
+	defer sess.Close()
+	ctrl, err := sess.AcceptStream(hctx)
+	if err != nil {
+		log.Warn("agent opened no control stream", "err", err)
+		return
+	}
+	ctrl.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID()}
+	if err := s.handshake(ac, log); err != nil {
+		// The agent needs time to read the error before the session closes.
+		ctrl.CloseWrite()
+		ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, ctrl)
+		return
+	}
+	ctrl.SetDeadline(time.Time{})
+	ac.log = log.With("session", ac.id)
+	s.sessions.Store(ac, struct{}{})
+	defer s.sessions.Delete(ac)
+	ac.log.Info("agent connected")
+
+	// The agent opens only the control stream; anything else is refused so it
+	// cannot pile up in the accept backlog.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			st, err := sess.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			st.Reset()
+		}
+	}()
+
+	err = ac.controlLoop()
+	ac.teardown()
+	sess.Close()
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		ac.log.Info("agent disconnected")
+	case ctx.Err() != nil:
+		ac.log.Info("agent session closed: edge shutting down")
+	default:
+		ac.log.Info("agent session ended", "err", err)
+	}
+}
+
+// handshake reads Hello and Auth and answers Welcome, or an Error whose
+// message tells the agent's user what to fix.
+func (s *Server) handshake(ac *agentConn, log *slog.Logger) error {
+	refuse := func(code, msg string) error {
+		control.WriteMessage(ac.ctrl, &control.Error{Code: code, Message: msg})
+		return errors.New(msg)
+	}
+	m, err := control.ReadMessage(ac.ctrl)
+	if err != nil {
+		log.Warn("agent handshake failed: reading hello", "err", err)
+		return err
+	}
+	hello, ok := m.(control.Hello)
+	if !ok {
+		log.Warn("agent handshake failed: first message is not hello", "type", m.Type())
+		return refuse(control.CodeBadRequest, fmt.Sprintf("expected hello as the first control message, got %s", m.Type()))
+	}
+	if hello.Version != control.Version {
+		log.Warn("agent speaks another control protocol version", "agent_version", hello.Version, "edge_version", control.Version, "software", hello.Software)
+		return refuse(control.CodeVersion, fmt.Sprintf("agent speaks control protocol v%d, this edge speaks v%d: run the same sluice release on both sides", hello.Version, control.Version))
+	}
+	m, err = control.ReadMessage(ac.ctrl)
+	if err != nil {
+		log.Warn("agent handshake failed: reading auth", "err", err)
+		return err
+	}
+	auth, ok := m.(control.Auth)
+	if !ok {
+		return refuse(control.CodeBadRequest, fmt.Sprintf("expected auth after hello, got %s", m.Type()))
+	}
+	o, ok := s.authenticate(auth.Token)
+	if !ok {
+		log.Warn("agent authentication failed: wrong token")
+		return refuse(control.CodeUnauthorized, "the edge rejected the token: pass the edge's token with --token or SLUICE_TOKEN")
+	}
+	ac.owner = o
+	return control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
+}
+
+// controlLoop answers Register messages until the control stream ends.
+func (ac *agentConn) controlLoop() error {
+	for {
+		m, err := control.ReadMessage(ac.ctrl)
+		if err != nil {
+			return err
+		}
+		var reply control.Message
+		switch m := m.(type) {
+		case control.Register:
+			reply = ac.register(m)
+		default:
+			reply = &control.Error{Code: control.CodeBadRequest, Message: fmt.Sprintf("unexpected %s message after the handshake", m.Type())}
+		}
+		if err := control.WriteMessage(ac.ctrl, reply); err != nil {
+			return err
+		}
+	}
+}
+
+func regError(ref uint32, code, format string, args ...any) *control.Error {
+	return &control.Error{Ref: ref, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// register claims the name or port asked for and makes the tunnel live.
+func (ac *agentConn) register(r control.Register) control.Message {
+	s := ac.s
+	t := &tunnel{ac: ac, id: s.nextTunnel.Add(1), kind: r.Kind, name: r.Name}
+	t.dialKey = "t" + strconv.FormatUint(uint64(t.id), 10) + ".tunnel.sluice"
+	var err *control.Error
+	switch r.Kind {
+	case control.KindHTTP:
+		err = ac.registerHTTP(t, r)
+	case control.KindTCP:
+		err = ac.registerTCP(t, r)
+	default:
+		err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http or tcp", r.Kind)
+	}
+	if err != nil {
+		ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "code", err.Code, "reason", err.Message)
+		return err
+	}
+	ac.mu.Lock()
+	ac.tunnels = append(ac.tunnels, t)
+	ac.mu.Unlock()
+	ac.log.Info("tunnel online", "kind", t.kind, "url", t.url)
+	return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url}
+}
+
+func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error {
+	s := ac.s
+	if s.httpLn == nil {
+		return regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it was started without --http): use a tcp tunnel or ask the operator")
+	}
+	if r.Hostname != "" {
+		if !ValidHostname(r.Hostname) {
+			return regError(r.Ref, control.CodeBadRequest, "hostname %q is not a valid DNS name", r.Hostname)
+		}
+		t.host = strings.ToLower(r.Hostname)
+		if t.name == "" {
+			t.name = t.host
+		}
+	} else if t.name != "" && !ValidName(t.name) {
+		return regError(r.Ref, control.CodeBadRequest, "name %q is not a valid DNS label: use 1-63 letters, digits and hyphens", t.name)
+	}
+	s.dialKeys.Store(t.dialKey, t)
+	for attempt := 0; ; attempt++ {
+		if r.Hostname == "" {
+			if r.Name == "" {
+				t.name = RandomName()
+			}
+			t.host = strings.ToLower(t.name) + "." + s.cfg.Domain
+		}
+		old, err := s.reg.ClaimHost(t.host, t)
+		if err == nil {
+			if old != nil {
+				ac.log.Info("hostname taken over by a reconnected agent with the same token", "host", t.host)
+			}
+			break
+		}
+		if r.Name == "" && r.Hostname == "" && attempt < 20 {
+			continue // a random name collided: draw another
+		}
+		s.dialKeys.Delete(t.dialKey)
+		return regError(r.Ref, control.CodeNameTaken, "%s is in use by another agent (a different token): pick another --name", t.host)
+	}
+	t.url = s.httpURL(t.host)
+	return nil
+}
+
+func (ac *agentConn) registerTCP(t *tunnel, r control.Register) *control.Error {
+	s := ac.s
+	lo, hi := s.cfg.TCPPortMin, s.cfg.TCPPortMax
+	ranged := lo != 0 || hi != 0
+	if r.RemotePort < 0 || r.RemotePort > 65535 {
+		return regError(r.Ref, control.CodeBadRequest, "remote port %d is out of range 1-65535", r.RemotePort)
+	}
+	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
+		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d: pick one inside it or omit --remote-port", r.RemotePort, lo, hi)
+	}
+	if t.name == "" {
+		t.name = "tcp"
+	}
+	var lastErr error
+	for attempt := 0; attempt < 50; attempt++ {
+		port := r.RemotePort
+		if port == 0 && ranged {
+			port = lo + randInt(hi-lo+1)
+		}
+		err := ac.bindTCP(t, port)
+		if err == nil {
+			lastErr = nil
+			break
+		}
+		lastErr = err
+		if r.RemotePort != 0 {
+			break
+		}
+	}
+	if lastErr != nil {
+		return regError(r.Ref, control.CodePortTaken, "%v", lastErr)
+	}
+	t.url = "tcp://" + net.JoinHostPort(s.cfg.PublicHost, strconv.Itoa(t.port))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveTCP(t)
+	}()
+	return nil
+}
+
+// bindTCP claims port (0: any) in the registry and listens on it.
+func (ac *agentConn) bindTCP(t *tunnel, port int) error {
+	s := ac.s
+	if port != 0 {
+		old, err := s.reg.ClaimPort(port, t)
+		if err != nil {
+			return fmt.Errorf("TCP port %d is in use by another agent: pick another --remote-port", port)
+		}
+		if old != nil {
+			// Our own token reconnected before its old session died: free
+			// the port so this session can bind it.
+			old.(*tunnel).ln.Close()
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port)))
+	if err != nil {
+		if port != 0 {
+			s.reg.ReleasePort(port, t)
+		}
+		return fmt.Errorf("edge cannot listen on TCP port %d: %v: pick another --remote-port", port, err)
+	}
+	if port == 0 {
+		port = ln.Addr().(*net.TCPAddr).Port
+		if _, err := s.reg.ClaimPort(port, t); err != nil {
+			ln.Close()
+			return fmt.Errorf("ephemeral TCP port %d is reserved for another agent", port)
+		}
+	}
+	t.ln, t.port = ln, port
+	return nil
+}
+
+// serveTCP accepts public connections of a TCP tunnel until its listener closes.
+func (s *Server) serveTCP(t *tunnel) {
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handleTCP(t, c)
+		}()
+	}
+}
+
+func (s *Server) handleTCP(t *tunnel, c net.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	st, err := t.open(ctx, c.RemoteAddr().String())
+	cancel()
+	if err != nil {
+		t.ac.log.Debug("public TCP connection dropped: opening a stream to the agent failed", "port", t.port, "err", err)
+		c.Close()
+		return
+	}
+	relay.Relay(c, st, relay.Options{})
+}
+
+// teardown unroutes the session's tunnels and closes their listeners.
+func (ac *agentConn) teardown() {
+	ac.mu.Lock()
+	tunnels := ac.tunnels
+	ac.tunnels = nil
+	ac.mu.Unlock()
+	for _, t := range tunnels {
+		switch t.kind {
+		case control.KindHTTP:
+			ac.s.reg.ReleaseHost(t.host, t)
+		case control.KindTCP:
+			t.ln.Close()
+			ac.s.reg.ReleasePort(t.port, t)
+		}
+		ac.s.dialKeys.Delete(t.dialKey)
+		ac.log.Info("tunnel offline", "url", t.url)
+	}
+}

@@ -1,0 +1,430 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Runner runs the selected scenarios against the selected systems,
+// interleaved round by round.
+type Runner struct {
+	Params   Params
+	Systems  []System // in run order; direct first so ratios have a base
+	Progress *Progress
+	// Dir is the scratch directory for configs and logs; a temporary one
+	// is made (and removed when the run is clean) when empty.
+	Dir string
+	// ExtraEnv is added to the environment of the tunnel processes (the
+	// gate test injects a slowdown this way).
+	ExtraEnv []string
+	// Command is recorded in the results so others can reproduce them.
+	Command string
+
+	res    *Results
+	target *TargetProc
+	failed bool
+}
+
+// Run executes the benchmark and returns its results. Errors inside a
+// scenario are recorded as notes and the run goes on; only set-up failures
+// (no target, nothing to measure) return an error.
+func (r *Runner) Run(ctx context.Context) (*Results, error) {
+	if err := r.Params.Validate(); err != nil {
+		return nil, err
+	}
+	if r.Progress == nil {
+		r.Progress = NewProgress(io.Discard)
+	}
+	keepDir := r.Dir != ""
+	if r.Dir == "" {
+		d, err := os.MkdirTemp("", "sluice-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("make scratch directory: %w", err)
+		}
+		r.Dir = d
+	}
+	r.res = &Results{Schema: SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: "processes", Started: time.Now().UTC()}
+	limit, lerr := RaiseNoFile()
+	if lerr != nil {
+		r.note("could not raise the open-file limit (%v); it stays at %d", lerr, limit)
+	}
+	r.res.Machine = CollectMachine()
+	r.capMemoryConns(limit)
+	r.res.Params = r.Params
+
+	var err error
+	r.target, err = StartTargetProc(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.target.Stop()
+
+	var live []System
+	for _, s := range r.Systems {
+		if aerr := s.Available(); aerr != nil {
+			r.Progress.Printf("skip %s: %v", s.Name(), aerr)
+			r.res.Systems = append(r.res.Systems, SystemResult{Name: s.Name(), Skipped: aerr.Error()})
+			continue
+		}
+		v := s.Version()
+		r.res.Systems = append(r.res.Systems, SystemResult{Name: s.Name(), Version: v})
+		live = append(live, s)
+	}
+	if len(live) == 0 {
+		return nil, errors.New("no system can run: every one was skipped (see the lines above)")
+	}
+	for round := 1; round <= r.Params.Rounds; round++ {
+		for _, s := range live {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r.runRound(ctx, s, round)
+		}
+	}
+	r.res.Finished = time.Now().UTC()
+	r.res.Finalize()
+	if r.failed || keepDir {
+		r.Progress.Printf("logs and configs kept in %s", r.Dir)
+	} else {
+		os.RemoveAll(r.Dir)
+	}
+	return r.res, nil
+}
+
+// capMemoryConns lowers held-connection counts that the open-file limit
+// cannot carry: the load generator holds one descriptor per connection.
+func (r *Runner) capMemoryConns(limit uint64) {
+	if !r.Params.Has(ScenMemory) || limit == 0 {
+		return
+	}
+	const reserve = 200 // descriptors for everything else in the process
+	for i, n := range r.Params.MemoryConns {
+		if uint64(n)+reserve > limit {
+			capped := int(limit) - reserve
+			r.note("open-file limit %d caps the %d-connection memory run at %d connections (raise the hard limit with `ulimit -Hn` to run it in full)", limit, n, capped)
+			r.Params.MemoryConns[i] = capped
+			r.Params.ReducedForOpenFile = fmt.Sprintf("%d -> %d (nofile %d)", n, capped, limit)
+		}
+	}
+}
+
+func (r *Runner) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.res.Notes = append(r.res.Notes, msg)
+	r.Progress.Printf("note: %s", msg)
+}
+
+func (r *Runner) add(id, system string, v float64) {
+	r.res.Add(id, defFor(id), system, v)
+}
+
+func (r *Runner) env(system string, round int) Env {
+	dir := filepath.Join(r.Dir, fmt.Sprintf("r%d-%s", round, system))
+	os.MkdirAll(dir, 0o755)
+	return Env{Dir: dir, TargetTCP: r.target.TCPAddr, TargetHTTP: r.target.HTTPAddr, ExtraEnv: r.ExtraEnv}
+}
+
+// fail records a scenario failure; the run goes on with the next one.
+func (r *Runner) fail(label string, err error) {
+	r.failed = true
+	r.Progress.End("FAILED")
+	r.note("%s failed: %v", label, err)
+}
+
+func (r *Runner) runRound(ctx context.Context, s System, round int) {
+	name := s.Name()
+	tag := fmt.Sprintf("round %d/%d %-7s", round, r.Params.Rounds, name)
+	p := r.Params
+	needMain := p.Has(ScenStartup) || p.Has(ScenThroughput) || p.Has(ScenParallel) || p.Has(ScenLatency) || p.Has(ScenLoaded) || p.Has(ScenConnRate) || p.Has(ScenHTTP)
+	if needMain {
+		r.runMain(ctx, s, round, tag)
+	}
+	if p.Has(ScenMemory) && name != SystemDirect {
+		for _, n := range p.MemoryConns {
+			if ctx.Err() != nil {
+				return
+			}
+			r.runMemory(ctx, s, round, tag, n)
+		}
+	}
+}
+
+func (r *Runner) runMain(ctx context.Context, s System, round int, tag string) {
+	p, name := r.Params, s.Name()
+	httpWanted := p.Has(ScenHTTP) && s.HTTPRouting()
+	r.Progress.Begin(tag+" start", 0, "")
+	in, err := s.Start(ctx, r.env(name, round), StartOptions{HTTP: httpWanted})
+	if err != nil {
+		r.fail(tag+" start", err)
+		return
+	}
+	defer in.Stop()
+	up, err := waitLive(ctx, in, time.Duration(p.StartupTimeoutSec*float64(time.Second)))
+	if err != nil {
+		r.fail(tag+" start", err)
+		return
+	}
+	if name != SystemDirect && p.Has(ScenStartup) {
+		r.add(MStartup, name, float64(up.Microseconds())/1000)
+		r.Progress.End(fmt.Sprintf("live after %.1f ms", float64(up.Microseconds())/1000))
+	} else {
+		r.Progress.End("live")
+	}
+	step := func(scen string, fn func() error) {
+		if !p.Has(scen) || ctx.Err() != nil {
+			return
+		}
+		if err := fn(); err != nil {
+			r.fail(tag+" "+scen, err)
+			return
+		}
+		if err := in.Alive(); err != nil {
+			r.fail(tag+" "+scen, err)
+		}
+	}
+	step(ScenThroughput, func() error { return r.throughput(in, tag) })
+	step(ScenParallel, func() error { return r.parallel(in, tag) })
+	step(ScenLatency, func() error { return r.latency(in, tag) })
+	step(ScenLoaded, func() error { return r.loaded(in, tag) })
+	step(ScenConnRate, func() error { return r.connRate(in, tag) })
+	if httpWanted {
+		step(ScenHTTP, func() error { return r.http(ctx, in, tag) })
+	}
+}
+
+func (r *Runner) throughput(in *Instance, tag string) error {
+	size := int64(r.Params.ThroughputMiB) << 20
+	cpu0, _ := in.CPU(false)
+	edge0, _ := in.CPU(true)
+	for _, upload := range []bool{true, false} {
+		dir := "download"
+		if upload {
+			dir = "upload"
+		}
+		c := r.Progress.Begin(tag+" throughput "+dir, size, "B")
+		d, err := transfer(in.Addr, size, upload, c)
+		if err != nil {
+			return fmt.Errorf("%s of %d MiB through %s: %w", dir, r.Params.ThroughputMiB, in.Addr, err)
+		}
+		v := mbps(size, d)
+		if upload {
+			r.add(MUpload, in.System, v)
+		} else {
+			r.add(MDownload, in.System, v)
+		}
+		r.Progress.End(fmt.Sprintf("%.0f MB/s", v))
+	}
+	if len(in.Procs) > 0 {
+		cpu1, err1 := in.CPU(false)
+		edge1, err2 := in.CPU(true)
+		if err1 == nil && err2 == nil {
+			gib := float64(2*size) / (1 << 30)
+			r.add(MCPUTotal, in.System, float64((cpu1-cpu0).Milliseconds())/gib)
+			r.add(MCPUEdge, in.System, float64((edge1-edge0).Milliseconds())/gib)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) parallel(in *Instance, tag string) error {
+	p := r.Params
+	size := int64(p.ParallelMiB) << 20
+	for _, upload := range []bool{true, false} {
+		dir := "download"
+		id := MParDownload
+		if upload {
+			dir, id = "upload", MParUpload
+		}
+		c := r.Progress.Begin(fmt.Sprintf("%s parallel %dx %s", tag, p.ParallelConns, dir), size*int64(p.ParallelConns), "B")
+		v, err := parallelTransfer(in.Addr, p.ParallelConns, size, upload, c)
+		if err != nil {
+			return fmt.Errorf("parallel %s (%d x %d MiB): %w", dir, p.ParallelConns, p.ParallelMiB, err)
+		}
+		r.add(id, in.System, v)
+		r.Progress.End(fmt.Sprintf("%.0f MB/s aggregate", v))
+	}
+	return nil
+}
+
+func (r *Runner) addPercentiles(h *hdrhistogram.Histogram, system string, p50, p90, p99, p999, max string) {
+	r.add(p50, system, float64(h.ValueAtQuantile(50)))
+	if p90 != "" {
+		r.add(p90, system, float64(h.ValueAtQuantile(90)))
+	}
+	r.add(p99, system, float64(h.ValueAtQuantile(99)))
+	r.add(p999, system, float64(h.ValueAtQuantile(99.9)))
+	if max != "" {
+		r.add(max, system, float64(h.Max()))
+	}
+}
+
+func pctLine(h *hdrhistogram.Histogram) string {
+	return fmt.Sprintf("P50 %d  P99 %d  P99.9 %d  max %d µs (%d rounds)", h.ValueAtQuantile(50), h.ValueAtQuantile(99), h.ValueAtQuantile(99.9), h.Max(), h.TotalCount())
+}
+
+func (r *Runner) latency(in *Instance, tag string) error {
+	p := r.Params
+	c := r.Progress.Begin(tag+" latency 64 B", int64(p.LatencyRounds), "rounds")
+	h, err := latency(in.Addr, p.LatencyWarmup, p.LatencyRounds, secs(p.LatencyMaxSec), c)
+	if err != nil {
+		return err
+	}
+	r.addPercentiles(h, in.System, MLatP50, MLatP90, MLatP99, MLatP999, MLatMax)
+	r.Progress.End(pctLine(h))
+	return nil
+}
+
+func (r *Runner) loaded(in *Instance, tag string) error {
+	p := r.Params
+	c := r.Progress.Begin(fmt.Sprintf("%s latency + %d bulk", tag, p.LoadedStreams), int64(p.LoadedRounds), "rounds")
+	h, bulk, err := loadedLatency(in.Addr, p.LoadedStreams, p.LoadedWarmup, p.LoadedRounds, secs(p.LoadedMaxSec), c)
+	if err != nil {
+		return err
+	}
+	r.addPercentiles(h, in.System, MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax)
+	r.add(MLoadBulk, in.System, bulk)
+	r.Progress.End(fmt.Sprintf("%s; bulk %.0f MB/s", pctLine(h), bulk))
+	return nil
+}
+
+func (r *Runner) connRate(in *Instance, tag string) error {
+	p := r.Params
+	c := r.Progress.Begin(tag+" connection rate", 0, "connections")
+	v, failed, err := connRate(in.Addr, p.ConnRateWorkers, secs(p.ConnRateSec), c)
+	if err != nil {
+		return err
+	}
+	r.add(MConnRate, in.System, v)
+	extra := ""
+	if failed > 0 {
+		extra = fmt.Sprintf(", %d failed", failed)
+		r.note("%s connection rate: %d connections failed", tag, failed)
+	}
+	r.Progress.End(fmt.Sprintf("%.0f conn/s%s", v, extra))
+	return nil
+}
+
+func (r *Runner) http(ctx context.Context, in *Instance, tag string) error {
+	p := r.Params
+	host := in.HTTPHost
+	if _, port, err := net.SplitHostPort(in.HTTPAddr); err == nil {
+		host = net.JoinHostPort(in.HTTPHost, port)
+	}
+	// The HTTP agent registers on its own; wait until a GET is routed.
+	deadline := time.Now().Add(secs(p.StartupTimeoutSec))
+	for {
+		_, _, _, err := httpLoad(ctx, in.HTTPAddr, host, 1, 0, 50*time.Millisecond, nil)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("HTTP route %s via %s never answered 200: %w", host, in.HTTPAddr, err)
+		}
+		if aerr := in.Alive(); aerr != nil {
+			return aerr
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := r.Progress.Begin(fmt.Sprintf("%s HTTP %d conns", tag, p.HTTPConns), 0, "requests")
+	rps, h, failed, err := httpLoad(ctx, in.HTTPAddr, host, p.HTTPConns, secs(p.HTTPWarmupSec), secs(p.HTTPSec), c)
+	if err != nil {
+		return err
+	}
+	r.add(MHTTPRPS, in.System, rps)
+	r.addPercentiles(h, in.System, MHTTPP50, "", MHTTPP99, MHTTPP999, "")
+	if failed > 0 {
+		r.note("%s HTTP: %d requests failed", tag, failed)
+	}
+	r.Progress.End(fmt.Sprintf("%.0f req/s, P50 %d µs, P99 %d µs", rps, h.ValueAtQuantile(50), h.ValueAtQuantile(99)))
+	return nil
+}
+
+// runMemory starts a fresh instance (so earlier scenarios' buffers do not
+// count), measures its idle RSS, holds n live connections and measures
+// again.
+func (r *Runner) runMemory(ctx context.Context, s System, round int, tag string, n int) {
+	p, name := r.Params, s.Name()
+	label := fmt.Sprintf("%s memory %d conns", tag, n)
+	c := r.Progress.Begin(label, int64(n), "connections")
+	in, err := s.Start(ctx, r.env(name, round), StartOptions{EdgeBase: true})
+	if err != nil {
+		r.fail(label, err)
+		return
+	}
+	defer in.Stop()
+	if _, err := waitLive(ctx, in, secs(p.StartupTimeoutSec)); err != nil {
+		r.fail(label, err)
+		return
+	}
+	// Let the probe's connection finish on every side before the idle
+	// reading, so idle means idle.
+	time.Sleep(300 * time.Millisecond)
+	idle, err := in.RSSKB(false)
+	if err != nil {
+		r.fail(label, err)
+		return
+	}
+	idleEdge, _ := in.RSSKB(true)
+	held := holdConns(in.Addr, n, p.MemoryWorkers, c)
+	defer held.Close()
+	time.Sleep(300 * time.Millisecond)
+	if err := in.Alive(); err != nil {
+		r.fail(label, err)
+		return
+	}
+	busy, err := in.RSSKB(false)
+	if err != nil {
+		r.fail(label, err)
+		return
+	}
+	busyEdge, _ := in.RSSKB(true)
+	ok := len(held.conns)
+	r.add(MemSuccess(n), name, 100*float64(ok)/float64(n))
+	if held.failed > 0 {
+		r.note("%s: %d of %d connections failed (first error: %v)", label, held.failed, n, held.firstErr)
+	}
+	if ok == 0 {
+		r.fail(label, fmt.Errorf("no connection could be held: %v", held.firstErr))
+		return
+	}
+	per := float64(busy-idle) / float64(ok)
+	perEdge := float64(busyEdge-idleEdge) / float64(ok)
+	r.add(MemPerConn(n), name, per)
+	r.add(MemEdgePerConn(n), name, perEdge)
+	if n == p.MemoryConns[0] {
+		r.add(MMemIdle, name, float64(idle))
+		if in.EdgeBaseKB > 0 {
+			r.add(MMemEdgeBase, name, float64(in.EdgeBaseKB))
+			r.add(MMemTunnel, name, float64(idleEdge-in.EdgeBaseKB))
+		}
+	}
+	r.Progress.End(fmt.Sprintf("%.1f KB/conn (edge %.1f), %d/%d live, idle %d KB", per, perEdge, ok, n, idle))
+}
+
+func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+
+// OrderSystems puts direct first (the base of every ratio) and keeps the
+// rest in the order given.
+func OrderSystems(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if n == SystemDirect {
+			out = append(out, n)
+		}
+	}
+	for _, n := range names {
+		if n != SystemDirect && !strings.EqualFold(n, "") {
+			out = append(out, n)
+		}
+	}
+	return out
+}

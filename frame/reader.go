@@ -1,57 +1,123 @@
 package frame
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"io"
 )
 
-// Reader reads frames from a connection through a read buffer, so that
-// many small frames cost one system call.
+// Reader reads frames from a connection. Headers and small frames come
+// through a read buffer, so a burst of them costs one system call; a DATA
+// payload larger than what is buffered is read straight into the caller's
+// buffer, so bulk data is copied once, not twice.
 type Reader struct {
-	br  *bufio.Reader
-	hdr [HeaderSize]byte
-	pre [PrefaceSize]byte
-	val [8]byte
+	src  io.Reader
+	buf  []byte
+	r, w int // buf[r:w] is buffered and unread
+	pre  [PrefaceSize]byte
+	err  error // sticky read error of src
 }
 
 // NewReader returns a Reader with a read buffer of bufSize bytes.
 func NewReader(r io.Reader, bufSize int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, bufSize)}
+	return &Reader{src: r, buf: make([]byte, max(bufSize, 4*HeaderSize))}
+}
+
+// fill makes at least n bytes (n ≤ len(buf)) available in buf[r:w].
+// It returns io.EOF if the source ended cleanly before any of them, and
+// io.ErrUnexpectedEOF if it ended after some.
+func (r *Reader) fill(n int) error {
+	if r.w-r.r >= n {
+		return nil
+	}
+	if r.r > 0 {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	for r.w < n {
+		if r.err != nil {
+			if r.w > 0 && errors.Is(r.err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return r.err
+		}
+		m, err := r.src.Read(r.buf[r.w:])
+		r.w += m
+		if err != nil {
+			r.err = err
+		}
+	}
+	return nil
+}
+
+// readFull fills dst from the buffer first, then from the source.
+func (r *Reader) readFull(dst []byte) error {
+	k := copy(dst, r.buf[r.r:r.w])
+	r.r += k
+	if k == len(dst) {
+		return nil
+	}
+	if r.err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	if rest := dst[k:]; len(rest) < len(r.buf)/2 {
+		// Small remainder: refill the buffer, which may bring the next
+		// headers along in the same system call.
+		if err := r.fill(len(rest)); err != nil {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		r.r += copy(rest, r.buf[r.r:r.w])
+		return nil
+	}
+	if _, err := io.ReadFull(r.src, dst[k:]); err != nil {
+		r.err = err
+		if errors.Is(err, io.EOF) {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
 }
 
 // ReadPreface reads and validates the peer's connection preface.
 func (r *Reader) ReadPreface() error {
-	if _, err := io.ReadFull(r.br, r.pre[:]); err != nil {
+	if err := r.fill(PrefaceSize); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return SessionError(CodeVersion, "the connection closed before the sluice preface arrived (got %q); is the peer a sluice endpoint?", r.pre[:])
+			return SessionError(CodeVersion, "the connection closed before the sluice preface arrived (got %q); is the peer a sluice endpoint?", r.buf[r.r:r.w])
 		}
 		return err
 	}
+	copy(r.pre[:], r.buf[r.r:])
+	r.r += PrefaceSize
 	return ParsePreface(r.pre[:])
 }
 
 // Next reads the next frame header. Fixed control payloads are read and
 // decoded into Header.Value. For DATA, the caller must consume exactly
 // Header.Length bytes with ReadPayload or Discard before calling Next again.
-// A violation is returned as *Error; I/O failures are returned as they are.
+// A violation is returned as *Error; I/O failures are returned as they are
+// (io.EOF when the connection ended cleanly between frames).
 func (r *Reader) Next() (Header, error) {
-	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
+	if err := r.fill(HeaderSize); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return Header{}, SessionError(CodeProtocol, "the connection closed in the middle of a frame header")
 		}
 		return Header{}, err
 	}
-	h, err := ParseHeader(r.hdr[:])
+	h, err := ParseHeader(r.buf[r.r : r.r+HeaderSize])
 	if err != nil {
 		return h, err
 	}
+	r.r += HeaderSize
 	if specs[h.Type].fixedValue {
-		v := r.val[:h.Length]
-		if _, err := io.ReadFull(r.br, v); err != nil {
+		if err := r.fill(int(h.Length)); err != nil {
 			return h, truncated(h, err)
 		}
+		v := r.buf[r.r : r.r+int(h.Length)]
+		r.r += int(h.Length)
 		if h.Length == 8 {
 			h.Value = binary.BigEndian.Uint64(v)
 		} else {
@@ -62,9 +128,9 @@ func (r *Reader) Next() (Header, error) {
 }
 
 // ReadPayload reads the payload of the DATA frame h into dst, which must
-// be h.Length bytes long.
+// be at least h.Length bytes long.
 func (r *Reader) ReadPayload(h Header, dst []byte) error {
-	if _, err := io.ReadFull(r.br, dst[:h.Length]); err != nil {
+	if err := r.readFull(dst[:h.Length]); err != nil {
 		return truncated(h, err)
 	}
 	return nil
@@ -72,8 +138,16 @@ func (r *Reader) ReadPayload(h Header, dst []byte) error {
 
 // Discard skips the payload of the DATA frame h.
 func (r *Reader) Discard(h Header) error {
-	if _, err := r.br.Discard(int(h.Length)); err != nil {
-		return truncated(h, err)
+	n := int(h.Length)
+	for n > 0 {
+		if r.r == r.w {
+			if err := r.fill(1); err != nil {
+				return truncated(h, err)
+			}
+		}
+		k := min(n, r.w-r.r)
+		r.r += k
+		n -= k
 	}
 	return nil
 }

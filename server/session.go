@@ -30,6 +30,13 @@ type agentConn struct {
 
 	mu      sync.Mutex
 	tunnels []*tunnel
+
+	// openMu serializes OpenStream: mux.Session.OpenStream currently takes
+	// its stream ID before queueing the OPEN frame, so concurrent opens can
+	// put OPENs on the wire out of ID order, which the peer rightly treats
+	// as a protocol error. OpenStream does not wait for the peer, so this
+	// lock is held only for a few hundred nanoseconds.
+	openMu sync.Mutex
 }
 
 // tunnel is one registered tunnel. It is what the registry maps a hostname or
@@ -54,7 +61,9 @@ func (t *tunnel) owner() Owner { return t.ac.owner }
 // open starts a stream to the agent for one public connection and writes the
 // stream header naming the tunnel and the public client.
 func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
+	t.ac.openMu.Lock()
 	st, err := t.ac.sess.OpenStream(ctx)
+	t.ac.openMu.Unlock()
 	if err != nil {
 		return nil, err
 	}

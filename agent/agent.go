@@ -1,0 +1,565 @@
+// Package agent is the sluice client that runs beside a local service: it
+// dials the edge, authenticates, registers tunnels, and turns every stream
+// the edge opens into a connection to the local service (or, through Listen,
+// into a net.Conn handed to your program).
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/server/relay"
+	"github.com/sluicehq/sluice/transport"
+)
+
+// Software names this build in the Hello message.
+const Software = "sluice-agent/0.1"
+
+// InjectDelayEnv names a test-only environment variable: a Go duration slept
+// once per chunk forwarded by a TCP tunnel, so the benchmark regression gate
+// can prove it notices a slowdown. Never set it in production.
+const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
+
+// Tunnel describes one tunnel to register.
+type Tunnel struct {
+	// Kind is control.KindHTTP or control.KindTCP.
+	Kind control.Kind
+	// Name is the subdomain asked for (HTTP) or a label (TCP). Empty lets the
+	// edge pick a readable random name.
+	Name string
+	// Hostname routes an exact host to this tunnel instead of a subdomain of
+	// the edge's domain (HTTP only).
+	Hostname string
+	// RemotePort is the public TCP port asked for; 0 lets the edge choose.
+	RemotePort int
+	// Local is the local service, "host:port". Required unless Handler is
+	// set or the tunnel comes from Listen.
+	Local string
+	// Handler, when set on an HTTP tunnel, serves requests in-process
+	// instead of proxying to Local.
+	Handler http.Handler
+	// Fallback, when set on an HTTP tunnel, serves requests that cannot
+	// reach Local (connection refused) instead of the 502 page.
+	Fallback http.Handler
+	// LogRequests logs one line per HTTP request: method, path, status,
+	// duration.
+	LogRequests bool
+
+	listener *Listener // set by Listen: streams go to its Accept
+}
+
+// Config configures an agent.
+type Config struct {
+	// Server is the edge's agent address, "host:port".
+	Server string
+	// Token is the secret the edge expects.
+	Token string
+	// TLS is the client TLS configuration (build it with transport.ClientTLS).
+	// Nil means plain TCP (--insecure).
+	TLS *tls.Config
+	// Tunnels are registered on every session, in order.
+	Tunnels []Tunnel
+	// Mux configures the session. The zero value means mux.DefaultConfig().
+	Mux mux.Config
+	// Logger receives the agent's logs. Nil discards them.
+	Logger *slog.Logger
+	// DialTimeout bounds one connection attempt: dial, TLS, hello, auth and
+	// registration. Zero means 10 s.
+	DialTimeout time.Duration
+	// FirstConnectTimeout is how long Run keeps retrying before the first
+	// session is up; after it Run fails with an *UnreachableError. Zero means
+	// 5 s; negative retries forever. Once connected, Run always reconnects.
+	FirstConnectTimeout time.Duration
+	// StableAfter is how long a session must last for the reconnect backoff
+	// to start over. Zero means 10 s.
+	StableAfter time.Duration
+	// Backoff shapes reconnect delays (defaults: 250 ms first, 30 s cap).
+	Backoff Backoff
+	// ShutdownTimeout bounds how long in-flight connections may finish after
+	// Run's context ends. Zero means 10 s.
+	ShutdownTimeout time.Duration
+	// OnAssigned is called each time the edge confirms a tunnel, on the first
+	// session and after every reconnect; index is the tunnel's position in
+	// Tunnels.
+	OnAssigned func(index int, a control.Assigned)
+}
+
+// UnreachableError means the edge could not be reached before the first
+// session came up.
+type UnreachableError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the edge at %s: %v: check the address (--server / SLUICE_SERVER), that the edge is running, that a firewall lets the port through, and that --insecure is used on both sides or neither", e.Addr, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// TLSError means the TLS handshake with the edge failed in a way retrying
+// cannot fix: an unknown CA, a name mismatch, a pin mismatch, or an edge
+// that does not speak TLS.
+type TLSError struct {
+	Addr string
+	Err  error
+}
+
+func (e *TLSError) Error() string {
+	return fmt.Sprintf("TLS with the edge at %s failed: %v: pass the edge's CA with --ca or its pin with --pin, or use --insecure on both sides for plain TCP", e.Addr, e.Err)
+}
+
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// Agent keeps a session with the edge alive and serves its tunnels.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	dialer transport.Dialer
+	delay  time.Duration
+	fwds   []*tunnelState
+}
+
+// tunnelState is a configured tunnel plus what outlives sessions: its HTTP
+// server and the throttle of its "local service down" log line.
+type tunnelState struct {
+	index int
+	cfg   Tunnel
+	http  *httpForwarder
+	down  burstLog
+}
+
+// New validates cfg and prepares an agent; Run connects it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Server == "" {
+		return nil, errors.New("agent: no edge address: pass --server host:port or set SLUICE_SERVER")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Server); err != nil {
+		return nil, fmt.Errorf("agent: edge address %q: %v: write it as host:port, e.g. tunnel.example.com:7835", cfg.Server, err)
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("agent: no token: pass --token or set SLUICE_TOKEN to the edge's token")
+	}
+	if len(cfg.Tunnels) == 0 {
+		return nil, errors.New("agent: no tunnel to register: give at least one")
+	}
+	if cfg.Mux == (mux.Config{}) {
+		cfg.Mux = mux.DefaultConfig()
+	}
+	if err := cfg.Mux.Validate(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.FirstConnectTimeout == 0 {
+		cfg.FirstConnectTimeout = 5 * time.Second
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = 10 * time.Second
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, log: log}
+	if v := os.Getenv(InjectDelayEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("agent: %s=%q is not a Go duration such as 200us", InjectDelayEnv, v)
+		}
+		a.delay = d
+		log.Warn("test-only delay injected into every forwarded chunk", "env", InjectDelayEnv, "delay", d)
+	}
+	for i, t := range cfg.Tunnels {
+		ts := &tunnelState{index: i, cfg: t}
+		switch t.Kind {
+		case control.KindHTTP:
+			if t.Local == "" && t.Handler == nil && t.listener == nil {
+				return nil, fmt.Errorf("agent: HTTP tunnel %d has no local service: give its port or host:port", i+1)
+			}
+			if t.listener == nil {
+				ts.http = newHTTPForwarder(ts, log)
+			}
+		case control.KindTCP:
+			if t.Local == "" && t.listener == nil {
+				return nil, fmt.Errorf("agent: TCP tunnel %d has no local address: give host:port", i+1)
+			}
+		default:
+			return nil, fmt.Errorf("agent: tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
+		}
+		a.fwds = append(a.fwds, ts)
+	}
+	d, err := transport.NewDialer(transport.DefaultTCPOptions(), cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.dialer = d
+	return a, nil
+}
+
+// Run connects to the edge, registers the tunnels and serves them,
+// reconnecting with backoff whenever the session dies. It returns nil after
+// ctx ends (once in-flight connections finish or ShutdownTimeout passes), a
+// *control.Error when the edge refuses the token or a name, an
+// *UnreachableError when the first session cannot be set up in time, and a
+// *TLSError when the edge's identity cannot be verified.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, ts := range a.fwds {
+		if ts.http != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ts.http.serve()
+			}()
+		}
+	}
+	defer func() {
+		for _, ts := range a.fwds {
+			if ts.http != nil {
+				ts.http.close()
+			}
+		}
+		wg.Wait()
+	}()
+
+	bo := a.cfg.Backoff
+	start := time.Now()
+	connected := false
+	for {
+		ls, err := a.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if fatal(err) {
+				return classify(a.cfg.Server, err)
+			}
+			if !connected && a.cfg.FirstConnectTimeout > 0 && time.Since(start) > a.cfg.FirstConnectTimeout {
+				return &UnreachableError{Addr: a.cfg.Server, Err: err}
+			}
+			delay := bo.Next()
+			a.log.Warn("connecting to the edge failed; retrying", "edge", a.cfg.Server, "err", err, "retry_in", delay.Round(time.Millisecond))
+			select {
+			case <-time.After(delay):
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		connected = true
+		began := time.Now()
+		a.serve(ctx, ls)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(began) >= a.cfg.StableAfter {
+			bo.Reset()
+		}
+		delay := bo.Next()
+		a.log.Warn("lost the edge session; reconnecting", "err", ls.sess.Err(), "retry_in", delay.Round(time.Millisecond))
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// fatal reports whether retrying cannot fix err.
+func fatal(err error) bool {
+	var ce *control.Error
+	if errors.As(err, &ce) {
+		return true
+	}
+	return isTLSFailure(err)
+}
+
+func isTLSFailure(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		pin      *transport.PinMismatchError
+		record   tls.RecordHeaderError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
+		errors.As(err, &pin) || errors.As(err, &record) || errors.As(err, &verify)
+}
+
+func classify(addr string, err error) error {
+	if isTLSFailure(err) {
+		return &TLSError{Addr: addr, Err: err}
+	}
+	var ce *control.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return err
+}
+
+// liveSession is one connected, registered session.
+type liveSession struct {
+	sess *mux.Session
+	ctrl *mux.Stream
+	byID map[uint32]*tunnelState
+}
+
+// connect dials, authenticates and registers every tunnel. Hello, Auth and
+// all Registers are written before reading any answer, so the whole setup
+// costs one round trip after the transport is up.
+func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
+	defer cancel()
+	conn, err := a.dialer.DialContext(dctx, a.cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := mux.Client(conn, a.cfg.Mux)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	ls, err := a.handshake(dctx, sess)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	return ls, nil
+}
+
+func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession, error) {
+	ctrl, err := sess.OpenStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open the control stream: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		ctrl.SetDeadline(dl)
+	}
+	msgs := []control.Message{
+		control.Hello{Version: control.Version, Software: Software},
+		control.Auth{Token: a.cfg.Token},
+	}
+	for i, ts := range a.fwds {
+		t := ts.cfg
+		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort})
+	}
+	for _, m := range msgs {
+		if err := control.WriteMessage(ctrl, m); err != nil {
+			return nil, err
+		}
+	}
+	m, err := control.ReadMessage(ctrl)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the edge to accept the session: %w", err)
+	}
+	switch m := m.(type) {
+	case control.Welcome:
+		a.log.Debug("edge accepted the session", "edge", m.Software, "session", m.Session)
+	case *control.Error:
+		return nil, m
+	default:
+		return nil, fmt.Errorf("edge answered hello with %s: is %s a sluice edge of the same release?", m.Type(), a.cfg.Server)
+	}
+	ls := &liveSession{sess: sess, ctrl: ctrl, byID: make(map[uint32]*tunnelState, len(a.fwds))}
+	assigned := make([]control.Assigned, 0, len(a.fwds))
+	for range a.fwds {
+		m, err := control.ReadMessage(ctrl)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for tunnel registration: %w", err)
+		}
+		switch m := m.(type) {
+		case control.Assigned:
+			if m.Ref < 1 || int(m.Ref) > len(a.fwds) {
+				return nil, fmt.Errorf("edge assigned an unknown tunnel ref %d", m.Ref)
+			}
+			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
+			assigned = append(assigned, m)
+		case *control.Error:
+			return nil, m
+		default:
+			return nil, fmt.Errorf("edge answered register with %s", m.Type())
+		}
+	}
+	ctrl.SetDeadline(time.Time{})
+	for _, m := range assigned {
+		ts := a.fwds[m.Ref-1]
+		if ts.cfg.listener != nil {
+			ts.cfg.listener.setURL(m.URL)
+		}
+		a.log.Info("tunnel online", "url", m.URL, "local", ts.localLabel())
+		if a.cfg.OnAssigned != nil {
+			a.cfg.OnAssigned(ts.index, m)
+		}
+	}
+	return ls, nil
+}
+
+func (ts *tunnelState) localLabel() string {
+	switch {
+	case ts.cfg.listener != nil:
+		return "in-process listener"
+	case ts.cfg.Local == "" && ts.cfg.Handler != nil:
+		return "built-in handler"
+	}
+	return ts.cfg.Local
+}
+
+// serve accepts streams until the session ends or ctx does; on ctx it drains.
+func (a *Agent) serve(ctx context.Context, ls *liveSession) {
+	// The edge never closes the control stream while the session is healthy:
+	// its end means the edge dropped this agent.
+	ctrlDone := make(chan struct{})
+	go func() {
+		defer close(ctrlDone)
+		for {
+			m, err := control.ReadMessage(ls.ctrl)
+			if err != nil {
+				ls.sess.Close()
+				return
+			}
+			a.log.Debug("ignoring an unexpected control message", "type", m.Type())
+		}
+	}()
+	var wg sync.WaitGroup
+	for {
+		st, err := ls.sess.AcceptStream(ctx)
+		if err != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.handleStream(st, ls)
+		}()
+	}
+	if ctx.Err() != nil {
+		// Graceful: the edge opens nothing new, in-flight work finishes.
+		ls.sess.GoAway()
+		drained := make(chan struct{})
+		go func() {
+			wg.Wait()
+			for _, ts := range a.fwds {
+				if ts.http != nil {
+					sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+					ts.http.srv.Shutdown(sctx)
+					cancel()
+				}
+			}
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-time.After(a.cfg.ShutdownTimeout):
+			a.log.Warn("shutdown timeout: closing connections still in flight", "timeout", a.cfg.ShutdownTimeout)
+		}
+	}
+	ls.sess.Close()
+	wg.Wait()
+	<-ctrlDone
+}
+
+// handleStream reads the stream header and hands the stream to its tunnel.
+func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
+	st.SetReadDeadline(time.Now().Add(a.cfg.DialTimeout))
+	hdr, err := control.ReadHeader(st)
+	if err != nil {
+		a.log.Debug("dropping a stream with a bad header", "err", err)
+		st.Reset()
+		return
+	}
+	st.SetReadDeadline(time.Time{})
+	ts := ls.byID[hdr.Tunnel]
+	if ts == nil {
+		a.log.Debug("dropping a stream for an unknown tunnel", "tunnel", hdr.Tunnel)
+		st.Reset()
+		return
+	}
+	switch {
+	case ts.cfg.listener != nil:
+		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+	case ts.http != nil:
+		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+	default:
+		a.forwardTCP(ts, st, hdr.RemoteAddr)
+	}
+}
+
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
+	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
+	if err != nil {
+		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
+		st.Reset()
+		return
+	}
+	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
+	res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+	a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+}
+
+// publicConn is a stream carrying one public connection; RemoteAddr is the
+// public client's address as the edge saw it.
+type publicConn struct {
+	*mux.Stream
+	remote net.Addr
+}
+
+func (c *publicConn) RemoteAddr() net.Addr {
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.Stream.RemoteAddr()
+}
+
+func parseAddr(s string) net.Addr {
+	if s == "" {
+		return nil
+	}
+	if ap, err := net.ResolveTCPAddr("tcp", s); err == nil {
+		return ap
+	}
+	return nil
+}
+
+// burstLog logs a recurring failure once per burst, with a count of what it
+// left out, so a dead local service under load does not flood the log.
+type burstLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const burstWindow = 10 * time.Second
+
+func (b *burstLog) log(l *slog.Logger, msg string, args ...any) {
+	b.mu.Lock()
+	now := time.Now()
+	if now.Sub(b.last) < burstWindow {
+		b.suppressed++
+		b.mu.Unlock()
+		return
+	}
+	n := b.suppressed
+	b.last, b.suppressed = now, 0
+	b.mu.Unlock()
+	if n > 0 {
+		args = append(args, "repeats_not_logged", n)
+	}
+	l.Warn(msg, args...)
+}

@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice/server"
+	"github.com/sluicehq/sluice/server/control"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testToken = "test-token"
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return nil
+}
+
+// edge is an in-process edge for a test.
+type edge struct {
+	srv    *server.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startEdge(t *testing.T, mod func(*server.Config)) *edge {
+	t.Helper()
+	cfg := server.Config{
+		Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost",
+		Tokens: []string{testToken, "other-token"}, Logger: testLogger(t),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatalf("start edge: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &edge{srv: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- srv.Serve(ctx) }()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *edge) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
+	e.cancel = nil
+}
+
+// runAgent starts an agent and waits until all its tunnels are assigned.
+func runAgent(t *testing.T, e *edge, mod func(*Config), tunnels ...Tunnel) (assigned []control.Assigned, stop func()) {
+	t.Helper()
+	var mu sync.Mutex
+	got := make(chan control.Assigned, 16)
+	cfg := Config{
+		Server: e.srv.Addr().String(), Token: testToken, Tunnels: tunnels, Logger: testLogger(t),
+		OnAssigned: func(_ int, a control.Assigned) { got <- a },
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatalf("new agent: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	for range tunnels {
+		select {
+		case as := <-got:
+			mu.Lock()
+			assigned = append(assigned, as)
+			mu.Unlock()
+		case err := <-errc:
+			cancel()
+			t.Fatalf("agent stopped before its tunnels came up: %v", err)
+		case <-time.After(10 * time.Second):
+			cancel()
+			t.Fatal("tunnels not assigned within 10s")
+		}
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("agent Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return assigned, stop
+}
+
+// echoServer is a local TCP service that echoes until EOF, then half-closes.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+func tcpAddrOf(t *testing.T, url string) string {
+	t.Helper()
+	if !strings.HasPrefix(url, "tcp://") {
+		t.Fatalf("tunnel URL %q is not tcp://", url)
+	}
+	return strings.TrimPrefix(url, "tcp://")
+}
+
+func TestTCPEchoConcurrentClients(t *testing.T) {
+	e := startEdge(t, nil)
+	local := echoServer(t)
+	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindTCP, Local: local})
+	addr := tcpAddrOf(t, as[0].URL)
+
+	const clients = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			msg := make([]byte, 1024+i*97)
+			rand.Read(msg)
+			go func() {
+				c.Write(msg)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			back, err := io.ReadAll(c)
+			if err != nil {
+				errs <- fmt.Errorf("client %d: %v", i, err)
+				return
+			}
+			if !bytes.Equal(back, msg) {
+				errs <- fmt.Errorf("client %d: echoed %d bytes differ from the %d sent", i, len(back), len(msg))
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestWrongTokenIsRefused(t *testing.T) {
+	e := startEdge(t, nil)
+	a, err := New(Config{Server: e.srv.Addr().String(), Token: "nope", Tunnels: []Tunnel{{Kind: control.KindTCP, Local: "127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = a.Run(ctx)
+	var ce *control.Error
+	if !errors.As(err, &ce) || ce.Code != control.CodeUnauthorized {
+		t.Fatalf("Run with a wrong token: got %v, want a control error %q", err, control.CodeUnauthorized)
+	}
+	if !strings.Contains(err.Error(), "token") {
+		t.Fatalf("error %q does not say the token is the problem", err)
+	}
+	if h, p := e.srv.Registry().Count(); h+p != 0 {
+		t.Fatalf("a tunnel was registered despite the wrong token: %d hosts, %d ports", h, p)
+	}
+}

@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// httpForwarder serves an HTTP tunnel on the agent: an http.Server reading
+// requests from the tunnel's streams and a ReverseProxy to the local service.
+// Parsing HTTP here (rather than piping bytes) is what lets the agent log the
+// status of every request and answer with a clear page when the local service
+// is down; keep-alive to the local service recovers most of the cost.
+type httpForwarder struct {
+	ts  *tunnelState
+	ln  *chanListener
+	srv *http.Server
+	tr  *http.Transport
+}
+
+// The edge sets these; ReverseProxy's Rewrite mode strips them from the
+// outbound request, so they are copied back as the edge wrote them.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
+	f := &httpForwarder{ts: ts, ln: newChanListener()}
+	h := ts.cfg.Handler
+	if h == nil {
+		f.tr = &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+		}
+		local := ts.cfg.Local
+		h = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.Out.URL.Scheme = "http"
+				pr.Out.URL.Host = local
+				pr.Out.Host = pr.In.Host
+				for _, k := range forwardedHeaders {
+					if v, ok := pr.In.Header[k]; ok {
+						pr.Out.Header[k] = v
+					}
+				}
+			},
+			Transport: f.tr,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if r.Context().Err() != nil {
+					return // the public client went away
+				}
+				if ts.cfg.Fallback != nil && errors.Is(err, syscall.ECONNREFUSED) {
+					ts.cfg.Fallback.ServeHTTP(w, r)
+					return
+				}
+				ts.down.log(logger, "local service unreachable: answering 502; start it or fix the port", "local", local, "err", err)
+				errorPage(w, http.StatusBadGateway, "Local service unreachable",
+					fmt.Sprintf("The tunnel is up, but the sluice agent could not reach the local service at %s (%v). Start the service, or check the port given to sluice.", local, err))
+			},
+			ErrorLog: log.New(io.Discard, "", 0),
+		}
+	}
+	if ts.cfg.LogRequests {
+		h = logRequests(h, logger)
+	}
+	f.srv = &http.Server{
+		Handler: h,
+		// The edge enforces header timeouts against public clients; streams
+		// reaching here come from the edge's own proxy. Idle keep-alive
+		// streams are closed by the edge's pool, not here, so a request
+		// never races an agent-side idle close.
+		ReadHeaderTimeout: time.Minute,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	return f
+}
+
+func (f *httpForwarder) serve() { f.srv.Serve(f.ln) }
+
+func (f *httpForwarder) close() {
+	f.srv.Close()
+	f.ln.Close()
+	if f.tr != nil {
+		f.tr.CloseIdleConnections()
+	}
+}
+
+// logRequests logs one line per request: method and path as the message,
+// then status and duration.
+func logRequests(h http.Handler, l *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		l.Info(r.Method+" "+r.URL.RequestURI(), "status", status, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+// statusRecorder remembers the final status of a response. Unwrap keeps
+// http.ResponseController (flush, deadlines) working through it; Hijack is
+// explicit because an upgrade never calls WriteHeader.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return c, rw, err
+}
+
+func (s *statusRecorder) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+func errorPage(w http.ResponseWriter, code int, title, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>%d %s</title></head>"+
+		"<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>%d %s</h1><p>%s</p><hr><p><small>sluice agent</small></p></body></html>\n",
+		code, html.EscapeString(title), code, html.EscapeString(title), html.EscapeString(text))
+}
+
+// chanListener is a net.Listener fed by deliver: it hands tunnel streams to
+// an http.Server.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c *publicConn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Reset()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return tunnelAddr("agent") }
+
+// tunnelAddr is the net.Addr of a tunnel: its public URL.
+type tunnelAddr string
+
+func (a tunnelAddr) Network() string { return "sluice" }
+func (a tunnelAddr) String() string  { return string(a) }

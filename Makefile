@@ -21,6 +21,18 @@ lint:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
+bench:
+	SLUICE_BENCH_VIA="make bench" $(GO) run ./cmd/sluice-bench run -preset full -out bench/results.json -report
+
+bench-quick:
+	SLUICE_BENCH_VIA="make bench-quick" $(GO) run ./cmd/sluice-bench run -preset quick -out bench/out/quick.json
+
+bench-gate:
+	SLUICE_BENCH_VIA="make bench-gate" $(GO) run ./cmd/sluice-bench gate -baseline bench/baseline.json -out bench/out/gate.json
+
+bench-docker:
+	bash scripts/bench-docker.sh
+
 bench-mux:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mux/
 

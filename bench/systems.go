@@ -236,13 +236,25 @@ func (directSystem) Start(_ context.Context, env Env, _ StartOptions) (*Instance
 
 // sluiceSystem runs `sluice server` and one `sluice tcp` agent (plus a
 // `sluice http` agent when HTTP is wanted), plain transport.
-type sluiceSystem struct{ bin string }
+type sluiceSystem struct {
+	bin    string
+	binErr error // why there is no binary (e.g. the build failed)
+}
+
+// NewSluiceSystem returns the sluice system for a binary, or one that
+// reports binErr as the reason it is unavailable.
+func NewSluiceSystem(bin string, binErr error) System {
+	return &sluiceSystem{bin: bin, binErr: binErr}
+}
 
 const sluiceToken = "bench"
 
 func (s *sluiceSystem) Name() string      { return SystemSluice }
 func (s *sluiceSystem) HTTPRouting() bool { return true }
 func (s *sluiceSystem) Available() error {
+	if s.binErr != nil {
+		return s.binErr
+	}
 	if s.bin == "" {
 		return errors.New("sluice binary not available: set SLUICE_BIN or run from the repository so the harness can `go build ./cmd/sluice`")
 	}

@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Baseline is the committed reference the CI gate compares against
+// (bench/baseline.json).
+type Baseline struct {
+	Comment  string          `json:"comment"`
+	Command  string          `json:"command"`
+	Machine  Machine         `json:"machine"`
+	Measured string          `json:"measured"`
+	System   string          `json:"system"` // the tunnel compared with direct, normally sluice
+	Metrics  []BaselineEntry `json:"metrics"`
+}
+
+// BaselineEntry is one gated figure.
+type BaselineEntry struct {
+	ID string `json:"id"`
+	// Ratio true: the figure is system/direct (throughput, latency), which
+	// cancels most of a machine's speed; false: the absolute figure
+	// (memory per connection: direct runs no process to divide by).
+	Ratio          bool    `json:"ratio"`
+	HigherIsBetter bool    `json:"higher_is_better"`
+	Value          float64 `json:"value"`
+	// Factor is the tolerance: a higher-is-better figure fails below
+	// Value/Factor, a lower-is-better one above Value*Factor.
+	Factor float64 `json:"factor"`
+}
+
+// GateMetrics are the figures the gate compares, with tolerances wide
+// enough for a noisy 2-core CI machine (throughput moves ±30% run to run,
+// tail latency more) yet narrow enough to catch a tunnel that got twice as
+// slow or a hot path that gained a sleep.
+var GateMetrics = []BaselineEntry{
+	{ID: MUpload, Ratio: true, HigherIsBetter: true, Factor: 2},
+	{ID: MDownload, Ratio: true, HigherIsBetter: true, Factor: 2},
+	{ID: MLatP999, Ratio: true, HigherIsBetter: false, Factor: 3},
+	{ID: MemPerConn(1000), Ratio: false, HigherIsBetter: false, Factor: 1.5},
+}
+
+// figure returns the gated value from results.
+func (e BaselineEntry) figure(r *Results, system string) (float64, error) {
+	v, ok := r.Median(e.ID, system)
+	if !ok {
+		return 0, fmt.Errorf("%s has no %s figure in the results (did the scenario fail? see the run's notes)", system, e.ID)
+	}
+	if !e.Ratio {
+		return v, nil
+	}
+	d, ok := r.Median(e.ID, SystemDirect)
+	if !ok || d == 0 {
+		return 0, fmt.Errorf("direct has no %s figure to divide by", e.ID)
+	}
+	return v / d, nil
+}
+
+func (e BaselineEntry) describe(system string) string {
+	if e.Ratio {
+		return fmt.Sprintf("%s %s/direct", e.ID, system)
+	}
+	return fmt.Sprintf("%s %s", e.ID, system)
+}
+
+// NewBaseline makes a baseline from a run's results.
+func NewBaseline(r *Results, system string) (*Baseline, error) {
+	b := &Baseline{
+		Comment:  "Reference for `make bench-gate`; regenerate with `go run ./cmd/sluice-bench gate -write-baseline` on the CI machine class when a change legitimately moves these figures.",
+		Command:  r.Command,
+		Machine:  r.Machine,
+		Measured: r.Started.Format("2006-01-02T15:04:05Z07:00"),
+		System:   system,
+	}
+	for _, e := range GateMetrics {
+		v, err := e.figure(r, system)
+		if err != nil {
+			return nil, err
+		}
+		e.Value = v
+		b.Metrics = append(b.Metrics, e)
+	}
+	return b, nil
+}
+
+// ReadBaseline loads a baseline file.
+func ReadBaseline(path string) (*Baseline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read baseline %s: %w (create it with `sluice-bench gate -write-baseline`)", path, err)
+	}
+	var b Baseline
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("parse baseline %s: %w", path, err)
+	}
+	if len(b.Metrics) == 0 {
+		return nil, fmt.Errorf("baseline %s names no metrics", path)
+	}
+	for _, e := range b.Metrics {
+		if e.Factor < 1 {
+			return nil, fmt.Errorf("baseline %s: %s has tolerance factor %g; it must be at least 1", path, e.ID, e.Factor)
+		}
+	}
+	if b.System == "" {
+		b.System = SystemSluice
+	}
+	return &b, nil
+}
+
+// WriteFile stores the baseline as indented JSON.
+func (b *Baseline) WriteFile(path string) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// GateFailure is one gated figure outside its tolerance.
+type GateFailure struct {
+	Metric   string
+	Baseline float64
+	Measured float64
+	Limit    float64
+}
+
+func (f GateFailure) String() string {
+	return fmt.Sprintf("%s: measured %s, baseline %s, limit %s", f.Metric, fmtNum(f.Measured), fmtNum(f.Baseline), fmtNum(f.Limit))
+}
+
+// CompareBaseline checks results against a baseline, printing one line per
+// metric to w, and returns the failures. A figure missing from the results
+// is an error: a gate that cannot measure must not pass.
+func CompareBaseline(w io.Writer, r *Results, b *Baseline) ([]GateFailure, error) {
+	var fails []GateFailure
+	var missing []string
+	for _, e := range b.Metrics {
+		got, err := e.figure(r, b.System)
+		if err != nil {
+			missing = append(missing, err.Error())
+			fmt.Fprintf(w, "MISSING %s: %v\n", e.describe(b.System), err)
+			continue
+		}
+		var limit float64
+		var ok bool
+		if e.HigherIsBetter {
+			limit = e.Value / e.Factor
+			ok = got >= limit
+		} else {
+			limit = e.Value * e.Factor
+			ok = got <= limit
+		}
+		rel := "≥"
+		if !e.HigherIsBetter {
+			rel = "≤"
+		}
+		status := "ok  "
+		if !ok {
+			status = "FAIL"
+			fails = append(fails, GateFailure{Metric: e.describe(b.System), Baseline: e.Value, Measured: got, Limit: limit})
+		}
+		fmt.Fprintf(w, "%s %-44s measured %-8s baseline %-8s must be %s %s\n", status, e.describe(b.System), fmtNum(got), fmtNum(e.Value), rel, fmtNum(limit))
+	}
+	if len(missing) > 0 {
+		return fails, fmt.Errorf("gate could not measure: %s", strings.Join(missing, "; "))
+	}
+	return fails, nil
+}

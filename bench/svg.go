@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Chart is one SVG file the report links.
+type Chart struct {
+	File, Title, Unit, Scenario string
+	Metrics                     []string
+}
+
+// chartSpecs lists the charts; a chart is drawn when any of its metrics
+// has a value.
+func chartSpecs(p Params) []Chart {
+	mem := Chart{File: "memory.svg", Title: "Memory per held connection (lower is better)", Unit: "KB", Scenario: ScenMemory}
+	for _, n := range p.MemoryConns {
+		mem.Metrics = append(mem.Metrics, MemPerConn(n))
+	}
+	return []Chart{
+		{File: "throughput.svg", Title: "Throughput (higher is better)", Unit: "MB/s", Scenario: ScenThroughput, Metrics: []string{MUpload, MDownload}},
+		{File: "parallel.svg", Title: "Parallel aggregate throughput (higher is better)", Unit: "MB/s", Scenario: ScenParallel, Metrics: []string{MParUpload, MParDownload}},
+		{File: "cpu.svg", Title: "Tunnel CPU per GiB moved (lower is better)", Unit: "ms/GiB", Scenario: ScenThroughput, Metrics: []string{MCPUTotal, MCPUEdge}},
+		{File: "latency.svg", Title: "64 B round trip, idle tunnel (lower is better)", Unit: "µs", Scenario: ScenLatency, Metrics: []string{MLatP50, MLatP99, MLatP999}},
+		{File: "latency-loaded.svg", Title: "64 B round trip under load (lower is better)", Unit: "µs", Scenario: ScenLoaded, Metrics: []string{MLoadP50, MLoadP99, MLoadP999}},
+		{File: "connrate.svg", Title: "New connections per second (higher is better)", Unit: "conn/s", Scenario: ScenConnRate, Metrics: []string{MConnRate}},
+		{File: "http.svg", Title: "HTTP requests per second (higher is better)", Unit: "req/s", Scenario: ScenHTTP, Metrics: []string{MHTTPRPS}},
+		{File: "startup.svg", Title: "Start to first round trip (lower is better)", Unit: "ms", Scenario: ScenStartup, Metrics: []string{MStartup}},
+		mem,
+	}
+}
+
+// systemColor gives each system the same color in every chart.
+func systemColor(s string) string {
+	switch s {
+	case SystemDirect:
+		return "#8c8c8c"
+	case SystemSluice:
+		return "#2b6cb0"
+	case SystemRathole:
+		return "#dd6b20"
+	case SystemFRP:
+		return "#38a169"
+	}
+	return "#805ad5"
+}
+
+// WriteCharts draws every chart that has data into dir and returns them.
+func WriteCharts(r *Results, dir string) ([]Chart, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("make charts directory %s: %w", dir, err)
+	}
+	var out []Chart
+	for _, c := range chartSpecs(r.Params) {
+		svg, ok := RenderChart(r, c)
+		if !ok {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.File), []byte(svg), 0o644); err != nil {
+			return nil, fmt.Errorf("write chart %s: %w", c.File, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// RenderChart draws a horizontal grouped bar chart: one group per metric,
+// one bar per system at its median, with a whisker from the round minimum
+// to the maximum. It reports false when no metric has a value.
+func RenderChart(r *Results, c Chart) (string, bool) {
+	systems := r.SystemNames()
+	type bar struct {
+		sys string
+		s   Summary
+	}
+	type group struct {
+		label string
+		bars  []bar
+	}
+	var groups []group
+	maxV := 0.0
+	for _, id := range c.Metrics {
+		m := r.Metric(id)
+		if m == nil {
+			continue
+		}
+		g := group{label: shortLabel(m)}
+		for _, s := range systems {
+			if se := m.Values[s]; se != nil && se.N > 0 {
+				g.bars = append(g.bars, bar{s, se.Summary})
+				if se.Max > maxV {
+					maxV = se.Max
+				}
+			}
+		}
+		if len(g.bars) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 || maxV <= 0 {
+		return "", false
+	}
+	const (
+		width   = 760
+		left    = 150 // labels
+		right   = 90  // value text
+		barH    = 18
+		barGap  = 4
+		groupGp = 14
+		top     = 40
+	)
+	plotW := float64(width - left - right)
+	scale := plotW / niceCeil(maxV)
+	h := top
+	for _, g := range groups {
+		h += len(g.bars)*(barH+barGap) + groupGp
+	}
+	h += 40
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, h, width, h)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", 10, html.EscapeString(c.Title))
+	y := top
+	for _, g := range groups {
+		gh := len(g.bars)*(barH+barGap) - barGap
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", left-8, y+gh/2, html.EscapeString(g.label))
+		for _, br := range g.bars {
+			w := br.s.Median * scale
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: median %s %s (min %s, max %s, %d rounds)</title></rect>`+"\n",
+				left, y, w, barH, systemColor(br.sys), br.sys, fmtNum(br.s.Median), html.EscapeString(c.Unit), fmtNum(br.s.Min), fmtNum(br.s.Max), br.s.N)
+			if br.s.N > 1 {
+				x1, x2, cy := float64(left)+br.s.Min*scale, float64(left)+br.s.Max*scale, y+barH/2
+				fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c" stroke-width="1.2"/>`, x1, cy, x2, cy)
+				fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c"/>`, x1, cy-4, x1, cy+4)
+				fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c"/>`+"\n", x2, cy-4, x2, cy+4)
+			}
+			tx := float64(left) + br.s.Max*scale + 6
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" dominant-baseline="middle">%s %s</text>`+"\n", tx, y+barH/2, fmtNum(br.s.Median), html.EscapeString(c.Unit))
+			y += barH + barGap
+		}
+		y += groupGp - barGap
+	}
+	// Legend.
+	lx := left
+	for _, s := range systems {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", lx, h-24, systemColor(s), lx+16, h-14, html.EscapeString(s))
+		lx += 24 + 8*len(s) + 16
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#4a5568" text-anchor="end">bar: median; whisker: min–max over rounds</text>`+"\n", width-10, h-14)
+	b.WriteString("</svg>\n")
+	return b.String(), true
+}
+
+// niceCeil rounds up to 1, 2 or 5 times a power of ten so bars leave room.
+func niceCeil(v float64) float64 {
+	p := 1.0
+	for p*10 <= v {
+		p *= 10
+	}
+	for p > v*10 {
+		p /= 10
+	}
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func shortLabel(m *Metric) string {
+	switch m.ID {
+	case MUpload, MParUpload:
+		return "upload"
+	case MDownload, MParDownload:
+		return "download"
+	case MCPUTotal:
+		return "all processes"
+	case MCPUEdge:
+		return "edge only"
+	case MLatP50, MLoadP50:
+		return "P50"
+	case MLatP99, MLoadP99:
+		return "P99"
+	case MLatP999, MLoadP999:
+		return "P99.9"
+	}
+	var n int
+	if scan(m.ID, memPerConnFmt, &n) {
+		return fmt.Sprintf("%d conns", n)
+	}
+	return m.Unit
+}

@@ -1,0 +1,579 @@
+package mux
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/frame"
+	"go.uber.org/goleak"
+)
+
+// tstPool is shared random content. Each stream sends a slice of it at an
+// offset of its own, so a byte delivered to the wrong stream, or in the
+// wrong order, changes that stream's checksum.
+var tstPool = func() []byte {
+	b := make([]byte, 2<<20)
+	r := rand.NewChaCha8([32]byte{'s', 'l', 'u', 'i', 'c', 'e'})
+	_, _ = r.Read(b)
+	return b
+}()
+
+// tstSize draws a stream's size, between 1 byte and 1 MiB, log-uniformly so
+// that every scale from a few bytes to the maximum is exercised. Without
+// the race detector the whole range is used (mean about 75 KiB: 1,000
+// streams both ways move about 150 MB). Under -race, which copies bytes
+// ten times slower, seven streams in eight stay below 64 KiB (mean about
+// 15 KiB, about 30 MB in all) so the test stays within a few seconds; one
+// in eight still spans the whole range up to 1 MiB.
+func tstSize(r *rand.Rand) int {
+	limit := float64(1 << 20)
+	if tstRace && r.IntN(8) != 0 {
+		limit = 64 << 10
+	}
+	return int(math.Exp(r.Float64() * math.Log(limit)))
+}
+
+// tstSlice picks n bytes of tstPool at a random offset.
+func tstSlice(r *rand.Rand, n int) []byte {
+	off := r.IntN(len(tstPool) - n + 1)
+	return tstPool[off : off+n]
+}
+
+// tstChecksumServer is the server side of TestConcurrentStreamsChecksummed.
+// While it reads the client's bytes it sends its own:
+//
+//	[8-byte length m][m bytes][sha256 of those m bytes]
+//
+// and once the client has half-closed it reports what it received:
+//
+//	[8-byte count][sha256 of everything received]
+func tstChecksumServer(st *Stream) error {
+	defer st.Close()
+	r := rand.New(rand.NewPCG(uint64(st.ID()), 42))
+	out := tstSlice(r, tstSize(r))
+	sent := make(chan error, 1)
+	go func() {
+		msg := binary.BigEndian.AppendUint64(nil, uint64(len(out)))
+		sum := sha256.Sum256(out)
+		if _, err := st.Write(msg); err != nil {
+			sent <- err
+			return
+		}
+		if _, err := st.Write(out); err != nil {
+			sent <- err
+			return
+		}
+		_, err := st.Write(sum[:])
+		sent <- err
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, st)
+	if werr := <-sent; werr != nil {
+		return fmt.Errorf("server stream %d: writing: %w", st.ID(), werr)
+	}
+	if err != nil {
+		return fmt.Errorf("server stream %d: reading after %d bytes: %w", st.ID(), n, err)
+	}
+	tail := binary.BigEndian.AppendUint64(nil, uint64(n))
+	tail = h.Sum(tail)
+	if _, err := st.Write(tail); err != nil {
+		return fmt.Errorf("server stream %d: writing the receipt: %w", st.ID(), err)
+	}
+	return st.CloseWrite()
+}
+
+// tstChecksumClient sends in and checks what tstChecksumServer sends back.
+func tstChecksumClient(st *Stream, in []byte) error {
+	defer st.Close()
+	sent := make(chan error, 1)
+	go func() {
+		if _, err := st.Write(in); err != nil {
+			sent <- err
+			return
+		}
+		sent <- st.CloseWrite()
+	}()
+	got, rerr := io.ReadAll(st)
+	if werr := <-sent; werr != nil {
+		return fmt.Errorf("client stream %d: writing %d bytes: %w", st.ID(), len(in), werr)
+	}
+	if rerr != nil {
+		return fmt.Errorf("client stream %d: reading after %d bytes: %w", st.ID(), len(got), rerr)
+	}
+	if len(got) < 8 {
+		return fmt.Errorf("client stream %d: only %d bytes came back", st.ID(), len(got))
+	}
+	m := binary.BigEndian.Uint64(got)
+	if want := 8 + m + 32 + 8 + 32; uint64(len(got)) != want {
+		return fmt.Errorf("client stream %d: %d bytes came back, want %d (server data of %d bytes plus checksums): data lost or duplicated", st.ID(), len(got), want, m)
+	}
+	data, rest := got[8:8+m], got[8+m:]
+	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], rest[:32]) {
+		return fmt.Errorf("client stream %d: the server's %d bytes arrived corrupted (sha256 mismatch)", st.ID(), m)
+	}
+	if n := binary.BigEndian.Uint64(rest[32:40]); n != uint64(len(in)) {
+		return fmt.Errorf("client stream %d: the server received %d bytes, the client sent %d", st.ID(), n, len(in))
+	}
+	if sum := sha256.Sum256(in); !bytes.Equal(sum[:], rest[40:]) {
+		return fmt.Errorf("client stream %d: the client's %d bytes arrived corrupted at the server (sha256 mismatch)", st.ID(), len(in))
+	}
+	return nil
+}
+
+func TestConcurrentStreamsChecksummed(t *testing.T) {
+	const streams = 1000
+	c, s := sessionPair(t, DefaultConfig())
+	serverErrs := make(chan error, streams)
+	tstServe(t, s, func(st *Stream) {
+		_ = st.SetDeadline(time.Now().Add(3 * tstTimeout))
+		if err := tstChecksumServer(st); err != nil {
+			serverErrs <- err
+		}
+	})
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	inputs := make([][]byte, streams)
+	total := 0
+	for i := range inputs {
+		inputs[i] = tstSlice(r, tstSize(r))
+		total += len(inputs[i])
+	}
+	// Make sure the extremes are there whatever the draw.
+	inputs[0], inputs[1], inputs[2] = tstPool[:1<<20], tstPool[5:6], nil
+
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	start := make(chan struct{})
+	for i := range inputs {
+		st, err := c.OpenStream(context.Background())
+		if err != nil {
+			t.Fatalf("OpenStream %d of %d: %v", i+1, streams, err)
+		}
+		_ = st.SetDeadline(time.Now().Add(3 * tstTimeout))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start // all 1,000 streams are open before any data moves
+			if err := tstChecksumClient(st, inputs[i]); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	tstEventually(t, "every server stream to finish", func() bool { return s.NumStreams() == 0 && c.NumStreams() == 0 })
+	close(serverErrs)
+	for err := range serverErrs {
+		t.Error(err)
+	}
+	cs, ss := c.Stats(), s.Stats()
+	t.Logf("%d streams, client sent %d bytes, server sent %d bytes; client batches %d (%.1f frames each)", streams, cs.BytesSent, ss.BytesSent, cs.Batches, float64(cs.FramesSent)/float64(cs.Batches))
+	if cs.BytesSent != ss.BytesReceived || ss.BytesSent != cs.BytesReceived {
+		t.Errorf("stats disagree: client sent %d, server received %d; server sent %d, client received %d", cs.BytesSent, ss.BytesReceived, ss.BytesSent, cs.BytesReceived)
+	}
+}
+
+// TestStatsConsistent checks the counters after a transfer whose size is
+// known exactly on both sides.
+func TestStatsConsistent(t *testing.T) {
+	c, s := sessionPair(t, DefaultConfig())
+	const up, down = 2<<20 - 3, 1<<20 + 5
+	tstServe(t, s, func(st *Stream) {
+		defer st.Close()
+		if _, err := io.Copy(io.Discard, st); err != nil {
+			return
+		}
+		_, _ = st.Write(tstPool[:down])
+		_ = st.CloseWrite()
+	})
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.SetDeadline(time.Now().Add(tstTimeout))
+	if _, err := st.Write(tstPool[:up]); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	n, err := io.Copy(io.Discard, st)
+	if err != nil || n != down {
+		t.Fatalf("read %d bytes (err %v), want %d", n, err, down)
+	}
+	st.Close()
+	tstEventually(t, "both sides to forget the stream", func() bool { return c.NumStreams() == 0 && s.NumStreams() == 0 })
+
+	cs, ss := c.Stats(), s.Stats()
+	checks := []struct {
+		name      string
+		got, want uint64
+	}{
+		{"client BytesSent", cs.BytesSent, up},
+		{"server BytesReceived", ss.BytesReceived, up},
+		{"server BytesSent", ss.BytesSent, down},
+		{"client BytesReceived", cs.BytesReceived, down},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	for _, side := range []struct {
+		name string
+		st   Stats
+	}{{"client", cs}, {"server", ss}} {
+		if side.st.Batches == 0 {
+			t.Errorf("%s: Batches = 0 after a transfer", side.name)
+		}
+		if side.st.FramesSent < side.st.Batches {
+			t.Errorf("%s: FramesSent (%d) < Batches (%d): a batch without a frame", side.name, side.st.FramesSent, side.st.Batches)
+		}
+		if side.st.FramesReceived == 0 {
+			t.Errorf("%s: FramesReceived = 0 after a transfer", side.name)
+		}
+		if side.st.Streams != 0 {
+			t.Errorf("%s: Stats.Streams = %d after every stream closed", side.name, side.st.Streams)
+		}
+		if side.st.RecvBuffered != 0 {
+			t.Errorf("%s: RecvBuffered = %d after everything was read", side.name, side.st.RecvBuffered)
+		}
+	}
+}
+
+// TestOpenCloseManyStreamsBaseline opens and closes 1,000 streams, then the
+// sessions, and checks that nothing is left: no stream in the tables, no
+// buffered byte, no goroutine.
+func TestOpenCloseManyStreamsBaseline(t *testing.T) {
+	const streams = 1000
+	a, b := tcpPair(t)
+	c, err := Client(a, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Server(b, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted sync.WaitGroup
+	accepted.Add(1)
+	go func() {
+		defer accepted.Done()
+		for {
+			st, err := s.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			// Read what the client wrote, then close: half the streams
+			// are closed by the server first, half by the client.
+			buf := make([]byte, 16)
+			_, _ = io.ReadFull(st, buf)
+			if st.ID()%4 == 1 {
+				st.Close()
+			} else {
+				_, _ = io.Copy(io.Discard, st)
+				st.Close()
+			}
+		}
+	}()
+	for i := range streams {
+		st, err := c.OpenStream(context.Background())
+		if err != nil {
+			t.Fatalf("OpenStream %d: %v", i, err)
+		}
+		if _, err := st.Write(tstPool[:16]); err != nil {
+			t.Fatalf("Write on stream %d: %v", st.ID(), err)
+		}
+		st.Close()
+	}
+	tstEventually(t, "NumStreams()==0 on both sides", func() bool { return c.NumStreams() == 0 && s.NumStreams() == 0 })
+	for _, x := range []*Session{c, s} {
+		if st := x.Stats(); st.RecvBuffered != 0 {
+			t.Errorf("RecvBuffered = %d with no stream open", st.RecvBuffered)
+		}
+	}
+	c.Close()
+	s.Close()
+	accepted.Wait()
+	if c.NumStreams() != 0 || s.NumStreams() != 0 {
+		t.Errorf("NumStreams after Close: client %d, server %d", c.NumStreams(), s.NumStreams())
+	}
+	goleak.VerifyNone(t)
+}
+
+func TestGoAwayFinishesExistingRefusesNew(t *testing.T) {
+	c, s := sessionPair(t, DefaultConfig())
+	tstServe(t, s, tstEcho)
+	ctx := context.Background()
+	st, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.SetDeadline(time.Now().Add(tstTimeout))
+	// The stream is known to the server before the GOAWAY.
+	if _, err := st.Write([]byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(st, buf); err != nil {
+		t.Fatalf("echo before GOAWAY: %v", err)
+	}
+
+	if err := s.GoAway(); err != nil {
+		t.Fatalf("GoAway: %v", err)
+	}
+	tstEventually(t, "the client to see the GOAWAY", func() bool {
+		_, err := c.OpenStream(ctx)
+		return errors.Is(err, ErrGoAway)
+	})
+	if _, err := s.OpenStream(ctx); err == nil {
+		t.Error("the side that sent GOAWAY opened a new stream")
+	}
+
+	// The existing stream carries on in both directions. The echo
+	// needs the reply read while the request is written.
+	sent := tstCall(func() error {
+		if _, err := st.Write(tstPool[:1<<20]); err != nil {
+			return fmt.Errorf("Write on an existing stream after GOAWAY: %w", err)
+		}
+		return st.CloseWrite()
+	})
+	got, err := io.ReadAll(st)
+	if err := tstRecv(t, sent, "the Write to finish"); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("reading the echo after GOAWAY: %v", err)
+	}
+	if !bytes.Equal(got, tstPool[:1<<20]) {
+		t.Fatalf("echo after GOAWAY: %d bytes, corrupted or short", len(got))
+	}
+	if c.Err() != nil || s.Err() != nil {
+		t.Fatalf("GOAWAY ended a session: client %v, server %v", c.Err(), s.Err())
+	}
+}
+
+// tstGateConn holds back Reads until opened, so a test can make the
+// session act on a stale view of its peer.
+type tstGateConn struct {
+	net.Conn
+	gate chan struct{}
+}
+
+func (g *tstGateConn) Read(p []byte) (int, error) {
+	<-g.gate
+	return g.Conn.Read(p)
+}
+
+func TestGoAwayRefusesStreamOpenedAnyway(t *testing.T) {
+	a, b := tcpPair(t)
+	gated := &tstGateConn{Conn: a, gate: make(chan struct{})}
+	c, err := Client(gated, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Server(b, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	open := func() { once.Do(func() { close(gated.gate) }) }
+	t.Cleanup(func() { open(); c.Close(); s.Close() })
+	tstServe(t, s, tstEcho)
+
+	if err := s.GoAway(); err != nil {
+		t.Fatal(err)
+	}
+	// The client cannot have read the GOAWAY yet, so it opens anyway.
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatalf("OpenStream before the GOAWAY was read: %v", err)
+	}
+	_ = st.SetDeadline(time.Now().Add(tstTimeout))
+	_, _ = st.Write([]byte("hello"))
+	open()
+	_, err = st.Read(make([]byte, 8))
+	if !errors.Is(err, ErrStreamRefused) {
+		t.Fatalf("Read on a stream opened after the peer's GOAWAY: %v; want ErrStreamRefused", err)
+	}
+	if _, err := c.OpenStream(context.Background()); !errors.Is(err, ErrGoAway) {
+		t.Fatalf("OpenStream after the GOAWAY was read: %v; want ErrGoAway", err)
+	}
+}
+
+func TestStreamLimitsRefuse(t *testing.T) {
+	tests := []struct {
+		name          string
+		maxStreams    int
+		backlog       int
+		accept        bool // the server accepts (and holds) every stream
+		open, refused int
+	}{
+		{"MaxConcurrentStreams with accepted streams", 5, 100, true, 8, 3},
+		{"MaxConcurrentStreams with a backlog", 4, 100, false, 6, 2},
+		{"AcceptBacklog", 100, 3, false, 7, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			scfg := DefaultConfig()
+			scfg.MaxConcurrentStreams = tc.maxStreams
+			scfg.AcceptBacklog = tc.backlog
+			c, s := tstPair(t, DefaultConfig(), scfg)
+			if tc.accept {
+				tstServe(t, s, func(st *Stream) {
+					_, _ = io.Copy(io.Discard, st) // hold it open until the end
+				})
+			}
+			// Open one at a time and wait for the stream to be judged, so
+			// that which ones are refused does not depend on timing.
+			var streams []*Stream
+			refused := 0
+			for i := range tc.open {
+				st, err := c.OpenStream(context.Background())
+				if err != nil {
+					t.Fatalf("OpenStream %d: %v", i, err)
+				}
+				streams = append(streams, st)
+				// Frames are handled in order on both sides, so when a
+				// PING sent after the OPEN is answered, the server's
+				// verdict on the OPEN (a RESET, if any, queued before
+				// the PONG) has been handled here.
+				if _, err := c.Ping(context.Background()); err != nil {
+					t.Fatalf("Ping: %v", err)
+				}
+				_ = st.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+				_, err = st.Read(make([]byte, 1))
+				switch {
+				case errors.Is(err, ErrStreamRefused):
+					refused++
+					if i < tc.open-tc.refused {
+						t.Errorf("stream %d of %d refused (%v); the limits allow it", i+1, tc.open, err)
+					}
+				case errors.Is(err, ErrTimeout):
+					if i >= tc.open-tc.refused {
+						t.Errorf("stream %d of %d was not refused; the limits do not allow it", i+1, tc.open)
+					}
+				default:
+					t.Fatalf("Read on stream %d: %v; want a timeout or ErrStreamRefused", i+1, err)
+				}
+			}
+			if refused != tc.refused {
+				t.Errorf("%d streams refused, want %d", refused, tc.refused)
+			}
+			// A refused stream's Write fails too, and nothing hangs.
+			last := streams[len(streams)-1]
+			_ = last.SetWriteDeadline(time.Now().Add(tstTimeout))
+			if _, err := last.Write([]byte("x")); !errors.Is(err, ErrStreamRefused) {
+				t.Errorf("Write on a refused stream: %v; want ErrStreamRefused", err)
+			}
+			if c.Err() != nil || s.Err() != nil {
+				t.Errorf("a refusal ended a session: client %v, server %v", c.Err(), s.Err())
+			}
+		})
+	}
+}
+
+func TestOpenStreamLocalLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxConcurrentStreams = 2
+	c, _ := tstPair(t, cfg, DefaultConfig())
+	for range 2 {
+		if _, err := c.OpenStream(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.OpenStream(context.Background()); !errors.Is(err, ErrStreamRefused) {
+		t.Fatalf("third OpenStream with MaxConcurrentStreams=2: %v; want ErrStreamRefused", err)
+	}
+}
+
+func TestKeepAliveDetectsSilentPeer(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.KeepAliveInterval = 50 * time.Millisecond
+	cfg.KeepAliveTimeout = 200 * time.Millisecond
+	sess, raw := tstRawPair(t, true, cfg)
+	// The raw peer sends its preface and then nothing, though it reads.
+	raw.send(t, frame.AppendPreface(nil))
+	start := time.Now()
+	blocked := tstCall(func() error {
+		_, err := sess.AcceptStream(context.Background())
+		return err
+	})
+	err := tstWaitDone(t, sess, "the peer went silent")
+	took := time.Since(start)
+	if !errors.Is(err, ErrKeepAliveTimeout) {
+		t.Fatalf("Session.Err() = %v; want ErrKeepAliveTimeout", err)
+	}
+	// The check runs on every ping tick, so the end comes at most one
+	// interval after the timeout; the rest is slack for a loaded machine.
+	if limit := cfg.KeepAliveTimeout + cfg.KeepAliveInterval + 2*time.Second; took > limit {
+		t.Errorf("the silent peer was detected after %s; the configured timeout is %s", took, cfg.KeepAliveTimeout)
+	}
+	if took < cfg.KeepAliveTimeout {
+		t.Errorf("the session ended after %s, before the keepalive timeout of %s", took, cfg.KeepAliveTimeout)
+	}
+	if err := tstRecv(t, blocked, "AcceptStream to return"); !errors.Is(err, ErrKeepAliveTimeout) {
+		t.Errorf("blocked AcceptStream returned %v; want ErrKeepAliveTimeout", err)
+	}
+	<-raw.done
+	if raw.sawGoAway.Load() {
+		if code := raw.goAway.Load(); code != uint32(frame.CodeKeepalive) {
+			t.Errorf("GOAWAY code %d; want KEEPALIVE_TIMEOUT (%d)", code, frame.CodeKeepalive)
+		}
+	} else {
+		t.Log("no GOAWAY reached the silent peer (best effort)")
+	}
+}
+
+func TestKeepAliveHealthyPeerMeasuresRTT(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.KeepAliveInterval = 20 * time.Millisecond
+	cfg.KeepAliveTimeout = 100 * time.Millisecond
+	c, s := sessionPair(t, cfg)
+	rtt, err := c.Ping(context.Background())
+	if err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if rtt <= 0 || c.RTT() <= 0 || c.Stats().RTT <= 0 {
+		t.Fatalf("after a Ping: Ping = %s, RTT() = %s, Stats().RTT = %s; all must be > 0", rtt, c.RTT(), c.Stats().RTT)
+	}
+	// Several timeouts pass on an idle but answering peer: the session
+	// must stay up.
+	time.Sleep(5 * cfg.KeepAliveTimeout)
+	if c.Err() != nil || s.Err() != nil {
+		t.Fatalf("keepalive ended a healthy idle session: client %v, server %v", c.Err(), s.Err())
+	}
+	if s.RTT() <= 0 {
+		t.Errorf("server RTT() = %s after several keepalive rounds; want > 0", s.RTT())
+	}
+}
+
+func TestPingContextCancel(t *testing.T) {
+	sess, raw := tstRawPair(t, true, DefaultConfig())
+	raw.send(t, frame.AppendPreface(nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := sess.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping to a peer that never answers: %v; want context.DeadlineExceeded", err)
+	}
+	if sess.Err() != nil {
+		t.Fatalf("an unanswered Ping ended the session: %v", sess.Err())
+	}
+}

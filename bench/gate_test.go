@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func gateResults(up, down, p999 float64, mem float64) *Results {
+	return synthetic(map[string]map[string]float64{
+		MUpload:          {SystemDirect: 1000, SystemSluice: up},
+		MDownload:        {SystemDirect: 1000, SystemSluice: down},
+		MLatP999:         {SystemDirect: 100, SystemSluice: p999},
+		MemPerConn(1000): {SystemSluice: mem},
+	}, SystemDirect, SystemSluice)
+}
+
+func TestCompareBaseline(t *testing.T) {
+	base, err := NewBaseline(gateResults(500, 600, 200, 10), SystemSluice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		res      *Results
+		failures []string
+	}{
+		{"same figures pass", gateResults(500, 600, 200, 10), nil},
+		{"noise within tolerance passes", gateResults(300, 350, 550, 14), nil},
+		{"halved throughput fails", gateResults(240, 600, 200, 10), []string{MUpload}},
+		{"tail latency tripled fails", gateResults(500, 600, 700, 10), []string{MLatP999}},
+		{"memory up 60% fails", gateResults(500, 600, 200, 16), []string{MemPerConn(1000)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			fails, err := CompareBaseline(&out, c.res, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(fails) != len(c.failures) {
+				t.Fatalf("failures %v, want %v\n%s", fails, c.failures, out.String())
+			}
+			for i, f := range fails {
+				if !strings.HasPrefix(f.Metric, c.failures[i]) {
+					t.Fatalf("failure %d names %q, want %q", i, f.Metric, c.failures[i])
+				}
+				msg := f.String()
+				for _, want := range []string{"measured", "baseline", "limit", c.failures[i]} {
+					if !strings.Contains(msg, want) {
+						t.Fatalf("failure message %q lacks %q", msg, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCompareBaselineMissingFigureIsAnError(t *testing.T) {
+	base, _ := NewBaseline(gateResults(500, 600, 200, 10), SystemSluice)
+	r := synthetic(map[string]map[string]float64{MUpload: {SystemDirect: 1000, SystemSluice: 500}}, SystemDirect, SystemSluice)
+	if _, err := CompareBaseline(&bytes.Buffer{}, r, base); err == nil {
+		t.Fatal("a gate that could not measure every figure must not pass")
+	}
+}
+
+func TestBaselineFileRoundTrip(t *testing.T) {
+	base, _ := NewBaseline(gateResults(500, 600, 200, 10), SystemSluice)
+	path := filepath.Join(t.TempDir(), "baseline.json")
+	if err := base.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadBaseline(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Metrics) != len(GateMetrics) || back.Metrics[0].Value != 0.5 {
+		t.Fatalf("baseline round trip: %+v", back.Metrics)
+	}
+	back.Metrics[0].Factor = 0.5
+	back.WriteFile(path)
+	if _, err := ReadBaseline(path); err == nil {
+		t.Fatal("a tolerance factor below 1 must be refused")
+	}
+}

@@ -47,7 +47,7 @@ func TestRatio(t *testing.T) {
 
 func TestFinalizeRatiosToDirect(t *testing.T) {
 	r := synthetic(map[string]map[string]float64{
-		MUpload:     {SystemDirect: 2000, SystemSluice: 1000},
+		MUpload:          {SystemDirect: 2000, SystemSluice: 1000},
 		MemPerConn(1000): {SystemSluice: 12},
 	}, SystemDirect, SystemSluice)
 	if got := r.Metric(MUpload).Values[SystemSluice].RatioToDirect; got != 0.5 {

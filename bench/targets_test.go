@@ -18,10 +18,10 @@ func findCheck(t *testing.T, checks []TargetCheck, prefix string) TargetCheck {
 
 func TestTargetChecksWithAnchors(t *testing.T) {
 	r := synthetic(map[string]map[string]float64{
-		MUpload:          {SystemDirect: 1000, SystemSluice: 400},  // 40%: >= 35%; 2x the 20% anchor
-		MDownload:        {SystemDirect: 1000, SystemSluice: 300},  // 30%: misses 35%
-		MLatP999:         {SystemDirect: 100, SystemSluice: 150},   // over the 127 µs anchor
-		MemPerConn(1000): {SystemSluice: 10},                       // <= 17 KB
+		MUpload:          {SystemDirect: 1000, SystemSluice: 400},   // 40%: >= 35%; 2x the 20% anchor
+		MDownload:        {SystemDirect: 1000, SystemSluice: 300},   // 30%: misses 35%
+		MLatP999:         {SystemDirect: 100, SystemSluice: 150},    // over the 127 µs anchor
+		MemPerConn(1000): {SystemSluice: 10},                        // <= 17 KB
 		MHTTPRPS:         {SystemDirect: 10000, SystemSluice: 2000}, // 20% of direct = 2.9x of 7%: misses 3x
 	}, SystemDirect, SystemSluice, SystemRathole, SystemFRP)
 	r.Systems[2].Skipped, r.Systems[3].Skipped = "absent", "absent"

@@ -79,7 +79,7 @@ Run "sluice-bench <command> -h" for a command's flags.
 // runFlags are the knobs shared by run and gate.
 type runFlags struct {
 	preset, systems, scenarios, memConns, sluiceBin, dir, out string
-	rounds, tputMiB, parConns, parMiB, latRounds             int
+	rounds, tputMiB, parConns, parMiB, latRounds              int
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {

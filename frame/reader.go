@@ -34,7 +34,7 @@ func (r *Reader) fill(n int) error {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
 	}
-	for r.w < n {
+	for empty := 0; r.w < n; {
 		if r.err != nil {
 			if r.w > 0 && errors.Is(r.err, io.EOF) {
 				return io.ErrUnexpectedEOF
@@ -45,6 +45,13 @@ func (r *Reader) fill(n int) error {
 		r.w += m
 		if err != nil {
 			r.err = err
+		}
+		// A reader that keeps returning nothing and no error would spin
+		// here forever; give up the way bufio does.
+		if m == 0 && err == nil {
+			if empty++; empty >= 100 {
+				r.err = io.ErrNoProgress
+			}
 		}
 	}
 	return nil
@@ -58,7 +65,10 @@ func (r *Reader) readFull(dst []byte) error {
 		return nil
 	}
 	if r.err != nil {
-		return io.ErrUnexpectedEOF
+		if errors.Is(r.err, io.EOF) {
+			return io.ErrUnexpectedEOF
+		}
+		return r.err
 	}
 	if rest := dst[k:]; len(rest) < len(r.buf)/2 {
 		// Small remainder: refill the buffer, which may bring the next

@@ -103,7 +103,7 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach the edge at %s: %v: check the address (--server / SLUICE_SERVER), that the edge is running, that a firewall lets the port through, and that --insecure is used on both sides or neither", e.Addr, e.Err)
+	return fmt.Sprintf("cannot reach the edge at %s (check --server / SLUICE_SERVER, that the edge runs and a firewall lets the port through, and that --insecure is on both sides or neither): %v", e.Addr, e.Err)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -250,10 +250,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			if fatal(err) {
 				return classify(a.cfg.Server, err)
 			}
-			if !connected && a.cfg.FirstConnectTimeout > 0 && time.Since(start) > a.cfg.FirstConnectTimeout {
-				return &UnreachableError{Addr: a.cfg.Server, Err: err}
-			}
 			delay := bo.Next()
+			if !connected && a.cfg.FirstConnectTimeout > 0 {
+				left := a.cfg.FirstConnectTimeout - time.Since(start)
+				if left <= 0 {
+					return &UnreachableError{Addr: a.cfg.Server, Err: err}
+				}
+				// One last attempt right at the deadline, not one long after.
+				delay = min(delay, left)
+			}
 			a.log.Warn("connecting to the edge failed; retrying", "edge", a.cfg.Server, "err", err, "retry_in", delay.Round(time.Millisecond))
 			select {
 			case <-time.After(delay):

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/server"
+	"github.com/sluicehq/sluice/server/control"
+)
+
+// runDev is `sluice dev PORT`: an edge on loopback and an agent in one
+// process, so a newcomer gets a working URL with one command.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("dev", "dev PORT|HOST:PORT [--name NAME] [--http ADDR] [--demo]", stderr)
+	var (
+		httpAddr, name string
+		demo           bool
+	)
+	c.fs.StringVar(&httpAddr, "http", "127.0.0.1:8080", "`address` of the HTTP ingress (a free port is used if this one is taken)")
+	c.fs.StringVar(&name, "name", "", "subdomain `name` (default: a random readable one)")
+	c.fs.BoolVar(&demo, "demo", false, "serve a built-in demo page instead of a local service")
+	c.fs.BoolVar(&c.verbose, "v", false, "verbose logs")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	var local string
+	switch {
+	case len(pos) == 1:
+		if local, err = localAddr(pos[0]); err != nil {
+			return usagef("dev: %v", err)
+		}
+	case len(pos) == 0 && demo:
+	default:
+		c.fs.Usage()
+		return usagef("dev: give the local port to expose, e.g. sluice dev 3000 (or sluice dev --demo)")
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	// The edge half of dev mode is plumbing: keep its chatter out of the
+	// request log unless asked.
+	edgeLog := log.With("side", "edge")
+	if !c.verbose && c.logLevel == "info" {
+		c.logLevel = "warn"
+		if edgeLog, err = c.logger(); err != nil {
+			return err
+		}
+		edgeLog = edgeLog.With("side", "edge")
+	}
+	var tok [16]byte
+	rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+
+	scfg := server.Config{Listen: "127.0.0.1:0", HTTP: httpAddr, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog}
+	srv, err := server.New(scfg)
+	var inUse bool
+	if err != nil && strings.Contains(err.Error(), "listen for HTTP") {
+		inUse = true
+		host, _, _ := net.SplitHostPort(httpAddr)
+		scfg.HTTP = net.JoinHostPort(host, "0")
+		srv, err = server.New(scfg)
+	}
+	if err != nil {
+		return err
+	}
+	if inUse {
+		fmt.Fprintf(stderr, "sluice dev: %s is taken; serving HTTP on %s instead\n", httpAddr, srv.HTTPAddr())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		serveErr = srv.Serve(ctx)
+		cancel()
+	}()
+
+	t := agent.Tunnel{Kind: control.KindHTTP, Name: name, Local: local, LogRequests: true}
+	if demo {
+		t.Local, t.Handler = "", demoHandler("")
+	} else {
+		t.Fallback = demoHandler(local)
+	}
+	target := local
+	if demo {
+		target = "built-in demo page"
+	}
+	acfg := agent.Config{
+		Server: srv.Addr().String(), Token: token, Tunnels: []agent.Tunnel{t}, Logger: log.With("side", "agent"),
+		OnAssigned: func(_ int, a control.Assigned) {
+			fmt.Fprintf(stdout, "Forwarding %s -> %s\n", a.URL, target)
+			fmt.Fprintf(stdout, "Try: curl %s   (Ctrl-C to stop)\n", a.URL)
+		},
+	}
+	a, err := agent.New(acfg)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	runErr := a.Run(ctx)
+	cancel()
+	wg.Wait()
+	return errors.Join(runErr, serveErr)
+}
+
+// demoHandler answers with a page showing that the tunnel works. With local
+// set, it is the fallback while nothing listens there and says so.
+func demoHandler(local string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Sluice-Demo", "1")
+		var b strings.Builder
+		b.WriteString("<!doctype html><html><head><meta charset=\"utf-8\"><title>sluice: the tunnel works</title></head>")
+		b.WriteString("<body style=\"font-family:sans-serif;max-width:44em;margin:3em auto\"><h1>The tunnel works</h1>")
+		if local != "" {
+			fmt.Fprintf(&b, "<p>This request crossed the sluice edge and agent, but nothing is listening on <code>%s</code> yet, so sluice answered itself. Start your app there and reload.</p>", html.EscapeString(local))
+		} else {
+			b.WriteString("<p>This page is served by the sluice agent itself (<code>--demo</code>). Run <code>sluice dev PORT</code> to expose your own app.</p>")
+		}
+		fmt.Fprintf(&b, "<h2>Your request</h2><pre>%s %s %s\nHost: %s\n", html.EscapeString(r.Method), html.EscapeString(r.URL.RequestURI()), html.EscapeString(r.Proto), html.EscapeString(r.Host))
+		keys := make([]string, 0, len(r.Header))
+		for k := range r.Header {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s: %s\n", html.EscapeString(k), html.EscapeString(strings.Join(r.Header[k], ", ")))
+		}
+		b.WriteString("</pre></body></html>\n")
+		io.WriteString(w, b.String())
+	})
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/server"
+	"github.com/sluicehq/sluice/transport"
+)
+
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("server", "server --listen ADDR --http ADDR --domain DOMAIN --token TOKEN [flags]", stderr)
+	var (
+		cfg                       server.Config
+		tokens                    stringList
+		insecure                  bool
+		certFile, keyFile, caFile string
+		tcpPorts                  string
+	)
+	fs := c.fs
+	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
+	fs.StringVar(&cfg.HTTP, "http", "", "public HTTP ingress `address`, e.g. :80 (empty: no HTTP tunnels)")
+	fs.StringVar(&cfg.Domain, "domain", "", "parent `domain` of tunnel hostnames: NAME.DOMAIN (point a wildcard DNS record *.DOMAIN at this host)")
+	fs.Var(&tokens, "token", "`token` agents must present (repeat for several; in the file, a list)")
+	fs.BoolVar(&insecure, "insecure", false, "plain TCP between agents and this edge, no TLS (trusted networks and benchmarks only)")
+	fs.StringVar(&certFile, "tls-cert", "", "TLS certificate `file` (PEM) for the agent listener")
+	fs.StringVar(&keyFile, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&caFile, "client-ca", "", "CA `file` (PEM): require agents to present a certificate it signed (mutual TLS)")
+	fs.StringVar(&cfg.TCPHost, "tcp-host", "", "`address` TCP tunnels listen on (default: the host of --listen)")
+	fs.StringVar(&tcpPorts, "tcp-ports", "", "`MIN-MAX` range for TCP tunnel ports (default: any requested port, else an ephemeral one)")
+	fs.StringVar(&cfg.PublicHost, "public-host", "", "`host` shown in tcp:// URLs (default: --tcp-host, or --domain when that is a wildcard)")
+	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
+	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Tokens = tokens
+	if len(cfg.Tokens) == 0 {
+		return usagef("server: no token: pass --token (or SLUICE_TOKEN, or token: in the config file); agents must present it")
+	}
+	if cfg.HTTP != "" && cfg.Domain == "" {
+		return usagef("server: --http needs --domain: tunnels answer at NAME.DOMAIN (use localhost to try it on this machine)")
+	}
+	if tcpPorts != "" {
+		lo, hi, ok := strings.Cut(tcpPorts, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
+		}
+		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	tlsCfg, err := serverTLS(cfg.Listen, insecure, certFile, keyFile, caFile, stdout, log)
+	if err != nil {
+		return err
+	}
+	cfg.TLS = tlsCfg
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
+	if a := srv.HTTPAddr(); a != nil {
+		fmt.Fprintf(stdout, ", HTTP tunnels on %s (*.%s)", a, cfg.Domain)
+	}
+	fmt.Fprintln(stdout)
+	return srv.Serve(ctx)
+}
+
+// serverTLS decides how agents connect: plain TCP with --insecure; TLS with
+// the given certificate; with none, a throwaway certificate on loopback (its
+// pin is printed for agents to pass) and a refusal anywhere else.
+func serverTLS(listen string, insecure bool, certFile, keyFile, caFile string, stdout io.Writer, log interface{ Warn(string, ...any) }) (*tls.Config, error) {
+	if insecure {
+		if certFile != "" || keyFile != "" {
+			return nil, usagef("server: --insecure and --tls-cert/--tls-key contradict each other: drop one")
+		}
+		if !isLoopback(listen) {
+			log.Warn("agents connect over plain TCP on a non-loopback address: tokens and traffic travel unencrypted", "listen", listen)
+		}
+		return nil, nil
+	}
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return nil, usagef("server: give both --tls-cert and --tls-key")
+		}
+		cfg, err := transport.ServerTLS{CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile}.Config()
+		if err != nil {
+			return nil, usagef("server: %v", err)
+		}
+		return cfg, nil
+	}
+	if !isLoopback(listen) {
+		return nil, usagef("server: refusing to listen on %s without TLS: pass --tls-cert and --tls-key (a certificate for this edge's name, e.g. from Let's Encrypt), or --insecure for plain TCP on a network you trust", listen)
+	}
+	ca, err := transport.NewCA("sluice throwaway edge CA")
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+	if err != nil {
+		return nil, err
+	}
+	pin := transport.Pin(cert.Leaf)
+	fmt.Fprintf(stdout, "sluice edge: no --tls-cert given, so this loopback edge uses a throwaway certificate; agents pass --pin %s\n", pin)
+	return transport.ServerTLS{Certificate: &cert, ClientCAFile: caFile}.Config()
+}
+
+// isLoopback reports whether a listen address binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

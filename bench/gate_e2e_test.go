@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gateParams are the gate's scenarios on sizes small enough for a unit
+// test; the memory figure keeps the gate's 1,000 connections because the
+// baseline names that metric.
+func gateParams(system string) Params {
+	p, _ := PresetParams("gate")
+	p.Systems = []string{SystemDirect, system}
+	p.ThroughputMiB = 16
+	p.LatencyWarmup, p.LatencyRounds, p.LatencyMaxSec = 200, 1000, 1
+	p.MemoryConns = []int{1000}
+	p.StartupTimeoutSec = 20
+	return p
+}
+
+func runGateOnce(t *testing.T, sys System, extraEnv []string) *Results {
+	t.Helper()
+	var log bytes.Buffer
+	r := &Runner{Params: gateParams(sys.Name()), Systems: []System{directSystem{}, sys}, Progress: NewProgress(&log), ExtraEnv: extraEnv}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := r.Run(ctx)
+	if err != nil {
+		t.Fatalf("gate run: %v\n%s", err, log.String())
+	}
+	if len(res.Notes) != 0 {
+		t.Fatalf("gate run reported problems: %v\n%s", res.Notes, log.String())
+	}
+	return res
+}
+
+// proveGate shows the gate passes an unchanged tunnel and fails one slowed
+// by the InjectDelayEnv hook, naming the metrics that moved.
+func proveGate(t *testing.T, sys System) {
+	base, err := NewBaseline(runGateOnce(t, sys, nil), sys.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Unchanged tunnel: passes. Tolerances are the real gate's; a loaded
+	// CI machine can still push one tail figure out, so three tries.
+	var lastOut string
+	passed := false
+	for attempt := 1; attempt <= 3 && !passed; attempt++ {
+		var out bytes.Buffer
+		fails, err := CompareBaseline(&out, runGateOnce(t, sys, nil), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		passed, lastOut = len(fails) == 0, out.String()
+	}
+	if !passed {
+		t.Fatalf("gate failed an unchanged %s three times:\n%s", sys.Name(), lastOut)
+	}
+
+	// Slowed tunnel: 1 ms per forwarded chunk caps a stream near 30 MB/s and
+	// adds milliseconds to every round trip. The gate must fail and say so.
+	var out bytes.Buffer
+	fails, err := CompareBaseline(&out, runGateOnce(t, sys, []string{InjectDelayEnv + "=1ms"}), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]bool{}
+	for _, f := range fails {
+		failed[strings.Fields(f.Metric)[0]] = true
+	}
+	for _, id := range []string{MUpload, MDownload, MLatP999} {
+		if !failed[id] {
+			t.Errorf("gate did not fail %s with %s=1ms:\n%s", id, InjectDelayEnv, out.String())
+		}
+	}
+}
+
+func TestGateCatchesInjectedSlowdownRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the gate four times (about 30 s); skipped with -short")
+	}
+	proveGate(t, relaySystem{})
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# bench-mux.sh: compare sluice's mux with hashicorp/yamux and xtaci/smux.
+#
+# Runs the BenchmarkCompare* benchmarks of package mux (every
+# implementation in the same `go test` run, interleaved per count), then
+# prints benchstat's comparison (if benchstat can be fetched through the Go
+# module proxy) and a table of medians, the ratios the issue's targets are
+# stated in, and whether each target is met.
+#
+# Usage:
+#   scripts/bench-mux.sh                 # run (COUNT=5) and summarize
+#   scripts/bench-mux.sh -f results.txt  # summarize an earlier run's output
+# Environment:
+#   COUNT=5        runs per benchmark (medians need at least 5)
+#   BENCH=.        benchmark regexp (within BenchmarkCompare*)
+#   BENCHTIME=1s   passed to -benchtime
+#   OUT=file       where the raw `go test` output is kept (default: a temp file)
+#   NOBENCHSTAT=1  skip benchstat
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+in=""
+if [[ "${1:-}" == "-f" ]]; then
+	in="${2:?-f needs the file with go test -bench output}"
+	[[ -r "$in" ]] || { echo "bench-mux: cannot read $in; pass the output of an earlier run" >&2; exit 2; }
+else
+	COUNT="${COUNT:-5}"
+	BENCHTIME="${BENCHTIME:-1s}"
+	in="${OUT:-$(mktemp "${TMPDIR:-/tmp}/bench-mux.XXXXXX")}"
+	cmd=(go test -run '^$' -bench "BenchmarkCompare${BENCH:+.*${BENCH}}" -benchmem
+		-count "$COUNT" -benchtime "$BENCHTIME" -timeout 60m ./mux/)
+	echo "# ${cmd[*]}"
+	echo "# raw output: $in"
+	"${cmd[@]}" | tee "$in"
+	echo
+fi
+
+if [[ -z "${NOBENCHSTAT:-}" ]]; then
+	echo "## benchstat (columns by implementation; deltas are against sluice)"
+	if ! go run golang.org/x/perf/cmd/benchstat@latest -col /impl "$in" 2>/dev/null; then
+		echo "(benchstat could not run: the Go module proxy may be unreachable; the medians below do not need it)"
+	fi
+	echo
+fi
+
+# Medians and target ratios, computed here so the script needs nothing
+# beyond Go, bash and a POSIX awk.
+awk '
+function median(key,    n, i, j, v, t, a) {
+	n = cnt[key]
+	if (n == 0) return ""
+	for (i = 1; i <= n; i++) a[i] = val[key, i]
+	for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j+1] = a[j]; a[j+1] = v }
+	if (n % 2) return a[(n+1)/2]
+	return (a[n/2] + a[n/2+1]) / 2
+}
+function fmtv(x) {
+	if (x == "") return "-"
+	if (x >= 100 || x == int(x)) return sprintf("%.0f", x)
+	if (x >= 10) return sprintf("%.1f", x)
+	return sprintf("%.2f", x)
+}
+function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "" : a / b }
+function fmtr(r) { return r == "" ? "-" : sprintf("%.2fx", r) }
+/^BenchmarkCompare/ {
+	name = $1
+	sub(/-[0-9]+$/, "", name)          # GOMAXPROCS suffix
+	split(name, parts, "/impl=")
+	bench = parts[1]; sub(/^BenchmarkCompare/, "", bench)
+	impl = parts[2]
+	if (!(bench in seen)) { seen[bench] = 1; order[++nb] = bench }
+	for (i = 3; i + 1 <= NF; i += 2) {
+		unit = $(i+1)
+		key = bench SUBSEP impl SUBSEP unit
+		val[key, ++cnt[key]] = $i + 0
+		if (!((bench, unit) in hasunit)) { hasunit[bench, unit] = 1; units[bench, ++nu[bench]] = unit }
+		runs[bench, impl] = cnt[key]
+	}
+}
+END {
+	if (nb == 0) { print "bench-mux: no BenchmarkCompare lines in the input; did the run fail?" > "/dev/stderr"; exit 1 }
+	print "## Medians"
+	print ""
+	print "| benchmark | metric | sluice | yamux | smux | sluice/yamux | sluice/smux | runs |"
+	print "|---|---|---|---|---|---|---|---|"
+	for (b = 1; b <= nb; b++) {
+		bench = order[b]
+		for (u = 1; u <= nu[bench]; u++) {
+			unit = units[bench, u]
+			s = median(bench SUBSEP "sluice" SUBSEP unit)
+			y = median(bench SUBSEP "yamux" SUBSEP unit)
+			m = median(bench SUBSEP "smux" SUBSEP unit)
+			printf "| %s | %s | %s | %s | %s | %s | %s | %d |\n", bench, unit, fmtv(s), fmtv(y), fmtv(m), fmtr(ratio(s, y)), fmtr(ratio(s, m)), runs[bench, "sluice"]
+		}
+	}
+	print ""
+	print "## Targets (issue 2, section 7)"
+	print ""
+	print "| target | measured | met |"
+	print "|---|---|---|"
+	r = ratio(median("Bulk" SUBSEP "sluice" SUBSEP "MB/s"), median("Bulk" SUBSEP "yamux" SUBSEP "MB/s"))
+	target("(a) bulk MB/s >= 0.95x yamux", r, r != "" && r >= 0.95, sprintf("%s of yamux", fmtr(r)))
+	r = ratio(median("RoundTrips" SUBSEP "sluice" SUBSEP "rt/s"), median("RoundTrips" SUBSEP "yamux" SUBSEP "rt/s"))
+	target("(b) 100-stream round trips/s >= 2x yamux", r, r != "" && r >= 2, sprintf("%s of yamux", fmtr(r)))
+	r = ratio(median("RoundTrips" SUBSEP "sluice" SUBSEP "rt/s"), median("RoundTrips" SUBSEP "smux" SUBSEP "rt/s"))
+	target("(b) 100-stream round trips/s >= 2x smux", r, r != "" && r >= 2, sprintf("%s of smux", fmtr(r)))
+	r = ratio(median("IdleMemory" SUBSEP "sluice" SUBSEP "B/stream"), median("IdleMemory" SUBSEP "yamux" SUBSEP "B/stream"))
+	target("(c) bytes per idle stream <= 0.5x yamux", r, r != "" && r <= 0.5, sprintf("%s of yamux", fmtr(r)))
+	s = median("Latency" SUBSEP "sluice" SUBSEP "p99.9-µs"); y = median("Latency" SUBSEP "yamux" SUBSEP "p99.9-µs")
+	target("(d) P99.9 round trip <= yamux", s, s != "" && y != "" && s <= y, sprintf("%s µs vs %s µs (%s)", fmtv(s), fmtv(y), fmtr(ratio(s, y))))
+	a = median("SteadyWriteRead" SUBSEP "sluice" SUBSEP "allocs/op")
+	target("(e) 0 allocs per 64 KiB Write+Read (both ends)", a, a != "" && a == 0, sprintf("%s allocs/op", fmtv(a)))
+	print ""
+	printf "%d target(s) missed.\n", missed
+}
+function target(what, x, ok, text) {
+	if (x == "") { printf "| %s | not measured | - |\n", what; missed++; return }
+	printf "| %s | %s | %s |\n", what, text, ok ? "yes" : "**no**"
+	if (!ok) missed++
+}
+' "$in"

@@ -48,7 +48,7 @@ func TestRunnerEndToEndDirect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	if len(res.Notes) != 0 {
+	if res.Failures != 0 {
 		t.Fatalf("direct run reported problems: %v\n%s", res.Notes, log.String())
 	}
 	for _, id := range []string{MUpload, MDownload, MParUpload, MParDownload, MLatP50, MLatP999, MLoadP999, MLoadBulk, MConnRate, MHTTPRPS, MHTTPP99} {
@@ -111,7 +111,7 @@ func TestRunnerEndToEndRelay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	if len(res.Notes) != 0 {
+	if res.Failures != 0 {
 		t.Fatalf("relay run reported problems: %v\n%s", res.Notes, log.String())
 	}
 	for _, id := range []string{MStartup, MUpload, MDownload, MemPerConn(50), MMemIdle} {

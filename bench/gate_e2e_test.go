@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,7 @@ func runGateOnce(t *testing.T, sys System, extraEnv []string) *Results {
 	if err != nil {
 		t.Fatalf("gate run: %v\n%s", err, log.String())
 	}
-	if len(res.Notes) != 0 {
+	if res.Failures != 0 {
 		t.Fatalf("gate run reported problems: %v\n%s", res.Notes, log.String())
 	}
 	return res
@@ -84,4 +86,20 @@ func TestGateCatchesInjectedSlowdownRelay(t *testing.T) {
 		t.Skip("runs the gate four times (about 30 s); skipped with -short")
 	}
 	proveGate(t, relaySystem{})
+}
+
+// The same proof on the real tunnel: sluice's agent honours InjectDelayEnv
+// (agent.InjectDelayEnv), so this shows `make bench-gate` itself would
+// catch a slower sluice.
+func TestGateCatchesInjectedSlowdownSluice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds sluice and runs the gate four times; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "sluice")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/sluice: %v\n%s", err, out)
+	}
+	proveGate(t, NewSluiceSystem(bin, nil))
 }

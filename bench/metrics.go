@@ -74,6 +74,35 @@ var metricDefs = map[string]metricDef{
 	MMemIdle:     {ScenMemory, "All processes' RSS, tunnel idle", "KB", false},
 }
 
+// metricOrder is the order metrics appear in tables and reports.
+var metricOrder = []string{
+	MStartup, MUpload, MDownload, MCPUTotal, MCPUEdge, MParUpload, MParDownload,
+	MLatP50, MLatP90, MLatP99, MLatP999, MLatMax,
+	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk,
+	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999,
+	MMemEdgeBase, MMemTunnel, MMemIdle,
+}
+
+// metricRank sorts metric ids: the fixed list first, then the memory
+// figures by connection count (per-connection, edge share, success rate).
+func metricRank(id string) (int, int) {
+	for i, m := range metricOrder {
+		if m == id {
+			return i, 0
+		}
+	}
+	var n int
+	switch {
+	case scan(id, memPerConnFmt, &n):
+		return len(metricOrder) + 0, n
+	case scan(id, memEdgeConnFmt, &n):
+		return len(metricOrder) + 1, n
+	case scan(id, memSuccessFmt, &n):
+		return len(metricOrder) + 2, n
+	}
+	return len(metricOrder) + 3, 0
+}
+
 // defFor returns the description of a metric id, including the
 // per-connection-count memory metrics.
 func defFor(id string) metricDef {

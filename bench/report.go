@@ -226,6 +226,7 @@ func GenerateReport(in ReportInputs) (string, error) {
 	p("| kernel | %s (%s/%s) |", r.Machine.Kernel, r.Machine.OS, r.Machine.Arch)
 	p("| Go | %s |", r.Machine.GoVersion)
 	p("| open-file limit | %d |", r.Machine.NoFileLimit)
+	p("| load average (1 min) | %.2f at start, %.2f at end |", r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	p("| run | %s to %s (%s) |", r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Second))
 	p("| preset | %s |", r.Preset)
 	p("| rounds | %d |", r.Params.Rounds)

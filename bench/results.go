@@ -30,6 +30,8 @@ type Results struct {
 	Systems  []SystemResult `json:"systems"`
 	Metrics  []*Metric      `json:"metrics"`
 	Notes    []string       `json:"notes,omitempty"`
+	// Failures counts scenario runs that failed (each is also in Notes).
+	Failures int `json:"failures"`
 }
 
 // SystemResult says whether a system took part and, if not, why.
@@ -50,6 +52,22 @@ type Machine struct {
 	MemTotalMB  int    `json:"mem_total_mb"`
 	NoFileLimit uint64 `json:"nofile_limit"`
 	Commit      string `json:"commit,omitempty"`
+	// LoadAvgStart/End are the 1-minute load averages when the run began
+	// and ended: above the core count, other work shared the machine and
+	// the absolute figures (less so the ratios) suffered.
+	LoadAvgStart float64 `json:"loadavg_start"`
+	LoadAvgEnd   float64 `json:"loadavg_end"`
+}
+
+// LoadAvg returns the 1-minute load average, 0 if unreadable.
+func LoadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscanf(string(b), "%f", &v)
+	return v
 }
 
 // Metric is one figure (e.g. single-stream upload MB/s) for every system.
@@ -117,8 +135,16 @@ func (r *Results) Median(id, system string) (float64, bool) {
 	return s.Median, true
 }
 
-// Finalize computes summaries and ratios to direct.
+// Finalize orders the metrics, computes summaries and ratios to direct.
 func (r *Results) Finalize() {
+	sort.SliceStable(r.Metrics, func(i, j int) bool {
+		a1, a2 := metricRank(r.Metrics[i].ID)
+		b1, b2 := metricRank(r.Metrics[j].ID)
+		if a1 != b1 {
+			return a1 < b1
+		}
+		return a2 < b2
+	})
 	for _, m := range r.Metrics {
 		for _, s := range m.Values {
 			s.Summary = Summarize(s.Samples)
@@ -145,7 +171,7 @@ func (r *Results) SystemNames() []string {
 	return out
 }
 
-// Scenarios returns the scenario names in first-use order.
+// Scenarios returns the scenario names in metric order.
 func (r *Results) Scenarios() []string {
 	var out []string
 	seen := map[string]bool{}
@@ -214,6 +240,7 @@ func CollectMachine() Machine {
 		m.MemTotalMB = kb / 1024
 	}
 	m.NoFileLimit = currentNoFile()
+	m.LoadAvgStart = LoadAvg()
 	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {

@@ -45,6 +45,11 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		r.Progress = NewProgress(io.Discard)
 	}
 	keepDir := r.Dir != ""
+	if keepDir {
+		if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("make scratch directory %s: %w", r.Dir, err)
+		}
+	}
 	if r.Dir == "" {
 		d, err := os.MkdirTemp("", "sluice-bench-")
 		if err != nil {
@@ -91,6 +96,10 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		}
 	}
 	r.res.Finished = time.Now().UTC()
+	r.res.Machine.LoadAvgEnd = LoadAvg()
+	if c := float64(r.res.Machine.Cores); c > 0 && (r.res.Machine.LoadAvgStart > c || r.res.Machine.LoadAvgEnd > c) {
+		r.note("the machine was busy with other work (load average %.1f at the start, %.1f at the end, %d cores): absolute figures are depressed; ratios between systems, measured interleaved, suffer less", r.res.Machine.LoadAvgStart, r.res.Machine.LoadAvgEnd, r.res.Machine.Cores)
+	}
 	r.res.Finalize()
 	if r.failed || keepDir {
 		r.Progress.Printf("logs and configs kept in %s", r.Dir)
@@ -136,6 +145,7 @@ func (r *Runner) env(system string, round int) Env {
 // fail records a scenario failure; the run goes on with the next one.
 func (r *Runner) fail(label string, err error) {
 	r.failed = true
+	r.res.Failures++
 	r.Progress.End("FAILED")
 	r.note("%s failed: %v", label, err)
 }

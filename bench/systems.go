@@ -235,7 +235,9 @@ func (directSystem) Start(_ context.Context, env Env, _ StartOptions) (*Instance
 }
 
 // sluiceSystem runs `sluice server` and one `sluice tcp` agent (plus a
-// `sluice http` agent when HTTP is wanted), plain transport.
+// `sluice http` agent when HTTP is wanted), plain transport, logging errors
+// only (as the peers are configured: rathole RUST_LOG=error, frp
+// log.level=error), so no system pays for a log line per request.
 type sluiceSystem struct {
 	bin    string
 	binErr error // why there is no binary (e.g. the build failed)
@@ -280,7 +282,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	pub := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	in := &Instance{System: SystemSluice, Addr: pub, Started: time.Now()}
 	srv, err := startProc("sluice server", true, env.Dir, s.bin,
-		[]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--insecure"}, env.ExtraEnv)
+		[]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--insecure", "--log-level", "error"}, env.ExtraEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +295,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 		in.markEdgeBase()
 	}
 	ag, err := startProc("sluice tcp agent", false, env.Dir, s.bin,
-		[]string{"tcp", env.TargetTCP, "--server", ctrl, "--token", sluiceToken, "--remote-port", fmt.Sprint(ports[2]), "--insecure"}, env.ExtraEnv)
+		[]string{"tcp", env.TargetTCP, "--server", ctrl, "--token", sluiceToken, "--remote-port", fmt.Sprint(ports[2]), "--insecure", "--log-level", "error"}, env.ExtraEnv)
 	if err != nil {
 		in.Stop()
 		return nil, err
@@ -302,7 +304,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
 		hag, err := startProc("sluice http agent", false, env.Dir, s.bin,
-			[]string{"http", tport, "--server", ctrl, "--token", sluiceToken, "--name", strings.TrimSuffix(HTTPHostName, ".localhost"), "--insecure"}, env.ExtraEnv)
+			[]string{"http", tport, "--server", ctrl, "--token", sluiceToken, "--name", strings.TrimSuffix(HTTPHostName, ".localhost"), "--insecure", "--log-level", "error"}, env.ExtraEnv)
 		if err != nil {
 			in.Stop()
 			return nil, err

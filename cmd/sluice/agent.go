@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -23,6 +24,7 @@ type agentFlags struct {
 	insecure                bool
 	caFile, pin, serverName string
 	certFile, keyFile       string
+	connectTimeout          time.Duration
 }
 
 func (f *agentFlags) register(c *command) {
@@ -35,6 +37,7 @@ func (f *agentFlags) register(c *command) {
 	fs.StringVar(&f.serverName, "server-name", "", "TLS `name` to verify in the edge's certificate (default: the host of --server)")
 	fs.StringVar(&f.certFile, "tls-cert", "", "client certificate `file` (PEM), when the edge requires mutual TLS")
 	fs.StringVar(&f.keyFile, "tls-key", "", "client private key `file` (PEM)")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "give up when the first connection to the edge fails for this long (0: retry forever)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log every connection (same as --log-level debug)")
 }
 
@@ -60,7 +63,11 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 			return agent.Config{}, usagef("%s: %v", c.name, err)
 		}
 	}
-	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log}, nil
+	ct := f.connectTimeout
+	if ct == 0 {
+		ct = -1 // agent.Config: negative retries forever
+	}
+	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct}, nil
 }
 
 // localAddr turns "3000" into "localhost:3000" and checks host:port forms.

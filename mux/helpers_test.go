@@ -131,6 +131,13 @@ type tstRawPeer struct {
 // tstRawPair connects a Session (client or server side) to a raw peer.
 func tstRawPair(t testing.TB, sessionIsClient bool, cfg Config) (*Session, *tstRawPeer) {
 	t.Helper()
+	return tstRawPairReading(t, sessionIsClient, cfg, true)
+}
+
+// tstRawPairReading is tstRawPair with a raw peer that, unless read is
+// set, never reads: the session's writes pile up in the socket buffers.
+func tstRawPairReading(t testing.TB, sessionIsClient bool, cfg Config, read bool) (*Session, *tstRawPeer) {
+	t.Helper()
 	a, b := tcpPair(t)
 	var sess *Session
 	var err error
@@ -145,7 +152,11 @@ func tstRawPair(t testing.TB, sessionIsClient bool, cfg Config) (*Session, *tstR
 		t.Fatalf("starting the session: %v", err)
 	}
 	p := &tstRawPeer{conn: b, frames: make(chan frame.Header, 4096), done: make(chan struct{})}
-	go p.readLoop()
+	if read {
+		go p.readLoop()
+	} else {
+		close(p.done)
+	}
 	t.Cleanup(func() {
 		sess.Close()
 		p.conn.Close()

@@ -1,0 +1,265 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/frame"
+	"go.uber.org/goleak"
+)
+
+// tstBlockedCalls starts one of every call that can block on sess, with a
+// raw peer that reads everything and answers nothing: a Read with nothing
+// to read, a Write out of stream credit, a Write out of session credit, an
+// AcceptStream, a Ping. It returns them by name once each is seen blocked.
+func tstBlockedCalls(t *testing.T, sess *Session, raw *tstRawPeer) map[string]<-chan error {
+	t.Helper()
+	ctx := context.Background()
+	open := func() *Stream {
+		st, err := sess.OpenStream(ctx)
+		if err != nil {
+			t.Fatalf("OpenStream: %v", err)
+		}
+		return st
+	}
+	reader, writer, sessionWriter := open(), open(), open()
+	// Stream credit without end for sessionWriter, so that only the
+	// session window stops it.
+	raw.send(t, frame.AppendWindowUpdate(nil, sessionWriter.ID(), frame.MaxWindow-frame.InitialStreamWindow))
+	sessionPayload := make([]byte, frame.InitialSessionWindow+1)
+	calls := map[string]<-chan error{
+		"Read": tstCall(func() error { _, err := reader.Read(make([]byte, 1)); return err }),
+		"Write out of stream credit": tstCall(func() error {
+			_, err := writer.Write(make([]byte, 1<<20))
+			return err
+		}),
+		"Write out of session credit": tstCall(func() error {
+			_, err := sessionWriter.Write(sessionPayload)
+			return err
+		}),
+		"AcceptStream": tstCall(func() error { _, err := sess.AcceptStream(ctx); return err }),
+		"Ping":         tstCall(func() error { _, err := sess.Ping(ctx); return err }),
+	}
+	// The session-credit writer must have used up the whole window.
+	tstEventually(t, "the session credit to run out", func() bool { return sess.Stats().SendCredit == 0 })
+	for name, ch := range calls {
+		tstNotWithin(t, ch, 20*time.Millisecond, name)
+	}
+	return calls
+}
+
+// TestConnectionLossUnblocksEverything: however the connection dies, every
+// blocked call returns an error matching ErrSessionClosed, later calls fail
+// at once, and no goroutine survives.
+func TestConnectionLossUnblocksEverything(t *testing.T) {
+	tests := []struct {
+		name  string
+		kill  func(sess *Session, raw *tstRawPeer)
+		cause error // what Session.Err must also match, if not nil
+	}{
+		{"the peer hangs up", func(_ *Session, raw *tstRawPeer) { raw.conn.Close() }, nil},
+		{"the peer half-closes", func(_ *Session, raw *tstRawPeer) { raw.conn.(*net.TCPConn).CloseWrite() }, nil},
+		{"the connection is closed under the session", func(sess *Session, _ *tstRawPeer) { sess.conn.Close() }, nil},
+		{"Session.Close", func(sess *Session, _ *tstRawPeer) { sess.Close() }, nil},
+		{"the peer sends GOAWAY(INTERNAL_ERROR) and hangs up", func(_ *Session, raw *tstRawPeer) {
+			_, _ = raw.conn.Write(frame.AppendGoAway(nil, frame.CodeInternal))
+			raw.conn.Close()
+		}, &RemoteError{Code: frame.CodeInternal}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sess, raw := tstRawPair(t, true, DefaultConfig())
+			raw.send(t, tstPreface)
+			calls := tstBlockedCalls(t, sess, raw)
+			tc.kill(sess, raw)
+			for name, ch := range calls {
+				err := tstRecv(t, ch, name+" to return after the connection died")
+				if !errors.Is(err, ErrSessionClosed) {
+					t.Errorf("blocked %s returned %v; want an error matching ErrSessionClosed", name, err)
+				}
+			}
+			err := tstWaitDone(t, sess, tc.name)
+			if tc.cause != nil {
+				var re *RemoteError
+				if !errors.As(err, &re) || re.Code != tc.cause.(*RemoteError).Code {
+					t.Errorf("Session.Err() = %v; want it to carry %v", err, tc.cause)
+				}
+			}
+			// Calls made now fail at once.
+			if _, err := sess.OpenStream(context.Background()); !errors.Is(err, ErrSessionClosed) {
+				t.Errorf("OpenStream after the end: %v; want ErrSessionClosed", err)
+			}
+			if _, err := sess.AcceptStream(context.Background()); !errors.Is(err, ErrSessionClosed) {
+				t.Errorf("AcceptStream after the end: %v; want ErrSessionClosed", err)
+			}
+			if _, err := sess.Ping(context.Background()); !errors.Is(err, ErrSessionClosed) {
+				t.Errorf("Ping after the end: %v; want ErrSessionClosed", err)
+			}
+			if err := sess.Close(); err != nil {
+				t.Errorf("Close after the end: %v", err)
+			}
+			raw.conn.Close()
+			<-raw.done
+			goleak.VerifyNone(t)
+		})
+	}
+}
+
+// TestConnectionLossMidTransfer: two real sessions move data both ways on
+// several streams when the connection under one of them is cut. Every call
+// on both sides returns, both sessions end, no goroutine survives.
+func TestConnectionLossMidTransfer(t *testing.T) {
+	for _, cut := range []string{"client", "server"} {
+		t.Run("cut under the "+cut, func(t *testing.T) {
+			a, b := tcpPair(t)
+			c, err := Client(a, DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Server(b, DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var moved sync.WaitGroup // each client stream has read some data
+			// Each stream end writes without end and reads without end
+			// until the session dies.
+			pump := func(st *Stream, mv *sync.WaitGroup) {
+				wg.Add(2)
+				mv.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						if _, err := st.Write(tstPool[:32<<10]); err != nil {
+							return
+						}
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					buf := make([]byte, 32<<10)
+					total, signalled := 0, false
+					for {
+						n, err := st.Read(buf)
+						total += n
+						if total > 256<<10 && !signalled {
+							mv.Done()
+							signalled = true
+						}
+						if err != nil {
+							if !signalled {
+								mv.Done()
+							}
+							return
+						}
+					}
+				}()
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					st, err := s.AcceptStream(context.Background())
+					if err != nil {
+						return
+					}
+					pump(st, new(sync.WaitGroup))
+				}
+			}()
+			for range 4 {
+				st, err := c.OpenStream(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pump(st, &moved)
+			}
+			done := make(chan struct{})
+			go func() { moved.Wait(); close(done) }()
+			tstRecv(t, done, "every stream to move data both ways")
+
+			if cut == "client" {
+				a.Close()
+			} else {
+				b.Close()
+			}
+			for _, x := range []struct {
+				name string
+				s    *Session
+			}{{"client", c}, {"server", s}} {
+				tstWaitDone(t, x.s, "the connection was cut under the "+cut)
+			}
+			finished := make(chan struct{})
+			go func() { wg.Wait(); close(finished) }()
+			tstRecv(t, finished, "every Read, Write and Accept to return")
+			c.Close()
+			s.Close()
+			goleak.VerifyNone(t)
+		})
+	}
+}
+
+// TestCloseWithWriterStuck: the peer stops reading the connection, so the
+// session's writer blocks in a system call; Close still returns and every
+// call ends.
+func TestCloseWithWriterStuck(t *testing.T) {
+	sess, raw := tstRawPairReading(t, true, DefaultConfig(), false)
+	st := tstStuckWriter(t, sess, raw)
+	written := tstCall(func() error {
+		for {
+			if _, err := st.Write(tstPool[:1<<20]); err != nil {
+				return err
+			}
+		}
+	})
+	tstNotWithin(t, written, 100*time.Millisecond, "Write to a peer that does not read")
+	closed := tstCall(func() error { return sess.Close() })
+	if err := tstRecv(t, closed, "Close with the writer stuck in a system call"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := tstRecv(t, written, "the blocked Write to return"); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("blocked Write after Close: %v; want ErrSessionClosed", err)
+	}
+}
+
+// TestWriteTimeoutEndsSession: a connection write blocked for WriteTimeout
+// ends the session.
+func TestWriteTimeoutEndsSession(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WriteTimeout = 200 * time.Millisecond
+	sess, raw := tstRawPairReading(t, true, cfg, false)
+	st := tstStuckWriter(t, sess, raw)
+	written := tstCall(func() error {
+		for {
+			if _, err := st.Write(tstPool[:1<<20]); err != nil {
+				return err
+			}
+		}
+	})
+	err := tstWaitDone(t, sess, "a connection write stayed blocked past WriteTimeout")
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Session.Err() = %v; want it to carry the write's timeout (os.ErrDeadlineExceeded)", err)
+	}
+	if err := tstRecv(t, written, "the blocked Write to return"); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("blocked Write after the write timeout: %v; want ErrSessionClosed", err)
+	}
+}
+
+// tstStuckWriter opens a stream with credit without end: the raw peer
+// grants it and the session all the credit there is, and then never reads.
+func tstStuckWriter(t *testing.T, sess *Session, raw *tstRawPeer) *Stream {
+	t.Helper()
+	st, err := sess.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.send(t, tstCat(tstPreface,
+		frame.AppendWindowUpdate(nil, 0, frame.MaxWindow-frame.InitialSessionWindow),
+		frame.AppendWindowUpdate(nil, st.ID(), frame.MaxWindow-frame.InitialStreamWindow),
+	))
+	return st
+}

@@ -28,6 +28,11 @@ type Runner struct {
 	ExtraEnv []string
 	// Command is recorded in the results so others can reproduce them.
 	Command string
+	// TargetTCP and TargetHTTP, when set, name a target service already
+	// running (in a container); otherwise the runner starts its own.
+	TargetTCP, TargetHTTP string
+	// Source is recorded in the results: "processes" (default) or "docker".
+	Source string
 
 	res    *Results
 	target *TargetProc
@@ -57,7 +62,11 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		}
 		r.Dir = d
 	}
-	r.res = &Results{Schema: SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: "processes", Started: time.Now().UTC()}
+	src := r.Source
+	if src == "" {
+		src = "processes"
+	}
+	r.res = &Results{Schema: SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: src, Started: time.Now().UTC()}
 	limit, lerr := RaiseNoFile()
 	if lerr != nil {
 		r.note("could not raise the open-file limit (%v); it stays at %d", lerr, limit)
@@ -66,12 +75,16 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 	r.capMemoryConns(limit)
 	r.res.Params = r.Params
 
-	var err error
-	r.target, err = StartTargetProc(r.Dir)
-	if err != nil {
-		return nil, err
+	if r.TargetTCP != "" {
+		r.target = &TargetProc{TCPAddr: r.TargetTCP, HTTPAddr: r.TargetHTTP}
+	} else {
+		var err error
+		r.target, err = StartTargetProc(r.Dir)
+		if err != nil {
+			return nil, err
+		}
+		defer r.target.Stop()
 	}
-	defer r.target.Stop()
 
 	var live []System
 	for _, s := range r.Systems {
@@ -158,6 +171,12 @@ func (r *Runner) runRound(ctx context.Context, s System, round int) {
 	if needMain {
 		r.runMain(ctx, s, round, tag)
 	}
+	if ext, ok := s.(*ExternalSystem); ok && ext.Cgroup == "" && name != SystemDirect && p.Has(ScenMemory) {
+		if round == 1 {
+			r.note("%s: no cgroup given, so no memory figures (pass cgroup=... in -external)", name)
+		}
+		return
+	}
 	if p.Has(ScenMemory) && name != SystemDirect {
 		for _, n := range p.MemoryConns {
 			if ctx.Err() != nil {
@@ -183,7 +202,7 @@ func (r *Runner) runMain(ctx context.Context, s System, round int, tag string) {
 		r.fail(tag+" start", err)
 		return
 	}
-	if name != SystemDirect && p.Has(ScenStartup) {
+	if name != SystemDirect && !in.External && p.Has(ScenStartup) {
 		r.add(MStartup, name, float64(up.Microseconds())/1000)
 		r.Progress.End(fmt.Sprintf("live after %.1f ms", float64(up.Microseconds())/1000))
 	} else {
@@ -233,12 +252,12 @@ func (r *Runner) throughput(in *Instance, tag string) error {
 		}
 		r.Progress.End(fmt.Sprintf("%.0f MB/s", v))
 	}
-	if len(in.Procs) > 0 {
-		cpu1, err1 := in.CPU(false)
-		edge1, err2 := in.CPU(true)
-		if err1 == nil && err2 == nil {
-			gib := float64(2*size) / (1 << 30)
+	if len(in.Procs) > 0 || in.Cgroup != "" {
+		gib := float64(2*size) / (1 << 30)
+		if cpu1, err := in.CPU(false); err == nil {
 			r.add(MCPUTotal, in.System, float64((cpu1-cpu0).Milliseconds())/gib)
+		}
+		if edge1, err := in.CPU(true); err == nil {
 			r.add(MCPUEdge, in.System, float64((edge1-edge0).Milliseconds())/gib)
 		}
 	}
@@ -383,7 +402,7 @@ func (r *Runner) runMemory(ctx context.Context, s System, round int, tag string,
 		r.fail(label, err)
 		return
 	}
-	idleEdge, _ := in.RSSKB(true)
+	idleEdge, edgeErr := in.RSSKB(true)
 	held := holdConns(in.Addr, n, p.MemoryWorkers, c)
 	defer held.Close()
 	time.Sleep(300 * time.Millisecond)
@@ -396,7 +415,7 @@ func (r *Runner) runMemory(ctx context.Context, s System, round int, tag string,
 		r.fail(label, err)
 		return
 	}
-	busyEdge, _ := in.RSSKB(true)
+	busyEdge, edgeErr2 := in.RSSKB(true)
 	ok := len(held.conns)
 	r.add(MemSuccess(n), name, 100*float64(ok)/float64(n))
 	if held.failed > 0 {
@@ -409,7 +428,9 @@ func (r *Runner) runMemory(ctx context.Context, s System, round int, tag string,
 	per := float64(busy-idle) / float64(ok)
 	perEdge := float64(busyEdge-idleEdge) / float64(ok)
 	r.add(MemPerConn(n), name, per)
-	r.add(MemEdgePerConn(n), name, perEdge)
+	if edgeErr == nil && edgeErr2 == nil {
+		r.add(MemEdgePerConn(n), name, perEdge)
+	}
 	if n == p.MemoryConns[0] {
 		r.add(MMemIdle, name, float64(idle))
 		if in.EdgeBaseKB > 0 {

@@ -48,6 +48,11 @@ type Instance struct {
 	// EdgeBaseKB is the edge's RSS once it listens but before any agent
 	// connected: the fixed cost of an edge, before tunnels and connections.
 	EdgeBaseKB int64
+	// External instances were started by someone else (containers): they
+	// are not stopped, have no startup time, and, when Cgroup is set, their
+	// memory and CPU come from that cgroup (edge and agent together).
+	External bool
+	Cgroup   string
 }
 
 // markEdgeBase records EdgeBaseKB; call it when the edge listens and no
@@ -82,6 +87,12 @@ func (in *Instance) Alive() error {
 // RSSKB sums the resident memory of the instance's processes (edge only
 // when edgeOnly).
 func (in *Instance) RSSKB(edgeOnly bool) (int64, error) {
+	if in.Cgroup != "" {
+		if edgeOnly {
+			return 0, fmt.Errorf("%s: a cgroup holds edge and agent together; no edge-only figure", in.System)
+		}
+		return cgroupMemKB(in.Cgroup)
+	}
 	var sum int64
 	for _, p := range in.Procs {
 		if edgeOnly && !p.Edge {
@@ -98,6 +109,12 @@ func (in *Instance) RSSKB(edgeOnly bool) (int64, error) {
 
 // CPU sums the CPU time used so far by the instance's processes.
 func (in *Instance) CPU(edgeOnly bool) (time.Duration, error) {
+	if in.Cgroup != "" {
+		if edgeOnly {
+			return 0, fmt.Errorf("%s: a cgroup holds edge and agent together; no edge-only figure", in.System)
+		}
+		return cgroupCPU(in.Cgroup)
+	}
 	var sum time.Duration
 	for _, p := range in.Procs {
 		if edgeOnly && !p.Edge {
@@ -222,6 +239,9 @@ func firstLine(bin string, args ...string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(line)
 }
+
+// NewSystemDirect returns the no-tunnel baseline.
+func NewSystemDirect() System { return directSystem{} }
 
 // directSystem is no tunnel at all: the physical limit of this machine.
 type directSystem struct{}

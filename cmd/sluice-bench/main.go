@@ -80,7 +80,15 @@ Run "sluice-bench <command> -h" for a command's flags.
 type runFlags struct {
 	preset, systems, scenarios, memConns, sluiceBin, dir, out string
 	rounds, tputMiB, parConns, parMiB, latRounds              int
+	target, source                                            string
+	external                                                  listFlag
 }
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.StringVar(&f.preset, "preset", defPreset, "full (make bench), quick (make bench-quick) or gate")
@@ -95,6 +103,44 @@ func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.StringVar(&f.sluiceBin, "sluice-bin", os.Getenv("SLUICE_BIN"), "sluice binary (default: $SLUICE_BIN, else built from this repository)")
 	fs.StringVar(&f.dir, "dir", "", "scratch directory for configs and logs (default: a temporary one, removed after a clean run)")
 	fs.StringVar(&f.out, "out", defOut, "results JSON to write")
+	fs.Var(&f.external, "external", "a system already running elsewhere, e.g. in a container: name=host:port[,http=host:port][,cgroup=/sys/fs/cgroup/...] (repeatable; replaces -systems)")
+	fs.StringVar(&f.target, "target", "", "a target service already running: tcp=host:port,http=host:port (default: start one)")
+	fs.StringVar(&f.source, "source", "processes", "recorded in the results: processes or docker")
+}
+
+// applyExternal turns -external and -target into runner settings.
+func (f *runFlags) applyExternal(r *bench.Runner) error {
+	r.Source = f.source
+	if f.target != "" {
+		for _, part := range splitList(f.target) {
+			k, v, _ := strings.Cut(part, "=")
+			switch k {
+			case "tcp":
+				r.TargetTCP = v
+			case "http":
+				r.TargetHTTP = v
+			default:
+				return fmt.Errorf("-target %q: want tcp=host:port,http=host:port", f.target)
+			}
+		}
+		if r.TargetTCP == "" || r.TargetHTTP == "" {
+			return fmt.Errorf("-target %q: both tcp= and http= are needed", f.target)
+		}
+	}
+	if len(f.external) == 0 {
+		return nil
+	}
+	r.Systems = []bench.System{bench.NewSystemDirect()}
+	r.Params.Systems = []string{bench.SystemDirect}
+	for _, spec := range f.external {
+		e, err := bench.ParseExternal(spec)
+		if err != nil {
+			return err
+		}
+		r.Systems = append(r.Systems, e)
+		r.Params.Systems = append(r.Params.Systems, e.Name())
+	}
+	return nil
 }
 
 func (f *runFlags) params() (bench.Params, error) {
@@ -251,12 +297,19 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	prog := bench.NewProgress(os.Stderr)
-	sys, cleanup, err := systems(p.Systems, &f, prog, false)
-	defer cleanup()
-	if err != nil {
-		return err
+	var sys []bench.System
+	if len(f.external) == 0 {
+		var cleanup func()
+		sys, cleanup, err = systems(p.Systems, &f, prog, false)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
 	}
 	r := &bench.Runner{Params: p, Systems: sys, Progress: prog, Dir: f.dir, Command: commandLine()}
+	if err := f.applyExternal(r); err != nil {
+		return err
+	}
 	if d := os.Getenv(bench.InjectDelayEnv); d != "" {
 		r.Params.SluiceInjectDelay = d
 		prog.Printf("note: %s=%s is set: the tunnels run with an injected slowdown (test only)", bench.InjectDelayEnv, d)

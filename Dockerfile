@@ -1,0 +1,25 @@
+# Multi-stage build of sluice: a static binary in an image with nothing else.
+#   docker build -t sluice .                   the sluice image (default stage)
+#   docker build --target bench -t sluice-bench .   the benchmark harness
+# Versions are pinned so a benchmark image is the same image next year.
+FROM golang:1.26.8-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# CGO off: a static binary that runs on scratch; -trimpath: reproducible.
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice ./cmd/sluice \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice-bench ./cmd/sluice-bench
+
+# The harness: load generator and target service (docker-compose.bench.yml).
+FROM scratch AS bench
+COPY --from=build /out/sluice-bench /usr/local/bin/sluice-bench
+ENTRYPOINT ["/usr/local/bin/sluice-bench"]
+
+# The product image, last so that a plain `docker build .` makes it.
+FROM scratch AS sluice
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/sluice /usr/local/bin/sluice
+USER 65534:65534
+EXPOSE 7835 8080
+ENTRYPOINT ["/usr/local/bin/sluice"]

@@ -290,7 +290,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func fatal(err error) bool {
 	var ce *control.Error
 	if errors.As(err, &ce) {
-		return true
+		return ce.Code != control.CodeInternal
 	}
 	return isTLSFailure(err)
 }

@@ -81,7 +81,11 @@ type Session struct {
 	errMu     sync.Mutex
 	err       error
 	connMu    sync.Mutex // held by whoever writes to conn
-	loops     sync.WaitGroup
+	// prefaceSent: the preface has gone out (guarded by connMu). A GOAWAY
+	// written by fail before the first batch must bring the preface along,
+	// or the peer reads the GOAWAY as a garbled preface and never learns why.
+	prefaceSent bool
+	loops       sync.WaitGroup
 
 	// Keepalive and RTT.
 	start   time.Time
@@ -323,8 +327,17 @@ func (s *Session) fail(err error) {
 		}
 		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout {
 			if s.connMu.TryLock() {
+				var msg []byte
+				if !s.prefaceSent {
+					msg = frame.AppendPreface(nil)
+					s.prefaceSent = true
+				}
 				_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				_, _ = s.conn.Write(frame.AppendGoAway(nil, code))
+				_, _ = s.conn.Write(frame.AppendGoAway(msg, code))
+				// Close before letting the writer in again: its next
+				// batch may start with the preface, which must not
+				// follow the GOAWAY.
+				_ = s.conn.Close()
 				s.connMu.Unlock()
 			}
 		}
@@ -768,6 +781,7 @@ func (w *batchWriter) write() error {
 	s := w.s
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
+	s.prefaceSent = true // every session's first batch starts with it
 	if s.cfg.WriteTimeout > 0 {
 		if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 			return err

@@ -16,6 +16,10 @@ type Reader struct {
 	r, w int // buf[r:w] is buffered and unread
 	pre  [PrefaceSize]byte
 	err  error // sticky read error of src
+	// bulk is set after a large DATA payload. The next header is then read
+	// on its own, so that the read does not pull the next bulk payload into
+	// buf only to copy it out again.
+	bulk bool
 }
 
 // NewReader returns a Reader with a read buffer of bufSize bytes.
@@ -34,6 +38,10 @@ func (r *Reader) fill(n int) error {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
 	}
+	end := len(r.buf)
+	if r.bulk {
+		end, r.bulk = n, false
+	}
 	for empty := 0; r.w < n; {
 		if r.err != nil {
 			if r.w > 0 && errors.Is(r.err, io.EOF) {
@@ -41,7 +49,7 @@ func (r *Reader) fill(n int) error {
 			}
 			return r.err
 		}
-		m, err := r.src.Read(r.buf[r.w:])
+		m, err := r.src.Read(r.buf[r.w:end])
 		r.w += m
 		if err != nil {
 			r.err = err
@@ -143,6 +151,7 @@ func (r *Reader) ReadPayload(h Header, dst []byte) error {
 	if err := r.readFull(dst[:h.Length]); err != nil {
 		return truncated(h, err)
 	}
+	r.bulk = int(h.Length) >= len(r.buf)/2
 	return nil
 }
 

@@ -55,7 +55,7 @@ func DefaultConfig() Config {
 		InitialStreamWindow:  frame.InitialStreamWindow,
 		MaxStreamWindow:      16 << 20,
 		SessionWindow:        128 << 20,
-		MaxFramePayload:      32 << 10,
+		MaxFramePayload:      64 << 10,
 		MaxStreamQueue:       512 << 10,
 		KeepAliveInterval:    15 * time.Second,
 		KeepAliveTimeout:     45 * time.Second,

@@ -30,7 +30,7 @@ import (
 
 // readBufferSize is the connection read buffer: large enough that a burst
 // of small frames costs one system call.
-const readBufferSize = 64 << 10
+const readBufferSize = 32 << 10
 
 // maxBatchBytes and maxBatchFrames bound one writev, so the writer goes
 // back for fresh control frames (window updates, pongs) often enough.

@@ -100,11 +100,14 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 	}
 	ctrl.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID()}
-	if err := s.handshake(ac, log); err != nil {
-		// The agent needs time to read the error before the session closes.
-		ctrl.CloseWrite()
-		ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
-		io.Copy(io.Discard, ctrl)
+	if refused, err := s.handshake(ac, log); err != nil {
+		if refused {
+			// Let the agent read the error before the session closes: wait
+			// for it to hang up, briefly.
+			ctrl.CloseWrite()
+			ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
+			io.Copy(io.Discard, ctrl)
+		}
 		return
 	}
 	ctrl.SetDeadline(time.Time{})
@@ -141,16 +144,16 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 }
 
 // handshake reads Hello and Auth and answers Welcome, or an Error whose
-// message tells the agent's user what to fix.
-func (s *Server) handshake(ac *agentConn, log *slog.Logger) error {
-	refuse := func(code, msg string) error {
+// message tells the agent's user what to fix (refused is then true).
+func (s *Server) handshake(ac *agentConn, log *slog.Logger) (refused bool, err error) {
+	refuse := func(code, msg string) (bool, error) {
 		control.WriteMessage(ac.ctrl, &control.Error{Code: code, Message: msg})
-		return errors.New(msg)
+		return true, errors.New(msg)
 	}
 	m, err := control.ReadMessage(ac.ctrl)
 	if err != nil {
 		log.Warn("agent handshake failed: reading hello", "err", err)
-		return err
+		return false, err
 	}
 	hello, ok := m.(control.Hello)
 	if !ok {
@@ -164,7 +167,7 @@ func (s *Server) handshake(ac *agentConn, log *slog.Logger) error {
 	m, err = control.ReadMessage(ac.ctrl)
 	if err != nil {
 		log.Warn("agent handshake failed: reading auth", "err", err)
-		return err
+		return false, err
 	}
 	auth, ok := m.(control.Auth)
 	if !ok {
@@ -176,7 +179,7 @@ func (s *Server) handshake(ac *agentConn, log *slog.Logger) error {
 		return refuse(control.CodeUnauthorized, "the edge rejected the token: pass the edge's token with --token or SLUICE_TOKEN")
 	}
 	ac.owner = o
-	return control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
+	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
 }
 
 // controlLoop answers Register messages until the control stream ends.

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/server"
+	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/transport"
+)
+
+// tlsEdge starts an edge whose agent listener uses a certificate from a
+// test CA, and returns the CA.
+func tlsEdge(t *testing.T) (*edge, *transport.CA) {
+	t.Helper()
+	ca, err := transport.NewCA("sluice test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := transport.ServerTLS{Certificate: &cert}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startEdge(t, func(c *server.Config) { c.TLS = scfg }), ca
+}
+
+func TestTLSWithCAAndPin(t *testing.T) {
+	e, ca := tlsEdge(t)
+	caFile := t.TempDir() + "/ca.pem"
+	if err := ca.WriteCAFile(caFile); err != nil {
+		t.Fatal(err)
+	}
+	local := echoServer(t)
+	for name, ct := range map[string]transport.ClientTLS{
+		"ca":  {CAFile: caFile},
+		"pin": {Pin: mustPin(t, e)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := ct.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			as, stop := runAgent(t, e, func(c *Config) { c.TLS = cfg }, Tunnel{Kind: control.KindTCP, Local: local})
+			if !strings.HasPrefix(as[0].URL, "tcp://") {
+				t.Fatalf("url %q", as[0].URL)
+			}
+			stop()
+		})
+	}
+}
+
+// mustPin dials the edge once to learn its key's pin, as an operator would
+// read it from `sluice server`'s output.
+func mustPin(t *testing.T, e *edge) string {
+	t.Helper()
+	cfg, err := transport.ClientTLS{Pin: strings.Repeat("00", 32)}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := transport.NewDialer(transport.DefaultTCPOptions(), cfg)
+	_, err = d.DialContext(context.Background(), e.srv.Addr().String())
+	var pm *transport.PinMismatchError
+	if !errors.As(err, &pm) {
+		t.Fatalf("dial with a wrong pin: %v, want a PinMismatchError", err)
+	}
+	return pm.Got
+}
+
+func TestTLSUnknownCAIsFatal(t *testing.T) {
+	e, _ := tlsEdge(t)
+	other, _ := transport.NewCA("some other CA")
+	caFile := t.TempDir() + "/other.pem"
+	other.WriteCAFile(caFile)
+	cfg, err := transport.ClientTLS{CAFile: caFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Server: e.srv.Addr().String(), Token: testToken, TLS: cfg, Tunnels: []Tunnel{{Kind: control.KindTCP, Local: "127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = a.Run(ctx)
+	var te *TLSError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "--ca") {
+		t.Fatalf("Run against an edge signed by another CA: %v, want a TLSError suggesting --ca", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Fatalf("a certificate error was retried for %v; it cannot heal by itself", time.Since(start))
+	}
+}
+
+func TestPlainAgentAgainstTLSEdgeFailsClearly(t *testing.T) {
+	e, _ := tlsEdge(t)
+	a, err := New(Config{Server: e.srv.Addr().String(), Token: testToken, FirstConnectTimeout: 500 * time.Millisecond,
+		Tunnels: []Tunnel{{Kind: control.KindTCP, Local: "127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = a.Run(ctx)
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--insecure") {
+		t.Fatalf("plain agent, TLS edge: %v, want an UnreachableError mentioning --insecure", err)
+	}
+}

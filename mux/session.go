@@ -383,11 +383,26 @@ func (s *Session) consumed(n int) {
 	if n == 0 {
 		return
 	}
-	if u := s.recvUnacked.Add(int64(n)); u >= int64(s.cfg.SessionWindow/4) {
-		if got := s.recvUnacked.Swap(0); got > 0 {
-			s.recvInFlight.Add(-got)
-			s.queueWindowUpdate(0, uint32(got))
-		}
+	if u := s.recvUnacked.Add(int64(n)); u >= int64(s.cfg.SessionWindow/4) || s.sessionCreditLow(s.recvInFlight.Load()) {
+		s.flushSessionCredit()
+	}
+}
+
+// sessionCreditLow reports whether the peer has less than a quarter of the
+// session window left, given the bytes in flight. Stalled streams then hold
+// the rest, and what was read must be credited back now rather than once a
+// quarter window has been read: that may never happen, and the streams
+// still moving would wait for credit forever.
+func (s *Session) sessionCreditLow(inFlight int64) bool {
+	return int64(s.cfg.SessionWindow)-inFlight < int64(s.cfg.SessionWindow/4)
+}
+
+// flushSessionCredit sends the peer the session credit for everything
+// consumed so far.
+func (s *Session) flushSessionCredit() {
+	if got := s.recvUnacked.Swap(0); got > 0 {
+		s.recvInFlight.Add(-got)
+		s.queueWindowUpdate(0, uint32(got))
 	}
 }
 
@@ -577,8 +592,14 @@ func (s *Session) lookup(h frame.Header) (*Stream, error) {
 
 func (s *Session) handleData(h frame.Header) error {
 	n := int(h.Length)
-	if s.recvInFlight.Add(int64(n)) > int64(s.cfg.SessionWindow) {
+	inFlight := s.recvInFlight.Add(int64(n))
+	if inFlight > int64(s.cfg.SessionWindow) {
 		return frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes beyond the session window of %d", s.recvInFlight.Load()-int64(s.cfg.SessionWindow), s.cfg.SessionWindow)
+	}
+	// Data for stalled streams can use up the window after the last read:
+	// credit back what was read before then, or nothing moves again.
+	if s.sessionCreditLow(inFlight) && s.recvUnacked.Load() > 0 {
+		s.flushSessionCredit()
 	}
 	st, err := s.lookup(h)
 	if err != nil {

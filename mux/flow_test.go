@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/frame"
 )
 
 // tstBulk is how much the free stream moves in the head-of-line test.
@@ -299,4 +301,85 @@ func TestSlowReaderBoundsMemory(t *testing.T) {
 		t.Errorf("RecvBuffered reached %d; MaxStreamWindow is %d", maxBuffered, cfg.MaxStreamWindow)
 	}
 	t.Logf("largest RecvBuffered seen: %d (MaxStreamWindow %d)", maxBuffered, cfg.MaxStreamWindow)
+}
+
+// TestHeadOfLineManyStalled: stalled streams hold most of the session
+// window; another stream must still move data through what is left, however
+// little, whether the stalled streams filled up before it started or while
+// it had read data not yet credited back.
+func TestHeadOfLineManyStalled(t *testing.T) {
+	tests := []struct {
+		name      string
+		stalled   int // streams of 256 KiB each
+		freeFirst int // bytes the free stream moves before the others stall
+	}{
+		{"stalled first, 12.5 of 16 MiB", 50, 0},
+		{"stalled first, 15.75 of 16 MiB", 63, 0},
+		{"stalled after 1 MiB was read, 15 of 16 MiB", 60, 1 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.SessionWindow = frame.InitialSessionWindow
+			c, s := sessionPair(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), tstTimeout)
+			defer cancel()
+			free, err := c.OpenStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer, err := s.AcceptStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = peer.SetReadDeadline(time.Now().Add(tstTimeout))
+			bulk := 8 << 20
+			sent := tstCall(func() error {
+				_, err := io.Copy(free, &tstRepeatReader{left: bulk})
+				if err == nil {
+					err = free.CloseWrite()
+				}
+				return err
+			})
+			if _, err := io.CopyN(io.Discard, peer, int64(tc.freeFirst)); err != nil {
+				t.Fatalf("the free stream's first %d bytes: %v", tc.freeFirst, err)
+			}
+
+			var writes []<-chan error
+			for range tc.stalled {
+				st, err := c.OpenStream(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writes = append(writes, tstCall(func() error {
+					_, err := st.Write(tstPool[:frame.InitialStreamWindow+1])
+					return err
+				}))
+			}
+			held := int64(tc.stalled * frame.InitialStreamWindow)
+			tstEventually(t, "the stalled streams to fill their windows", func() bool {
+				return s.Stats().RecvBuffered-int64(tstUnread(peer)) == held
+			})
+
+			n, err := io.Copy(io.Discard, peer)
+			n += int64(tc.freeFirst)
+			if err != nil || n != int64(bulk) {
+				t.Fatalf("the free stream moved %d of %d bytes (%v) while stalled streams held %d of the %d-byte session window; Stats: receiver %+v, sender %+v",
+					n, bulk, err, held, cfg.SessionWindow, s.Stats(), c.Stats())
+			}
+			if err := tstRecv(t, sent, "the free stream's writer"); err != nil {
+				t.Fatal(err)
+			}
+			for i, ch := range writes {
+				tstNotWithin(t, ch, 0, fmt.Sprintf("stalled Write %d", i))
+			}
+		})
+	}
+}
+
+// tstUnread is a stream's unread byte count.
+func tstUnread(st *Stream) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.rBuffered
 }

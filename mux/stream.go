@@ -100,6 +100,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		st.mu.Unlock()
 		if err != nil {
+			// Pass the wake-up on: the state that ends this Read ends
+			// every Read blocked beside it, and it took the only signal.
+			signal(st.readCh)
 			return 0, err
 		}
 		if len(p) == 0 {

@@ -60,6 +60,15 @@ func (d *deadline) wait() <-chan struct{} {
 	return d.ch
 }
 
+// passed reports whether the deadline has passed, without making the
+// channel for a stream that never had a deadline.
+func (d *deadline) passed() bool {
+	d.mu.Lock()
+	ch := d.ch
+	d.mu.Unlock()
+	return ch != nil && isClosed(ch)
+}
+
 // stop releases the timer.
 func (d *deadline) stop() {
 	d.mu.Lock()

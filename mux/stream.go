@@ -79,6 +79,11 @@ func signal(ch chan struct{}) {
 // Read reads data the peer sent. It returns io.EOF after the peer's
 // CloseWrite once every byte before it has been read.
 func (st *Stream) Read(p []byte) (int, error) {
+	// A passed deadline fails the call even with data waiting, as with
+	// net.TCPConn: callers set one in the past to stop reading now.
+	if st.rdl.passed() {
+		return 0, ErrTimeout
+	}
 	for {
 		st.mu.Lock()
 		if st.rBuffered > 0 {
@@ -271,6 +276,11 @@ func (st *Stream) Write(p []byte) (int, error) {
 	defer st.writeMu.Unlock()
 	if err := st.writeErr(); err != nil {
 		return 0, err
+	}
+	// A passed deadline fails the call even with credit to spare, as with
+	// net.TCPConn: nothing is sent.
+	if st.wdl.passed() {
+		return 0, ErrTimeout
 	}
 	n := 0
 	for n < len(p) {

@@ -39,6 +39,10 @@ const (
 	maxBatchFrames = 512
 )
 
+// startupProbes is how many pings a session sends back to back at start
+// to find its round-trip time.
+const startupProbes = 5
+
 var errPeerClosed = errors.New("the peer closed the connection")
 
 // Session is one multiplexed connection. Both ends can open and accept
@@ -89,7 +93,9 @@ type Session struct {
 
 	// Keepalive and RTT.
 	start   time.Time
-	rtt     atomic.Int64
+	rtt     atomic.Int64 // latest sample
+	minRTT  atomic.Int64 // smallest sample; what window auto-tuning uses
+	probes  atomic.Int32 // startup pings answered so far
 	pingMu  sync.Mutex
 	pingSeq uint64
 	pings   map[uint64]chan time.Duration
@@ -473,7 +479,29 @@ func (s *Session) handlePong(id uint64) {
 	if ch != nil {
 		ch <- rtt
 	}
+	// The first ping also timed the peer's own start-up, and any one
+	// sample may have waited behind the scheduler; a window tuned to such a
+	// sample would be far too large. So a few more follow at start-up, one
+	// after another, and tuning takes the smallest.
+	if n := s.probes.Add(1); n < startupProbes {
+		next := s.newPing(nil)
+		s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, next) })
+		if n == 1 {
+			return
+		}
+	}
+	for {
+		old := s.minRTT.Load()
+		if old != 0 && old <= int64(rtt) || s.minRTT.CompareAndSwap(old, int64(rtt)) {
+			return
+		}
+	}
 }
+
+// tuningRTT is the round-trip time window auto-tuning works with: the
+// smallest one seen, since samples taken behind bulk data are inflated by
+// queueing, and a window sized to queueing only queues more.
+func (s *Session) tuningRTT() time.Duration { return time.Duration(s.minRTT.Load()) }
 
 // keepalive pings the peer and ends the session when nothing has arrived
 // from it for KeepAliveTimeout.

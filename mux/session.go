@@ -43,6 +43,12 @@ const (
 // to find its round-trip time.
 const startupProbes = 5
 
+// maxQueuedCtrl bounds the control frames waiting for the writer. Only a
+// peer that keeps sending frames that need an answer (PING, an OPEN to
+// refuse) without reading the answers gets near it; the session ends
+// rather than queue answers for it without bound.
+const maxQueuedCtrl = 1 << 20
+
 var errPeerClosed = errors.New("the peer closed the connection")
 
 // Session is one multiplexed connection. Both ends can open and accept
@@ -594,6 +600,9 @@ func (s *Session) handle(h frame.Header) error {
 	case frame.TypeWindowUpdate:
 		return s.handleWindowUpdate(h)
 	case frame.TypePing:
+		if err := s.ctrlFlooded(); err != nil {
+			return err
+		}
 		s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, true, h.Value) })
 	case frame.TypePong:
 		s.handlePong(h.Value)
@@ -670,6 +679,9 @@ func (s *Session) handleOpen(id uint32) error {
 	}
 	s.lastPeerID = id
 	if s.goAwaySent.Load() || int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
+		if err := s.ctrlFlooded(); err != nil {
+			return err
+		}
 		s.queueReset(id, frame.CodeRefusedStream)
 		return nil
 	}
@@ -680,6 +692,9 @@ func (s *Session) handleOpen(id uint32) error {
 	case s.acceptCh <- st:
 	default:
 		st.remove()
+		if err := s.ctrlFlooded(); err != nil {
+			return err
+		}
 		s.queueReset(id, frame.CodeRefusedStream)
 		return nil
 	}
@@ -687,6 +702,18 @@ func (s *Session) handleOpen(id uint32) error {
 		s.queueWindowUpdate(id, extra)
 	}
 	return nil
+}
+
+// ctrlFlooded fails when the answers queued for the peer pass
+// maxQueuedCtrl: the peer asks for more than it reads.
+func (s *Session) ctrlFlooded() error {
+	s.wmu.Lock()
+	n := len(s.ctrl)
+	s.wmu.Unlock()
+	if n < maxQueuedCtrl {
+		return nil
+	}
+	return frame.SessionError(frame.CodeProtocol, "the peer keeps sending frames that need an answer (PING, OPEN beyond the limits) without reading the answers; %d bytes of answers are queued", n)
 }
 
 func (s *Session) handleWindowUpdate(h frame.Header) error {

@@ -277,3 +277,68 @@ func TestPrefaceAlwaysFirst(t *testing.T) {
 		}
 	}
 }
+
+// tstQueuedCtrl is the size of a session's queue of control frames.
+func tstQueuedCtrl(s *Session) int {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return len(s.ctrl)
+}
+
+// TestControlFloodBounded: a peer that sends frames the session must
+// answer (PING, refused OPEN) and never reads the answers cannot make the
+// session queue answers without bound: the queue stays small, or the
+// session ends.
+func TestControlFloodBounded(t *testing.T) {
+	const limit = 1 << 20 // far more than any honest peer causes
+	flood := 8 << 20      // bytes of frames sent
+	tests := []struct {
+		name  string
+		cfg   func(*Config)
+		frame func(i int) []byte
+	}{
+		{"PING flood", nil, func(i int) []byte { return frame.AppendPing(nil, false, uint64(i)) }},
+		{"refused OPEN flood", func(c *Config) { c.MaxConcurrentStreams, c.AcceptBacklog = 1, 1 },
+			func(i int) []byte { return frame.AppendOpen(nil, uint32(2*i+1)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			sess, raw := tstRawPairReading(t, false, cfg, false)
+			// Small socket buffers: the session's writer blocks soon.
+			_ = sess.conn.(*net.TCPConn).SetWriteBuffer(16 << 10)
+			_ = raw.conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+			raw.send(t, tstPreface)
+			var chunk []byte
+			maxQueued, i := 0, 0
+			for sent := 0; sent < flood && sess.Err() == nil; {
+				chunk = chunk[:0]
+				for len(chunk) < 64<<10 {
+					chunk = append(chunk, tc.frame(i)...)
+					i++
+				}
+				_ = raw.conn.SetWriteDeadline(time.Now().Add(tstTimeout))
+				if _, err := raw.conn.Write(chunk); err != nil {
+					break // the session hung up: allowed
+				}
+				sent += len(chunk)
+				maxQueued = max(maxQueued, tstQueuedCtrl(sess))
+			}
+			tstEventually(t, "the session to read the flood", func() bool {
+				return sess.Err() != nil || sess.Stats().FramesReceived >= uint64(i)
+			})
+			maxQueued = max(maxQueued, tstQueuedCtrl(sess))
+			t.Logf("%d frames sent; largest control queue %d bytes; session error: %v", i, maxQueued, sess.Err())
+			if err := sess.Err(); err == nil {
+				if maxQueued > limit {
+					t.Fatalf("the session queued %d bytes of answers to a peer that does not read them (limit %d) and is still up", maxQueued, limit)
+				}
+			} else if fe := (*frame.Error)(nil); !errors.As(err, &fe) {
+				t.Fatalf("the flood ended the session with %v; want a *frame.Error naming the flood", err)
+			}
+		})
+	}
+}

@@ -125,6 +125,7 @@ type tstRawPeer struct {
 	sawGoAway atomic.Bool
 	goAway    atomic.Uint32 // code of the first GOAWAY
 	done      chan struct{} // closed when the reading goroutine ends
+	first     []byte        // the first bytes the session sent (up to a preface's worth); read after done
 	readErr   error         // why it ended; read after done
 }
 
@@ -167,7 +168,7 @@ func tstRawPairReading(t testing.TB, sessionIsClient bool, cfg Config, read bool
 
 func (p *tstRawPeer) readLoop() {
 	defer close(p.done)
-	fr := frame.NewReader(p.conn, 64<<10)
+	fr := frame.NewReader(&tstRecorder{r: p.conn, into: &p.first}, 64<<10)
 	if err := fr.ReadPreface(); err != nil {
 		p.readErr = err
 		return
@@ -275,4 +276,18 @@ func tstRoundTrip(t testing.TB, c *Session, msg string) {
 	if string(got) != msg {
 		t.Fatalf("healthy session: echo is %q, want %q", got, msg)
 	}
+}
+
+// tstRecorder keeps the first frame.PrefaceSize bytes read through it.
+type tstRecorder struct {
+	r    io.Reader
+	into *[]byte
+}
+
+func (r *tstRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if k := min(n, frame.PrefaceSize-len(*r.into)); k > 0 {
+		*r.into = append(*r.into, p[:k]...)
+	}
+	return n, err
 }

@@ -436,13 +436,19 @@ func (s *Session) takeCredit(want int64, st *Stream) (int64, error) {
 		if s.sendCredit.Load() > 0 {
 			continue
 		}
+		// The stream's waiters are made before its error is looked at, so
+		// a Close or reset from now on reaches this wait.
+		w := st.waiters()
+		if err := st.writeErr(); err != nil {
+			return 0, err
+		}
 		select {
 		case <-ch:
-		case <-st.writeCh:
+		case <-w.writeCh:
 			if err := st.writeErr(); err != nil {
 				return 0, err
 			}
-		case <-st.wdl.wait():
+		case <-w.wdl.wait():
 			return 0, ErrTimeout
 		case <-s.done:
 			return 0, s.Err()
@@ -503,6 +509,9 @@ func (s *Session) handlePong(id uint64) {
 		}
 	}
 }
+
+// now is the time since the session started, on the monotonic clock.
+func (s *Session) now() time.Duration { return time.Since(s.start) }
 
 // tuningRTT is the round-trip time window auto-tuning works with: the
 // smallest one seen, since samples taken behind bulk data are inflated by

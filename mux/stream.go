@@ -26,7 +26,7 @@ type Stream struct {
 	recvInFlight int64                        // window in use: received, not yet credited back
 	recvWindow   int64                        // current window; grows by auto-tuning
 	recvUnacked  int64                        // read, not yet credited back
-	epoch        time.Time                    // when credit was last sent, for auto-tuning
+	epoch        time.Duration                // when credit was last sent (since session start), for auto-tuning
 	waited       time.Duration                // time Read spent waiting for data since epoch
 	finRecv      bool                         // the peer half-closed
 	readClosed   bool                         // Close was called: incoming data is dropped
@@ -36,12 +36,9 @@ type Stream struct {
 	wErr       error // writes fail with it (CloseWrite, Close, reset)
 	removed    bool  // gone from the session's stream table
 
-	readCh  chan struct{} // signalled when data, FIN or reset arrives
-	writeCh chan struct{} // signalled when credit or queue room appears
-	rdl     deadline
-	wdl     deadline
-	writeMu sync.Mutex   // keeps one Write's bytes together on the wire
-	queued  atomic.Int64 // bytes in sq
+	w       atomic.Pointer[waiters] // made when a call first blocks or sets a deadline
+	writeMu sync.Mutex              // keeps one Write's bytes together on the wire
+	queued  atomic.Int64            // bytes in sq
 
 	// Writer side, guarded by s.wmu.
 	sq            []*bytebufferpool.ByteBuffer
@@ -58,10 +55,57 @@ func newStream(s *Session, id uint32) *Stream {
 		id:         id,
 		recvWindow: int64(s.cfg.InitialStreamWindow),
 		sendCredit: frame.InitialStreamWindow,
-		epoch:      time.Now(),
-		readCh:     make(chan struct{}, 1),
-		writeCh:    make(chan struct{}, 1),
+		epoch:      s.now(),
 	}
+}
+
+// waiters is what only a stream whose calls block, or that has deadlines,
+// needs. It is made on first use, so that a stream held open with no call
+// waiting on it costs little memory.
+type waiters struct {
+	readCh  chan struct{} // signalled when data, FIN or reset arrives
+	writeCh chan struct{} // signalled when credit or queue room appears
+	rdl     deadline
+	wdl     deadline
+}
+
+// waiters returns the stream's waiters, making them if needed. A call must
+// get them before its last look at the state it waits on, so that whoever
+// changes that state afterwards finds them to signal.
+func (st *Stream) waiters() *waiters {
+	if w := st.w.Load(); w != nil {
+		return w
+	}
+	w := &waiters{readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1)}
+	if st.w.CompareAndSwap(nil, w) {
+		return w
+	}
+	return st.w.Load()
+}
+
+// wakeReader and wakeWriter signal a blocked Read or Write, if any.
+func (st *Stream) wakeReader() {
+	if w := st.w.Load(); w != nil {
+		signal(w.readCh)
+	}
+}
+
+func (st *Stream) wakeWriter() {
+	if w := st.w.Load(); w != nil {
+		signal(w.writeCh)
+	}
+}
+
+// deadlinePassed reports whether the read (or write) deadline has passed.
+func (st *Stream) deadlinePassed(write bool) bool {
+	w := st.w.Load()
+	if w == nil {
+		return false
+	}
+	if write {
+		return w.wdl.passed()
+	}
+	return w.rdl.passed()
 }
 
 // ID is the stream's identifier on the wire.
@@ -82,9 +126,10 @@ func signal(ch chan struct{}) {
 func (st *Stream) Read(p []byte) (int, error) {
 	// A passed deadline fails the call even with data waiting, as with
 	// net.TCPConn: callers set one in the past to stop reading now.
-	if st.rdl.passed() {
+	if st.deadlinePassed(false) {
 		return 0, ErrTimeout
 	}
+	var w *waiters
 	for {
 		st.mu.Lock()
 		if st.rBuffered > 0 {
@@ -108,22 +153,24 @@ func (st *Stream) Read(p []byte) (int, error) {
 		if err != nil {
 			// Pass the wake-up on: the state that ends this Read ends
 			// every Read blocked beside it, and it took the only signal.
-			signal(st.readCh)
+			st.wakeReader()
 			return 0, err
 		}
 		if len(p) == 0 {
 			return 0, nil
 		}
-		waitStart := time.Now()
+		if w == nil {
+			w = st.waiters()
+			continue // look at the state once more, now that a signal can reach us
+		}
+		waitStart := st.s.now()
 		select {
-		case <-st.readCh:
+		case <-w.readCh:
 			st.mu.Lock()
-			if st.epoch.After(waitStart) {
-				waitStart = st.epoch // count only the wait within this epoch
-			}
-			st.waited += time.Since(waitStart)
+			// Count only the wait within the current tuning epoch.
+			st.waited += st.s.now() - max(waitStart, st.epoch)
 			st.mu.Unlock()
-		case <-st.rdl.wait():
+		case <-w.rdl.wait():
 			return 0, ErrTimeout
 		case <-st.s.done:
 			st.mu.Lock()
@@ -175,8 +222,8 @@ func (st *Stream) take(p []byte) (n int, inc int64) {
 	// Without it a window grown for a fast phase would let data pile up
 	// for a slow reader, which on loopback was measured to double the CPU
 	// cost per byte through cache misses.
-	now := time.Now()
-	epoch := now.Sub(st.epoch)
+	now := st.s.now()
+	epoch := now - st.epoch
 	switch rtt := st.s.tuningRTT(); {
 	case int64(st.rBuffered) >= st.recvWindow/2:
 		initial := int64(st.s.cfg.InitialStreamWindow)
@@ -253,13 +300,13 @@ func (st *Stream) deliver(bb *bytebufferpool.ByteBuffer) {
 	if st.recvInFlight == int64(n) && st.recvUnacked == 0 && st.rBuffered == 0 {
 		// The first data after an idle spell: the wait before it says
 		// nothing about the window, so tuning starts counting now.
-		st.epoch, st.waited = time.Now(), 0
+		st.epoch, st.waited = st.s.now(), 0
 	}
 	st.rq = append(st.rq, bb)
 	st.rBuffered += n
 	st.s.buffered.Add(int64(n))
 	st.mu.Unlock()
-	signal(st.readCh)
+	st.wakeReader()
 }
 
 func (st *Stream) receiveFin() error {
@@ -271,7 +318,7 @@ func (st *Stream) receiveFin() error {
 	st.finRecv = true
 	bothDone := st.wErr != nil
 	st.mu.Unlock()
-	signal(st.readCh)
+	st.wakeReader()
 	if bothDone {
 		st.remove()
 	}
@@ -293,8 +340,8 @@ func (st *Stream) receiveReset(code frame.Code) {
 	st.mu.Unlock()
 	st.abortSend()
 	st.remove()
-	signal(st.readCh)
-	signal(st.writeCh)
+	st.wakeReader()
+	st.wakeWriter()
 }
 
 func (st *Stream) grant(inc int64) error {
@@ -305,7 +352,7 @@ func (st *Stream) grant(inc int64) error {
 	if over {
 		return frame.SessionError(frame.CodeFlowControl, "the peer granted stream %d credit beyond %d", st.id, int64(frame.MaxWindow))
 	}
-	signal(st.writeCh)
+	st.wakeWriter()
 	return nil
 }
 
@@ -319,7 +366,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 	}
 	// A passed deadline fails the call even with credit to spare, as with
 	// net.TCPConn: nothing is sent.
-	if st.wdl.passed() {
+	if st.deadlinePassed(true) {
 		return 0, ErrTimeout
 	}
 	n := 0
@@ -354,6 +401,7 @@ func (st *Stream) writeErr() error {
 func (st *Stream) reserve(want int) (int, error) {
 	s := st.s
 	want = min(want, s.cfg.MaxFramePayload)
+	var w *waiters
 	for {
 		st.mu.Lock()
 		if err := st.wErr; err != nil {
@@ -373,9 +421,13 @@ func (st *Stream) reserve(want int) (int, error) {
 			return int(got), err
 		}
 		st.mu.Unlock()
+		if w == nil {
+			w = st.waiters()
+			continue // look again, now that a signal can reach us
+		}
 		select {
-		case <-st.writeCh:
-		case <-st.wdl.wait():
+		case <-w.writeCh:
+		case <-w.wdl.wait():
 			return 0, ErrTimeout
 		case <-s.done:
 			return 0, s.Err()
@@ -411,9 +463,6 @@ func (st *Stream) enqueue(bb *bytebufferpool.ByteBuffer) error {
 	s.signalWriter()
 	return nil
 }
-
-// wakeWriter tells a Write waiting for queue room to look again.
-func (st *Stream) wakeWriter() { signal(st.writeCh) }
 
 // dropSendQueue discards queued payloads and returns how many bytes they
 // held. s.wmu is held.
@@ -458,7 +507,7 @@ func (st *Stream) CloseWrite() error {
 	bothDone := st.finRecv
 	st.mu.Unlock()
 	st.queueFin(false)
-	signal(st.writeCh)
+	st.wakeWriter()
 	if bothDone {
 		st.remove()
 	}
@@ -504,16 +553,18 @@ func (st *Stream) Close() error {
 	stopPeer := !st.finRecv && st.readErr == nil
 	reset := st.readErr != nil
 	st.mu.Unlock()
-	st.rdl.stop()
-	st.wdl.stop()
+	if w := st.w.Load(); w != nil {
+		w.rdl.stop()
+		w.wdl.stop()
+	}
 	switch {
 	case reset:
 		// Already reset by either side: nothing more to say.
 	case sendFin || stopPeer:
 		st.queueFin(stopPeer)
 	}
-	signal(st.readCh)
-	signal(st.writeCh)
+	st.wakeReader()
+	st.wakeWriter()
 	st.remove()
 	return nil
 }
@@ -532,15 +583,17 @@ func (st *Stream) Reset() error {
 	st.readErr = ErrStreamClosed
 	st.wErr = ErrStreamClosed
 	st.mu.Unlock()
-	st.rdl.stop()
-	st.wdl.stop()
+	if w := st.w.Load(); w != nil {
+		w.rdl.stop()
+		w.wdl.stop()
+	}
 	st.abortSend()
 	if !alreadyReset {
 		st.s.queueReset(st.id, frame.CodeCancel)
 	}
 	st.remove()
-	signal(st.readCh)
-	signal(st.writeCh)
+	st.wakeReader()
+	st.wakeWriter()
 	return nil
 }
 
@@ -565,19 +618,20 @@ func (st *Stream) RemoteAddr() net.Addr { return st.s.conn.RemoteAddr() }
 
 // SetDeadline sets both the read and the write deadline.
 func (st *Stream) SetDeadline(t time.Time) error {
-	st.rdl.set(t)
-	st.wdl.set(t)
+	w := st.waiters()
+	w.rdl.set(t)
+	w.wdl.set(t)
 	return nil
 }
 
 // SetReadDeadline makes Read fail with a timeout (net.Error) after t.
 func (st *Stream) SetReadDeadline(t time.Time) error {
-	st.rdl.set(t)
+	st.waiters().rdl.set(t)
 	return nil
 }
 
 // SetWriteDeadline makes Write fail with a timeout (net.Error) after t.
 func (st *Stream) SetWriteDeadline(t time.Time) error {
-	st.wdl.set(t)
+	st.waiters().wdl.set(t)
 	return nil
 }

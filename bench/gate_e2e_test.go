@@ -16,6 +16,7 @@ import (
 func gateParams(system string) Params {
 	p, _ := PresetParams("gate")
 	p.Systems = []string{SystemDirect, system}
+	p.Rounds = 3
 	p.ThroughputMiB = 16
 	p.LatencyWarmup, p.LatencyRounds, p.LatencyMaxSec = 200, 1000, 1
 	p.MemoryConns = []int{1000}

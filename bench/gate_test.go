@@ -29,7 +29,7 @@ func TestCompareBaseline(t *testing.T) {
 		{"same figures pass", gateResults(500, 600, 200, 10), nil},
 		{"noise within tolerance passes", gateResults(300, 350, 550, 14), nil},
 		{"halved throughput fails", gateResults(240, 600, 200, 10), []string{MUpload}},
-		{"tail latency tripled fails", gateResults(500, 600, 700, 10), []string{MLatP999}},
+		{"tail latency 4.5x fails", gateResults(500, 600, 900, 10), []string{MLatP999}},
 		{"memory up 60% fails", gateResults(500, 600, 200, 16), []string{MemPerConn(1000)}},
 	}
 	for _, c := range cases {

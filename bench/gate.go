@@ -25,14 +25,14 @@ type BaselineEntry struct {
 	// Ratio true: the figure is system/direct (throughput, latency), which
 	// cancels most of a machine's speed; false: the absolute figure
 	// (memory per connection: direct runs no process to divide by).
-	Ratio          bool    `json:"ratio"`
-	HigherIsBetter bool    `json:"higher_is_better"`
+	Ratio          bool `json:"ratio"`
+	HigherIsBetter bool `json:"higher_is_better"`
 	// Stat is "median" or "best" (the best round: other work on a shared
 	// machine only ever makes a round worse, while a real regression makes
 	// every round worse, so the best round is the steadier signal for
 	// throughput and tail latency).
-	Stat string `json:"stat"`
-	Value          float64 `json:"value"`
+	Stat  string  `json:"stat"`
+	Value float64 `json:"value"`
 	// Factor is the tolerance: a higher-is-better figure fails below
 	// Value/Factor, a lower-is-better one above Value*Factor.
 	Factor float64 `json:"factor"`

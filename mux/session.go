@@ -576,14 +576,19 @@ func (s *Session) recvLoop() {
 		s.stats.framesReceived.Add(1)
 		err = s.handle(h)
 	}
+	var fe *frame.Error
 	switch {
-	case errors.Is(err, io.EOF):
-		err = errPeerClosed
-		if code := frame.Code(s.remoteCode.Load()); code != frame.CodeNoError {
-			err = &RemoteError{Code: code}
-		}
 	case errors.Is(err, net.ErrClosed):
 		err = ErrSessionClosed // closed on this side
+	case errors.As(err, &fe):
+		// A protocol violation is reported as it is.
+	case frame.Code(s.remoteCode.Load()) != frame.CodeNoError:
+		// The peer said why it ended the session. How its connection went
+		// after that (EOF, or a reset because it left our data unread)
+		// adds nothing and must not hide the reason.
+		err = &RemoteError{Code: frame.Code(s.remoteCode.Load())}
+	case errors.Is(err, io.EOF):
+		err = errPeerClosed
 	}
 	s.fail(err)
 }

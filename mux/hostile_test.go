@@ -245,19 +245,35 @@ func TestRawPeerConforming(t *testing.T) {
 }
 
 // TestPeerGoAwayCodeReported: a GOAWAY with an error code followed by the
-// peer hanging up ends the session with a RemoteError naming the code.
+// peer hanging up ends the session with a RemoteError naming the code,
+// whether the connection then ends cleanly or is reset because the peer
+// left data unread.
 func TestPeerGoAwayCodeReported(t *testing.T) {
-	sess, raw := tstRawPair(t, true, DefaultConfig())
-	raw.send(t, tstCat(tstPreface, frame.AppendGoAway(nil, frame.CodeInternal)))
-	tstEventually(t, "the GOAWAY to be read", func() bool {
-		_, err := sess.OpenStream(context.Background())
-		return errors.Is(err, ErrGoAway)
-	})
-	_ = raw.conn.Close()
-	err := tstWaitDone(t, sess, "the peer hung up after GOAWAY(INTERNAL_ERROR)")
-	var re *RemoteError
-	if !errors.As(err, &re) || re.Code != frame.CodeInternal {
-		t.Fatalf("Session.Err() = %v; want a *RemoteError with code INTERNAL_ERROR", err)
+	for _, tc := range []struct {
+		name string
+		read bool
+	}{{"clean close", true}, {"reset with data unread", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess, raw := tstRawPairReading(t, true, DefaultConfig(), tc.read)
+			raw.send(t, tstCat(tstPreface, frame.AppendGoAway(nil, frame.CodeInternal)))
+			tstEventually(t, "the GOAWAY to be read", func() bool {
+				_, err := sess.OpenStream(context.Background())
+				return errors.Is(err, ErrGoAway)
+			})
+			if !tc.read {
+				// Unread data makes the close a reset (RST), not a FIN.
+				tstEventually(t, "the session's first batch to arrive", func() bool {
+					return sess.Stats().Batches > 0
+				})
+				time.Sleep(10 * time.Millisecond)
+			}
+			_ = raw.conn.Close()
+			err := tstWaitDone(t, sess, "the peer hung up after GOAWAY(INTERNAL_ERROR)")
+			var re *RemoteError
+			if !errors.As(err, &re) || re.Code != frame.CodeInternal {
+				t.Fatalf("Session.Err() = %v; want a *RemoteError with code INTERNAL_ERROR", err)
+			}
+		})
 	}
 }
 

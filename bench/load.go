@@ -513,3 +513,24 @@ func (f *firstError) get() error {
 	defer f.mu.Unlock()
 	return f.err
 }
+
+// Load runs one load by hand (sluice-bench load) and describes the result;
+// it is how a tunnel is driven while a profiler watches it.
+func Load(addr, mode string, mib, rounds int) (string, error) {
+	switch mode {
+	case "upload", "download":
+		size := int64(mib) << 20
+		d, err := transfer(addr, size, mode == "upload", nil)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s %d MiB in %v: %.0f MB/s", mode, mib, d.Round(time.Millisecond), mbps(size, d)), nil
+	case "latency":
+		h, err := latency(addr, 1000, rounds, time.Minute, nil)
+		if err != nil {
+			return "", err
+		}
+		return pctLine(h), nil
+	}
+	return "", fmt.Errorf("load mode %q: want upload, download or latency", mode)
+}

@@ -98,7 +98,8 @@ func TargetChecks(r *Results) []TargetCheck {
 		if rv, ok := peer(MLatP999, SystemRathole); ok {
 			out = append(out, TargetCheck{"64 B P99.9 ≤ rathole's", fmt.Sprintf("%s µs vs %s µs", fmtNum(s), fmtNum(rv)), verdictAtMost(s, rv)})
 		} else {
-			out = append(out, TargetCheck{"64 B P99.9 ≤ rathole's (anchor: 46–127 µs)", fmt.Sprintf("%s µs", fmtNum(s)), verdictAtMost(s, anchorRatholeP999us)})
+			d, _ := r.Median(MLatP999, SystemDirect)
+			out = append(out, TargetCheck{"64 B P99.9 ≤ rathole's (anchor: 46–127 µs)", fmt.Sprintf("%s µs (direct: %s µs)", fmtNum(s), fmtNum(d)), verdictAtMost(s, anchorRatholeP999us)})
 		}
 	}
 	if s, ok := sl(MLoadP999); ok {

@@ -45,6 +45,8 @@ func main() {
 		err = cmdCapacity(os.Args[2:])
 	case "target":
 		err = cmdTarget(ctx, os.Args[2:])
+	case "load":
+		err = cmdLoad(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -71,6 +73,7 @@ commands:
   gate       CI regression gate: quick scenarios for direct and sluice vs bench/baseline.json
   capacity   size an edge (RAM, cores) from the latest results
   target     run the target service on its own (used by docker-compose.bench.yml)
+  load       drive one load against an address by hand (for profiling a tunnel)
 
 Run "sluice-bench <command> -h" for a command's flags.
 `)
@@ -515,4 +518,22 @@ func cmdTarget(ctx context.Context, args []string) error {
 	fmt.Printf("target: tcp %s, http %s\n", t.TCPAddr(), t.HTTPAddr())
 	<-ctx.Done()
 	return t.Close()
+}
+
+func cmdLoad(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	addr := fs.String("addr", "", "address that reaches a target service (directly or through a tunnel)")
+	mode := fs.String("mode", "upload", "upload, download or latency")
+	mib := fs.Int("mib", 1024, "MiB to move (upload, download)")
+	rounds := fs.Int("rounds", 10000, "round trips (latency)")
+	fs.Parse(args)
+	if *addr == "" {
+		return errors.New("load: -addr is required (e.g. the tunnel's public port)")
+	}
+	out, err := bench.Load(*addr, *mode, *mib, *rounds)
+	if err != nil {
+		return err
+	}
+	fmt.Println(out)
+	return nil
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Profiles sluice's edge and agent while one connection moves data through a
+# TCP tunnel on loopback: cycles and instructions per MiB (perf stat, the
+# steady efficiency figure) and the hottest functions (perf record).
+# Usage: scripts/profile-sluice.sh [MiB]   (default 1024; needs Debian's linux-perf)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mib=${1:-1024}
+command -v perf >/dev/null || { echo "profile-sluice: perf not found; install linux-perf (Debian) or linux-tools (Ubuntu)" >&2; exit 1; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+go build -o "$tmp/sluice" ./cmd/sluice
+go build -o "$tmp/sluice-bench" ./cmd/sluice-bench
+"$tmp/sluice-bench" target -tcp 127.0.0.1:25201 -http 127.0.0.1:23000 >"$tmp/target.log" 2>&1 & pids+=($!)
+"$tmp/sluice" server --listen 127.0.0.1:27835 --http 127.0.0.1:28080 --domain localhost --token T --insecure --log-level error >"$tmp/server.log" 2>&1 & srv=$!; pids+=($srv)
+sleep 0.5
+"$tmp/sluice" tcp 127.0.0.1:25201 --server 127.0.0.1:27835 --token T --remote-port 26002 --insecure --log-level error >"$tmp/agent.log" 2>&1 & ag=$!; pids+=($ag)
+live=0
+for _ in $(seq 100); do
+  if "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode upload -mib 1 >/dev/null 2>&1; then live=1; break; fi
+  sleep 0.1
+done
+[ "$live" = 1 ] || { echo "profile-sluice: the tunnel never came up; logs:" >&2; cat "$tmp"/*.log >&2; exit 1; }
+for mode in upload download; do
+  echo "== $mode, $mib MiB, edge pid $srv + agent pid $ag"
+  perf stat -x, -e cycles,instructions -p "$srv,$ag" -o "$tmp/stat-$mode" -- "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode "$mode" -mib "$mib"
+  awk -F, -v mib="$mib" '$3 ~ /cycles|instructions/ { printf "  %s per MiB: %.2f M\n", $3, $1 / mib / 1e6 }' "$tmp/stat-$mode"
+  perf record -q -F 999 -g -p "$srv,$ag" -o "$tmp/perf-$mode.data" -- "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode "$mode" -mib "$mib" >/dev/null
+  echo "  hottest functions (self time, edge and agent together):"
+  perf report -i "$tmp/perf-$mode.data" --no-children --sort comm,symbol --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -20 | sed 's/^/  /'
+done

@@ -31,6 +31,12 @@ else
 		-count "$COUNT" -benchtime "$BENCHTIME" -timeout 60m ./mux/)
 	echo "# ${cmd[*]}"
 	echo "# raw output: $in"
+	# What the figures belong to: the code, the toolchain and the machine.
+	rev=$(git rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")
+	git diff --quiet HEAD -- mux frame 2>/dev/null || rev="$rev, with uncommitted changes in mux/ or frame/"
+	echo "# commit: $rev"
+	echo "# $(go version); GOMAXPROCS=${GOMAXPROCS:-$(nproc 2>/dev/null || echo '?')}"
+	echo "# cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') x $(nproc 2>/dev/null || echo '?'); kernel $(uname -r); load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 	"${cmd[@]}" | tee "$in"
 	echo
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Profiles sluice's edge and agent while one connection moves data through a
-# TCP tunnel on loopback: cycles and instructions per MiB (perf stat, the
-# steady efficiency figure) and the hottest functions (perf record).
+# TCP tunnel on loopback: CPU per GiB (perf stat task-clock; cycles and
+# instructions too where the machine exposes hardware counters, which
+# virtual machines often do not) and the hottest functions (perf record).
 # Usage: scripts/profile-sluice.sh [MiB]   (default 1024; needs Debian's linux-perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +26,13 @@ done
 [ "$live" = 1 ] || { echo "profile-sluice: the tunnel never came up; logs:" >&2; cat "$tmp"/*.log >&2; exit 1; }
 for mode in upload download; do
   echo "== $mode, $mib MiB, edge pid $srv + agent pid $ag"
-  perf stat -x, -e cycles,instructions -p "$srv,$ag" -o "$tmp/stat-$mode" -- "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode "$mode" -mib "$mib"
-  awk -F, -v mib="$mib" '$3 ~ /cycles|instructions/ { printf "  %s per MiB: %.2f M\n", $3, $1 / mib / 1e6 }' "$tmp/stat-$mode"
-  perf record -q -F 999 -g -p "$srv,$ag" -o "$tmp/perf-$mode.data" -- "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode "$mode" -mib "$mib" >/dev/null
+  perf stat -x, -e task-clock,context-switches,cycles,instructions -p "$srv,$ag" -o "$tmp/stat-$mode" -- "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode "$mode" -mib "$mib"
+  awk -F, -v mib="$mib" '
+    $3 ~ /task-clock/ { printf "  tunnel CPU: %.0f ms per GiB (edge + agent)\n", $1 / mib * 1024 }
+    $3 ~ /context-switches/ { printf "  context switches: %.0f per MiB\n", $1 / mib }
+    $3 ~ /^(cycles|instructions)/ && $1 ~ /^[0-9]/ { printf "  %s per MiB: %.2f M\n", $3, $1 / mib / 1e6 }
+    $1 ~ /not supported/ { printf "  %s: not exposed on this machine\n", $3 }' "$tmp/stat-$mode"
+  perf record -q -F 999 -p "$srv,$ag" -o "$tmp/perf-$mode.data" -- "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode "$mode" -mib "$mib" >/dev/null
   echo "  hottest functions (self time, edge and agent together):"
-  perf report -i "$tmp/perf-$mode.data" --no-children --sort comm,symbol --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -20 | sed 's/^/  /'
+  perf report -i "$tmp/perf-$mode.data" --sort comm,symbol --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -25 | sed 's/^/  /' || true
 done

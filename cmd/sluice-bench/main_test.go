@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sluicehq/sluice/bench"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	bench.MaybeRunChild()
+	goleak.VerifyTestMain(m)
+}
+
+func parseRunFlags(t *testing.T, args ...string) *runFlags {
+	t.Helper()
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f runFlags
+	f.register(fs, "full", "out.json")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+func TestFlagsOverridePreset(t *testing.T) {
+	f := parseRunFlags(t, "-preset", "quick", "-systems", "sluice,direct", "-rounds", "5", "-throughput-mib", "64", "-memory-conns", "100,200", "-scenarios", "latency,memory")
+	p, err := f.params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Preset != "quick" || p.Rounds != 5 || p.ThroughputMiB != 64 || len(p.MemoryConns) != 2 || p.MemoryConns[1] != 200 {
+		t.Fatalf("params = %+v", p)
+	}
+	if p.Systems[0] != bench.SystemDirect || p.Systems[1] != bench.SystemSluice {
+		t.Fatalf("direct must run first: %v", p.Systems)
+	}
+	if !p.Has(bench.ScenLatency) || p.Has(bench.ScenThroughput) {
+		t.Fatalf("scenarios = %v", p.Scenarios)
+	}
+	for _, bad := range [][]string{{"-memory-conns", "many"}, {"-scenarios", "speed"}, {"-preset", "huge"}} {
+		if _, err := parseRunFlags(t, bad...).params(); err == nil {
+			t.Errorf("flags %v accepted", bad)
+		}
+	}
+}
+
+func TestExternalFlags(t *testing.T) {
+	f := parseRunFlags(t, "-target", "tcp=target:5201,http=target:3000", "-source", "docker",
+		"-external", "sluice=edge:6002,http=edge:8080,cgroup=/cg/s", "-external", "rathole=rh:6002")
+	r := &bench.Runner{}
+	if err := f.applyExternal(r); err != nil {
+		t.Fatal(err)
+	}
+	if r.TargetTCP != "target:5201" || r.TargetHTTP != "target:3000" || r.Source != "docker" {
+		t.Fatalf("runner target/source = %q %q %q", r.TargetTCP, r.TargetHTTP, r.Source)
+	}
+	var names []string
+	for _, s := range r.Systems {
+		names = append(names, s.Name())
+	}
+	if fmt.Sprint(names) != "[direct sluice rathole]" {
+		t.Fatalf("systems = %v", names)
+	}
+	if err := parseRunFlags(t, "-target", "tcp=x:1").applyExternal(&bench.Runner{}); err == nil {
+		t.Fatal("a target without http= accepted")
+	}
+}
+
+// resultsJSON writes a minimal results file: sluice's figures scaled by k
+// (k > 1 means a slower, hungrier sluice).
+func resultsJSON(t *testing.T, dir string, k float64) string {
+	t.Helper()
+	series := func(v float64) string {
+		return fmt.Sprintf(`{"samples":[%g],"n":1,"median":%g,"min":%g,"max":%g,"mean":%g,"spread":0}`, v, v, v, v, v)
+	}
+	metric := func(id string, higher bool, direct, sluice float64) string {
+		d := ""
+		if direct > 0 {
+			d = `"direct":` + series(direct) + ","
+		}
+		return fmt.Sprintf(`{"id":%q,"scenario":"x","title":"x","unit":"x","higher_is_better":%v,"values":{%s"sluice":%s}}`, id, higher, d, series(sluice))
+	}
+	js := fmt.Sprintf(`{"schema":%d,"preset":"gate","systems":[{"name":"direct"},{"name":"sluice"}],"metrics":[%s,%s,%s,%s]}`,
+		bench.SchemaVersion,
+		metric(bench.MUpload, true, 1000, 500/k),
+		metric(bench.MDownload, true, 1000, 500/k),
+		metric(bench.MLatP999, false, 100, 200*k),
+		metric(bench.MemPerConn(1000), false, 0, 20*k))
+	path := filepath.Join(dir, fmt.Sprintf("results-%g.json", k))
+	if err := os.WriteFile(path, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestGateCommandOnResultsFiles(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "baseline.json")
+	load := func(k float64) *bench.Results {
+		r, err := bench.ReadResults(resultsJSON(t, dir, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if _, err := gate(load(1), base, true); err != nil {
+		t.Fatalf("write baseline: %v", err)
+	}
+	if _, err := gate(load(1.2), base, false); err != nil {
+		t.Fatalf("20%% worse is within tolerance, gate said: %v", err)
+	}
+	fails, err := gate(load(5), base, false)
+	if !errors.Is(err, errGateFailed) || len(fails) != 4 {
+		t.Fatalf("5x worse: err %v, %d failures; want the gate to fail on all 4 figures", err, len(fails))
+	}
+	if !gross(fails) {
+		t.Fatal("5x past the baseline must count as gross (no retry)")
+	}
+	marginal, _ := gate(load(2.2), base, false)
+	if len(marginal) == 0 || gross(marginal) {
+		t.Fatalf("2.2x worse must fail marginally (retry allowed): %v", marginal)
+	}
+}

@@ -217,6 +217,10 @@ func GenerateReport(in ReportInputs) (string, error) {
 	p("")
 	p("%s", methodText)
 	p("")
+	p("## Running it")
+	p("")
+	p("%s", runningText)
+	p("")
 	p("## Machine and parameters")
 	p("")
 	p("| | |")
@@ -348,3 +352,15 @@ const methodText = `- **Same load, same target, same conditions.** One load gene
 - **Warm-up and histograms.** Latency rounds are preceded by warm-up rounds and recorded in HdrHistogram (1 µs–60 s, 3 significant figures); percentiles are per round, then the median over rounds is reported.
 - **Fresh instances for memory.** Memory is measured on a freshly started instance per connection count, so buffers grown by the throughput scenarios do not count, and the open-file soft limit is raised to the hard limit first (a run that the limit caps says so in its notes).
 - **Failures are reported, not hidden.** A scenario that fails is recorded in the run's notes with the tunnel's log, and the run goes on; an absent peer is skipped with one line saying how to install it.`
+
+const runningText = "| command | what it does |\n|---|---|\n" +
+	"| `make bench` | every scenario, every system present, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with all four systems) |\n" +
+	"| `make bench-quick` | the same on smaller sizes (under 2 minutes); writes bench/out/quick.json |\n" +
+	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput and P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
+	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml) |\n" +
+	"| `go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` | edge size (RAM, cores) from the measured figures in bench/results.json, printing the figures it used |\n" +
+	"| `scripts/profile-sluice.sh [MiB]` | CPU and context switches per MiB and the hottest functions of sluice's edge and agent (perf) |\n" +
+	"\n" +
+	"Peers are found through `RATHOLE_BIN`, `FRPS_BIN`, `FRPC_BIN` or `PATH`; sluice through `SLUICE_BIN`, or it is built from the repository. " +
+	"`go run ./cmd/sluice-bench run -h` lists every knob (systems, scenarios, rounds, sizes); `-systems relay` adds the harness's own one-process Go relay, a yardstick for what a plain read/write copy costs on the machine. " +
+	"`SLUICE_DEBUG_INJECT_DELAY=<duration>` makes sluice's agent sleep per forwarded chunk: it exists only so the gate's test can prove the gate notices a slower tunnel."

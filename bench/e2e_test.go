@@ -114,7 +114,7 @@ func TestRunnerEndToEndRelay(t *testing.T) {
 	if res.Failures != 0 {
 		t.Fatalf("relay run reported problems: %v\n%s", res.Notes, log.String())
 	}
-	for _, id := range []string{MStartup, MUpload, MDownload, MemPerConn(50), MMemIdle} {
+	for _, id := range []string{MStartup, MUpload, MDownload, MCtxSw, MemPerConn(50), MMemIdle} {
 		if v, ok := res.Median(id, SystemRelay); !ok || v <= 0 {
 			t.Errorf("relay %s = %v (present %v), want a positive figure", id, v, ok)
 		}

@@ -10,6 +10,7 @@ const (
 	MDownload      = "throughput.download_mbps"
 	MCPUTotal      = "throughput.cpu_ms_per_gib"
 	MCPUEdge       = "throughput.edge_cpu_ms_per_gib"
+	MCtxSw         = "throughput.ctxsw_per_mib"
 	MParUpload     = "parallel.upload_mbps"
 	MParDownload   = "parallel.download_mbps"
 	MLatP50        = "latency.p50_us"
@@ -51,6 +52,7 @@ var metricDefs = map[string]metricDef{
 	MDownload:    {ScenThroughput, "One connection, download", "MB/s", true},
 	MCPUTotal:    {ScenThroughput, "Tunnel CPU per GiB moved (all processes)", "ms/GiB", false},
 	MCPUEdge:     {ScenThroughput, "Edge CPU per GiB moved", "ms/GiB", false},
+	MCtxSw:       {ScenThroughput, "Tunnel context switches per MiB moved", "per MiB", false},
 	MParUpload:   {ScenParallel, "Parallel connections, upload, aggregate", "MB/s", true},
 	MParDownload: {ScenParallel, "Parallel connections, download, aggregate", "MB/s", true},
 	MLatP50:      {ScenLatency, "64 B round trip P50", "µs", false},
@@ -76,7 +78,7 @@ var metricDefs = map[string]metricDef{
 
 // metricOrder is the order metrics appear in tables and reports.
 var metricOrder = []string{
-	MStartup, MUpload, MDownload, MCPUTotal, MCPUEdge, MParUpload, MParDownload,
+	MStartup, MUpload, MDownload, MCPUTotal, MCPUEdge, MCtxSw, MParUpload, MParDownload,
 	MLatP50, MLatP90, MLatP99, MLatP999, MLatMax,
 	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk,
 	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999,

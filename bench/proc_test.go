@@ -30,12 +30,22 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
+func TestParseCtxSwitches(t *testing.T) {
+	status := []byte("Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n")
+	if got := parseCtxSwitches(status); got != 127 {
+		t.Fatalf("parseCtxSwitches = %d, want 127", got)
+	}
+}
+
 func TestOwnRSSAndCPUReadable(t *testing.T) {
 	if kb, err := RSSKB(os.Getpid()); err != nil || kb <= 0 {
 		t.Fatalf("RSSKB(self) = %d, %v", kb, err)
 	}
 	if _, err := CPUTime(os.Getpid()); err != nil {
 		t.Fatalf("CPUTime(self): %v", err)
+	}
+	if n, err := CtxSwitches(os.Getpid()); err != nil || n <= 0 {
+		t.Fatalf("CtxSwitches(self) = %d, %v", n, err)
 	}
 }
 

@@ -330,7 +330,7 @@ func scenarioBlurb(s string, p Params) string {
 	case ScenStartup:
 		return "Time from starting the first process of the system to the first successful round trip through its tunnel (the agent is started once the server listens)."
 	case ScenThroughput:
-		return fmt.Sprintf("One connection moves %d MiB to the target (upload: timed until the target acknowledges the last byte) and %d MiB back (download). MB/s are 10^6 bytes per second. CPU per GiB is the user+system time of the system's own processes (from /proc) while both transfers ran, divided by the data moved.", p.ThroughputMiB, p.ThroughputMiB)
+		return fmt.Sprintf("One connection moves %d MiB to the target (upload: timed until the target acknowledges the last byte) and %d MiB back (download). MB/s are 10^6 bytes per second. CPU per GiB is the user+system time of the system's own processes (from /proc) while both transfers ran, divided by the data moved; context switches per MiB count every thread of those processes (this virtual machine exposes no cycle counters, and the switches are what a multiplexer's goroutine hand-offs cost).", p.ThroughputMiB, p.ThroughputMiB)
 	case ScenParallel:
 		return fmt.Sprintf("%d connections at once, %d MiB each, each direction; aggregate = all bytes over the wall time. For sluice and frp they all ride one tunnel session.", p.ParallelConns, p.ParallelMiB)
 	case ScenLatency:

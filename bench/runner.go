@@ -234,6 +234,7 @@ func (r *Runner) throughput(in *Instance, tag string) error {
 	size := int64(r.Params.ThroughputMiB) << 20
 	cpu0, _ := in.CPU(false)
 	edge0, _ := in.CPU(true)
+	cs0, csErr := in.CtxSwitches()
 	for _, upload := range []bool{true, false} {
 		dir := "download"
 		if upload {
@@ -260,6 +261,9 @@ func (r *Runner) throughput(in *Instance, tag string) error {
 		if edge1, err := in.CPU(true); err == nil {
 			r.add(MCPUEdge, in.System, float64((edge1-edge0).Milliseconds())/gib)
 		}
+	}
+	if cs1, err := in.CtxSwitches(); err == nil && csErr == nil {
+		r.add(MCtxSw, in.System, float64(cs1-cs0)/float64(2*r.Params.ThroughputMiB))
 	}
 	return nil
 }

@@ -107,6 +107,23 @@ func (in *Instance) RSSKB(edgeOnly bool) (int64, error) {
 	return sum, nil
 }
 
+// CtxSwitches sums the context switches of the instance's processes so
+// far; an error for instances without processes of their own.
+func (in *Instance) CtxSwitches() (int64, error) {
+	if len(in.Procs) == 0 {
+		return 0, fmt.Errorf("%s has no processes of its own", in.System)
+	}
+	var sum int64
+	for _, p := range in.Procs {
+		n, err := CtxSwitches(p.PID())
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
 // CPU sums the CPU time used so far by the instance's processes.
 func (in *Instance) CPU(edgeOnly bool) (time.Duration, error) {
 	if in.Cgroup != "" {

@@ -182,14 +182,20 @@ func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
 	if int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
 		return nil, fmt.Errorf("mux: %d streams already open, the MaxConcurrentStreams limit: %w", s.cfg.MaxConcurrentStreams, ErrStreamRefused)
 	}
-	id := s.nextID.Add(2) - 2
+	// The ID is taken under the writer's lock, in the same step that
+	// queues the OPEN: OPENs must reach the peer in ID order, and two
+	// goroutines opening at once would otherwise queue theirs the other
+	// way round, which the peer must treat as a protocol error.
+	s.wmu.Lock()
+	id := s.nextID.Load()
 	if id > math.MaxInt32 {
+		s.wmu.Unlock()
 		return nil, fmt.Errorf("mux: stream IDs are used up on this session; open a new session: %w", ErrSessionClosed)
 	}
+	s.nextID.Store(id + 2)
 	st := newStream(s, id)
 	s.streams.Store(id, st)
 	s.numStreams.Add(1)
-	s.wmu.Lock()
 	s.ctrl = frame.AppendOpen(s.ctrl, id)
 	if extra := s.cfg.InitialStreamWindow - frame.InitialStreamWindow; extra > 0 {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, extra)

@@ -583,3 +583,45 @@ func TestPingContextCancel(t *testing.T) {
 		t.Fatalf("an unanswered Ping ended the session: %v", sess.Err())
 	}
 }
+
+// TestConcurrentOpenStream: streams opened from many goroutines at once go
+// out in ID order, as the protocol requires; the peer accepts them all.
+func TestConcurrentOpenStream(t *testing.T) {
+	const goroutines, each = 8, 100 // 800 in all: within the accept backlog
+	c, s := sessionPair(t, DefaultConfig())
+	var accepted atomic.Int32
+	tstServe(t, s, func(st *Stream) {
+		accepted.Add(1)
+		st.Close()
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				st, err := c.OpenStream(context.Background())
+				if err != nil {
+					errs <- err
+					return
+				}
+				st.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	tstEventually(t, "the server to accept every stream", func() bool {
+		return accepted.Load() == goroutines*each || s.Err() != nil
+	})
+	if err := s.Err(); err != nil {
+		t.Fatalf("streams opened concurrently ended the peer's session: %v", err)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("streams opened concurrently ended the session: %v", err)
+	}
+}

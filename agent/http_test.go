@@ -204,7 +204,7 @@ func TestLocalServiceDownGives502(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindHTTP, Name: "down", Local: dead})
+	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindHTTP, Name: "down", Local: dead, LogRequests: true})
 	c := clientFor(e)
 	defer c.CloseIdleConnections()
 	for i := 0; i < 3; i++ {
@@ -274,4 +274,32 @@ func TestSlowlorisIsCutOff(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestHTTPRawPipe: an HTTP tunnel that does not log requests pipes bytes to
+// the local service; a dead service shows as the edge's 502 page.
+func TestHTTPRawPipe(t *testing.T) {
+	e := startEdge(t, nil)
+	local := fileServer(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	as, _ := runAgent(t, e, nil,
+		Tunnel{Kind: control.KindHTTP, Name: "raw", Local: local.Listener.Addr().String()},
+		Tunnel{Kind: control.KindHTTP, Name: "rawdead", Local: dead})
+	urls := map[string]string{}
+	for _, a := range as {
+		urls[a.Name] = a.URL
+	}
+	c := clientFor(e)
+	defer c.CloseIdleConnections()
+	for i := 0; i < 3; i++ { // keep-alive: later requests reuse the stream
+		if code, body := getBody(t, c, urls["raw"]+"/"); code != 200 || body != "hello from the local service" {
+			t.Fatalf("raw pipe GET: %d %q", code, body)
+		}
+	}
+	code, body := getBody(t, c, urls["rawdead"]+"/")
+	if code != http.StatusBadGateway || !strings.Contains(body, "could not reach the local service") {
+		t.Fatalf("raw pipe to a dead service: %d %q, want the edge's 502 page", code, body)
+	}
 }

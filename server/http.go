@@ -21,27 +21,17 @@ const HealthPath = "/_sluice/healthz"
 type tunnelKey struct{}
 
 func (s *Server) initHTTP() {
-	s.httpTr = &http.Transport{
-		DialContext:           s.dialTunnel,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		// Streams are cheap to open; a stream idle on both sides costs only
-		// its small window, so keep-alive to the agent is worth it.
-		ForceAttemptHTTP2: false,
-	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(tunnelKey{}).(*tunnel)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = t.dialKey
+			pr.Out.URL.Host = t.host
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
-		Transport:    s.httpTr,
+		Transport:    tunnelRoundTripper{},
 		ErrorHandler: s.proxyError,
+		ErrorLog:     slogErrorLog(s.log),
 	}
 	s.httpSrv = &http.Server{
 		Handler:           s,
@@ -52,23 +42,35 @@ func (s *Server) initHTTP() {
 	}
 }
 
-// dialTunnel is the proxy transport's dialer: addr names a tunnel (its
-// dialKey), and the "connection" is a new stream to that tunnel's agent.
-func (s *Server) dialTunnel(ctx context.Context, _, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	v, ok := s.dialKeys.Load(host)
+// tunnelRoundTripper sends a proxied request through its tunnel's own
+// transport (see newTunnelTransport).
+type tunnelRoundTripper struct{}
+
+func (tunnelRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	t, ok := req.Context().Value(tunnelKey{}).(*tunnel)
 	if !ok {
 		return nil, errTunnelGone
 	}
-	t := v.(*tunnel)
-	remote := ""
-	if r, ok := ctx.Value(remoteKey{}).(string); ok {
-		remote = r
+	return t.tr.RoundTrip(req)
+}
+
+// newTunnelTransport returns the HTTP transport of one HTTP tunnel: its
+// "connections" are streams to the tunnel's agent, kept alive and reused
+// across requests. One transport per tunnel keeps its idle streams apart, so
+// they can be closed when the tunnel goes away.
+func newTunnelTransport(t *tunnel) *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			remote, _ := ctx.Value(remoteKey{}).(string)
+			return t.open(ctx, remote)
+		},
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
 	}
-	return t.open(ctx, remote)
 }
 
 type remoteKey struct{}
@@ -121,6 +123,11 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if t != nil {
 		t.ac.log.Debug("proxying to the agent failed", "host", host, "err", err)
+	}
+	if errors.Is(err, mux.ErrStreamReset) {
+		page(w, http.StatusBadGateway, "Local service unreachable",
+			fmt.Sprintf("The tunnel %s is up, but its agent could not reach the local service (or the service dropped the connection).", host))
+		return
 	}
 	page(w, http.StatusBadGateway, "Bad gateway",
 		fmt.Sprintf("The agent of %s did not return a response (%v).", host, err))

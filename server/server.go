@@ -94,10 +94,8 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
-	httpTr  *http.Transport
 
 	nextTunnel atomic.Uint32
-	dialKeys   sync.Map // dial key → *tunnel; see tunnel.dialKey
 	sessions   sync.Map // *agentConn → struct{}
 	wg         sync.WaitGroup
 	served     atomic.Bool
@@ -257,16 +255,12 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.httpSrv.Close()
 		}
 		scancel()
-		s.httpTr.CloseIdleConnections()
 	}
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true
 	})
 	s.wg.Wait()
-	if s.httpTr != nil {
-		s.httpTr.CloseIdleConnections()
-	}
 	return err
 }
 

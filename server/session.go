@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,11 +50,8 @@ type tunnel struct {
 	host string // HTTP: the routed hostname
 	port int    // TCP: the public port
 	url  string
-	// dialKey is the host the HTTP proxy's transport dials for this tunnel,
-	// so its connection pool keeps one set of idle streams per tunnel and
-	// never hands a stream of one agent to another.
-	dialKey string
-	ln      net.Listener // TCP only
+	tr   *http.Transport // HTTP only: the proxy's pool of streams to the agent
+	ln   net.Listener    // TCP only
 }
 
 func (t *tunnel) owner() Owner { return t.ac.owner }
@@ -131,7 +129,15 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 	}()
 
 	err = ac.controlLoop()
-	ac.teardown()
+	gone := ac.teardown()
+	if errors.Is(err, io.EOF) {
+		// The agent closed the control stream: it is shutting down and has
+		// sent GOAWAY. Nothing routes to it any more; let the streams in
+		// flight finish until it hangs up (bounded), closing proxy streams
+		// as soon as they turn idle so they do not hold its drain.
+		ac.ctrl.Close()
+		ac.drain(ctx, gone)
+	}
 	sess.Close()
 	switch {
 	case err == nil || errors.Is(err, io.EOF):
@@ -210,7 +216,6 @@ func regError(ref uint32, code, format string, args ...any) *control.Error {
 func (ac *agentConn) register(r control.Register) control.Message {
 	s := ac.s
 	t := &tunnel{ac: ac, id: s.nextTunnel.Add(1), kind: r.Kind, name: r.Name}
-	t.dialKey = "t" + strconv.FormatUint(uint64(t.id), 10) + ".tunnel.sluice"
 	var err *control.Error
 	switch r.Kind {
 	case control.KindHTTP:
@@ -247,7 +252,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error 
 	} else if t.name != "" && !ValidName(t.name) {
 		return regError(r.Ref, control.CodeBadRequest, "name %q is not a valid DNS label: use 1-63 letters, digits and hyphens", t.name)
 	}
-	s.dialKeys.Store(t.dialKey, t)
+	t.tr = newTunnelTransport(t)
 	for attempt := 0; ; attempt++ {
 		if r.Hostname == "" {
 			if r.Name == "" {
@@ -265,7 +270,6 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error 
 		if r.Name == "" && r.Hostname == "" && attempt < 20 {
 			continue // a random name collided: draw another
 		}
-		s.dialKeys.Delete(t.dialKey)
 		return regError(r.Ref, control.CodeNameTaken, "%s is in use by another agent (a different token): pick another --name", t.host)
 	}
 	t.url = s.httpURL(t.host)
@@ -377,8 +381,39 @@ func (s *Server) handleTCP(t *tunnel, c net.Conn) {
 	relay.Relay(c, st, relay.Options{})
 }
 
+// maxDrain bounds how long the edge waits for a departing agent's streams.
+const maxDrain = 2 * time.Minute
+
+func (ac *agentConn) drain(ctx context.Context, gone []*tunnel) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.NewTimer(maxDrain)
+	defer limit.Stop()
+	for {
+		select {
+		case <-ac.sess.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-limit.C:
+			return
+		case <-tick.C:
+			if ac.sess.NumStreams() == 0 {
+				// Everything finished and every close reached the agent:
+				// hanging up now loses nothing.
+				return
+			}
+			for _, t := range gone {
+				if t.tr != nil {
+					t.tr.CloseIdleConnections()
+				}
+			}
+		}
+	}
+}
+
 // teardown unroutes the session's tunnels and closes their listeners.
-func (ac *agentConn) teardown() {
+func (ac *agentConn) teardown() []*tunnel {
 	ac.mu.Lock()
 	tunnels := ac.tunnels
 	ac.tunnels = nil
@@ -387,11 +422,12 @@ func (ac *agentConn) teardown() {
 		switch t.kind {
 		case control.KindHTTP:
 			ac.s.reg.ReleaseHost(t.host, t)
+			t.tr.CloseIdleConnections()
 		case control.KindTCP:
 			t.ln.Close()
 			ac.s.reg.ReleasePort(t.port, t)
 		}
-		ac.s.dialKeys.Delete(t.dialKey)
 		ac.log.Info("tunnel offline", "url", t.url)
 	}
+	return tunnels
 }

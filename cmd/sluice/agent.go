@@ -106,7 +106,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	if kind == control.KindHTTP {
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
-		t.LogRequests = true
+		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
 	} else {
 		c.fs.IntVar(&t.RemotePort, "remote-port", 0, "public `port` to ask the edge for (default: the edge picks one)")
 		c.fs.StringVar(&t.Name, "name", "", "a `label` for the tunnel in the edge's logs")

@@ -31,9 +31,26 @@ func tstExpected(err error) bool {
 // finally closes the sessions in the middle of it all. Nothing may panic,
 // race, hang or return an undocumented error, and every goroutine ends.
 func TestChaos(t *testing.T) {
+	tight := DefaultConfig()
+	tight.MaxConcurrentStreams, tight.AcceptBacklog = 8, 2
+	tests := []struct {
+		name   string
+		cfg    Config
+		goAway bool // the server sends GOAWAY half-way
+	}{
+		{"default config", DefaultConfig(), false},
+		{"tight stream limits", tight, false},
+		{"GOAWAY half-way", DefaultConfig(), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tstChaos(t, tc.cfg, tc.goAway) })
+	}
+}
+
+func tstChaos(t *testing.T, cfg Config, goAway bool) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	c, s := sessionPair(t, DefaultConfig())
+	c, s := sessionPair(t, cfg)
 	var wg sync.WaitGroup
 	var ops atomic.Int64
 	stop := make(chan struct{})
@@ -51,6 +68,7 @@ func TestChaos(t *testing.T) {
 	// or until the stream is finished.
 	actor := func(st *Stream, r *rand.Rand) {
 		defer wg.Done()
+		defer st.Close() // as any application must, or the stream stays open
 		buf := make([]byte, 64<<10)
 		for i := 0; ; i++ {
 			select {
@@ -116,6 +134,10 @@ func TestChaos(t *testing.T) {
 				default:
 				}
 				st, err := c.OpenStream(context.Background())
+				if errors.Is(err, ErrStreamRefused) {
+					time.Sleep(time.Millisecond) // at the limit: try again
+					continue
+				}
 				if err != nil {
 					check("OpenStream", err)
 					return
@@ -143,7 +165,11 @@ func TestChaos(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if goAway {
+		check("GoAway", s.GoAway())
+	}
+	time.Sleep(500 * time.Millisecond)
 	// Nothing the applications did may have ended a session.
 	if err := c.Err(); err != nil {
 		t.Errorf("the client session ended on its own: %v", err)

@@ -531,6 +531,15 @@ func Load(addr, mode string, mib, rounds int) (string, error) {
 			return "", err
 		}
 		return pctLine(h), nil
+	case "http":
+		// Host: the virtual host every tunnel routes (with the port, as a
+		// browser would send it).
+		_, port, _ := net.SplitHostPort(addr)
+		rps, h, failed, err := httpLoad(context.Background(), addr, net.JoinHostPort(HTTPHostName, port), 50, 300*time.Millisecond, time.Duration(rounds)*time.Millisecond, nil)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%.0f req/s over 50 connections, P50 %d µs, P99 %d µs, %d failed", rps, h.ValueAtQuantile(50), h.ValueAtQuantile(99), failed), nil
 	}
-	return "", fmt.Errorf("load mode %q: want upload, download or latency", mode)
+	return "", fmt.Errorf("load mode %q: want upload, download, latency or http", mode)
 }

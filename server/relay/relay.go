@@ -18,6 +18,10 @@ import (
 // (32 KiB by default), so a full read becomes a single frame.
 const BufferSize = 32 << 10
 
+// releaseIdle turns on giving buffers back while a socket direction is idle
+// (see copyHalf); a variable so benchmarks can compare both ways.
+var releaseIdle = true
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
 // Options tunes a relay.
@@ -77,18 +81,40 @@ func Relay(a, b net.Conn, opt Options) Result {
 }
 
 // copyHalf copies src to dst until src ends, then half-closes dst.
+//
+// When src is a socket, an idle direction holds no buffer: the read goes
+// through the runtime poller directly, the buffer goes back to the pool
+// whenever the socket turns out empty, and a fresh one is taken when it
+// becomes readable. A thousand idle connections then pin no buffers, at the
+// cost of nothing but a pool Get/Put per wait.
 func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var sr *sockReader
+	if releaseIdle {
+		sr = sockReaderOf(src)
+	}
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			bufPool.Put(bp)
+		}
+	}()
 	var total int64
 	for {
-		n, rerr := src.Read(buf)
+		var n int
+		var rerr error
+		if sr != nil {
+			n, rerr = sr.read(&bp)
+		} else {
+			if bp == nil {
+				bp = bufPool.Get().(*[]byte)
+			}
+			n, rerr = src.Read(*bp)
+		}
 		if n > 0 {
 			if delay > 0 {
 				time.Sleep(delay)
 			}
-			w, werr := dst.Write(buf[:n])
+			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
 			if werr != nil {
 				return total, werr

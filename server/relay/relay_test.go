@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -123,6 +124,17 @@ func TestRelayDelay(t *testing.T) {
 }
 
 func BenchmarkRelay(b *testing.B) {
+	for _, release := range []bool{false, true} {
+		b.Run(fmt.Sprintf("releaseIdle=%v", release), func(b *testing.B) {
+			old := releaseIdle
+			releaseIdle = release
+			defer func() { releaseIdle = old }()
+			benchmarkRelay(b)
+		})
+	}
+}
+
+func benchmarkRelay(b *testing.B) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
 	pair := func() (net.Conn, net.Conn) {
@@ -145,4 +157,23 @@ func BenchmarkRelay(b *testing.B) {
 	b.StopTimer()
 	client.Close()
 	service.Close()
+}
+
+// TestRelayHonoursReadDeadline: reading through the poller directly must
+// still respect deadlines set on the connection.
+func TestRelayHonoursReadDeadline(t *testing.T) {
+	_, a := tcpPair(t)
+	b, _ := tcpPair(t)
+	a.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	done := make(chan Result, 1)
+	go func() { done <- Relay(a, b, Options{}) }()
+	select {
+	case res := <-done:
+		if res.Err == nil {
+			t.Fatal("relay of two silent connections past their deadlines reported no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read deadlines did not end the relay")
+	}
 }

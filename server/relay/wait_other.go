@@ -1,0 +1,12 @@
+//go:build !linux
+
+package relay
+
+import "net"
+
+// sockReader is Linux-only; elsewhere each direction keeps its buffer.
+type sockReader struct{}
+
+func sockReaderOf(net.Conn) *sockReader { return nil }
+
+func (*sockReader) read(**[]byte) (int, error) { panic("unreachable: sockReaderOf returns nil") }

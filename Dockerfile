@@ -9,10 +9,13 @@ RUN go mod download
 COPY . .
 # CGO off: a static binary that runs on scratch; -trimpath: reproducible.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice ./cmd/sluice \
- && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice-bench ./cmd/sluice-bench
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice-bench ./cmd/sluice-bench \
+ && mkdir -m 1777 /out/tmp
 
 # The harness: load generator and target service (docker-compose.bench.yml).
 FROM scratch AS bench
+# The runner keeps configs and logs in a scratch directory under /tmp.
+COPY --from=build /out/tmp /tmp
 COPY --from=build /out/sluice-bench /usr/local/bin/sluice-bench
 ENTRYPOINT ["/usr/local/bin/sluice-bench"]
 

@@ -62,6 +62,7 @@ func BenchmarkCompareBulk(b *testing.B) {
 		}
 		b.SetBytes(benchChunk)
 		b.ResetTimer()
+		cpu := benchCPUNow(b)
 		var werr error
 		done := make(chan struct{})
 		go func() {
@@ -86,6 +87,7 @@ func BenchmarkCompareBulk(b *testing.B) {
 			}
 		}
 		b.StopTimer()
+		cpu.report(b)
 		<-done
 		if werr != nil {
 			b.Fatalf("bench: write failed: %v", werr)
@@ -117,6 +119,7 @@ func BenchmarkCompareRoundTrips(b *testing.B) {
 		var wg sync.WaitGroup
 		var firstErr atomic.Pointer[error]
 		b.ResetTimer()
+		cpu := benchCPUNow(b)
 		for _, st := range streams {
 			wg.Add(1)
 			go func() {
@@ -133,6 +136,7 @@ func BenchmarkCompareRoundTrips(b *testing.B) {
 		}
 		wg.Wait()
 		b.StopTimer()
+		cpu.report(b)
 		if p := firstErr.Load(); p != nil {
 			b.Fatalf("bench: round trip failed: %v", *p)
 		}
@@ -270,6 +274,7 @@ func benchLatency(b *testing.B, st net.Conn, n int) *hdrhistogram.Histogram {
 	// 1 ns to 10 s at 3 significant figures, as the harness records.
 	h := hdrhistogram.New(1, int64(10*time.Second), 3)
 	b.ResetTimer()
+	cpu := benchCPUNow(b)
 	for i := range n {
 		t0 := time.Now()
 		if err := benchRoundTrip(st, msg, reply); err != nil {
@@ -278,6 +283,7 @@ func benchLatency(b *testing.B, st net.Conn, n int) *hdrhistogram.Histogram {
 		_ = h.RecordValue(int64(time.Since(t0)))
 	}
 	b.StopTimer()
+	cpu.report(b)
 	return h
 }
 
@@ -309,11 +315,13 @@ func BenchmarkCompareSteadyWriteRead(b *testing.B) {
 		b.SetBytes(benchChunk)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := benchCPUNow(b)
 		for i := range b.N {
 			if err := benchRoundTrip(st, buf, reply); err != nil {
 				b.Fatalf("bench: write/read %d failed: %v", i, err)
 			}
 		}
 		b.StopTimer()
+		cpu.report(b)
 	})
 }

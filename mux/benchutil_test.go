@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/yamux"
 	"github.com/xtaci/smux"
@@ -233,4 +235,25 @@ func benchRoundTrip(st net.Conn, msg, reply []byte) error {
 	}
 	_, err := io.ReadFull(st, reply)
 	return err
+}
+
+// benchCPU is the process's CPU time (user + system, all threads) at the
+// start of a timed section. On a shared machine wall-clock figures swing
+// with other people's load; CPU time per op moves far less, so every
+// benchmark reports it as well.
+type benchCPU time.Duration
+
+func benchCPUNow(b *testing.B) benchCPU {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("bench: getrusage failed: %v", err)
+	}
+	return benchCPU(time.Duration(ru.Utime.Nano() + ru.Stime.Nano()))
+}
+
+// report adds cpu-µs/op: CPU time of the whole process (both sessions,
+// the benchmark's own goroutines, the runtime) per op since start.
+func (start benchCPU) report(b *testing.B) {
+	used := time.Duration(benchCPUNow(b) - start)
+	b.ReportMetric(float64(used.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 }

@@ -314,6 +314,17 @@ func TestOpenCloseManyStreamsBaseline(t *testing.T) {
 		if st := x.Stats(); st.RecvBuffered != 0 {
 			t.Errorf("RecvBuffered = %d with no stream open", st.RecvBuffered)
 		}
+		// The counter and the table agree, and the writer holds nothing.
+		left := 0
+		x.streams.Range(func(_, _ any) bool { left++; return true })
+		if left != 0 {
+			t.Errorf("%d streams left in the table with NumStreams() == 0", left)
+		}
+		tstEventually(t, "the writer's queues to drain", func() bool {
+			x.wmu.Lock()
+			defer x.wmu.Unlock()
+			return len(x.ready) == 0
+		})
 	}
 	c.Close()
 	s.Close()

@@ -369,3 +369,52 @@ func TestDeadlineTimeoutIsNotFatal(t *testing.T) {
 		t.Fatalf("Write after the deadline was cleared: %v", err)
 	}
 }
+
+// TestConcurrentWritesStayWhole: Writes from several goroutines on one
+// stream each arrive in one piece, never interleaved with another's bytes.
+func TestConcurrentWritesStayWhole(t *testing.T) {
+	const writers, writes, size = 4, 20, 100 << 10 // several frames per Write
+	cs, ss, _, _ := tstStreamPair(t, DefaultConfig())
+	_ = ss.SetReadDeadline(time.Now().Add(tstTimeout))
+	read := make(chan []byte, 1)
+	readErr := tstCall(func() error {
+		b, err := io.ReadAll(ss)
+		read <- b
+		return err
+	})
+	done := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			// Each Write is size bytes of the writer's own mark.
+			msg := bytes.Repeat([]byte{byte('A' + w)}, size)
+			for range writes {
+				if _, err := cs.Write(msg); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range writers {
+		if err := tstRecv(t, done, "the writers"); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	if err := cs.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tstRecv(t, readErr, "the reader"); err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	got := <-read
+	if len(got) != writers*writes*size {
+		t.Fatalf("read %d bytes, want %d", len(got), writers*writes*size)
+	}
+	for off := 0; off < len(got); off += size {
+		run := got[off : off+size]
+		if bytes.Count(run, run[:1]) != size {
+			t.Fatalf("bytes %d..%d mix writers: one Write was interleaved with another", off, off+size)
+		}
+	}
+}

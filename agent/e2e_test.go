@@ -217,3 +217,47 @@ func TestWrongTokenIsRefused(t *testing.T) {
 		t.Fatalf("a tunnel was registered despite the wrong token: %d hosts, %d ports", h, p)
 	}
 }
+
+func TestTCPLocalServiceDownClosesCallers(t *testing.T) {
+	e := startEdge(t, nil)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	var logged lockedBuffer
+	as, _ := runAgent(t, e, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	}, Tunnel{Kind: control.KindTCP, Local: dead})
+	addr := tcpAddrOf(t, as[0].URL)
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		c.Close()
+		if n != 0 || err == nil || isTimeout(err) {
+			t.Fatalf("caller %d: read %d bytes, %v; want the connection closed", i, n, err)
+		}
+	}
+	if got := strings.Count(logged.String(), "local service unreachable"); got != 1 {
+		t.Fatalf("%d log lines for a burst of 5 failures, want 1:\n%s", got, logged.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -162,6 +162,7 @@ func TestRegisterValidation(t *testing.T) {
 		{control.Register{Ref: 1, Kind: "udp"}, control.CodeBadRequest},
 		{control.Register{Ref: 2, Kind: control.KindHTTP, Name: "bad_name"}, control.CodeBadRequest},
 		{control.Register{Ref: 3, Kind: control.KindHTTP, Hostname: "a..b"}, control.CodeBadRequest},
+		{control.Register{Ref: 7, Kind: control.KindHTTP, Hostname: "LOCALHOST"}, control.CodeBadRequest},
 		{control.Register{Ref: 4, Kind: control.KindTCP, RemotePort: 70000}, control.CodeBadRequest},
 		{control.Register{Ref: 5, Kind: control.KindTCP, RemotePort: 39999}, control.CodePortTaken},
 	}

@@ -31,13 +31,6 @@ type agentConn struct {
 
 	mu      sync.Mutex
 	tunnels []*tunnel
-
-	// openMu serializes OpenStream: mux.Session.OpenStream currently takes
-	// its stream ID before queueing the OPEN frame, so concurrent opens can
-	// put OPENs on the wire out of ID order, which the peer rightly treats
-	// as a protocol error. OpenStream does not wait for the peer, so this
-	// lock is held only for a few hundred nanoseconds.
-	openMu sync.Mutex
 }
 
 // tunnel is one registered tunnel. It is what the registry maps a hostname or
@@ -59,9 +52,7 @@ func (t *tunnel) owner() Owner { return t.ac.owner }
 // open starts a stream to the agent for one public connection and writes the
 // stream header naming the tunnel and the public client.
 func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
-	t.ac.openMu.Lock()
 	st, err := t.ac.sess.OpenStream(ctx)
-	t.ac.openMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +239,9 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error 
 		t.host = strings.ToLower(r.Hostname)
 		if t.name == "" {
 			t.name = t.host
+		}
+		if t.host == s.cfg.Domain {
+			return regError(r.Ref, control.CodeBadRequest, "hostname %q is the edge's own domain, which serves its health check: pick a name under it", r.Hostname)
 		}
 	} else if t.name != "" && !ValidName(t.name) {
 		return regError(r.Ref, control.CodeBadRequest, "name %q is not a valid DNS label: use 1-63 letters, digits and hyphens", t.name)

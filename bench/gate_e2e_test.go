@@ -75,11 +75,16 @@ func proveGate(t *testing.T, sys System) {
 	for _, f := range fails {
 		failed[strings.Fields(f.Metric)[0]] = true
 	}
-	for _, id := range []string{MUpload, MDownload, MLatP999} {
+	// Throughput must fail: 1 ms per chunk is a 20-50x drop. The tail
+	// latency check usually fails too (2 ms added to every round trip),
+	// but a test run on a loaded machine can record a baseline whose tail
+	// is already that bad, so it is logged, not required.
+	for _, id := range []string{MUpload, MDownload} {
 		if !failed[id] {
 			t.Errorf("gate did not fail %s with %s=1ms:\n%s", id, InjectDelayEnv, out.String())
 		}
 	}
+	t.Logf("gate with %s=1ms (P99.9 failed: %v):\n%s", InjectDelayEnv, failed[MLatP999], out.String())
 }
 
 func TestGateCatchesInjectedSlowdownRelay(t *testing.T) {

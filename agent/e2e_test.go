@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testToken = "test-token"
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("SLUICE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
@@ -39,7 +39,7 @@ type edge struct {
 	done   chan error
 }
 
-func startEdge(t *testing.T, mod func(*server.Config)) *edge {
+func startEdge(t testing.TB, mod func(*server.Config)) *edge {
 	t.Helper()
 	cfg := server.Config{
 		Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost",
@@ -69,7 +69,7 @@ func (e *edge) stop() {
 }
 
 // runAgent starts an agent and waits until all its tunnels are assigned.
-func runAgent(t *testing.T, e *edge, mod func(*Config), tunnels ...Tunnel) (assigned []control.Assigned, stop func()) {
+func runAgent(t testing.TB, e *edge, mod func(*Config), tunnels ...Tunnel) (assigned []control.Assigned, stop func()) {
 	t.Helper()
 	var mu sync.Mutex
 	got := make(chan control.Assigned, 16)
@@ -120,7 +120,7 @@ func runAgent(t *testing.T, e *edge, mod func(*Config), tunnels ...Tunnel) (assi
 }
 
 // echoServer is a local TCP service that echoes until EOF, then half-closes.
-func echoServer(t *testing.T) string {
+func echoServer(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,7 +146,7 @@ func echoServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func tcpAddrOf(t *testing.T, url string) string {
+func tcpAddrOf(t testing.TB, url string) string {
 	t.Helper()
 	if !strings.HasPrefix(url, "tcp://") {
 		t.Fatalf("tunnel URL %q is not tcp://", url)

@@ -209,6 +209,7 @@ func TestComposeLoadgenMatchesSystems(t *testing.T) {
 		{"sluice tcp agent", strings.Join(c.Services["sluice-agent"].Command, " "), "tcp target:5201 --server sluice-server:7835"},
 		{"sluice tcp agent", strings.Join(c.Services["sluice-agent"].Command, " "), "--remote-port 6002"},
 		{"sluice http agent", strings.Join(c.Services["sluice-http-agent"].Command, " "), "--name " + strings.TrimSuffix(HTTPHostName, ".localhost")},
+		{"sluice http agent", strings.Join(c.Services["sluice-http-agent"].Command, " "), "--log-requests=false"},
 		{"sluice server", strings.Join(c.Services["sluice-server"].Command, " "), "--http 0.0.0.0:8080"},
 	}
 	for _, ck := range checks {

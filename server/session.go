@@ -82,6 +82,9 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 		return
 	}
 	defer sess.Close()
+	// The edge shutting down ends the session wherever it is, even one still
+	// in its handshake that Serve's sweep of registered sessions would miss.
+	defer context.AfterFunc(ctx, func() { sess.Close() })()
 	ctrl, err := sess.AcceptStream(hctx)
 	if err != nil {
 		log.Warn("agent opened no control stream", "err", err)

@@ -43,6 +43,9 @@ type Config struct {
 	// HTTP is the public HTTP ingress ("host:port"); empty serves no HTTP
 	// tunnels.
 	HTTP string
+	// HTTPListener, when set, is used for the HTTP ingress instead of
+	// opening HTTP (the edge takes ownership and closes it).
+	HTTPListener net.Listener
 	// Domain is the parent domain of tunnel hostnames: a tunnel named
 	// "myapp" answers at myapp.<Domain>.
 	Domain string
@@ -115,6 +118,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("server: an empty token is not allowed: every agent must present a secret")
 		}
 	}
+	if cfg.HTTPListener != nil {
+		cfg.HTTP = cfg.HTTPListener.Addr().String()
+	}
 	if cfg.HTTP != "" && cfg.Domain == "" {
 		return nil, errors.New("server: HTTP ingress needs a domain: set Domain (--domain), e.g. localhost or tunnels.example.com")
 	}
@@ -166,7 +172,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another --listen port)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
-	if cfg.HTTP != "" {
+	if cfg.HTTPListener != nil {
+		s.httpLn = cfg.HTTPListener
+		s.initHTTP()
+	} else if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			ln.Close()

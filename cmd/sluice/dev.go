@@ -64,20 +64,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
 
-	scfg := server.Config{Listen: "127.0.0.1:0", HTTP: httpAddr, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog}
-	srv, err := server.New(scfg)
-	var inUse bool
-	if err != nil && strings.Contains(err.Error(), "listen for HTTP") {
-		inUse = true
-		host, _, _ := net.SplitHostPort(httpAddr)
-		scfg.HTTP = net.JoinHostPort(host, "0")
-		srv, err = server.New(scfg)
-	}
+	httpLn, err := net.Listen("tcp", httpAddr)
 	if err != nil {
-		return err
+		// 8080 is a popular port: rather than fail, take a free one.
+		host, _, serr := net.SplitHostPort(httpAddr)
+		if serr != nil {
+			return usagef("dev: --http %q: %v", httpAddr, serr)
+		}
+		if httpLn, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return fmt.Errorf("dev: cannot listen for HTTP on %s: %w", host, err)
+		}
+		fmt.Fprintf(stderr, "sluice dev: %s is taken; serving HTTP on %s instead\n", httpAddr, httpLn.Addr())
 	}
-	if inUse {
-		fmt.Fprintf(stderr, "sluice dev: %s is taken; serving HTTP on %s instead\n", httpAddr, srv.HTTPAddr())
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTPListener: httpLn, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog})
+	if err != nil {
+		httpLn.Close()
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

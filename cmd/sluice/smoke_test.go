@@ -332,3 +332,38 @@ func TestSmokeServerAndTCPAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeThrowawayTLSPin: a loopback edge without a certificate makes one
+// and prints its pin; an agent passing --pin connects, one without is told
+// what to pass (exit 4).
+func TestSmokeThrowawayTLSPin(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	svc := sumService(t)
+	srv := startProc(t, "server", "--listen", listen, "--token", "T")
+	pin := srv.waitLine(`agents pass --pin ([0-9a-f:]{95})$`)[1]
+	srv.waitLine(`agents connect to`)
+	ag := startProc(t, "tcp", svc, "--server", listen, "--token", "T", "--pin", pin)
+	m := ag.waitLine(`^Forwarding tcp://(\S+) -> `)
+	c, err := net.Dial("tcp", m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "over TLS")
+	c.(*net.TCPConn).CloseWrite()
+	reply, err := io.ReadAll(c)
+	c.Close()
+	sum := sha256.Sum256([]byte("over TLS"))
+	if want := hex.EncodeToString(sum[:]) + " 8"; string(reply) != want || err != nil {
+		t.Fatalf("through the TLS tunnel: %q, %v; want %q", reply, err, want)
+	}
+	nopin := startProc(t, "tcp", svc, "--server", listen, "--token", "T")
+	if code := nopin.wait(); code != exitUnreachable || !strings.Contains(nopin.stderr.String(), "--pin") {
+		t.Fatalf("agent without the pin: exit %d, stderr %q; want %d and a hint about --pin", code, nopin.stderr.String(), exitUnreachable)
+	}
+	for _, p := range []*proc{ag, srv} {
+		if code := p.stop(os.Interrupt); code != 0 {
+			t.Errorf("%v exited %d; stderr:\n%s", p.cmd.Args, code, p.stderr.String())
+		}
+	}
+}

@@ -561,8 +561,10 @@ func TestKeepAliveDetectsSilentPeer(t *testing.T) {
 
 func TestKeepAliveHealthyPeerMeasuresRTT(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.KeepAliveInterval = 20 * time.Millisecond
-	cfg.KeepAliveTimeout = 100 * time.Millisecond
+	// The timeout is generous so that a loaded machine's scheduling
+	// delays cannot pass for a dead peer.
+	cfg.KeepAliveInterval = 50 * time.Millisecond
+	cfg.KeepAliveTimeout = time.Second
 	c, s := sessionPair(t, cfg)
 	rtt, err := c.Ping(context.Background())
 	if err != nil {
@@ -571,9 +573,9 @@ func TestKeepAliveHealthyPeerMeasuresRTT(t *testing.T) {
 	if rtt <= 0 || c.RTT() <= 0 || c.Stats().RTT <= 0 {
 		t.Fatalf("after a Ping: Ping = %s, RTT() = %s, Stats().RTT = %s; all must be > 0", rtt, c.RTT(), c.Stats().RTT)
 	}
-	// Several timeouts pass on an idle but answering peer: the session
-	// must stay up.
-	time.Sleep(5 * cfg.KeepAliveTimeout)
+	// More than a timeout passes on an idle but answering peer, checked
+	// at every one of some thirty pings: the session must stay up.
+	time.Sleep(cfg.KeepAliveTimeout * 3 / 2)
 	if c.Err() != nil || s.Err() != nil {
 		t.Fatalf("keepalive ended a healthy idle session: client %v, server %v", c.Err(), s.Err())
 	}

@@ -501,14 +501,15 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 
 // handleStream reads the stream header and hands the stream to its tunnel.
 func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
-	st.SetReadDeadline(time.Now().Add(a.cfg.DialTimeout))
+	// No deadline: the edge writes the header right behind the OPEN, in the
+	// same batch, and a stream that never delivers one still ends with its
+	// session; arming a timer per stream would tax every connection.
 	hdr, err := control.ReadHeader(st)
 	if err != nil {
 		a.log.Debug("dropping a stream with a bad header", "err", err)
 		st.Reset()
 		return
 	}
-	st.SetReadDeadline(time.Time{})
 	ts := ls.byID[hdr.Tunnel]
 	if ts == nil {
 		a.log.Debug("dropping a stream for an unknown tunnel", "tunnel", hdr.Tunnel)

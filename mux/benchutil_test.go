@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"testing"
@@ -50,8 +52,21 @@ var benchImpls = []benchImpl{
 // benchForEachImpl runs fn as one sub-benchmark per implementation.
 func benchForEachImpl(b *testing.B, fn func(b *testing.B, impl benchImpl)) {
 	for _, impl := range benchImpls {
+		benchSettle()
 		b.Run("impl="+impl.name, func(b *testing.B) { fn(b, impl) })
 	}
+}
+
+// benchSettle keeps one sub-benchmark's aftermath out of the next: the
+// garbage it left is collected and its memory handed back to the OS now,
+// rather than by the collector and the scavenger while the next one is
+// timed (on two cores that showed up as millisecond P99.9 latencies in
+// whichever implementation ran right after the idle-memory benchmark),
+// and goroutines still exiting after a Close get time to finish.
+func benchSettle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(50 * time.Millisecond)
 }
 
 type benchSluice struct{ s *Session }

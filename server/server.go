@@ -333,7 +333,9 @@ func newSessionID() string {
 func (s *Server) httpURL(host string) string {
 	port := s.cfg.PublicHTTPPort
 	if port == 0 && s.httpLn != nil {
-		port = s.httpLn.Addr().(*net.TCPAddr).Port
+		if a, ok := s.httpLn.Addr().(*net.TCPAddr); ok {
+			port = a.Port
+		}
 	}
 	if port == 80 || port == 0 {
 		return "http://" + host

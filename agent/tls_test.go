@@ -114,3 +114,48 @@ func TestPlainAgentAgainstTLSEdgeFailsClearly(t *testing.T) {
 		t.Fatalf("plain agent, TLS edge: %v, want an UnreachableError mentioning --insecure", err)
 	}
 }
+
+func TestMutualTLS(t *testing.T) {
+	ca, err := transport.NewCA("sluice mTLS test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile := dir + "/ca.pem"
+	if err := ca.WriteCAFile(caFile); err != nil {
+		t.Fatal(err)
+	}
+	serverCert, _ := ca.Issue("localhost", "127.0.0.1")
+	scfg, err := transport.ServerTLS{Certificate: &serverCert, ClientCAFile: caFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEdge(t, func(c *server.Config) { c.TLS = scfg })
+	local := echoServer(t)
+
+	// Without a client certificate the edge refuses the agent.
+	noCert, _ := transport.ClientTLS{CAFile: caFile}.Config()
+	a, err := New(Config{Server: e.srv.Addr().String(), Token: testToken, TLS: noCert, FirstConnectTimeout: 300 * time.Millisecond,
+		Tunnels: []Tunnel{{Kind: control.KindTCP, Local: local}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); err == nil {
+		t.Fatal("an agent without a client certificate got a session on a mutual-TLS edge")
+	}
+	if h, p := e.srv.Registry().Count(); h+p != 0 {
+		t.Fatalf("tunnels registered without a client certificate: %d hosts, %d ports", h, p)
+	}
+
+	clientCert, _ := ca.Issue("agent-1")
+	withCert, err := transport.ClientTLS{CAFile: caFile, Certificate: &clientCert}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, _ := runAgent(t, e, func(c *Config) { c.TLS = withCert }, Tunnel{Kind: control.KindTCP, Local: local})
+	if !strings.HasPrefix(as[0].URL, "tcp://") {
+		t.Fatalf("url %q", as[0].URL)
+	}
+}

@@ -453,6 +453,7 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 		}
 	}()
 	var wg sync.WaitGroup
+	var drained chan struct{}
 	for {
 		st, err := ls.sess.AcceptStream(ctx)
 		if err != nil {
@@ -470,7 +471,7 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 		// streams; in-flight work finishes.
 		ls.sess.GoAway()
 		ls.ctrl.CloseWrite()
-		drained := make(chan struct{})
+		drained = make(chan struct{})
 		go func() {
 			wg.Wait()
 			for _, ts := range a.fwds {
@@ -496,6 +497,9 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 	}
 	ls.sess.Close()
 	wg.Wait()
+	if drained != nil {
+		<-drained // the HTTP shutdowns end quickly once the session is gone
+	}
 	<-ctrlDone
 }
 

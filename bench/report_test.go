@@ -129,6 +129,17 @@ func TestChartsAreWellFormedSVG(t *testing.T) {
 	}
 }
 
+func TestFmtNum(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{{1234.4, "1234"}, {99.95, "99.95"}, {100, "100"}, {42.25, "42.2"}, {3.14159, "3.14"}} {
+		if got := fmtNum(c.in); got != c.want {
+			t.Errorf("fmtNum(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 func TestNiceCeil(t *testing.T) {
 	for _, c := range []struct{ in, want float64 }{{0.7, 1}, {3, 5}, {1, 1}, {120, 200}, {2001, 5000}, {9999, 10000}} {
 		if got := niceCeil(c.in); got != c.want {

@@ -424,6 +424,9 @@ func (r *Runner) runMemory(ctx context.Context, s System, round int, tag string,
 	r.add(MemSuccess(n), name, 100*float64(ok)/float64(n))
 	if held.failed > 0 {
 		r.note("%s: %d of %d connections failed (first error: %v)", label, held.failed, n, held.firstErr)
+		if lim := currentNoFile(); name == SystemRelay && uint64(2*n+20) > lim {
+			r.note("the relay holds both sides of every connection in one process (2 descriptors each), so the open-file limit %d caps it just short of %d connections", lim, n)
+		}
 	}
 	if ok == 0 {
 		r.fail(label, fmt.Errorf("no connection could be held: %v", held.firstErr))

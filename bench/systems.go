@@ -471,9 +471,11 @@ func (f *frpSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Ins
 // runRelayChild).
 type relaySystem struct{}
 
-func (relaySystem) Name() string      { return SystemRelay }
-func (relaySystem) Available() error  { return nil }
-func (relaySystem) Version() string   { return "sluice-bench relay (32 KiB read/write copy)" }
+func (relaySystem) Name() string     { return SystemRelay }
+func (relaySystem) Available() error { return nil }
+func (relaySystem) Version() string {
+	return "the harness's one-process Go relay, 32 KiB read/write copy"
+}
 func (relaySystem) HTTPRouting() bool { return true }
 func (relaySystem) Start(_ context.Context, env Env, opts StartOptions) (*Instance, error) {
 	self, err := os.Executable()

@@ -141,7 +141,7 @@ func TestFmtNum(t *testing.T) {
 }
 
 func TestNiceCeil(t *testing.T) {
-	for _, c := range []struct{ in, want float64 }{{0.7, 1}, {3, 5}, {1, 1}, {120, 200}, {2001, 5000}, {9999, 10000}} {
+	for _, c := range []struct{ in, want float64 }{{0.7, 0.8}, {3, 3}, {1, 1}, {120, 120}, {2001, 2500}, {9999, 10000}, {4100, 5000}} {
 		if got := niceCeil(c.in); got != c.want {
 			t.Errorf("niceCeil(%v) = %v, want %v", c.in, got, c.want)
 		}

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,17 +156,16 @@ func RenderChart(r *Results, c Chart) (string, bool) {
 	return b.String(), true
 }
 
-// niceCeil rounds up to 1, 2 or 5 times a power of ten so bars leave room.
+// niceCeil rounds up to a round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or
+// 8 times a power of ten) so the longest bar nearly fills the plot.
 func niceCeil(v float64) float64 {
-	p := 1.0
-	for p*10 <= v {
-		p *= 10
+	if v <= 0 {
+		return 1
 	}
-	for p > v*10 {
-		p /= 10
-	}
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= v {
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
+		// The tolerance keeps 3 from rounding up to 4 through 3.0000000004.
+		if m*p >= v*(1-1e-9) {
 			return m * p
 		}
 	}

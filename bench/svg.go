@@ -13,6 +13,9 @@ import (
 type Chart struct {
 	File, Title, Unit, Scenario string
 	Metrics                     []string
+	// Log draws bars on a logarithmic scale: latency percentiles span
+	// four orders of magnitude, and on a linear scale the small ones vanish.
+	Log bool
 }
 
 // chartSpecs lists the charts; a chart is drawn when any of its metrics
@@ -26,8 +29,8 @@ func chartSpecs(p Params) []Chart {
 		{File: "throughput.svg", Title: "Throughput (higher is better)", Unit: "MB/s", Scenario: ScenThroughput, Metrics: []string{MUpload, MDownload}},
 		{File: "parallel.svg", Title: "Parallel aggregate throughput (higher is better)", Unit: "MB/s", Scenario: ScenParallel, Metrics: []string{MParUpload, MParDownload}},
 		{File: "cpu.svg", Title: "Tunnel CPU per GiB moved (lower is better)", Unit: "ms/GiB", Scenario: ScenThroughput, Metrics: []string{MCPUTotal, MCPUEdge}},
-		{File: "latency.svg", Title: "64 B round trip, idle tunnel (lower is better)", Unit: "µs", Scenario: ScenLatency, Metrics: []string{MLatP50, MLatP99, MLatP999}},
-		{File: "latency-loaded.svg", Title: "64 B round trip under load (lower is better)", Unit: "µs", Scenario: ScenLoaded, Metrics: []string{MLoadP50, MLoadP99, MLoadP999}},
+		{File: "latency.svg", Title: "64 B round trip, idle tunnel (lower is better)", Unit: "µs", Scenario: ScenLatency, Metrics: []string{MLatP50, MLatP99, MLatP999}, Log: true},
+		{File: "latency-loaded.svg", Title: "64 B round trip under load (lower is better)", Unit: "µs", Scenario: ScenLoaded, Metrics: []string{MLoadP50, MLoadP99, MLoadP999}, Log: true},
 		{File: "connrate.svg", Title: "New connections per second (higher is better)", Unit: "conn/s", Scenario: ScenConnRate, Metrics: []string{MConnRate}},
 		{File: "http.svg", Title: "HTTP requests per second (higher is better)", Unit: "req/s", Scenario: ScenHTTP, Metrics: []string{MHTTPRPS}},
 		{File: "startup.svg", Title: "Start to first round trip (lower is better)", Unit: "ms", Scenario: ScenStartup, Metrics: []string{MStartup}},
@@ -83,7 +86,7 @@ func RenderChart(r *Results, c Chart) (string, bool) {
 		bars  []bar
 	}
 	var groups []group
-	maxV := 0.0
+	maxV, minV := 0.0, math.Inf(1)
 	for _, id := range c.Metrics {
 		m := r.Metric(id)
 		if m == nil {
@@ -95,6 +98,9 @@ func RenderChart(r *Results, c Chart) (string, bool) {
 				g.bars = append(g.bars, bar{s, se.Summary})
 				if se.Max > maxV {
 					maxV = se.Max
+				}
+				if se.Min > 0 && se.Min < minV {
+					minV = se.Min
 				}
 			}
 		}
@@ -115,7 +121,20 @@ func RenderChart(r *Results, c Chart) (string, bool) {
 		top     = 40
 	)
 	plotW := float64(width - left - right)
-	scale := plotW / niceCeil(maxV)
+	linScale := plotW / niceCeil(maxV)
+	// pos maps a value to a bar length in pixels.
+	pos := func(v float64) float64 { return v * linScale }
+	if c.Log && minV < maxV {
+		lo := math.Pow(10, math.Floor(math.Log10(minV))) // a power of ten below every value
+		hi := niceCeil(maxV)
+		span := math.Log10(hi / lo)
+		pos = func(v float64) float64 {
+			if v <= lo {
+				return 1
+			}
+			return plotW * math.Log10(v/lo) / span
+		}
+	}
 	h := top
 	for _, g := range groups {
 		h += len(g.bars)*(barH+barGap) + groupGp
@@ -130,16 +149,16 @@ func RenderChart(r *Results, c Chart) (string, bool) {
 		gh := len(g.bars)*(barH+barGap) - barGap
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", left-8, y+gh/2, html.EscapeString(g.label))
 		for _, br := range g.bars {
-			w := br.s.Median * scale
+			w := pos(br.s.Median)
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: median %s %s (min %s, max %s, %d rounds)</title></rect>`+"\n",
 				left, y, w, barH, systemColor(br.sys), br.sys, fmtNum(br.s.Median), html.EscapeString(c.Unit), fmtNum(br.s.Min), fmtNum(br.s.Max), br.s.N)
 			if br.s.N > 1 {
-				x1, x2, cy := float64(left)+br.s.Min*scale, float64(left)+br.s.Max*scale, y+barH/2
+				x1, x2, cy := float64(left)+pos(br.s.Min), float64(left)+pos(br.s.Max), y+barH/2
 				fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c" stroke-width="1.2"/>`, x1, cy, x2, cy)
 				fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c"/>`, x1, cy-4, x1, cy+4)
 				fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#1a202c"/>`+"\n", x2, cy-4, x2, cy+4)
 			}
-			tx := float64(left) + br.s.Max*scale + 6
+			tx := float64(left) + pos(br.s.Max) + 6
 			fmt.Fprintf(&b, `<text x="%.1f" y="%d" dominant-baseline="middle">%s %s</text>`+"\n", tx, y+barH/2, fmtNum(br.s.Median), html.EscapeString(c.Unit))
 			y += barH + barGap
 		}
@@ -151,7 +170,11 @@ func RenderChart(r *Results, c Chart) (string, bool) {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", lx, h-24, systemColor(s), lx+16, h-14, html.EscapeString(s))
 		lx += 24 + 8*len(s) + 16
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#4a5568" text-anchor="end">bar: median; whisker: min–max over rounds</text>`+"\n", width-10, h-14)
+	note := "bar: median; whisker: min–max over rounds"
+	if c.Log {
+		note += "; log scale"
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#4a5568" text-anchor="end">%s</text>`+"\n", width-10, h-14, note)
 	b.WriteString("</svg>\n")
 	return b.String(), true
 }

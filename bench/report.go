@@ -65,6 +65,9 @@ func cellText(m *Metric, system string, withRatio bool) string {
 	return out
 }
 
+// exampleCapacity is the load the report sizes an edge for.
+var exampleCapacity = CapacityInput{Conns: 10000, Tunnels: 100, Mbps: 1000, Headroom: 0.3, System: SystemSluice}
+
 // Markers around the section of BENCHMARKS.md that the mux engineer owns;
 // the generator fills it from bench/mux-results.md, or keeps what is there.
 const (
@@ -206,6 +209,15 @@ func GenerateReport(in ReportInputs) (string, error) {
 		for _, n := range r.Notes {
 			p("- %s", n)
 		}
+		p("")
+	}
+
+	if plan, err := PlanCapacity(r, exampleCapacity); err == nil {
+		p("## Capacity planning")
+		p("")
+		p("`go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` sizes an edge from these figures. For example, %d connections, %d tunnels and %g Mbit/s need about **%.0f MB of RAM and %d core(s)** (%.0f%% headroom included): edge base %.0f KB + %.1f KB per tunnel + %.2f KB per connection (`%s`), and %.0f MB/s of traffic per busy edge core (1 GiB per %.0f ms of edge CPU). Loopback figures leave out NIC and TLS costs, so treat the cores as a floor.",
+			exampleCapacity.Conns, exampleCapacity.Tunnels, exampleCapacity.Mbps, math.Ceil(plan.RAMMB), plan.CoresRounded, 100*exampleCapacity.Headroom,
+			plan.BaseKB, plan.TunnelKB, plan.ConnKB, plan.ConnMetric, plan.MBpsPerCore, plan.CPUmsPerGiB)
 		p("")
 	}
 

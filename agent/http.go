@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/server/relay"
 )
 
 // httpForwarder serves an HTTP tunnel on the agent: an http.Server reading
@@ -56,7 +58,8 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 					}
 				}
 			},
-			Transport: f.tr,
+			Transport:  f.tr,
+			BufferPool: relay.BufferPool{},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				if r.Context().Err() != nil {
 					return // the public client went away

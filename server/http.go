@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/server/relay"
 )
 
 // HealthPath answers 200 "ok" on any host of the HTTP ingress; on the bare
@@ -30,6 +31,7 @@ func (s *Server) initHTTP() {
 			pr.SetXForwarded()
 		},
 		Transport:    tunnelRoundTripper{},
+		BufferPool:   relay.BufferPool{},
 		ErrorHandler: s.proxyError,
 		ErrorLog:     slogErrorLog(s.log),
 	}

@@ -158,3 +158,20 @@ func abortConn(c net.Conn) {
 		c.Close()
 	}
 }
+
+// BufferPool lends the relay's pooled buffers to httputil.ReverseProxy (it
+// satisfies httputil.BufferPool), which otherwise allocates a fresh 32 KiB
+// buffer for every response body it copies.
+type BufferPool struct{}
+
+// Get returns a BufferSize buffer from the pool.
+func (BufferPool) Get() []byte { return *bufPool.Get().(*[]byte) }
+
+// Put returns a buffer obtained from Get.
+func (BufferPool) Put(b []byte) {
+	if cap(b) != BufferSize {
+		return
+	}
+	b = b[:BufferSize]
+	bufPool.Put(&b)
+}

@@ -24,6 +24,7 @@ const (
 	MLoadP999      = "loaded.p999_us"
 	MLoadMax       = "loaded.max_us"
 	MLoadBulk      = "loaded.bulk_mbps"
+	MLoadCount     = "loaded.rounds"
 	MConnRate      = "connrate.per_sec"
 	MHTTPRPS       = "http.rps"
 	MHTTPP50       = "http.p50_us"
@@ -66,6 +67,7 @@ var metricDefs = map[string]metricDef{
 	MLoadP999:    {ScenLoaded, "64 B round trip under load P99.9", "µs", false},
 	MLoadMax:     {ScenLoaded, "64 B round trip under load max", "µs", false},
 	MLoadBulk:    {ScenLoaded, "Bulk upload rate meanwhile", "MB/s", true},
+	MLoadCount:   {ScenLoaded, "Round trips measured (the time cap may end them early)", "rounds", true},
 	MConnRate:    {ScenConnRate, "New connections (connect, round trip, close)", "conn/s", true},
 	MHTTPRPS:     {ScenHTTP, "HTTP GET, 50 keep-alive connections", "req/s", true},
 	MHTTPP50:     {ScenHTTP, "HTTP GET latency P50", "µs", false},
@@ -80,7 +82,7 @@ var metricDefs = map[string]metricDef{
 var metricOrder = []string{
 	MStartup, MUpload, MDownload, MCPUTotal, MCPUEdge, MCtxSw, MParUpload, MParDownload,
 	MLatP50, MLatP90, MLatP99, MLatP999, MLatMax,
-	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk,
+	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk, MLoadCount,
 	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999,
 	MMemEdgeBase, MMemTunnel, MMemIdle,
 }

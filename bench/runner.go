@@ -325,6 +325,7 @@ func (r *Runner) loaded(in *Instance, tag string) error {
 	}
 	r.addPercentiles(h, in.System, MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax)
 	r.add(MLoadBulk, in.System, bulk)
+	r.add(MLoadCount, in.System, float64(h.TotalCount()))
 	r.Progress.End(fmt.Sprintf("%s; bulk %.0f MB/s", pctLine(h), bulk))
 	return nil
 }

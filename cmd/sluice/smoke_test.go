@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +54,11 @@ func sluiceBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "sluice")
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		// The go command that runs this test puts itself first on PATH.
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		}
 		out, err := exec.Command(gobin, "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

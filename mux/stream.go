@@ -375,6 +375,13 @@ func (st *Stream) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		if ok, err := st.s.writeThrough(st, p[n:n+k]); ok {
+			if err != nil {
+				return n, err
+			}
+			n += k
+			continue
+		}
 		bb := getBuf(k)
 		copy(bb.B, p[n:n+k])
 		if err := st.enqueue(bb); err != nil {

@@ -124,40 +124,103 @@ func signal(ch chan struct{}) {
 // Read reads data the peer sent. It returns io.EOF after the peer's
 // CloseWrite once every byte before it has been read.
 func (st *Stream) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, st.readState()
+	}
+	if err := st.awaitData(); err != nil {
+		return 0, err
+	}
+	n := st.take(p)
+	inc := st.consume(n)
+	st.mu.Unlock()
+	st.credit(n, inc)
+	return n, nil
+}
+
+// WriteTo writes everything the peer sends to w, until the peer's
+// CloseWrite (then it returns a nil error) or a failure. The payloads go to
+// w straight from the buffers they were received into, with no copy, and
+// no buffer is held while the stream is idle; io.Copy(w, stream) uses it.
+func (st *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if err := st.awaitData(); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+		bb, off := st.rq[st.rqHead], st.rOff
+		st.rq[st.rqHead] = nil
+		st.rqHead++
+		st.rOff = 0
+		if st.rqHead == len(st.rq) {
+			st.rq, st.rqHead = st.rq[:0], 0
+		}
+		data := bb.B[off:]
+		st.rBuffered -= len(data)
+		st.s.buffered.Add(-int64(len(data)))
+		st.mu.Unlock()
+		n, err := w.Write(data)
+		putBuf(bb)
+		total += int64(n)
+		// Credit goes back only once w has taken the bytes, so a slow w
+		// holds the peer to the window like a slow Read does.
+		st.mu.Lock()
+		inc := st.consume(len(data))
+		st.mu.Unlock()
+		st.credit(len(data), inc)
+		if err != nil {
+			return total, err
+		}
+		if n < len(data) {
+			return total, io.ErrShortWrite
+		}
+	}
+}
+
+// readState is the error a Read gets when nothing is buffered: nil while
+// the stream can still receive. st.mu is not held.
+func (st *Stream) readState() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.readStateLocked()
+}
+
+func (st *Stream) readStateLocked() error {
+	switch {
+	case st.readErr != nil:
+		return st.readErr
+	case st.finRecv:
+		return io.EOF
+	case st.readClosed:
+		return ErrStreamClosed
+	}
+	return nil
+}
+
+// awaitData waits until data is buffered and returns nil with st.mu held,
+// or returns why there will be none (io.EOF after the peer's CloseWrite)
+// with st.mu not held.
+func (st *Stream) awaitData() error {
 	// A passed deadline fails the call even with data waiting, as with
 	// net.TCPConn: callers set one in the past to stop reading now.
 	if st.deadlinePassed(false) {
-		return 0, ErrTimeout
+		return ErrTimeout
 	}
 	var w *waiters
 	for {
 		st.mu.Lock()
 		if st.rBuffered > 0 {
-			n, inc := st.take(p)
-			st.mu.Unlock()
-			st.s.consumed(n)
-			if inc > 0 {
-				st.s.queueWindowUpdate(st.id, uint32(inc))
-			}
-			return n, nil
+			return nil
 		}
-		err := st.readErr
-		switch {
-		case err != nil:
-		case st.finRecv:
-			err = io.EOF
-		case st.readClosed:
-			err = ErrStreamClosed
-		}
+		err := st.readStateLocked()
 		st.mu.Unlock()
 		if err != nil {
-			// Pass the wake-up on: the state that ends this Read ends
-			// every Read blocked beside it, and it took the only signal.
+			// Pass the wake-up on: the state that ends this call ends
+			// every call blocked beside it, and it took the only signal.
 			st.wakeReader()
-			return 0, err
-		}
-		if len(p) == 0 {
-			return 0, nil
+			return err
 		}
 		if w == nil {
 			w = st.waiters()
@@ -171,21 +234,29 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.waited += st.s.now() - max(waitStart, st.epoch)
 			st.mu.Unlock()
 		case <-w.rdl.wait():
-			return 0, ErrTimeout
+			return ErrTimeout
 		case <-st.s.done:
 			st.mu.Lock()
 			more := st.rBuffered > 0 || st.finRecv
 			st.mu.Unlock()
 			if !more {
-				return 0, st.s.Err()
+				return st.s.Err()
 			}
 		}
 	}
 }
 
-// take copies buffered data into p and works out the credit to send back.
-// st.mu is held.
-func (st *Stream) take(p []byte) (n int, inc int64) {
+// credit returns n consumed bytes to the session window and sends the
+// stream credit inc, if any. st.mu is not held.
+func (st *Stream) credit(n int, inc int64) {
+	st.s.consumed(n)
+	if inc > 0 {
+		st.s.queueWindowUpdate(st.id, uint32(inc))
+	}
+}
+
+// take copies buffered data into p. st.mu is held.
+func (st *Stream) take(p []byte) (n int) {
 	for n < len(p) && st.rqHead < len(st.rq) {
 		bb := st.rq[st.rqHead]
 		k := copy(p[n:], bb.B[st.rOff:])
@@ -203,9 +274,15 @@ func (st *Stream) take(p []byte) (n int, inc int64) {
 	}
 	st.rBuffered -= n
 	st.s.buffered.Add(-int64(n))
+	return n
+}
+
+// consume accounts for n bytes the application has taken and works out the
+// stream credit to send back. st.mu is held.
+func (st *Stream) consume(n int) (inc int64) {
 	st.recvUnacked += int64(n)
 	if st.finRecv || st.recvUnacked < st.recvWindow/2 {
-		return n, 0
+		return 0
 	}
 	// Half the window has been read: credit it back, and tune the window.
 	//
@@ -244,7 +321,7 @@ func (st *Stream) take(p []byte) (n int, inc int64) {
 	inc += st.recvUnacked
 	st.recvInFlight -= st.recvUnacked
 	st.recvUnacked = 0
-	return n, inc
+	return inc
 }
 
 // windowFor10Gbps is twice the bandwidth-delay product of a 10 Gbit/s

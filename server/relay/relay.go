@@ -1,8 +1,9 @@
 // Package relay copies bytes both ways between two connections: a public
 // connection and a mux stream on the edge, a mux stream and a local service
 // connection on the agent. It is the whole data path of a TCP tunnel, so it
-// does one copy per direction through a pooled buffer, allocates nothing per
-// chunk and uses exactly two goroutines (the caller's and one more).
+// does at most one copy per direction (socket to stream through a pooled
+// buffer; stream to socket none, through Stream.WriteTo), allocates nothing
+// per chunk and uses exactly two goroutines (the caller's and one more).
 package relay
 
 import (
@@ -12,11 +13,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/mux"
 )
 
 // BufferSize is the size of each direction's copy buffer: one mux DATA frame
-// (32 KiB by default), so a full read becomes a single frame.
-const BufferSize = 32 << 10
+// (64 KiB by default), so a full read becomes a single frame.
+const BufferSize = 64 << 10
 
 // releaseIdle turns on giving buffers back while a socket direction is idle
 // (see copyHalf); a variable so benchmarks can compare both ways.
@@ -88,6 +91,15 @@ func Relay(a, b net.Conn, opt Options) Result {
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
 func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
+	if st, ok := src.(*mux.Stream); ok && delay == 0 {
+		// The stream hands its received payloads to dst as they are: no
+		// copy and no buffer of ours, idle or not.
+		n, err := st.WriteTo(dst)
+		if err != nil {
+			return n, err
+		}
+		return n, closeWrite(dst)
+	}
 	var sr *sockReader
 	if releaseIdle {
 		sr = sockReaderOf(src)

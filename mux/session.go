@@ -114,6 +114,7 @@ type counters struct {
 	bytesSent, bytesReceived   atomic.Uint64
 	framesSent, framesReceived atomic.Uint64
 	batches                    atomic.Uint64
+	sinkBytes                  atomic.Uint64
 }
 
 // Client starts the dialing side of a session over conn. Client streams
@@ -307,6 +308,9 @@ type Stats struct {
 	RecvBuffered   int64         // bytes received and not yet read by the application
 	RecvInFlight   int64         // session window in use: received and not yet credited back
 	SendCredit     int64         // session credit the peer granted and this side has not used
+	// SinkBytes is the DATA the session's reader wrote straight into the
+	// socket of a waiting Stream.WriteTo, sparing it a wake-up.
+	SinkBytes uint64
 }
 
 // Stats returns a snapshot of the session's counters.
@@ -322,6 +326,7 @@ func (s *Session) Stats() Stats {
 		RecvBuffered:   s.buffered.Load(),
 		RecvInFlight:   s.recvInFlight.Load(),
 		SendCredit:     s.sendCredit.Load(),
+		SinkBytes:      s.stats.sinkBytes.Load(),
 	}
 }
 

@@ -36,9 +36,14 @@ type Stream struct {
 	wErr       error // writes fail with it (CloseWrite, Close, reset)
 	removed    bool  // gone from the session's stream table
 
-	w       atomic.Pointer[waiters] // made when a call first blocks or sets a deadline
-	writeMu sync.Mutex              // keeps one Write's bytes together on the wire
-	queued  atomic.Int64            // bytes in sq
+	w atomic.Pointer[waiters] // made when a call first blocks or sets a deadline
+	// sink is the socket a WriteTo copies into, and sinkIdle says that
+	// WriteTo is waiting for data, so the session's reader may write into
+	// the socket itself (see sink). Both guarded by mu.
+	sink     *sink
+	sinkIdle bool
+	writeMu  sync.Mutex   // keeps one Write's bytes together on the wire
+	queued   atomic.Int64 // bytes in sq
 
 	// Writer side, guarded by s.wmu.
 	sq            []*bytebufferpool.ByteBuffer
@@ -143,11 +148,27 @@ func (st *Stream) Read(p []byte) (int, error) {
 // no buffer is held while the stream is idle; io.Copy(w, stream) uses it.
 func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
+	if k := newSink(w); k != nil {
+		st.mu.Lock()
+		st.sink = k
+		st.mu.Unlock()
+		defer func() {
+			st.mu.Lock()
+			st.sink, st.sinkIdle = nil, false
+			st.mu.Unlock()
+		}()
+	}
 	for {
 		if err := st.awaitData(); err != nil {
 			if err == io.EOF {
 				err = nil
 			}
+			st.mu.Lock()
+			if st.sink != nil {
+				total += st.sink.written
+				st.sink.written = 0
+			}
+			st.mu.Unlock()
 			return total, err
 		}
 		bb, off := st.rq[st.rqHead], st.rOff
@@ -211,10 +232,16 @@ func (st *Stream) awaitData() error {
 	var w *waiters
 	for {
 		st.mu.Lock()
+		st.sinkIdle = false
 		if st.rBuffered > 0 {
 			return nil
 		}
 		err := st.readStateLocked()
+		if err == nil && w != nil {
+			// From here until it wakes, this call is only waiting: the
+			// session's reader may write into WriteTo's socket itself.
+			st.sinkIdle = st.sink != nil
+		}
 		st.mu.Unlock()
 		if err != nil {
 			// Pass the wake-up on: the state that ends this call ends
@@ -234,9 +261,13 @@ func (st *Stream) awaitData() error {
 			st.waited += st.s.now() - max(waitStart, st.epoch)
 			st.mu.Unlock()
 		case <-w.rdl.wait():
+			st.mu.Lock()
+			st.sinkIdle = false
+			st.mu.Unlock()
 			return ErrTimeout
 		case <-st.s.done:
 			st.mu.Lock()
+			st.sinkIdle = false
 			more := st.rBuffered > 0 || st.finRecv
 			st.mu.Unlock()
 			if !more {
@@ -379,10 +410,36 @@ func (st *Stream) deliver(bb *bytebufferpool.ByteBuffer) {
 		// nothing about the window, so tuning starts counting now.
 		st.epoch, st.waited = st.s.now(), 0
 	}
+	off := 0
+	if st.sinkIdle && st.rBuffered == 0 {
+		// WriteTo is waiting and nothing is queued ahead of this payload:
+		// hand it to the socket here, and wake WriteTo only for what the
+		// socket does not take.
+		off = st.sink.tryWrite(bb.B)
+		st.sink.written += int64(off)
+		st.s.stats.sinkBytes.Add(uint64(off))
+		if off == n {
+			inc := st.consume(n)
+			st.mu.Unlock()
+			putBuf(bb)
+			st.credit(n, inc)
+			return
+		}
+	}
+	var inc int64
+	if off > 0 {
+		inc = st.consume(off)
+	}
 	st.rq = append(st.rq, bb)
-	st.rBuffered += n
-	st.s.buffered.Add(int64(n))
+	if off > 0 {
+		st.rOff = off // rq was empty: this payload is the one being read
+	}
+	st.rBuffered += n - off
+	st.s.buffered.Add(int64(n - off))
 	st.mu.Unlock()
+	if off > 0 {
+		st.credit(off, inc)
+	}
 	st.wakeReader()
 }
 

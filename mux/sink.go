@@ -1,0 +1,53 @@
+package mux
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
+
+// sink is a socket that Stream.WriteTo is copying the stream into. While
+// that WriteTo waits for data, the session's reader writes an arriving
+// payload into the socket itself, without blocking, and wakes WriteTo only
+// when the socket does not take it all. On a 2-core VM every wake-up of a
+// parked goroutine is a thread wake-up, the largest cost per message
+// measured here; this removes one per message per hop.
+type sink struct {
+	rc      syscall.RawConn
+	written int64 // bytes the session's reader wrote; guarded by st.mu
+}
+
+func newSink(w io.Writer) *sink {
+	tc, ok := w.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return &sink{rc: rc}
+}
+
+// tryWrite writes as much of b as the socket takes now, without waiting.
+// A full socket is not an error: n is then short, and the caller queues
+// the rest for WriteTo, which waits for the socket the usual way.
+func (k *sink) tryWrite(b []byte) (n int) {
+	_ = k.rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+			}
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if err != nil || m <= 0 {
+				break
+			}
+		}
+		return true // never wait: a full socket is WriteTo's to wait for
+	})
+	return n
+}

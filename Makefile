@@ -34,7 +34,7 @@ bench-docker:
 	bash scripts/bench-docker.sh
 
 bench-mux:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mux/
+	bash scripts/bench-mux.sh
 
 clean:
 	rm -rf bin dist

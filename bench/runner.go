@@ -141,6 +141,11 @@ func (r *Runner) capMemoryConns(limit uint64) {
 
 func (r *Runner) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	for _, n := range r.res.Notes {
+		if n == msg {
+			return // an explanation repeated every round says nothing new
+		}
+	}
 	r.res.Notes = append(r.res.Notes, msg)
 	r.Progress.Printf("note: %s", msg)
 }

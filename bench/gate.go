@@ -108,6 +108,30 @@ func NewBaseline(r *Results, system string) (*Baseline, error) {
 	return b, nil
 }
 
+// MedianBaseline combines baselines measured by separate runs into one
+// whose every figure is the median of theirs, so a single noisy run cannot
+// set a lax (or a strict) reference.
+func MedianBaseline(runs []*Baseline) (*Baseline, error) {
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("no baseline runs to combine")
+	}
+	out := *runs[len(runs)-1]
+	out.Metrics = nil
+	for i, e := range runs[0].Metrics {
+		var vals []float64
+		for _, b := range runs {
+			if i >= len(b.Metrics) || b.Metrics[i].ID != e.ID {
+				return nil, fmt.Errorf("baseline runs disagree on metric %d (%s)", i, e.ID)
+			}
+			vals = append(vals, b.Metrics[i].Value)
+		}
+		e.Value = Summarize(vals).Median
+		out.Metrics = append(out.Metrics, e)
+	}
+	out.Comment += fmt.Sprintf(" Each value is the median of %d gate runs.", len(runs))
+	return &out, nil
+}
+
 // ReadBaseline loads a baseline file.
 func ReadBaseline(path string) (*Baseline, error) {
 	data, err := os.ReadFile(path)

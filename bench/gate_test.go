@@ -84,3 +84,24 @@ func TestBaselineFileRoundTrip(t *testing.T) {
 		t.Fatal("a tolerance factor below 1 must be refused")
 	}
 }
+
+func TestMedianBaseline(t *testing.T) {
+	var runs []*Baseline
+	for _, up := range []float64{300, 500, 900} {
+		b, err := NewBaseline(gateResults(up, 600, 200, 10), SystemSluice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, b)
+	}
+	m, err := MedianBaseline(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Metrics[0].ID != MUpload || m.Metrics[0].Value != 0.5 {
+		t.Fatalf("median upload ratio = %v (%s), want 0.5", m.Metrics[0].Value, m.Metrics[0].ID)
+	}
+	if _, err := MedianBaseline(nil); err == nil {
+		t.Fatal("no runs accepted")
+	}
+}

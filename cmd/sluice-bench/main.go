@@ -388,6 +388,7 @@ func cmdGate(ctx context.Context, args []string) error {
 	f.register(fs, "gate", "")
 	baseline := fs.String("baseline", "bench/baseline.json", "committed baseline to compare with")
 	write := fs.Bool("write-baseline", false, "measure and write the baseline instead of comparing")
+	baseRuns := fs.Int("baseline-runs", 3, "with -write-baseline: gate runs whose median figures make the baseline")
 	from := fs.String("results", "", "compare this results JSON instead of measuring")
 	attempts := fs.Int("attempts", 2, "measure again when a comparison fails; fail only if every attempt fails (a noisy machine rarely fails twice, a slower tunnel always does)")
 	fs.Parse(args)
@@ -411,6 +412,9 @@ func cmdGate(ctx context.Context, args []string) error {
 	}
 	if *attempts < 1 || *write {
 		*attempts = 1
+	}
+	if *write {
+		return writeBaseline(ctx, p, sys, prog, &f, *baseline, *baseRuns)
 	}
 	for i := 1; ; i++ {
 		r := &bench.Runner{Params: p, Systems: sys, Progress: prog, Dir: f.dir, Command: commandLine()}
@@ -471,6 +475,36 @@ func gate(res *bench.Results, baselinePath string, write bool) ([]bench.GateFail
 	}
 	fmt.Println("bench-gate passed")
 	return nil, nil
+}
+
+// writeBaseline measures the gate runs times and writes the median figures.
+func writeBaseline(ctx context.Context, p bench.Params, sys []bench.System, prog *bench.Progress, f *runFlags, path string, runs int) error {
+	if runs < 1 {
+		runs = 1
+	}
+	var bs []*bench.Baseline
+	for i := 1; i <= runs; i++ {
+		prog.Printf("baseline run %d of %d", i, runs)
+		r := &bench.Runner{Params: p, Systems: sys, Progress: prog, Dir: f.dir, Command: commandLine()}
+		res, err := r.Run(ctx)
+		if err != nil {
+			return err
+		}
+		b, err := bench.NewBaseline(res, bench.SystemSluice)
+		if err != nil {
+			return err
+		}
+		bs = append(bs, b)
+	}
+	b, err := bench.MedianBaseline(bs)
+	if err != nil {
+		return err
+	}
+	if err := b.WriteFile(path); err != nil {
+		return err
+	}
+	fmt.Printf("baseline (median of %d runs) written to %s\n", runs, path)
+	return nil
 }
 
 // gross reports a failure far past its limit (more than 2x), which noise

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"html"
+	"github.com/sluicehq/sluice/server/page"
 	"io"
 	"log"
 	"log/slog"
@@ -155,14 +155,7 @@ func (s *statusRecorder) Flush() {
 }
 
 func errorPage(w http.ResponseWriter, code int, title, text string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>%d %s</title></head>"+
-		"<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>%d %s</h1><p>%s</p><hr><p><small>sluice agent</small></p></body></html>\n",
-		code, html.EscapeString(title), code, html.EscapeString(title), html.EscapeString(text))
+	page.Write(w, code, title, text, "sluice agent")
 }
 
 // chanListener is a net.Listener fed by deliver: it hands tunnel streams to

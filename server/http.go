@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
+	errpage "github.com/sluicehq/sluice/server/page"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -135,15 +135,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		fmt.Sprintf("The agent of %s did not return a response (%v).", host, err))
 }
 
-// page writes a small HTML error page; the text is escaped because it echoes
-// the Host header, which the client controls.
+// page writes the edge's own status pages.
 func page(w http.ResponseWriter, code int, title, text string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>%d %s</title></head>"+
-		"<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>%d %s</h1><p>%s</p><hr><p><small>sluice edge</small></p></body></html>\n",
-		code, html.EscapeString(title), code, html.EscapeString(title), html.EscapeString(text))
+	errpage.Write(w, code, title, text, "sluice edge")
 }

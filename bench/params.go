@@ -50,7 +50,8 @@ type Params struct {
 
 // PresetParams returns the parameters of a named preset:
 //   - full: the issue's sizes (512 MiB, 10x64 MiB, 10,000 ping-pongs,
-//     1,000 and 10,000 held connections), 3 rounds; `make bench`.
+//     1,000 and 10,000 held connections), 3 rounds, with the relay
+//     yardstick; `make bench`.
 //   - quick: smaller sizes, 3 rounds; `make bench-quick`.
 //   - gate: the quick sizes for the metrics the CI gate compares.
 func PresetParams(name string) (Params, error) {
@@ -80,6 +81,10 @@ func PresetParams(name string) (Params, error) {
 	}
 	switch name {
 	case "full":
+		// The relay is no product: it is the yardstick for what a plain
+		// userspace copy costs on the machine, which the analysis needs
+		// when the peers cannot be installed.
+		p.Systems = append(p.Systems, SystemRelay)
 	case "quick", "gate":
 		p.ThroughputMiB = 128
 		p.ParallelMiB = 16

@@ -369,7 +369,7 @@ const methodText = `- **Same load, same target, same conditions.** One load gene
 - **Failures are reported, not hidden.** A scenario that fails is recorded in the run's notes with the tunnel's log, and the run goes on; an absent peer is skipped with one line saying how to install it.`
 
 const runningText = "| command | what it does |\n|---|---|\n" +
-	"| `make bench` | every scenario, every system present, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with all four systems) |\n" +
+	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with every system installed) |\n" +
 	"| `make bench-quick` | the same on smaller sizes (under 2 minutes); writes bench/out/quick.json |\n" +
 	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput and P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
 	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml) |\n" +
@@ -377,5 +377,5 @@ const runningText = "| command | what it does |\n|---|---|\n" +
 	"| `scripts/profile-sluice.sh [MiB]` | CPU and context switches per MiB and the hottest functions of sluice's edge and agent (perf) |\n" +
 	"\n" +
 	"Peers are found through `RATHOLE_BIN`, `FRPS_BIN`, `FRPC_BIN` or `PATH`; sluice through `SLUICE_BIN`, or it is built from the repository. " +
-	"`go run ./cmd/sluice-bench run -h` lists every knob (systems, scenarios, rounds, sizes); `-systems relay` adds the harness's own one-process Go relay, a yardstick for what a plain read/write copy costs on the machine. " +
+	"`go run ./cmd/sluice-bench run -h` lists every knob (systems, scenarios, rounds, sizes); `relay` is the harness's own one-process Go relay, a yardstick for what a plain read/write copy costs on the machine (in `make bench`; add it to other runs with `-systems`). " +
 	"`SLUICE_DEBUG_INJECT_DELAY=<duration>` makes sluice's agent sleep per forwarded chunk: it exists only so the gate's test can prove the gate notices a slower tunnel."

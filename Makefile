@@ -10,8 +10,10 @@ build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 	$(GO) build -o bin/sluice-bench ./cmd/sluice-bench
 
+# -p 1: one package at a time, so the harness's end-to-end gate tests do not
+# time tunnels while another package's -race tests load both cores.
 test:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 30m $(PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

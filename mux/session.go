@@ -311,11 +311,18 @@ type Stats struct {
 	// SinkBytes is the DATA the session's reader wrote straight into the
 	// socket of a waiting Stream.WriteTo, sparing it a wake-up.
 	SinkBytes uint64
+	// SessionWindow is the configured session receive window.
+	SessionWindow int64
+	// LargestStreamWindow is the largest receive window among the open
+	// streams, as auto-tuning has set it (0 with no stream open).
+	LargestStreamWindow int64
 }
 
-// Stats returns a snapshot of the session's counters.
+// Stats returns a snapshot of the session's counters. It visits every
+// open stream for the window figure, so it costs O(streams): call it for
+// metrics, not per message.
 func (s *Session) Stats() Stats {
-	return Stats{
+	out := Stats{
 		Streams:        s.NumStreams(),
 		BytesSent:      s.stats.bytesSent.Load(),
 		BytesReceived:  s.stats.bytesReceived.Load(),
@@ -327,7 +334,16 @@ func (s *Session) Stats() Stats {
 		RecvInFlight:   s.recvInFlight.Load(),
 		SendCredit:     s.sendCredit.Load(),
 		SinkBytes:      s.stats.sinkBytes.Load(),
+		SessionWindow:  int64(s.cfg.SessionWindow),
 	}
+	s.streams.Range(func(_, v any) bool {
+		st := v.(*Stream)
+		st.mu.Lock()
+		out.LargestStreamWindow = max(out.LargestStreamWindow, st.recvWindow)
+		st.mu.Unlock()
+		return true
+	})
+	return out
 }
 
 // fail ends the session with err (the first call wins).

@@ -71,3 +71,23 @@ func TestStreamWriteToStops(t *testing.T) {
 	st.Close()
 	peer.Close()
 }
+
+// Stats reports the window figures: the session window as configured and
+// the largest stream window, 0 with no stream open.
+func TestStatsWindows(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.InitialStreamWindow = 512 << 10
+	c, s := sessionPair(t, cfg)
+	if got := c.Stats(); got.LargestStreamWindow != 0 || got.SessionWindow != int64(cfg.SessionWindow) {
+		t.Fatalf("no streams: LargestStreamWindow %d, SessionWindow %d; want 0 and %d", got.LargestStreamWindow, got.SessionWindow, cfg.SessionWindow)
+	}
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := c.Stats().LargestStreamWindow; got != int64(cfg.InitialStreamWindow) {
+		t.Fatalf("one stream: LargestStreamWindow %d, want the initial %d", got, cfg.InitialStreamWindow)
+	}
+	_ = s
+}

@@ -46,6 +46,9 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
+	if err := c.maybeStartPprof(log); err != nil {
+		return agent.Config{}, err
+	}
 	if f.server == "" {
 		return agent.Config{}, usagef("%s: no edge address: pass --server host:port or set SLUICE_SERVER", c.name)
 	}

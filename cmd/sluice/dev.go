@@ -50,6 +50,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := c.maybeStartPprof(log); err != nil {
+		return err
+	}
 	// The edge half of dev mode is plumbing: keep its chatter out of the
 	// request log unless asked.
 	edgeLog := log.With("side", "edge")

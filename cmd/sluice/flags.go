@@ -25,6 +25,7 @@ type command struct {
 	config    string
 	logLevel  string
 	logFormat string
+	pprof     string
 	verbose   bool
 
 	// extraKeys are file keys that are not flags (lists such as tunnels).
@@ -44,6 +45,7 @@ func newCommand(name, synopsis string, stderr io.Writer) *command {
 	c.fs.StringVar(&c.config, "config", "", "same as -c")
 	c.fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	c.fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
+	c.fs.StringVar(&c.pprof, "pprof", "", "serve Go profiling endpoints (/debug/pprof/) on this `host:port`, e.g. 127.0.0.1:6060 (off when empty)")
 	return c
 }
 

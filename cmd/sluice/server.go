@@ -45,6 +45,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if err := c.maybeStartPprof(log); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	cfg.Tokens = tokens
 	if len(cfg.Tokens) == 0 {

@@ -489,6 +489,11 @@ func (s *Session) takeCredit(want int64, st *Stream) (int64, error) {
 // reserving it).
 func (s *Session) giveCredit(n int64) {
 	s.sendCredit.Add(n)
+	s.creditArrived()
+}
+
+// creditArrived wakes every Write waiting for session credit.
+func (s *Session) creditArrived() {
 	s.creditMu.Lock()
 	close(s.creditCh)
 	s.creditCh = make(chan struct{})
@@ -768,10 +773,7 @@ func (s *Session) handleWindowUpdate(h frame.Header) error {
 		if s.sendCredit.Add(inc) > frame.MaxWindow {
 			return frame.SessionError(frame.CodeFlowControl, "the peer granted session credit beyond %d", int64(frame.MaxWindow))
 		}
-		s.creditMu.Lock()
-		close(s.creditCh)
-		s.creditCh = make(chan struct{})
-		s.creditMu.Unlock()
+		s.creditArrived()
 		return nil
 	}
 	st, err := s.lookup(h)

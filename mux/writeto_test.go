@@ -77,7 +77,7 @@ func TestStreamWriteToStops(t *testing.T) {
 func TestStatsWindows(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.InitialStreamWindow = 512 << 10
-	c, s := sessionPair(t, cfg)
+	c, _ := sessionPair(t, cfg)
 	if got := c.Stats(); got.LargestStreamWindow != 0 || got.SessionWindow != int64(cfg.SessionWindow) {
 		t.Fatalf("no streams: LargestStreamWindow %d, SessionWindow %d; want 0 and %d", got.LargestStreamWindow, got.SessionWindow, cfg.SessionWindow)
 	}
@@ -89,5 +89,4 @@ func TestStatsWindows(t *testing.T) {
 	if got := c.Stats().LargestStreamWindow; got != int64(cfg.InitialStreamWindow) {
 		t.Fatalf("one stream: LargestStreamWindow %d, want the initial %d", got, cfg.InitialStreamWindow)
 	}
-	_ = s
 }

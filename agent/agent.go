@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/mux"
-	"github.com/sluicehq/sluice/server/control"
-	"github.com/sluicehq/sluice/server/relay"
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
 

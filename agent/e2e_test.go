@@ -19,7 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/server"
-	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/control"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

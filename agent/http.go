@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/server/page"
+	"github.com/sluicehq/sluice/internal/page"
 	"io"
 	"log"
 	"log/slog"
@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluicehq/sluice/server/relay"
+	"github.com/sluicehq/sluice/relay"
 )
 
 // httpForwarder serves an HTTP tunnel on the agent: an http.Server reading

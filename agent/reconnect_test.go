@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/server"
-	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/control"
 )
 
 // killProxy sits between agent and edge so a test can cut the link the way a

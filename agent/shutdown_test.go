@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/control"
 )
 
 // TestGracefulShutdownDrains: after the agent is told to stop, a connection

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	errpage "github.com/sluicehq/sluice/server/page"
+	errpage "github.com/sluicehq/sluice/internal/page"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/mux"
-	"github.com/sluicehq/sluice/server/relay"
+	"github.com/sluicehq/sluice/relay"
 )
 
 // HealthPath answers 200 "ok" on any host of the HTTP ingress; on the bare

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicehq/sluice/agent"
-	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/transport"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/server"
-	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/control"
 )
 
 // runDev is `sluice dev PORT`: an edge on loopback and an agent in one

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/sluicehq/sluice/agent"
-	"github.com/sluicehq/sluice/server/control"
+	"github.com/sluicehq/sluice/control"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".

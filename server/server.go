@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -84,6 +86,14 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
+	// Metrics, when set, receives the edge's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// Admin, when set, serves the edge's status page and JSON listing on
+	// this address ("host:port"); AdminToken is then required as its
+	// bearer token.
+	Admin      string
+	AdminToken string
 }
 
 // Server is a running edge. Create it with New, run it with Serve.
@@ -97,6 +107,10 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
+
+	metrics  *edgeMetrics // nil unless Config.Metrics is set
+	metering bool         // count bytes per tunnel: metrics or admin asked
+	admin    *adminServer // nil unless Config.Admin is set
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -166,6 +180,9 @@ func New(cfg Config) (*Server, error) {
 	for _, tok := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(tok)))
 	}
+	if err := s.initObservability(); err != nil {
+		return nil, err
+	}
 
 	ln, err := transport.Listen(context.Background(), cfg.Listen, transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
@@ -183,6 +200,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.httpLn = hl
 		s.initHTTP()
+	}
+	if err := s.openAdmin(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -227,7 +251,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -244,6 +268,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			errc <- err
 		}()
 	}
+	s.serveAdmin(errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -265,6 +290,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		scancel()
 	}
+	s.closeAdmin()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true

@@ -15,7 +15,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/control"
@@ -95,6 +98,14 @@ type Config struct {
 	// session and after every reconnect; index is the tunnel's position in
 	// Tunnels.
 	OnAssigned func(index int, a control.Assigned)
+	// Metrics, when set, receives the agent's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// HTTPMiddleware, when set, wraps the handler of every HTTP tunnel (the
+	// proxy to its local service); index is the tunnel's position in
+	// Tunnels. The request inspector uses it to capture and replay
+	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel.
+	HTTPMiddleware func(index int, next http.Handler) http.Handler
 }
 
 // UnreachableError means the edge could not be reached before the first
@@ -131,6 +142,9 @@ type Agent struct {
 	dialer transport.Dialer
 	delay  time.Duration
 	fwds   []*tunnelState
+
+	metrics *agentMetrics // nil unless Config.Metrics is set
+	live    atomic.Pointer[liveSession]
 }
 
 // tunnelState is a configured tunnel plus what outlives sessions: its HTTP
@@ -140,6 +154,11 @@ type tunnelState struct {
 	cfg   Tunnel
 	http  *httpForwarder
 	down  burstLog
+
+	// meter counts bytes for metrics; assigned is what the edge last
+	// confirmed for this tunnel (name, URL).
+	meter    relay.Meter
+	assigned atomic.Pointer[control.Assigned]
 }
 
 // New validates cfg and prepares an agent; Run connects it.
@@ -198,7 +217,7 @@ func New(cfg Config) (*Agent, error) {
 			// a 502 page when the local service is down; without those, the
 			// tunnel pipes bytes like a TCP tunnel, which served ~20% more
 			// small requests per second in a loopback run (see README).
-			if t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil) {
+			if t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || cfg.HTTPMiddleware != nil) {
 				ts.http = newHTTPForwarder(ts, log)
 			}
 		case control.KindTCP:
@@ -209,6 +228,9 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
 		}
 		a.fwds = append(a.fwds, ts)
+	}
+	if err := a.initObservability(); err != nil {
+		return nil, fmt.Errorf("agent: registering metrics: %w", err)
 	}
 	d, err := transport.NewDialer(transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
@@ -253,6 +275,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			a.connectFailed(err)
 			if fatal(err) {
 				return classify(a.cfg.Server, err)
 			}
@@ -275,10 +298,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		connected = true
 		began := time.Now()
+		a.live.Store(ls)
 		a.serve(ctx, ls)
 		if ctx.Err() != nil {
+			a.live.Store(nil)
 			return nil
 		}
+		a.setLive(nil)
 		if time.Since(began) >= a.cfg.StableAfter {
 			bo.Reset()
 		}
@@ -411,6 +437,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	ctrl.SetDeadline(time.Time{})
 	for _, m := range assigned {
 		ts := a.fwds[m.Ref-1]
+		ts.assigned.Store(&m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
 		}
@@ -524,7 +551,7 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	case ts.cfg.listener != nil:
 		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.http != nil:
-		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr), meter: a.meterOf(ts)})
 	default:
 		a.forwardTCP(ts, st, hdr.RemoteAddr)
 	}
@@ -538,7 +565,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
 		return
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
-	res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+	res := relay.Relay(st, local, relay.Options{Delay: a.delay, Meter: a.meterOf(ts)})
 	a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
 }
 
@@ -547,6 +574,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
 type publicConn struct {
 	*mux.Stream
 	remote net.Addr
+	meter  *relay.Meter // nil unless the agent meters (see metrics.go)
 }
 
 func (c *publicConn) RemoteAddr() net.Addr {

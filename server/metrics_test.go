@@ -97,13 +97,10 @@ func TestMetricsMoveDuringTCPTransfer(t *testing.T) {
 		if _, err := io.ReadFull(pub, buf[:chunk/2]); err != nil {
 			t.Fatal(err)
 		}
-		sc := metricstest.Get(t, url)
-		if v := sc.Must(t, "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "in"); v != float64(i*chunk) {
-			t.Fatalf("after %d chunks, bytes in = %v, want %d", i, v, i*chunk)
-		}
-		if v := sc.Must(t, "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "out"); v != float64(i*chunk/2) {
-			t.Fatalf("after %d chunks, bytes out = %v, want %d", i, v, i*chunk/2)
-		}
+		sc := metricstest.Await(t, url, metricstest.All(
+			metricstest.Equal(float64(i*chunk), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "in"),
+			metricstest.Equal(float64(i*chunk/2), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "out"),
+		))
 		if v := sc.Must(t, "sluice_edge_tunnel_streams_open", "tunnel", "db"); v != 1 {
 			t.Fatalf("open streams = %v, want 1", v)
 		}

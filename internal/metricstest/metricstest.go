@@ -142,3 +142,49 @@ func (s Scrape) Must(t testing.TB, name string, kv ...string) float64 {
 	}
 	return v
 }
+
+// Await scrapes url until check passes, for up to 10 s, and fails the test
+// with check's last complaint otherwise. Counters are bumped just after the
+// bytes they count are handed on, so a peer can see the bytes a moment
+// before a scrape sees the count.
+func Await(t testing.TB, url string, check func(Scrape) error) Scrape {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := Get(t, url)
+		err := check(s)
+		if err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Equal is a check for Await: the series name{kv} sums to want.
+func Equal(want float64, name string, kv ...string) func(Scrape) error {
+	return func(s Scrape) error {
+		v, ok := s.Value(name, kv...)
+		if !ok {
+			return fmt.Errorf("no sample %s%v in the scrape", name, kv)
+		}
+		if v != want {
+			return fmt.Errorf("%s%v = %v, want %v", name, kv, v, want)
+		}
+		return nil
+	}
+}
+
+// All combines checks.
+func All(checks ...func(Scrape) error) func(Scrape) error {
+	return func(s Scrape) error {
+		for _, c := range checks {
+			if err := c(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}

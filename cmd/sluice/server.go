@@ -22,6 +22,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		insecure                  bool
 		certFile, keyFile, caFile string
 		tcpPorts                  string
+		metricsAddr               string
+		admin                     adminFlags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -38,6 +40,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
+	metricsFlag(c, &metricsAddr)
+	admin.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -70,9 +74,24 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.TLS = tlsCfg
+	if err := admin.apply(&cfg.Admin, &cfg.AdminToken, stdout); err != nil {
+		return err
+	}
+	if metricsAddr != "" {
+		reg := newRegistry()
+		cfg.Metrics = reg
+		stop, err := startMetrics(metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
+	}
+	if a := srv.AdminAddr(); a != nil {
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
 	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {

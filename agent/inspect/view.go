@@ -70,7 +70,9 @@ type BodyView struct {
 var sensitive = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "Set-Cookie": true}
 
 // masked stands for a hidden value, saying how long it is.
-func masked(v string) string { return "•••••• (" + strconv.Itoa(len(v)) + " characters hidden)" }
+func masked(v string) string {
+	return "•••••• (" + strconv.Itoa(len(v)) + " characters hidden)"
+}
 
 func summarize(e *Entry) Summary {
 	path := e.URI

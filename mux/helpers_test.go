@@ -51,7 +51,7 @@ func tstSessions(t testing.TB, a, b net.Conn, clientCfg, serverCfg Config) (*Ses
 func tstWindow(st *Stream) int64 {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.recvWindow
+	return st.inflow.window
 }
 
 // tstServe accepts every stream s's peer opens and runs handle on it in a

@@ -316,7 +316,7 @@ func TestOpenCloseManyStreamsBaseline(t *testing.T) {
 		tstEventually(t, "the writer's queues to drain", func() bool {
 			x.wmu.Lock()
 			defer x.wmu.Unlock()
-			return len(x.ready) == 0
+			return x.sched.Len() == 0
 		})
 	}
 	c.Close()

@@ -119,6 +119,9 @@ func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered
 	}
 	epoch := now.Sub(w.epoch)
 	waited := w.waited
+	if !w.waitingSince.IsZero() {
+		waited += w.waitedSince(w.waitingSince, now)
+	}
 	switch {
 	case buffered >= w.window/2:
 		shrink := min(w.window-max(w.window/2, lim.initial), w.unacked-1)

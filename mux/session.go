@@ -47,6 +47,7 @@ type Session struct {
 	cfg    Config
 	client bool
 	fr     *frame.Reader
+	in     heardReader // the connection, read through fr
 
 	streams    sync.Map      // stream ID -> *Stream
 	nextID     atomic.Uint32 // next ID this side will open
@@ -113,11 +114,11 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	s := &Session{
 		conn:     conn,
 		cfg:      cfg,
 		client:   client,
-		fr:       frame.NewReader(conn, readBufferSize),
 		recv:     sessionRecv{window: int64(cfg.SessionWindow)},
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		sched:    &roundRobin{},
@@ -129,6 +130,8 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		pings:    make(map[uint64]chan time.Duration),
 	}
 	s.bw = newBatchWriter(s)
+	s.in.r, s.in.start = conn, s.start
+	s.fr = frame.NewReader(&s.in, readBufferSize)
 	if client {
 		s.nextID.Store(1)
 	} else {
@@ -145,7 +148,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	s.loops.Add(2)
 	go s.recvLoop()
 	go s.sendLoop()
-	if cfg.KeepAliveInterval > 0 {
+	if cfg.keepAlive() {
 		s.loops.Add(1)
 		go s.keepalive()
 	}

@@ -327,13 +327,19 @@ func (s *Session) fail(err error) {
 		// stuck in a write means the connection is of no use anyway.
 		var code frame.Code = frame.CodeNoError
 		var fe *frame.Error
+		var re *readError
 		switch {
 		case errors.As(err, &fe):
 			code = fe.Code
 		case err == ErrKeepAliveTimeout:
 			code = frame.CodeKeepalive
+		case errors.As(err, &re):
+			// Reading failed on this side (a TLS record that does not
+			// decrypt, say) while writing may still work: the peer
+			// learns that the fault is here.
+			code = frame.CodeInternal
 		}
-		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout {
+		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout || re != nil {
 			if s.connMu.TryLock() {
 				var msg []byte
 				if !s.prefaceSent {
@@ -414,6 +420,8 @@ func (s *Session) recvLoop() {
 		err = &RemoteError{Code: frame.Code(s.remoteCode.Load())}
 	case errors.Is(err, io.EOF):
 		err = errPeerClosed
+	default:
+		err = &readError{err}
 	}
 	s.fail(err)
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/transport"
 )
 
@@ -91,8 +91,8 @@ func TestTLSUnknownCAIsFatal(t *testing.T) {
 	start := time.Now()
 	err = a.Run(ctx)
 	var te *TLSError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "--ca") {
-		t.Fatalf("Run against an edge signed by another CA: %v, want a TLSError suggesting --ca", err)
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "trust the edge's CA") {
+		t.Fatalf("Run against an edge signed by another CA: %v, want a TLSError suggesting to trust its CA (the CLI adds --ca)", err)
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Fatalf("a certificate error was retried for %v; it cannot heal by itself", time.Since(start))
@@ -110,8 +110,8 @@ func TestPlainAgentAgainstTLSEdgeFailsClearly(t *testing.T) {
 	defer cancel()
 	err = a.Run(ctx)
 	var ue *UnreachableError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--insecure") {
-		t.Fatalf("plain agent, TLS edge: %v, want an UnreachableError mentioning --insecure", err)
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "agree on TLS") {
+		t.Fatalf("plain agent, TLS edge: %v, want an UnreachableError saying both sides must agree on TLS (the CLI adds --insecure)", err)
 	}
 }
 

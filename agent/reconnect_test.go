@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"context"
 	"errors"
 	"io"
@@ -148,18 +150,8 @@ func TestSameTokenReclaimsNameAfterReconnect(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestEdgeRestartAgentComesBack(t *testing.T) {
-	ctrlAddr, httpAddr := freeAddr(t), freeAddr(t)
+	ctrlAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	fixed := func(c *server.Config) { c.Listen, c.HTTP = ctrlAddr, httpAddr }
 	e1 := startEdge(t, fixed)
 	local := fileServer(t)

@@ -259,7 +259,7 @@ func TestAgentKilledMidStream(t *testing.T) {
 	if ms.HeapAlloc > baseHeap+32<<20 {
 		t.Fatalf("heap %d MiB after the agent died, baseline %d MiB", ms.HeapAlloc>>20, baseHeap>>20)
 	}
-	if h, p := e.srv.Registry().Count(); h+p != 0 {
-		t.Fatalf("registry still routes %d hosts and %d ports to a dead agent", h, p)
+	if st := e.srv.Stats(); st.Hostnames+st.Ports != 0 {
+		t.Fatalf("registry still routes %d hosts and %d ports to a dead agent", st.Hostnames, st.Ports)
 	}
 }

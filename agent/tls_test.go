@@ -147,8 +147,8 @@ func TestMutualTLS(t *testing.T) {
 	if err := a.Run(ctx); err == nil {
 		t.Fatal("an agent without a client certificate got a session on a mutual-TLS edge")
 	}
-	if h, p := e.srv.Registry().Count(); h+p != 0 {
-		t.Fatalf("tunnels registered without a client certificate: %d hosts, %d ports", h, p)
+	if st := e.srv.Stats(); st.Hostnames+st.Ports != 0 {
+		t.Fatalf("tunnels registered without a client certificate: %d hosts, %d ports", st.Hostnames, st.Ports)
 	}
 
 	clientCert, _ := ca.Issue("agent-1")

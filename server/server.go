@@ -94,13 +94,13 @@ func (s *Server) HTTPAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
-// Registry returns the edge's tunnel registry.
-func (s *Server) Registry() *Registry { return s.reg }
-
-// Stats is a snapshot of the edge's load.
+// Stats is a snapshot of the edge's load, for an embedding program's
+// monitoring and for checks that an edge has let go of a departed agent.
 type Stats struct {
-	Sessions int // agents connected and authenticated
-	Streams  int // streams open across all sessions
+	Sessions  int // agents connected and authenticated
+	Streams   int // streams open across all sessions
+	Hostnames int // hostnames held by a session or reserved for a reconnecting agent
+	Ports     int // TCP ports held by a session or reserved for a reconnecting agent
 }
 
 // Stats returns a snapshot of the edge's load.
@@ -111,6 +111,7 @@ func (s *Server) Stats() Stats {
 		st.Streams += k.(*agentConn).sess.NumStreams()
 		return true
 	})
+	st.Hostnames, st.Ports = s.reg.Count()
 	return st
 }
 

@@ -385,7 +385,16 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleStream(st, ls)
+			if relay := a.handleStream(st, ls); relay != nil {
+				// A held connection lives on a fresh goroutine: this one's
+				// stack grew to the depth of the dial and would stay that
+				// size for the connection's whole life.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					relay()
+				}()
+			}
 		}()
 	}
 	if ctx.Err() != nil {
@@ -427,7 +436,9 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 }
 
 // handleStream reads the stream header and hands the stream to its tunnel.
-func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
+// For a TCP forward it returns the relay to run once the local service is
+// connected; nil when the stream is already handed over or dropped.
+func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 	// No deadline: the edge writes the header right behind the OPEN, in the
 	// same batch, and a stream that never delivers one still ends with its
 	// session; arming a timer per stream would tax every connection.
@@ -435,13 +446,13 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	if err != nil {
 		a.log.Debug("dropping a stream with a bad header", "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	ts := ls.byID[hdr.Tunnel]
 	if ts == nil {
 		a.log.Debug("dropping a stream for an unknown tunnel", "tunnel", hdr.Tunnel)
 		st.Reset()
-		return
+		return nil
 	}
 	switch {
 	case ts.cfg.listener != nil:
@@ -449,20 +460,25 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	case ts.http != nil:
 		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	default:
-		a.forwardTCP(ts, st, hdr.RemoteAddr)
+		return a.forwardTCP(ts, st, hdr.RemoteAddr)
 	}
+	return nil
 }
 
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
+// forwardTCP connects to the local service and returns the relay between it
+// and st, or nil when the service cannot be reached.
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) func() {
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
-	res := relay.Relay(st, local, relay.Options{Delay: a.delay})
-	a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	return func() {
+		res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	}
 }
 
 // publicConn is a stream carrying one public connection; RemoteAddr is the

@@ -47,7 +47,8 @@ type Config struct {
 	// port-forwarding proxy. Zero means the HTTP listener's port.
 	PublicHTTPPort int
 	// Mux configures every agent session. The zero value means
-	// mux.DefaultConfig().
+	// mux.DefaultConfig() with an accept backlog of 4 (an agent opens only
+	// its control stream).
 	Mux mux.Config
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
@@ -107,6 +108,9 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// edgeAcceptBacklog is the accept backlog of the edge's agent sessions.
+const edgeAcceptBacklog = 4
+
 // setDefaults fills every field left zero, one by one, so a partly filled
 // Config is normal.
 func (c *Config) setDefaults() {
@@ -115,6 +119,10 @@ func (c *Config) setDefaults() {
 	}
 	if c.Mux == (mux.Config{}) {
 		c.Mux = mux.DefaultConfig()
+		// An agent opens one stream, the control stream, and the edge
+		// refuses any other: a backlog of 1,024 would cost 8 KiB per
+		// session for nothing.
+		c.Mux.AcceptBacklog = edgeAcceptBacklog
 	}
 	if c.ReclaimGrace == 0 {
 		c.ReclaimGrace = time.Minute

@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -84,6 +86,21 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
+
+	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
+	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
+	// configure the public HTTPS ingress (see https.go).
+	HTTPS                       string
+	HTTPSListener               net.Listener
+	HTTPSCertFile, HTTPSKeyFile string
+	HTTPPlain                   bool
+	PublicHTTPSPort             int
+	StateDir                    string
+	ACMEDirectory, ACMEEmail    string
+	ACMERoots                   *x509.CertPool
+	// TrustedProxies are the peers whose forwarding headers the edge
+	// extends instead of replacing (see forwarded.go).
+	TrustedProxies []netip.Prefix
 }
 
 // Server is a running edge. Create it with New, run it with Serve.
@@ -97,6 +114,7 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
+	https   *httpsIngress
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -121,8 +139,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HTTPListener != nil {
 		cfg.HTTP = cfg.HTTPListener.Addr().String()
 	}
-	if cfg.HTTP != "" && cfg.Domain == "" {
+	if cfg.HTTPSListener != nil {
+		cfg.HTTPS = cfg.HTTPSListener.Addr().String()
+	}
+	if (cfg.HTTP != "" || cfg.HTTPS != "") && cfg.Domain == "" {
 		return nil, errors.New("server: HTTP ingress needs a domain: set Domain (--domain), e.g. localhost or tunnels.example.com")
+	}
+	if err := cfg.httpsDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.TCPPortMin < 0 || cfg.TCPPortMax > 65535 || cfg.TCPPortMin > cfg.TCPPortMax {
 		return nil, fmt.Errorf("server: TCP port range %d-%d is invalid: give MIN-MAX within 1-65535", cfg.TCPPortMin, cfg.TCPPortMax)
@@ -184,6 +208,13 @@ func New(cfg Config) (*Server, error) {
 		s.httpLn = hl
 		s.initHTTP()
 	}
+	if err := s.openHTTPS(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -227,7 +258,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -244,6 +275,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			errc <- err
 		}()
 	}
+	s.serveHTTPS(errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -265,6 +297,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		scancel()
 	}
+	s.shutdownHTTPS()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true
@@ -331,6 +364,9 @@ func newSessionID() string {
 }
 
 func (s *Server) httpURL(host string) string {
+	if s.https != nil {
+		return s.httpsURL(host)
+	}
 	port := s.cfg.PublicHTTPPort
 	if port == 0 && s.httpLn != nil {
 		if a, ok := s.httpLn.Addr().(*net.TCPAddr); ok {

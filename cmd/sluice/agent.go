@@ -97,7 +97,7 @@ func localAddr(s string) (string, error) {
 // runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {
 	name := string(kind)
-	synopsis := "http PORT|HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
+	synopsis := "http PORT|HOST:PORT|https://HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
 	if kind == control.KindTCP {
 		synopsis = "tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]"
 	}
@@ -105,8 +105,10 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	var af agentFlags
 	af.register(c)
 	var t agent.Tunnel
+	var uf upstreamFlags
 	t.Kind = kind
 	if kind == control.KindHTTP {
+		uf.register(c.fs, &t)
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
 		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
@@ -122,7 +124,12 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		c.fs.Usage()
 		return usagef("%s: give exactly one local service (got %d arguments: %q)", name, len(pos), pos)
 	}
-	if t.Local, err = localAddr(pos[0]); err != nil {
+	if kind == control.KindHTTP {
+		err = uf.apply(pos[0], &t)
+	} else {
+		t.Local, err = localAddr(pos[0])
+	}
+	if err != nil {
 		return usagef("%s: %v", name, err)
 	}
 	cfg, err := af.config(c)

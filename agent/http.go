@@ -38,6 +38,9 @@ func fullDuplex(h http.Handler) http.Handler {
 		if r.Body != http.NoBody {
 			http.NewResponseController(w).EnableFullDuplex()
 		}
+		if isGRPC(r) {
+			r = withGRPCDeadline(r)
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -71,6 +74,11 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 			Transport:  f.tr,
 			BufferPool: relay.BufferPool{},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if isGRPC(r) {
+					// A gRPC client reads a status, not a page.
+					grpcError(w, r, local, err)
+					return
+				}
 				if r.Context().Err() != nil {
 					return // the public client went away
 				}

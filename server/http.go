@@ -31,7 +31,17 @@ func (s *Server) initHTTP() {
 		// HTTP/2 with prior knowledge (h2c) beside HTTP/1.1: gRPC clients
 		// and curl --http2-prior-knowledge speak it on plain ports.
 		Protocols: plainProtocols(),
+		HTTP2:     publicHTTP2(),
 	}
+}
+
+// publicH2Streams caps the concurrent streams of one public HTTP/2
+// connection. net/http's default of 250 would make a gRPC client that holds
+// more streams open (watchers, long polls) queue them behind each other.
+const publicH2Streams = 1000
+
+func publicHTTP2() *http.HTTP2Config {
+	return &http.HTTP2Config{MaxConcurrentStreams: publicH2Streams}
 }
 
 func plainProtocols() *http.Protocols {

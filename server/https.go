@@ -121,6 +121,7 @@ func (s *Server) openHTTPS() error {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slogErrorLog(s.log),
+		HTTP2:             publicHTTP2(),
 	}
 	s.https = h
 	if s.httpSrv != nil {

@@ -168,6 +168,9 @@ type tunnelSpec struct {
 	Name       string `yaml:"name"`
 	Hostname   string `yaml:"hostname"`
 	RemotePort int    `yaml:"remote_port"`
+	// HTTP only; the same as the flags of sluice http.
+	UpstreamProtocol string `yaml:"upstream_protocol"`
+	HostHeader       string `yaml:"host_header"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file on one session.
@@ -196,7 +199,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -206,7 +209,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader}
 		switch t.Kind {
 		case control.KindHTTP:
 			t.LogRequests = true

@@ -57,6 +57,17 @@ type Tunnel struct {
 	// without Handler or Fallback) pipes bytes to Local untouched, and a
 	// local service that is down shows as the edge's 502 page.
 	LogRequests bool
+	// UpstreamProtocol is how the agent speaks to Local: UpstreamHTTP1 (the
+	// default) or UpstreamHTTP2 (h2c, or h2 with UpstreamTLS), which gRPC
+	// services need. See upstream.go.
+	UpstreamProtocol string
+	// UpstreamTLS, when set, makes the agent speak HTTPS to Local with this
+	// configuration (its roots, or InsecureSkipVerify).
+	UpstreamTLS *tls.Config
+	// HostHeader is the Host the local service sees: HostPreserve (the
+	// default, the public host), HostRewrite (Local's host:port) or any
+	// literal host.
+	HostHeader string
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -128,7 +139,7 @@ func New(cfg Config) (*Agent, error) {
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
 		// requests per second in a loopback run (see README).
-		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil) {
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t)) {
 			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)

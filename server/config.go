@@ -2,8 +2,10 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/cfgerr"
@@ -64,6 +66,21 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
+
+	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
+	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
+	// configure the public HTTPS ingress (see https.go).
+	HTTPS                       string
+	HTTPSListener               net.Listener
+	HTTPSCertFile, HTTPSKeyFile string
+	HTTPPlain                   bool
+	PublicHTTPSPort             int
+	StateDir                    string
+	ACMEDirectory, ACMEEmail    string
+	ACMERoots                   *x509.CertPool
+	// TrustedProxies are the peers whose forwarding headers the edge
+	// extends instead of replacing (see forwarded.go).
+	TrustedProxies []netip.Prefix
 }
 
 func configErr(field, format string, args ...any) error {
@@ -91,7 +108,7 @@ func (c *Config) validate() error {
 			return configErr("Tokens", "an empty token is not allowed: every agent must present a secret")
 		}
 	}
-	if (c.HTTP != "" || c.HTTPListener != nil) && c.Domain == "" {
+	if (c.HTTP != "" || c.HTTPListener != nil || c.HTTPS != "" || c.HTTPSListener != nil) && c.Domain == "" {
 		return configErr("Domain", "HTTP ingress needs a domain: tunnels answer at NAME.DOMAIN (e.g. localhost, or tunnels.example.com)")
 	}
 	if c.TCPPortMin < 0 || c.TCPPortMax > 65535 || c.TCPPortMin > c.TCPPortMax || (c.TCPPortMin == 0) != (c.TCPPortMax == 0) {
@@ -105,7 +122,7 @@ func (c *Config) validate() error {
 			return configErr("Mux", "%v", err)
 		}
 	}
-	return nil
+	return c.validateHTTPS()
 }
 
 // edgeAcceptBacklog is the accept backlog of the edge's agent sessions.
@@ -117,6 +134,7 @@ func (c *Config) setDefaults() {
 	if c.HTTPListener != nil {
 		c.HTTP = c.HTTPListener.Addr().String()
 	}
+	c.setHTTPSDefaults()
 	if c.Mux == (mux.Config{}) {
 		c.Mux = mux.DefaultConfig()
 		// An agent opens one stream, the control stream, and the edge

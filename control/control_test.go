@@ -91,6 +91,9 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Tunnel: 0},
 		{Tunnel: 1, RemoteAddr: "127.0.0.1:5555"},
 		{Tunnel: 0xFFFFFFFF, RemoteAddr: "[::1]:65535"},
+		{Tunnel: 7, RemoteAddr: "203.0.113.5:4000", LocalAddr: "198.51.100.1:443", WithLocal: true},
+		{Tunnel: 8, WithLocal: true},
+		{Tunnel: 9, LocalAddr: "[2001:db8::1]:53", WithLocal: true},
 	}
 	for _, h := range cases {
 		b := AppendHeader(nil, h)
@@ -118,7 +121,25 @@ func TestHeaderDropsOverlongAddr(t *testing.T) {
 	}
 }
 
+func TestHeaderVersionFollowsWithLocal(t *testing.T) {
+	if b := AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5"}); b[0] != HeaderVersion {
+		t.Fatalf("without a local address the header must stay version 1 for older agents, got %d", b[0])
+	}
+	b := AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5", LocalAddr: "6.7.8.9:10", WithLocal: true})
+	want := append([]byte{2, 0, 0, 0, 1, 9}, "1.2.3.4:5"...)
+	want = append(append(want, 10), "6.7.8.9:10"...)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("version 2 header = %v, want %v", b, want)
+	}
+}
+
 func TestReadHeaderRejects(t *testing.T) {
+	if _, err := ReadHeader(bytes.NewReader([]byte{2, 0, 0, 0, 1, 1, 'a'})); err == nil {
+		t.Fatal("version 2 header without its local length byte: got nil error")
+	}
+	if _, err := ReadHeader(bytes.NewReader([]byte{2, 0, 0, 0, 1, 0, 5, 'a'})); err == nil {
+		t.Fatal("version 2 header with a short local address: got nil error")
+	}
 	if _, err := ReadHeader(bytes.NewReader([]byte{9, 0, 0, 0, 1, 0})); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("wrong version: got %v, want ErrBadHeader", err)
 	}

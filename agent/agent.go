@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -33,7 +33,7 @@ const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
-	// Kind is control.KindHTTP or control.KindTCP.
+	// Kind is control.KindHTTP, control.KindTCP or control.KindUDP.
 	Kind control.Kind
 	// Name is the subdomain asked for (HTTP) or a label (TCP). Empty lets the
 	// edge pick a readable random name.
@@ -57,6 +57,11 @@ type Tunnel struct {
 	// without Handler or Fallback) pipes bytes to Local untouched, and a
 	// local service that is down shows as the edge's 502 page.
 	LogRequests bool
+	// ProxyProtocol, "v1" or "v2", makes the agent start every connection
+	// to Local with a PROXY protocol header naming the public client (TCP
+	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
+	// Fallback). Empty sends none.
+	ProxyProtocol string
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -205,8 +210,15 @@ func New(cfg Config) (*Agent, error) {
 			if t.Local == "" && t.listener == nil {
 				return nil, fmt.Errorf("agent: TCP tunnel %d has no local address: give host:port", i+1)
 			}
+		case control.KindUDP:
+			if t.Local == "" || t.listener != nil {
+				return nil, fmt.Errorf("agent: UDP tunnel %d has no local address: give host:port", i+1)
+			}
 		default:
-			return nil, fmt.Errorf("agent: tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
+			return nil, fmt.Errorf("agent: tunnel %d has kind %q: use http, tcp or udp", i+1, t.Kind)
+		}
+		if err := ts.checkProxyProtocol(); err != nil {
+			return nil, err
 		}
 		a.fwds = append(a.fwds, ts)
 	}
@@ -369,7 +381,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	}
 	for i, ts := range a.fwds {
 		t := ts.cfg
-		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort})
+		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, ProxyProtocol: t.ProxyProtocol})
 	}
 	for _, m := range msgs {
 		if err := control.WriteMessage(ctrl, m); err != nil {
@@ -399,6 +411,9 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 		case control.Assigned:
 			if m.Ref < 1 || int(m.Ref) > len(a.fwds) {
 				return nil, fmt.Errorf("edge assigned an unknown tunnel ref %d", m.Ref)
+			}
+			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
+				return nil, err
 			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
 			assigned = append(assigned, m)
@@ -525,17 +540,28 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.http != nil:
 		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+	case ts.cfg.Kind == control.KindUDP:
+		a.forwardUDP(ts, st, hdr)
 	default:
-		a.forwardTCP(ts, st, hdr.RemoteAddr)
+		a.forwardTCP(ts, st, hdr)
 	}
 }
 
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) {
+	remote := hdr.RemoteAddr
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
 		return
+	}
+	if ts.cfg.ProxyProtocol != "" {
+		if err := writeProxyHeader(local, ts.cfg.ProxyProtocol, hdr); err != nil {
+			a.log.Debug("writing the PROXY header to the local service failed", "local", ts.cfg.Local, "err", err)
+			local.Close()
+			st.Reset()
+			return
+		}
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
 	res := relay.Relay(st, local, relay.Options{Delay: a.delay})

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,32 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
+
+	// UDPPortMin and UDPPortMax bound the ports of UDP tunnels, as
+	// TCPPortMin and TCPPortMax do for TCP. UDP tunnels bind on TCPHost.
+	UDPPortMin, UDPPortMax int
+	// UDPIdleTimeout ends a UDP flow (one public source address) after this
+	// long without a datagram either way. Zero means one minute.
+	UDPIdleTimeout time.Duration
+	// UDPMaxFlows bounds the flows of one UDP tunnel; datagrams from further
+	// sources are dropped. Zero means 1024.
+	UDPMaxFlows int
+	// UDPFlowQueue bounds the datagrams waiting for one flow's stream.
+	// Zero means 64.
+	UDPFlowQueue int
+	// UDPQueueBytes bounds the datagram bytes waiting across one tunnel's
+	// flows. Zero means 4 MiB.
+	UDPQueueBytes int64
+
+	// AcceptProxyProtocol lists the load balancers in front of the edge:
+	// connections from these addresses to the HTTP ingress and to TCP
+	// tunnel ports must start with a PROXY protocol header, whose client
+	// address the edge then uses; a header from any other address is
+	// refused. Empty: the edge reads no headers.
+	AcceptProxyProtocol []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a load balancer's header.
+	// Zero means 5 s.
+	ProxyHeaderTimeout time.Duration
 }
 
 // Server is a running edge. Create it with New, run it with Serve.
@@ -126,6 +153,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.TCPPortMin < 0 || cfg.TCPPortMax > 65535 || cfg.TCPPortMin > cfg.TCPPortMax {
 		return nil, fmt.Errorf("server: TCP port range %d-%d is invalid: give MIN-MAX within 1-65535", cfg.TCPPortMin, cfg.TCPPortMax)
+	}
+	if err := cfg.udpDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.Mux == (mux.Config{}) {
 		cfg.Mux = mux.DefaultConfig()
@@ -173,7 +203,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctrlLn = ln
 	if cfg.HTTPListener != nil {
-		s.httpLn = cfg.HTTPListener
+		s.httpLn = s.acceptProxy(cfg.HTTPListener)
 		s.initHTTP()
 	} else if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
@@ -181,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 			ln.Close()
 			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (pick another --http port)", cfg.HTTP, err)
 		}
-		s.httpLn = hl
+		s.httpLn = s.acceptProxy(hl)
 		s.initHTTP()
 	}
 	return s, nil

@@ -342,6 +342,9 @@ type liveSession struct {
 	sess *mux.Session
 	ctrl *mux.Stream
 	byID map[uint32]*tunnelState
+	// ctx is Run's context: UDP flows, which have nothing in flight to
+	// finish, end as soon as it does.
+	ctx context.Context
 }
 
 // connect dials, authenticates and registers every tunnel. Hello, Auth and
@@ -449,6 +452,7 @@ func (ts *tunnelState) localLabel() string {
 
 // serve accepts streams until the session ends or ctx does; on ctx it drains.
 func (a *Agent) serve(ctx context.Context, ls *liveSession) {
+	ls.ctx = ctx
 	// The edge never closes the control stream while the session is healthy:
 	// its end means the edge dropped this agent.
 	ctrlDone := make(chan struct{})
@@ -541,7 +545,7 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	case ts.http != nil:
 		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.cfg.Kind == control.KindUDP:
-		a.forwardUDP(ts, st, hdr)
+		a.forwardUDP(ls.ctx, ts, st, hdr)
 	default:
 		a.forwardTCP(ts, st, hdr)
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -16,8 +17,9 @@ import (
 // AppendDatagram). The agent gives each flow a connected UDP socket of its
 // own, so the local service sees one source port per public client and its
 // replies come back to this flow alone. The flow ends when the edge closes
-// the stream (its idle timeout) or the session ends.
-func (a *Agent) forwardUDP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) {
+// the stream (its idle timeout), the session ends, or ctx does: a datagram
+// service has no exchange in flight to wait for.
+func (a *Agent) forwardUDP(ctx context.Context, ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) {
 	local, err := net.Dial("udp", ts.cfg.Local)
 	if err != nil {
 		ts.down.log(a.log, "local UDP service unreachable: its datagrams are being dropped; start it or fix the address", "local", ts.cfg.Local, "err", err)
@@ -25,6 +27,7 @@ func (a *Agent) forwardUDP(ts *tunnelState, st *mux.Stream, hdr control.StreamHe
 		return
 	}
 	a.log.Debug("udp flow", "from", hdr.RemoteAddr, "local", ts.cfg.Local)
+	defer context.AfterFunc(ctx, func() { st.Close() })()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

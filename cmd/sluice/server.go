@@ -22,6 +22,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		insecure                  bool
 		certFile, keyFile, caFile string
 		tcpPorts                  string
+		l4                        edgeL4Flags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -38,6 +39,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
+	l4.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -64,6 +66,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := l4.apply(&cfg); err != nil {
+		return err
 	}
 	tlsCfg, err := serverTLS(cfg.Listen, insecure, certFile, keyFile, caFile, stdout, log)
 	if err != nil {

@@ -3,17 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/proxyproto"
+	"github.com/sluicehq/sluice/server"
 )
 
 func TestParsePrefixes(t *testing.T) {
@@ -148,5 +151,71 @@ func TestSmokeUDPAndProxyProtocol(t *testing.T) {
 		if code := p.stop(syscall.SIGTERM); code != 0 {
 			t.Errorf("%v exited %d after SIGTERM; stderr:\n%s", p.cmd.Args, code, p.stderr.String())
 		}
+	}
+}
+
+func TestStartRunsUDPTunnels(t *testing.T) {
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); srv.Serve(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, src, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteToUDPAddrPort(append([]byte("re:"), buf[:n]...), src)
+		}
+	}()
+	file := writeFile(t, fmt.Sprintf("server: %s\ntoken: T\ninsecure: true\nlog_level: warn\ntunnels:\n  - type: udp\n    local: %s\n", srv.Addr(), pc.LocalAddr()))
+	t.Setenv("SLUICE_SERVER", "")
+	t.Setenv("SLUICE_TOKEN", "")
+	out := &lineWriter{lines: make(chan string, 10)}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runStart(agentCtx, []string{"-c", file}, out, io.Discard) }()
+	var url string
+	select {
+	case l := <-out.lines:
+		url = regexp.MustCompile(`^Forwarding udp://(\S+) -> `).FindStringSubmatch(l)[1]
+	case err := <-done:
+		t.Fatalf("start ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("start printed no tunnel URL in 10 s")
+	}
+	ua, _ := net.ResolveUDPAddr("udp", url)
+	c, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var reply string
+	buf := make([]byte, 100)
+	for attempt := 0; attempt < 5 && reply == ""; attempt++ {
+		c.Write([]byte("q"))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := c.Read(buf); err == nil {
+			reply = string(buf[:n])
+		}
+	}
+	if reply != "re:q" {
+		t.Fatalf("reply %q, want re:q", reply)
+	}
+	stopAgent()
+	if err := <-done; err != nil {
+		t.Fatalf("start after its context ended: %v", err)
 	}
 }

@@ -12,21 +12,21 @@ import (
 // checkProxyProtocol refuses a PROXY protocol setting the tunnel cannot
 // honour: the header goes at the start of a byte stream to Local, so the
 // agent must not be parsing HTTP itself, nor handing connections to Accept.
-func (ts *tunnelState) checkProxyProtocol() error {
-	t := ts.cfg
+func checkProxyProtocol(field string, i int, t Tunnel) error {
 	if t.ProxyProtocol == "" {
 		return nil
 	}
+	field += ".ProxyProtocol"
 	if _, err := proxyproto.ParseVersion(t.ProxyProtocol); err != nil {
-		return fmt.Errorf("agent: tunnel %d: %v", ts.index+1, err)
+		return configErr(field, "tunnel %d: %v", i+1, err)
 	}
 	switch {
 	case t.Kind == control.KindUDP:
-		return fmt.Errorf("agent: tunnel %d: PROXY protocol is for tcp and http tunnels; a UDP tunnel cannot carry it", ts.index+1)
+		return configErr(field, "tunnel %d: PROXY protocol is for tcp and http tunnels; a UDP tunnel cannot carry it", i+1)
 	case t.listener != nil:
-		return fmt.Errorf("agent: tunnel %d: PROXY protocol is written to a local service; a Listen tunnel has none (its connections' RemoteAddr is the client already)", ts.index+1)
-	case ts.http != nil:
-		return fmt.Errorf("agent: tunnel %d: PROXY protocol needs an HTTP tunnel that pipes bytes: turn request logging off and set no Handler or Fallback", ts.index+1)
+		return configErr(field, "tunnel %d: PROXY protocol is written to a local service; a Listen tunnel has none (its connections' RemoteAddr is the client already)", i+1)
+	case t.Kind == control.KindHTTP && (t.LogRequests || t.Handler != nil || t.Fallback != nil):
+		return configErr(field, "tunnel %d: PROXY protocol needs an HTTP tunnel that pipes bytes: turn request logging off and set no Handler or Fallback", i+1)
 	}
 	return nil
 }

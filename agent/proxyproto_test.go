@@ -214,7 +214,7 @@ func TestPROXYOverPipedHTTP(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	e := startEdge(t, nil)
 	runAgent(t, e, nil, Tunnel{Kind: control.KindHTTP, Name: "pp", Local: ln.Addr().String(), ProxyProtocol: "v1"})
-		for i := 0; i < 2; i++ {
+	for i := 0; i < 2; i++ {
 		c, err := net.Dial("tcp", e.srv.HTTPAddr().String())
 		if err != nil {
 			t.Fatal(err)

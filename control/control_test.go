@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -182,4 +183,44 @@ func FuzzReadHeader(f *testing.F) {
 			t.Fatalf("re-encode %+v: got %+v, %v", h, again, err)
 		}
 	})
+}
+
+func TestDatagramsKeepBoundaries(t *testing.T) {
+	sizes := []int{0, 1, 1400, MaxDatagram}
+	var wire []byte
+	for i, n := range sizes {
+		var err error
+		wire, err = AppendDatagram(wire, bytes.Repeat([]byte{byte(i + 1)}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One byte at a time: boundaries come from the prefix, not from reads.
+	r := iotest.OneByteReader(bytes.NewReader(wire))
+	buf := make([]byte, MaxDatagram)
+	for i, want := range sizes {
+		n, err := ReadDatagram(r, buf)
+		if err != nil || n != want {
+			t.Fatalf("datagram %d: %d bytes, %v; want %d", i, n, err, want)
+		}
+		if !bytes.Equal(buf[:n], bytes.Repeat([]byte{byte(i + 1)}, n)) {
+			t.Fatalf("datagram %d: wrong bytes", i)
+		}
+	}
+	if _, err := ReadDatagram(r, buf); err != io.EOF {
+		t.Fatalf("after the last datagram: %v, want io.EOF", err)
+	}
+}
+
+func TestDatagramErrors(t *testing.T) {
+	if _, err := AppendDatagram(nil, make([]byte, MaxDatagram+1)); !errors.Is(err, ErrDatagramTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	buf := make([]byte, MaxDatagram)
+	if _, err := ReadDatagram(bytes.NewReader([]byte{0, 5, 'a', 'b'}), buf); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if _, err := ReadDatagram(bytes.NewReader([]byte{0}), buf); err == nil || err == io.EOF {
+		t.Fatalf("cut inside the length: %v, want an error other than io.EOF", err)
+	}
 }

@@ -16,7 +16,7 @@ var (
 )
 
 // getBuf returns a pooled buffer of length n.
-func getBuf(n int) *bytebufferpool.ByteBuffer {
+func getBuf(n int) *buffer {
 	pool, class := &largePool, frame.MaxDataPayload
 	if n <= smallBuf {
 		pool, class = &smallPool, smallBuf
@@ -30,10 +30,13 @@ func getBuf(n int) *bytebufferpool.ByteBuffer {
 }
 
 // putBuf returns a buffer to its pool.
-func putBuf(bb *bytebufferpool.ByteBuffer) {
+func putBuf(bb *buffer) {
 	if cap(bb.B) <= smallBuf {
 		smallPool.Put(bb)
 	} else {
 		largePool.Put(bb)
 	}
 }
+
+// buffer is a pooled payload buffer.
+type buffer = bytebufferpool.ByteBuffer

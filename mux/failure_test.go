@@ -117,14 +117,7 @@ func TestConnectionLossMidTransfer(t *testing.T) {
 	for _, cut := range []string{"client", "server"} {
 		t.Run("cut under the "+cut, func(t *testing.T) {
 			a, b := tcpPair(t)
-			c, err := Client(a, DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := Server(b, DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, s := tstSessions(t, a, b, DefaultConfig(), DefaultConfig())
 			var wg sync.WaitGroup
 			var moved sync.WaitGroup // each client stream has read some data
 			// Each stream end writes without end and reads without end

@@ -28,18 +28,11 @@ func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	return a, <-ch
 }
 
+// sessionPair is a client and a server session over loopback TCP with
+// one configuration for both.
 func sessionPair(t testing.TB, cfg Config) (*Session, *Session) {
-	a, b := tcpPair(t)
-	c, err := Client(a, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Server(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c, s
+	t.Helper()
+	return tstPair(t, cfg, cfg)
 }
 
 func TestSmokeEcho(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/proxyproto"
 	"github.com/sluicehq/sluice/mux"
 )
 
@@ -64,24 +65,42 @@ func (s *Server) UDPStats() UDPStats {
 	return st
 }
 
-// udpDefaults fills the UDP fields of cfg that are zero and checks the rest.
-func (cfg *Config) udpDefaults() error {
-	if cfg.UDPPortMin < 0 || cfg.UDPPortMax > 65535 || cfg.UDPPortMin > cfg.UDPPortMax {
-		return fmt.Errorf("server: UDP port range %d-%d is invalid: give MIN-MAX within 1-65535", cfg.UDPPortMin, cfg.UDPPortMax)
+// validateL4 checks the UDP and PROXY protocol fields.
+func (c *Config) validateL4() error {
+	if c.UDPPortMin < 0 || c.UDPPortMax > 65535 || c.UDPPortMin > c.UDPPortMax || (c.UDPPortMin == 0) != (c.UDPPortMax == 0) {
+		return configErr("UDPPortMin", "UDP port range %d-%d is invalid: give MIN-MAX within 1-65535, or both zero for any port", c.UDPPortMin, c.UDPPortMax)
 	}
-	if cfg.UDPIdleTimeout <= 0 {
-		cfg.UDPIdleTimeout = DefaultUDPIdleTimeout
+	if c.UDPIdleTimeout < 0 {
+		return configErr("UDPIdleTimeout", "%v is negative: give a duration, or 0 for one minute", c.UDPIdleTimeout)
 	}
-	if cfg.UDPMaxFlows <= 0 {
-		cfg.UDPMaxFlows = DefaultUDPMaxFlows
+	if c.UDPMaxFlows < 0 || c.UDPFlowQueue < 0 || c.UDPQueueBytes < 0 {
+		return configErr("UDPMaxFlows", "UDP flow limits must not be negative (0 means the default)")
 	}
-	if cfg.UDPFlowQueue <= 0 {
-		cfg.UDPFlowQueue = DefaultUDPFlowQueue
-	}
-	if cfg.UDPQueueBytes <= 0 {
-		cfg.UDPQueueBytes = DefaultUDPQueueBytes
+	for _, p := range c.AcceptProxyProtocol {
+		if !p.IsValid() {
+			return configErr("AcceptProxyProtocol", "an entry is not a valid prefix: give CIDRs such as 10.0.0.0/8")
+		}
 	}
 	return nil
+}
+
+// setL4Defaults fills the UDP and PROXY protocol fields left zero.
+func (c *Config) setL4Defaults() {
+	if c.UDPIdleTimeout == 0 {
+		c.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if c.UDPMaxFlows == 0 {
+		c.UDPMaxFlows = DefaultUDPMaxFlows
+	}
+	if c.UDPFlowQueue == 0 {
+		c.UDPFlowQueue = DefaultUDPFlowQueue
+	}
+	if c.UDPQueueBytes == 0 {
+		c.UDPQueueBytes = DefaultUDPQueueBytes
+	}
+	if c.ProxyHeaderTimeout <= 0 {
+		c.ProxyHeaderTimeout = proxyproto.DefaultHeaderTimeout
+	}
 }
 
 // udpPort keys UDP ports in the registry apart from TCP ports: the two are
@@ -134,7 +153,7 @@ func (ac *agentConn) registerUDP(t *tunnel, r control.Register) *control.Error {
 		return regError(r.Ref, control.CodeBadRequest, "remote port %d is out of range 1-65535", r.RemotePort)
 	}
 	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
-		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's UDP port range %d-%d: pick one inside it or omit --remote-port", r.RemotePort, lo, hi)
+		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's UDP port range %d-%d", r.RemotePort, lo, hi)
 	}
 	if t.name == "" {
 		t.name = "udp"
@@ -168,7 +187,7 @@ func (ac *agentConn) bindUDP(t *tunnel, port int) error {
 	if port != 0 {
 		old, err := s.reg.ClaimUDPPort(port, t)
 		if err != nil {
-			return fmt.Errorf("UDP port %d is in use by another agent: pick another --remote-port", port)
+			return fmt.Errorf("UDP port %d is in use by another agent", port)
 		}
 		if old != nil {
 			// Our own token reconnected before its old session died.
@@ -180,7 +199,7 @@ func (ac *agentConn) bindUDP(t *tunnel, port int) error {
 		if port != 0 {
 			s.reg.ReleaseUDPPort(port, t)
 		}
-		return fmt.Errorf("edge cannot listen on UDP port %d: %v: pick another --remote-port", port, err)
+		return fmt.Errorf("edge cannot listen on UDP port %d: %v", port, err)
 	}
 	if port == 0 {
 		port = pc.LocalAddr().(*net.UDPAddr).Port

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/proxyproto"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -66,7 +67,7 @@ func TestL4UsageErrors(t *testing.T) {
 // service, and `sluice tcp --proxy-protocol v2` in front of a service that
 // parses the header.
 func TestSmokeUDPAndProxyProtocol(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	srv := startProc(t, "server", "--listen", listen, "--token", "T", "--insecure", "--udp-ports", "42000-42100", "--accept-proxy-protocol", "10.0.0.0/8")
 	srv.waitLine(`agents connect to`)
 

@@ -33,7 +33,7 @@ const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
-	// Kind is control.KindHTTP or control.KindTCP.
+	// Kind is control.KindHTTP, control.KindTCP or control.KindUDP.
 	Kind control.Kind
 	// Name is the subdomain asked for (HTTP) or a label (TCP). Empty lets the
 	// edge pick a readable random name.
@@ -68,6 +68,11 @@ type Tunnel struct {
 	// default, the public host), HostRewrite (Local's host:port) or any
 	// literal host.
 	HostHeader string
+	// ProxyProtocol, "v1" or "v2", makes the agent start every connection
+	// to Local with a PROXY protocol header naming the public client (TCP
+	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
+	// Fallback). Empty sends none.
+	ProxyProtocol string
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -264,6 +269,9 @@ type liveSession struct {
 	sess *mux.Session
 	ctrl *mux.Stream
 	byID map[uint32]*tunnelState
+	// ctx is Run's context: UDP flows, which have nothing in flight to
+	// finish, end as soon as it does.
+	ctx context.Context
 }
 
 // connect dials, authenticates and registers every tunnel. Hello, Auth and
@@ -303,7 +311,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	}
 	for i, ts := range a.fwds {
 		t := ts.cfg
-		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort})
+		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, ProxyProtocol: t.ProxyProtocol})
 	}
 	for _, m := range msgs {
 		if err := control.WriteMessage(ctrl, m); err != nil {
@@ -333,6 +341,9 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 		case control.Assigned:
 			if m.Ref < 1 || int(m.Ref) > len(a.fwds) {
 				return nil, fmt.Errorf("edge assigned an unknown tunnel ref %d", m.Ref)
+			}
+			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
+				return nil, err
 			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
 			assigned = append(assigned, m)
@@ -368,6 +379,7 @@ func (ts *tunnelState) localLabel() string {
 
 // serve accepts streams until the session ends or ctx does; on ctx it drains.
 func (a *Agent) serve(ctx context.Context, ls *liveSession) {
+	ls.ctx = ctx
 	// The edge never closes the control stream while the session is healthy:
 	// its end means the edge dropped this agent.
 	ctrlDone := make(chan struct{})
@@ -470,20 +482,31 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.http != nil:
 		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+	case ts.cfg.Kind == control.KindUDP:
+		a.forwardUDP(ls.ctx, ts, st, hdr)
 	default:
-		return a.forwardTCP(ts, st, hdr.RemoteAddr)
+		return a.forwardTCP(ts, st, hdr)
 	}
 	return nil
 }
 
 // forwardTCP connects to the local service and returns the relay between it
 // and st, or nil when the service cannot be reached.
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) func() {
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) func() {
+	remote := hdr.RemoteAddr
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
 		return nil
+	}
+	if ts.cfg.ProxyProtocol != "" {
+		if err := writeProxyHeader(local, ts.cfg.ProxyProtocol, hdr); err != nil {
+			a.log.Debug("writing the PROXY header to the local service failed", "local", ts.cfg.Local, "err", err)
+			local.Close()
+			st.Reset()
+			return nil
+		}
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
 	return func() {

@@ -91,8 +91,15 @@ func (c *Config) validate() error {
 			if t.Local == "" && t.listener == nil {
 				return configErr(field+".Local", "TCP tunnel %d has no local address: give host:port", i+1)
 			}
+		case control.KindUDP:
+			if t.Local == "" || t.listener != nil {
+				return configErr(field+".Local", "UDP tunnel %d has no local address: give host:port", i+1)
+			}
 		default:
-			return configErr(field+".Kind", "tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
+			return configErr(field+".Kind", "tunnel %d has kind %q: use http, tcp or udp", i+1, t.Kind)
+		}
+		if err := checkProxyProtocol(field, i, t); err != nil {
+			return err
 		}
 		if t.Local != "" {
 			if err := checkHostPort(t.Local); err != nil {

@@ -99,6 +99,9 @@ func newTunnelTransport(t *tunnel) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
+		// The agent writes a PROXY header per stream, naming one client:
+		// a stream reused for another client's request would misname it.
+		DisableKeepAlives: t.proxyProto != "",
 	}
 }
 

@@ -70,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctrlLn = ln
 	if cfg.HTTPListener != nil {
-		s.httpLn = cfg.HTTPListener
+		s.httpLn = s.acceptProxy(cfg.HTTPListener)
 		s.initHTTP()
 	} else if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
@@ -78,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 			ln.Close()
 			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (is another server using it? pick another address)", cfg.HTTP, err)
 		}
-		s.httpLn = hl
+		s.httpLn = s.acceptProxy(hl)
 		s.initHTTP()
 	}
 	if err := s.openHTTPS(); err != nil {
@@ -108,7 +108,7 @@ type Stats struct {
 	Sessions  int // agents connected and authenticated
 	Streams   int // streams open across all sessions
 	Hostnames int // hostnames held by a session or reserved for a reconnecting agent
-	Ports     int // TCP ports held by a session or reserved for a reconnecting agent
+	Ports     int // TCP and UDP ports held by a session or reserved for a reconnecting agent
 }
 
 // Stats returns a snapshot of the edge's load.

@@ -23,6 +23,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		certFile, keyFile, caFile string
 		tcpPorts                  string
 		hf                        edgeHTTPSFlags
+		l4                        edgeL4Flags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -40,6 +41,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
 	hf.register(fs, &cfg)
+	l4.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -63,6 +65,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := l4.apply(&cfg); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return err // before a throwaway certificate is made and its pin printed

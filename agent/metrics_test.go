@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/internal/metricstest"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 func serveMetrics(t *testing.T, reg *prometheus.Registry) string {
@@ -26,7 +26,7 @@ func serveMetrics(t *testing.T, reg *prometheus.Registry) string {
 // status class.
 func TestAgentMetricsMoveDuringLongTransfer(t *testing.T) {
 	e := startEdge(t, nil)
-	local := echoServer(t)
+	local := testutil.EchoServer(t)
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.NotFound(w, r)
@@ -41,7 +41,7 @@ func TestAgentMetricsMoveDuringLongTransfer(t *testing.T) {
 		Tunnel{Kind: control.KindTCP, Name: "echo", Local: local},
 		Tunnel{Kind: control.KindHTTP, Name: "web", Local: web.Listener.Addr().String(), LogRequests: true})
 
-	sc := metricstest.Await(t, url, metricstest.Equal(1, "sluice_agent_session_connected"))
+	sc := testutil.AwaitMetrics(t, url, testutil.MetricEqual(1, "sluice_agent_session_connected"))
 	if v := sc.Must(t, "sluice_agent_tunnels", "kind", "tcp"); v != 1 {
 		t.Fatalf("tcp tunnels = %v", v)
 	}
@@ -62,9 +62,9 @@ func TestAgentMetricsMoveDuringLongTransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := float64(i * len(buf))
-		sc := metricstest.Await(t, url, metricstest.All(
-			metricstest.Equal(n, "sluice_agent_tunnel_bytes_total", "tunnel", "echo", "direction", "in"),
-			metricstest.Equal(n, "sluice_agent_tunnel_bytes_total", "tunnel", "echo", "direction", "out"),
+		sc := testutil.AwaitMetrics(t, url, testutil.AllOf(
+			testutil.MetricEqual(n, "sluice_agent_tunnel_bytes_total", "tunnel", "echo", "direction", "in"),
+			testutil.MetricEqual(n, "sluice_agent_tunnel_bytes_total", "tunnel", "echo", "direction", "out"),
 		))
 		if v := sc.Must(t, "sluice_agent_streams_open"); v < 1 {
 			t.Fatalf("streams_open = %v during a transfer", v)
@@ -83,7 +83,7 @@ func TestAgentMetricsMoveDuringLongTransfer(t *testing.T) {
 			t.Fatalf("GET %s failed", p)
 		}
 	}
-	sc = metricstest.Get(t, url)
+	sc = testutil.ScrapeMetrics(t, url)
 	if v := sc.Must(t, "sluice_agent_http_requests_total", "tunnel", "web", "class", "2xx"); v != 2 {
 		t.Errorf("2xx = %v, want 2", v)
 	}
@@ -118,7 +118,7 @@ func TestAgentMetricsCountReconnects(t *testing.T) {
 			default:
 			}
 		}
-	}, Tunnel{Kind: control.KindTCP, Local: echoServer(t)})
+	}, Tunnel{Kind: control.KindTCP, Local: testutil.EchoServer(t)})
 	<-assignedAgain
 	p.kill()
 	select {
@@ -126,7 +126,7 @@ func TestAgentMetricsCountReconnects(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("agent did not re-register within 10 s")
 	}
-	sc := metricstest.Get(t, url)
+	sc := testutil.ScrapeMetrics(t, url)
 	if v, _ := sc.Value("sluice_agent_reconnects_total"); v < 1 {
 		t.Fatalf("reconnects_total = %v after a killed session", v)
 	}
@@ -134,5 +134,5 @@ func TestAgentMetricsCountReconnects(t *testing.T) {
 		t.Fatalf("a reset connection is not counted as cause network: %v", v)
 	}
 	// OnAssigned runs just before the session counts as live.
-	metricstest.Await(t, url, metricstest.Equal(1, "sluice_agent_session_connected"))
+	testutil.AwaitMetrics(t, url, testutil.MetricEqual(1, "sluice_agent_session_connected"))
 }

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/mux"
 )
 
 // muxPair returns a stream whose peer end the caller reads and writes.
 func muxPair(t *testing.T) (local, peer *mux.Stream) {
 	t.Helper()
-	c1, c2 := tcpPair(t)
+	c1, c2 := testutil.TCPPair(t)
 	cs, err := mux.Client(c1, mux.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func muxPair(t *testing.T) (local, peer *mux.Stream) {
 // TestMeterCountsWhileOpen: both directions, socket to stream and stream to
 // socket, show in the meter before the connection ends.
 func TestMeterCountsWhileOpen(t *testing.T) {
-	client, a := tcpPair(t)
+	client, a := testutil.TCPPair(t)
 	st, peer := muxPair(t)
 	var m Meter
 	done := make(chan Result, 1)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/internal/metricstest"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // metricsEdge starts an edge with metrics and the admin view on, and serves
@@ -54,7 +55,7 @@ func TestMetricsMoveDuringTCPTransfer(t *testing.T) {
 	sess, ctrl := handshake(t, s)
 	a := register(t, ctrl, control.Register{Ref: 1, Kind: control.KindTCP, Name: "db"})
 
-	sc := metricstest.Get(t, url)
+	sc := testutil.ScrapeMetrics(t, url)
 	if v := sc.Must(t, "sluice_edge_sessions"); v != 1 {
 		t.Fatalf("sluice_edge_sessions = %v, want 1", v)
 	}
@@ -97,9 +98,9 @@ func TestMetricsMoveDuringTCPTransfer(t *testing.T) {
 		if _, err := io.ReadFull(pub, buf[:chunk/2]); err != nil {
 			t.Fatal(err)
 		}
-		sc := metricstest.Await(t, url, metricstest.All(
-			metricstest.Equal(float64(i*chunk), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "in"),
-			metricstest.Equal(float64(i*chunk/2), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "out"),
+		sc := testutil.AwaitMetrics(t, url, testutil.AllOf(
+			testutil.MetricEqual(float64(i*chunk), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "in"),
+			testutil.MetricEqual(float64(i*chunk/2), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "out"),
 		))
 		if v := sc.Must(t, "sluice_edge_tunnel_streams_open", "tunnel", "db"); v != 1 {
 			t.Fatalf("open streams = %v, want 1", v)
@@ -151,8 +152,10 @@ func TestAdminRequiresToken(t *testing.T) {
 			t.Errorf("Authorization %q: %s, want 401", auth, resp.Status)
 		}
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}, Admin: "127.0.0.1:0"}); err != ErrAdminToken {
-		t.Fatalf("admin without a token: %v, want ErrAdminToken", err)
+	_, err := New(Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}, Admin: "127.0.0.1:0"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "AdminToken" {
+		t.Fatalf("admin without a token: %v, want a ConfigError naming AdminToken", err)
 	}
 }
 
@@ -209,7 +212,7 @@ func TestMetricsCountHTTPRequestsAndRefusals(t *testing.T) {
 	send(t, ctrl, control.Register{Ref: 2, Kind: control.KindHTTP, Name: "bad_name"})
 	expectError(t, ctrl, control.CodeBadRequest)
 
-	sc := metricstest.Get(t, url)
+	sc := testutil.ScrapeMetrics(t, url)
 	for class, want := range map[string]float64{"2xx": 2, "4xx": 1, "5xx": 1} {
 		if v := sc.Must(t, "sluice_edge_http_requests_total", "tunnel", "web.localhost", "class", class); v != want {
 			t.Errorf("requests %s = %v, want %v", class, v, want)

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sluicehq/sluice/internal/metricstest"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // TestSmokeDevInspectorAndMetrics: sluice dev prints the inspector's link
@@ -26,7 +26,7 @@ func TestSmokeDevInspectorAndMetrics(t *testing.T) {
 	}))
 	defer app.Close()
 	port := strconv.Itoa(app.Listener.Addr().(*net.TCPAddr).Port)
-	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metrics := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	p := startProc(t, "dev", port, "--http", "127.0.0.1:0", "--metrics", metrics, "--inspect", "127.0.0.1:0")
 	m := p.waitLine(`^Forwarding (http://([a-z0-9-]+)\.localhost:(\d+)) -> `)
 	pub, name, httpPort := m[1], m[2], m[3]
@@ -55,9 +55,9 @@ func TestSmokeDevInspectorAndMetrics(t *testing.T) {
 		t.Fatalf("inspector lists %+v", list.Requests)
 	}
 
-	sc := metricstest.Await(t, "http://"+metrics+"/metrics", metricstest.All(
-		metricstest.Equal(1, "sluice_edge_http_requests_total", "tunnel", name+".localhost", "class", "2xx"),
-		metricstest.Equal(1, "sluice_agent_http_requests_total", "tunnel", name, "class", "2xx"),
+	sc := testutil.AwaitMetrics(t, "http://"+metrics+"/metrics", testutil.AllOf(
+		testutil.MetricEqual(1, "sluice_edge_http_requests_total", "tunnel", name+".localhost", "class", "2xx"),
+		testutil.MetricEqual(1, "sluice_agent_http_requests_total", "tunnel", name, "class", "2xx"),
 	))
 	if v := sc.Must(t, "sluice_build_info", "version", version); v != 1 {
 		t.Fatalf("sluice_build_info = %v", v)
@@ -72,8 +72,8 @@ func TestSmokeDevInspectorAndMetrics(t *testing.T) {
 
 // TestSmokeServerAdmin: --admin serves the listing behind a printed token.
 func TestSmokeServerAdmin(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	srv := startProc(t, "server", "--listen", listen, "--token", "T", "--insecure", "--admin", admin)
 	tok := srv.waitLine(`admin token (\w+)`)[1]
 	srv.waitLine(`admin view on http://` + admin)

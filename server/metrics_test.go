@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/transport"
 )
 
 // metricsEdge starts an edge with metrics and the admin view on, and serves
@@ -232,5 +234,46 @@ func TestMetricsCountHTTPRequestsAndRefusals(t *testing.T) {
 	}
 	if v := sc.Must(t, "sluice_edge_session_rtt_seconds_count"); v != 1 {
 		t.Errorf("rtt observations = %v, want one per session", v)
+	}
+}
+
+// TestMetricsCertificateExpiry: the agent listener's and the HTTPS
+// ingress's certificates are exported with their expiry.
+func TestMetricsCertificateExpiry(t *testing.T) {
+	ca, err := transport.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCert, err := ca.Issue("edge.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpsCert, err := ca.Issue("*.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := transport.WritePEMFiles(t.TempDir(), "https", httpsCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := transport.ServerTLS{Certificate: &agentCert}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	startServer(t, func(c *Config) {
+		c.Metrics, c.TLS = reg, tlsCfg
+		c.HTTPS, c.HTTPSCertFile, c.HTTPSKeyFile = "127.0.0.1:0", certFile, keyFile
+	})
+	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer hs.Close()
+	sc := testutil.ScrapeMetrics(t, hs.URL+"/metrics")
+	leaf, _ := x509.ParseCertificate(agentCert.Certificate[0])
+	if v := sc.Must(t, "sluice_edge_certificate_expiry_timestamp_seconds", "listener", "agents"); v != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("agents certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())
+	}
+	leaf, _ = x509.ParseCertificate(httpsCert.Certificate[0])
+	if v := sc.Must(t, "sluice_edge_certificate_expiry_timestamp_seconds", "listener", "https"); v != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("https certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())
 	}
 }

@@ -276,7 +276,8 @@ func (directSystem) Start(_ context.Context, env Env, _ StartOptions) (*Instance
 // only (as the peers are configured: rathole RUST_LOG=error, frp
 // log.level=error), so no system pays for a log line per request; for the
 // same reason the HTTP agent runs with --log-requests=false (its default
-// parses and logs every request, which neither peer does at log level error).
+// parses and logs every request, which neither peer does at log level error)
+// and --inspect=false (the request inspector captures every request).
 type sluiceSystem struct {
 	bin    string
 	binErr error // why there is no binary (e.g. the build failed)
@@ -343,7 +344,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
 		hag, err := startProc("sluice http agent", false, env.Dir, s.bin,
-			[]string{"http", tport, "--server", ctrl, "--token", sluiceToken, "--name", strings.TrimSuffix(HTTPHostName, ".localhost"), "--insecure", "--log-level", "error", "--log-requests=false"}, env.ExtraEnv)
+			[]string{"http", tport, "--server", ctrl, "--token", sluiceToken, "--name", strings.TrimSuffix(HTTPHostName, ".localhost"), "--insecure", "--log-level", "error", "--log-requests=false", "--inspect=false"}, env.ExtraEnv)
 		if err != nil {
 			in.Stop()
 			return nil, err

@@ -277,3 +277,49 @@ func TestMetricsCertificateExpiry(t *testing.T) {
 		t.Errorf("https certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())
 	}
 }
+
+// TestMetricsCountUDPDatagrams: a UDP tunnel's payload bytes show both ways.
+func TestMetricsCountUDPDatagrams(t *testing.T) {
+	s, url := metricsEdge(t)
+	sess, m := udpAgent(t, s, control.Register{Ref: 1, Kind: control.KindUDP, Name: "dns"})
+	a, ok := m.(control.Assigned)
+	if !ok {
+		t.Fatalf("want assigned, got %#v", m)
+	}
+	pc, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(a.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := pc.Write([]byte("query-of-17-bytes")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := sess.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := control.ReadHeader(st); err != nil {
+		t.Fatal(err)
+	}
+	n, err := control.ReadDatagramLen(st)
+	if err != nil || n != 17 {
+		t.Fatalf("datagram of %d bytes, %v", n, err)
+	}
+	io.ReadFull(st, make([]byte, n))
+	reply, _ := control.AppendDatagram(nil, []byte("answer-9b"))
+	if _, err := st.Write(reply); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AwaitMetrics(t, url, testutil.AllOf(
+		testutil.MetricEqual(17, "sluice_edge_tunnel_bytes_total", "tunnel", "dns", "direction", "in"),
+		testutil.MetricEqual(9, "sluice_edge_tunnel_bytes_total", "tunnel", "dns", "direction", "out"),
+		testutil.MetricEqual(1, "sluice_edge_tunnels", "kind", "udp"),
+	))
+}

@@ -12,6 +12,13 @@ import (
 // the rules are tested with a clock held in the test. The wire side of it
 // (WINDOW_UPDATE) is in docs/PROTOCOL.md.
 
+// link is what the session knows of the path from the peer: the smallest
+// round trip measured, and how much longer the latest one took (time the
+// data waits in queues on the way, 0 if unknown).
+type link struct {
+	min, queue time.Duration
+}
+
 // windowLimits bounds a stream's receive window: auto-tuning moves it
 // between initial and max.
 type windowLimits struct {
@@ -102,19 +109,21 @@ func (w *recvWindow) waitedSince(start, now time.Time) time.Duration {
 
 // consume accounts for n bytes the reader took at now and returns the
 // stream credit to send the peer (0: none yet). buffered is what is still
-// unread after them, rtt the session's tuning round-trip time (0 before it
-// is known), fin whether the peer has finished sending (no credit is
-// needed then).
+// unread after them, l the path (l.min is 0 before the RTT is known), fin
+// whether the peer has finished sending (no credit is needed then).
 //
 // Credit goes back once half the window has been consumed, and the window
 // is tuned at that moment:
 //
 // Grow (double, up to lim.max, as QUIC implementations do) when the window
 // is what limits the stream: half of it went by within two round trips and
-// the reader spent at least half of that time waiting for data; and never
-// past what 10 Gbit/s needs at the measured RTT, so that on loopback and
-// LANs, where RTT samples are mostly scheduling noise, the window stays
-// small. Every reader counts its waits: Read and WriteTo while they block,
+// the reader spent at least half of that time waiting for data; and not
+// when data already waits in a queue on the way for half a round trip or
+// more: the link, not the window, is then the limit, and a larger window
+// would only lengthen the queue that small messages of other streams wait
+// in; and never past what 10 Gbit/s needs at the measured RTT, so that on
+// loopback and LANs, where RTT samples are mostly scheduling noise, the
+// window stays small. Every reader counts its waits: Read and WriteTo while they block,
 // and a WriteTo whose socket the session's reader writes into all the time
 // it has nothing else to do. How much is buffered at this moment is no
 // sign against growing: a window-limited sender delivers a whole window
@@ -122,11 +131,13 @@ func (w *recvWindow) waitedSince(start, now time.Time) time.Duration {
 //
 // Shrink (halve, down to lim.initial) when the reader is the bottleneck:
 // it had data waiting for most of the epoch and half a window or more is
-// still buffered. Credit cannot be taken back, so shrinking means crediting
+// still buffered; or when data waits a whole round trip in a queue on the
+// way, so that the windows of bulk streams settle near the link's
+// bandwidth-delay product instead of filling its queue. Credit cannot be taken back, so shrinking means crediting
 // back less than was read. Without it a window grown for a fast phase
 // would let data pile up for a slow reader, which on loopback was measured
 // to double the CPU cost per byte through cache misses.
-func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered int64, fin bool, lim *windowLimits) (inc int64) {
+func (w *recvWindow) consume(n int64, now time.Time, l link, buffered int64, fin bool, lim *windowLimits) (inc int64) {
 	w.unacked += n
 	if fin || w.unacked < w.window/2 {
 		return 0
@@ -141,13 +152,13 @@ func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered
 	// this moment (a window-limited sender delivers a whole window at once).
 	busy := 2*waited < epoch
 	switch {
-	case busy && buffered >= w.window/2:
+	case busy && buffered >= w.window/2, l.min > 0 && l.queue >= l.min:
 		shrink := min(w.window-max(w.window/2, lim.initial), w.unacked-1)
 		if shrink > 0 {
 			w.window -= shrink
 			inc -= shrink
 		}
-	case !busy && rtt > 0 && epoch < 2*rtt && w.window < windowFor10Gbps(rtt):
+	case !busy && l.min > 0 && epoch < 2*l.min && l.queue < l.min/2 && w.window < windowFor10Gbps(l.min):
 		if grow := min(w.window, lim.max-w.window); grow > 0 {
 			w.window += grow
 			inc += grow

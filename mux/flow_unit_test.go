@@ -71,7 +71,7 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 			}
 			now := tstT0.Add(tc.elapsed)
 			tc.reader(&w, tstT0, now)
-			inc := w.consume(half, now, tc.rtt, tc.buffered, false, &tstLim)
+			inc := w.consume(half, now, link{min: tc.rtt}, tc.buffered, false, &tstLim)
 			if w.window != tc.want {
 				t.Errorf("window %d, want %d", w.window, tc.want)
 			}
@@ -99,7 +99,7 @@ func TestRecvWindowGrowsToMax(t *testing.T) {
 			t.Fatalf("epoch %d: admit refused half the window", i)
 		}
 		now = now.Add(rtt / 2)
-		_ = w.consume(half, now, rtt, 0, false, &tstLim)
+		_ = w.consume(half, now, link{min: rtt}, 0, false, &tstLim)
 	}
 	if w.window != tstLim.max {
 		t.Fatalf("window %d after 20 fast epochs, want the maximum %d", w.window, tstLim.max)
@@ -123,7 +123,7 @@ func TestRecvWindowShrinks(t *testing.T) {
 			t.Fatal("admit refused a full window")
 		}
 		now = now.Add(time.Second)
-		inc := w.consume(half, now, 50*time.Millisecond, before-half, false, &tstLim)
+		inc := w.consume(half, now, link{min: 50 * time.Millisecond}, before-half, false, &tstLim)
 		if w.window >= before || w.window < max(before/2, tstLim.initial) {
 			t.Fatalf("window %d after %d with half buffered, want between %d and %d", w.window, before, max(before/2, tstLim.initial), before-1)
 		}
@@ -148,13 +148,13 @@ func TestRecvWindowCreditsHalf(t *testing.T) {
 	if w.admit(1) {
 		t.Fatal("admit took a byte beyond the window")
 	}
-	if inc := w.consume(tstLim.initial/2-1, tstT0, 0, 0, false, &tstLim); inc != 0 {
+	if inc := w.consume(tstLim.initial/2-1, tstT0, link{}, 0, false, &tstLim); inc != 0 {
 		t.Fatalf("credit %d before half the window was read, want 0", inc)
 	}
-	if inc := w.consume(1, tstT0, 0, 0, false, &tstLim); inc != tstLim.initial/2 {
+	if inc := w.consume(1, tstT0, link{}, 0, false, &tstLim); inc != tstLim.initial/2 {
 		t.Fatalf("credit %d at half the window, want %d", inc, tstLim.initial/2)
 	}
-	if inc := w.consume(tstLim.initial/2, tstT0, 0, 0, true, &tstLim); inc != 0 {
+	if inc := w.consume(tstLim.initial/2, tstT0, link{}, 0, true, &tstLim); inc != 0 {
 		t.Fatalf("credit %d after the peer's CLOSE, want 0", inc)
 	}
 }
@@ -250,5 +250,47 @@ func TestRecvWindowPause(t *testing.T) {
 				t.Fatal("more data in flight still counts as the first")
 			}
 		})
+	}
+}
+
+// TestRecvWindowQueueStopsGrowth: a reader that keeps up does not grow its
+// window once the data waits in a queue on the way for half a round trip
+// or more: the link is then the limit, and a larger window only makes the
+// queue in front of other streams' small messages longer.
+func TestRecvWindowQueueStopsGrowth(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	for _, tc := range []struct {
+		queue time.Duration
+		want  int64
+	}{
+		{0, 2 * tstLim.initial},
+		{rtt/2 - time.Millisecond, 2 * tstLim.initial},
+		{rtt / 2, tstLim.initial},
+		{rtt, tstLim.initial},
+	} {
+		w := newRecvWindow(&tstLim, tstT0)
+		half := tstLim.initial / 2
+		w.admit(half)
+		w.startWait(tstT0)
+		now := tstT0.Add(rtt)
+		_ = w.consume(half, now, link{min: rtt, queue: tc.queue}, 0, false, &tstLim)
+		if w.window != tc.want {
+			t.Errorf("queue %s: window %d, want %d", tc.queue, w.window, tc.want)
+		}
+	}
+}
+
+// TestRecvWindowQueueShrinks: data waiting a whole round trip in a queue on
+// the way halves a grown window, even for a reader that keeps up.
+func TestRecvWindowQueueShrinks(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	w.window = 8 * tstLim.initial
+	half := w.window / 2
+	w.admit(half)
+	w.startWait(tstT0)
+	_ = w.consume(half, tstT0.Add(rtt), link{min: rtt, queue: rtt}, 0, false, &tstLim)
+	if want := 4*tstLim.initial + 1; w.window != want {
+		t.Fatalf("window %d with a round trip of queue, want about half, %d", w.window, want)
 	}
 }

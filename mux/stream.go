@@ -274,7 +274,7 @@ func (st *Stream) awaitData() error {
 func (st *Stream) credit(n int, inc int64) {
 	st.s.consumed(n)
 	if inc > 0 {
-		st.s.queueWindowUpdate(st.id, uint32(inc))
+		st.s.queueStreamCredit(st.id, uint32(inc))
 	}
 }
 
@@ -303,7 +303,8 @@ func (st *Stream) take(p []byte) (n int) {
 // consume accounts for n bytes the application has taken and works out the
 // stream credit to send back (see recvWindow.consume). st.mu is held.
 func (st *Stream) consume(n int) (inc int64) {
-	return st.inflow.consume(int64(n), time.Now(), st.s.tuningRTT(), int64(st.rBuffered), st.finRecv, &st.s.lim)
+	now := time.Now()
+	return st.inflow.consume(int64(n), now, st.s.link(now), int64(st.rBuffered), st.finRecv, &st.s.lim)
 }
 
 // dropReceived discards unread data, giving its session credit back. st.mu is held.

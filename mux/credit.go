@@ -74,7 +74,9 @@ func (s *Session) queueWindowUpdate(id uint32, inc uint32) {
 	s.wmu.Lock()
 	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
 	s.wmu.Unlock()
-	s.signalWriter()
+	if !s.ctrlThrough() {
+		s.signalWriter()
+	}
 }
 
 // queueStreamCredit sends a stream's credit, with a PING to time the queue
@@ -87,5 +89,7 @@ func (s *Session) queueStreamCredit(id uint32, inc uint32) {
 		s.ctrl = frame.AppendPing(s.ctrl, false, ping)
 	}
 	s.wmu.Unlock()
-	s.signalWriter()
+	if !s.ctrlThrough() {
+		s.signalWriter()
+	}
 }

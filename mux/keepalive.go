@@ -89,13 +89,13 @@ func (s *Session) handlePong(id uint64) {
 // round trip, and the queueing delay the latest one showed, if it was
 // measured within the last four round trips (older, it says nothing about
 // the queue now).
-func (s *Session) link(now time.Time) link {
+func (s *Session) link(now time.Duration) link {
 	l := link{min: s.tuningRTT()}
 	if l.min == 0 {
 		return l
 	}
 	at := time.Duration(s.rttAt.Load())
-	if now.Sub(s.start)-at <= 4*l.min {
+	if now-at <= 4*l.min {
 		l.queue = max(time.Duration(s.rtt.Load())-l.min, 0)
 	}
 	return l
@@ -107,7 +107,7 @@ func (s *Session) link(now time.Time) link {
 // what keeps auto-tuning from growing windows into a queue.
 func (s *Session) probeDue() uint64 {
 	min := s.tuningRTT()
-	if min == 0 || windowFor10Gbps(min) <= s.lim.initial {
+	if min == 0 || windowFor10Gbps(min) < 2*s.lim.initial {
 		// Unknown yet, or so short (loopback, a LAN) that windows never
 		// grow: there is nothing to keep from growing.
 		return 0
@@ -119,6 +119,10 @@ func (s *Session) probeDue() uint64 {
 	}
 	return s.newPing(nil)
 }
+
+// now reads the session's clock: the time since the session started, on
+// the monotonic clock.
+func (s *Session) now() time.Duration { return time.Since(s.start) }
 
 // tuningRTT is the round-trip time window auto-tuning works with: the
 // smallest one seen, since samples taken behind bulk data are inflated by

@@ -47,7 +47,7 @@ func newStream(s *Session, id uint32) *Stream {
 	st := &Stream{
 		s:       s,
 		id:      id,
-		inflow:  newRecvWindow(&s.lim, time.Now()),
+		inflow:  newRecvWindow(&s.lim, s.now()),
 		outflow: sendCredit{n: frame.InitialStreamWindow},
 	}
 	st.sq.st = st
@@ -224,7 +224,7 @@ func (st *Stream) awaitData() error {
 		st.mu.Lock()
 		st.sinkIdle = false
 		if st.inflow.waiting() {
-			st.inflow.stopWait(time.Now())
+			st.inflow.stopWait(st.s.now())
 		}
 		if st.rBuffered > 0 {
 			return nil
@@ -235,7 +235,7 @@ func (st *Stream) awaitData() error {
 			// session's reader may write into WriteTo's socket itself,
 			// and auto-tuning counts the time as the reader keeping up.
 			st.sinkIdle = st.sink != nil
-			st.inflow.startWait(time.Now())
+			st.inflow.startWait(st.s.now())
 		}
 		st.mu.Unlock()
 		if err != nil {
@@ -253,13 +253,13 @@ func (st *Stream) awaitData() error {
 		case <-w.rdl.wait():
 			st.mu.Lock()
 			st.sinkIdle = false
-			st.inflow.stopWait(time.Now())
+			st.inflow.stopWait(st.s.now())
 			st.mu.Unlock()
 			return ErrTimeout
 		case <-st.s.done:
 			st.mu.Lock()
 			st.sinkIdle = false
-			st.inflow.stopWait(time.Now())
+			st.inflow.stopWait(st.s.now())
 			more := st.rBuffered > 0 || st.finRecv
 			st.mu.Unlock()
 			if !more {
@@ -303,7 +303,7 @@ func (st *Stream) take(p []byte) (n int) {
 // consume accounts for n bytes the application has taken and works out the
 // stream credit to send back (see recvWindow.consume). st.mu is held.
 func (st *Stream) consume(n int) (inc int64) {
-	now := time.Now()
+	now := st.s.now()
 	return st.inflow.consume(int64(n), now, st.s.link(now), int64(st.rBuffered), st.finRecv, &st.s.lim)
 }
 
@@ -353,7 +353,7 @@ func (st *Stream) deliver(bb *buffer) {
 		st.rq, st.rqHead = st.rq[:k], 0
 	}
 	if st.inflow.first(int64(n)) {
-		st.inflow.arrived(time.Now(), st.s.tuningRTT())
+		st.inflow.arrived(st.s.now(), st.s.tuningRTT())
 	}
 	off := 0
 	if st.sinkIdle && st.rBuffered == 0 {

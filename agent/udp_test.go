@@ -23,7 +23,7 @@ type dnsService struct {
 	sources map[netip.AddrPort]int
 }
 
-func startDNSService(t *testing.T) *dnsService {
+func startDNSService(t testing.TB) *dnsService {
 	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -59,7 +59,7 @@ func (d *dnsService) numSources() int {
 	return len(d.sources)
 }
 
-func udpAddrOf(t *testing.T, url string) *net.UDPAddr {
+func udpAddrOf(t testing.TB, url string) *net.UDPAddr {
 	t.Helper()
 	hostport, ok := strings.CutPrefix(url, "udp://")
 	if !ok {

@@ -191,3 +191,53 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 		t.Fatalf("local service saw %d sources, want 2: a new flow gets a new local socket", n)
 	}
 }
+
+// TestUDPOverIPv6: flows keyed by IPv6 sources get their replies.
+func TestUDPOverIPv6(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	pc.Close()
+	svc := startDNSService(t)
+	e := startEdge(t, func(c *server.Config) { c.TCPHost = "::1" })
+	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	pub := udpAddrOf(t, as[0].URL)
+	if pub.IP.To4() != nil {
+		t.Fatalf("tunnel URL %s is not on ::1", as[0].URL)
+	}
+	for i := 0; i < 3; i++ {
+		c, err := net.DialUDP("udp", nil, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, err := exchange(c, []byte{byte(i)})
+		c.Close()
+		if err != nil || len(reply) != 1 || reply[0] != ^byte(i) {
+			t.Fatalf("client %d: reply %v, %v", i, reply, err)
+		}
+	}
+}
+
+// TestUDPFlowsDoNotHoldUpShutdown: UDP flows have nothing in flight, so an
+// agent stopping with flows open does not wait out its shutdown timeout.
+func TestUDPFlowsDoNotHoldUpShutdown(t *testing.T) {
+	svc := startDNSService(t)
+	e := startEdge(t, nil)
+	as, stop := runAgent(t, e, func(c *Config) { c.ShutdownTimeout = time.Minute }, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := exchange(c, []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent waited on an open UDP flow as if it were a connection in flight (shutdown timeout 1 minute)")
+	}
+}

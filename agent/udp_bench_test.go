@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -55,5 +56,41 @@ func BenchmarkUDPRoundTrip(b *testing.B) {
 				b.ReportMetric(q(0.999), "p99.9-µs")
 			})
 		}
+	}
+}
+
+// BenchmarkUDPIdleFlowMemory opens b.N flows (one exchange each, then
+// silence) through an in-process edge and agent and reports the heap and
+// goroutine stacks they hold, per flow, edge and agent together.
+func BenchmarkUDPIdleFlowMemory(b *testing.B) {
+	svc := startDNSService(b)
+	e := startEdge(b, nil)
+	as, _ := runAgent(b, e, nil, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	pub := udpAddrOf(b, as[0].URL)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	conns := make([]*net.UDPConn, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		c, err := net.DialUDP("udp", nil, pub)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := exchange(c, []byte("q")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if st := e.srv.UDPStats(); st.Flows != b.N {
+		b.Fatalf("%d flows open, want %d", st.Flows, b.N)
+	}
+	held := float64(after.HeapAlloc+after.StackInuse) - float64(before.HeapAlloc+before.StackInuse)
+	b.ReportMetric(held/float64(b.N), "B/flow")
+	for _, c := range conns {
+		c.Close()
 	}
 }

@@ -57,6 +57,17 @@ type Tunnel struct {
 	// without Handler or Fallback) pipes bytes to Local untouched, and a
 	// local service that is down shows as the edge's 502 page.
 	LogRequests bool
+	// UpstreamProtocol is how the agent speaks to Local: UpstreamHTTP1 (the
+	// default) or UpstreamHTTP2 (h2c, or h2 with UpstreamTLS), which gRPC
+	// services need. See upstream.go.
+	UpstreamProtocol string
+	// UpstreamTLS, when set, makes the agent speak HTTPS to Local with this
+	// configuration (its roots, or InsecureSkipVerify).
+	UpstreamTLS *tls.Config
+	// HostHeader is the Host the local service sees: HostPreserve (the
+	// default, the public host), HostRewrite (Local's host:port) or any
+	// literal host.
+	HostHeader string
 	// ProxyProtocol, "v1" or "v2", makes the agent start every connection
 	// to Local with a PROXY protocol header naming the public client (TCP
 	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
@@ -133,7 +144,7 @@ func New(cfg Config) (*Agent, error) {
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
 		// requests per second in a loopback run (see README).
-		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil) {
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t)) {
 			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
@@ -397,7 +408,16 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleStream(st, ls)
+			if relay := a.handleStream(st, ls); relay != nil {
+				// A held connection lives on a fresh goroutine: this one's
+				// stack grew to the depth of the dial and would stay that
+				// size for the connection's whole life.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					relay()
+				}()
+			}
 		}()
 	}
 	if ctx.Err() != nil {
@@ -439,7 +459,9 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 }
 
 // handleStream reads the stream header and hands the stream to its tunnel.
-func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
+// For a TCP forward it returns the relay to run once the local service is
+// connected; nil when the stream is already handed over or dropped.
+func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 	// No deadline: the edge writes the header right behind the OPEN, in the
 	// same batch, and a stream that never delivers one still ends with its
 	// session; arming a timer per stream would tax every connection.
@@ -447,13 +469,13 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	if err != nil {
 		a.log.Debug("dropping a stream with a bad header", "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	ts := ls.byID[hdr.Tunnel]
 	if ts == nil {
 		a.log.Debug("dropping a stream for an unknown tunnel", "tunnel", hdr.Tunnel)
 		st.Reset()
-		return
+		return nil
 	}
 	switch {
 	case ts.cfg.listener != nil:
@@ -463,29 +485,34 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	case ts.cfg.Kind == control.KindUDP:
 		a.forwardUDP(ls.ctx, ts, st, hdr)
 	default:
-		a.forwardTCP(ts, st, hdr)
+		return a.forwardTCP(ts, st, hdr)
 	}
+	return nil
 }
 
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) {
+// forwardTCP connects to the local service and returns the relay between it
+// and st, or nil when the service cannot be reached.
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) func() {
 	remote := hdr.RemoteAddr
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	if ts.cfg.ProxyProtocol != "" {
 		if err := writeProxyHeader(local, ts.cfg.ProxyProtocol, hdr); err != nil {
 			a.log.Debug("writing the PROXY header to the local service failed", "local", ts.cfg.Local, "err", err)
 			local.Close()
 			st.Reset()
-			return
+			return nil
 		}
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
-	res := relay.Relay(st, local, relay.Options{Delay: a.delay})
-	a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	return func() {
+		res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	}
 }
 
 // publicConn is a stream carrying one public connection; RemoteAddr is the

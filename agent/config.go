@@ -79,6 +79,14 @@ func (c *Config) validate() error {
 			if t.Local == "" && t.Handler == nil && t.listener == nil {
 				return configErr(field+".Local", "HTTP tunnel %d has no local service: give its host:port", i+1)
 			}
+			switch t.UpstreamProtocol {
+			case "", UpstreamHTTP1, UpstreamHTTP2:
+			default:
+				return configErr(field+".UpstreamProtocol", "%q is not an upstream protocol: use %s or %s", t.UpstreamProtocol, UpstreamHTTP1, UpstreamHTTP2)
+			}
+			if h := t.HostHeader; h != "" && h != HostPreserve && h != HostRewrite && !validHost(h) {
+				return configErr(field+".HostHeader", "%q is neither %s, %s nor a host or host:port", h, HostPreserve, HostRewrite)
+			}
 		case control.KindTCP:
 			if t.Local == "" && t.listener == nil {
 				return configErr(field+".Local", "TCP tunnel %d has no local address: give host:port", i+1)

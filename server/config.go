@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -48,7 +49,8 @@ type Config struct {
 	// port-forwarding proxy. Zero means the HTTP listener's port.
 	PublicHTTPPort int
 	// Mux configures every agent session. The zero value means
-	// mux.DefaultConfig().
+	// mux.DefaultConfig() with an accept backlog of 4 (an agent opens only
+	// its control stream).
 	Mux mux.Config
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
@@ -65,6 +67,20 @@ type Config struct {
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
 
+	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
+	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
+	// configure the public HTTPS ingress (see https.go).
+	HTTPS                       string
+	HTTPSListener               net.Listener
+	HTTPSCertFile, HTTPSKeyFile string
+	HTTPPlain                   bool
+	PublicHTTPSPort             int
+	StateDir                    string
+	ACMEDirectory, ACMEEmail    string
+	ACMERoots                   *x509.CertPool
+	// TrustedProxies are the peers whose forwarding headers the edge
+	// extends instead of replacing (see forwarded.go).
+	TrustedProxies []netip.Prefix
 	// UDPPortMin and UDPPortMax bound the ports of UDP tunnels, as
 	// TCPPortMin and TCPPortMax do for TCP. UDP tunnels bind on TCPHost.
 	UDPPortMin, UDPPortMax int
@@ -117,7 +133,7 @@ func (c *Config) validate() error {
 			return configErr("Tokens", "an empty token is not allowed: every agent must present a secret")
 		}
 	}
-	if (c.HTTP != "" || c.HTTPListener != nil) && c.Domain == "" {
+	if (c.HTTP != "" || c.HTTPListener != nil || c.HTTPS != "" || c.HTTPSListener != nil) && c.Domain == "" {
 		return configErr("Domain", "HTTP ingress needs a domain: tunnels answer at NAME.DOMAIN (e.g. localhost, or tunnels.example.com)")
 	}
 	if c.TCPPortMin < 0 || c.TCPPortMax > 65535 || c.TCPPortMin > c.TCPPortMax || (c.TCPPortMin == 0) != (c.TCPPortMax == 0) {
@@ -131,8 +147,14 @@ func (c *Config) validate() error {
 			return configErr("Mux", "%v", err)
 		}
 	}
+	if err := c.validateHTTPS(); err != nil {
+		return err
+	}
 	return c.validateL4()
 }
+
+// edgeAcceptBacklog is the accept backlog of the edge's agent sessions.
+const edgeAcceptBacklog = 4
 
 // setDefaults fills every field left zero, one by one, so a partly filled
 // Config is normal.
@@ -140,8 +162,13 @@ func (c *Config) setDefaults() {
 	if c.HTTPListener != nil {
 		c.HTTP = c.HTTPListener.Addr().String()
 	}
+	c.setHTTPSDefaults()
 	if c.Mux == (mux.Config{}) {
 		c.Mux = mux.DefaultConfig()
+		// An agent opens one stream, the control stream, and the edge
+		// refuses any other: a backlog of 1,024 would cost 8 KiB per
+		// session for nothing.
+		c.Mux.AcceptBacklog = edgeAcceptBacklog
 	}
 	if c.ReclaimGrace == 0 {
 		c.ReclaimGrace = time.Minute

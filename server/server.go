@@ -44,6 +44,7 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
+	https   *httpsIngress
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -79,6 +80,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.httpLn = s.acceptProxy(hl)
 		s.initHTTP()
+	}
+	if err := s.openHTTPS(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -124,7 +132,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -141,6 +149,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			errc <- err
 		}()
 	}
+	s.serveHTTPS(errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -162,6 +171,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		scancel()
 	}
+	s.shutdownHTTPS()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true
@@ -228,6 +238,9 @@ func newSessionID() string {
 }
 
 func (s *Server) httpURL(host string) string {
+	if s.https != nil {
+		return s.httpsURL(host)
+	}
 	port := s.cfg.PublicHTTPPort
 	if port == 0 && s.httpLn != nil {
 		if a, ok := s.httpLn.Addr().(*net.TCPAddr); ok {

@@ -256,7 +256,7 @@ func (ac *agentConn) register(r control.Register) control.Message {
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error {
 	s := ac.s
-	if s.httpLn == nil {
+	if s.httpLn == nil && s.https == nil {
 		return regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it has no HTTP ingress): use a tcp tunnel or ask the operator")
 	}
 	if r.Hostname != "" {

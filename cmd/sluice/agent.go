@@ -72,7 +72,7 @@ func localAddr(s string) (string, error) { return agent.LocalAddr(s) }
 // runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {
 	name := string(kind)
-	synopsis := "http PORT|HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
+	synopsis := "http PORT|HOST:PORT|https://HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
 	if kind == control.KindTCP {
 		synopsis = "tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]"
 	}
@@ -80,8 +80,10 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	var af agentFlags
 	af.register(c)
 	var t agent.Tunnel
+	var uf upstreamFlags
 	t.Kind = kind
 	if kind == control.KindHTTP {
+		uf.register(c.fs, &t)
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
 		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
@@ -99,7 +101,12 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		c.fs.Usage()
 		return usagef("%s: give exactly one local service (got %d arguments: %q)", name, len(pos), pos)
 	}
-	if t.Local, err = localAddr(pos[0]); err != nil {
+	if kind == control.KindHTTP {
+		err = uf.apply(pos[0], &t)
+	} else {
+		t.Local, err = localAddr(pos[0])
+	}
+	if err != nil {
 		return usagef("%s: %v", name, err)
 	}
 	if err := proxyProtocolFlag(name, &t); err != nil {
@@ -141,6 +148,9 @@ type tunnelSpec struct {
 	Name       string `yaml:"name"`
 	Hostname   string `yaml:"hostname"`
 	RemotePort int    `yaml:"remote_port"`
+	// HTTP only; the same as the flags of sluice http.
+	UpstreamProtocol string `yaml:"upstream_protocol"`
+	HostHeader       string `yaml:"host_header"`
 	// ProxyProtocol is v1 or v2 (tcp tunnels, and http with log_requests false).
 	ProxyProtocol string `yaml:"proxy_protocol"`
 	// LogRequests defaults to true for http tunnels.
@@ -173,7 +183,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, proxy_protocol, log_requests)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -183,7 +193,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, ProxyProtocol: s.ProxyProtocol}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader, ProxyProtocol: s.ProxyProtocol}
 		switch t.Kind {
 		case control.KindHTTP:
 			t.LogRequests = s.LogRequests == nil || *s.LogRequests

@@ -22,6 +22,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		insecure                  bool
 		certFile, keyFile, caFile string
 		tcpPorts                  string
+		hf                        edgeHTTPSFlags
 		l4                        edgeL4Flags
 	)
 	fs := c.fs
@@ -39,8 +40,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
+	hf.register(fs, &cfg)
 	l4.register(c)
 	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if err := hf.apply(&cfg); err != nil {
 		return err
 	}
 	log, err := c.logger()
@@ -79,6 +84,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {
 		fmt.Fprintf(stdout, ", HTTP tunnels on %s (*.%s)", a, cfg.Domain)
+	}
+	if a := srv.HTTPSAddr(); a != nil {
+		fmt.Fprintf(stdout, ", HTTPS on %s", a)
 	}
 	fmt.Fprintln(stdout)
 	return srv.Serve(ctx)

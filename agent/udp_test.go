@@ -247,3 +247,49 @@ func needIPv6(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestUDPTunnelKeepsItsPortAcrossReconnect: the agent loses the edge, comes
+// back and takes over its UDP port while the edge still holds the old
+// session's socket; datagrams flow again on the same port.
+func TestUDPTunnelKeepsItsPortAcrossReconnect(t *testing.T) {
+	svc := startDNSService(t)
+	e := startEdge(t, nil)
+	probe, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).Port
+	probe.Close()
+	proxy := newKillProxy(t, e.srv.Addr().String())
+	assigned := make(chan control.Assigned, 4)
+	runAgent(t, e, func(c *Config) {
+		c.Server = proxy.addr()
+		orig := c.OnAssigned
+		c.OnAssigned = func(i int, a control.Assigned) {
+			orig(i, a)
+			assigned <- a
+		}
+	}, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String(), RemotePort: port})
+	first := <-assigned
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, first.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := exchange(c, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	proxy.kill()
+	select {
+	case again := <-assigned:
+		if again.URL != first.URL {
+			t.Fatalf("after reconnecting the URL changed: %s -> %s", first.URL, again.URL)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not re-register within 10 s of losing the edge")
+	}
+	reply, err := exchange(c, []byte("after"))
+	if err != nil || len(reply) != 5 || reply[0] != ^byte('a') {
+		t.Fatalf("after reconnect: reply %q, %v", reply, err)
+	}
+}

@@ -165,9 +165,9 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	if _, err := exchange(c, []byte("q1")); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.srv.UDPStats(); st.Flows != 1 {
-		t.Fatalf("%d flows after the first exchange, want 1", st.Flows)
-	}
+	// The flow may already be gone on a slow machine: count what the local
+	// service saw, not the flows of this moment.
+	before := svc.numSources()
 	// Wait for the expiry itself, not for a guessed duration.
 	deadline := time.Now().Add(10 * time.Second)
 	for e.srv.UDPStats().Flows != 0 {
@@ -187,8 +187,8 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	if err != nil || !bytes.Equal(reply, []byte{^byte('q'), ^byte('2')}) {
 		t.Fatalf("after expiry: reply %q, %v", reply, err)
 	}
-	if n := svc.numSources(); n != 2 {
-		t.Fatalf("local service saw %d sources, want 2: a new flow gets a new local socket", n)
+	if n := svc.numSources(); n != before+1 {
+		t.Fatalf("local service saw %d sources after the expiry, want %d: a new flow gets a new local socket", n, before+1)
 	}
 }
 

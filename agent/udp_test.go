@@ -155,7 +155,7 @@ func TestUDPRequestResponseManySources(t *testing.T) {
 // is closed on both ends, and the same source starts a new one afterwards.
 func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	svc := startDNSService(t)
-	e := startEdge(t, func(c *server.Config) { c.UDPIdleTimeout = 100 * time.Millisecond })
+	e := startEdge(t, func(c *server.Config) { c.UDPIdleTimeout = 300 * time.Millisecond })
 	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
 	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
 	if err != nil {
@@ -172,7 +172,7 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for e.srv.UDPStats().Flows != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the idle flow still exists 10 s after a 100 ms idle timeout")
+			t.Fatal("the idle flow still exists 10 s after a 300 ms idle timeout")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -75,6 +75,9 @@ func recvConn(t *testing.T, conns chan proxiedConn) proxiedConn {
 func TestPROXYHeaderNamesTheDirectClient(t *testing.T) {
 	for _, tc := range []struct{ version, host string }{{"v1", "127.0.0.1"}, {"v2", "127.0.0.1"}, {"v1", "::1"}, {"v2", "::1"}} {
 		t.Run(tc.version+" "+tc.host, func(t *testing.T) {
+			if tc.host == "::1" {
+				needIPv6(t)
+			}
 			local, conns := proxyService(t)
 			e := startEdge(t, func(c *server.Config) { c.TCPHost = tc.host })
 			as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindTCP, Local: local, ProxyProtocol: tc.version})

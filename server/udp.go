@@ -233,16 +233,23 @@ func (u *udpTunnel) serve() {
 		u.expire()
 	}()
 	buf := make([]byte, maxUDPDatagramOnTheWire)
+	failures := 0
 	for {
 		n, src, err := u.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				break
 			}
-			// ICMP errors and the like surface here on some systems:
-			// they concern one peer, not the socket.
+			// An ICMP error for one peer can surface here; it does not end
+			// the socket. A socket that only fails is broken, though, and
+			// spinning on it would burn a core.
+			if failures++; failures > 100 {
+				u.t.ac.log.Warn("UDP tunnel socket keeps failing; closing the tunnel's port", "port", u.t.port, "err", err)
+				break
+			}
 			continue
 		}
+		failures = 0
 		u.deliver(netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), buf[:n])
 	}
 	u.close()

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,12 +47,6 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	if err := c.maybeStartPprof(log); err != nil {
 		return agent.Config{}, err
 	}
-	if f.server == "" {
-		return agent.Config{}, usagef("%s: no edge address: pass --server host:port or set SLUICE_SERVER", c.name)
-	}
-	if f.token == "" {
-		return agent.Config{}, usagef("%s: no token: pass --token or set SLUICE_TOKEN to the edge's token", c.name)
-	}
 	var tlsCfg *tls.Config
 	if f.insecure {
 		if f.caFile != "" || f.pin != "" {
@@ -73,31 +65,14 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct}, nil
 }
 
-// localAddr turns "3000" into "localhost:3000" and checks host:port forms.
-func localAddr(s string) (string, error) {
-	if p, err := strconv.Atoi(s); err == nil {
-		if p < 1 || p > 65535 {
-			return "", fmt.Errorf("port %d is out of range 1-65535", p)
-		}
-		return "localhost:" + s, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("local service %q: give a port (3000) or host:port (127.0.0.1:3000)", s)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return "", fmt.Errorf("local service %q: port %q is not a number in 1-65535", s, port)
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port), nil
-}
+// localAddr turns "3000" into "localhost:3000" and checks host:port forms
+// by the agent's own rule.
+func localAddr(s string) (string, error) { return agent.LocalAddr(s) }
 
 // runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {
 	name := string(kind)
-	synopsis := "http PORT|HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
+	synopsis := "http PORT|HOST:PORT|https://HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
 	if kind == control.KindTCP {
 		synopsis = "tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]"
 	}
@@ -105,8 +80,10 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	var af agentFlags
 	af.register(c)
 	var t agent.Tunnel
+	var uf upstreamFlags
 	t.Kind = kind
 	if kind == control.KindHTTP {
+		uf.register(c.fs, &t)
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
 		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
@@ -122,7 +99,12 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		c.fs.Usage()
 		return usagef("%s: give exactly one local service (got %d arguments: %q)", name, len(pos), pos)
 	}
-	if t.Local, err = localAddr(pos[0]); err != nil {
+	if kind == control.KindHTTP {
+		err = uf.apply(pos[0], &t)
+	} else {
+		t.Local, err = localAddr(pos[0])
+	}
+	if err != nil {
 		return usagef("%s: %v", name, err)
 	}
 	cfg, err := af.config(c)
@@ -161,6 +143,9 @@ type tunnelSpec struct {
 	Name       string `yaml:"name"`
 	Hostname   string `yaml:"hostname"`
 	RemotePort int    `yaml:"remote_port"`
+	// HTTP only; the same as the flags of sluice http.
+	UpstreamProtocol string `yaml:"upstream_protocol"`
+	HostHeader       string `yaml:"host_header"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file on one session.
@@ -189,7 +174,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -199,7 +184,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader}
 		switch t.Kind {
 		case control.KindHTTP:
 			t.LogRequests = true

@@ -22,6 +22,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		insecure                  bool
 		certFile, keyFile, caFile string
 		tcpPorts                  string
+		hf                        edgeHTTPSFlags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -38,7 +39,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
+	hf.register(fs, &cfg)
 	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if err := hf.apply(&cfg); err != nil {
 		return err
 	}
 	log, err := c.logger()
@@ -50,20 +55,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.Logger = log
 	cfg.Tokens = tokens
-	if len(cfg.Tokens) == 0 {
-		return usagef("server: no token: pass --token (or SLUICE_TOKEN, or token: in the config file); agents must present it")
-	}
-	if cfg.HTTP != "" && cfg.Domain == "" {
-		return usagef("server: --http needs --domain: tunnels answer at NAME.DOMAIN (use localhost to try it on this machine)")
-	}
 	if tcpPorts != "" {
 		lo, hi, ok := strings.Cut(tcpPorts, "-")
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
-		if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		if !ok || err1 != nil || err2 != nil {
 			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := cfg.Validate(); err != nil {
+		return err // before a throwaway certificate is made and its pin printed
 	}
 	tlsCfg, err := serverTLS(cfg.Listen, insecure, certFile, keyFile, caFile, stdout, log)
 	if err != nil {
@@ -77,6 +79,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {
 		fmt.Fprintf(stdout, ", HTTP tunnels on %s (*.%s)", a, cfg.Domain)
+	}
+	if a := srv.HTTPSAddr(); a != nil {
+		fmt.Fprintf(stdout, ", HTTPS on %s", a)
 	}
 	fmt.Fprintln(stdout)
 	return srv.Serve(ctx)

@@ -91,7 +91,11 @@ func newTunnelTransport(t *tunnel) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			remote, _ := ctx.Value(remoteKey{}).(string)
-			return t.open(ctx, remote)
+			st, err := t.open(ctx, remote)
+			if err != nil || !t.ac.s.metering {
+				return st, err
+			}
+			return newMeteredConn(st, t), nil
 		},
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,
@@ -141,6 +145,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := rt.(*tunnel)
 	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
+	if s.metrics != nil {
+		s.proxyCounted(w, r.WithContext(ctx), t)
+		return
+	}
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 

@@ -127,7 +127,7 @@ type udpTunnel struct {
 	mu     sync.Mutex
 	flows  map[netip.AddrPort]*udpFlow
 	closed bool
-	stop   chan struct{} // closed with the tunnel
+	stop   chan struct{}   // closed with the tunnel
 	ctx    context.Context // ends with the tunnel, so flows opening a stream give up
 	cancel context.CancelFunc
 

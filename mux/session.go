@@ -143,7 +143,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	}
 	// The first batch: preface, the session credit beyond the protocol's
 	// initial amount, and a ping that seeds the RTT estimate.
-	s.ctrl = frame.AppendPreface(make([]byte, 0, 4096))
+	s.ctrl = frame.AppendPreface(make([]byte, 0, 256))
 	if extra := cfg.SessionWindow - frame.InitialSessionWindow; extra > 0 {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, 0, extra)
 	}

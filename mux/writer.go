@@ -101,10 +101,14 @@ type batchWriter struct {
 func newBatchWriter(s *Session) *batchWriter {
 	_, tcp := s.conn.(*net.TCPConn)
 	_, unix := s.conn.(*net.UnixConn)
+	// The header and control buffers start small and grow to what the
+	// session's batches need: an idle session (most agent sessions on an
+	// edge) then holds a few hundred bytes here, not the 16 KiB a full
+	// batch of 512 frames would take.
 	return &batchWriter{
 		s:        s,
-		hdrs:     make([]byte, 0, maxBatchFrames*(2*frame.HeaderSize+4)),
-		spare:    make([]byte, 0, 4096),
+		hdrs:     make([]byte, 0, 16*(2*frame.HeaderSize+4)),
+		spare:    make([]byte, 0, 256),
 		vectored: tcp || unix,
 		raw:      newSink(s.conn),
 	}

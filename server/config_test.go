@@ -57,7 +57,9 @@ func TestConfigDefaultsFieldByField(t *testing.T) {
 	if c.TCPHost != "0.0.0.0" || c.PublicHost != "example.com" {
 		t.Errorf("TCPHost %q, PublicHost %q; want the listen host and, for a wildcard, the domain", c.TCPHost, c.PublicHost)
 	}
-	if c.Mux != mux.DefaultConfig() || c.Logger == nil {
-		t.Errorf("Mux or Logger not filled")
+	want := mux.DefaultConfig()
+	want.AcceptBacklog = edgeAcceptBacklog
+	if c.Mux != want || c.Logger == nil {
+		t.Errorf("Mux or Logger not filled: Mux %+v", c.Mux)
 	}
 }

@@ -413,6 +413,7 @@ func (s *Session) recvLoop() {
 		err = errPeerClosed
 	}
 	s.fail(err)
+	s.kickForwarders()
 }
 
 func (s *Session) handle(h frame.Header) error {

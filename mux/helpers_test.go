@@ -157,6 +157,13 @@ func tstRawPair(t testing.TB, sessionIsClient bool, cfg Config) (*Session, *tstR
 func tstRawPairReading(t testing.TB, sessionIsClient bool, cfg Config, read bool) (*Session, *tstRawPeer) {
 	t.Helper()
 	a, b := tcpPair(t)
+	return tstRawPairOver(t, a, b, sessionIsClient, cfg, read)
+}
+
+// tstRawPairOver is tstRawPairReading over given connections: the session
+// runs over a, the raw peer over b.
+func tstRawPairOver(t testing.TB, a, b net.Conn, sessionIsClient bool, cfg Config, read bool) (*Session, *tstRawPeer) {
+	t.Helper()
 	var sess *Session
 	var err error
 	if sessionIsClient {

@@ -2,6 +2,8 @@ package mux
 
 import (
 	"context"
+	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -86,25 +88,29 @@ func (s *Session) handlePong(id uint64) {
 // queueing, and a window sized to queueing only queues more.
 func (s *Session) tuningRTT() time.Duration { return time.Duration(s.minRTT.Load()) }
 
-// keepalive pings the peer and ends the session when nothing has arrived
-// from it for KeepAliveTimeout.
+// keepalive pings the peer every KeepAliveInterval and ends the session
+// when nothing has arrived from it for KeepAliveTimeout. The deadline is
+// kept to the moment (a timer set for when the silence would reach the
+// timeout), not checked on the ping ticks, which would let a dead peer
+// linger up to an interval longer.
 func (s *Session) keepalive() {
 	defer s.loops.Done()
-	t := time.NewTicker(s.cfg.KeepAliveInterval)
-	defer t.Stop()
-	lastFrames := s.stats.framesReceived.Load()
-	lastHeard := time.Now()
+	ping := time.NewTicker(s.cfg.KeepAliveInterval)
+	defer ping.Stop()
+	dead := time.NewTimer(s.cfg.KeepAliveTimeout)
+	defer dead.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
-		case now := <-t.C:
-			if n := s.stats.framesReceived.Load(); n != lastFrames {
-				lastFrames, lastHeard = n, now
-			} else if now.Sub(lastHeard) >= s.cfg.KeepAliveTimeout {
+		case <-dead.C:
+			left := silenceLeft(s.in.heard(), time.Since(s.start), s.cfg.KeepAliveTimeout)
+			if left <= 0 {
 				s.fail(ErrKeepAliveTimeout)
 				return
 			}
+			dead.Reset(left)
+		case <-ping.C:
 			s.pingMu.Lock()
 			// Forget keepalive pings that were never answered, so a
 			// silent peer cannot grow the map.
@@ -119,3 +125,30 @@ func (s *Session) keepalive() {
 		}
 	}
 }
+
+// silenceLeft is how much longer the peer may stay silent before it counts
+// as dead, given when it was last heard and the time now (both as time
+// since the session started).
+func silenceLeft(heard, now, timeout time.Duration) time.Duration {
+	return heard + timeout - now
+}
+
+// heardReader is the connection as the session's reader sees it: it notes
+// when bytes last arrived, what keepalive judges the peer by. One clock
+// read per read from the connection, not per frame.
+type heardReader struct {
+	r     io.Reader
+	start time.Time
+	last  atomic.Int64 // when bytes last arrived, as time since start
+}
+
+func (h *heardReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.last.Store(int64(time.Since(h.start)))
+	}
+	return n, err
+}
+
+// heard is when bytes last arrived, as time since the session started.
+func (h *heardReader) heard() time.Duration { return time.Duration(h.last.Load()) }

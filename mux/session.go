@@ -47,6 +47,7 @@ type Session struct {
 	cfg    Config
 	client bool
 	fr     *frame.Reader
+	in     heardReader // the connection, read through fr
 
 	streams    sync.Map      // stream ID -> *Stream
 	nextID     atomic.Uint32 // next ID this side will open
@@ -113,11 +114,11 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	s := &Session{
 		conn:     conn,
 		cfg:      cfg,
 		client:   client,
-		fr:       frame.NewReader(conn, readBufferSize),
 		recv:     sessionRecv{window: int64(cfg.SessionWindow)},
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		sched:    &roundRobin{},
@@ -129,6 +130,8 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		pings:    make(map[uint64]chan time.Duration),
 	}
 	s.bw = newBatchWriter(s)
+	s.in.r, s.in.start = conn, s.start
+	s.fr = frame.NewReader(&s.in, readBufferSize)
 	if client {
 		s.nextID.Store(1)
 	} else {
@@ -145,7 +148,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	s.loops.Add(2)
 	go s.recvLoop()
 	go s.sendLoop()
-	if cfg.KeepAliveInterval > 0 {
+	if cfg.keepAlive() {
 		s.loops.Add(1)
 		go s.keepalive()
 	}
@@ -324,13 +327,19 @@ func (s *Session) fail(err error) {
 		// stuck in a write means the connection is of no use anyway.
 		var code frame.Code = frame.CodeNoError
 		var fe *frame.Error
+		var re *readError
 		switch {
 		case errors.As(err, &fe):
 			code = fe.Code
 		case err == ErrKeepAliveTimeout:
 			code = frame.CodeKeepalive
+		case errors.As(err, &re):
+			// Reading failed on this side (a TLS record that does not
+			// decrypt, say) while writing may still work: the peer
+			// learns that the fault is here.
+			code = frame.CodeInternal
 		}
-		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout {
+		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout || re != nil {
 			if s.connMu.TryLock() {
 				var msg []byte
 				if !s.prefaceSent {
@@ -411,6 +420,8 @@ func (s *Session) recvLoop() {
 		err = &RemoteError{Code: frame.Code(s.remoteCode.Load())}
 	case errors.Is(err, io.EOF):
 		err = errPeerClosed
+	default:
+		err = &readError{err}
 	}
 	s.fail(err)
 	s.kickForwarders()

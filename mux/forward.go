@@ -3,6 +3,7 @@ package mux
 import (
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +14,7 @@ import (
 // held connection costs one goroutine stack fewer on each side of a tunnel.
 type forwarder struct {
 	dst     *net.TCPConn
+	count   *atomic.Int64
 	done    func(n int64, err error)
 	running bool  // a drain goroutine owns the stream's data; guarded by st.mu
 	total   int64 // bytes written by drain goroutines; guarded by st.mu
@@ -27,13 +29,16 @@ type forwarder struct {
 // peer's CloseWrite, or the error that ended the copy (a reset, a local
 // Close or Reset, the session's end, a failed write to dst). Read
 // deadlines do not apply; end the copy with Close or Reset. Do not call
-// Read or WriteTo on st while a Forward runs.
-func (st *Stream) Forward(dst *net.TCPConn, done func(n int64, err error)) error {
+// Read or WriteTo on st while a Forward runs. count, if not nil, has every
+// byte added as dst takes it, so a long connection's traffic shows in
+// metrics while it is still open.
+func (st *Stream) Forward(dst *net.TCPConn, count *atomic.Int64, done func(n int64, err error)) error {
 	k := newSink(dst)
 	if k == nil {
 		return ErrStreamClosed
 	}
-	f := &forwarder{dst: dst, done: done}
+	k.count = count
+	f := &forwarder{dst: dst, count: count, done: done}
 	st.mu.Lock()
 	st.sink = k
 	// Published before the session's end is looked at, so that an end
@@ -127,6 +132,9 @@ func (st *Stream) drainForward(f *forwarder) {
 		putBuf(bb)
 		// Credit goes back only once the socket has taken the bytes, as
 		// in WriteTo.
+		if f.count != nil {
+			f.count.Add(int64(n))
+		}
 		st.mu.Lock()
 		f.total += int64(n)
 		inc := st.consume(len(data))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ type fwdResult struct {
 
 // tstForward accepts the stream st's peer opened and forwards it into a
 // fresh TCP socket; it returns the socket's far end and Forward's result.
-func tstForward(t *testing.T, s *Session) (*Stream, net.Conn, <-chan fwdResult) {
+func tstForward(t *testing.T, s *Session, count *atomic.Int64) (*Stream, net.Conn, <-chan fwdResult) {
 	t.Helper()
 	peer, err := s.AcceptStream(context.Background())
 	if err != nil {
@@ -29,7 +30,7 @@ func tstForward(t *testing.T, s *Session) (*Stream, net.Conn, <-chan fwdResult) 
 	dst, far := tcpPair(t)
 	t.Cleanup(func() { dst.Close(); far.Close() })
 	done := make(chan fwdResult, 1)
-	if err := peer.Forward(dst.(*net.TCPConn), func(n int64, err error) {
+	if err := peer.Forward(dst.(*net.TCPConn), count, func(n int64, err error) {
 		dst.(*net.TCPConn).CloseWrite()
 		done <- fwdResult{n, err}
 	}); err != nil {
@@ -71,7 +72,8 @@ func TestForwardDeliversEverything(t *testing.T) {
 				st.Write(data[64*1024:])
 				st.CloseWrite()
 			}()
-			peer, far, done := tstForward(t, s)
+			var count atomic.Int64
+			peer, far, done := tstForward(t, s, &count)
 			time.Sleep(tc.pauseRead)
 			far.SetReadDeadline(time.Now().Add(30 * time.Second))
 			got, err := io.ReadAll(far)
@@ -84,6 +86,9 @@ func TestForwardDeliversEverything(t *testing.T) {
 			}
 			if sha256.Sum256(got) != sha256.Sum256(data) {
 				t.Fatalf("socket got %d bytes, want %d identical ones", len(got), len(data))
+			}
+			if count.Load() != int64(len(data)) {
+				t.Fatalf("the meter counted %d bytes, want %d", count.Load(), len(data))
 			}
 			if n := drainGoroutines(); n != 0 {
 				t.Fatalf("%d drain goroutines left after the end", n)
@@ -103,7 +108,7 @@ func TestForwardIdleHoldsNoGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Write([]byte("hello"))
-	peer, far, done := tstForward(t, s)
+	peer, far, done := tstForward(t, s, nil)
 	buf := make([]byte, 5)
 	far.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(far, buf); err != nil || string(buf) != "hello" {
@@ -154,7 +159,7 @@ func TestForwardReportsEveryEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			st.Write([]byte("x"))
-			peer, far, done := tstForward(t, s)
+			peer, far, done := tstForward(t, s, nil)
 			b := make([]byte, 1)
 			far.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if _, err := io.ReadFull(far, b); err != nil {
@@ -182,7 +187,7 @@ func TestForwardSocketFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Write([]byte("x"))
-	peer, far, done := tstForward(t, s)
+	peer, far, done := tstForward(t, s, nil)
 	b := make([]byte, 1)
 	far.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(far, b); err != nil {

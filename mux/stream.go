@@ -37,8 +37,9 @@ type Stream struct {
 	// the socket itself (see sink). Both guarded by mu.
 	sink     *sink
 	sinkIdle bool
-	writeMu  sync.Mutex   // keeps one Write's bytes together on the wire
-	queued   atomic.Int64 // bytes in sq
+	fwd      atomic.Pointer[forwarder] // set while a Forward runs
+	writeMu  sync.Mutex                // keeps one Write's bytes together on the wire
+	queued   atomic.Int64              // bytes in sq
 
 	sq sendQueue // frames waiting for the writer; guarded by s.wmu
 }
@@ -82,6 +83,9 @@ func (st *Stream) waiters() *waiters {
 func (st *Stream) wakeReader() {
 	if w := st.w.Load(); w != nil {
 		signal(w.readCh)
+	}
+	if st.fwd.Load() != nil {
+		st.kickForward()
 	}
 }
 

@@ -54,5 +54,12 @@ func writeDockerSection(dockerPath, loopbackPath, mdPath string) error {
 		return fmt.Errorf("write %s: %w", mdPath, err)
 	}
 	fmt.Printf("%s: Docker section and %s regenerated from %s\n", mdPath, filepath.Join(mdDir, "bench", "charts", "docker"), dockerPath)
-	return nil
+	// A run in which sluice measured nothing means the Docker path is
+	// broken even though every step ran: say so with a failing status.
+	for _, m := range d.Metrics {
+		if s := m.Values[bench.SystemSluice]; s != nil && s.N > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has no figure for sluice: its notes say what failed", dockerPath)
 }

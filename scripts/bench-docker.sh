@@ -102,8 +102,14 @@ if [ "$rc" != 0 ] || [ ! -s bench/out/docker.json ]; then
   [ -s bench/out/docker.json ] || die "run: no bench/out/docker.json was written"
 fi
 
+notes=()
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  say "engine: $line"
+  notes+=(-note "$line")
+done < <(containers_incidents)
 say "report: the table, then BENCHMARKS.md's Docker section and bench/charts/docker/"
 go run ./cmd/sluice-bench report -table -results bench/out/docker.json
-go run ./cmd/sluice-bench report -docker bench/out/docker.json
+go run ./cmd/sluice-bench report -docker bench/out/docker.json "${notes[@]}"
 say "done: results in bench/out/docker.json, Docker section of BENCHMARKS.md regenerated"
 exit "$rc"

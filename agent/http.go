@@ -27,7 +27,10 @@ type httpForwarder struct {
 	ts  *tunnelState
 	ln  *chanListener
 	srv *http.Server
-	tr  *http.Transport
+	tr  interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	}
 }
 
 // fullDuplex lets a handler read the request body while it writes the

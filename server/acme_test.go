@@ -79,7 +79,10 @@ func TestHTTPSConfigErrorsNameTheField(t *testing.T) {
 			c.HTTPS = "127.0.0.1:0"
 			c.HTTPSCertFile, c.HTTPSKeyFile, c.ACMEEmail = "c.pem", "k.pem", "a@b"
 		}, "ACMEDirectory"},
-		{func(c *Config) { c.HTTPS = "127.0.0.1:0"; c.HTTPSCertFile, c.HTTPSKeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "HTTPSCertFile"},
+		{func(c *Config) {
+			c.HTTPS = "127.0.0.1:0"
+			c.HTTPSCertFile, c.HTTPSKeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem"
+		}, "HTTPSCertFile"},
 	} {
 		cfg := Config{Listen: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}}
 		tc.mod(&cfg)

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/h1"
 	errpage "github.com/sluicehq/sluice/internal/page"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
@@ -86,19 +87,26 @@ func (tunnelRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // newTunnelTransport returns the HTTP transport of one HTTP tunnel: its
 // "connections" are streams to the tunnel's agent, kept alive and reused
 // across requests. One transport per tunnel keeps its idle streams apart, so
-// they can be closed when the tunnel goes away.
-func newTunnelTransport(t *tunnel) *http.Transport {
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			remote, _ := ctx.Value(remoteKey{}).(string)
-			return t.open(ctx, remote)
+// they can be closed when the tunnel goes away. Bodiless GETs and HEADs, the
+// bulk of traffic, take h1.Pool's fast path; the rest net/http's Transport.
+func newTunnelTransport(t *tunnel) *h1.Pool {
+	dial := func(ctx context.Context) (net.Conn, error) {
+		remote, _ := ctx.Value(remoteKey{}).(string)
+		return t.open(ctx, remote)
+	}
+	return &h1.Pool{
+		Dial:        dial,
+		MaxIdle:     256,
+		IdleTimeout: 90 * time.Second,
+		Fallback: &http.Transport{
+			DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+			ForceAttemptHTTP2:     false,
 		},
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
 	}
 }
 

@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
@@ -43,8 +43,8 @@ type tunnel struct {
 	host string // HTTP: the routed hostname
 	port int    // TCP: the public port
 	url  string
-	tr   *http.Transport // HTTP only: the proxy's pool of streams to the agent
-	ln   net.Listener    // TCP only
+	tr   *h1.Pool     // HTTP only: the proxy's pool of streams to the agent
+	ln   net.Listener // TCP only
 }
 
 func (t *tunnel) owner() Owner { return t.ac.owner }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/internal/page"
 	"io"
 	"log"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/page"
 
 	"github.com/sluicehq/sluice/relay"
 )

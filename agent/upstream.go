@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -22,22 +20,6 @@ const (
 	HostPreserve = "preserve"
 	HostRewrite  = "rewrite"
 )
-
-// ErrUpstreamProtocol is returned for an UpstreamProtocol other than
-// UpstreamHTTP1 and UpstreamHTTP2.
-var ErrUpstreamProtocol = errors.New("unknown upstream protocol: use http1 or http2")
-
-func checkUpstream(t Tunnel) error {
-	switch t.UpstreamProtocol {
-	case "", UpstreamHTTP1, UpstreamHTTP2:
-	default:
-		return fmt.Errorf("UpstreamProtocol %q: %w", t.UpstreamProtocol, ErrUpstreamProtocol)
-	}
-	if h := t.HostHeader; h != "" && h != HostPreserve && h != HostRewrite && !validHost(h) {
-		return fmt.Errorf("HostHeader %q is neither preserve, rewrite nor a host or host:port", h)
-	}
-	return nil
-}
 
 func validHost(h string) bool {
 	if h == "" {

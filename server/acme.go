@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/sluicehq/sluice/internal/cfgerr"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -53,7 +55,7 @@ type hold struct {
 func newIssuer(s *Server) (*issuer, error) {
 	dir, err := statedir.Ensure(filepath.Join(s.cfg.StateDir, "acme"))
 	if err != nil {
-		return nil, &ConfigError{Field: "StateDir", Err: fmt.Errorf("cannot create the certificate store: %w", err)}
+		return nil, cfgerr.Wrap("server", "StateDir", fmt.Errorf("cannot create the certificate store: %w", err))
 	}
 	client := &acme.Client{DirectoryURL: s.cfg.ACMEDirectory, UserAgent: Software}
 	if s.cfg.ACMERoots != nil {

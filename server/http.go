@@ -94,9 +94,16 @@ func newTunnelTransport(t *tunnel) *h1.Pool {
 		remote, _ := ctx.Value(remoteKey{}).(string)
 		return t.open(ctx, remote)
 	}
+	// The agent writes a PROXY header per stream, naming one client: a
+	// stream reused for another client's request would misname it.
+	single := t.proxyProto != ""
+	maxIdle := 256
+	if single {
+		maxIdle = 0
+	}
 	return &h1.Pool{
 		Dial:        dial,
-		MaxIdle:     256,
+		MaxIdle:     maxIdle,
 		IdleTimeout: 90 * time.Second,
 		Fallback: &http.Transport{
 			DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
@@ -106,6 +113,7 @@ func newTunnelTransport(t *tunnel) *h1.Pool {
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
 			ForceAttemptHTTP2:     false,
+			DisableKeepAlives:     single,
 		},
 	}
 }

@@ -12,26 +12,13 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/internal/statedir"
 )
 
 // DefaultACMEDirectory is Let's Encrypt's production directory, used when
 // HTTPS is on, no static certificate is given and ACMEDirectory is empty.
 const DefaultACMEDirectory = acme.LetsEncryptURL
-
-// ConfigError names the Config field that is wrong and why.
-type ConfigError struct {
-	Field string
-	Err   error
-}
-
-func (e *ConfigError) Error() string { return fmt.Sprintf("server: %s: %v", e.Field, e.Err) }
-
-func (e *ConfigError) Unwrap() error { return e.Err }
-
-func configErr(field, format string, args ...any) *ConfigError {
-	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
-}
 
 // httpsIngress is the public TLS listener: HTTP/1.1 and h2 (by ALPN) for
 // NAME.DOMAIN and exact hostnames, on a static certificate or on
@@ -42,10 +29,10 @@ type httpsIngress struct {
 	issuer *issuer // nil with a static certificate
 }
 
-// httpsDefaults checks the HTTPS fields and fills their defaults.
-func (cfg *Config) httpsDefaults() error {
+// validateHTTPS checks the HTTPS fields (part of Config.validate).
+func (cfg *Config) validateHTTPS() error {
 	static := cfg.HTTPSCertFile != "" || cfg.HTTPSKeyFile != ""
-	if cfg.HTTPS == "" {
+	if cfg.HTTPS == "" && cfg.HTTPSListener == nil {
 		switch {
 		case static:
 			return configErr("HTTPSCertFile", "a certificate is given but there is no HTTPS ingress: set HTTPS too")
@@ -68,17 +55,30 @@ func (cfg *Config) httpsDefaults() error {
 		}
 		return nil
 	}
+	if cfg.StateDir == "" {
+		if _, err := statedir.Default(); err != nil {
+			return cfgerr.Wrap("server", "StateDir", err)
+		}
+	}
+	return nil
+}
+
+// setHTTPSDefaults fills the HTTPS fields left zero (part of
+// Config.setDefaults): certificates come over ACME from Let's Encrypt and are
+// kept in the per-user state directory unless a static one is given.
+func (cfg *Config) setHTTPSDefaults() {
+	if cfg.HTTPSListener != nil {
+		cfg.HTTPS = cfg.HTTPSListener.Addr().String()
+	}
+	if cfg.HTTPS == "" || cfg.HTTPSCertFile != "" {
+		return
+	}
 	if cfg.ACMEDirectory == "" {
 		cfg.ACMEDirectory = DefaultACMEDirectory
 	}
 	if cfg.StateDir == "" {
-		dir, err := statedir.Default()
-		if err != nil {
-			return &ConfigError{Field: "StateDir", Err: err}
-		}
-		cfg.StateDir = dir
+		cfg.StateDir, _ = statedir.Default() // validateHTTPS checked it
 	}
-	return nil
 }
 
 // openHTTPS loads the certificate source and opens the HTTPS listener.
@@ -93,7 +93,7 @@ func (s *Server) openHTTPS() error {
 	if cfg.HTTPSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTPSCertFile, cfg.HTTPSKeyFile)
 		if err != nil {
-			return &ConfigError{Field: "HTTPSCertFile", Err: fmt.Errorf("loading %s and %s: %w", cfg.HTTPSCertFile, cfg.HTTPSKeyFile, err)}
+			return cfgerr.Wrap("server", "HTTPSCertFile", fmt.Errorf("loading %s and %s: %w", cfg.HTTPSCertFile, cfg.HTTPSKeyFile, err))
 		}
 		tlsCfg.Certificates = []tls.Certificate{cert}
 	} else {

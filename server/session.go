@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,19 +46,39 @@ type tunnel struct {
 	url  string
 	tr   *h1.Pool     // HTTP only: the proxy's pool of streams to the agent
 	ln   net.Listener // TCP only
+	udp  *udpTunnel   // UDP only
+	// proxyProto is the PROXY protocol version the agent writes to its local
+	// service ("v1", "v2" or empty): its streams carry the local address too,
+	// and an HTTP tunnel's streams are never shared between clients.
+	proxyProto string
 }
 
 func (t *tunnel) owner() Owner { return t.ac.owner }
 
 // open starts a stream to the agent for one public connection and writes the
-// stream header naming the tunnel and the public client.
+// stream header naming the tunnel and the public client. The address the
+// client connected to comes from ctx (http.LocalAddrContextKey), as the HTTP
+// proxy's dials carry it.
 func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
+	local := ""
+	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = a.String()
+	}
+	return t.openFor(ctx, remote, local)
+}
+
+// openFor is open with the client's local address given.
+func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, error) {
 	st, err := t.ac.sess.OpenStream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var hdr [6 + control.MaxAddrLen]byte
-	if _, err := st.Write(control.AppendHeader(hdr[:0], control.StreamHeader{Tunnel: t.id, RemoteAddr: remote})); err != nil {
+	var hdr [7 + 2*control.MaxAddrLen]byte
+	h := control.StreamHeader{Tunnel: t.id, RemoteAddr: remote}
+	if t.proxyProto != "" || t.kind == control.KindUDP {
+		h.LocalAddr, h.WithLocal = local, true
+	}
+	if _, err := st.Write(control.AppendHeader(hdr[:0], h)); err != nil {
 		st.Reset()
 		return nil, err
 	}
@@ -176,7 +197,7 @@ func (s *Server) handshake(ac *agentConn, log *slog.Logger) (refused bool, err e
 	o, ok := s.authenticate(auth.Token)
 	if !ok {
 		log.Warn("agent authentication failed: wrong token")
-		return refuse(control.CodeUnauthorized, "the edge rejected the token: pass the edge's token with --token or SLUICE_TOKEN")
+		return refuse(control.CodeUnauthorized, "the edge rejected the token")
 	}
 	ac.owner = o
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
@@ -210,14 +231,18 @@ func regError(ref uint32, code, format string, args ...any) *control.Error {
 func (ac *agentConn) register(r control.Register) control.Message {
 	s := ac.s
 	t := &tunnel{ac: ac, id: s.nextTunnel.Add(1), kind: r.Kind, name: r.Name}
-	var err *control.Error
-	switch r.Kind {
-	case control.KindHTTP:
-		err = ac.registerHTTP(t, r)
-	case control.KindTCP:
-		err = ac.registerTCP(t, r)
-	default:
-		err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http or tcp", r.Kind)
+	err := checkProxyProtocol(t, r)
+	if err == nil {
+		switch r.Kind {
+		case control.KindHTTP:
+			err = ac.registerHTTP(t, r)
+		case control.KindTCP:
+			err = ac.registerTCP(t, r)
+		case control.KindUDP:
+			err = ac.registerUDP(t, r)
+		default:
+			err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http, tcp or udp", r.Kind)
+		}
 	}
 	if err != nil {
 		ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "code", err.Code, "reason", err.Message)
@@ -227,13 +252,13 @@ func (ac *agentConn) register(r control.Register) control.Message {
 	ac.tunnels = append(ac.tunnels, t)
 	ac.mu.Unlock()
 	ac.log.Info("tunnel online", "kind", t.kind, "url", t.url)
-	return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url}
+	return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, ProxyProtocol: t.proxyProto}
 }
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error {
 	s := ac.s
 	if s.httpLn == nil && s.https == nil {
-		return regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it was started without --http): use a tcp tunnel or ask the operator")
+		return regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it has no HTTP ingress): use a tcp tunnel or ask the operator")
 	}
 	if r.Hostname != "" {
 		if !ValidHostname(r.Hostname) {
@@ -267,7 +292,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error 
 		if r.Name == "" && r.Hostname == "" && attempt < 20 {
 			continue // a random name collided: draw another
 		}
-		return regError(r.Ref, control.CodeNameTaken, "%s is in use by another agent (a different token): pick another --name", t.host)
+		return regError(r.Ref, control.CodeNameTaken, "%s is in use by another agent (a different token)", t.host)
 	}
 	t.url = s.httpURL(t.host)
 	return nil
@@ -281,7 +306,7 @@ func (ac *agentConn) registerTCP(t *tunnel, r control.Register) *control.Error {
 		return regError(r.Ref, control.CodeBadRequest, "remote port %d is out of range 1-65535", r.RemotePort)
 	}
 	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
-		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d: pick one inside it or omit --remote-port", r.RemotePort, lo, hi)
+		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d", r.RemotePort, lo, hi)
 	}
 	if t.name == "" {
 		t.name = "tcp"
@@ -320,7 +345,7 @@ func (ac *agentConn) bindTCP(t *tunnel, port int) error {
 	if port != 0 {
 		old, err := s.reg.ClaimPort(port, t)
 		if err != nil {
-			return fmt.Errorf("TCP port %d is in use by another agent: pick another --remote-port", port)
+			return fmt.Errorf("TCP port %d is in use by another agent", port)
 		}
 		if old != nil {
 			// Our own token reconnected before its old session died: free
@@ -333,10 +358,11 @@ func (ac *agentConn) bindTCP(t *tunnel, port int) error {
 		if port != 0 {
 			s.reg.ReleasePort(port, t)
 		}
-		return fmt.Errorf("edge cannot listen on TCP port %d: %v: pick another --remote-port", port, err)
+		return fmt.Errorf("edge cannot listen on TCP port %d: %v", port, err)
 	}
+	ln = s.acceptProxy(ln)
 	if port == 0 {
-		port = ln.Addr().(*net.TCPAddr).Port
+		port = ln.Addr().(*net.TCPAddr).Port // acceptProxy keeps Addr
 		if _, err := s.reg.ClaimPort(port, t); err != nil {
 			ln.Close()
 			return fmt.Errorf("ephemeral TCP port %d is reserved for another agent", port)
@@ -367,8 +393,11 @@ func (s *Server) serveTCP(t *tunnel) {
 }
 
 func (s *Server) handleTCP(t *tunnel, c net.Conn) {
+	if !s.resolveProxy(c) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	st, err := t.open(ctx, c.RemoteAddr().String())
+	st, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
 	cancel()
 	if err != nil {
 		t.ac.log.Debug("public TCP connection dropped: opening a stream to the agent failed", "port", t.port, "err", err)
@@ -423,6 +452,9 @@ func (ac *agentConn) teardown() []*tunnel {
 		case control.KindTCP:
 			t.ln.Close()
 			ac.s.reg.ReleasePort(t.port, t)
+		case control.KindUDP:
+			t.udp.close()
+			ac.s.reg.ReleaseUDPPort(t.port, t)
 		}
 		ac.log.Info("tunnel offline", "url", t.url)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,12 +47,6 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	if err := c.maybeStartPprof(log); err != nil {
 		return agent.Config{}, err
 	}
-	if f.server == "" {
-		return agent.Config{}, usagef("%s: no edge address: pass --server host:port or set SLUICE_SERVER", c.name)
-	}
-	if f.token == "" {
-		return agent.Config{}, usagef("%s: no token: pass --token or set SLUICE_TOKEN to the edge's token", c.name)
-	}
 	var tlsCfg *tls.Config
 	if f.insecure {
 		if f.caFile != "" || f.pin != "" {
@@ -73,26 +65,9 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct}, nil
 }
 
-// localAddr turns "3000" into "localhost:3000" and checks host:port forms.
-func localAddr(s string) (string, error) {
-	if p, err := strconv.Atoi(s); err == nil {
-		if p < 1 || p > 65535 {
-			return "", fmt.Errorf("port %d is out of range 1-65535", p)
-		}
-		return "localhost:" + s, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("local service %q: give a port (3000) or host:port (127.0.0.1:3000)", s)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return "", fmt.Errorf("local service %q: port %q is not a number in 1-65535", s, port)
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port), nil
-}
+// localAddr turns "3000" into "localhost:3000" and checks host:port forms
+// by the agent's own rule.
+func localAddr(s string) (string, error) { return agent.LocalAddr(s) }
 
 // runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {
@@ -112,7 +87,9 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
 		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
+		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service (needs --log-requests=false)")
 	} else {
+		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service")
 		c.fs.IntVar(&t.RemotePort, "remote-port", 0, "public `port` to ask the edge for (default: the edge picks one)")
 		c.fs.StringVar(&t.Name, "name", "", "a `label` for the tunnel in the edge's logs")
 	}
@@ -131,6 +108,9 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	}
 	if err != nil {
 		return usagef("%s: %v", name, err)
+	}
+	if err := proxyProtocolFlag(name, &t); err != nil {
+		return err
 	}
 	cfg, err := af.config(c)
 	if err != nil {
@@ -171,6 +151,10 @@ type tunnelSpec struct {
 	// HTTP only; the same as the flags of sluice http.
 	UpstreamProtocol string `yaml:"upstream_protocol"`
 	HostHeader       string `yaml:"host_header"`
+	// ProxyProtocol is v1 or v2 (tcp tunnels, and http with log_requests false).
+	ProxyProtocol string `yaml:"proxy_protocol"`
+	// LogRequests defaults to true for http tunnels.
+	LogRequests *bool `yaml:"log_requests"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file on one session.
@@ -199,7 +183,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -209,13 +193,22 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader, ProxyProtocol: s.ProxyProtocol}
 		switch t.Kind {
 		case control.KindHTTP:
-			t.LogRequests = true
-		case control.KindTCP:
+			t.LogRequests = s.LogRequests == nil || *s.LogRequests
+		case control.KindTCP, control.KindUDP:
 		default:
-			return usagef("start: %s: tunnel %d: type %q: use http or tcp", c.config, i+1, s.Type)
+			return usagef("start: %s: tunnel %d: type %q: use http, tcp or udp", c.config, i+1, s.Type)
+		}
+		if s.LogRequests != nil && t.Kind != control.KindHTTP {
+			return usagef("start: %s: tunnel %d: log_requests is for http tunnels", c.config, i+1)
+		}
+		if t.ProxyProtocol != "" && t.Kind == control.KindUDP {
+			return usagef("start: %s: tunnel %d: proxy_protocol is for tcp and http tunnels, not udp", c.config, i+1)
+		}
+		if err := proxyProtocolFlag(fmt.Sprintf("start: %s: tunnel %d", c.config, i+1), &t); err != nil {
+			return err
 		}
 		if t.Local, err = localAddr(s.Local); err != nil {
 			return usagef("start: %s: tunnel %d: %v", c.config, i+1, err)

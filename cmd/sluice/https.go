@@ -50,28 +50,6 @@ func (f *edgeHTTPSFlags) apply(cfg *server.Config) error {
 	return nil
 }
 
-// serverFieldFlags maps server.Config fields to the flags that set them.
-var serverFieldFlags = map[string]string{
-	"HTTPSCertFile":   "--https-cert",
-	"HTTPSKeyFile":    "--https-key",
-	"ACMEDirectory":   "--acme-ca",
-	"HTTPPlain":       "--http-plain",
-	"StateDir":        "--state-dir",
-	"PublicHTTPSPort": "--https",
-}
-
-// serverConfigError rewrites a *server.ConfigError in terms of flags.
-func serverConfigError(err error) error {
-	var ce *server.ConfigError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	if f, ok := serverFieldFlags[ce.Field]; ok {
-		return usagef("server: %s: %v", f, ce.Err)
-	}
-	return usageError{err}
-}
-
 // upstreamFlags are the local-service flags of sluice http.
 type upstreamFlags struct {
 	ca       string

@@ -87,7 +87,7 @@ func TestTrustedProxiesFlag(t *testing.T) {
 
 func TestServerConfigErrorsNameTheFlag(t *testing.T) {
 	_, err := server.New(server.Config{Listen: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}, HTTPS: "127.0.0.1:0", HTTPSCertFile: "only-cert.pem"})
-	err = serverConfigError(err)
+	err = explain(err)
 	var ue usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--https-key") {
 		t.Fatalf("got %v, want a usage error naming --https-key", err)

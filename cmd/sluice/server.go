@@ -23,6 +23,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		certFile, keyFile, caFile string
 		tcpPorts                  string
 		hf                        edgeHTTPSFlags
+		l4                        edgeL4Flags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -40,6 +41,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
 	hf.register(fs, &cfg)
+	l4.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -55,20 +57,20 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.Logger = log
 	cfg.Tokens = tokens
-	if len(cfg.Tokens) == 0 {
-		return usagef("server: no token: pass --token (or SLUICE_TOKEN, or token: in the config file); agents must present it")
-	}
-	if (cfg.HTTP != "" || cfg.HTTPS != "") && cfg.Domain == "" {
-		return usagef("server: --http and --https need --domain: tunnels answer at NAME.DOMAIN (use localhost to try it on this machine)")
-	}
 	if tcpPorts != "" {
 		lo, hi, ok := strings.Cut(tcpPorts, "-")
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
-		if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		if !ok || err1 != nil || err2 != nil {
 			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := l4.apply(&cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err // before a throwaway certificate is made and its pin printed
 	}
 	tlsCfg, err := serverTLS(cfg.Listen, insecure, certFile, keyFile, caFile, stdout, log)
 	if err != nil {
@@ -77,7 +79,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.TLS = tlsCfg
 	srv, err := server.New(cfg)
 	if err != nil {
-		return serverConfigError(err)
+		return err
 	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {

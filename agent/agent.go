@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
@@ -111,6 +112,9 @@ type Agent struct {
 	dialer transport.Dialer
 	delay  time.Duration
 	fwds   []*tunnelState
+
+	metrics *agentMetrics // nil unless Config.Metrics is set
+	live    atomic.Pointer[liveSession]
 }
 
 // tunnelState is a configured tunnel plus what outlives sessions: its HTTP
@@ -120,6 +124,11 @@ type tunnelState struct {
 	cfg   Tunnel
 	http  *httpForwarder
 	down  burstLog
+
+	// meter counts bytes for metrics; assigned is what the edge last
+	// confirmed for this tunnel (name, URL).
+	meter    relay.Meter
+	assigned atomic.Pointer[control.Assigned]
 }
 
 // New validates cfg and prepares an agent; Run connects it.
@@ -144,10 +153,13 @@ func New(cfg Config) (*Agent, error) {
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
 		// requests per second in a loopback run (see README).
-		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t)) {
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || cfg.HTTPMiddleware != nil) {
 			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
+	}
+	if err := a.initObservability(); err != nil {
+		return nil, fmt.Errorf("agent: registering metrics: %w", err)
 	}
 	d, err := transport.NewDialer(transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
@@ -192,6 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			a.connectFailed(err)
 			if fatal(err) {
 				return classify(a.cfg.Server, err)
 			}
@@ -214,10 +227,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		connected = true
 		began := time.Now()
+		a.live.Store(ls)
 		a.serve(ctx, ls)
 		if ctx.Err() != nil {
+			a.live.Store(nil)
 			return nil
 		}
+		a.setLive(nil)
 		if time.Since(began) >= a.cfg.StableAfter {
 			bo.Reset()
 		}
@@ -356,6 +372,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	ctrl.SetDeadline(time.Time{})
 	for _, m := range assigned {
 		ts := a.fwds[m.Ref-1]
+		ts.assigned.Store(&m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
 		}
@@ -481,7 +498,7 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 	case ts.cfg.listener != nil:
 		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.http != nil:
-		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr), meter: a.meterOf(ts)})
 	case ts.cfg.Kind == control.KindUDP:
 		a.forwardUDP(ls.ctx, ts, st, hdr)
 	default:
@@ -510,7 +527,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHe
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
 	return func() {
-		res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+		res := relay.Relay(st, local, relay.Options{Delay: a.delay, Meter: a.meterOf(ts)})
 		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
 	}
 }
@@ -520,6 +537,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHe
 type publicConn struct {
 	*mux.Stream
 	remote net.Addr
+	meter  *relay.Meter // nil unless the agent meters (see metrics.go)
 }
 
 func (c *publicConn) RemoteAddr() net.Addr {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
 )
@@ -66,6 +67,14 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
+	// Metrics, when set, receives the edge's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// Admin, when set, serves the edge's status page and JSON listing on
+	// this address ("host:port"); AdminToken is then required as its
+	// bearer token.
+	Admin      string
+	AdminToken string
 
 	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
 	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots

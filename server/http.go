@@ -92,7 +92,11 @@ func (tunnelRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 func newTunnelTransport(t *tunnel) *h1.Pool {
 	dial := func(ctx context.Context) (net.Conn, error) {
 		remote, _ := ctx.Value(remoteKey{}).(string)
-		return t.open(ctx, remote)
+		st, err := t.open(ctx, remote)
+		if err != nil || !t.ac.s.metering {
+			return st, err
+		}
+		return newMeteredConn(st, t), nil
 	}
 	// The agent writes a PROXY header per stream, naming one client: a
 	// stream reused for another client's request would misname it.
@@ -154,6 +158,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := rt.(*tunnel)
 	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
+	if s.metrics != nil {
+		s.proxyCounted(w, r.WithContext(ctx), t)
+		return
+	}
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 

@@ -46,6 +46,10 @@ type Server struct {
 	proxy   *httputil.ReverseProxy
 	https   *httpsIngress
 
+	metrics  *edgeMetrics // nil unless Config.Metrics is set
+	metering bool         // count bytes per tunnel: metrics or admin asked
+	admin    *adminServer // nil unless Config.Admin is set
+
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
 	wg         sync.WaitGroup
@@ -62,6 +66,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: NewRegistry(cfg.ReclaimGrace)}
 	for _, tok := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(tok)))
+	}
+	if err := s.initObservability(); err != nil {
+		return nil, err
 	}
 
 	ln, err := transport.Listen(context.Background(), cfg.Listen, transport.DefaultTCPOptions(), cfg.TLS)
@@ -85,6 +92,16 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		if s.httpLn != nil {
 			s.httpLn.Close()
+		}
+		return nil, err
+	}
+	if err := s.openAdmin(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		if s.https != nil {
+			s.https.ln.Close()
 		}
 		return nil, err
 	}
@@ -150,6 +167,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	s.serveHTTPS(errc)
+	s.serveAdmin(errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -172,6 +190,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		scancel()
 	}
 	s.shutdownHTTPS()
+	s.closeAdmin()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true

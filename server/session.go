@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
@@ -29,6 +30,9 @@ type agentConn struct {
 	id    string
 	owner Owner
 	log   *slog.Logger
+	// remote and since are what the admin listing shows of the session.
+	remote string
+	since  time.Time
 
 	mu      sync.Mutex
 	tunnels []*tunnel
@@ -51,6 +55,11 @@ type tunnel struct {
 	// service ("v1", "v2" or empty): its streams carry the local address too,
 	// and an HTTP tunnel's streams are never shared between clients.
 	proxyProto string
+
+	// meter and streams feed metrics and the admin listing; meter is
+	// only handed to relays when the edge is metering.
+	meter   relay.Meter
+	streams atomic.Int64
 }
 
 func (t *tunnel) owner() Owner { return t.ac.owner }
@@ -112,7 +121,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 		return
 	}
 	ctrl.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID()}
+	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID(), remote: remote}
 	if refused, err := s.handshake(ac, log); err != nil {
 		if refused {
 			// Let the agent read the error before the session closes: wait
@@ -124,6 +133,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 		return
 	}
 	ctrl.SetDeadline(time.Time{})
+	ac.since = time.Now()
 	ac.log = log.With("session", ac.id)
 	s.sessions.Store(ac, struct{}{})
 	defer s.sessions.Delete(ac)
@@ -168,6 +178,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 // message tells the agent's user what to fix (refused is then true).
 func (s *Server) handshake(ac *agentConn, log *slog.Logger) (refused bool, err error) {
 	refuse := func(code, msg string) (bool, error) {
+		s.countRefusal(code)
 		control.WriteMessage(ac.ctrl, &control.Error{Code: code, Message: msg})
 		return true, errors.New(msg)
 	}
@@ -246,6 +257,7 @@ func (ac *agentConn) register(r control.Register) control.Message {
 	}
 	if err != nil {
 		ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "code", err.Code, "reason", err.Message)
+		s.countRefusal(err.Code)
 		return err
 	}
 	ac.mu.Lock()
@@ -404,7 +416,9 @@ func (s *Server) handleTCP(t *tunnel, c net.Conn) {
 		c.Close()
 		return
 	}
-	relay.Relay(c, st, relay.Options{})
+	t.streams.Add(1)
+	defer t.streams.Add(-1)
+	relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
 }
 
 // maxDrain bounds how long the edge waits for a departing agent's streams.
@@ -457,6 +471,9 @@ func (ac *agentConn) teardown() []*tunnel {
 			ac.s.reg.ReleaseUDPPort(t.port, t)
 		}
 		ac.log.Info("tunnel offline", "url", t.url)
+		if ac.s.metrics != nil {
+			ac.s.metrics.forget(t)
+		}
 	}
 	return tunnels
 }

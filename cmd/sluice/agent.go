@@ -23,6 +23,7 @@ type agentFlags struct {
 	caFile, pin, serverName string
 	certFile, keyFile       string
 	connectTimeout          time.Duration
+	metrics                 string
 }
 
 func (f *agentFlags) register(c *command) {
@@ -37,6 +38,7 @@ func (f *agentFlags) register(c *command) {
 	fs.StringVar(&f.keyFile, "tls-key", "", "client private key `file` (PEM)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "give up when the first connection to the edge fails for this long (0: retry forever)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log every connection (same as --log-level debug)")
+	metricsFlag(c, &f.metrics)
 }
 
 func (f *agentFlags) config(c *command) (agent.Config, error) {
@@ -79,6 +81,11 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	c := newCommand(name, synopsis, stderr)
 	var af agentFlags
 	af.register(c)
+	var inf *inspectFlags
+	if kind == control.KindHTTP {
+		inf = &inspectFlags{}
+		inf.register(c)
+	}
 	var t agent.Tunnel
 	var uf upstreamFlags
 	t.Kind = kind
@@ -117,6 +124,11 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		return err
 	}
 	cfg.Tunnels = []agent.Tunnel{t}
+	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
+	}
 	return runAgent(ctx, cfg, stdout)
 }
 
@@ -125,6 +137,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 func runAgent(ctx context.Context, cfg agent.Config, stdout io.Writer) error {
 	var mu sync.Mutex
 	last := map[int]string{}
+	then := cfg.OnAssigned // e.g. the inspector's line, printed after
 	cfg.OnAssigned = func(i int, a control.Assigned) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -133,6 +146,9 @@ func runAgent(ctx context.Context, cfg agent.Config, stdout io.Writer) error {
 		}
 		last[i] = a.URL
 		fmt.Fprintf(stdout, "Forwarding %s -> %s\n", a.URL, cfg.Tunnels[i].Local)
+		if then != nil {
+			then(i, a)
+		}
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
@@ -163,6 +179,8 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.extraKeys = []string{"tunnels"}
 	var af agentFlags
 	af.register(c)
+	var inf inspectFlags
+	inf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -214,6 +232,11 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
 		}
 		cfg.Tunnels = append(cfg.Tunnels, t)
+	}
+	stop, err := observeAgent(&cfg, af.metrics, &inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
 	}
 	return runAgent(ctx, cfg, stdout)
 }

@@ -24,6 +24,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		tcpPorts                  string
 		hf                        edgeHTTPSFlags
 		l4                        edgeL4Flags
+		metricsAddr               string
+		admin                     adminFlags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -42,6 +44,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
 	hf.register(fs, &cfg)
 	l4.register(c)
+	metricsFlag(c, &metricsAddr)
+	admin.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -77,9 +81,24 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.TLS = tlsCfg
+	if err := admin.apply(&cfg.Admin, &cfg.AdminToken, stdout); err != nil {
+		return err
+	}
+	if metricsAddr != "" {
+		reg := newRegistry()
+		cfg.Metrics = reg
+		stop, err := startMetrics(metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
+	}
+	if a := srv.AdminAddr(); a != nil {
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
 	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {

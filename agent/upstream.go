@@ -73,7 +73,9 @@ func newUpstreamTransport(t Tunnel) interface {
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	return &h1.Pool{
-		Dial:        func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", t.Local) },
+		Dial: func(ctx context.Context, _ *http.Request) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", t.Local)
+		},
 		MaxIdle:     256,
 		IdleTimeout: 90 * time.Second,
 		Fallback:    tr,

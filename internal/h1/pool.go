@@ -22,8 +22,9 @@ import (
 // Pool is an http.RoundTripper. Dial, Fallback and IdleTimeout are required;
 // MaxIdle zero keeps no idle connections.
 type Pool struct {
-	// Dial opens a new connection to the one origin this pool serves.
-	Dial func(ctx context.Context) (net.Conn, error)
+	// Dial opens a new connection to the one origin this pool serves, for
+	// req (whose RemoteAddr a proxy may want to pass on).
+	Dial func(ctx context.Context, req *http.Request) (net.Conn, error)
 	// Fallback carries every request the fast path does not.
 	Fallback interface {
 		http.RoundTripper
@@ -63,12 +64,22 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fast(req) {
 		return p.Fallback.RoundTrip(req)
 	}
+	return p.Do(req, func(w *bufio.Writer) error { return req.Write(w) })
+}
+
+// Fast reports whether RoundTrip would take the fast path for req.
+func Fast(req *http.Request) bool { return fast(req) }
+
+// Do sends a bodiless GET or HEAD whose request head writeHead writes (a
+// proxy that builds it straight from the inbound request saves cloning
+// it); req gives the method, the context and the response's Request.
+func (p *Pool) Do(req *http.Request, writeHead func(*bufio.Writer) error) (*http.Response, error) {
 	for {
-		c, reused, err := p.get(req.Context())
+		c, reused, err := p.get(req)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.exchange(c, req)
+		resp, err := p.exchange(c, req, writeHead)
 		if err == nil {
 			return resp, nil
 		}
@@ -81,10 +92,10 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-func (p *Pool) exchange(c *conn, req *http.Request) (*http.Response, error) {
+func (p *Pool) exchange(c *conn, req *http.Request, writeHead func(*bufio.Writer) error) (*http.Response, error) {
 	// A public client that goes away unblocks the read below.
 	stop := context.AfterFunc(req.Context(), func() { c.nc.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(c.bw); err != nil {
+	if err := writeHead(c.bw); err != nil {
 		stop()
 		return nil, err
 	}
@@ -161,7 +172,7 @@ func (b *body) finish(eof bool) {
 	b.c.nc.Close()
 }
 
-func (p *Pool) get(ctx context.Context) (*conn, bool, error) {
+func (p *Pool) get(req *http.Request) (*conn, bool, error) {
 	now := time.Now()
 	p.mu.Lock()
 	for n := len(p.idle); n > 0; n = len(p.idle) {
@@ -175,7 +186,7 @@ func (p *Pool) get(ctx context.Context) (*conn, bool, error) {
 		c.nc.Close()
 	}
 	p.mu.Unlock()
-	nc, err := p.Dial(ctx)
+	nc, err := p.Dial(req.Context(), req)
 	if err != nil {
 		return nil, false, err
 	}

@@ -57,7 +57,9 @@ func (o *origin) dropAll() {
 func newPool(t *testing.T, o *origin) *Pool {
 	addr := o.Listener.Addr().String()
 	p := &Pool{
-		Dial:        func(ctx context.Context) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) },
+		Dial: func(ctx context.Context, _ *http.Request) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		},
 		Fallback:    &http.Transport{},
 		MaxIdle:     4,
 		IdleTimeout: time.Minute,

@@ -7,6 +7,8 @@ import (
 	"net/textproto"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/sluicehq/sluice/relay"
 )
 
@@ -85,6 +87,9 @@ func writeHead(bw *bufio.Writer, r *http.Request, f *forwarded) error {
 			bw.WriteString(v)
 			bw.WriteString("\r\n")
 		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
+		bw.WriteString("Te: trailers\r\n") // end to end in meaning, as ReverseProxy keeps it
 	}
 	for _, kv := range [...][2]string{{"X-Forwarded-For", f.xff}, {"X-Forwarded-Host", f.host}, {"X-Forwarded-Proto", f.proto}, {"Forwarded", f.fwd}, {"X-Real-Ip", f.realIP}} {
 		bw.WriteString(kv[0])

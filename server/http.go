@@ -154,7 +154,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := rt.(*tunnel)
-	if fastRequest(r) {
+	if h1.Forwardable(r) {
 		if s.metrics != nil {
 			s.proxyCounted(w, r, t, func(w http.ResponseWriter, r *http.Request) { s.serveFast(w, r, t) })
 			return

@@ -8,6 +8,7 @@ require (
 	github.com/hashicorp/yamux v0.1.2
 	github.com/letsencrypt/pebble/v2 v2.10.3
 	github.com/prometheus/client_golang v1.25.0
+	github.com/valyala/bytebufferpool v1.0.0
 	github.com/xtaci/smux v1.5.56
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0

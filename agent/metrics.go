@@ -205,8 +205,8 @@ func (a *Agent) initObservability() error {
 	return nil
 }
 
-// meterOf is the meter ts's connections count into, nil when metrics are off
-// (a metered stream gives up its direct socket sink).
+// meterOf is the meter ts's connections count into, nil when metrics are
+// off, so an agent without them pays nothing for counting.
 func (a *Agent) meterOf(ts *tunnelState) *relay.Meter {
 	if a.metrics == nil {
 		return nil

@@ -69,9 +69,10 @@ func (a *Agent) forwardUDP(ctx context.Context, ts *tunnelState, st *mux.Stream,
 
 // udpReplies sends every datagram the local service answers to the edge.
 func (a *Agent) udpReplies(ts *tunnelState, local net.Conn, st *mux.Stream) {
-	buf := make([]byte, control.DatagramOverhead+control.MaxDatagram)
+	r := newReplyReader(local)
+	defer r.release()
 	for {
-		n, err := local.Read(buf[control.DatagramOverhead:])
+		buf, n, err := r.next()
 		if err != nil {
 			if isRefused(err) {
 				continue // an ICMP error for an earlier datagram
@@ -83,7 +84,9 @@ func (a *Agent) udpReplies(ts *tunnelState, local net.Conn, st *mux.Stream) {
 			return
 		}
 		binary.BigEndian.PutUint16(buf, uint16(n))
-		if _, err := st.Write(buf[:control.DatagramOverhead+n]); err != nil {
+		_, err = st.Write(buf[:control.DatagramOverhead+n])
+		r.release()
+		if err != nil {
 			local.Close()
 			return
 		}

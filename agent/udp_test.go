@@ -23,7 +23,7 @@ type dnsService struct {
 	sources map[netip.AddrPort]int
 }
 
-func startDNSService(t *testing.T) *dnsService {
+func startDNSService(t testing.TB) *dnsService {
 	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -59,7 +59,7 @@ func (d *dnsService) numSources() int {
 	return len(d.sources)
 }
 
-func udpAddrOf(t *testing.T, url string) *net.UDPAddr {
+func udpAddrOf(t testing.TB, url string) *net.UDPAddr {
 	t.Helper()
 	hostport, ok := strings.CutPrefix(url, "udp://")
 	if !ok {
@@ -155,7 +155,7 @@ func TestUDPRequestResponseManySources(t *testing.T) {
 // is closed on both ends, and the same source starts a new one afterwards.
 func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	svc := startDNSService(t)
-	e := startEdge(t, func(c *server.Config) { c.UDPIdleTimeout = 100 * time.Millisecond })
+	e := startEdge(t, func(c *server.Config) { c.UDPIdleTimeout = 300 * time.Millisecond })
 	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
 	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
 	if err != nil {
@@ -165,14 +165,14 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	if _, err := exchange(c, []byte("q1")); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.srv.UDPStats(); st.Flows != 1 {
-		t.Fatalf("%d flows after the first exchange, want 1", st.Flows)
-	}
+	// The flow may already be gone on a slow machine: count what the local
+	// service saw, not the flows of this moment.
+	before := svc.numSources()
 	// Wait for the expiry itself, not for a guessed duration.
 	deadline := time.Now().Add(10 * time.Second)
 	for e.srv.UDPStats().Flows != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the idle flow still exists 10 s after a 100 ms idle timeout")
+			t.Fatal("the idle flow still exists 10 s after a 300 ms idle timeout")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -187,7 +187,109 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	if err != nil || !bytes.Equal(reply, []byte{^byte('q'), ^byte('2')}) {
 		t.Fatalf("after expiry: reply %q, %v", reply, err)
 	}
-	if n := svc.numSources(); n != 2 {
-		t.Fatalf("local service saw %d sources, want 2: a new flow gets a new local socket", n)
+	if n := svc.numSources(); n != before+1 {
+		t.Fatalf("local service saw %d sources after the expiry, want %d: a new flow gets a new local socket", n, before+1)
+	}
+}
+
+// TestUDPOverIPv6: flows keyed by IPv6 sources get their replies.
+func TestUDPOverIPv6(t *testing.T) {
+	needIPv6(t)
+	svc := startDNSService(t)
+	e := startEdge(t, func(c *server.Config) { c.TCPHost = "::1" })
+	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	pub := udpAddrOf(t, as[0].URL)
+	if pub.IP.To4() != nil {
+		t.Fatalf("tunnel URL %s is not on ::1", as[0].URL)
+	}
+	for i := 0; i < 3; i++ {
+		c, err := net.DialUDP("udp", nil, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, err := exchange(c, []byte{byte(i)})
+		c.Close()
+		if err != nil || len(reply) != 1 || reply[0] != ^byte(i) {
+			t.Fatalf("client %d: reply %v, %v", i, reply, err)
+		}
+	}
+}
+
+// TestUDPFlowsDoNotHoldUpShutdown: UDP flows have nothing in flight, so an
+// agent stopping with flows open does not wait out its shutdown timeout.
+func TestUDPFlowsDoNotHoldUpShutdown(t *testing.T) {
+	svc := startDNSService(t)
+	e := startEdge(t, nil)
+	as, stop := runAgent(t, e, func(c *Config) { c.ShutdownTimeout = time.Minute }, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := exchange(c, []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent waited on an open UDP flow as if it were a connection in flight (shutdown timeout 1 minute)")
+	}
+}
+
+// needIPv6 skips a test on a machine without an IPv6 loopback.
+func needIPv6(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	ln.Close()
+}
+
+// TestUDPTunnelKeepsItsPortAcrossReconnect: the agent loses the edge, comes
+// back and takes over its UDP port while the edge still holds the old
+// session's socket; datagrams flow again on the same port.
+func TestUDPTunnelKeepsItsPortAcrossReconnect(t *testing.T) {
+	svc := startDNSService(t)
+	e := startEdge(t, nil)
+	probe, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.LocalAddr().(*net.UDPAddr).Port
+	probe.Close()
+	proxy := newKillProxy(t, e.srv.Addr().String())
+	assigned := make(chan control.Assigned, 4)
+	runAgent(t, e, func(c *Config) {
+		c.Server = proxy.addr()
+		orig := c.OnAssigned
+		c.OnAssigned = func(i int, a control.Assigned) {
+			orig(i, a)
+			assigned <- a
+		}
+	}, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String(), RemotePort: port})
+	first := <-assigned
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, first.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := exchange(c, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	proxy.kill()
+	select {
+	case again := <-assigned:
+		if again.URL != first.URL {
+			t.Fatalf("after reconnecting the URL changed: %s -> %s", first.URL, again.URL)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not re-register within 10 s of losing the edge")
+	}
+	reply, err := exchange(c, []byte("after"))
+	if err != nil || len(reply) != 5 || reply[0] != ^byte('a') {
+		t.Fatalf("after reconnect: reply %q, %v", reply, err)
 	}
 }

@@ -267,11 +267,13 @@ func GenerateReport(in ReportInputs) (string, error) {
 
 	p("## Docker")
 	p("")
-	if r.Source == "docker" {
-		p("The figures above were measured in containers (`make bench-docker`).")
-	} else {
-		p("`make bench-docker` runs the same runner in containers from `docker-compose.bench.yml`: a static sluice image built by the repository's `Dockerfile`, `rapiz1/rathole:v0.5.0`, `snowdreamtech/frps:0.66.0` and `snowdreamtech/frpc:0.66.0`, with equal CPU and memory limits, memory read from each system's cgroup. The machines these numbers come from have no Docker engine, so no figure in this file comes from Docker; all of them come from processes on the host.")
+	docker, ok := extractDocker(in.Previous)
+	if !ok || strings.TrimSpace(docker) == "" {
+		docker = dockerPlaceholder
 	}
+	p("%s", DockerBegin)
+	p("%s", docker)
+	p("%s", DockerEnd)
 	p("")
 
 	p("## Multiplexer (in-process)")
@@ -372,7 +374,7 @@ const runningText = "| command | what it does |\n|---|---|\n" +
 	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with every system installed) |\n" +
 	"| `make bench-quick` | the same on smaller sizes (under 2 minutes); writes bench/out/quick.json |\n" +
 	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput and P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
-	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml) |\n" +
+	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml, docs/DOCKER.md); writes bench/out/docker.json and the Docker section below |\n" +
 	"| `go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` | edge size (RAM, cores) from the measured figures in bench/results.json, printing the figures it used |\n" +
 	"| `scripts/profile-sluice.sh [MiB]` | CPU and context switches per MiB and the hottest functions of sluice's edge and agent (perf) |\n" +
 	"\n" +

@@ -173,6 +173,8 @@ func FuzzReadMessage(f *testing.F) {
 func FuzzReadHeader(f *testing.F) {
 	f.Add(AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5"}))
 	f.Add([]byte{1, 0, 0, 0, 0, 255})
+	f.Add(AppendHeader(nil, StreamHeader{Tunnel: 2, RemoteAddr: "[::1]:5", LocalAddr: "[::1]:6", WithLocal: true}))
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 255})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ReadHeader(bytes.NewReader(data))
 		if err != nil {

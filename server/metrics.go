@@ -306,8 +306,8 @@ func (s *Server) initObservability() error {
 	return nil
 }
 
-// meterOf is the meter relays of t count into, nil when nobody reads it (a
-// metered stream gives up its direct socket sink).
+// meterOf is the meter relays of t count into, nil when nobody reads it, so
+// an edge without metrics or admin pays nothing for counting.
 func (s *Server) meterOf(t *tunnel) *relay.Meter {
 	if !s.metering {
 		return nil
@@ -321,11 +321,11 @@ func (s *Server) countRefusal(code string) {
 	}
 }
 
-// proxyCounted proxies one request and counts it by status class.
-func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel) {
+// proxyCounted proxies one request with serve and counts it by status class.
+func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel, serve func(http.ResponseWriter, *http.Request)) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	s.proxy.ServeHTTP(sw, r)
+	serve(sw, r)
 	code := sw.code
 	if code == 0 {
 		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101

@@ -42,10 +42,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
-	metricsFlag(c, &metricsAddr)
-	admin.register(c)
 	hf.register(fs, &cfg)
 	l4.register(c)
+	metricsFlag(c, &metricsAddr)
+	admin.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -97,6 +97,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if a := srv.AdminAddr(); a != nil {
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
+	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {
 		fmt.Fprintf(stdout, ", HTTP tunnels on %s (*.%s)", a, cfg.Domain)
@@ -105,9 +108,6 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, ", HTTPS on %s", a)
 	}
 	fmt.Fprintln(stdout)
-	if a := srv.AdminAddr(); a != nil {
-		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
-	}
 	return srv.Serve(ctx)
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -135,4 +136,31 @@ func TestAgentMetricsCountReconnects(t *testing.T) {
 	}
 	// OnAssigned runs just before the session counts as live.
 	testutil.AwaitMetrics(t, url, testutil.MetricEqual(1, "sluice_agent_session_connected"))
+}
+
+// TestAgentMetricsCountUDP: a UDP tunnel's datagram bytes show both ways.
+func TestAgentMetricsCountUDP(t *testing.T) {
+	svc := startDNSService(t)
+	e := startEdge(t, nil)
+	reg := prometheus.NewRegistry()
+	url := serveMetrics(t, reg)
+	as, _ := runAgent(t, e, func(c *Config) { c.Metrics = reg }, Tunnel{Kind: control.KindUDP, Name: "dns", Local: svc.pc.LocalAddr().String()})
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := exchange(c, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// A lost datagram is resent, so at least 100 bytes each way.
+	testutil.AwaitMetrics(t, url, func(s testutil.Scrape) error {
+		for _, dir := range []string{"in", "out"} {
+			v, _ := s.Value("sluice_agent_tunnel_bytes_total", "tunnel", "dns", "direction", dir)
+			if v < 100 || int(v)%100 != 0 {
+				return fmt.Errorf("udp bytes %s = %v, want a multiple of the 100-byte datagram", dir, v)
+			}
+		}
+		return nil
+	})
 }

@@ -45,6 +45,7 @@ type tunnelFixture struct {
 	edge    *server.Server
 	public  string // http://NAME.localhost:PORT
 	hits    atomic.Int64
+	last    atomic.Value // the latest /webhook body, a string
 	service *httptest.Server
 }
 
@@ -52,8 +53,9 @@ func startTunnel(t *testing.T) *tunnelFixture {
 	t.Helper()
 	f := &tunnelFixture{}
 	f.service = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		b, _ := io.ReadAll(r.Body)
 		if r.URL.Path == "/webhook" {
+			f.last.Store(string(b))
 			f.hits.Add(1)
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -229,6 +231,22 @@ func TestInspectorInChromium(t *testing.T) {
 	}
 	do("screenshot", screenshot(filepath.Join(shots, "inspector-replay.png")))
 
+	// Edit and replay: the local service gets the edited body.
+	do("editing and replaying",
+		chromedp.Click(css(`#edit`)),
+		chromedp.WaitVisible(css(`#editor textarea[name=body]`)),
+		chromedp.SetValue(css(`#editor textarea[name=body]`), `{"event":"invoice.edited"}`),
+		chromedp.Click(css(`#editor button[type=submit]`)),
+		chromedp.WaitVisible(css(`#rows tr.req:nth-child(4)`)),
+	)
+	if got, last := f.hits.Load(), f.last.Load(); got != 4 || last != `{"event":"invoice.edited"}` {
+		t.Fatalf("after edit and replay the service saw %d webhooks, the last %q", got, last)
+	}
+
+	// Filters narrow the live list.
+	do("filtering", chromedp.SendKeys(css(`#filters input[name=path]`), "no-such-path"), chromedp.WaitVisible(css(`#rows tr.empty`)))
+	do("clearing the filters", chromedp.Click(css(`#filters button[type=reset]`)), chromedp.WaitVisible(css(`#rows tr.req:nth-child(4)`)))
+
 	// A page of another origin, in the same browser that holds the cookie,
 	// tries to replay (CSRF) and to read the list: both refused.
 	var csrfHits atomic.Int64
@@ -251,8 +269,8 @@ fetch("http://%[1]s/api/requests/1/replay", {method: "POST", mode: "no-cors", cr
 	if strings.HasPrefix(result, "read:") {
 		t.Fatalf("a foreign page read captured traffic: %.200s", result)
 	}
-	if got := f.hits.Load(); got != 3 {
-		t.Fatalf("a foreign page made the inspector replay: the service saw %d webhooks, want 3", got)
+	if got := f.hits.Load(); got != 4 {
+		t.Fatalf("a foreign page made the inspector replay: the service saw %d webhooks, want 4", got)
 	}
 	if csrfHits.Load() == 0 {
 		t.Fatal("the foreign page was never loaded")

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/proxyproto"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -163,4 +167,47 @@ func TestAgentMetricsCountUDP(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestHTTPMiddlewareLeavesPROXYTunnelsPiped: a tunnel that starts each
+// connection with a PROXY header keeps piping bytes when an HTTP middleware
+// (the inspector) is configured, and the middleware does not see it.
+func TestHTTPMiddlewareLeavesPROXYTunnelsPiped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.RemoteAddr)
+	})}
+	pl := &proxyproto.Listener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	go srv.Serve(pl)
+	t.Cleanup(func() { srv.Close() })
+	e := startEdge(t, nil)
+	var wrapped atomic.Int64
+	runAgent(t, e, func(c *Config) {
+		c.HTTPMiddleware = func(_ int, next http.Handler) http.Handler {
+			wrapped.Add(1)
+			return next
+		}
+	}, Tunnel{Kind: control.KindHTTP, Name: "pp", Local: ln.Addr().String(), ProxyProtocol: "v1"})
+	c, err := net.Dial("tcp", e.srv.HTTPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: pp.localhost\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != c.LocalAddr().String() {
+		t.Fatalf("local service saw %q, want the client %s from the PROXY header", b, c.LocalAddr())
+	}
+	if wrapped.Load() != 0 {
+		t.Fatal("the middleware wrapped a tunnel that must pipe bytes")
+	}
 }

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -61,42 +61,6 @@ type Tunnel struct {
 	listener *Listener // set by Listen: streams go to its Accept
 }
 
-// Config configures an agent.
-type Config struct {
-	// Server is the edge's agent address, "host:port".
-	Server string
-	// Token is the secret the edge expects.
-	Token string
-	// TLS is the client TLS configuration (build it with transport.ClientTLS).
-	// Nil means plain TCP (--insecure).
-	TLS *tls.Config
-	// Tunnels are registered on every session, in order.
-	Tunnels []Tunnel
-	// Mux configures the session. The zero value means mux.DefaultConfig().
-	Mux mux.Config
-	// Logger receives the agent's logs. Nil discards them.
-	Logger *slog.Logger
-	// DialTimeout bounds one connection attempt: dial, TLS, hello, auth and
-	// registration. Zero means 10 s.
-	DialTimeout time.Duration
-	// FirstConnectTimeout is how long Run keeps retrying before the first
-	// session is up; after it Run fails with an *UnreachableError. Zero means
-	// 5 s; negative retries forever. Once connected, Run always reconnects.
-	FirstConnectTimeout time.Duration
-	// StableAfter is how long a session must last for the reconnect backoff
-	// to start over. Zero means 10 s.
-	StableAfter time.Duration
-	// Backoff shapes reconnect delays (defaults: 250 ms first, 30 s cap).
-	Backoff Backoff
-	// ShutdownTimeout bounds how long in-flight connections may finish after
-	// Run's context ends. Zero means 10 s.
-	ShutdownTimeout time.Duration
-	// OnAssigned is called each time the edge confirms a tunnel, on the first
-	// session and after every reconnect; index is the tunnel's position in
-	// Tunnels.
-	OnAssigned func(index int, a control.Assigned)
-}
-
 // UnreachableError means the edge could not be reached before the first
 // session came up.
 type UnreachableError struct {
@@ -105,7 +69,7 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach the edge at %s (check --server / SLUICE_SERVER, that the edge runs and a firewall lets the port through, and that --insecure is on both sides or neither): %v", e.Addr, e.Err)
+	return fmt.Sprintf("cannot reach the edge at %s (check the address, that the edge runs and a firewall lets the port through, and that both sides agree on TLS): %v", e.Addr, e.Err)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -119,7 +83,7 @@ type TLSError struct {
 }
 
 func (e *TLSError) Error() string {
-	return fmt.Sprintf("TLS with the edge at %s failed: %v: pass the edge's CA with --ca or its pin with --pin, or use --insecure on both sides for plain TCP", e.Addr, e.Err)
+	return fmt.Sprintf("TLS with the edge at %s failed: %v: trust the edge's CA or pin its key, or turn TLS off on both sides", e.Addr, e.Err)
 }
 
 func (e *TLSError) Unwrap() error { return e.Err }
@@ -144,40 +108,11 @@ type tunnelState struct {
 
 // New validates cfg and prepares an agent; Run connects it.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Server == "" {
-		return nil, errors.New("agent: no edge address: pass --server host:port or set SLUICE_SERVER")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if _, _, err := net.SplitHostPort(cfg.Server); err != nil {
-		return nil, fmt.Errorf("agent: edge address %q: %v: write it as host:port, e.g. tunnel.example.com:7835", cfg.Server, err)
-	}
-	if cfg.Token == "" {
-		return nil, errors.New("agent: no token: pass --token or set SLUICE_TOKEN to the edge's token")
-	}
-	if len(cfg.Tunnels) == 0 {
-		return nil, errors.New("agent: no tunnel to register: give at least one")
-	}
-	if cfg.Mux == (mux.Config{}) {
-		cfg.Mux = mux.DefaultConfig()
-	}
-	if err := cfg.Mux.Validate(); err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 10 * time.Second
-	}
-	if cfg.FirstConnectTimeout == 0 {
-		cfg.FirstConnectTimeout = 5 * time.Second
-	}
-	if cfg.StableAfter <= 0 {
-		cfg.StableAfter = 10 * time.Second
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
-	}
+	cfg.setDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	a := &Agent{cfg: cfg, log: log}
 	if v := os.Getenv(InjectDelayEnv); v != "" {
 		d, err := time.ParseDuration(v)
@@ -189,24 +124,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	for i, t := range cfg.Tunnels {
 		ts := &tunnelState{index: i, cfg: t}
-		switch t.Kind {
-		case control.KindHTTP:
-			if t.Local == "" && t.Handler == nil && t.listener == nil {
-				return nil, fmt.Errorf("agent: HTTP tunnel %d has no local service: give its port or host:port", i+1)
-			}
-			// Parsing HTTP on the agent is what logs each request and answers
-			// a 502 page when the local service is down; without those, the
-			// tunnel pipes bytes like a TCP tunnel, which served ~20% more
-			// small requests per second in a loopback run (see README).
-			if t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil) {
-				ts.http = newHTTPForwarder(ts, log)
-			}
-		case control.KindTCP:
-			if t.Local == "" && t.listener == nil {
-				return nil, fmt.Errorf("agent: TCP tunnel %d has no local address: give host:port", i+1)
-			}
-		default:
-			return nil, fmt.Errorf("agent: tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
+		// Parsing HTTP on the agent is what logs each request and answers a
+		// 502 page when the local service is down; without those, the tunnel
+		// pipes bytes like a TCP tunnel, which served ~20% more small
+		// requests per second in a loopback run (see README).
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil) {
+			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
 	}
@@ -462,7 +385,16 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleStream(st, ls)
+			if relay := a.handleStream(st, ls); relay != nil {
+				// A held connection lives on a fresh goroutine: this one's
+				// stack grew to the depth of the dial and would stay that
+				// size for the connection's whole life.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					relay()
+				}()
+			}
 		}()
 	}
 	if ctx.Err() != nil {
@@ -504,7 +436,9 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 }
 
 // handleStream reads the stream header and hands the stream to its tunnel.
-func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
+// For a TCP forward it returns the relay to run once the local service is
+// connected; nil when the stream is already handed over or dropped.
+func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 	// No deadline: the edge writes the header right behind the OPEN, in the
 	// same batch, and a stream that never delivers one still ends with its
 	// session; arming a timer per stream would tax every connection.
@@ -512,13 +446,13 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	if err != nil {
 		a.log.Debug("dropping a stream with a bad header", "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	ts := ls.byID[hdr.Tunnel]
 	if ts == nil {
 		a.log.Debug("dropping a stream for an unknown tunnel", "tunnel", hdr.Tunnel)
 		st.Reset()
-		return
+		return nil
 	}
 	switch {
 	case ts.cfg.listener != nil:
@@ -526,20 +460,25 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	case ts.http != nil:
 		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	default:
-		a.forwardTCP(ts, st, hdr.RemoteAddr)
+		return a.forwardTCP(ts, st, hdr.RemoteAddr)
 	}
+	return nil
 }
 
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
+// forwardTCP connects to the local service and returns the relay between it
+// and st, or nil when the service cannot be reached.
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) func() {
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
-	res := relay.Relay(st, local, relay.Options{Delay: a.delay})
-	a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	return func() {
+		res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	}
 }
 
 // publicConn is a stream carrying one public connection; RemoteAddr is the

@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,63 +27,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/transport"
 )
 
 // Software names this build in Hello and Welcome messages.
 const Software = "sluice-edge/0.1"
-
-// Config configures an edge. Listen and Tokens are required; HTTP and Domain
-// are required together for HTTP tunnels.
-type Config struct {
-	// Listen is where agents connect ("host:port"; port 0 picks one).
-	Listen string
-	// HTTP is the public HTTP ingress ("host:port"); empty serves no HTTP
-	// tunnels.
-	HTTP string
-	// HTTPListener, when set, is used for the HTTP ingress instead of
-	// opening HTTP (the edge takes ownership and closes it).
-	HTTPListener net.Listener
-	// Domain is the parent domain of tunnel hostnames: a tunnel named
-	// "myapp" answers at myapp.<Domain>.
-	Domain string
-	// Tokens are the accepted agent tokens. Each token is also an identity:
-	// a name held by one token cannot be taken by another.
-	Tokens []string
-	// TLS, when set, makes the agent listener TLS (build it with
-	// transport.ServerTLS). Nil means plain TCP.
-	TLS *tls.Config
-	// TCPHost is the address TCP tunnels listen on. Empty means the host of
-	// Listen.
-	TCPHost string
-	// TCPPortMin and TCPPortMax bound the ports of TCP tunnels, requested or
-	// chosen. Both zero: any requested port, and an ephemeral one otherwise.
-	TCPPortMin, TCPPortMax int
-	// PublicHost is the host put in tcp:// URLs. Empty means TCPHost, or
-	// Domain when TCPHost is a wildcard address.
-	PublicHost string
-	// PublicHTTPPort is the port put in http:// URLs, for an edge behind a
-	// port-forwarding proxy. Zero means the HTTP listener's port.
-	PublicHTTPPort int
-	// Mux configures every agent session. The zero value means
-	// mux.DefaultConfig().
-	Mux mux.Config
-	// Logger receives the edge's logs. Nil discards them.
-	Logger *slog.Logger
-	// ReclaimGrace is how long a disconnected agent's names stay reserved for
-	// its token. Zero means one minute; negative disables reservation.
-	ReclaimGrace time.Duration
-	// ReadHeaderTimeout bounds how long a public HTTP client may take to send
-	// its request headers (against slowloris). Zero means 10 s.
-	ReadHeaderTimeout time.Duration
-	// MaxHeaderBytes bounds the request headers of a public HTTP client.
-	// Zero means 64 KiB.
-	MaxHeaderBytes int
-	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
-	// Zero means 10 s.
-	HandshakeTimeout time.Duration
-}
 
 // Server is a running edge. Create it with New, run it with Serve.
 type Server struct {
@@ -107,69 +54,18 @@ type Server struct {
 // New validates cfg and opens the edge's listeners, so that Addr and HTTPAddr
 // are known before Serve runs and a port already in use is reported here.
 func New(cfg Config) (*Server, error) {
-	if cfg.Listen == "" {
-		return nil, errors.New("server: no agent listen address: set Listen (--listen), e.g. 0.0.0.0:7835")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if len(cfg.Tokens) == 0 {
-		return nil, errors.New("server: no token configured: set at least one token (--token or SLUICE_TOKEN) that agents must present")
-	}
-	for _, tok := range cfg.Tokens {
-		if tok == "" {
-			return nil, errors.New("server: an empty token is not allowed: every agent must present a secret")
-		}
-	}
-	if cfg.HTTPListener != nil {
-		cfg.HTTP = cfg.HTTPListener.Addr().String()
-	}
-	if cfg.HTTP != "" && cfg.Domain == "" {
-		return nil, errors.New("server: HTTP ingress needs a domain: set Domain (--domain), e.g. localhost or tunnels.example.com")
-	}
-	if cfg.TCPPortMin < 0 || cfg.TCPPortMax > 65535 || cfg.TCPPortMin > cfg.TCPPortMax {
-		return nil, fmt.Errorf("server: TCP port range %d-%d is invalid: give MIN-MAX within 1-65535", cfg.TCPPortMin, cfg.TCPPortMax)
-	}
-	if cfg.Mux == (mux.Config{}) {
-		cfg.Mux = mux.DefaultConfig()
-	}
-	if err := cfg.Mux.Validate(); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	if cfg.ReclaimGrace == 0 {
-		cfg.ReclaimGrace = time.Minute
-	}
-	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = 10 * time.Second
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 64 << 10
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 10 * time.Second
-	}
-	if cfg.TCPHost == "" {
-		host, _, err := net.SplitHostPort(cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("server: listen address %q: %v: write it as host:port", cfg.Listen, err)
-		}
-		cfg.TCPHost = host
-	}
-	if cfg.PublicHost == "" {
-		cfg.PublicHost = cfg.TCPHost
-		if ip := net.ParseIP(cfg.TCPHost); cfg.TCPHost == "" || (ip != nil && ip.IsUnspecified()) {
-			cfg.PublicHost = cfg.Domain
-		}
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s := &Server{cfg: cfg, log: log, reg: NewRegistry(cfg.ReclaimGrace)}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: NewRegistry(cfg.ReclaimGrace)}
 	for _, tok := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(tok)))
 	}
 
 	ln, err := transport.Listen(context.Background(), cfg.Listen, transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another --listen port)", cfg.Listen, err)
+		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another address)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
 	if cfg.HTTPListener != nil {
@@ -179,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (pick another --http port)", cfg.HTTP, err)
+			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (is another server using it? pick another address)", cfg.HTTP, err)
 		}
 		s.httpLn = hl
 		s.initHTTP()
@@ -198,13 +94,13 @@ func (s *Server) HTTPAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
-// Registry returns the edge's tunnel registry.
-func (s *Server) Registry() *Registry { return s.reg }
-
-// Stats is a snapshot of the edge's load.
+// Stats is a snapshot of the edge's load, for an embedding program's
+// monitoring and for checks that an edge has let go of a departed agent.
 type Stats struct {
-	Sessions int // agents connected and authenticated
-	Streams  int // streams open across all sessions
+	Sessions  int // agents connected and authenticated
+	Streams   int // streams open across all sessions
+	Hostnames int // hostnames held by a session or reserved for a reconnecting agent
+	Ports     int // TCP ports held by a session or reserved for a reconnecting agent
 }
 
 // Stats returns a snapshot of the edge's load.
@@ -215,6 +111,7 @@ func (s *Server) Stats() Stats {
 		st.Streams += k.(*agentConn).sess.NumStreams()
 		return true
 	})
+	st.Hostnames, st.Ports = s.reg.Count()
 	return st
 }
 

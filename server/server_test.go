@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -188,7 +188,7 @@ func TestHTTPOnlyWhenConfigured(t *testing.T) {
 	s := startServer(t, func(c *Config) { c.HTTP = "" })
 	_, ctrl := handshake(t, s)
 	send(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
-	if ce := expectError(t, ctrl, control.CodeBadRequest); !strings.Contains(ce.Message, "--http") {
+	if ce := expectError(t, ctrl, control.CodeBadRequest); !strings.Contains(ce.Message, "no HTTP ingress") {
 		t.Fatalf("message %q does not say how to enable HTTP", ce.Message)
 	}
 }

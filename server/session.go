@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -176,7 +176,7 @@ func (s *Server) handshake(ac *agentConn, log *slog.Logger) (refused bool, err e
 	o, ok := s.authenticate(auth.Token)
 	if !ok {
 		log.Warn("agent authentication failed: wrong token")
-		return refuse(control.CodeUnauthorized, "the edge rejected the token: pass the edge's token with --token or SLUICE_TOKEN")
+		return refuse(control.CodeUnauthorized, "the edge rejected the token")
 	}
 	ac.owner = o
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
@@ -233,7 +233,7 @@ func (ac *agentConn) register(r control.Register) control.Message {
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error {
 	s := ac.s
 	if s.httpLn == nil {
-		return regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it was started without --http): use a tcp tunnel or ask the operator")
+		return regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it has no HTTP ingress): use a tcp tunnel or ask the operator")
 	}
 	if r.Hostname != "" {
 		if !ValidHostname(r.Hostname) {
@@ -267,7 +267,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error 
 		if r.Name == "" && r.Hostname == "" && attempt < 20 {
 			continue // a random name collided: draw another
 		}
-		return regError(r.Ref, control.CodeNameTaken, "%s is in use by another agent (a different token): pick another --name", t.host)
+		return regError(r.Ref, control.CodeNameTaken, "%s is in use by another agent (a different token)", t.host)
 	}
 	t.url = s.httpURL(t.host)
 	return nil
@@ -281,7 +281,7 @@ func (ac *agentConn) registerTCP(t *tunnel, r control.Register) *control.Error {
 		return regError(r.Ref, control.CodeBadRequest, "remote port %d is out of range 1-65535", r.RemotePort)
 	}
 	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
-		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d: pick one inside it or omit --remote-port", r.RemotePort, lo, hi)
+		return regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d", r.RemotePort, lo, hi)
 	}
 	if t.name == "" {
 		t.name = "tcp"
@@ -320,7 +320,7 @@ func (ac *agentConn) bindTCP(t *tunnel, port int) error {
 	if port != 0 {
 		old, err := s.reg.ClaimPort(port, t)
 		if err != nil {
-			return fmt.Errorf("TCP port %d is in use by another agent: pick another --remote-port", port)
+			return fmt.Errorf("TCP port %d is in use by another agent", port)
 		}
 		if old != nil {
 			// Our own token reconnected before its old session died: free
@@ -333,7 +333,7 @@ func (ac *agentConn) bindTCP(t *tunnel, port int) error {
 		if port != 0 {
 			s.reg.ReleasePort(port, t)
 		}
-		return fmt.Errorf("edge cannot listen on TCP port %d: %v: pick another --remote-port", port, err)
+		return fmt.Errorf("edge cannot listen on TCP port %d: %v", port, err)
 	}
 	if port == 0 {
 		port = ln.Addr().(*net.TCPAddr).Port

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,12 +47,6 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	if err := c.maybeStartPprof(log); err != nil {
 		return agent.Config{}, err
 	}
-	if f.server == "" {
-		return agent.Config{}, usagef("%s: no edge address: pass --server host:port or set SLUICE_SERVER", c.name)
-	}
-	if f.token == "" {
-		return agent.Config{}, usagef("%s: no token: pass --token or set SLUICE_TOKEN to the edge's token", c.name)
-	}
 	var tlsCfg *tls.Config
 	if f.insecure {
 		if f.caFile != "" || f.pin != "" {
@@ -73,26 +65,9 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct}, nil
 }
 
-// localAddr turns "3000" into "localhost:3000" and checks host:port forms.
-func localAddr(s string) (string, error) {
-	if p, err := strconv.Atoi(s); err == nil {
-		if p < 1 || p > 65535 {
-			return "", fmt.Errorf("port %d is out of range 1-65535", p)
-		}
-		return "localhost:" + s, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("local service %q: give a port (3000) or host:port (127.0.0.1:3000)", s)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return "", fmt.Errorf("local service %q: port %q is not a number in 1-65535", s, port)
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port), nil
-}
+// localAddr turns "3000" into "localhost:3000" and checks host:port forms
+// by the agent's own rule.
+func localAddr(s string) (string, error) { return agent.LocalAddr(s) }
 
 // runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {

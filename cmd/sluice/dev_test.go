@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"context"
 	"io"
 	"net"
@@ -60,4 +62,4 @@ func TestDevFallsBackWhenPortTaken(t *testing.T) {
 	}
 }
 
-type lockedWriter struct{ syncBuffer }
+type lockedWriter struct{ testutil.SyncBuffer }

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
 )
 
@@ -91,46 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitCode(err)
 	if !errors.Is(err, errHelpShown) {
-		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		fmt.Fprintf(stderr, "sluice: %v\n", explain(err))
 	}
 	return code
-}
-
-// usageError marks a mistake on the command line or in a config file.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// errHelpShown ends a command after -h printed its flags.
-var errHelpShown = errors.New("help shown")
-
-func exitCode(err error) int {
-	var (
-		ue  usageError
-		ce  *control.Error
-		unr *agent.UnreachableError
-		tle *agent.TLSError
-	)
-	switch {
-	case errors.Is(err, errHelpShown):
-		return exitOK
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &ce):
-		switch ce.Code {
-		case control.CodeUnauthorized, control.CodeVersion:
-			return exitAuth
-		case control.CodeNameTaken, control.CodePortTaken:
-			return exitConflict
-		case control.CodeBadRequest:
-			return exitUsage
-		}
-		return exitFailure
-	case errors.As(err, &unr), errors.As(err, &tle):
-		return exitUnreachable
-	}
-	return exitFailure
 }

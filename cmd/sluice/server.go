@@ -50,20 +50,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.Logger = log
 	cfg.Tokens = tokens
-	if len(cfg.Tokens) == 0 {
-		return usagef("server: no token: pass --token (or SLUICE_TOKEN, or token: in the config file); agents must present it")
-	}
-	if cfg.HTTP != "" && cfg.Domain == "" {
-		return usagef("server: --http needs --domain: tunnels answer at NAME.DOMAIN (use localhost to try it on this machine)")
-	}
 	if tcpPorts != "" {
 		lo, hi, ok := strings.Cut(tcpPorts, "-")
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
-		if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		if !ok || err1 != nil || err2 != nil {
 			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := cfg.Validate(); err != nil {
+		return err // before a throwaway certificate is made and its pin printed
 	}
 	tlsCfg, err := serverTLS(cfg.Listen, insecure, certFile, keyFile, caFile, stdout, log)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/sluicehq/sluice/mux"
 )
@@ -21,19 +20,11 @@ import (
 // (64 KiB by default), so a full read becomes a single frame.
 const BufferSize = 64 << 10
 
-// releaseIdle turns on giving buffers back while a socket direction is idle
-// (see copyHalf); a variable so benchmarks can compare both ways.
-var releaseIdle = true
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
-// Options tunes a relay.
-type Options struct {
-	// Delay is slept once per chunk read, in both directions. It exists only
-	// so the benchmark regression gate can prove it catches a slowdown
-	// (SLUICE_DEBUG_INJECT_DELAY); leave it zero.
-	Delay time.Duration
-}
+// Options tunes a relay. It has no fields today: the zero value is what
+// every caller passes.
+type Options struct{}
 
 // Result reports what a relay moved.
 type Result struct {
@@ -59,14 +50,14 @@ func Relay(a, b net.Conn, opt Options) Result {
 	}
 	done := make(chan error, 1)
 	go func() {
-		n, err := copyHalf(b, a, opt.Delay)
+		n, err := copyHalf(b, a)
 		res.AToB = n
 		if err != nil {
 			abort()
 		}
 		done <- err
 	}()
-	n, errBA := copyHalf(a, b, opt.Delay)
+	n, errBA := copyHalf(a, b)
 	res.BToA = n
 	if errBA != nil {
 		abort()
@@ -90,8 +81,8 @@ func Relay(a, b net.Conn, opt Options) Result {
 // whenever the socket turns out empty, and a fresh one is taken when it
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
-func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
-	if st, ok := src.(*mux.Stream); ok && delay == 0 {
+func copyHalf(dst, src net.Conn) (int64, error) {
+	if st, ok := src.(*mux.Stream); ok {
 		// The stream hands its received payloads to dst as they are: no
 		// copy and no buffer of ours, idle or not.
 		n, err := st.WriteTo(dst)
@@ -100,10 +91,7 @@ func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
 		}
 		return n, closeWrite(dst)
 	}
-	var sr *sockReader
-	if releaseIdle {
-		sr = sockReaderOf(src)
-	}
+	sr := sockReaderOf(src)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -123,9 +111,6 @@ func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
 			n, rerr = src.Read(*bp)
 		}
 		if n > 0 {
-			if delay > 0 {
-				time.Sleep(delay)
-			}
 			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
 			if werr != nil {

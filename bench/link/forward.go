@@ -160,6 +160,10 @@ func (l *Link) serve(c net.Conn, to string) {
 		return
 	}
 	defer u.Close()
+	if !l.track(u) {
+		return
+	}
+	defer l.untrack(u)
 	for _, x := range []net.Conn{c, u} {
 		x.(*net.TCPConn).SetNoDelay(true)
 	}
@@ -332,16 +336,25 @@ func (b *bottleneck) send(now time.Time, n int) time.Time {
 	return b.free
 }
 
+// wait returns how long a reader must wait at now before the queue has
+// room again: 0 while it holds at most its bound.
+func (b *bottleneck) wait(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.free.After(now) {
+		return 0 // idle (free may still be the zero time)
+	}
+	return max(0, b.free.Sub(now)-b.queue)
+}
+
 // waitRoom blocks while the queue holds more than its bound, the way a
 // full router buffer stops a sender (here by not reading its socket).
 func (b *bottleneck) waitRoom() {
 	for {
-		b.mu.Lock()
-		backlog := time.Until(b.free)
-		b.mu.Unlock()
-		if backlog <= b.queue {
+		d := b.wait(time.Now())
+		if d == 0 {
 			return
 		}
-		time.Sleep(backlog - b.queue)
+		time.Sleep(d)
 	}
 }

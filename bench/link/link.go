@@ -68,7 +68,7 @@ func (s Shape) String() string {
 	if s.Up == s.Down {
 		return s.Up.String()
 	}
-	return "up:" + s.Up.String() + "/down:" + s.Down.String()
+	return "up:" + s.Up.String() + ";down:" + s.Down.String()
 }
 
 func (d Dir) String() string {

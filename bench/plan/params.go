@@ -108,7 +108,7 @@ type Params struct {
 func Preset(name string) (Params, error) {
 	p := Params{
 		Preset:            name,
-		Systems:           []string{Direct, Sluice, Rathole, FRP},
+		Systems:           []string{Direct, Sluice, SluiceTLS, Rathole, FRP},
 		Scenarios:         append([]string(nil), All...),
 		Rounds:            3,
 		ThroughputMiB:     512,

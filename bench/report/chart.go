@@ -28,6 +28,12 @@ func chartSpecs(p plan.Params) []Chart {
 	for _, n := range p.MemoryConns {
 		mem.Metrics = append(mem.Metrics, results.MemPerConn(n))
 	}
+	wan := Chart{File: "wan.svg", Title: "Across an emulated WAN (higher is better)", Unit: "MB/s", Scenario: plan.WAN}
+	wanLat := Chart{File: "wan-latency.svg", Title: "64 B round trip across the WAN, 2 bulk uploads running (lower is better)", Unit: "µs", Scenario: plan.WAN, Log: true}
+	for _, l := range p.WANLinks {
+		wan.Metrics = append(wan.Metrics, results.WANMetric(l, results.WANUpload), results.WANMetric(l, results.WANDownload), results.WANMetric(l, results.WANParallel))
+		wanLat.Metrics = append(wanLat.Metrics, results.WANMetric(l, results.WANLoadP50), results.WANMetric(l, results.WANLoadP99), results.WANMetric(l, results.WANLoadP999))
+	}
 	return []Chart{
 		{File: "throughput.svg", Title: "Throughput (higher is better)", Unit: "MB/s", Scenario: plan.Throughput, Metrics: []string{results.MUpload, results.MDownload}},
 		{File: "parallel.svg", Title: "Parallel aggregate throughput (higher is better)", Unit: "MB/s", Scenario: plan.Parallel, Metrics: []string{results.MParUpload, results.MParDownload}},
@@ -38,6 +44,8 @@ func chartSpecs(p plan.Params) []Chart {
 		{File: "http.svg", Title: "HTTP requests per second (higher is better)", Unit: "req/s", Scenario: plan.HTTP, Metrics: []string{results.MHTTPRPS}},
 		{File: "startup.svg", Title: "Start to first round trip (lower is better)", Unit: "ms", Scenario: plan.Startup, Metrics: []string{results.MStartup}},
 		mem,
+		wan,
+		wanLat,
 	}
 }
 
@@ -111,7 +119,7 @@ func RenderChart(r *results.Results, c Chart) (string, bool) {
 	}
 	const (
 		width   = 760
-		left    = 150 // labels
+		left    = 170 // labels
 		right   = 90  // value text
 		barH    = 18
 		barGap  = 4
@@ -209,6 +217,15 @@ func shortLabel(m *results.Metric) string {
 		return "P99"
 	case results.MLatP999, results.MLoadP999:
 		return "P99.9"
+	}
+	if l, fig, ok := results.ParseWAN(m.ID); ok {
+		link := fmt.Sprintf("%g ms", l.RTTms)
+		if l.RateMBps > 0 {
+			link += fmt.Sprintf(" %g MB/s", l.RateMBps)
+		}
+		short := map[string]string{results.WANUpload: "up", results.WANDownload: "down", results.WANParallel: "parallel",
+			results.WANLoadP50: "P50", results.WANLoadP99: "P99", results.WANLoadP999: "P99.9"}[fig]
+		return link + " " + short
 	}
 	var n int
 	if results.Scan(m.ID, results.MemPerConnFormat, &n) {

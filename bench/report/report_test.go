@@ -137,3 +137,33 @@ func TestNiceCeil(t *testing.T) {
 		}
 	}
 }
+
+func TestWANChart(t *testing.T) {
+	l := plan.WANLink{RTTms: 50, RateMBps: 100}
+	r := resultstest.Synthetic(map[string]map[string]float64{
+		results.WANMetric(l, results.WANUpload):   {plan.Direct: 95, plan.Sluice: 90},
+		results.WANMetric(l, results.WANLoadP99):  {plan.Direct: 52000, plan.Sluice: 60000},
+		results.WANMetric(l, results.WANDownload): {plan.Direct: 96, plan.Sluice: 5},
+	}, plan.Direct, plan.Sluice)
+	charts := map[string]Chart{}
+	for _, c := range Charts(r) {
+		charts[c.File] = c
+	}
+	wan, ok := charts["wan.svg"]
+	if !ok || !strings.Contains(wan.SVG, "50 ms 100 MB/s up") || !strings.Contains(wan.SVG, "50 ms 100 MB/s down") {
+		t.Fatalf("WAN throughput chart missing or unlabelled: %v\n%s", ok, wan.SVG)
+	}
+	if lat, ok := charts["wan-latency.svg"]; !ok || !strings.Contains(lat.SVG, "log scale") {
+		t.Fatalf("WAN latency chart missing or not on a log scale")
+	}
+	md, err := Markdown(Inputs{Results: r, Charts: Charts(r), ChartsRel: "bench/charts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"### Across an emulated WAN", "| 50 ms RTT, 100 MB/s: one connection, upload | MB/s | 95.0 | 90.0 |", "](bench/charts/wan.svg)",
+		"50 ms RTT, 100 MB/s: one connection, upload ≥ 90.0 MB/s | 90.0 MB/s | met", "50 ms RTT, 100 MB/s: one connection, download ≥ 90.0 MB/s | 5.00 MB/s | missed by 94%"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package report
 
 import (
 	"fmt"
+	"strings"
 
+	"github.com/sluicehq/sluice/bench/link"
 	"github.com/sluicehq/sluice/bench/plan"
 	"github.com/sluicehq/sluice/bench/target"
 )
@@ -25,6 +27,8 @@ func scenarioTitle(s string) string {
 		return "HTTP"
 	case plan.Memory:
 		return "Memory"
+	case plan.WAN:
+		return "Across an emulated WAN"
 	}
 	return s
 }
@@ -47,11 +51,19 @@ func scenarioBlurb(s string, p plan.Params) string {
 		return fmt.Sprintf("Small GETs (16-byte body) over %d keep-alive connections, routed by the Host header (`%s`) to the target's HTTP server; rathole has no HTTP routing (n/a).", p.HTTPConns, target.HTTPHostName)
 	case plan.Memory:
 		return "A fresh instance holds N connections open, each proven live by a round trip; the figure is the RSS of all the system's processes (read from /proc) minus their RSS when idle, divided by the connections held. Direct runs no process, so it has no figure. Edge figures count the server process only (they feed the capacity planner), and the tunnel figure is the edge's growth when one agent registers one tunnel."
+	case plan.WAN:
+		var links []string
+		for _, l := range p.WANLinks {
+			links = append(links, l.Title())
+		}
+		return fmt.Sprintf("A fresh instance per link, with the harness's userspace link (its own process) between agent and edge, where the internet is when the agent runs on a laptop and the edge on a public box; for direct, between the client and the target, so direct is the limit of the path itself. Links: %s. Each direction delays every byte by half the round trip; a rate cap is one bottleneck shared by every connection in that direction, with a %s queue in front of it (when full, the link stops reading and the sender's TCP feels back-pressure, as at a router; a deeper queue would add its length to every small message's round trip), and the link's sockets keep 64 KiB kernel buffers so no hidden queue grows in the kernel. One connection moves up to %d MiB each way (at most %gs; an upload counts what reached the target); %d connections download %d MiB each at once, and fairness is the worst connection's rate against their mean, as a factor (1: equal); small round trips are measured while two bulk uploads run, after a second for their windows to grow.",
+			strings.Join(links, "; "), link.DefaultQueue, p.WANMiB, p.WANMaxSec, p.WANParallelConns, p.WANParallelMiB)
 	}
 	return ""
 }
 
-const methodText = `- **Same load, same target, same conditions.** One load generator and one target service (both in ` + "`bench/`" + `, Go) serve every system. The target runs as its own process; the tunnels run as separate OS processes exactly as users start them (` + "`sluice server` + `sluice tcp`/`sluice http`, `rathole -s/-c`, `frps`/`frpc`" + `), with configurations the harness writes. Logging is turned down alike: rathole with RUST_LOG=error, frp with log.level = "error", sluice with --log-level error and, on the HTTP agent, --log-requests=false. Everything is on loopback, TCP_NODELAY on every client socket, plain (unencrypted) transports.
+const methodText = `- **Same load, same target, same conditions.** One load generator and one target service (both in ` + "`bench/`" + `, Go) serve every system. The target runs as its own process; the tunnels run as separate OS processes exactly as users start them (` + "`sluice server` + `sluice tcp`/`sluice http`, `rathole -s/-c`, `frps`/`frpc`" + `), with configurations the harness writes. Logging is turned down alike: rathole with RUST_LOG=error, frp with log.level = "error", sluice with --log-level error and, on the HTTP agent, --log-requests=false. Everything is on loopback, TCP_NODELAY on every client socket, plain (unencrypted) transports, except ` + "`sluice-tls`" + `: sluice as users deploy it, TLS 1.3 between agent and edge with an ECDSA P-256 certificate the agent verifies (` + "`--tls-cert`/`--tls-key` on the edge, `--ca` on the agent" + `), so the cost of TLS is a figure of its own beside plain ` + "`sluice`" + `.
+- **The same emulated WAN for every system.** The WAN scenario puts the harness's own link (a process of its own, not counted in any system's CPU or memory) where the internet would be: between agent and edge for the tunnels, between client and target for direct. The kernels here have no netem, and a userspace link needs no root.
 - **Interleaved rounds.** Each round runs every system in turn (direct, sluice, rathole, frp; then again), so slow drift of a shared, noisy machine lands on all of them alike. Each figure is the median over rounds; the spread (min–max) is shown beside it, and every figure is also given as a ratio to direct, the physical limit of the machine.
 - **Warm-up and histograms.** Latency rounds are preceded by warm-up rounds and recorded in HdrHistogram (1 µs–60 s, 3 significant figures); percentiles are per round, then the median over rounds is reported.
 - **Fresh instances for memory.** Memory is measured on a freshly started instance per connection count, so buffers grown by the throughput scenarios do not count, and the open-file soft limit is raised to the hard limit first (a run that the limit caps says so in its notes).
@@ -60,11 +72,11 @@ const methodText = `- **Same load, same target, same conditions.** One load gene
 const runningText = "| command | what it does |\n|---|---|\n" +
 	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with every system installed) |\n" +
 	"| `make bench-quick` | the same on smaller sizes (under 2 minutes); writes bench/out/quick.json |\n" +
-	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput and P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
+	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput on loopback and across a 50 ms, 100 MB/s link, P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
 	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml) |\n" +
 	"| `go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` | edge size (RAM, cores) from the measured figures in bench/results.json, printing the figures it used |\n" +
 	"| `scripts/profile-sluice.sh [MiB]` | CPU and context switches per MiB and the hottest functions of sluice's edge and agent (perf) |\n" +
 	"\n" +
 	"Peers are found through `RATHOLE_BIN`, `FRPS_BIN`, `FRPC_BIN` or `PATH`; sluice through `SLUICE_BIN`, or it is built from the repository. " +
-	"`go run ./cmd/sluice-bench run -h` lists every knob (systems, scenarios, rounds, sizes); `relay` is the harness's own one-process Go relay, a yardstick for what a plain read/write copy costs on the machine (in `make bench`; add it to other runs with `-systems`). " +
-	"`SLUICE_DEBUG_INJECT_DELAY=<duration>` makes sluice's agent sleep per forwarded chunk: it exists only so the gate's test can prove the gate notices a slower tunnel."
+	"`go run ./cmd/sluice-bench run -h` lists every knob (systems, scenarios, rounds, sizes, `-wan` links); `relay` is the harness's own one-process Go relay, a yardstick for what a plain read/write copy costs on the machine (in `make bench`; add it to other runs with `-systems`). " +
+	"`go run ./cmd/sluice-bench link -listen ADDR -to ADDR -shape delay=25ms,rate=100MB` runs the same link by hand, to put any tunnel across an emulated WAN."

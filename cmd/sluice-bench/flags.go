@@ -15,7 +15,8 @@ import (
 // runFlags are the knobs shared by run and gate.
 type runFlags struct {
 	preset, systems, scenarios, memConns, sluiceBin, dir, out string
-	rounds, tputMiB, parConns, parMiB, latRounds              int
+	rounds, tputMiB, parConns, parMiB, latRounds, wanMiB      int
+	wan                                                       string
 	target, source                                            string
 	external                                                  listFlag
 }
@@ -36,6 +37,8 @@ func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.IntVar(&f.parMiB, "parallel-mib", 0, "MiB per connection in the parallel scenario")
 	fs.IntVar(&f.latRounds, "latency-rounds", 0, "measured ping-pong rounds")
 	fs.StringVar(&f.memConns, "memory-conns", "", "comma-separated held-connection counts, e.g. 1000,10000")
+	fs.StringVar(&f.wan, "wan", "", "comma-separated WAN links, e.g. rtt50-100MB,rtt200-100MB,rtt50-uncapped (round trip in ms, rate cap per direction in MB/s; default: the preset's)")
+	fs.IntVar(&f.wanMiB, "wan-mib", 0, "MiB per one-connection transfer across each WAN link (default: the preset's)")
 	fs.StringVar(&f.sluiceBin, "sluice-bin", os.Getenv("SLUICE_BIN"), "sluice binary (default: $SLUICE_BIN, else built from this repository)")
 	fs.StringVar(&f.dir, "dir", "", "scratch directory for configs and logs (default: a temporary one, removed after a clean run)")
 	fs.StringVar(&f.out, "out", defOut, "results JSON to write")
@@ -100,6 +103,17 @@ func (f *runFlags) params() (plan.Params, error) {
 	setIf(&p.ParallelConns, f.parConns)
 	setIf(&p.ParallelMiB, f.parMiB)
 	setIf(&p.LatencyRounds, f.latRounds)
+	setIf(&p.WANMiB, f.wanMiB)
+	if f.wan != "" {
+		p.WANLinks = nil
+		for _, name := range splitList(f.wan) {
+			l, ok := plan.ParseWANName(name)
+			if !ok {
+				return p, fmt.Errorf("-wan %q: %q is not a link; write rtt<ms>-<MB/s>MB or rtt<ms>-uncapped, e.g. rtt50-100MB", f.wan, name)
+			}
+			p.WANLinks = append(p.WANLinks, l)
+		}
+	}
 	if f.memConns != "" {
 		p.MemoryConns = nil
 		for _, s := range splitList(f.memConns) {

@@ -8,9 +8,10 @@
 //	sluice-bench capacity -conns N -tunnels T -mbps X            edge size from measured figures
 //	sluice-bench target   [-tcp ADDR] [-http ADDR]               the target service on its own (Docker)
 //	sluice-bench load     -addr ADDR [-mode upload|...]           drive one load by hand (profiling)
+//	sluice-bench link     -to ADDR [-shape delay=25ms,rate=100MB]  the WAN link on its own
 //
 // A file per subcommand: run.go, report.go, gate.go, capacity.go,
-// target.go, load.go; flags.go holds the flags run and gate share.
+// target.go, load.go, link.go; flags.go holds the flags run and gate share.
 package main
 
 import (
@@ -46,6 +47,8 @@ func main() {
 		err = cmdTarget(ctx, os.Args[2:])
 	case "load":
 		err = cmdLoad(os.Args[2:])
+	case "link":
+		err = cmdLink(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -73,6 +76,7 @@ commands:
   capacity   size an edge (RAM, cores) from the latest results
   target     run the target service on its own (used by docker-compose.bench.yml)
   load       drive one load against an address by hand (for profiling a tunnel)
+  link       run the harness's WAN link by hand: -listen ADDR -to ADDR -shape delay=25ms,rate=100MB
 
 Run "sluice-bench <command> -h" for a command's flags.
 `)

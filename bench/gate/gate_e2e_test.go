@@ -28,6 +28,7 @@ func gateParams(system string) plan.Params {
 	p.ThroughputMiB = 64
 	p.LatencyWarmup, p.LatencyRounds, p.LatencyMaxSec = 200, 1000, 1
 	p.MemoryConns = []int{1000}
+	p.WANMiB = 16
 	p.StartupTimeoutSec = 20
 	return p
 }

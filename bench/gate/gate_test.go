@@ -12,11 +12,17 @@ import (
 )
 
 func gateResults(up, down, p999 float64, mem float64) *results.Results {
+	return gateResultsWAN(up, down, p999, mem, 90)
+}
+
+func gateResultsWAN(up, down, p999, mem, wan float64) *results.Results {
 	return resultstest.Synthetic(map[string]map[string]float64{
 		results.MUpload:          {plan.Direct: 1000, plan.Sluice: up},
 		results.MDownload:        {plan.Direct: 1000, plan.Sluice: down},
 		results.MLatP999:         {plan.Direct: 100, plan.Sluice: p999},
 		results.MemPerConn(1000): {plan.Sluice: mem},
+		results.WANMetric(GateWAN, results.WANUpload):   {plan.Direct: 95, plan.Sluice: wan},
+		results.WANMetric(GateWAN, results.WANDownload): {plan.Direct: 95, plan.Sluice: wan},
 	}, plan.Direct, plan.Sluice)
 }
 
@@ -35,6 +41,7 @@ func TestCompare(t *testing.T) {
 		{"halved throughput fails", gateResults(240, 600, 200, 10), []string{results.MUpload}},
 		{"tail latency 4.5x fails", gateResults(500, 600, 900, 10), []string{results.MLatP999}},
 		{"memory up 60% fails", gateResults(500, 600, 200, 16), []string{results.MemPerConn(1000)}},
+		{"a WAN window that stops growing fails", gateResultsWAN(500, 600, 200, 10, 5), []string{results.WANMetric(GateWAN, results.WANUpload), results.WANMetric(GateWAN, results.WANDownload)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sluicehq/sluice/bench/gate"
 	"github.com/sluicehq/sluice/bench/plan"
 	"github.com/sluicehq/sluice/bench/results"
 	"github.com/sluicehq/sluice/bench/run"
@@ -88,12 +89,14 @@ func resultsJSON(t *testing.T, dir string, k float64) string {
 		}
 		return fmt.Sprintf(`{"id":%q,"scenario":"x","title":"x","unit":"x","higher_is_better":%v,"values":{%s"sluice":%s}}`, id, higher, d, series(sluice))
 	}
-	js := fmt.Sprintf(`{"schema":%d,"preset":"gate","systems":[{"name":"direct"},{"name":"sluice"}],"metrics":[%s,%s,%s,%s]}`,
+	js := fmt.Sprintf(`{"schema":%d,"preset":"gate","systems":[{"name":"direct"},{"name":"sluice"}],"metrics":[%s,%s,%s,%s,%s,%s]}`,
 		results.SchemaVersion,
 		metric(results.MUpload, true, 1000, 500/k),
 		metric(results.MDownload, true, 1000, 500/k),
 		metric(results.MLatP999, false, 100, 200*k),
-		metric(results.MemPerConn(1000), false, 0, 20*k))
+		metric(results.MemPerConn(1000), false, 0, 20*k),
+		metric(results.WANMetric(gate.GateWAN, results.WANUpload), true, 95, 90/k),
+		metric(results.WANMetric(gate.GateWAN, results.WANDownload), true, 95, 90/k))
 	path := filepath.Join(dir, fmt.Sprintf("results-%g.json", k))
 	if err := os.WriteFile(path, []byte(js), 0o644); err != nil {
 		t.Fatal(err)
@@ -118,8 +121,8 @@ func TestGateCommandOnResultsFiles(t *testing.T) {
 		t.Fatalf("20%% worse is within tolerance, gate said: %v", err)
 	}
 	fails, err := compareGate(load(5), base, false)
-	if !errors.Is(err, errGateFailed) || len(fails) != 4 {
-		t.Fatalf("5x worse: err %v, %d failures; want the gate to fail on all 4 figures", err, len(fails))
+	if !errors.Is(err, errGateFailed) || len(fails) != len(gate.Metrics) {
+		t.Fatalf("5x worse: err %v, %d failures; want the gate to fail on all %d figures", err, len(fails), len(gate.Metrics))
 	}
 	if !gross(fails) {
 		t.Fatal("5x past the baseline must count as gross (no retry)")

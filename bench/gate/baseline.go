@@ -7,9 +7,7 @@ package gate
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 
 	"github.com/sluicehq/sluice/bench/plan"
 	"github.com/sluicehq/sluice/bench/results"
@@ -54,7 +52,15 @@ var Metrics = []Entry{
 	{ID: results.MDownload, Ratio: true, HigherIsBetter: true, Stat: "best", Factor: 2},
 	{ID: results.MLatP999, Ratio: true, HigherIsBetter: false, Stat: "best", Factor: 4},
 	{ID: results.MemPerConn(1000), Ratio: false, HigherIsBetter: false, Stat: "median", Factor: 1.5},
+	// Across the 50 ms, 100 MB/s link, against direct through the same
+	// link: a stream window that stops growing caps a connection at
+	// window/RTT (256 KiB per 50 ms is 5 MB/s), far below the limit.
+	{ID: results.WANMetric(GateWAN, results.WANUpload), Ratio: true, HigherIsBetter: true, Stat: "best", Factor: 2},
+	{ID: results.WANMetric(GateWAN, results.WANDownload), Ratio: true, HigherIsBetter: true, Stat: "best", Factor: 2},
 }
+
+// GateWAN is the link of the gate's WAN case.
+var GateWAN = plan.WANLink{RTTms: 50, RateMBps: 100}
 
 // figure returns the gated value from results.
 func (e Entry) figure(r *results.Results, system string) (float64, error) {
@@ -173,55 +179,4 @@ func (b *Baseline) WriteFile(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
-// Failure is one gated figure outside its tolerance.
-type Failure struct {
-	Metric   string
-	Baseline float64
-	Measured float64
-	Limit    float64
-}
-
-func (f Failure) String() string {
-	return fmt.Sprintf("%s: measured %s, baseline %s, limit %s", f.Metric, results.Number(f.Measured), results.Number(f.Baseline), results.Number(f.Limit))
-}
-
-// Compare checks results against a baseline, printing one line per
-// metric to w, and returns the failures. A figure missing from the results
-// is an error: a gate that cannot measure must not pass.
-func Compare(w io.Writer, r *results.Results, b *Baseline) ([]Failure, error) {
-	var fails []Failure
-	var missing []string
-	for _, e := range b.Metrics {
-		got, err := e.figure(r, b.System)
-		if err != nil {
-			missing = append(missing, err.Error())
-			fmt.Fprintf(w, "MISSING %s: %v\n", e.describe(b.System), err)
-			continue
-		}
-		var limit float64
-		var ok bool
-		if e.HigherIsBetter {
-			limit = e.Value / e.Factor
-			ok = got >= limit
-		} else {
-			limit = e.Value * e.Factor
-			ok = got <= limit
-		}
-		rel := "≥"
-		if !e.HigherIsBetter {
-			rel = "≤"
-		}
-		status := "ok  "
-		if !ok {
-			status = "FAIL"
-			fails = append(fails, Failure{Metric: e.describe(b.System), Baseline: e.Value, Measured: got, Limit: limit})
-		}
-		fmt.Fprintf(w, "%s %-44s measured %-8s baseline %-8s must be %s %s\n", status, e.describe(b.System), results.Number(got), results.Number(e.Value), rel, results.Number(limit))
-	}
-	if len(missing) > 0 {
-		return fails, fmt.Errorf("gate could not measure: %s", strings.Join(missing, "; "))
-	}
-	return fails, nil
 }

@@ -26,7 +26,7 @@ type Config struct {
 	InitialStreamWindow uint32
 	// MaxStreamWindow caps window auto-tuning: a stream whose reader keeps
 	// up with the link doubles its window, up to this, each time it consumes
-	// half a window in less than two round trips. Default 16 MiB (or
+	// half a window in less than two round trips. Default 32 MiB (or
 	// InitialStreamWindow, if that is larger).
 	MaxStreamWindow uint32
 	// SessionWindow bounds the bytes received and not yet read across all
@@ -59,7 +59,7 @@ type Config struct {
 const (
 	DefaultMaxConcurrentStreams = 65536
 	DefaultAcceptBacklog        = 1024
-	DefaultMaxStreamWindow      = 16 << 20
+	DefaultMaxStreamWindow      = 32 << 20
 	DefaultSessionWindow        = 128 << 20
 	DefaultMaxFramePayload      = 64 << 10
 	DefaultMaxStreamQueue       = 512 << 10

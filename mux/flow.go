@@ -52,12 +52,22 @@ func (w *recvWindow) admit(n int64) bool {
 	return true
 }
 
-// idle reports whether nothing is in flight or waiting to be credited: the
-// next data starts a new busy spell.
-func (w *recvWindow) idle() bool { return w.inFlight == 0 && w.unacked == 0 }
+// first reports whether the n bytes just admitted are all that is in
+// flight: the first data after a pause.
+func (w *recvWindow) first(n int64) bool { return w.inFlight == n && w.unacked == 0 }
 
-// restart begins a tuning epoch at now: the wait before the first data of a
-// busy spell says nothing about the window.
+// arrived is called at now with the first data after a pause. A pause
+// longer than the two round trips an epoch may take to grow the window
+// says nothing about the window, so the epoch starts afresh. A shorter one
+// is part of the epoch: a window-limited sender pauses for a round trip
+// after every window, and that pause is what shows the window is small.
+func (w *recvWindow) arrived(now time.Time, rtt time.Duration) {
+	if now.Sub(w.epoch) > 2*rtt {
+		w.restart(now)
+	}
+}
+
+// restart begins a tuning epoch at now.
 func (w *recvWindow) restart(now time.Time) {
 	w.epoch, w.waited = now, 0
 }
@@ -100,18 +110,22 @@ func (w *recvWindow) waitedSince(start, now time.Time) time.Duration {
 // is tuned at that moment:
 //
 // Grow (double, up to lim.max, as QUIC implementations do) when the window
-// is what limits the stream: half of it went by within two round trips, the
-// reader spent at least half of that time waiting for data, and little is
-// left buffered; and never past what 10 Gbit/s needs at the measured RTT,
-// so that on loopback and LANs, where RTT samples are mostly scheduling
-// noise, the window stays small.
+// is what limits the stream: half of it went by within two round trips and
+// the reader spent at least half of that time waiting for data; and never
+// past what 10 Gbit/s needs at the measured RTT, so that on loopback and
+// LANs, where RTT samples are mostly scheduling noise, the window stays
+// small. Every reader counts its waits: Read and WriteTo while they block,
+// and a WriteTo whose socket the session's reader writes into all the time
+// it has nothing else to do. How much is buffered at this moment is no
+// sign against growing: a window-limited sender delivers a whole window
+// in one burst, which a reader that keeps up finds buffered.
 //
 // Shrink (halve, down to lim.initial) when the reader is the bottleneck:
-// half a window or more is still buffered. Credit cannot be taken back, so
-// shrinking means crediting back less than was read. Without it a window
-// grown for a fast phase would let data pile up for a slow reader, which on
-// loopback was measured to double the CPU cost per byte through cache
-// misses.
+// it had data waiting for most of the epoch and half a window or more is
+// still buffered. Credit cannot be taken back, so shrinking means crediting
+// back less than was read. Without it a window grown for a fast phase
+// would let data pile up for a slow reader, which on loopback was measured
+// to double the CPU cost per byte through cache misses.
 func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered int64, fin bool, lim *windowLimits) (inc int64) {
 	w.unacked += n
 	if fin || w.unacked < w.window/2 {
@@ -122,15 +136,18 @@ func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered
 	if !w.waitingSince.IsZero() {
 		waited += w.waitedSince(w.waitingSince, now)
 	}
+	// busy: the reader had data waiting for most of the epoch. A reader
+	// that waited for it keeps up, however much a burst left buffered at
+	// this moment (a window-limited sender delivers a whole window at once).
+	busy := 2*waited < epoch
 	switch {
-	case buffered >= w.window/2:
+	case busy && buffered >= w.window/2:
 		shrink := min(w.window-max(w.window/2, lim.initial), w.unacked-1)
 		if shrink > 0 {
 			w.window -= shrink
 			inc -= shrink
 		}
-	case rtt > 0 && epoch < 2*rtt && 2*waited >= epoch && buffered < w.window/4 &&
-		w.window < windowFor10Gbps(rtt):
+	case !busy && rtt > 0 && epoch < 2*rtt && w.window < windowFor10Gbps(rtt):
 		if grow := min(w.window, lim.max-w.window); grow > 0 {
 			w.window += grow
 			inc += grow

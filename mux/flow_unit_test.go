@@ -53,8 +53,13 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
 		{"RTT not measured yet", 0, 20 * time.Millisecond,
 			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
-		{"a quarter window still buffered", rtt, 20 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, tstLim.initial / 4, tstLim.initial},
+		{"a burst left half the window buffered; the reader had waited for it", rtt, 50 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {
+				w.startWait(start)
+				w.stopWait(now.Add(-time.Millisecond))
+			}, tstLim.initial / 2, 2 * tstLim.initial},
+		{"a busy reader with half the window buffered: no growth", rtt, 20 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {}, tstLim.initial / 2, tstLim.initial},
 		{"loopback RTT: the window already covers 10 Gbit/s", 50 * time.Microsecond, 20 * time.Microsecond,
 			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
 	}
@@ -215,5 +220,35 @@ func TestSessionSendCredit(t *testing.T) {
 	case <-ch:
 	default:
 		t.Fatal("arrival not closed after credit arrived")
+	}
+}
+
+// TestRecvWindowPause: a pause longer than two round trips before data
+// arrives starts a new epoch, so it does not count against growing; a
+// shorter one (a window-limited sender waiting for credit) stays in the
+// epoch, where the reader's wait through it shows the window is small.
+func TestRecvWindowPause(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		pause time.Duration
+		want  time.Time // the epoch's start after the data arrives
+	}{
+		{"one round trip", rtt, tstT0},
+		{"a long idle spell", 10 * time.Second, tstT0.Add(10 * time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newRecvWindow(&tstLim, tstT0)
+			if !w.admit(1000) || !w.first(1000) {
+				t.Fatal("1000 bytes into an empty window are not the first data")
+			}
+			w.arrived(tstT0.Add(tc.pause), rtt)
+			if !w.epoch.Equal(tc.want) {
+				t.Fatalf("epoch starts at %s, want %s", w.epoch.Sub(tstT0), tc.want.Sub(tstT0))
+			}
+			if w.admit(1000); w.first(1000) {
+				t.Fatal("more data in flight still counts as the first")
+			}
+		})
 	}
 }

@@ -351,10 +351,8 @@ func (st *Stream) deliver(bb *buffer) {
 		clear(st.rq[k:])
 		st.rq, st.rqHead = st.rq[:k], 0
 	}
-	if st.inflow.inFlight == int64(n) && st.inflow.unacked == 0 && st.rBuffered == 0 {
-		// The first data after an idle spell: the wait before it says
-		// nothing about the window, so tuning starts counting now.
-		st.inflow.restart(time.Now())
+	if st.inflow.first(int64(n)) {
+		st.inflow.arrived(time.Now(), st.s.tuningRTT())
 	}
 	off := 0
 	if st.sinkIdle && st.rBuffered == 0 {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sluicehq/sluice/mux"
@@ -22,9 +23,19 @@ const BufferSize = 64 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
-// Options tunes a relay. It has no fields today: the zero value is what
-// every caller passes.
-type Options struct{}
+// Options tunes a relay.
+type Options struct {
+	// Meter, when set, counts the bytes of each direction as every chunk is
+	// written, so a long connection's traffic shows in metrics while it is
+	// still open. Several relays may share one Meter.
+	Meter *Meter
+}
+
+// Meter counts the bytes relays moved: AToB from a to b, BToA back. Only
+// atomic adds touch it on the data path.
+type Meter struct {
+	AToB, BToA atomic.Int64
+}
 
 // Result reports what a relay moved.
 type Result struct {
@@ -50,14 +61,14 @@ func Relay(a, b net.Conn, opt Options) Result {
 	}
 	done := make(chan error, 1)
 	go func() {
-		n, err := copyHalf(b, a)
+		n, err := copyHalf(b, a, opt.Meter.aToB())
 		res.AToB = n
 		if err != nil {
 			abort()
 		}
 		done <- err
 	}()
-	n, errBA := copyHalf(a, b)
+	n, errBA := copyHalf(a, b, opt.Meter.bToA())
 	res.BToA = n
 	if errBA != nil {
 		abort()
@@ -81,8 +92,18 @@ func Relay(a, b net.Conn, opt Options) Result {
 // whenever the socket turns out empty, and a fresh one is taken when it
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
-func copyHalf(dst, src net.Conn) (int64, error) {
+func copyHalf(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	if st, ok := src.(*mux.Stream); ok {
+		if count != nil {
+			// Counting each payload as it is written costs the stream its
+			// direct socket sink (see mux.Stream.WriteTo): the payloads
+			// still go out without a copy, through dst.Write.
+			n, err := st.WriteTo(countingWriter{dst, count})
+			if err != nil {
+				return n, err
+			}
+			return n, closeWrite(dst)
+		}
 		// The stream hands its received payloads to dst as they are: no
 		// copy and no buffer of ours, idle or not.
 		n, err := st.WriteTo(dst)
@@ -113,6 +134,9 @@ func copyHalf(dst, src net.Conn) (int64, error) {
 		if n > 0 {
 			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
+			if count != nil {
+				count.Add(int64(w))
+			}
 			if werr != nil {
 				return total, werr
 			}
@@ -124,6 +148,32 @@ func copyHalf(dst, src net.Conn) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+func (m *Meter) aToB() *atomic.Int64 {
+	if m == nil {
+		return nil
+	}
+	return &m.AToB
+}
+
+func (m *Meter) bToA() *atomic.Int64 {
+	if m == nil {
+		return nil
+	}
+	return &m.BToA
+}
+
+// countingWriter adds what each Write took to a meter's counter.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 type closeWriter interface{ CloseWrite() error }

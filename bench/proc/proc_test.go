@@ -2,7 +2,6 @@ package proc
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -47,23 +46,5 @@ func TestOwnRSSAndCPUReadable(t *testing.T) {
 	}
 	if n, err := CtxSwitches(os.Getpid()); err != nil || n <= 0 {
 		t.Fatalf("CtxSwitches(self) = %d, %v", n, err)
-	}
-}
-
-func TestCgroupReaders(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "memory.current"), []byte("10485760\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "cpu.stat"), []byte("usage_usec 2500000\nuser_usec 2000000\n"), 0o644)
-	if kb, err := CgroupMemKB(dir); err != nil || kb != 10240 {
-		t.Fatalf("cgroup RSS = %d, %v; want 10240 KB", kb, err)
-	}
-	if d, err := CgroupCPU(dir); err != nil || d != 2500*time.Millisecond {
-		t.Fatalf("cgroup CPU = %v, %v; want 2.5s", d, err)
-	}
-	if _, err := parseCPUStat("user_usec 5\n"); err == nil {
-		t.Fatal("cpu.stat without usage_usec accepted")
-	}
-	if _, err := CgroupMemKB(filepath.Join(dir, "absent")); err == nil {
-		t.Fatal("missing cgroup accepted")
 	}
 }

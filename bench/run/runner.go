@@ -46,6 +46,11 @@ type Runner struct {
 	TargetTCP, TargetHTTP string
 	// Source is recorded in the results: "processes" (default) or "docker".
 	Source string
+	// Engine is recorded in the results: the container engine, for docker.
+	Engine string
+	// Commit, when set, is recorded instead of git's HEAD: a run inside a
+	// container has no repository to ask.
+	Commit string
 
 	res    *results.Results
 	target *target.Child
@@ -79,12 +84,15 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 	if src == "" {
 		src = "processes"
 	}
-	r.res = &results.Results{Schema: results.SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: src, Started: time.Now().UTC()}
+	r.res = &results.Results{Schema: results.SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: src, Engine: r.Engine, Started: time.Now().UTC()}
 	limit, lerr := proc.RaiseNoFile()
 	if lerr != nil {
 		r.note("could not raise the open-file limit (%v); it stays at %d", lerr, limit)
 	}
 	r.res.Machine = results.CollectMachine()
+	if r.Commit != "" {
+		r.res.Machine.Commit = r.Commit
+	}
 	r.capMemoryConns(limit)
 	r.res.Params = r.Params
 
@@ -191,7 +199,7 @@ func (r *Runner) runRound(ctx context.Context, s systems.System, round int) {
 	}
 	_, external := s.(*systems.ExternalSystem)
 	if p.Has(plan.Memory) && name != plan.Direct {
-		if ext, ok := s.(*systems.ExternalSystem); ok && ext.Cgroup == "" {
+		if ext, ok := s.(*systems.ExternalSystem); ok && !ext.Cgroups.Set() {
 			if round == 1 {
 				r.note("%s: no cgroup given, so no memory figures (pass cgroup=... in -external)", name)
 			}
@@ -286,7 +294,7 @@ func (r *Runner) throughput(in *systems.Instance, tag string) error {
 		}
 		r.Progress.End(fmt.Sprintf("%.0f MB/s", v))
 	}
-	if len(in.Procs) > 0 || in.Cgroup != "" {
+	if len(in.Procs) > 0 || in.Cgroups.Set() {
 		gib := float64(2*size) / (1 << 30)
 		if cpu1, err := in.CPU(false); err == nil {
 			r.add(results.MCPUTotal, in.System, float64((cpu1-cpu0).Milliseconds())/gib)

@@ -17,7 +17,7 @@ type runFlags struct {
 	preset, systems, scenarios, memConns, sluiceBin, dir, out string
 	rounds, tputMiB, parConns, parMiB, latRounds, wanMiB      int
 	wan                                                       string
-	target, source                                            string
+	target, source, engine, commit                            string
 	external                                                  listFlag
 }
 
@@ -45,11 +45,15 @@ func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.Var(&f.external, "external", "a system already running elsewhere, e.g. in a container: name=host:port[,http=host:port][,cgroup=/sys/fs/cgroup/...] (repeatable; replaces -systems)")
 	fs.StringVar(&f.target, "target", "", "a target service already running: tcp=host:port,http=host:port (default: start one)")
 	fs.StringVar(&f.source, "source", "processes", "recorded in the results: processes or docker")
+	fs.StringVar(&f.engine, "engine", "", "recorded in the results: the container engine the systems run in (docker)")
+	fs.StringVar(&f.commit, "commit", "", "recorded in the results instead of git's HEAD (a run in a container has no repository)")
 }
 
 // applyExternal turns -external and -target into runner settings.
 func (f *runFlags) applyExternal(r *run.Runner) error {
 	r.Source = f.source
+	r.Engine = f.engine
+	r.Commit = f.commit
 	if f.target != "" {
 		for _, part := range splitList(f.target) {
 			k, v, _ := strings.Cut(part, "=")
@@ -71,6 +75,15 @@ func (f *runFlags) applyExternal(r *run.Runner) error {
 	}
 	r.Systems = []systems.System{systems.Direct()}
 	r.Params.Systems = []string{plan.Direct}
+	// The harness cannot put its link in front of an edge it did not
+	// start, and direct alone across the link says nothing of a tunnel.
+	var scen []string
+	for _, s := range r.Params.Scenarios {
+		if s != plan.WAN {
+			scen = append(scen, s)
+		}
+	}
+	r.Params.Scenarios = scen
 	for _, spec := range f.external {
 		e, err := systems.ParseExternal(spec)
 		if err != nil {

@@ -29,14 +29,8 @@ func writeReport(res *results.Results, resultsPath, mdPath string) error {
 		rel = resultsPath
 	}
 	charts := report.Charts(res)
-	chartsDir := filepath.Join(benchDir, "charts")
-	if err := os.MkdirAll(chartsDir, 0o755); err != nil {
-		return fmt.Errorf("make charts directory %s: %w", chartsDir, err)
-	}
-	for _, c := range charts {
-		if err := os.WriteFile(filepath.Join(chartsDir, c.File), []byte(c.SVG), 0o644); err != nil {
-			return fmt.Errorf("write chart %s: %w", c.File, err)
-		}
+	if err := writeCharts(filepath.Join(benchDir, "charts"), charts); err != nil {
+		return err
 	}
 	text, err := report.Markdown(report.Inputs{
 		Results:    res,
@@ -62,7 +56,11 @@ func cmdReport(args []string) error {
 	from := fs.String("results", "bench/results.json", "results JSON to report")
 	md := fs.String("md", "BENCHMARKS.md", "Markdown file to regenerate (charts go to bench/charts beside it)")
 	table := fs.Bool("table", false, "print the terminal table instead")
+	docker := fs.String("docker", "", "rewrite only BENCHMARKS.md's Docker section, from this docker run's results (make bench-docker: bench/out/docker.json)")
 	fs.Parse(args)
+	if *docker != "" && !*table {
+		return writeDockerSection(*docker, *from, *md)
+	}
 	res, err := results.Read(*from)
 	if err != nil {
 		return err
@@ -72,4 +70,17 @@ func cmdReport(args []string) error {
 		return nil
 	}
 	return writeReport(res, *from, *md)
+}
+
+// writeCharts writes each chart's SVG into dir.
+func writeCharts(dir string, charts []report.Chart) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("make charts directory %s: %w", dir, err)
+	}
+	for _, c := range charts {
+		if err := os.WriteFile(filepath.Join(dir, c.File), []byte(c.SVG), 0o644); err != nil {
+			return fmt.Errorf("write chart %s: %w", c.File, err)
+		}
+	}
+	return nil
 }

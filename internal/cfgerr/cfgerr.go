@@ -15,11 +15,35 @@ type Error struct {
 	Field string
 	// Reason says what is wrong and what a valid value looks like.
 	Reason string
+	// Err is the underlying cause, when there is one (a file that would not
+	// load, a directory that could not be made).
+	Err error
 }
 
-func (e *Error) Error() string { return e.Pkg + ": " + e.Field + ": " + e.Reason }
+func (e *Error) Error() string {
+	return e.Pkg + ": " + e.Field + ": " + e.Message()
+}
+
+// Message is the error without the package and field: what the command line
+// shows after the flag it maps Field to.
+func (e *Error) Message() string {
+	switch {
+	case e.Reason == "" && e.Err != nil:
+		return e.Err.Error()
+	case e.Err != nil:
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // New builds an *Error with a formatted reason.
 func New(pkg, field, format string, args ...any) *Error {
 	return &Error{Pkg: pkg, Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Wrap builds an *Error whose reason is its cause.
+func Wrap(pkg, field string, err error) *Error {
+	return &Error{Pkg: pkg, Field: field, Err: err}
 }

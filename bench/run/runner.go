@@ -37,8 +37,6 @@ type Runner struct {
 	// Dir is the scratch directory for configs and logs; a temporary one
 	// is made (and removed when the run is clean) when empty.
 	Dir string
-	// ExtraEnv is added to the environment of the tunnel processes.
-	ExtraEnv []string
 	// Command is recorded in the results so others can reproduce them.
 	Command string
 	// TargetTCP and TargetHTTP, when set, name a target service already
@@ -178,7 +176,7 @@ func (r *Runner) add(id, system string, v float64) {
 func (r *Runner) env(system string, round int) systems.Env {
 	dir := filepath.Join(r.Dir, fmt.Sprintf("r%d-%s", round, system))
 	os.MkdirAll(dir, 0o755)
-	return systems.Env{Dir: dir, TargetTCP: r.target.TCPAddr, TargetHTTP: r.target.HTTPAddr, ExtraEnv: r.ExtraEnv}
+	return systems.Env{Dir: dir, TargetTCP: r.target.TCPAddr, TargetHTTP: r.target.HTTPAddr}
 }
 
 // fail records a scenario failure; the run goes on with the next one.

@@ -49,7 +49,7 @@ func (f *frpSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Ins
 	if err := os.WriteFile(sp, []byte(frps), 0o644); err != nil {
 		return nil, fmt.Errorf("write frp config: %w", err)
 	}
-	srv, err := proc.Start("frps", true, env.Dir, f.frps, []string{"-c", sp}, env.ExtraEnv)
+	srv, err := proc.Start("frps", true, env.Dir, f.frps, []string{"-c", sp}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (f *frpSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Ins
 		in.Stop()
 		return nil, fmt.Errorf("write frp config: %w", err)
 	}
-	cl, err := proc.Start("frpc", false, env.Dir, f.frpc, []string{"-c", cp}, env.ExtraEnv)
+	cl, err := proc.Start("frpc", false, env.Dir, f.frpc, []string{"-c", cp}, nil)
 	if err != nil {
 		in.Stop()
 		return nil, err

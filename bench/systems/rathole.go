@@ -38,7 +38,7 @@ func (r *ratholeSystem) Start(ctx context.Context, env Env, opts StartOptions) (
 	if err := os.WriteFile(sp, []byte(serverToml), 0o644); err != nil {
 		return nil, fmt.Errorf("write rathole config: %w", err)
 	}
-	envv := append([]string{"RUST_LOG=error"}, env.ExtraEnv...)
+	envv := []string{"RUST_LOG=error"}
 	in := &Instance{System: plan.Rathole, Addr: pub, Started: time.Now()}
 	srv, err := proc.Start("rathole server", true, env.Dir, r.bin, []string{"-s", sp}, envv)
 	if err != nil {

@@ -97,7 +97,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	}
 	in := &Instance{System: s.Name(), Addr: pub, Started: time.Now()}
 	args := append([]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--log-level", "error"}, serverTransport...)
-	srv, err := proc.Start("sluice server", true, env.Dir, s.bin, args, env.ExtraEnv)
+	srv, err := proc.Start("sluice server", true, env.Dir, s.bin, args, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 		return nil, err
 	}
 	args = append([]string{"tcp", env.TargetTCP, "--server", edge, "--token", sluiceToken, "--remote-port", fmt.Sprint(ports[2]), "--log-level", "error"}, agentTransport...)
-	ag, err := proc.Start("sluice tcp agent", false, env.Dir, s.bin, args, env.ExtraEnv)
+	ag, err := proc.Start("sluice tcp agent", false, env.Dir, s.bin, args, nil)
 	if err != nil {
 		in.Stop()
 		return nil, err
@@ -124,7 +124,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
 		args = append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error", "--log-requests=false"}, agentTransport...)
-		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, env.ExtraEnv)
+		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)
 		if err != nil {
 			in.Stop()
 			return nil, err

@@ -17,10 +17,9 @@ import (
 
 // Env is what every system is started against.
 type Env struct {
-	Dir        string   // scratch directory for configs and logs
-	TargetTCP  string   // the target's TCP address
-	TargetHTTP string   // the target's HTTP address
-	ExtraEnv   []string // added to the tunnel processes' environment
+	Dir        string // scratch directory for configs and logs
+	TargetTCP  string // the target's TCP address
+	TargetHTTP string // the target's HTTP address
 }
 
 // StartOptions chooses what an instance carries.

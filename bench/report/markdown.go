@@ -153,10 +153,17 @@ func Markdown(in Inputs) (string, error) {
 	if size, err := capacity.Size(r, exampleCapacity); err == nil {
 		p("## Capacity planning")
 		p("")
-		p("`go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` sizes an edge from these figures. For example, %d connections, %d tunnels and %g Mbit/s need about **%.0f MB of RAM and %d core(s)** (%.0f%% headroom included): edge base %.0f KB + %.1f KB per tunnel + %.2f KB per connection (`%s`), and %.0f MB/s of traffic per busy edge core (1 GiB per %.0f ms of edge CPU). Loopback figures leave out NIC and TLS costs, so treat the cores as a floor.",
+		p("`go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` sizes an edge from these figures. For example, %d connections, %d tunnels and %g Mbit/s need about **%.0f MB of RAM and %d core(s)** (%.0f%% headroom included): edge base %.0f KB + %.1f KB per tunnel + %.2f KB per connection (`%s`), and %.0f MB/s of traffic per busy edge core (1 GiB per %.0f ms of edge CPU). These are the plain transport's figures; loopback figures leave out the NIC's cost, so treat the cores as a floor.",
 			exampleCapacity.Conns, exampleCapacity.Tunnels, exampleCapacity.Mbps, math.Ceil(size.RAMMB), size.CoresRounded, 100*exampleCapacity.Headroom,
 			size.BaseKB, size.TunnelKB, size.ConnKB, size.ConnMetric, size.MBpsPerCore, size.CPUmsPerGiB)
 		p("")
+		tlsIn := exampleCapacity
+		tlsIn.System = plan.SluiceTLS
+		if t, err := capacity.Size(r, tlsIn); err == nil {
+			p("With TLS between agents and the edge, as users deploy it (`sluice-tls`, `-system sluice-tls`), the same load needs about **%.0f MB of RAM and %d core(s)**: %.0f MB/s per busy edge core (1 GiB per %.0f ms of edge CPU, %.2fx the plain transport's).",
+				math.Ceil(t.RAMMB), t.CoresRounded, t.MBpsPerCore, t.CPUmsPerGiB, t.CPUmsPerGiB/size.CPUmsPerGiB)
+			p("")
+		}
 	}
 
 	if notes := strings.TrimSpace(in.Notes); notes != "" {

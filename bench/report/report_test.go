@@ -167,3 +167,23 @@ func TestWANChart(t *testing.T) {
 		}
 	}
 }
+
+// TLS's cost reaches capacity planning when sluice-tls ran.
+func TestCapacityWithTLS(t *testing.T) {
+	figures := func(cpu float64) map[string]float64 { return map[string]float64{plan.Sluice: cpu, plan.SluiceTLS: 2 * cpu} }
+	r := resultstest.Synthetic(map[string]map[string]float64{
+		results.MMemEdgeBase:         {plan.Sluice: 10000, plan.SluiceTLS: 10000},
+		results.MMemTunnel:           {plan.Sluice: 400, plan.SluiceTLS: 500},
+		results.MemEdgePerConn(1000): {plan.Sluice: 12, plan.SluiceTLS: 12},
+		results.MCPUEdge:             figures(500),
+	}, plan.Sluice, plan.SluiceTLS)
+	md, err := Markdown(Inputs{Results: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Capacity planning", "With TLS between agents and the edge", "2.00x the plain transport's"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

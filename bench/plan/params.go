@@ -138,7 +138,7 @@ func Preset(name string) (Params, error) {
 		WANParallelConns: 10,
 		WANParallelMiB:   16,
 		WANLoadedRounds:  1000,
-		WANLoadedMaxSec:  5,
+		WANLoadedMaxSec:  4,
 	}
 	switch name {
 	case "full":

@@ -100,10 +100,10 @@ type Params struct {
 }
 
 // Preset returns the parameters of a named preset:
-//   - full: the issue's sizes (512 MiB, 10x64 MiB, 10,000 ping-pongs,
-//     1,000 and 10,000 held connections), 3 rounds, with the relay
-//     yardstick; `make bench`.
-//   - quick: smaller sizes, 3 rounds; `make bench-quick`.
+//   - full: the full sizes (512 MiB, 10x64 MiB, 10,000 ping-pongs,
+//     1,000 and 10,000 held connections, four WAN links), 3 rounds,
+//     with the relay yardstick; `make bench`.
+//   - quick: smaller sizes and one WAN link, 3 rounds; `make bench-quick`.
 //   - gate: the quick sizes for the metrics the CI gate compares.
 func Preset(name string) (Params, error) {
 	p := Params{

@@ -170,7 +170,9 @@ func TestWANChart(t *testing.T) {
 
 // TLS's cost reaches capacity planning when sluice-tls ran.
 func TestCapacityWithTLS(t *testing.T) {
-	figures := func(cpu float64) map[string]float64 { return map[string]float64{plan.Sluice: cpu, plan.SluiceTLS: 2 * cpu} }
+	figures := func(cpu float64) map[string]float64 {
+		return map[string]float64{plan.Sluice: cpu, plan.SluiceTLS: 2 * cpu}
+	}
 	r := resultstest.Synthetic(map[string]map[string]float64{
 		results.MMemEdgeBase:         {plan.Sluice: 10000, plan.SluiceTLS: 10000},
 		results.MMemTunnel:           {plan.Sluice: 400, plan.SluiceTLS: 500},

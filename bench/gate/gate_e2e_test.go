@@ -111,7 +111,7 @@ func proveGate(t *testing.T, sys systems.System) {
 	t.Logf("gate behind a link of %s (P99.9 failed: %v):\n%s", slowdown, failed[results.MLatP999], out.String())
 }
 
-func TestGateCatchesInjectedSlowdownRelay(t *testing.T) {
+func TestGateCatchesASlowerRelay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gate four times (about 30 s); skipped with -short")
 	}
@@ -121,7 +121,7 @@ func TestGateCatchesInjectedSlowdownRelay(t *testing.T) {
 
 // The same proof on the real tunnel: `make bench-gate` itself would catch
 // a slower sluice.
-func TestGateCatchesInjectedSlowdownSluice(t *testing.T) {
+func TestGateCatchesASlowerSluice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds sluice and runs the gate four times; skipped with -short")
 	}

@@ -324,15 +324,24 @@ func newBottleneck(d Dir) *bottleneck {
 }
 
 // send queues n bytes read at now and returns when their last byte has
-// left the transmitter.
+// left the transmitter (never before now).
+//
+// A transmitter that went idle keeps up to one queue's worth of sending
+// time, as a token bucket keeps its burst: the link's reader is a goroutine
+// that a busy machine may wake milliseconds late, and without the credit
+// every late wake-up would leave the emulated line idle and cap the link
+// below its rate. Over any stretch longer than the queue, the rate holds.
 func (b *bottleneck) send(now time.Time, n int) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	start := b.free
-	if start.Before(now) {
-		start = now
+	if earliest := now.Add(-b.queue); start.Before(earliest) {
+		start = earliest
 	}
 	b.free = start.Add(time.Duration(float64(n) / b.bytesPerSec * float64(time.Second)))
+	if b.free.Before(now) {
+		return now
+	}
 	return b.free
 }
 

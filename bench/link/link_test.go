@@ -38,23 +38,30 @@ func TestParseShape(t *testing.T) {
 	}
 }
 
-// The transmitter sends at the capped rate, and once the queue holds more
-// than its bound, readers must wait: driven with a fixed clock.
+// The transmitter sends at the capped rate after a burst of one queue's
+// worth, and once the queue holds more than its bound, readers must wait:
+// driven with a fixed clock.
 func TestBottleneckKeepsRateAndBoundsQueue(t *testing.T) {
 	b := newBottleneck(Dir{RateMBps: 100, Queue: 5 * time.Millisecond})
 	t0 := time.Unix(1000, 0)
-	// 100 KB at 100 MB/s leaves the transmitter 1 ms after it arrives.
-	if got := b.send(t0, 100_000); got != t0.Add(time.Millisecond) {
-		t.Fatalf("100 KB left at %v, want 1ms after arrival", got.Sub(t0))
-	}
-	// Bytes queue behind it: 5 more arrivals of 100 KB at the same instant
-	// leave 1 ms apart, and the queue (6 ms) is now over its 5 ms bound.
-	var last time.Time
+	// An idle transmitter banks at most one queue (5 ms) of sending time:
+	// 500 KB leave at once, never before they arrived.
 	for i := 0; i < 5; i++ {
-		last = b.send(t0, 100_000)
+		if got := b.send(t0, 100_000); got != t0 {
+			t.Fatalf("100 KB #%d left %v after arrival, want at once (the burst)", i+1, got.Sub(t0))
+		}
 	}
-	if last != t0.Add(6*time.Millisecond) {
-		t.Fatalf("sixth 100 KB left at %v, want 6ms", last.Sub(t0))
+	if w := b.wait(t0); w != 0 {
+		t.Fatalf("with the burst spent and nothing queued, a reader waits %v", w)
+	}
+	// From here on 100 KB take 1 ms each at 100 MB/s and queue up: after
+	// six more the queue holds 6 ms, over its 5 ms bound.
+	var last time.Time
+	for i := 1; i <= 6; i++ {
+		last = b.send(t0, 100_000)
+		if want := t0.Add(time.Duration(i) * time.Millisecond); last != want {
+			t.Fatalf("100 KB #%d after the burst left at %v, want %v", i, last.Sub(t0), want.Sub(t0))
+		}
 	}
 	if w := b.wait(t0); w != time.Millisecond {
 		t.Fatalf("a reader at the full queue waits %v, want 1ms (6ms queued, 5ms bound)", w)
@@ -62,11 +69,13 @@ func TestBottleneckKeepsRateAndBoundsQueue(t *testing.T) {
 	if w := b.wait(t0.Add(time.Millisecond)); w != 0 {
 		t.Fatalf("after 1ms the queue is at its bound; wait %v, want 0", w)
 	}
-	// An idle transmitter does not bank credit: a chunk arriving later
-	// leaves its own serialization time after it arrives.
-	late := t0.Add(time.Second)
+	// However long the idle, the credit is never more than one queue.
+	late := t0.Add(time.Hour)
+	for i := 0; i < 5; i++ {
+		b.send(late, 100_000)
+	}
 	if got := b.send(late, 100_000); got != late.Add(time.Millisecond) {
-		t.Fatalf("after idling, 100 KB left %v after arrival, want 1ms", got.Sub(late))
+		t.Fatalf("after an hour idle, the sixth 100 KB left %v after arrival, want 1ms", got.Sub(late))
 	}
 	if newBottleneck(Dir{Delay: time.Millisecond}) != nil {
 		t.Fatal("a direction without a rate cap got a bottleneck")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
@@ -47,9 +48,9 @@ type tunnel struct {
 	host string // HTTP: the routed hostname
 	port int    // TCP: the public port
 	url  string
-	tr   *http.Transport // HTTP only: the proxy's pool of streams to the agent
-	ln   net.Listener    // TCP only
-	udp  *udpTunnel      // UDP only
+	tr   *h1.Pool     // HTTP only: the proxy's pool of streams to the agent
+	ln   net.Listener // TCP only
+	udp  *udpTunnel   // UDP only
 	// proxyProto is the PROXY protocol version the agent writes to its local
 	// service ("v1", "v2" or empty): its streams carry the local address too,
 	// and an HTTP tunnel's streams are never shared between clients.

@@ -93,7 +93,8 @@ done
 
 say "run: the load generator (its progress follows)"
 set +e
-"${compose[@]}" run --rm -T --no-deps loadgen
+# As the invoking user, so that bench/out/docker.json is theirs to rewrite.
+"${compose[@]}" run --rm -T --no-deps --user "$(id -u):$(id -g)" loadgen
 rc=$?
 set -e
 if [ "$rc" != 0 ] || [ ! -s bench/out/docker.json ]; then

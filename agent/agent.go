@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
@@ -33,7 +34,7 @@ const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
-	// Kind is control.KindHTTP or control.KindTCP.
+	// Kind is control.KindHTTP, control.KindTCP or control.KindUDP.
 	Kind control.Kind
 	// Name is the subdomain asked for (HTTP) or a label (TCP). Empty lets the
 	// edge pick a readable random name.
@@ -68,6 +69,11 @@ type Tunnel struct {
 	// default, the public host), HostRewrite (Local's host:port) or any
 	// literal host.
 	HostHeader string
+	// ProxyProtocol, "v1" or "v2", makes the agent start every connection
+	// to Local with a PROXY protocol header naming the public client (TCP
+	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
+	// Fallback). Empty sends none.
+	ProxyProtocol string
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -106,6 +112,9 @@ type Agent struct {
 	dialer transport.Dialer
 	delay  time.Duration
 	fwds   []*tunnelState
+
+	metrics *agentMetrics // nil unless Config.Metrics is set
+	live    atomic.Pointer[liveSession]
 }
 
 // tunnelState is a configured tunnel plus what outlives sessions: its HTTP
@@ -115,6 +124,11 @@ type tunnelState struct {
 	cfg   Tunnel
 	http  *httpForwarder
 	down  burstLog
+
+	// meter counts bytes for metrics; assigned is what the edge last
+	// confirmed for this tunnel (name, URL).
+	meter    relay.Meter
+	assigned atomic.Pointer[control.Assigned]
 }
 
 // New validates cfg and prepares an agent; Run connects it.
@@ -139,10 +153,13 @@ func New(cfg Config) (*Agent, error) {
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
 		// requests per second in a loopback run (see README).
-		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t)) {
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || cfg.HTTPMiddleware != nil) {
 			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
+	}
+	if err := a.initObservability(); err != nil {
+		return nil, fmt.Errorf("agent: registering metrics: %w", err)
 	}
 	d, err := transport.NewDialer(transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
@@ -187,6 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			a.connectFailed(err)
 			if fatal(err) {
 				return classify(a.cfg.Server, err)
 			}
@@ -209,10 +227,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		connected = true
 		began := time.Now()
+		a.live.Store(ls)
 		a.serve(ctx, ls)
 		if ctx.Err() != nil {
+			a.live.Store(nil)
 			return nil
 		}
+		a.setLive(nil)
 		if time.Since(began) >= a.cfg.StableAfter {
 			bo.Reset()
 		}
@@ -264,6 +285,9 @@ type liveSession struct {
 	sess *mux.Session
 	ctrl *mux.Stream
 	byID map[uint32]*tunnelState
+	// ctx is Run's context: UDP flows, which have nothing in flight to
+	// finish, end as soon as it does.
+	ctx context.Context
 }
 
 // connect dials, authenticates and registers every tunnel. Hello, Auth and
@@ -303,7 +327,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	}
 	for i, ts := range a.fwds {
 		t := ts.cfg
-		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort})
+		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, ProxyProtocol: t.ProxyProtocol})
 	}
 	for _, m := range msgs {
 		if err := control.WriteMessage(ctrl, m); err != nil {
@@ -334,6 +358,9 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 			if m.Ref < 1 || int(m.Ref) > len(a.fwds) {
 				return nil, fmt.Errorf("edge assigned an unknown tunnel ref %d", m.Ref)
 			}
+			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
+				return nil, err
+			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
 			assigned = append(assigned, m)
 		case *control.Error:
@@ -345,6 +372,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	ctrl.SetDeadline(time.Time{})
 	for _, m := range assigned {
 		ts := a.fwds[m.Ref-1]
+		ts.assigned.Store(&m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
 		}
@@ -368,6 +396,7 @@ func (ts *tunnelState) localLabel() string {
 
 // serve accepts streams until the session ends or ctx does; on ctx it drains.
 func (a *Agent) serve(ctx context.Context, ls *liveSession) {
+	ls.ctx = ctx
 	// The edge never closes the control stream while the session is healthy:
 	// its end means the edge dropped this agent.
 	ctrlDone := make(chan struct{})
@@ -469,25 +498,36 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 	case ts.cfg.listener != nil:
 		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.http != nil:
-		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr), meter: a.meterOf(ts)})
+	case ts.cfg.Kind == control.KindUDP:
+		a.forwardUDP(ls.ctx, ts, st, hdr)
 	default:
-		return a.forwardTCP(ts, st, hdr.RemoteAddr)
+		return a.forwardTCP(ts, st, hdr)
 	}
 	return nil
 }
 
 // forwardTCP connects to the local service and returns the relay between it
 // and st, or nil when the service cannot be reached.
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) func() {
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) func() {
+	remote := hdr.RemoteAddr
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
 		return nil
 	}
+	if ts.cfg.ProxyProtocol != "" {
+		if err := writeProxyHeader(local, ts.cfg.ProxyProtocol, hdr); err != nil {
+			a.log.Debug("writing the PROXY header to the local service failed", "local", ts.cfg.Local, "err", err)
+			local.Close()
+			st.Reset()
+			return nil
+		}
+	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
 	return func() {
-		res := relay.Relay(st, local, relay.Options{Delay: a.delay})
+		res := relay.Relay(st, local, relay.Options{Delay: a.delay, Meter: a.meterOf(ts)})
 		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
 	}
 }
@@ -497,6 +537,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) func(
 type publicConn struct {
 	*mux.Stream
 	remote net.Addr
+	meter  *relay.Meter // nil unless the agent meters (see metrics.go)
 }
 
 func (c *publicConn) RemoteAddr() net.Addr {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
@@ -51,6 +53,14 @@ type Config struct {
 	// session and after every reconnect; index is the tunnel's position in
 	// Tunnels.
 	OnAssigned func(index int, a control.Assigned)
+	// Metrics, when set, receives the agent's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// HTTPMiddleware, when set, wraps the handler of every HTTP tunnel (the
+	// proxy to its local service); index is the tunnel's position in
+	// Tunnels. The request inspector uses it to capture and replay
+	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel.
+	HTTPMiddleware func(index int, next http.Handler) http.Handler
 }
 
 func configErr(field, format string, args ...any) error {
@@ -91,8 +101,15 @@ func (c *Config) validate() error {
 			if t.Local == "" && t.listener == nil {
 				return configErr(field+".Local", "TCP tunnel %d has no local address: give host:port", i+1)
 			}
+		case control.KindUDP:
+			if t.Local == "" || t.listener != nil {
+				return configErr(field+".Local", "UDP tunnel %d has no local address: give host:port", i+1)
+			}
 		default:
-			return configErr(field+".Kind", "tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
+			return configErr(field+".Kind", "tunnel %d has kind %q: use http, tcp or udp", i+1, t.Kind)
+		}
+		if err := checkProxyProtocol(field, i, t); err != nil {
+			return err
 		}
 		if t.Local != "" {
 			if err := checkHostPort(t.Local); err != nil {

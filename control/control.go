@@ -30,6 +30,7 @@ type Kind string
 const (
 	KindHTTP Kind = "http"
 	KindTCP  Kind = "tcp"
+	KindUDP  Kind = "udp"
 )
 
 // Error codes carried in Error.Code. Agents switch on them to pick an exit code
@@ -82,9 +83,16 @@ type Register struct {
 	// Hostname is an exact host to route to this tunnel instead of a subdomain
 	// of the edge's domain (HTTP only).
 	Hostname string `json:"hostname,omitempty"`
-	// RemotePort is the public TCP port asked for (TCP only); 0 lets the edge
-	// choose one.
+	// RemotePort is the public TCP or UDP port asked for (TCP and UDP only);
+	// 0 lets the edge choose one.
 	RemotePort int `json:"remote_port,omitempty"`
+	// ProxyProtocol ("v1" or "v2") asks the edge for version 2 stream
+	// headers, which carry the public address the client connected to, and,
+	// on an HTTP tunnel, for a stream per public connection instead of
+	// streams shared between clients. The agent writes the PROXY header
+	// itself. An edge that does not know the field ignores it, and then does
+	// not echo it in Assigned.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 }
 
 // Assigned tells the agent its tunnel is live.
@@ -98,8 +106,11 @@ type Assigned struct {
 	Hostname string `json:"hostname,omitempty"`
 	Port     int    `json:"port,omitempty"`
 	// URL is what a person or program uses to reach the tunnel:
-	// http://name.domain:port for HTTP, tcp://host:port for TCP.
+	// http://name.domain:port for HTTP, tcp://host:port for TCP,
+	// udp://host:port for UDP.
 	URL string `json:"url"`
+	// ProxyProtocol echoes Register.ProxyProtocol when the edge honours it.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 }
 
 // Error reports a failure. Ref is the Register it answers, or 0 for a failure

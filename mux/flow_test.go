@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,53 +385,4 @@ func tstUnread(st *Stream) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.rBuffered
-}
-
-// tstDelayLink relays between two TCP connections, holding every chunk
-// for delay in each direction: a long-RTT link on loopback.
-func tstDelayLink(t *testing.T, delay time.Duration) (net.Conn, net.Conn) {
-	t.Helper()
-	a, aPeer := tcpPair(t)
-	b, bPeer := tcpPair(t)
-	var wg sync.WaitGroup
-	relay := func(dst, src net.Conn) {
-		defer wg.Done()
-		type chunk struct {
-			at time.Time
-			b  []byte
-		}
-		q := make(chan chunk, 1024)
-		go func() {
-			defer close(q)
-			for {
-				buf := make([]byte, 64<<10)
-				n, err := src.Read(buf)
-				if n > 0 {
-					q <- chunk{time.Now().Add(delay), buf[:n]}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		for c := range q {
-			time.Sleep(time.Until(c.at))
-			if _, err := dst.Write(c.b); err != nil {
-				break
-			}
-		}
-		dst.Close()
-		src.Close()
-		for range q { // let the reader finish
-		}
-	}
-	wg.Add(2)
-	go relay(bPeer, aPeer)
-	go relay(aPeer, bPeer)
-	t.Cleanup(func() {
-		a.Close()
-		b.Close()
-		wg.Wait()
-	})
-	return a, b
 }

@@ -2,8 +2,11 @@
 // connection and a mux stream on the edge, a mux stream and a local service
 // connection on the agent. It is the whole data path of a TCP tunnel, so it
 // does at most one copy per direction (socket to stream through a pooled
-// buffer; stream to socket none, through Stream.WriteTo), allocates nothing
-// per chunk and uses exactly two goroutines (the caller's and one more).
+// buffer; stream to socket none), allocates nothing per chunk and, between
+// a mux stream and a TCP socket, runs on the caller's goroutine alone: the
+// stream's data is written into the socket by the session's reader
+// (mux.Stream.Forward), with a goroutine only while the socket is full.
+// Other pairs use two goroutines, the caller's and one more.
 package relay
 
 import (
@@ -11,6 +14,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +37,16 @@ type Options struct {
 	// so the benchmark regression gate can prove it catches a slowdown
 	// (SLUICE_DEBUG_INJECT_DELAY); leave it zero.
 	Delay time.Duration
+	// Meter, when set, counts the bytes of each direction as every chunk is
+	// written, so a long connection's traffic shows in metrics while it is
+	// still open. Several relays may share one Meter.
+	Meter *Meter
+}
+
+// Meter counts the bytes relays moved: AToB from a to b, BToA back. Only
+// atomic adds touch it on the data path.
+type Meter struct {
+	AToB, BToA atomic.Int64
 }
 
 // Result reports what a relay moved.
@@ -57,21 +71,36 @@ func Relay(a, b net.Conn, opt Options) Result {
 			abortConn(b)
 		})
 	}
-	done := make(chan error, 1)
-	go func() {
-		n, err := copyHalf(b, a, opt.Delay)
+	ab := func() error {
+		n, err := copyHalf(b, a, opt.Delay, opt.Meter.aToB())
 		res.AToB = n
 		if err != nil {
 			abort()
 		}
-		done <- err
-	}()
-	n, errBA := copyHalf(a, b, opt.Delay)
-	res.BToA = n
-	if errBA != nil {
-		abort()
+		return err
 	}
-	errAB := <-done
+	ba := func() error {
+		n, err := copyHalf(a, b, opt.Delay, opt.Meter.bToA())
+		res.BToA = n
+		if err != nil {
+			abort()
+		}
+		return err
+	}
+	done := make(chan error, 1)
+	var errAB, errBA error
+	switch {
+	case opt.Delay == 0 && forward(b, a, &res.BToA, opt.Meter.bToA(), abort, done):
+		errAB = ab()
+		errBA = <-done
+	case opt.Delay == 0 && forward(a, b, &res.AToB, opt.Meter.aToB(), abort, done):
+		errBA = ba()
+		errAB = <-done
+	default:
+		go func() { done <- ab() }()
+		errBA = ba()
+		errAB = <-done
+	}
 	a.Close()
 	b.Close()
 	switch {
@@ -83,6 +112,33 @@ func Relay(a, b net.Conn, opt Options) Result {
 	return res
 }
 
+// forward starts the src→dst direction as a mux.Stream.Forward when src is
+// a stream and dst a TCP socket: the session's reader then writes into dst
+// itself and no goroutine waits on an idle direction. count, if set, is the
+// meter's counter of the direction. The direction's end is sent on done,
+// with *n set. It reports false when it does not apply.
+func forward(src, dst net.Conn, n *int64, count *atomic.Int64, abort func(), done chan<- error) bool {
+	st, ok := src.(*mux.Stream)
+	if !ok {
+		return false
+	}
+	tc, ok := dst.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	err := st.Forward(tc, count, func(m int64, err error) {
+		*n = m
+		if err == nil {
+			err = closeWrite(dst)
+		}
+		if err != nil {
+			abort()
+		}
+		done <- err
+	})
+	return err == nil
+}
+
 // copyHalf copies src to dst until src ends, then half-closes dst.
 //
 // When src is a socket, an idle direction holds no buffer: the read goes
@@ -90,8 +146,18 @@ func Relay(a, b net.Conn, opt Options) Result {
 // whenever the socket turns out empty, and a fresh one is taken when it
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
-func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
+func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int64, error) {
 	if st, ok := src.(*mux.Stream); ok && delay == 0 {
+		if count != nil {
+			// Counting each payload as it is written costs the stream its
+			// direct socket sink (see mux.Stream.WriteTo): the payloads
+			// still go out without a copy, through dst.Write.
+			n, err := st.WriteTo(countingWriter{dst, count})
+			if err != nil {
+				return n, err
+			}
+			return n, closeWrite(dst)
+		}
 		// The stream hands its received payloads to dst as they are: no
 		// copy and no buffer of ours, idle or not.
 		n, err := st.WriteTo(dst)
@@ -128,6 +194,9 @@ func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
 			}
 			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
+			if count != nil {
+				count.Add(int64(w))
+			}
 			if werr != nil {
 				return total, werr
 			}
@@ -139,6 +208,32 @@ func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+func (m *Meter) aToB() *atomic.Int64 {
+	if m == nil {
+		return nil
+	}
+	return &m.AToB
+}
+
+func (m *Meter) bToA() *atomic.Int64 {
+	if m == nil {
+		return nil
+	}
+	return &m.BToA
+}
+
+// countingWriter adds what each Write took to a meter's counter.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 type closeWriter interface{ CloseWrite() error }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
 )
@@ -66,6 +67,14 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
 	// Zero means 10 s.
 	HandshakeTimeout time.Duration
+	// Metrics, when set, receives the edge's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// Admin, when set, serves the edge's status page and JSON listing on
+	// this address ("host:port"); AdminToken is then required as its
+	// bearer token.
+	Admin      string
+	AdminToken string
 
 	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
 	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
@@ -81,6 +90,31 @@ type Config struct {
 	// TrustedProxies are the peers whose forwarding headers the edge
 	// extends instead of replacing (see forwarded.go).
 	TrustedProxies []netip.Prefix
+	// UDPPortMin and UDPPortMax bound the ports of UDP tunnels, as
+	// TCPPortMin and TCPPortMax do for TCP. UDP tunnels bind on TCPHost.
+	UDPPortMin, UDPPortMax int
+	// UDPIdleTimeout ends a UDP flow (one public source address) after this
+	// long without a datagram either way. Zero means one minute.
+	UDPIdleTimeout time.Duration
+	// UDPMaxFlows bounds the flows of one UDP tunnel; datagrams from further
+	// sources are dropped. Zero means 1024.
+	UDPMaxFlows int
+	// UDPFlowQueue bounds the datagrams waiting for one flow's stream.
+	// Zero means 64.
+	UDPFlowQueue int
+	// UDPQueueBytes bounds the datagram bytes waiting across one tunnel's
+	// flows. Zero means 4 MiB.
+	UDPQueueBytes int64
+
+	// AcceptProxyProtocol lists the load balancers in front of the edge:
+	// connections from these addresses to the HTTP ingress and to TCP
+	// tunnel ports must start with a PROXY protocol header, whose client
+	// address the edge then uses; a header from any other address is
+	// refused. Empty: the edge reads no headers.
+	AcceptProxyProtocol []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a load balancer's header.
+	// Zero means 5 s.
+	ProxyHeaderTimeout time.Duration
 }
 
 func configErr(field, format string, args ...any) error {
@@ -122,7 +156,10 @@ func (c *Config) validate() error {
 			return configErr("Mux", "%v", err)
 		}
 	}
-	return c.validateHTTPS()
+	if err := c.validateHTTPS(); err != nil {
+		return err
+	}
+	return c.validateL4()
 }
 
 // edgeAcceptBacklog is the accept backlog of the edge's agent sessions.
@@ -166,4 +203,5 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.setL4Defaults()
 }

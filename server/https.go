@@ -113,7 +113,7 @@ func (s *Server) openHTTPS() error {
 			return fmt.Errorf("server: listen for HTTPS on %s: %w (pick another --https port)", cfg.HTTPS, err)
 		}
 	}
-	h.ln = ln
+	h.ln = s.acceptProxy(ln)
 	h.srv = &http.Server{
 		Handler:           s,
 		TLSConfig:         tlsCfg,

@@ -46,6 +46,10 @@ type Server struct {
 	proxy   *httputil.ReverseProxy
 	https   *httpsIngress
 
+	metrics  *edgeMetrics // nil unless Config.Metrics is set
+	metering bool         // count bytes per tunnel: metrics or admin asked
+	admin    *adminServer // nil unless Config.Admin is set
+
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
 	wg         sync.WaitGroup
@@ -63,6 +67,9 @@ func New(cfg Config) (*Server, error) {
 	for _, tok := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(tok)))
 	}
+	if err := s.initObservability(); err != nil {
+		return nil, err
+	}
 
 	ln, err := transport.Listen(context.Background(), cfg.Listen, transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
@@ -70,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctrlLn = ln
 	if cfg.HTTPListener != nil {
-		s.httpLn = cfg.HTTPListener
+		s.httpLn = s.acceptProxy(cfg.HTTPListener)
 		s.initHTTP()
 	} else if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
@@ -78,13 +85,23 @@ func New(cfg Config) (*Server, error) {
 			ln.Close()
 			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (is another server using it? pick another address)", cfg.HTTP, err)
 		}
-		s.httpLn = hl
+		s.httpLn = s.acceptProxy(hl)
 		s.initHTTP()
 	}
 	if err := s.openHTTPS(); err != nil {
 		ln.Close()
 		if s.httpLn != nil {
 			s.httpLn.Close()
+		}
+		return nil, err
+	}
+	if err := s.openAdmin(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		if s.https != nil {
+			s.https.ln.Close()
 		}
 		return nil, err
 	}
@@ -108,7 +125,7 @@ type Stats struct {
 	Sessions  int // agents connected and authenticated
 	Streams   int // streams open across all sessions
 	Hostnames int // hostnames held by a session or reserved for a reconnecting agent
-	Ports     int // TCP ports held by a session or reserved for a reconnecting agent
+	Ports     int // TCP and UDP ports held by a session or reserved for a reconnecting agent
 }
 
 // Stats returns a snapshot of the edge's load.
@@ -150,6 +167,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	s.serveHTTPS(errc)
+	s.serveAdmin(errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -172,6 +190,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		scancel()
 	}
 	s.shutdownHTTPS()
+	s.closeAdmin()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true

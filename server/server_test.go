@@ -159,7 +159,7 @@ func TestRegisterValidation(t *testing.T) {
 		reg  control.Register
 		code string
 	}{
-		{control.Register{Ref: 1, Kind: "udp"}, control.CodeBadRequest},
+		{control.Register{Ref: 1, Kind: "sctp"}, control.CodeBadRequest},
 		{control.Register{Ref: 2, Kind: control.KindHTTP, Name: "bad_name"}, control.CodeBadRequest},
 		{control.Register{Ref: 3, Kind: control.KindHTTP, Hostname: "a..b"}, control.CodeBadRequest},
 		{control.Register{Ref: 7, Kind: control.KindHTTP, Hostname: "LOCALHOST"}, control.CodeBadRequest},

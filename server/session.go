@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
@@ -28,6 +30,9 @@ type agentConn struct {
 	id    string
 	owner Owner
 	log   *slog.Logger
+	// remote and since are what the admin listing shows of the session.
+	remote string
+	since  time.Time
 
 	mu      sync.Mutex
 	tunnels []*tunnel
@@ -43,21 +48,46 @@ type tunnel struct {
 	host string // HTTP: the routed hostname
 	port int    // TCP: the public port
 	url  string
-	tr   *http.Transport // HTTP only: the proxy's pool of streams to the agent
-	ln   net.Listener    // TCP only
+	tr   *h1.Pool     // HTTP only: the proxy's pool of streams to the agent
+	ln   net.Listener // TCP only
+	udp  *udpTunnel   // UDP only
+	// proxyProto is the PROXY protocol version the agent writes to its local
+	// service ("v1", "v2" or empty): its streams carry the local address too,
+	// and an HTTP tunnel's streams are never shared between clients.
+	proxyProto string
+
+	// meter and streams feed metrics and the admin listing; meter is
+	// only handed to relays when the edge is metering.
+	meter   relay.Meter
+	streams atomic.Int64
 }
 
 func (t *tunnel) owner() Owner { return t.ac.owner }
 
 // open starts a stream to the agent for one public connection and writes the
-// stream header naming the tunnel and the public client.
+// stream header naming the tunnel and the public client. The address the
+// client connected to comes from ctx (http.LocalAddrContextKey), as the HTTP
+// proxy's dials carry it.
 func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
+	local := ""
+	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = a.String()
+	}
+	return t.openFor(ctx, remote, local)
+}
+
+// openFor is open with the client's local address given.
+func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, error) {
 	st, err := t.ac.sess.OpenStream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var hdr [6 + control.MaxAddrLen]byte
-	if _, err := st.Write(control.AppendHeader(hdr[:0], control.StreamHeader{Tunnel: t.id, RemoteAddr: remote})); err != nil {
+	var hdr [7 + 2*control.MaxAddrLen]byte
+	h := control.StreamHeader{Tunnel: t.id, RemoteAddr: remote}
+	if t.proxyProto != "" || t.kind == control.KindUDP {
+		h.LocalAddr, h.WithLocal = local, true
+	}
+	if _, err := st.Write(control.AppendHeader(hdr[:0], h)); err != nil {
 		st.Reset()
 		return nil, err
 	}
@@ -91,7 +121,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 		return
 	}
 	ctrl.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID()}
+	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID(), remote: remote}
 	if refused, err := s.handshake(ac, log); err != nil {
 		if refused {
 			// Let the agent read the error before the session closes: wait
@@ -103,6 +133,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 		return
 	}
 	ctrl.SetDeadline(time.Time{})
+	ac.since = time.Now()
 	ac.log = log.With("session", ac.id)
 	s.sessions.Store(ac, struct{}{})
 	defer s.sessions.Delete(ac)
@@ -147,6 +178,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn) {
 // message tells the agent's user what to fix (refused is then true).
 func (s *Server) handshake(ac *agentConn, log *slog.Logger) (refused bool, err error) {
 	refuse := func(code, msg string) (bool, error) {
+		s.countRefusal(code)
 		control.WriteMessage(ac.ctrl, &control.Error{Code: code, Message: msg})
 		return true, errors.New(msg)
 	}
@@ -210,24 +242,29 @@ func regError(ref uint32, code, format string, args ...any) *control.Error {
 func (ac *agentConn) register(r control.Register) control.Message {
 	s := ac.s
 	t := &tunnel{ac: ac, id: s.nextTunnel.Add(1), kind: r.Kind, name: r.Name}
-	var err *control.Error
-	switch r.Kind {
-	case control.KindHTTP:
-		err = ac.registerHTTP(t, r)
-	case control.KindTCP:
-		err = ac.registerTCP(t, r)
-	default:
-		err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http or tcp", r.Kind)
+	err := checkProxyProtocol(t, r)
+	if err == nil {
+		switch r.Kind {
+		case control.KindHTTP:
+			err = ac.registerHTTP(t, r)
+		case control.KindTCP:
+			err = ac.registerTCP(t, r)
+		case control.KindUDP:
+			err = ac.registerUDP(t, r)
+		default:
+			err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http, tcp or udp", r.Kind)
+		}
 	}
 	if err != nil {
 		ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "code", err.Code, "reason", err.Message)
+		s.countRefusal(err.Code)
 		return err
 	}
 	ac.mu.Lock()
 	ac.tunnels = append(ac.tunnels, t)
 	ac.mu.Unlock()
 	ac.log.Info("tunnel online", "kind", t.kind, "url", t.url)
-	return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url}
+	return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, ProxyProtocol: t.proxyProto}
 }
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) *control.Error {
@@ -335,8 +372,9 @@ func (ac *agentConn) bindTCP(t *tunnel, port int) error {
 		}
 		return fmt.Errorf("edge cannot listen on TCP port %d: %v", port, err)
 	}
+	ln = s.acceptProxy(ln)
 	if port == 0 {
-		port = ln.Addr().(*net.TCPAddr).Port
+		port = ln.Addr().(*net.TCPAddr).Port // acceptProxy keeps Addr
 		if _, err := s.reg.ClaimPort(port, t); err != nil {
 			ln.Close()
 			return fmt.Errorf("ephemeral TCP port %d is reserved for another agent", port)
@@ -367,15 +405,20 @@ func (s *Server) serveTCP(t *tunnel) {
 }
 
 func (s *Server) handleTCP(t *tunnel, c net.Conn) {
+	if !s.resolveProxy(c) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	st, err := t.open(ctx, c.RemoteAddr().String())
+	st, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
 	cancel()
 	if err != nil {
 		t.ac.log.Debug("public TCP connection dropped: opening a stream to the agent failed", "port", t.port, "err", err)
 		c.Close()
 		return
 	}
-	relay.Relay(c, st, relay.Options{})
+	t.streams.Add(1)
+	defer t.streams.Add(-1)
+	relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
 }
 
 // maxDrain bounds how long the edge waits for a departing agent's streams.
@@ -423,8 +466,14 @@ func (ac *agentConn) teardown() []*tunnel {
 		case control.KindTCP:
 			t.ln.Close()
 			ac.s.reg.ReleasePort(t.port, t)
+		case control.KindUDP:
+			t.udp.close()
+			ac.s.reg.ReleaseUDPPort(t.port, t)
 		}
 		ac.log.Info("tunnel offline", "url", t.url)
+		if ac.s.metrics != nil {
+			ac.s.metrics.forget(t)
+		}
 	}
 	return tunnels
 }

@@ -23,6 +23,7 @@ type agentFlags struct {
 	caFile, pin, serverName string
 	certFile, keyFile       string
 	connectTimeout          time.Duration
+	metrics                 string
 }
 
 func (f *agentFlags) register(c *command) {
@@ -37,6 +38,7 @@ func (f *agentFlags) register(c *command) {
 	fs.StringVar(&f.keyFile, "tls-key", "", "client private key `file` (PEM)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "give up when the first connection to the edge fails for this long (0: retry forever)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log every connection (same as --log-level debug)")
+	metricsFlag(c, &f.metrics)
 }
 
 func (f *agentFlags) config(c *command) (agent.Config, error) {
@@ -79,6 +81,11 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	c := newCommand(name, synopsis, stderr)
 	var af agentFlags
 	af.register(c)
+	var inf *inspectFlags
+	if kind == control.KindHTTP {
+		inf = &inspectFlags{}
+		inf.register(c)
+	}
 	var t agent.Tunnel
 	var uf upstreamFlags
 	t.Kind = kind
@@ -87,7 +94,9 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
 		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
+		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service (needs --log-requests=false)")
 	} else {
+		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service")
 		c.fs.IntVar(&t.RemotePort, "remote-port", 0, "public `port` to ask the edge for (default: the edge picks one)")
 		c.fs.StringVar(&t.Name, "name", "", "a `label` for the tunnel in the edge's logs")
 	}
@@ -107,11 +116,19 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	if err != nil {
 		return usagef("%s: %v", name, err)
 	}
+	if err := proxyProtocolFlag(name, &t); err != nil {
+		return err
+	}
 	cfg, err := af.config(c)
 	if err != nil {
 		return err
 	}
 	cfg.Tunnels = []agent.Tunnel{t}
+	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
+	}
 	return runAgent(ctx, cfg, stdout)
 }
 
@@ -120,6 +137,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 func runAgent(ctx context.Context, cfg agent.Config, stdout io.Writer) error {
 	var mu sync.Mutex
 	last := map[int]string{}
+	then := cfg.OnAssigned // e.g. the inspector's line, printed after
 	cfg.OnAssigned = func(i int, a control.Assigned) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -128,6 +146,9 @@ func runAgent(ctx context.Context, cfg agent.Config, stdout io.Writer) error {
 		}
 		last[i] = a.URL
 		fmt.Fprintf(stdout, "Forwarding %s -> %s\n", a.URL, cfg.Tunnels[i].Local)
+		if then != nil {
+			then(i, a)
+		}
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
@@ -146,6 +167,10 @@ type tunnelSpec struct {
 	// HTTP only; the same as the flags of sluice http.
 	UpstreamProtocol string `yaml:"upstream_protocol"`
 	HostHeader       string `yaml:"host_header"`
+	// ProxyProtocol is v1 or v2 (tcp tunnels, and http with log_requests false).
+	ProxyProtocol string `yaml:"proxy_protocol"`
+	// LogRequests defaults to true for http tunnels.
+	LogRequests *bool `yaml:"log_requests"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file on one session.
@@ -154,6 +179,8 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.extraKeys = []string{"tunnels"}
 	var af agentFlags
 	af.register(c)
+	var inf inspectFlags
+	inf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -174,7 +201,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -184,18 +211,32 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader, ProxyProtocol: s.ProxyProtocol}
 		switch t.Kind {
 		case control.KindHTTP:
-			t.LogRequests = true
-		case control.KindTCP:
+			t.LogRequests = s.LogRequests == nil || *s.LogRequests
+		case control.KindTCP, control.KindUDP:
 		default:
-			return usagef("start: %s: tunnel %d: type %q: use http or tcp", c.config, i+1, s.Type)
+			return usagef("start: %s: tunnel %d: type %q: use http, tcp or udp", c.config, i+1, s.Type)
+		}
+		if s.LogRequests != nil && t.Kind != control.KindHTTP {
+			return usagef("start: %s: tunnel %d: log_requests is for http tunnels", c.config, i+1)
+		}
+		if t.ProxyProtocol != "" && t.Kind == control.KindUDP {
+			return usagef("start: %s: tunnel %d: proxy_protocol is for tcp and http tunnels, not udp", c.config, i+1)
+		}
+		if err := proxyProtocolFlag(fmt.Sprintf("start: %s: tunnel %d", c.config, i+1), &t); err != nil {
+			return err
 		}
 		if t.Local, err = localAddr(s.Local); err != nil {
 			return usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
 		}
 		cfg.Tunnels = append(cfg.Tunnels, t)
+	}
+	stop, err := observeAgent(&cfg, af.metrics, &inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
 	}
 	return runAgent(ctx, cfg, stdout)
 }

@@ -56,22 +56,24 @@ func exitCode(err error) int {
 // flagOf names, for each library Config field the command line sets, the flag
 // (and environment variable) a user changes to fix it.
 var flagOf = map[string]string{
-	"server.Listen":          "--listen",
-	"server.Tokens":          "--token (or SLUICE_TOKEN, or token: in the config file)",
-	"server.Domain":          "--domain",
-	"server.HTTP":            "--http",
-	"server.TCPPortMin":      "--tcp-ports",
-	"server.TCPPortMax":      "--tcp-ports",
-	"server.PublicHTTPPort":  "--public-http-port",
-	"server.HTTPS":           "--https",
-	"server.HTTPSCertFile":   "--https-cert",
-	"server.HTTPSKeyFile":    "--https-key",
-	"server.ACMEDirectory":   "--acme-ca",
-	"server.HTTPPlain":       "--http-plain",
-	"server.StateDir":        "--state-dir",
-	"server.PublicHTTPSPort": "--https",
-	"agent.Server":           "--server (or SLUICE_SERVER)",
-	"agent.Token":            "--token (or SLUICE_TOKEN)",
+	"server.Listen":              "--listen",
+	"server.Tokens":              "--token (or SLUICE_TOKEN, or token: in the config file)",
+	"server.Domain":              "--domain",
+	"server.HTTP":                "--http",
+	"server.TCPPortMin":          "--tcp-ports",
+	"server.TCPPortMax":          "--tcp-ports",
+	"server.PublicHTTPPort":      "--public-http-port",
+	"server.UDPPortMin":          "--udp-ports",
+	"server.AcceptProxyProtocol": "--accept-proxy-protocol",
+	"server.HTTPS":               "--https",
+	"server.HTTPSCertFile":       "--https-cert",
+	"server.HTTPSKeyFile":        "--https-key",
+	"server.ACMEDirectory":       "--acme-ca",
+	"server.HTTPPlain":           "--http-plain",
+	"server.StateDir":            "--state-dir",
+	"server.PublicHTTPSPort":     "--https",
+	"agent.Server":               "--server (or SLUICE_SERVER)",
+	"agent.Token":                "--token (or SLUICE_TOKEN)",
 }
 
 // explain rewrites a library's error in the command line's words: a config
@@ -88,6 +90,8 @@ func explain(err error) error {
 				return usageError{errors.New(cfe.Message())}
 			case "RemotePort":
 				return usageError{fmt.Errorf("--remote-port: %s", cfe.Message())}
+			case "ProxyProtocol":
+				return usageError{fmt.Errorf("--proxy-protocol: %s", cfe.Message())}
 			}
 		}
 		if f, ok := flagOf[cfe.Pkg+"."+cfe.Field]; ok {

@@ -24,7 +24,7 @@ const (
 	exitUsage       = 2 // bad flag, argument or config file
 	exitAuth        = 3 // the edge rejected the token or speaks another protocol version
 	exitUnreachable = 4 // the edge could not be reached, or its TLS identity could not be verified
-	exitConflict    = 5 // the name, hostname or TCP port is held by another agent
+	exitConflict    = 5 // the name, hostname or TCP/UDP port is held by another agent
 )
 
 const usage = `sluice: a self-hosted reverse tunnel.
@@ -37,8 +37,10 @@ Usage:
       Run an edge that agents connect to.
   sluice http PORT|HOST:PORT --server ADDR --token TOKEN [--name NAME] [--insecure]
       Expose a local HTTP service as http://NAME.DOMAIN.
-  sluice tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--insecure]
+  sluice tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--proxy-protocol v1|v2] [--insecure]
       Expose a local TCP service on a public port of the edge.
+  sluice udp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--insecure]
+      Expose a local UDP service on a public UDP port of the edge.
   sluice start -c sluice.yml
       Run every tunnel of a config file over one session.
   sluice version
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runTunnel(ctx, control.KindHTTP, rest, stdout, stderr)
 	case "tcp":
 		err = runTunnel(ctx, control.KindTCP, rest, stdout, stderr)
+	case "udp":
+		err = runUDP(ctx, rest, stdout, stderr)
 	case "start":
 		err = runStart(ctx, rest, stdout, stderr)
 	case "dev":

@@ -23,6 +23,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		certFile, keyFile, caFile string
 		tcpPorts                  string
 		hf                        edgeHTTPSFlags
+		l4                        edgeL4Flags
+		metricsAddr               string
+		admin                     adminFlags
 	)
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
@@ -40,6 +43,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
 	hf.register(fs, &cfg)
+	l4.register(c)
+	metricsFlag(c, &metricsAddr)
+	admin.register(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -64,6 +70,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
 	}
+	if err := l4.apply(&cfg); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err // before a throwaway certificate is made and its pin printed
 	}
@@ -72,9 +81,24 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.TLS = tlsCfg
+	if err := admin.apply(&cfg.Admin, &cfg.AdminToken, stdout); err != nil {
+		return err
+	}
+	if metricsAddr != "" {
+		reg := newRegistry()
+		cfg.Metrics = reg
+		stop, err := startMetrics(metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
+	}
+	if a := srv.AdminAddr(); a != nil {
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
 	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {

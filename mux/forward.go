@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"time"
 )
 
 // forwarder is the state of a Forward: a stream copied into a TCP socket
@@ -65,13 +64,13 @@ func (st *Stream) kickForward() {
 	}
 	if st.rBuffered == 0 && !st.forwardEnded() {
 		st.sinkIdle = true
-		st.inflow.startWait(time.Now())
+		st.inflow.startWait(st.s.now())
 		st.mu.Unlock()
 		return
 	}
 	f.running = true
 	st.sinkIdle = false
-	st.inflow.stopWait(time.Now())
+	st.inflow.stopWait(st.s.now())
 	st.mu.Unlock()
 	go st.drainForward(f)
 }
@@ -107,7 +106,7 @@ func (st *Stream) drainForward(f *forwarder) {
 			if err == nil {
 				f.running = false
 				st.sinkIdle = true
-				st.inflow.startWait(time.Now())
+				st.inflow.startWait(st.s.now())
 				st.mu.Unlock()
 				return
 			}
@@ -153,7 +152,7 @@ func (st *Stream) finishForward(f *forwarder, err error) {
 	n := f.total + st.sink.written
 	st.fwd.Store(nil)
 	st.sink, st.sinkIdle = nil, false
-	st.inflow.stopWait(time.Now())
+	st.inflow.stopWait(st.s.now())
 	st.mu.Unlock()
 	f.done(n, err)
 }

@@ -19,10 +19,10 @@ var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Pr
 // Forwardable reports whether a proxy may forward an inbound request with
 // Pool.Do, WriteHead and CopyResponse instead of httputil.ReverseProxy: a
 // GET or HEAD with no body, no upgrade and no Connection options, which is
-// most of what a web app serves.
+// most of what a web app serves. A zero ContentLength means no body, as
+// ReverseProxy takes it too: an HTTP/2 request's Body is never http.NoBody.
 func Forwardable(r *http.Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-		(r.Body == nil || r.Body == http.NoBody) && r.ContentLength == 0 &&
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength == 0 &&
 		r.Header.Get("Upgrade") == "" && r.Header.Get("Connection") == ""
 }
 

@@ -57,6 +57,12 @@ type Tunnel struct {
 	// without Handler or Fallback) pipes bytes to Local untouched, and a
 	// local service that is down shows as the edge's 502 page.
 	LogRequests bool
+	// Pool shares the name or port with other agents of the same owner that
+	// pool it too: the edge spreads connections across them.
+	Pool bool
+	// Takeover replaces a live holder of the same owner (one whose session
+	// is half-dead) on the first registration; the holder is told and stops.
+	Takeover bool
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -140,6 +146,7 @@ type tunnelState struct {
 	cfg   Tunnel
 	http  *httpForwarder
 	down  burstLog
+	lease lease // what the edge assigned, presented on every reconnect
 }
 
 // New validates cfg and prepares an agent; Run connects it.
@@ -279,6 +286,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err := ls.fatal(); err != nil {
+			return err
+		}
 		if time.Since(began) >= a.cfg.StableAfter {
 			bo.Reset()
 		}
@@ -330,6 +340,18 @@ type liveSession struct {
 	sess *mux.Session
 	ctrl *mux.Stream
 	byID map[uint32]*tunnelState
+
+	mu      sync.Mutex
+	endedBy *control.Error // what the edge said when it ended the session
+}
+
+func (ls *liveSession) fatal() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.endedBy == nil {
+		return nil
+	}
+	return ls.endedBy
 }
 
 // connect dials, authenticates and registers every tunnel. Hello, Auth and
@@ -368,8 +390,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 		control.Auth{Token: a.cfg.Token},
 	}
 	for i, ts := range a.fwds {
-		t := ts.cfg
-		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort})
+		msgs = append(msgs, ts.register(uint32(i+1)))
 	}
 	for _, m := range msgs {
 		if err := control.WriteMessage(ctrl, m); err != nil {
@@ -411,6 +432,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	ctrl.SetDeadline(time.Time{})
 	for _, m := range assigned {
 		ts := a.fwds[m.Ref-1]
+		ts.lease.keep(m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
 		}
@@ -448,6 +470,16 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 					ls.sess.Close()
 				}
 				return
+			}
+			if ce, ok := m.(*control.Error); ok && ce.Ref == 0 {
+				// The edge ends the session and says why (taken over, token
+				// removed): reconnecting would not help.
+				a.log.Error("the edge closed this session", "code", ce.Code, "reason", ce.Message)
+				ls.mu.Lock()
+				ls.endedBy = ce
+				ls.mu.Unlock()
+				ls.sess.Close()
+				continue
 			}
 			a.log.Debug("ignoring an unexpected control message", "type", m.Type())
 		}

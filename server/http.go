@@ -92,8 +92,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 		return
 	}
-	rt, ok := s.reg.Host(host)
-	if !ok {
+	ep, ok := s.reg.Host(host)
+	var t *tunnel
+	if ok {
+		t = ep.pick()
+	}
+	if t == nil {
 		if s.reg.Reserved(host) {
 			page(w, http.StatusBadGateway, "Tunnel offline",
 				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
@@ -103,7 +107,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("No tunnel is registered for %s. Start one with: sluice http PORT --name NAME (it answers at NAME.%s).", host, s.cfg.Domain))
 		return
 	}
-	t := rt.(*tunnel)
 	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))

@@ -13,8 +13,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -72,26 +70,44 @@ type Config struct {
 	Mux mux.Config
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
-	// ReclaimGrace is how long a disconnected agent's names stay reserved for
-	// its token. Zero means one minute; negative disables reservation.
+	// ReclaimGrace is how long a disconnected agent's lease on a name or
+	// port lasts: within it the agent gets the same URL back (random ones
+	// too) and other owners are refused. Zero means DefaultReclaimGrace;
+	// negative disables leases beyond the session.
 	ReclaimGrace time.Duration
+	// StateDir is where the edge keeps its leases across restarts (a file
+	// per agent port). Empty keeps them in memory only.
+	StateDir string
+	// TokenRules are owners' tokens with what each may claim, usually read
+	// from a tokens file with LoadTokensFile. They add to Tokens.
+	TokenRules []TokenRule
+	// Limits bound unauthenticated connections, tunnels and streams. Zero
+	// fields take their documented defaults.
+	Limits Limits
 	// ReadHeaderTimeout bounds how long a public HTTP client may take to send
 	// its request headers (against slowloris). Zero means 10 s.
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes bounds the request headers of a public HTTP client.
 	// Zero means 64 KiB.
 	MaxHeaderBytes int
-	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
-	// Zero means 10 s.
+	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
+	// auth. Zero means 5 s.
 	HandshakeTimeout time.Duration
 }
 
 // Server is a running edge. Create it with New, run it with Serve.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	reg    *Registry
-	tokens [][32]byte
+	cfg   Config
+	log   *slog.Logger
+	reg   *Registry
+	auth  atomic.Pointer[authTable]
+	lim   atomic.Pointer[Limits]
+	gate  gate
+	fails authFailures
+	warn  *summary
+
+	ownerMu      sync.Mutex
+	ownerTunnels map[Owner]int
 
 	ctrlLn  net.Listener
 	httpLn  net.Listener
@@ -110,8 +126,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("server: no agent listen address: set Listen (--listen), e.g. 0.0.0.0:7835")
 	}
-	if len(cfg.Tokens) == 0 {
-		return nil, errors.New("server: no token configured: set at least one token (--token or SLUICE_TOKEN) that agents must present")
+	if len(cfg.Tokens) == 0 && len(cfg.TokenRules) == 0 {
+		return nil, errors.New("server: no token configured: set at least one token in Tokens or TokenRules that agents must present")
 	}
 	for _, tok := range cfg.Tokens {
 		if tok == "" {
@@ -127,14 +143,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TCPPortMin < 0 || cfg.TCPPortMax > 65535 || cfg.TCPPortMin > cfg.TCPPortMax {
 		return nil, fmt.Errorf("server: TCP port range %d-%d is invalid: give MIN-MAX within 1-65535", cfg.TCPPortMin, cfg.TCPPortMax)
 	}
+	cfg.Limits.setDefaults()
 	if cfg.Mux == (mux.Config{}) {
 		cfg.Mux = mux.DefaultConfig()
+		cfg.Mux.MaxConcurrentStreams = cfg.Limits.StreamsPerSession
 	}
 	if err := cfg.Mux.Validate(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if cfg.ReclaimGrace == 0 {
-		cfg.ReclaimGrace = time.Minute
+		cfg.ReclaimGrace = DefaultReclaimGrace
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
@@ -143,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxHeaderBytes = 64 << 10
 	}
 	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 10 * time.Second
+		cfg.HandshakeTimeout = 5 * time.Second
 	}
 	if cfg.TCPHost == "" {
 		host, _, err := net.SplitHostPort(cfg.Listen)
@@ -162,16 +180,24 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, reg: NewRegistry(cfg.ReclaimGrace)}
-	for _, tok := range cfg.Tokens {
-		s.tokens = append(s.tokens, sha256.Sum256([]byte(tok)))
+	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, cfg.Domain)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
+	s := &Server{cfg: cfg, log: log, warn: &summary{log: log}, ownerTunnels: map[Owner]int{}}
+	s.auth.Store(auth)
+	lim := cfg.Limits
+	s.lim.Store(&lim)
 
 	ln, err := transport.Listen(context.Background(), cfg.Listen, transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another --listen port)", cfg.Listen, err)
+		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another agent port)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
+	if s.reg, err = s.openRegistry(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if cfg.HTTPListener != nil {
 		s.httpLn = cfg.HTTPListener
 		s.initHTTP()
@@ -179,6 +205,7 @@ func New(cfg Config) (*Server, error) {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			ln.Close()
+			s.reg.store.Close()
 			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (pick another --http port)", cfg.HTTP, err)
 		}
 		s.httpLn = hl
@@ -228,7 +255,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.warn.run(ctx, s.cfg.Limits.WarnInterval)
+	}()
 	go func() {
 		defer s.wg.Done()
 		errc <- s.acceptAgents(ctx)
@@ -270,6 +301,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return true
 	})
 	s.wg.Wait()
+	s.reg.store.Close()
 	return err
 }
 
@@ -300,28 +332,18 @@ func (s *Server) acceptAgents(ctx context.Context) error {
 			}
 		}
 		backoff = 0
+		src := sourceIP(conn.RemoteAddr())
+		if ok, why := s.gate.enter(src, *s.lim.Load()); !ok {
+			s.warn.warn(src, "agent connection refused before its handshake", "why", why)
+			conn.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(ctx, conn)
+			s.serveAgent(ctx, conn, src)
 		}()
 	}
-}
-
-// owner derives a token's identity. The hash also makes the comparison in
-// authenticate independent of the token's length.
-func owner(token string) Owner { return sha256.Sum256([]byte(token)) }
-
-// authenticate compares against every configured token in constant time, and
-// always against all of them, so timing reveals neither which token matched
-// nor how much of one did.
-func (s *Server) authenticate(token string) (Owner, bool) {
-	o := owner(token)
-	ok := 0
-	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(o[:], s.tokens[i][:])
-	}
-	return o, ok == 1
 }
 
 func newSessionID() string {

@@ -25,6 +25,7 @@ type agentFlags struct {
 	caFile, pin, serverName string
 	certFile, keyFile       string
 	connectTimeout          time.Duration
+	pool, takeover          bool
 }
 
 func (f *agentFlags) register(c *command) {
@@ -39,6 +40,8 @@ func (f *agentFlags) register(c *command) {
 	fs.StringVar(&f.keyFile, "tls-key", "", "client private key `file` (PEM)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "give up when the first connection to the edge fails for this long (0: retry forever)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log every connection (same as --log-level debug)")
+	fs.BoolVar(&f.pool, "pool", false, "share the name or port with other agents of the same owner that pass --pool too (the edge spreads connections across them)")
+	fs.BoolVar(&f.takeover, "takeover", false, "replace an agent of the same owner that holds the name or port but is stuck; it is told and exits 5")
 }
 
 func (f *agentFlags) config(c *command) (agent.Config, error) {
@@ -129,6 +132,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	if err != nil {
 		return err
 	}
+	t.Pool, t.Takeover = af.pool, af.takeover
 	cfg.Tunnels = []agent.Tunnel{t}
 	return runAgent(ctx, cfg, stdout)
 }
@@ -161,6 +165,7 @@ type tunnelSpec struct {
 	Name       string `yaml:"name"`
 	Hostname   string `yaml:"hostname"`
 	RemotePort int    `yaml:"remote_port"`
+	Pool       bool   `yaml:"pool"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file on one session.
@@ -189,7 +194,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, pool)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -199,7 +204,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, Pool: s.Pool || af.pool, Takeover: af.takeover}
 		switch t.Kind {
 		case control.KindHTTP:
 			t.LogRequests = true

@@ -3,13 +3,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
@@ -25,7 +22,7 @@ const (
 	exitUsage       = 2 // bad flag, argument or config file
 	exitAuth        = 3 // the edge rejected the token or speaks another protocol version
 	exitUnreachable = 4 // the edge could not be reached, or its TLS identity could not be verified
-	exitConflict    = 5 // the name, hostname or TCP port is held by another agent
+	exitConflict    = 5 // the name, hostname or TCP port is held by another agent, was taken over, or a tunnel limit is reached
 )
 
 const usage = `sluice: a self-hosted reverse tunnel.
@@ -62,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shutdownContext(stderr)
 	defer stop()
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
@@ -92,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	code := exitCode(err)
 	if !errors.Is(err, errHelpShown) {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
+	}
+	var ce *control.Error
+	if errors.As(err, &ce) && (ce.Code == control.CodeNameTaken || ce.Code == control.CodePortTaken) {
+		fmt.Fprintln(stderr, "sluice: to choose another, change --name, --hostname or --remote-port; to replace a stuck agent of your own, add --takeover; to share it, run every agent with --pool")
 	}
 	return code
 }
@@ -123,8 +124,10 @@ func exitCode(err error) int {
 		switch ce.Code {
 		case control.CodeUnauthorized, control.CodeVersion:
 			return exitAuth
-		case control.CodeNameTaken, control.CodePortTaken:
+		case control.CodeNameTaken, control.CodePortTaken, control.CodeTakenOver, control.CodeLimit:
 			return exitConflict
+		case control.CodeRevoked, control.CodeForbidden:
+			return exitAuth
 		case control.CodeBadRequest:
 			return exitUsage
 		}

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )

@@ -18,8 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

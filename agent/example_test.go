@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/agent"
-	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 )
 
 // A Go program reachable through sluice with no local port: public requests

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 )
 
 // killProxy sits between agent and edge so a test can cut the link the way a

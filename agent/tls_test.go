@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/transport"
 )
 

@@ -194,7 +194,9 @@ func (s *summary) flush(interval time.Duration) {
 			keys = append(keys, k)
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].src < keys[j].src || keys[i].src == keys[j].src && keys[i].msg < keys[j].msg })
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].src < keys[j].src || keys[i].src == keys[j].src && keys[i].msg < keys[j].msg
+	})
 	for _, k := range keys {
 		e := seen[k]
 		s.log.Warn(k.msg+" (repeated)", append([]any{"source", k.src, "repeats", e.repeats, "interval", interval}, e.args...)...)

@@ -68,4 +68,3 @@ func randInt(n int) int {
 	}
 	return int(v.Int64())
 }
-

@@ -15,8 +15,8 @@ import (
 	"sync"
 
 	"github.com/sluicehq/sluice/agent"
-	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 )
 
 // runDev is `sluice dev PORT`: an edge on loopback and an agent in one

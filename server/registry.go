@@ -119,6 +119,12 @@ func (e *endpoint) pick() *tunnel {
 	return e.members[int(e.rr.Add(1))%len(e.members)]
 }
 
+func (e *endpoint) isPooled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pooled
+}
+
 func (e *endpoint) size() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -337,6 +343,7 @@ func (r *Registry) joinLive(l *lease, q claimReq, presented string, res *claimed
 	sameOwner := parseOwner(l.rec.Owner) == q.owner
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	res.ep = ep
 	switch {
 	case l.has(presented) && sameOwner:
 		res.secret = q.secret

@@ -87,12 +87,13 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 		conn.Close()
 		return
 	}
-	conn, err := awaitPreface(conn, deadline)
+	pconn, err := awaitPreface(conn, deadline)
 	if err != nil {
 		s.warn.warn(src, "agent connection closed before a session: no sluice preface", "err", err)
 		conn.Close()
 		return
 	}
+	conn = pconn
 	sess, err := mux.Server(conn, s.cfg.Mux)
 	if err != nil {
 		log.Warn("starting the agent session failed", "err", err)

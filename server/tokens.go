@@ -35,7 +35,8 @@ type TokenRule struct {
 	// allows every port the edge serves.
 	Ports []string `yaml:"ports"`
 	// MaxTunnels caps the tunnels the owner has open at once across all its
-	// sessions. Zero means the edge's Limits.TunnelsPerOwner.
+	// sessions and tokens. Zero means the value of the owner's first entry
+	// that sets one, else the edge's Limits.TunnelsPerOwner.
 	MaxTunnels int `yaml:"max_tunnels"`
 }
 
@@ -164,6 +165,19 @@ func newAuthTable(tokens []string, file []TokenRule, domain string) (*authTable,
 		}
 		c.index = i + 1
 		t.rules = append(t.rules, c)
+	}
+	// The limit is the owner's, whichever token it uses: the first entry of
+	// an owner that sets one gives it to the others.
+	first := map[Owner]int{}
+	for _, r := range t.rules {
+		if _, ok := first[r.owner]; !ok && r.maxTunnels > 0 {
+			first[r.owner] = r.maxTunnels
+		}
+	}
+	for _, r := range t.rules {
+		if r.maxTunnels == 0 {
+			r.maxTunnels = first[r.owner]
+		}
 	}
 	return t, nil
 }

@@ -308,7 +308,8 @@ func fatal(err error) bool {
 	if errors.As(err, &ce) {
 		return ce.Code != control.CodeInternal
 	}
-	return isTLSFailure(err)
+	var wp *WrongPeerError
+	return errors.As(err, &wp) || isTLSFailure(err)
 }
 
 func isTLSFailure(err error) bool {
@@ -325,6 +326,10 @@ func isTLSFailure(err error) bool {
 }
 
 func classify(addr string, err error) error {
+	var wp *WrongPeerError
+	if errors.As(err, &wp) {
+		return wp
+	}
 	if isTLSFailure(err) {
 		return &TLSError{Addr: addr, Err: err}
 	}
@@ -357,24 +362,81 @@ func (ls *liveSession) fatal() error {
 // connect dials, authenticates and registers every tunnel. Hello, Auth and
 // all Registers are written before reading any answer, so the whole setup
 // costs one round trip after the transport is up.
+//
+// A peer that accepts but is slow to answer, or answers wrongly, is probed
+// on a separate connection to find out what it is (see probePeer), so an
+// agent pointed at the wrong port says what it found within seconds.
 func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
-	conn, err := a.dialer.DialContext(dctx, a.cfg.Server)
+	pctx, stopProbe := context.WithCancel(dctx)
+	defer stopProbe()
+	expectTLS := a.cfg.TLS != nil
+	probed := make(chan *WrongPeerError, 1)
+	timer := time.AfterFunc(probeAfter, func() {
+		wp := probePeer(pctx, a.cfg.Server, expectTLS)
+		if wp != nil {
+			cancel() // ends the attempt still waiting on the wrong peer
+		}
+		probed <- wp
+	})
+	// probeResult stops the probe, or waits for the one under way.
+	probeResult := func() *WrongPeerError {
+		if timer.Stop() {
+			return nil
+		}
+		return <-probed
+	}
+	ls, dialed, err := a.attempt(dctx)
+	if err == nil {
+		stopProbe()
+		probeResult()
+		return ls, nil
+	}
+	if wp := probeResult(); wp != nil {
+		return nil, wp
+	}
+	if wp := tlsRecordPeer(a.cfg.Server, err, expectTLS); wp != nil {
+		return nil, wp
+	}
+	var ce *control.Error
+	if dialed && !errors.As(err, &ce) && ctx.Err() == nil && !isTLSFailure(err) {
+		// The peer accepted and then failed the sluice handshake quickly:
+		// find out what it is.
+		if wp := probePeer(ctx, a.cfg.Server, expectTLS); wp != nil {
+			return nil, wp
+		}
+	}
+	return nil, err
+}
+
+// probeAfter is how long a handshake may take before the peer is probed.
+const probeAfter = time.Second
+
+// attempt is one connection attempt; dialed reports whether the transport
+// came up, so a failure after it is worth a probe.
+func (a *Agent) attempt(ctx context.Context) (ls *liveSession, dialed bool, err error) {
+	conn, err := a.dialer.DialContext(ctx, a.cfg.Server)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sess, err := mux.Client(conn, a.cfg.Mux)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, true, err
 	}
-	ls, err := a.handshake(dctx, sess)
+	// The handshake reads under the stream's deadline; ctx ending early (a
+	// probe found the wrong peer) must end it too.
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	ls, err = a.handshake(ctx, sess)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		sess.Close()
-		return nil, err
+		return nil, true, err
 	}
-	return ls, nil
+	return ls, true, nil
 }
 
 func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession, error) {

@@ -97,3 +97,19 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// namePeer answers a peer that did not start with the preface with the
+// edge's own, so an agent with TLS where the edge has none (or a probe) can
+// tell it reached a sluice edge. The edge then half-closes and waits briefly
+// for the peer to hang up: closing with the peer's bytes unread would reset
+// the connection and could discard the preface before it is read.
+func namePeer(conn net.Conn) {
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write(frame.AppendPreface(nil)); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+}

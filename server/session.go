@@ -90,6 +90,9 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 	pconn, err := awaitPreface(conn, deadline)
 	if err != nil {
 		s.warn.warn(src, "agent connection closed before a session: no sluice preface", "err", err)
+		if errors.Is(err, errNoPreface) {
+			namePeer(conn)
+		}
 		conn.Close()
 		return
 	}

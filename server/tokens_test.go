@@ -67,12 +67,12 @@ tokens:
 
 func TestTokensFileErrorsNameTheEntry(t *testing.T) {
 	for body, want := range map[string]string{
-		"tokens:\n  - token: x\n":                          "entry 1: no owner",
-		"tokens:\n  - owner: a\n":                          "entry 1: no token",
+		"tokens:\n  - token: x\n":                             "entry 1: no owner",
+		"tokens:\n  - owner: a\n":                             "entry 1: no token",
 		"tokens:\n  - {token: x, owner: a, ports: [\"9-1\"]}": "entry 1: ports entry",
-		"tokens:\n  - {sha256: zz, owner: a}":              "64 hex digits",
-		"tokens:\n  - {token: x, owner: a, colour: red}":    "colour",
-		"tokens: []\n":                                     "no tokens",
+		"tokens:\n  - {sha256: zz, owner: a}":                 "64 hex digits",
+		"tokens:\n  - {token: x, owner: a, colour: red}":      "colour",
+		"tokens: []\n": "no tokens",
 	} {
 		_, err := LoadTokensFile(writeTokensFile(t, body))
 		if err == nil || !strings.Contains(err.Error(), want) {

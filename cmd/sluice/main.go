@@ -90,6 +90,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !errors.Is(err, errHelpShown) {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 	}
+	if hint := wrongPeerHint(err); hint != "" {
+		fmt.Fprintln(stderr, "sluice: "+hint)
+	}
 	var ce *control.Error
 	if errors.As(err, &ce) && (ce.Code == control.CodeNameTaken || ce.Code == control.CodePortTaken) {
 		fmt.Fprintln(stderr, "sluice: to choose another, change --name, --hostname or --remote-port; to replace a stuck agent of your own, add --takeover; to share it, run every agent with --pool")
@@ -114,6 +117,7 @@ func exitCode(err error) int {
 		ce  *control.Error
 		unr *agent.UnreachableError
 		tle *agent.TLSError
+		wp  *agent.WrongPeerError
 	)
 	switch {
 	case errors.Is(err, errHelpShown):
@@ -132,8 +136,26 @@ func exitCode(err error) int {
 			return exitUsage
 		}
 		return exitFailure
-	case errors.As(err, &unr), errors.As(err, &tle):
+	case errors.As(err, &unr), errors.As(err, &tle), errors.As(err, &wp):
 		return exitUnreachable
 	}
 	return exitFailure
+}
+
+// wrongPeerHint says which flag to fix when the edge's address answered as
+// something else.
+func wrongPeerHint(err error) string {
+	var wp *agent.WrongPeerError
+	if !errors.As(err, &wp) {
+		return ""
+	}
+	switch wp.Kind {
+	case agent.PeerHTTP:
+		return "is this the edge's --http port? agents connect to the edge's --listen address (port 7835 by default): fix --server"
+	case agent.PeerTLS:
+		return "the edge uses TLS: drop --insecure (and pass --pin or --ca if its certificate is not publicly trusted)"
+	case agent.PeerPlainSluice:
+		return "the edge runs with --insecure: pass --insecure here too, or give the edge a certificate"
+	}
+	return "--server must be the edge's --listen address: fix it"
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
@@ -33,7 +34,7 @@ const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
-	// Kind is control.KindHTTP or control.KindTCP.
+	// Kind is control.KindHTTP, control.KindTCP or control.KindUDP.
 	Kind control.Kind
 	// Name is the subdomain asked for (HTTP) or a label (TCP). Empty lets the
 	// edge pick a readable random name.
@@ -63,44 +64,24 @@ type Tunnel struct {
 	// Takeover replaces a live holder of the same owner (one whose session
 	// is half-dead) on the first registration; the holder is told and stops.
 	Takeover bool
+	// UpstreamProtocol is how the agent speaks to Local: UpstreamHTTP1 (the
+	// default) or UpstreamHTTP2 (h2c, or h2 with UpstreamTLS), which gRPC
+	// services need. See upstream.go.
+	UpstreamProtocol string
+	// UpstreamTLS, when set, makes the agent speak HTTPS to Local with this
+	// configuration (its roots, or InsecureSkipVerify).
+	UpstreamTLS *tls.Config
+	// HostHeader is the Host the local service sees: HostPreserve (the
+	// default, the public host), HostRewrite (Local's host:port) or any
+	// literal host.
+	HostHeader string
+	// ProxyProtocol, "v1" or "v2", makes the agent start every connection
+	// to Local with a PROXY protocol header naming the public client (TCP
+	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
+	// Fallback). Empty sends none.
+	ProxyProtocol string
 
 	listener *Listener // set by Listen: streams go to its Accept
-}
-
-// Config configures an agent.
-type Config struct {
-	// Server is the edge's agent address, "host:port".
-	Server string
-	// Token is the secret the edge expects.
-	Token string
-	// TLS is the client TLS configuration (build it with transport.ClientTLS).
-	// Nil means plain TCP (--insecure).
-	TLS *tls.Config
-	// Tunnels are registered on every session, in order.
-	Tunnels []Tunnel
-	// Mux configures the session. The zero value means mux.DefaultConfig().
-	Mux mux.Config
-	// Logger receives the agent's logs. Nil discards them.
-	Logger *slog.Logger
-	// DialTimeout bounds one connection attempt: dial, TLS, hello, auth and
-	// registration. Zero means 10 s.
-	DialTimeout time.Duration
-	// FirstConnectTimeout is how long Run keeps retrying before the first
-	// session is up; after it Run fails with an *UnreachableError. Zero means
-	// 5 s; negative retries forever. Once connected, Run always reconnects.
-	FirstConnectTimeout time.Duration
-	// StableAfter is how long a session must last for the reconnect backoff
-	// to start over. Zero means 10 s.
-	StableAfter time.Duration
-	// Backoff shapes reconnect delays (defaults: 250 ms first, 30 s cap).
-	Backoff Backoff
-	// ShutdownTimeout bounds how long in-flight connections may finish after
-	// Run's context ends. Zero means 10 s.
-	ShutdownTimeout time.Duration
-	// OnAssigned is called each time the edge confirms a tunnel, on the first
-	// session and after every reconnect; index is the tunnel's position in
-	// Tunnels.
-	OnAssigned func(index int, a control.Assigned)
 }
 
 // UnreachableError means the edge could not be reached before the first
@@ -111,7 +92,7 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach the edge at %s (check --server / SLUICE_SERVER, that the edge runs and a firewall lets the port through, and that --insecure is on both sides or neither): %v", e.Addr, e.Err)
+	return fmt.Sprintf("cannot reach the edge at %s (check the address, that the edge runs and a firewall lets the port through, and that both sides agree on TLS): %v", e.Addr, e.Err)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -125,7 +106,7 @@ type TLSError struct {
 }
 
 func (e *TLSError) Error() string {
-	return fmt.Sprintf("TLS with the edge at %s failed: %v: pass the edge's CA with --ca or its pin with --pin, or use --insecure on both sides for plain TCP", e.Addr, e.Err)
+	return fmt.Sprintf("TLS with the edge at %s failed: %v: trust the edge's CA or pin its key, or turn TLS off on both sides", e.Addr, e.Err)
 }
 
 func (e *TLSError) Unwrap() error { return e.Err }
@@ -137,6 +118,9 @@ type Agent struct {
 	dialer transport.Dialer
 	delay  time.Duration
 	fwds   []*tunnelState
+
+	metrics *agentMetrics // nil unless Config.Metrics is set
+	live    atomic.Pointer[liveSession]
 }
 
 // tunnelState is a configured tunnel plus what outlives sessions: its HTTP
@@ -147,44 +131,20 @@ type tunnelState struct {
 	http  *httpForwarder
 	down  burstLog
 	lease lease // what the edge assigned, presented on every reconnect
+
+	// meter counts bytes for metrics; assigned is what the edge last
+	// confirmed for this tunnel (name, URL).
+	meter    relay.Meter
+	assigned atomic.Pointer[control.Assigned]
 }
 
 // New validates cfg and prepares an agent; Run connects it.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Server == "" {
-		return nil, errors.New("agent: no edge address: pass --server host:port or set SLUICE_SERVER")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if _, _, err := net.SplitHostPort(cfg.Server); err != nil {
-		return nil, fmt.Errorf("agent: edge address %q: %v: write it as host:port, e.g. tunnel.example.com:7835", cfg.Server, err)
-	}
-	if cfg.Token == "" {
-		return nil, errors.New("agent: no token: pass --token or set SLUICE_TOKEN to the edge's token")
-	}
-	if len(cfg.Tunnels) == 0 {
-		return nil, errors.New("agent: no tunnel to register: give at least one")
-	}
-	if cfg.Mux == (mux.Config{}) {
-		cfg.Mux = mux.DefaultConfig()
-	}
-	if err := cfg.Mux.Validate(); err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 10 * time.Second
-	}
-	if cfg.FirstConnectTimeout == 0 {
-		cfg.FirstConnectTimeout = 5 * time.Second
-	}
-	if cfg.StableAfter <= 0 {
-		cfg.StableAfter = 10 * time.Second
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
-	}
+	cfg.setDefaults()
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	a := &Agent{cfg: cfg, log: log}
 	if v := os.Getenv(InjectDelayEnv); v != "" {
 		d, err := time.ParseDuration(v)
@@ -196,26 +156,17 @@ func New(cfg Config) (*Agent, error) {
 	}
 	for i, t := range cfg.Tunnels {
 		ts := &tunnelState{index: i, cfg: t}
-		switch t.Kind {
-		case control.KindHTTP:
-			if t.Local == "" && t.Handler == nil && t.listener == nil {
-				return nil, fmt.Errorf("agent: HTTP tunnel %d has no local service: give its port or host:port", i+1)
-			}
-			// Parsing HTTP on the agent is what logs each request and answers
-			// a 502 page when the local service is down; without those, the
-			// tunnel pipes bytes like a TCP tunnel, which served ~20% more
-			// small requests per second in a loopback run (see README).
-			if t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil) {
-				ts.http = newHTTPForwarder(ts, log)
-			}
-		case control.KindTCP:
-			if t.Local == "" && t.listener == nil {
-				return nil, fmt.Errorf("agent: TCP tunnel %d has no local address: give host:port", i+1)
-			}
-		default:
-			return nil, fmt.Errorf("agent: tunnel %d has kind %q: use http or tcp", i+1, t.Kind)
+		// Parsing HTTP on the agent is what logs each request and answers a
+		// 502 page when the local service is down; without those, the tunnel
+		// pipes bytes like a TCP tunnel, which served ~20% more small
+		// requests per second in a loopback run (see README).
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || cfg.HTTPMiddleware != nil) {
+			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
+	}
+	if err := a.initObservability(); err != nil {
+		return nil, fmt.Errorf("agent: registering metrics: %w", err)
 	}
 	d, err := transport.NewDialer(transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
@@ -260,6 +211,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			a.connectFailed(err)
 			if fatal(err) {
 				return classify(a.cfg.Server, err)
 			}
@@ -282,10 +234,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		connected = true
 		began := time.Now()
+		a.live.Store(ls)
 		a.serve(ctx, ls)
 		if ctx.Err() != nil {
+			a.live.Store(nil)
 			return nil
 		}
+		a.setLive(nil)
 		if err := ls.fatal(); err != nil {
 			return err
 		}
@@ -345,6 +300,9 @@ type liveSession struct {
 	sess *mux.Session
 	ctrl *mux.Stream
 	byID map[uint32]*tunnelState
+	// ctx is Run's context: UDP flows, which have nothing in flight to
+	// finish, end as soon as it does.
+	ctx context.Context
 
 	mu      sync.Mutex
 	endedBy *control.Error // what the edge said when it ended the session
@@ -483,6 +441,9 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 			if m.Ref < 1 || int(m.Ref) > len(a.fwds) {
 				return nil, fmt.Errorf("edge assigned an unknown tunnel ref %d", m.Ref)
 			}
+			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
+				return nil, err
+			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
 			assigned = append(assigned, m)
 		case *control.Error:
@@ -495,6 +456,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	for _, m := range assigned {
 		ts := a.fwds[m.Ref-1]
 		ts.lease.keep(m)
+		ts.assigned.Store(&m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
 		}
@@ -518,6 +480,7 @@ func (ts *tunnelState) localLabel() string {
 
 // serve accepts streams until the session ends or ctx does; on ctx it drains.
 func (a *Agent) serve(ctx context.Context, ls *liveSession) {
+	ls.ctx = ctx
 	// The edge never closes the control stream while the session is healthy:
 	// its end means the edge dropped this agent.
 	ctrlDone := make(chan struct{})
@@ -556,7 +519,16 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleStream(st, ls)
+			if relay := a.handleStream(st, ls); relay != nil {
+				// A held connection lives on a fresh goroutine: this one's
+				// stack grew to the depth of the dial and would stay that
+				// size for the connection's whole life.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					relay()
+				}()
+			}
 		}()
 	}
 	if ctx.Err() != nil {
@@ -598,7 +570,9 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 }
 
 // handleStream reads the stream header and hands the stream to its tunnel.
-func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
+// For a TCP forward it returns the relay to run once the local service is
+// connected; nil when the stream is already handed over or dropped.
+func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 	// No deadline: the edge writes the header right behind the OPEN, in the
 	// same batch, and a stream that never delivers one still ends with its
 	// session; arming a timer per stream would tax every connection.
@@ -606,34 +580,50 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) {
 	if err != nil {
 		a.log.Debug("dropping a stream with a bad header", "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	ts := ls.byID[hdr.Tunnel]
 	if ts == nil {
 		a.log.Debug("dropping a stream for an unknown tunnel", "tunnel", hdr.Tunnel)
 		st.Reset()
-		return
+		return nil
 	}
 	switch {
 	case ts.cfg.listener != nil:
 		ts.cfg.listener.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
 	case ts.http != nil:
-		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr)})
+		ts.http.ln.deliver(&publicConn{Stream: st, remote: parseAddr(hdr.RemoteAddr), meter: a.meterOf(ts)})
+	case ts.cfg.Kind == control.KindUDP:
+		a.forwardUDP(ls.ctx, ts, st, hdr)
 	default:
-		a.forwardTCP(ts, st, hdr.RemoteAddr)
+		return a.forwardTCP(ts, st, hdr)
 	}
+	return nil
 }
 
-func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
+// forwardTCP connects to the local service and returns the relay between it
+// and st, or nil when the service cannot be reached.
+func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) func() {
+	remote := hdr.RemoteAddr
 	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()
-		return
+		return nil
+	}
+	if ts.cfg.ProxyProtocol != "" {
+		if err := writeProxyHeader(local, ts.cfg.ProxyProtocol, hdr); err != nil {
+			a.log.Debug("writing the PROXY header to the local service failed", "local", ts.cfg.Local, "err", err)
+			local.Close()
+			st.Reset()
+			return nil
+		}
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
-	res := relay.Relay(st, local, relay.Options{Delay: a.delay})
-	a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	return func() {
+		res := relay.Relay(st, local, relay.Options{Delay: a.delay, Meter: a.meterOf(ts)})
+		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
+	}
 }
 
 // publicConn is a stream carrying one public connection; RemoteAddr is the
@@ -641,6 +631,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, remote string) {
 type publicConn struct {
 	*mux.Stream
 	remote net.Addr
+	meter  *relay.Meter // nil unless the agent meters (see metrics.go)
 }
 
 func (c *publicConn) RemoteAddr() net.Addr {

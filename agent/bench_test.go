@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"io"
 	"net"
 	"sort"
@@ -14,7 +16,7 @@ import (
 // service, and the service's own address, both in this process.
 func tunnelAndDirect(b *testing.B) (tunnel, direct string) {
 	e := startEdge(b, nil)
-	local := echoServer(b)
+	local := testutil.EchoServer(b)
 	as, _ := runAgent(b, e, nil, Tunnel{Kind: control.KindTCP, Local: local})
 	return tcpAddrOf(b, as[0].URL), local
 }

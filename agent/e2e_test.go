@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -120,33 +122,6 @@ func runAgent(t testing.TB, e *edge, mod func(*Config), tunnels ...Tunnel) (assi
 	return assigned, stop
 }
 
-// echoServer is a local TCP service that echoes until EOF, then half-closes.
-func echoServer(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
 func tcpAddrOf(t testing.TB, url string) string {
 	t.Helper()
 	if !strings.HasPrefix(url, "tcp://") {
@@ -157,7 +132,7 @@ func tcpAddrOf(t testing.TB, url string) string {
 
 func TestTCPEchoConcurrentClients(t *testing.T) {
 	e := startEdge(t, nil)
-	local := echoServer(t)
+	local := testutil.EchoServer(t)
 	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindTCP, Local: local})
 	addr := tcpAddrOf(t, as[0].URL)
 
@@ -214,8 +189,8 @@ func TestWrongTokenIsRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "token") {
 		t.Fatalf("error %q does not say the token is the problem", err)
 	}
-	if h, p := e.srv.Registry().Count(); h+p != 0 {
-		t.Fatalf("a tunnel was registered despite the wrong token: %d hosts, %d ports", h, p)
+	if st := e.srv.Stats(); st.Hostnames+st.Ports != 0 {
+		t.Fatalf("a tunnel was registered despite the wrong token: %d hosts, %d ports", st.Hostnames, st.Ports)
 	}
 }
 
@@ -224,7 +199,7 @@ func TestTCPLocalServiceDownClosesCallers(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	var logged lockedBuffer
+	var logged testutil.SyncBuffer
 	as, _ := runAgent(t, e, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logged, nil))
 	}, Tunnel{Kind: control.KindTCP, Local: dead})
@@ -249,23 +224,6 @@ func TestTCPLocalServiceDownClosesCallers(t *testing.T) {
 	if got := strings.Count(logged.String(), "local service unreachable"); got != 1 {
 		t.Fatalf("%d log lines for a burst of 5 failures, want 1:\n%s", got, logged.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestInjectDelayEnv(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/sluicehq/sluice/internal/page"
 	"io"
 	"log"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/page"
 
 	"github.com/sluicehq/sluice/relay"
 )
@@ -30,37 +31,55 @@ type httpForwarder struct {
 	tr  *http.Transport
 }
 
+// fullDuplex lets a handler read the request body while it writes the
+// response, which streaming RPCs do; net/http's HTTP/1 server otherwise
+// stops the body at the first response write.
+func fullDuplex(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != http.NoBody {
+			http.NewResponseController(w).EnableFullDuplex()
+		}
+		if isGRPC(r) {
+			r = withGRPCDeadline(r)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // The edge sets these; ReverseProxy's Rewrite mode strips them from the
 // outbound request, so they are copied back as the edge wrote them.
-var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
 
 func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 	f := &httpForwarder{ts: ts, ln: newChanListener()}
 	h := ts.cfg.Handler
 	if h == nil {
-		f.tr = &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			DisableCompression:    true,
-		}
+		f.tr = newUpstreamTransport(ts.cfg)
 		local := ts.cfg.Local
+		scheme := upstreamScheme(ts.cfg)
 		h = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.Out.URL.Scheme = "http"
+				pr.Out.URL.Scheme = scheme
 				pr.Out.URL.Host = local
-				pr.Out.Host = pr.In.Host
+				pr.Out.Host = hostHeader(ts.cfg, pr.In.Host)
 				for _, k := range forwardedHeaders {
 					if v, ok := pr.In.Header[k]; ok {
 						pr.Out.Header[k] = v
 					}
 				}
 			},
+			ModifyResponse: func(r *http.Response) error {
+				rewriteLocations(r, local)
+				return nil
+			},
 			Transport:  f.tr,
 			BufferPool: relay.BufferPool{},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if isGRPC(r) {
+					// A gRPC client reads a status, not a page.
+					grpcError(w, r, local, err)
+					return
+				}
 				if r.Context().Err() != nil {
 					return // the public client went away
 				}
@@ -79,7 +98,7 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 		h = logRequests(h, logger)
 	}
 	f.srv = &http.Server{
-		Handler: h,
+		Handler: fullDuplex(h),
 		// The edge enforces header timeouts against public clients; streams
 		// reaching here come from the edge's own proxy. Idle keep-alive
 		// streams are closed by the edge's pool, not here, so a request

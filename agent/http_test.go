@@ -1,13 +1,12 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,23 +34,6 @@ func clientFor(e *edge) *http.Client {
 	}
 }
 
-// randReader is a deterministic stream of pseudo-random bytes.
-type randReader struct{ r *rand.ChaCha8 }
-
-func newRandReader(seed byte) io.Reader {
-	var s [32]byte
-	s[0] = seed
-	return &randReader{rand.NewChaCha8(s)}
-}
-
-func (r *randReader) Read(p []byte) (int, error) { return r.r.Read(p) }
-
-func sumOf(r io.Reader) (string, int64, error) {
-	h := sha256.New()
-	n, err := io.Copy(h, r)
-	return hex.EncodeToString(h.Sum(nil)), n, err
-}
-
 // fileServer is the local service of the HTTP tests.
 func fileServer(t *testing.T) *httptest.Server {
 	t.Helper()
@@ -60,9 +42,9 @@ func fileServer(t *testing.T) *httptest.Server {
 		case "/download":
 			n, _ := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
 			w.Header().Set("Content-Type", "application/octet-stream")
-			io.Copy(w, io.LimitReader(newRandReader(7), n))
+			io.Copy(w, io.LimitReader(testutil.RandReader(7), n))
 		case "/upload":
-			sum, n, err := sumOf(r.Body)
+			sum, n, err := testutil.SumOf(r.Body)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
@@ -116,19 +98,19 @@ func TestHTTPGetAndPostLargeBodies(t *testing.T) {
 	}
 
 	const size = 50 << 20
-	want, _, _ := sumOf(io.LimitReader(newRandReader(7), size))
+	want, _, _ := testutil.SumOf(io.LimitReader(testutil.RandReader(7), size))
 	resp, err = c.Get(url + "/download?size=" + strconv.Itoa(size))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, n, err := sumOf(resp.Body)
+	got, n, err := testutil.SumOf(resp.Body)
 	resp.Body.Close()
 	if err != nil || n != size || got != want {
 		t.Fatalf("download: %d bytes, sum %s, err %v; want %d bytes, sum %s", n, got, err, size, want)
 	}
 
-	upWant, _, _ := sumOf(io.LimitReader(newRandReader(9), size))
-	req, _ := http.NewRequest("POST", url+"/upload", io.LimitReader(newRandReader(9), size))
+	upWant, _, _ := testutil.SumOf(io.LimitReader(testutil.RandReader(9), size))
+	req, _ := http.NewRequest("POST", url+"/upload", io.LimitReader(testutil.RandReader(9), size))
 	req.ContentLength = size
 	resp, err = c.Do(req)
 	if err != nil {

@@ -25,7 +25,7 @@ func (l *lease) keep(a control.Assigned) {
 // the first session, the assigned name or port and its lease afterwards.
 func (ts *tunnelState) register(ref uint32) control.Register {
 	t := ts.cfg
-	r := control.Register{Ref: ref, Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, Pool: t.Pool, Takeover: t.Takeover}
+	r := control.Register{Ref: ref, Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, Pool: t.Pool, Takeover: t.Takeover, ProxyProtocol: t.ProxyProtocol}
 	ts.lease.mu.Lock()
 	defer ts.lease.mu.Unlock()
 	if !ts.lease.held {
@@ -39,7 +39,7 @@ func (ts *tunnelState) register(ref uint32) control.Register {
 		if t.Hostname == "" {
 			r.Name = a.Name
 		}
-	case control.KindTCP:
+	case control.KindTCP, control.KindUDP:
 		r.RemotePort = a.Port
 	}
 	return r

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"context"
 	"errors"
 	"io"
@@ -148,18 +150,8 @@ func TestSameTokenReclaimsNameAfterReconnect(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestEdgeRestartAgentComesBack(t *testing.T) {
-	ctrlAddr, httpAddr := freeAddr(t), freeAddr(t)
+	ctrlAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	fixed := func(c *server.Config) { c.Listen, c.HTTP = ctrlAddr, httpAddr }
 	e1 := startEdge(t, fixed)
 	local := fileServer(t)
@@ -267,7 +259,7 @@ func TestAgentKilledMidStream(t *testing.T) {
 	if ms.HeapAlloc > baseHeap+32<<20 {
 		t.Fatalf("heap %d MiB after the agent died, baseline %d MiB", ms.HeapAlloc>>20, baseHeap>>20)
 	}
-	if h, p := e.srv.Registry().Count(); h+p != 0 {
-		t.Fatalf("registry still routes %d hosts and %d ports to a dead agent", h, p)
+	if st := e.srv.Stats(); st.Hostnames+st.Ports != 0 {
+		t.Fatalf("registry still routes %d hosts and %d ports to a dead agent", st.Hostnames, st.Ports)
 	}
 }

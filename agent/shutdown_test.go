@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"io"
 	"net"
 	"testing"
@@ -14,7 +16,7 @@ import (
 // and Run returns nil.
 func TestGracefulShutdownDrains(t *testing.T) {
 	e := startEdge(t, nil)
-	local := echoServer(t)
+	local := testutil.EchoServer(t)
 	as, stop := runAgent(t, e, func(c *Config) { c.ShutdownTimeout = 10 * time.Second }, Tunnel{Kind: control.KindTCP, Local: local})
 	addr := tcpAddrOf(t, as[0].URL)
 

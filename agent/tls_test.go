@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"context"
 	"errors"
 	"strings"
@@ -37,7 +39,7 @@ func TestTLSWithCAAndPin(t *testing.T) {
 	if err := ca.WriteCAFile(caFile); err != nil {
 		t.Fatal(err)
 	}
-	local := echoServer(t)
+	local := testutil.EchoServer(t)
 	for name, ct := range map[string]transport.ClientTLS{
 		"ca":  {CAFile: caFile},
 		"pin": {Pin: mustPin(t, e)},
@@ -91,8 +93,8 @@ func TestTLSUnknownCAIsFatal(t *testing.T) {
 	start := time.Now()
 	err = a.Run(ctx)
 	var te *TLSError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "--ca") {
-		t.Fatalf("Run against an edge signed by another CA: %v, want a TLSError suggesting --ca", err)
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "trust the edge's CA") {
+		t.Fatalf("Run against an edge signed by another CA: %v, want a TLSError suggesting to trust its CA (the CLI adds --ca)", err)
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Fatalf("a certificate error was retried for %v; it cannot heal by itself", time.Since(start))
@@ -131,7 +133,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := startEdge(t, func(c *server.Config) { c.TLS = scfg })
-	local := echoServer(t)
+	local := testutil.EchoServer(t)
 
 	// Without a client certificate the edge refuses the agent.
 	noCert, _ := transport.ClientTLS{CAFile: caFile}.Config()
@@ -145,8 +147,8 @@ func TestMutualTLS(t *testing.T) {
 	if err := a.Run(ctx); err == nil {
 		t.Fatal("an agent without a client certificate got a session on a mutual-TLS edge")
 	}
-	if h, p := e.srv.Registry().Count(); h+p != 0 {
-		t.Fatalf("tunnels registered without a client certificate: %d hosts, %d ports", h, p)
+	if st := e.srv.Stats(); st.Hostnames+st.Ports != 0 {
+		t.Fatalf("tunnels registered without a client certificate: %d hosts, %d ports", st.Hostnames, st.Ports)
 	}
 
 	clientCert, _ := ca.Issue("agent-1")

@@ -3,6 +3,7 @@ package bench
 import (
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,17 +19,19 @@ type composeFile struct {
 			Dockerfile string `yaml:"dockerfile"`
 			Target     string `yaml:"target"`
 		} `yaml:"build"`
+		Profiles     []string `yaml:"profiles"`
 		CPUs         string   `yaml:"cpus"`
 		MemLimit     string   `yaml:"mem_limit"`
 		CgroupParent string   `yaml:"cgroup_parent"`
+		Entrypoint   []string `yaml:"entrypoint"`
 		Command      []string `yaml:"command"`
 		Configs      []struct {
 			Source string `yaml:"source"`
 			Target string `yaml:"target"`
 		} `yaml:"configs"`
 		Ulimits map[string]struct {
-			Soft int `yaml:"soft"`
-			Hard int `yaml:"hard"`
+			Soft string `yaml:"soft"`
+			Hard string `yaml:"hard"`
 		} `yaml:"ulimits"`
 	} `yaml:"services"`
 	Configs map[string]struct {
@@ -49,7 +52,14 @@ func loadCompose(t *testing.T) composeFile {
 	return c
 }
 
-// systemServices maps each system to its containers.
+// composeVar matches compose's ${NAME:-default} interpolation.
+var composeVar = regexp.MustCompile(`\$\{([A-Z0-9_]+):-([^}]*)\}`)
+
+// withDefaults interpolates as compose does when none of the variables is
+// set: what a user with a registry gets from `docker compose up`.
+func withDefaults(s string) string { return composeVar.ReplaceAllString(s, "$2") }
+
+// systemServices maps each system to its containers, the edge first.
 var systemServices = map[string][]string{
 	SystemSluice:  {"sluice-server", "sluice-agent", "sluice-http-agent"},
 	SystemRathole: {"rathole-server", "rathole-client"},
@@ -77,13 +87,27 @@ func TestComposeServicesAndPinnedImages(t *testing.T) {
 		"frpc":           "snowdreamtech/frpc:0.66.0",
 	}
 	for svc, img := range pinned {
-		if got := c.Services[svc].Image; got != img {
-			t.Errorf("%s image = %q, want %q", svc, got, img)
+		if got := withDefaults(c.Services[svc].Image); got != img {
+			t.Errorf("%s image defaults to %q, want %q", svc, got, img)
 		}
 	}
 	for name, s := range c.Services {
-		if s.Image == "" || !strings.Contains(s.Image, ":") || strings.HasSuffix(s.Image, ":latest") {
-			t.Errorf("%s image %q is not pinned to a tag", name, s.Image)
+		img := withDefaults(s.Image)
+		if img == "" || !strings.Contains(img, ":") || strings.HasSuffix(img, ":latest") {
+			t.Errorf("%s image %q is not pinned to a tag", name, img)
+		}
+	}
+}
+
+// A peer whose image is absent must not stop the others: each peer is in a
+// profile of its own, and loadgen in one that `up` leaves out.
+func TestComposeProfiles(t *testing.T) {
+	c := loadCompose(t)
+	want := map[string]string{"rathole-server": "rathole", "rathole-client": "rathole", "frps": "frp", "frpc": "frp", "loadgen": "loadgen"}
+	for name, s := range c.Services {
+		got := strings.Join(s.Profiles, ",")
+		if got != want[name] {
+			t.Errorf("%s profiles = %q, want %q", name, got, want[name])
 		}
 	}
 }
@@ -94,10 +118,7 @@ func TestComposeBuildsFromRepositoryDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read Dockerfile: %v", err)
 	}
-	stages := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?mi)^FROM\s+\S+\s+AS\s+(\S+)`).FindAllStringSubmatch(string(df), -1) {
-		stages[m[1]] = true
-	}
+	stages := dockerStages(string(df))
 	if !strings.Contains(string(df), "CGO_ENABLED=0") {
 		t.Error("Dockerfile does not build a static binary (CGO_ENABLED=0)")
 	}
@@ -112,7 +133,7 @@ func TestComposeBuildsFromRepositoryDockerfile(t *testing.T) {
 		if s.Build.Dockerfile != "Dockerfile" || s.Build.Context != "." {
 			t.Errorf("%s builds from %s in %s, want the repository's Dockerfile", name, s.Build.Dockerfile, s.Build.Context)
 		}
-		if !stages[s.Build.Target] {
+		if stages[s.Build.Target] == "" {
 			t.Errorf("%s builds stage %q, which the Dockerfile does not define (stages: %v)", name, s.Build.Target, sortedKeys(stages))
 		}
 		built[s.Image] = s.Build.Target
@@ -125,6 +146,60 @@ func TestComposeBuildsFromRepositoryDockerfile(t *testing.T) {
 	for _, name := range []string{"target", "loadgen"} {
 		if built[c.Services[name].Image] != "bench" {
 			t.Errorf("%s runs image %q, not the bench stage", name, c.Services[name].Image)
+		}
+	}
+}
+
+// dockerStages maps each stage name of a Dockerfile to its base image.
+func dockerStages(df string) map[string]string {
+	stages := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?mi)^FROM\s+(\S+)\s+AS\s+(\S+)`).FindAllStringSubmatch(df, -1) {
+		stages[m[2]] = m[1]
+	}
+	return stages
+}
+
+// The offline path pulls nothing: every stage of Dockerfile.local starts
+// from scratch, and it has the stages the compose images and the peers
+// built from binaries need.
+func TestDockerfileLocalIsOffline(t *testing.T) {
+	df, err := os.ReadFile("../Dockerfile.local")
+	if err != nil {
+		t.Fatalf("read Dockerfile.local: %v", err)
+	}
+	stages := dockerStages(string(df))
+	for _, name := range []string{"bench", "sluice", "peer"} {
+		if stages[name] == "" {
+			t.Errorf("Dockerfile.local has no %s stage (stages: %v)", name, stages)
+		}
+	}
+	for name, base := range stages {
+		if base != "scratch" {
+			t.Errorf("Dockerfile.local stage %s starts from %s, which needs a registry; want scratch", name, base)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?mi)^FROM\s`).FindAllString(string(df), -1)); n != len(stages) {
+		t.Errorf("Dockerfile.local has %d FROM lines but %d named stages", n, len(stages))
+	}
+}
+
+// A peer image made from RATHOLE_BIN / FRPS_BIN / FRPC_BIN puts each
+// binary where the pinned images have it, since compose names the entry
+// point for both.
+func TestComposePeerEntrypointsMatchLocalImages(t *testing.T) {
+	c := loadCompose(t)
+	script, err := os.ReadFile("../scripts/docker-images.sh")
+	if err != nil {
+		t.Fatalf("read scripts/docker-images.sh: %v", err)
+	}
+	for _, name := range []string{"rathole-server", "rathole-client", "frps", "frpc"} {
+		ep := c.Services[name].Entrypoint
+		if len(ep) != 1 {
+			t.Errorf("%s entrypoint = %q, want the peer's binary alone", name, ep)
+			continue
+		}
+		if !regexp.MustCompile(`peer_rootfs "[^"]+" "\$\w+" ` + regexp.QuoteMeta(ep[0]) + `\b`).Match(script) {
+			t.Errorf("%s runs %s, but scripts/docker-images.sh puts no binary there", name, ep[0])
 		}
 	}
 }
@@ -145,8 +220,9 @@ func TestComposeLimitsAreEqual(t *testing.T) {
 			if s.CPUs != cpus || s.MemLimit != mem {
 				t.Errorf("%s limits cpus=%s mem=%s differ from the other tunnels' cpus=%s mem=%s", name, s.CPUs, s.MemLimit, cpus, mem)
 			}
-			if s.Ulimits["nofile"].Soft < 20000 {
-				t.Errorf("%s open-file limit %d cannot hold 10,000 connections", name, s.Ulimits["nofile"].Soft)
+			soft, err := strconv.Atoi(withDefaults(s.Ulimits["nofile"].Soft))
+			if err != nil || soft < 20000 {
+				t.Errorf("%s open-file limit %q cannot hold 10,000 connections", name, s.Ulimits["nofile"].Soft)
 			}
 		}
 	}
@@ -157,40 +233,52 @@ func TestComposeLimitsAreEqual(t *testing.T) {
 }
 
 // The load generator must reach each system where that system's config
-// says it listens, and read memory from the cgroup its containers are in.
+// says it listens, read memory and CPU from the cgroups the script found
+// for it, and say why a peer is skipped.
 func TestComposeLoadgenMatchesSystems(t *testing.T) {
 	c := loadCompose(t)
-	externals := map[string]*ExternalSystem{}
-	var target string
+	externals := map[string]string{}
+	var target, engine string
 	for _, arg := range c.Services["loadgen"].Command {
 		if v, ok := strings.CutPrefix(arg, "-external="); ok {
-			e, err := ParseExternal(v)
-			if err != nil {
-				t.Fatalf("loadgen -external: %v", err)
-			}
-			externals[e.Name()] = e
+			name, _, _ := strings.Cut(v, "=")
+			externals[name] = v
 		}
 		if v, ok := strings.CutPrefix(arg, "-target="); ok {
 			target = v
+		}
+		if v, ok := strings.CutPrefix(arg, "-engine="); ok {
+			engine = v
 		}
 	}
 	if target != "tcp=target:5201,http=target:3000" {
 		t.Errorf("loadgen -target = %q, want the target service's ports", target)
 	}
+	if !strings.Contains(engine, "${SLUICEBENCH_ENGINE") {
+		t.Errorf("loadgen -engine = %q, want the engine the script found", engine)
+	}
 	for sys, svcs := range systemServices {
-		e := externals[sys]
-		if e == nil {
+		spec, ok := externals[sys]
+		if !ok {
 			t.Errorf("loadgen does not measure %s", sys)
 			continue
+		}
+		e, err := ParseExternal(withDefaults(spec))
+		if err != nil {
+			t.Fatalf("loadgen -external for %s, variables unset: %v", sys, err)
+		}
+		upper := strings.ToUpper(sys)
+		if !strings.Contains(spec, "${SLUICEBENCH_"+upper+"_CGROUPS:-}") {
+			t.Errorf("%s spec %q does not take its cgroups from SLUICEBENCH_%s_CGROUPS", sys, spec, upper)
+		}
+		if sys != SystemSluice && !strings.HasSuffix(spec, ",skip=${SLUICEBENCH_SKIP_"+upper+":-}") {
+			t.Errorf("%s spec %q does not end with its skip reason", sys, spec)
 		}
 		parent := c.Services[svcs[0]].CgroupParent
 		for _, name := range svcs {
 			if c.Services[name].CgroupParent != parent || parent == "" {
 				t.Errorf("%s cgroup_parent %q differs from %s's %q", name, c.Services[name].CgroupParent, svcs[0], parent)
 			}
-		}
-		if !strings.HasSuffix(e.Cgroup, "/"+parent) {
-			t.Errorf("%s memory read from %q, but its containers are in %q", sys, e.Cgroup, parent)
 		}
 		host, _, _ := strings.Cut(e.Addr, ":")
 		if host != svcs[0] {

@@ -2,41 +2,64 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
 
 // ExternalSystem is a system someone else started (the containers of
 // docker-compose.bench.yml): the harness only connects to it, and reads its
-// memory and CPU from its cgroup instead of /proc.
+// memory and CPU from its cgroups instead of /proc.
 type ExternalSystem struct {
 	SysName  string
 	Addr     string // public TCP address
 	HTTPAddr string // HTTP entry point, "" when not routed
-	Cgroup   string // cgroup v2 directory holding all its containers
+	Cgroups  Cgroups
+	Ver      string // what the results call it; "" says where it runs
+	Skip     string // why it is not measured; "" measures it
 }
 
-// ParseExternal reads "name=host:port[,http=host:port][,cgroup=/path]".
+const externalUsage = "name=host:port[,http=host:port][,cgroup=DIR][,mem-cgroup=DIR][,cpu-cgroup=DIR][,edge-mem-cgroup=DIR][,edge-cpu-cgroup=DIR][,version=TEXT][,skip=REASON]"
+
+// ParseExternal reads "name=host:port" and comma-separated parts after it:
+// http= (the HTTP entry point); cgroup= (a cgroup v2 directory for memory
+// and CPU), or mem-cgroup= and cpu-cgroup= (cgroup v1's memory and cpuacct
+// directories), with edge-mem-cgroup= and edge-cpu-cgroup= for the edge
+// container alone; version= (what the results call it); skip= (why it is
+// not measured: the rest of the spec, commas included). Empty parts and
+// empty values are left out, so a script can fill them from variables that
+// may be unset.
 func ParseExternal(spec string) (*ExternalSystem, error) {
-	parts := strings.Split(spec, ",")
-	name, addr, ok := strings.Cut(parts[0], "=")
+	head, rest, _ := strings.Cut(spec, ",")
+	name, addr, ok := strings.Cut(head, "=")
 	if !ok || name == "" || addr == "" {
-		return nil, fmt.Errorf("external system %q: want name=host:port[,http=host:port][,cgroup=/sys/fs/cgroup/...]", spec)
+		return nil, fmt.Errorf("external system %q: want %s", spec, externalUsage)
 	}
 	e := &ExternalSystem{SysName: name, Addr: addr}
-	for _, p := range parts[1:] {
+	for rest != "" {
+		var p string
+		if strings.HasPrefix(rest, "skip=") {
+			p, rest = rest, ""
+		} else {
+			p, rest, _ = strings.Cut(rest, ",")
+		}
+		if p == "" {
+			continue
+		}
 		k, v, ok := strings.Cut(p, "=")
+		dst := map[string]*string{
+			"http": &e.HTTPAddr, "mem-cgroup": &e.Cgroups.Mem, "cpu-cgroup": &e.Cgroups.CPU,
+			"edge-mem-cgroup": &e.Cgroups.EdgeMem, "edge-cpu-cgroup": &e.Cgroups.EdgeCPU,
+			"version": &e.Ver, "skip": &e.Skip,
+		}[k]
 		switch {
-		case ok && k == "http":
-			e.HTTPAddr = v
 		case ok && k == "cgroup":
-			e.Cgroup = v
+			e.Cgroups.Mem, e.Cgroups.CPU = v, v
+		case ok && dst != nil:
+			*dst = v
 		default:
-			return nil, fmt.Errorf("external system %q: unknown part %q (known: http=, cgroup=)", spec, p)
+			return nil, fmt.Errorf("external system %q: unknown part %q (want %s)", spec, p, externalUsage)
 		}
 	}
 	return e, nil
@@ -45,56 +68,28 @@ func ParseExternal(spec string) (*ExternalSystem, error) {
 // Name is the system's name as given.
 func (e *ExternalSystem) Name() string { return e.SysName }
 
-// Available is always nil: waitLive reports an unreachable system.
-func (e *ExternalSystem) Available() error { return nil }
+// Available says why the system is skipped, when the spec said so; an
+// unreachable system is reported by waitLive.
+func (e *ExternalSystem) Available() error {
+	if e.Skip != "" {
+		return errors.New(e.Skip)
+	}
+	return nil
+}
 
-// Version says where the system runs.
-func (e *ExternalSystem) Version() string { return "external (container at " + e.Addr + ")" }
+// Version is what the spec calls the system, else where it runs.
+func (e *ExternalSystem) Version() string {
+	if e.Ver != "" {
+		return e.Ver
+	}
+	return "external (container at " + e.Addr + ")"
+}
 
 // HTTPRouting is true when an HTTP entry point was given.
 func (e *ExternalSystem) HTTPRouting() bool { return e.HTTPAddr != "" }
 
 // Start returns a handle to the running system; nothing is started.
 func (e *ExternalSystem) Start(context.Context, Env, StartOptions) (*Instance, error) {
-	in := &Instance{System: e.SysName, Addr: e.Addr, HTTPAddr: e.HTTPAddr, HTTPHost: HTTPHostName, Started: time.Now(), External: true, Cgroup: e.Cgroup}
-	if e.SysName == SystemDirect {
-		in.HTTPHost = HTTPHostName
-	}
+	in := &Instance{System: e.SysName, Addr: e.Addr, HTTPAddr: e.HTTPAddr, HTTPHost: HTTPHostName, Started: time.Now(), External: true, Cgroups: e.Cgroups}
 	return in, nil
-}
-
-// cgroupMemKB reads memory.current (bytes) of a cgroup v2 directory; the
-// figure includes every container below it.
-func cgroupMemKB(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "memory.current"))
-	if err != nil {
-		return 0, fmt.Errorf("read cgroup memory of %s: %w (mount the host's /sys/fs/cgroup and check the cgroup_parent)", dir, err)
-	}
-	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse %s/memory.current: %w", dir, err)
-	}
-	return v / 1024, nil
-}
-
-// cgroupCPU reads usage_usec from a cgroup v2 cpu.stat.
-func cgroupCPU(dir string) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cpu.stat"))
-	if err != nil {
-		return 0, fmt.Errorf("read cgroup CPU of %s: %w", dir, err)
-	}
-	return parseCPUStat(string(b))
-}
-
-func parseCPUStat(s string) (time.Duration, error) {
-	for _, line := range strings.Split(s, "\n") {
-		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
-			us, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parse cpu.stat usage_usec %q: %w", v, err)
-			}
-			return time.Duration(us) * time.Microsecond, nil
-		}
-	}
-	return 0, fmt.Errorf("cpu.stat has no usage_usec line")
 }

@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseExternal(t *testing.T) {
@@ -12,34 +10,45 @@ func TestParseExternal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Name() != "sluice" || e.Addr != "edge:6002" || e.HTTPAddr != "edge:8080" || e.Cgroup != "/cg/x.slice" || !e.HTTPRouting() {
+	want := Cgroups{Mem: "/cg/x.slice", CPU: "/cg/x.slice"}
+	if e.Name() != "sluice" || e.Addr != "edge:6002" || e.HTTPAddr != "edge:8080" || e.Cgroups != want || !e.HTTPRouting() {
 		t.Fatalf("ParseExternal = %+v", e)
 	}
-	for _, bad := range []string{"", "sluice", "=x:1", "sluice=x:1,color=red"} {
+	if err := e.Available(); err != nil {
+		t.Fatalf("Available = %v, want nil without skip=", err)
+	}
+	if !strings.Contains(e.Version(), "edge:6002") {
+		t.Errorf("Version without version= is %q, want where it runs", e.Version())
+	}
+	for _, bad := range []string{"", "sluice", "=x:1", "sluice=x:1,color=red", "sluice=x:1,http"} {
 		if _, err := ParseExternal(bad); err == nil {
 			t.Errorf("ParseExternal(%q) accepted", bad)
 		}
 	}
 }
 
-func TestCgroupReaders(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "memory.current"), []byte("10485760\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "cpu.stat"), []byte("usage_usec 2500000\nuser_usec 2000000\n"), 0o644)
-	in := &Instance{System: "x", Cgroup: dir}
-	if kb, err := in.RSSKB(false); err != nil || kb != 10240 {
-		t.Fatalf("cgroup RSS = %d, %v; want 10240 KB", kb, err)
+// The compose file fills parts from variables that may be unset: empty
+// parts and values drop out, and skip= keeps the rest of the spec.
+func TestParseExternalFromComposeVariables(t *testing.T) {
+	e, err := ParseExternal("frp=frps:6002,http=frps:8080,,version=,skip=")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d, err := in.CPU(false); err != nil || d != 2500*time.Millisecond {
-		t.Fatalf("cgroup CPU = %v, %v; want 2.5s", d, err)
+	if e.Skip != "" || e.Ver != "" || e.Cgroups.Set() {
+		t.Fatalf("empty values were kept: %+v", e)
 	}
-	if _, err := in.RSSKB(true); err == nil {
-		t.Fatal("a cgroup has no edge-only figure; asking for one must fail")
+	e, err = ParseExternal("rathole=r:6002,mem-cgroup=/h/memory/p,cpu-cgroup=/h/cpuacct/p,edge-mem-cgroup=/h/memory/p/e,edge-cpu-cgroup=/h/cpuacct/p/e,version=rathole 0.5.0 (image x),skip=no image, no binary; set RATHOLE_BIN")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := parseCPUStat("user_usec 5\n"); err == nil {
-		t.Fatal("cpu.stat without usage_usec accepted")
+	want := Cgroups{Mem: "/h/memory/p", CPU: "/h/cpuacct/p", EdgeMem: "/h/memory/p/e", EdgeCPU: "/h/cpuacct/p/e"}
+	if e.Cgroups != want {
+		t.Errorf("cgroups = %+v, want %+v", e.Cgroups, want)
 	}
-	if _, err := cgroupMemKB(filepath.Join(dir, "absent")); err == nil {
-		t.Fatal("missing cgroup accepted")
+	if e.Version() != "rathole 0.5.0 (image x)" {
+		t.Errorf("Version = %q", e.Version())
+	}
+	if err := e.Available(); err == nil || err.Error() != "no image, no binary; set RATHOLE_BIN" {
+		t.Errorf("Available = %v, want the whole skip reason", err)
 	}
 }

@@ -267,11 +267,13 @@ func GenerateReport(in ReportInputs) (string, error) {
 
 	p("## Docker")
 	p("")
-	if r.Source == "docker" {
-		p("The figures above were measured in containers (`make bench-docker`).")
-	} else {
-		p("`make bench-docker` runs the same runner in containers from `docker-compose.bench.yml`: a static sluice image built by the repository's `Dockerfile`, `rapiz1/rathole:v0.5.0`, `snowdreamtech/frps:0.66.0` and `snowdreamtech/frpc:0.66.0`, with equal CPU and memory limits, memory read from each system's cgroup. The machines these numbers come from have no Docker engine, so no figure in this file comes from Docker; all of them come from processes on the host.")
+	docker, ok := extractDocker(in.Previous)
+	if !ok || strings.TrimSpace(docker) == "" {
+		docker = dockerPlaceholder
 	}
+	p("%s", DockerBegin)
+	p("%s", docker)
+	p("%s", DockerEnd)
 	p("")
 
 	p("## Multiplexer (in-process)")

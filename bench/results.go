@@ -22,7 +22,8 @@ type Results struct {
 	Schema   int            `json:"schema"`
 	Command  string         `json:"command"`
 	Preset   string         `json:"preset"`
-	Source   string         `json:"source"` // "processes" (this harness on one host) or "docker"
+	Source   string         `json:"source"`           // "processes" (this harness on one host) or "docker"
+	Engine   string         `json:"engine,omitempty"` // a docker run's engine: version and set-up
 	Started  time.Time      `json:"started"`
 	Finished time.Time      `json:"finished"`
 	Machine  Machine        `json:"machine"`

@@ -33,6 +33,11 @@ type Runner struct {
 	TargetTCP, TargetHTTP string
 	// Source is recorded in the results: "processes" (default) or "docker".
 	Source string
+	// Engine is recorded in the results: the container engine, for docker.
+	Engine string
+	// Commit, when set, is recorded instead of git's HEAD: a run inside a
+	// container has no repository to ask.
+	Commit string
 
 	res    *Results
 	target *TargetProc
@@ -66,12 +71,15 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 	if src == "" {
 		src = "processes"
 	}
-	r.res = &Results{Schema: SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: src, Started: time.Now().UTC()}
+	r.res = &Results{Schema: SchemaVersion, Command: r.Command, Preset: r.Params.Preset, Source: src, Engine: r.Engine, Started: time.Now().UTC()}
 	limit, lerr := RaiseNoFile()
 	if lerr != nil {
 		r.note("could not raise the open-file limit (%v); it stays at %d", lerr, limit)
 	}
 	r.res.Machine = CollectMachine()
+	if r.Commit != "" {
+		r.res.Machine.Commit = r.Commit
+	}
 	r.capMemoryConns(limit)
 	r.res.Params = r.Params
 
@@ -176,7 +184,7 @@ func (r *Runner) runRound(ctx context.Context, s System, round int) {
 	if needMain {
 		r.runMain(ctx, s, round, tag)
 	}
-	if ext, ok := s.(*ExternalSystem); ok && ext.Cgroup == "" && name != SystemDirect && p.Has(ScenMemory) {
+	if ext, ok := s.(*ExternalSystem); ok && !ext.Cgroups.Set() && name != SystemDirect && p.Has(ScenMemory) {
 		if round == 1 {
 			r.note("%s: no cgroup given, so no memory figures (pass cgroup=... in -external)", name)
 		}
@@ -258,7 +266,7 @@ func (r *Runner) throughput(in *Instance, tag string) error {
 		}
 		r.Progress.End(fmt.Sprintf("%.0f MB/s", v))
 	}
-	if len(in.Procs) > 0 || in.Cgroup != "" {
+	if len(in.Procs) > 0 || in.Cgroups.Set() {
 		gib := float64(2*size) / (1 << 30)
 		if cpu1, err := in.CPU(false); err == nil {
 			r.add(MCPUTotal, in.System, float64((cpu1-cpu0).Milliseconds())/gib)

@@ -49,10 +49,10 @@ type Instance struct {
 	// connected: the fixed cost of an edge, before tunnels and connections.
 	EdgeBaseKB int64
 	// External instances were started by someone else (containers): they
-	// are not stopped, have no startup time, and, when Cgroup is set, their
-	// memory and CPU come from that cgroup (edge and agent together).
+	// are not stopped, have no startup time, and, when Cgroups is set, their
+	// memory and CPU come from those cgroups.
 	External bool
-	Cgroup   string
+	Cgroups  Cgroups
 }
 
 // markEdgeBase records EdgeBaseKB; call it when the edge listens and no
@@ -87,11 +87,12 @@ func (in *Instance) Alive() error {
 // RSSKB sums the resident memory of the instance's processes (edge only
 // when edgeOnly).
 func (in *Instance) RSSKB(edgeOnly bool) (int64, error) {
-	if in.Cgroup != "" {
-		if edgeOnly {
-			return 0, fmt.Errorf("%s: a cgroup holds edge and agent together; no edge-only figure", in.System)
+	if in.Cgroups.Set() {
+		kb, err := in.Cgroups.MemKB(edgeOnly)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", in.System, err)
 		}
-		return cgroupMemKB(in.Cgroup)
+		return kb, nil
 	}
 	var sum int64
 	for _, p := range in.Procs {
@@ -126,11 +127,12 @@ func (in *Instance) CtxSwitches() (int64, error) {
 
 // CPU sums the CPU time used so far by the instance's processes.
 func (in *Instance) CPU(edgeOnly bool) (time.Duration, error) {
-	if in.Cgroup != "" {
-		if edgeOnly {
-			return 0, fmt.Errorf("%s: a cgroup holds edge and agent together; no edge-only figure", in.System)
+	if in.Cgroups.Set() {
+		d, err := in.Cgroups.CPUTime(edgeOnly)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", in.System, err)
 		}
-		return cgroupCPU(in.Cgroup)
+		return d, nil
 	}
 	var sum time.Duration
 	for _, p := range in.Procs {

@@ -30,6 +30,7 @@ type Kind string
 const (
 	KindHTTP Kind = "http"
 	KindTCP  Kind = "tcp"
+	KindUDP  Kind = "udp"
 )
 
 // Error codes carried in Error.Code. Agents switch on them to pick an exit code
@@ -86,8 +87,8 @@ type Register struct {
 	// Hostname is an exact host to route to this tunnel instead of a subdomain
 	// of the edge's domain (HTTP only).
 	Hostname string `json:"hostname,omitempty"`
-	// RemotePort is the public TCP port asked for (TCP only); 0 lets the edge
-	// choose one.
+	// RemotePort is the public TCP or UDP port asked for (TCP and UDP only);
+	// 0 lets the edge choose one.
 	RemotePort int `json:"remote_port,omitempty"`
 	// Lease is the secret of an earlier Assigned for this tunnel. Presenting
 	// it gets the same name or port back, even one the edge chose at random
@@ -99,6 +100,13 @@ type Register struct {
 	// Takeover asks to replace a live holder of the same owner (one whose
 	// session is half-dead); the holder is told and stops.
 	Takeover bool `json:"takeover,omitempty"`
+	// ProxyProtocol ("v1" or "v2") asks the edge for version 2 stream
+	// headers, which carry the public address the client connected to, and,
+	// on an HTTP tunnel, for a stream per public connection instead of
+	// streams shared between clients. The agent writes the PROXY header
+	// itself. An edge that does not know the field ignores it, and then does
+	// not echo it in Assigned.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 }
 
 // Assigned tells the agent its tunnel is live.
@@ -112,11 +120,14 @@ type Assigned struct {
 	Hostname string `json:"hostname,omitempty"`
 	Port     int    `json:"port,omitempty"`
 	// URL is what a person or program uses to reach the tunnel:
-	// http://name.domain:port for HTTP, tcp://host:port for TCP.
+	// http://name.domain:port for HTTP, tcp://host:port for TCP,
+	// udp://host:port for UDP.
 	URL string `json:"url"`
 	// Lease is the secret to present in Register.Lease when reconnecting, to
 	// get this name or port back.
 	Lease string `json:"lease,omitempty"`
+	// ProxyProtocol echoes Register.ProxyProtocol when the edge honours it.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 }
 
 // Error reports a failure. Ref is the Register it answers, or 0 for a failure

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -91,6 +92,9 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{Tunnel: 0},
 		{Tunnel: 1, RemoteAddr: "127.0.0.1:5555"},
 		{Tunnel: 0xFFFFFFFF, RemoteAddr: "[::1]:65535"},
+		{Tunnel: 7, RemoteAddr: "203.0.113.5:4000", LocalAddr: "198.51.100.1:443", WithLocal: true},
+		{Tunnel: 8, WithLocal: true},
+		{Tunnel: 9, LocalAddr: "[2001:db8::1]:53", WithLocal: true},
 	}
 	for _, h := range cases {
 		b := AppendHeader(nil, h)
@@ -118,7 +122,25 @@ func TestHeaderDropsOverlongAddr(t *testing.T) {
 	}
 }
 
+func TestHeaderVersionFollowsWithLocal(t *testing.T) {
+	if b := AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5"}); b[0] != HeaderVersion {
+		t.Fatalf("without a local address the header must stay version 1 for older agents, got %d", b[0])
+	}
+	b := AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5", LocalAddr: "6.7.8.9:10", WithLocal: true})
+	want := append([]byte{2, 0, 0, 0, 1, 9}, "1.2.3.4:5"...)
+	want = append(append(want, 10), "6.7.8.9:10"...)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("version 2 header = %v, want %v", b, want)
+	}
+}
+
 func TestReadHeaderRejects(t *testing.T) {
+	if _, err := ReadHeader(bytes.NewReader([]byte{2, 0, 0, 0, 1, 1, 'a'})); err == nil {
+		t.Fatal("version 2 header without its local length byte: got nil error")
+	}
+	if _, err := ReadHeader(bytes.NewReader([]byte{2, 0, 0, 0, 1, 0, 5, 'a'})); err == nil {
+		t.Fatal("version 2 header with a short local address: got nil error")
+	}
 	if _, err := ReadHeader(bytes.NewReader([]byte{9, 0, 0, 0, 1, 0})); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("wrong version: got %v, want ErrBadHeader", err)
 	}
@@ -151,6 +173,8 @@ func FuzzReadMessage(f *testing.F) {
 func FuzzReadHeader(f *testing.F) {
 	f.Add(AppendHeader(nil, StreamHeader{Tunnel: 1, RemoteAddr: "1.2.3.4:5"}))
 	f.Add([]byte{1, 0, 0, 0, 0, 255})
+	f.Add(AppendHeader(nil, StreamHeader{Tunnel: 2, RemoteAddr: "[::1]:5", LocalAddr: "[::1]:6", WithLocal: true}))
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 255})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ReadHeader(bytes.NewReader(data))
 		if err != nil {
@@ -161,4 +185,44 @@ func FuzzReadHeader(f *testing.F) {
 			t.Fatalf("re-encode %+v: got %+v, %v", h, again, err)
 		}
 	})
+}
+
+func TestDatagramsKeepBoundaries(t *testing.T) {
+	sizes := []int{0, 1, 1400, MaxDatagram}
+	var wire []byte
+	for i, n := range sizes {
+		var err error
+		wire, err = AppendDatagram(wire, bytes.Repeat([]byte{byte(i + 1)}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One byte at a time: boundaries come from the prefix, not from reads.
+	r := iotest.OneByteReader(bytes.NewReader(wire))
+	buf := make([]byte, MaxDatagram)
+	for i, want := range sizes {
+		n, err := ReadDatagram(r, buf)
+		if err != nil || n != want {
+			t.Fatalf("datagram %d: %d bytes, %v; want %d", i, n, err, want)
+		}
+		if !bytes.Equal(buf[:n], bytes.Repeat([]byte{byte(i + 1)}, n)) {
+			t.Fatalf("datagram %d: wrong bytes", i)
+		}
+	}
+	if _, err := ReadDatagram(r, buf); err != io.EOF {
+		t.Fatalf("after the last datagram: %v, want io.EOF", err)
+	}
+}
+
+func TestDatagramErrors(t *testing.T) {
+	if _, err := AppendDatagram(nil, make([]byte, MaxDatagram+1)); !errors.Is(err, ErrDatagramTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	buf := make([]byte, MaxDatagram)
+	if _, err := ReadDatagram(bytes.NewReader([]byte{0, 5, 'a', 'b'}), buf); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if _, err := ReadDatagram(bytes.NewReader([]byte{0}), buf); err == nil || err == io.EOF {
+		t.Fatalf("cut inside the length: %v, want an error other than io.EOF", err)
+	}
 }

@@ -122,7 +122,7 @@ type Code uint32
 const (
 	CodeNoError       Code = 0x0 // graceful: GOAWAY on shutdown
 	CodeProtocol      Code = 0x1 // the peer broke a rule of the protocol
-	CodeInternal      Code = 0x2 // the sender hit a bug or an I/O failure
+	CodeInternal      Code = 0x2 // the sender failed on its own side (a read that failed there)
 	CodeFlowControl   Code = 0x3 // the peer sent beyond its credit
 	CodeStreamClosed  Code = 0x4 // a frame arrived for a stream in the wrong state
 	CodeFrameSize     Code = 0x5 // a frame's length is wrong for its type
@@ -145,39 +145,21 @@ func (c Code) String() string {
 	return fmt.Sprintf("UNKNOWN_CODE(0x%x)", uint32(c))
 }
 
-// Scope says how much a protocol violation kills.
-type Scope uint8
-
-const (
-	// ScopeSession: the connection can no longer be trusted; end the session.
-	ScopeSession Scope = iota
-	// ScopeStream: only the named stream is affected; reset it and go on.
-	ScopeStream
-)
-
-// Error is a protocol violation found while decoding or processing a frame.
+// Error is a protocol violation found while decoding or processing a
+// frame. Every violation ends the session: version 1 of the protocol has
+// no violation that spares the connection (docs/PROTOCOL.md, section 6).
 type Error struct {
-	Scope    Scope
-	Code     Code
-	StreamID uint32
-	Reason   string
+	Code   Code
+	Reason string
 }
 
 func (e *Error) Error() string {
-	if e.Scope == ScopeStream {
-		return fmt.Sprintf("sluice protocol error on stream %d (%s): %s", e.StreamID, e.Code, e.Reason)
-	}
 	return fmt.Sprintf("sluice protocol error (%s): %s", e.Code, e.Reason)
 }
 
-// SessionError returns a session-scoped *Error.
+// SessionError returns an *Error, which ends the session.
 func SessionError(code Code, format string, args ...any) *Error {
-	return &Error{Scope: ScopeSession, Code: code, Reason: fmt.Sprintf(format, args...)}
-}
-
-// StreamError returns a stream-scoped *Error.
-func StreamError(id uint32, code Code, format string, args ...any) *Error {
-	return &Error{Scope: ScopeStream, Code: code, StreamID: id, Reason: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
 // ParseHeader decodes and validates the 12-byte header in b. It does not

@@ -36,7 +36,7 @@ func FuzzDecode(f *testing.F) {
 		off := 0
 		if bytes.HasPrefix(data, []byte(frame.Magic)) {
 			if err := r.ReadPreface(); err != nil {
-				asFrameError(t, err, frame.ScopeSession, frame.CodeVersion)
+				asFrameError(t, err, frame.CodeVersion)
 				if len(data) >= frame.PrefaceSize && frame.ParsePreface(data[:frame.PrefaceSize]) == nil {
 					t.Fatalf("ReadPreface rejected a valid preface: %v", err)
 				}
@@ -97,7 +97,7 @@ func checkStop(t *testing.T, err error, rest []byte) {
 		}
 		return
 	}
-	fe := asFrameError(t, err, frame.ScopeSession, codeOf(err))
+	fe := asFrameError(t, err, codeOf(err))
 	if len(rest) < frame.HeaderSize {
 		if fe.Code != frame.CodeProtocol {
 			t.Fatalf("truncated header reported as %v", err)
@@ -206,7 +206,7 @@ func FuzzRoundTrip(f *testing.F) {
 			if err == nil {
 				t.Fatalf("%+v was accepted; the protocol forbids it", h)
 			}
-			asFrameError(t, err, frame.ScopeSession, codeOf(err))
+			asFrameError(t, err, codeOf(err))
 			return
 		}
 		if err != nil {

@@ -100,7 +100,7 @@ func TestParseHeaderCases(t *testing.T) {
 				}
 				return
 			}
-			asFrameError(t, err, frame.ScopeSession, tc.code)
+			asFrameError(t, err, tc.code)
 		})
 	}
 }
@@ -125,7 +125,7 @@ func TestParseHeaderMatrix(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					h, err := frame.ParseHeader(rawHeader(n, byte(typ), 0, 0, 0, id))
 					if !ruleAllows(typ, n, id) {
-						fe := asFrameError(t, err, frame.ScopeSession, wantCode(typ, n))
+						fe := asFrameError(t, err, wantCode(typ, n))
 						if !strings.Contains(fe.Reason, typ.String()) {
 							t.Errorf("reason %q does not name the frame type %s", fe.Reason, typ)
 						}
@@ -175,7 +175,7 @@ func TestParseHeaderReservedBits(t *testing.T) {
 				b := bytes.Clone(base)
 				b[pos] |= 1 << bit
 				_, err := frame.ParseHeader(b)
-				asFrameError(t, err, frame.ScopeSession, frame.CodeProtocol)
+				asFrameError(t, err, frame.CodeProtocol)
 			}
 		}
 	}
@@ -184,7 +184,7 @@ func TestParseHeaderReservedBits(t *testing.T) {
 func TestParseHeaderUnknownTypes(t *testing.T) {
 	for typ := 8; typ <= 0xFF; typ++ {
 		_, err := frame.ParseHeader(rawHeader(0, byte(typ), 0, 0, 0, 1))
-		fe := asFrameError(t, err, frame.ScopeSession, frame.CodeProtocol)
+		fe := asFrameError(t, err, frame.CodeProtocol)
 		if want := fmt.Sprintf("0x%02x", typ); !strings.Contains(fe.Reason, want) {
 			t.Errorf("reason %q for type %d does not name the type as %s", fe.Reason, typ, want)
 		}
@@ -232,15 +232,8 @@ func TestStringers(t *testing.T) {
 }
 
 func TestErrorMessages(t *testing.T) {
-	se := frame.StreamError(5, frame.CodeCancel, "gave up after %d tries", 3)
-	if se.Scope != frame.ScopeStream || se.StreamID != 5 || se.Code != frame.CodeCancel || se.Reason != "gave up after 3 tries" {
-		t.Fatalf("StreamError built %+v", se)
-	}
-	if got := se.Error(); !strings.Contains(got, "stream 5") || !strings.Contains(got, "CANCEL") || !strings.Contains(got, "gave up after 3 tries") {
-		t.Errorf("stream error message %q must name the stream, the code and the reason", got)
-	}
 	ss := frame.SessionError(frame.CodeKeepalive, "no pong in %ds", 30)
-	if ss.Scope != frame.ScopeSession || ss.StreamID != 0 || ss.Code != frame.CodeKeepalive {
+	if ss.Code != frame.CodeKeepalive || ss.Reason != "no pong in 30s" {
 		t.Fatalf("SessionError built %+v", ss)
 	}
 	if got := ss.Error(); !strings.Contains(got, "KEEPALIVE_TIMEOUT") || !strings.Contains(got, "no pong in 30s") || strings.Contains(got, "stream") {

@@ -80,18 +80,18 @@ func ruleAllows(t frame.Type, length, stream uint32) bool {
 }
 
 // asFrameError fails the test unless err is a *frame.Error with the given
-// scope and code, and returns it.
-func asFrameError(t testing.TB, err error, scope frame.Scope, code frame.Code) *frame.Error {
+// code, and returns it.
+func asFrameError(t testing.TB, err error, code frame.Code) *frame.Error {
 	t.Helper()
 	if err == nil {
-		t.Fatalf("got no error; want a *frame.Error with scope %d and code %s", scope, code)
+		t.Fatalf("got no error; want a *frame.Error with code %s", code)
 	}
 	var fe *frame.Error
 	if !errors.As(err, &fe) {
 		t.Fatalf("got %T (%v); want a *frame.Error with code %s", err, err, code)
 	}
-	if fe.Scope != scope || fe.Code != code {
-		t.Fatalf("got scope %d code %s (%v); want scope %d code %s", fe.Scope, fe.Code, err, scope, code)
+	if fe.Code != code {
+		t.Fatalf("got code %s (%v); want code %s", fe.Code, err, code)
 	}
 	if fe.Reason == "" {
 		t.Fatalf("error %v has an empty Reason; every error must say what failed", err)

@@ -11,28 +11,47 @@ import (
 // payload larger than what is buffered is read straight into the caller's
 // buffer, so bulk data is copied once, not twice.
 type Reader struct {
-	src  io.Reader
-	buf  []byte
-	r, w int // buf[r:w] is buffered and unread
-	pre  [PrefaceSize]byte
-	err  error // sticky read error of src
+	src   io.Reader
+	buf   []byte
+	limit int // what buf may grow to
+	r, w  int // buf[r:w] is buffered and unread
+	pre   [PrefaceSize]byte
+	err   error // sticky read error of src
 	// bulk is set after a large DATA payload. The next header is then read
 	// on its own, so that the read does not pull the next bulk payload into
 	// buf only to copy it out again.
 	bulk bool
 }
 
-// NewReader returns a Reader with a read buffer of bufSize bytes.
+// initialBufSize is where a Reader's buffer starts. It doubles, up to the
+// size given to NewReader, each time one read fills it, so a connection
+// that carries bursts of small frames soon reads them in one system call,
+// while an idle one (most of a busy edge's agent sessions) holds 2 KiB.
+const initialBufSize = 2 << 10
+
+// NewReader returns a Reader whose read buffer grows to bufSize bytes.
 func NewReader(r io.Reader, bufSize int) *Reader {
-	return &Reader{src: r, buf: make([]byte, max(bufSize, 4*HeaderSize))}
+	limit := max(bufSize, 4*HeaderSize)
+	return &Reader{src: r, buf: make([]byte, min(limit, initialBufSize)), limit: limit}
 }
 
-// fill makes at least n bytes (n ≤ len(buf)) available in buf[r:w].
+// grow doubles buf, up to limit, keeping what it holds.
+func (r *Reader) grow() {
+	nb := make([]byte, min(2*len(r.buf), r.limit))
+	r.w = copy(nb, r.buf[r.r:r.w])
+	r.r = 0
+	r.buf = nb
+}
+
+// fill makes at least n bytes (n ≤ limit) available in buf[r:w].
 // It returns io.EOF if the source ended cleanly before any of them, and
 // io.ErrUnexpectedEOF if it ended after some.
 func (r *Reader) fill(n int) error {
 	if r.w-r.r >= n {
 		return nil
+	}
+	for n > len(r.buf) && len(r.buf) < r.limit {
+		r.grow()
 	}
 	if r.r > 0 {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
@@ -53,6 +72,10 @@ func (r *Reader) fill(n int) error {
 		r.w += m
 		if err != nil {
 			r.err = err
+		}
+		if m > 0 && r.w == len(r.buf) && end == len(r.buf) && len(r.buf) < r.limit {
+			r.grow()
+			end = len(r.buf)
 		}
 		// A reader that keeps returning nothing and no error would spin
 		// here forever; give up the way bufio does.
@@ -78,7 +101,7 @@ func (r *Reader) readFull(dst []byte) error {
 		}
 		return r.err
 	}
-	if rest := dst[k:]; len(rest) < len(r.buf)/2 {
+	if rest := dst[k:]; len(rest) < r.limit/2 {
 		// Small remainder: refill the buffer, which may bring the next
 		// headers along in the same system call.
 		if err := r.fill(len(rest)); err != nil {
@@ -151,7 +174,7 @@ func (r *Reader) ReadPayload(h Header, dst []byte) error {
 	if err := r.readFull(dst[:h.Length]); err != nil {
 		return truncated(h, err)
 	}
-	r.bulk = int(h.Length) >= len(r.buf)/2
+	r.bulk = int(h.Length) >= r.limit/2
 	return nil
 }
 

@@ -178,12 +178,12 @@ func TestPrefaceWrongMagic(t *testing.T) {
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {
-			fe := asFrameError(t, frame.ParsePreface(p), frame.ScopeSession, frame.CodeVersion)
+			fe := asFrameError(t, frame.ParsePreface(p), frame.CodeVersion)
 			if !strings.Contains(fe.Reason, "preface") {
 				t.Errorf("reason %q does not say the preface was wrong", fe.Reason)
 			}
 			r := frame.NewReader(bytes.NewReader(p), 16)
-			asFrameError(t, r.ReadPreface(), frame.ScopeSession, frame.CodeVersion)
+			asFrameError(t, r.ReadPreface(), frame.CodeVersion)
 		})
 	}
 }
@@ -193,7 +193,7 @@ func TestPrefaceWrongVersion(t *testing.T) {
 		t.Run(fmt.Sprint(v), func(t *testing.T) {
 			p := append([]byte(frame.Magic), byte(v>>8), byte(v))
 			r := frame.NewReader(bytes.NewReader(p), 16)
-			fe := asFrameError(t, r.ReadPreface(), frame.ScopeSession, frame.CodeVersion)
+			fe := asFrameError(t, r.ReadPreface(), frame.CodeVersion)
 			theirs := fmt.Sprintf("version %d", v)
 			ours := fmt.Sprintf("version %d", frame.Version)
 			if !strings.Contains(fe.Reason, theirs) || !strings.Contains(fe.Reason, ours) {
@@ -206,7 +206,7 @@ func TestPrefaceWrongVersion(t *testing.T) {
 func TestParsePrefaceWrongLength(t *testing.T) {
 	full := frame.AppendPreface(nil)
 	for _, p := range [][]byte{nil, full[:1], full[:6], full[:7], append(bytes.Clone(full), 0)} {
-		asFrameError(t, frame.ParsePreface(p), frame.ScopeSession, frame.CodeVersion)
+		asFrameError(t, frame.ParsePreface(p), frame.CodeVersion)
 	}
 }
 
@@ -214,7 +214,7 @@ func TestPrefaceTruncated(t *testing.T) {
 	full := frame.AppendPreface(nil)
 	for n := 0; n < frame.PrefaceSize; n++ {
 		r := frame.NewReader(bytes.NewReader(full[:n]), 16)
-		fe := asFrameError(t, r.ReadPreface(), frame.ScopeSession, frame.CodeVersion)
+		fe := asFrameError(t, r.ReadPreface(), frame.CodeVersion)
 		if !strings.Contains(fe.Reason, "preface") {
 			t.Errorf("%d bytes: reason %q does not mention the preface", n, fe.Reason)
 		}
@@ -241,13 +241,13 @@ func TestTruncatedAnywhere(t *testing.T) {
 			_, err := drain(r, discard)
 			switch {
 			case k < frame.PrefaceSize:
-				asFrameError(t, err, frame.ScopeSession, frame.CodeVersion)
+				asFrameError(t, err, frame.CodeVersion)
 			case boundaries[k]:
 				if err != io.EOF {
 					t.Fatalf("cut at frame boundary %d: got %v; want io.EOF", k, err)
 				}
 			default:
-				fe := asFrameError(t, err, frame.ScopeSession, frame.CodeProtocol)
+				fe := asFrameError(t, err, frame.CodeProtocol)
 				if !strings.Contains(fe.Reason, "closed in the middle") {
 					t.Errorf("cut at %d: reason %q does not say the connection closed mid-frame", k, fe.Reason)
 				}
@@ -286,7 +286,7 @@ func TestNextRejectsBadHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := r.Next()
-	asFrameError(t, err, frame.ScopeSession, frame.CodeProtocol)
+	asFrameError(t, err, frame.CodeProtocol)
 }
 
 func TestReadPayloadIntoLargerBuffer(t *testing.T) {

@@ -75,3 +75,12 @@ func (e *sessionEnded) Error() string {
 	return ErrSessionClosed.Error() + ": " + e.cause.Error()
 }
 func (e *sessionEnded) Unwrap() []error { return []error{ErrSessionClosed, e.cause} }
+
+// readError is why a session ended when reading from its connection failed
+// on this side, for a reason other than the peer closing it.
+type readError struct{ err error }
+
+func (e *readError) Error() string {
+	return "mux: reading from the connection failed: " + e.err.Error()
+}
+func (e *readError) Unwrap() error { return e.err }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,14 +118,7 @@ func TestConnectionLossMidTransfer(t *testing.T) {
 	for _, cut := range []string{"client", "server"} {
 		t.Run("cut under the "+cut, func(t *testing.T) {
 			a, b := tcpPair(t)
-			c, err := Client(a, DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := Server(b, DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, s := tstSessions(t, a, b, DefaultConfig(), DefaultConfig())
 			var wg sync.WaitGroup
 			var moved sync.WaitGroup // each client stream has read some data
 			// Each stream end writes without end and reads without end
@@ -262,4 +256,42 @@ func tstStuckWriter(t *testing.T, sess *Session, raw *tstRawPeer) *Stream {
 		frame.AppendWindowUpdate(nil, st.ID(), frame.MaxWindow-frame.InitialStreamWindow),
 	))
 	return st
+}
+
+// tstBreakingConn fails its next Read that returns data once broken,
+// the way a TLS connection fails on a record that does not decrypt.
+type tstBreakingConn struct {
+	net.Conn
+	broken atomic.Bool
+}
+
+var errTstBadRecord = errors.New("bad record MAC")
+
+func (c *tstBreakingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.broken.Load() {
+		return 0, errTstBadRecord
+	}
+	return n, err
+}
+
+// TestReadFailureTellsPeer: when reading fails on this side, the session
+// ends with that error and the peer gets GOAWAY(INTERNAL_ERROR): the fault
+// is here, not in what the peer sent.
+func TestReadFailureTellsPeer(t *testing.T) {
+	a, b := tcpPair(t)
+	bc := &tstBreakingConn{Conn: a}
+	sess, raw := tstRawPairOver(t, bc, b, true, DefaultConfig(), true)
+	raw.send(t, frame.AppendPreface(nil))
+	raw.waitFrame(t, "the first PING", func(h frame.Header) bool { return h.Type == frame.TypePing })
+	bc.broken.Store(true)
+	raw.send(t, frame.AppendPing(nil, false, 1))
+	err := tstWaitDone(t, sess, "reading failed")
+	if !errors.Is(err, errTstBadRecord) {
+		t.Fatalf("Session.Err() = %v; want it to wrap the read error", err)
+	}
+	h := raw.waitFrame(t, "GOAWAY", func(h frame.Header) bool { return h.Type == frame.TypeGoAway })
+	if frame.Code(h.Value) != frame.CodeInternal {
+		t.Fatalf("GOAWAY code %s; want INTERNAL_ERROR", frame.Code(h.Value))
+	}
 }

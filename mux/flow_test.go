@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,106 +385,4 @@ func tstUnread(st *Stream) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.rBuffered
-}
-
-// tstDelayLink relays between two TCP connections, holding every chunk
-// for delay in each direction: a long-RTT link on loopback.
-func tstDelayLink(t *testing.T, delay time.Duration) (net.Conn, net.Conn) {
-	t.Helper()
-	a, aPeer := tcpPair(t)
-	b, bPeer := tcpPair(t)
-	var wg sync.WaitGroup
-	relay := func(dst, src net.Conn) {
-		defer wg.Done()
-		type chunk struct {
-			at time.Time
-			b  []byte
-		}
-		q := make(chan chunk, 1024)
-		go func() {
-			defer close(q)
-			for {
-				buf := make([]byte, 64<<10)
-				n, err := src.Read(buf)
-				if n > 0 {
-					q <- chunk{time.Now().Add(delay), buf[:n]}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		for c := range q {
-			time.Sleep(time.Until(c.at))
-			if _, err := dst.Write(c.b); err != nil {
-				break
-			}
-		}
-		dst.Close()
-		src.Close()
-		for range q { // let the reader finish
-		}
-	}
-	wg.Add(2)
-	go relay(bPeer, aPeer)
-	go relay(aPeer, bPeer)
-	t.Cleanup(func() {
-		a.Close()
-		b.Close()
-		wg.Wait()
-	})
-	return a, b
-}
-
-// TestWindowGrowsOnSlowLink: over a link with a 40 ms round trip, a stream
-// whose reader keeps up grows its receive window beyond the initial one
-// (which alone would cap it at 256 KiB per round trip), and never beyond
-// MaxStreamWindow.
-func TestWindowGrowsOnSlowLink(t *testing.T) {
-	a, b := tstDelayLink(t, 20*time.Millisecond)
-	cfg := DefaultConfig()
-	c, err := Client(a, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Server(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	st, err := c.OpenStream(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 16 << 20
-	sent := tstCall(func() error {
-		_, err := io.Copy(st, &tstRepeatReader{left: total})
-		if err == nil {
-			err = st.CloseWrite()
-		}
-		return err
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), tstTimeout)
-	defer cancel()
-	peer, err := s.AcceptStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = peer.SetReadDeadline(time.Now().Add(3 * tstTimeout))
-	if n, err := io.Copy(io.Discard, peer); err != nil || n != int64(total) {
-		t.Fatalf("read %d of %d bytes: %v", n, total, err)
-	}
-	if err := tstRecv(t, sent, "the writer"); err != nil {
-		t.Fatal(err)
-	}
-	peer.mu.Lock()
-	window := peer.recvWindow
-	peer.mu.Unlock()
-	t.Logf("RTT %s (tuning %s); receive window after %d MiB: %d KiB", s.RTT(), s.tuningRTT(), total>>20, window>>10)
-	if window <= int64(cfg.InitialStreamWindow) {
-		t.Errorf("the receive window stayed at %d over a %s round trip; it should grow when the reader keeps up", window, s.tuningRTT())
-	}
-	if window > int64(cfg.MaxStreamWindow) {
-		t.Errorf("the receive window grew to %d, beyond MaxStreamWindow %d", window, cfg.MaxStreamWindow)
-	}
 }

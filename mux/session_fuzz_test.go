@@ -41,7 +41,7 @@ func FuzzSessionInput(f *testing.F) {
 		f.Add(seed)
 	}
 	cfg := DefaultConfig()
-	cfg.KeepAliveInterval = 0 // the input alone drives the session
+	cfg.KeepAliveInterval = -1 // the input alone drives the session
 	f.Fuzz(func(t *testing.T, in []byte) {
 		// The fuzzer does not notice a hung input; a watchdog turns one
 		// into a crash that names the input and shows every goroutine.

@@ -265,14 +265,7 @@ func TestStatsConsistent(t *testing.T) {
 func TestOpenCloseManyStreamsBaseline(t *testing.T) {
 	const streams = 1000
 	a, b := tcpPair(t)
-	c, err := Client(a, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Server(b, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := tstSessions(t, a, b, DefaultConfig(), DefaultConfig())
 	var accepted sync.WaitGroup
 	var handled atomic.Int32
 	accepted.Add(1)
@@ -323,7 +316,7 @@ func TestOpenCloseManyStreamsBaseline(t *testing.T) {
 		tstEventually(t, "the writer's queues to drain", func() bool {
 			x.wmu.Lock()
 			defer x.wmu.Unlock()
-			return len(x.ready) == 0
+			return x.sched.Len() == 0
 		})
 	}
 	c.Close()
@@ -402,14 +395,7 @@ func (g *tstGateConn) Read(p []byte) (int, error) {
 func TestGoAwayRefusesStreamOpenedAnyway(t *testing.T) {
 	a, b := tcpPair(t)
 	gated := &tstGateConn{Conn: a, gate: make(chan struct{})}
-	c, err := Client(gated, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Server(b, DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := tstSessions(t, gated, b, DefaultConfig(), DefaultConfig())
 	var once sync.Once
 	open := func() { once.Do(func() { close(gated.gate) }) }
 	t.Cleanup(func() { open(); c.Close(); s.Close() })

@@ -8,38 +8,21 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
+// tcpPair is the two ends of a loopback TCP connection, closed at cleanup.
 func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, <-ch
+	a, b := testutil.TCPPair(t)
+	return a, b
 }
 
+// sessionPair is a client and a server session over loopback TCP with
+// one configuration for both.
 func sessionPair(t testing.TB, cfg Config) (*Session, *Session) {
-	a, b := tcpPair(t)
-	c, err := Client(a, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Server(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c, s
+	t.Helper()
+	return tstPair(t, cfg, cfg)
 }
 
 func TestSmokeEcho(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
-	"github.com/valyala/bytebufferpool"
 )
 
 // Stream is one bidirectional byte stream of a Session. It implements
@@ -19,22 +18,18 @@ type Stream struct {
 
 	mu sync.Mutex
 	// Receive side.
-	rq           []*bytebufferpool.ByteBuffer // received payloads, oldest first
-	rqHead       int                          // first unread payload in rq
-	rOff         int                          // read offset in rq[rqHead]
-	rBuffered    int                          // unread bytes in rq
-	recvInFlight int64                        // window in use: received, not yet credited back
-	recvWindow   int64                        // current window; grows by auto-tuning
-	recvUnacked  int64                        // read, not yet credited back
-	epoch        time.Duration                // when credit was last sent (since session start), for auto-tuning
-	waited       time.Duration                // time Read spent waiting for data since epoch
-	finRecv      bool                         // the peer half-closed
-	readClosed   bool                         // Close was called: incoming data is dropped
-	readErr      error                        // reads fail with it (reset)
+	rq         []*buffer  // received payloads, oldest first
+	rqHead     int        // first unread payload in rq
+	rOff       int        // read offset in rq[rqHead]
+	rBuffered  int        // unread bytes in rq
+	inflow     recvWindow // the receive window and its auto-tuning
+	finRecv    bool       // the peer half-closed
+	readClosed bool       // Close was called: incoming data is dropped
+	readErr    error      // reads fail with it (reset)
 	// Send side.
-	sendCredit int64 // bytes the peer lets this side send
-	wErr       error // writes fail with it (CloseWrite, Close, reset)
-	removed    bool  // gone from the session's stream table
+	outflow sendCredit // bytes the peer lets this side send
+	wErr    error      // writes fail with it (CloseWrite, Close, reset)
+	removed bool       // gone from the session's stream table
 
 	w atomic.Pointer[waiters] // made when a call first blocks or sets a deadline
 	// sink is the socket a WriteTo copies into, and sinkIdle says that
@@ -45,23 +40,18 @@ type Stream struct {
 	writeMu  sync.Mutex   // keeps one Write's bytes together on the wire
 	queued   atomic.Int64 // bytes in sq
 
-	// Writer side, guarded by s.wmu.
-	sq            []*bytebufferpool.ByteBuffer
-	sqHead        int
-	inReady       bool
-	finQueued     bool // CLOSE goes out once sq drains
-	finWritten    bool
-	resetAfterFin bool // Close with the peer still sending: RESET right after CLOSE
+	sq sendQueue // frames waiting for the writer; guarded by s.wmu
 }
 
 func newStream(s *Session, id uint32) *Stream {
-	return &Stream{
-		s:          s,
-		id:         id,
-		recvWindow: int64(s.cfg.InitialStreamWindow),
-		sendCredit: frame.InitialStreamWindow,
-		epoch:      s.now(),
+	st := &Stream{
+		s:       s,
+		id:      id,
+		inflow:  newRecvWindow(&s.lim, time.Now()),
+		outflow: sendCredit{n: frame.InitialStreamWindow},
 	}
+	st.sq.st = st
+	return st
 }
 
 // waiters is what only a stream whose calls block, or that has deadlines,
@@ -233,14 +223,19 @@ func (st *Stream) awaitData() error {
 	for {
 		st.mu.Lock()
 		st.sinkIdle = false
+		if st.inflow.waiting() {
+			st.inflow.stopWait(time.Now())
+		}
 		if st.rBuffered > 0 {
 			return nil
 		}
 		err := st.readStateLocked()
 		if err == nil && w != nil {
 			// From here until it wakes, this call is only waiting: the
-			// session's reader may write into WriteTo's socket itself.
+			// session's reader may write into WriteTo's socket itself,
+			// and auto-tuning counts the time as the reader keeping up.
 			st.sinkIdle = st.sink != nil
+			st.inflow.startWait(time.Now())
 		}
 		st.mu.Unlock()
 		if err != nil {
@@ -253,21 +248,18 @@ func (st *Stream) awaitData() error {
 			w = st.waiters()
 			continue // look at the state once more, now that a signal can reach us
 		}
-		waitStart := st.s.now()
 		select {
 		case <-w.readCh:
-			st.mu.Lock()
-			// Count only the wait within the current tuning epoch.
-			st.waited += st.s.now() - max(waitStart, st.epoch)
-			st.mu.Unlock()
 		case <-w.rdl.wait():
 			st.mu.Lock()
 			st.sinkIdle = false
+			st.inflow.stopWait(time.Now())
 			st.mu.Unlock()
 			return ErrTimeout
 		case <-st.s.done:
 			st.mu.Lock()
 			st.sinkIdle = false
+			st.inflow.stopWait(time.Now())
 			more := st.rBuffered > 0 || st.finRecv
 			st.mu.Unlock()
 			if !more {
@@ -309,55 +301,10 @@ func (st *Stream) take(p []byte) (n int) {
 }
 
 // consume accounts for n bytes the application has taken and works out the
-// stream credit to send back. st.mu is held.
+// stream credit to send back (see recvWindow.consume). st.mu is held.
 func (st *Stream) consume(n int) (inc int64) {
-	st.recvUnacked += int64(n)
-	if st.finRecv || st.recvUnacked < st.recvWindow/2 {
-		return 0
-	}
-	// Half the window has been read: credit it back, and tune the window.
-	//
-	// Grow (double, up to the maximum, as QUIC implementations do) when
-	// the window is what limits the stream: half of it went by within two
-	// round trips, the reader spent at least half of that time waiting for
-	// data, and little is left buffered; and never past what 10 Gbit/s
-	// needs at the measured RTT, so that on loopback and LANs, where RTT
-	// samples are mostly scheduling noise, the window stays small.
-	//
-	// Shrink (halve, down to the initial window) when the reader is the
-	// bottleneck: half a window or more is still buffered. Credit cannot be
-	// taken back, so shrinking means crediting back less than was read.
-	// Without it a window grown for a fast phase would let data pile up
-	// for a slow reader, which on loopback was measured to double the CPU
-	// cost per byte through cache misses.
-	now := st.s.now()
-	epoch := now - st.epoch
-	switch rtt := st.s.tuningRTT(); {
-	case int64(st.rBuffered) >= st.recvWindow/2:
-		initial := int64(st.s.cfg.InitialStreamWindow)
-		shrink := min(st.recvWindow-max(st.recvWindow/2, initial), st.recvUnacked-1)
-		if shrink > 0 {
-			st.recvWindow -= shrink
-			inc -= shrink
-		}
-	case rtt > 0 && epoch < 2*rtt && 2*st.waited >= epoch && int64(st.rBuffered) < st.recvWindow/4 &&
-		st.recvWindow < windowFor10Gbps(rtt):
-		if grow := min(st.recvWindow, int64(st.s.cfg.MaxStreamWindow)-st.recvWindow); grow > 0 {
-			st.recvWindow += grow
-			inc += grow
-		}
-	}
-	st.waited = 0
-	st.epoch = now
-	inc += st.recvUnacked
-	st.recvInFlight -= st.recvUnacked
-	st.recvUnacked = 0
-	return inc
+	return st.inflow.consume(int64(n), time.Now(), st.s.tuningRTT(), int64(st.rBuffered), st.finRecv, &st.s.lim)
 }
-
-// windowFor10Gbps is twice the bandwidth-delay product of a 10 Gbit/s
-// (1.25 bytes per nanosecond) link with the given RTT.
-func windowFor10Gbps(rtt time.Duration) int64 { return rtt.Nanoseconds() * 5 / 2 }
 
 // dropReceived discards unread data, giving its session credit back. st.mu is held.
 func (st *Stream) dropReceived() {
@@ -383,15 +330,14 @@ func (st *Stream) admit(n int) (keep bool, err error) {
 	if st.finRecv {
 		return false, frame.SessionError(frame.CodeStreamClosed, "DATA on stream %d after the peer's own CLOSE", st.id)
 	}
-	if st.recvInFlight+int64(n) > st.recvWindow {
-		return false, frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes on stream %d beyond its window of %d", st.recvInFlight+int64(n)-st.recvWindow, st.id, st.recvWindow)
+	if !st.inflow.admit(int64(n)) {
+		return false, frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes on stream %d beyond its window of %d", st.inflow.inFlight+int64(n)-st.inflow.window, st.id, st.inflow.window)
 	}
-	st.recvInFlight += int64(n)
 	return !st.readClosed && st.readErr == nil, nil
 }
 
 // deliver queues a received payload for Read.
-func (st *Stream) deliver(bb *bytebufferpool.ByteBuffer) {
+func (st *Stream) deliver(bb *buffer) {
 	n := len(bb.B)
 	st.mu.Lock()
 	if st.readClosed || st.readErr != nil {
@@ -405,10 +351,8 @@ func (st *Stream) deliver(bb *bytebufferpool.ByteBuffer) {
 		clear(st.rq[k:])
 		st.rq, st.rqHead = st.rq[:k], 0
 	}
-	if st.recvInFlight == int64(n) && st.recvUnacked == 0 && st.rBuffered == 0 {
-		// The first data after an idle spell: the wait before it says
-		// nothing about the window, so tuning starts counting now.
-		st.epoch, st.waited = st.s.now(), 0
+	if st.inflow.first(int64(n)) {
+		st.inflow.arrived(time.Now(), st.s.tuningRTT())
 	}
 	off := 0
 	if st.sinkIdle && st.rBuffered == 0 {
@@ -480,10 +424,9 @@ func (st *Stream) receiveReset(code frame.Code) {
 
 func (st *Stream) grant(inc int64) error {
 	st.mu.Lock()
-	st.sendCredit += inc
-	over := st.sendCredit > frame.MaxWindow
+	ok := st.outflow.grant(inc, frame.MaxWindow)
 	st.mu.Unlock()
-	if over {
+	if !ok {
 		return frame.SessionError(frame.CodeFlowControl, "the peer granted stream %d credit beyond %d", st.id, int64(frame.MaxWindow))
 	}
 	st.wakeWriter()
@@ -549,14 +492,13 @@ func (st *Stream) reserve(want int) (int, error) {
 			st.mu.Unlock()
 			return 0, err
 		}
-		if st.sendCredit > 0 && st.queued.Load() < int64(s.cfg.MaxStreamQueue) {
-			k := min(int64(want), st.sendCredit)
-			st.sendCredit -= k
+		if st.outflow.n > 0 && st.queued.Load() < int64(s.cfg.MaxStreamQueue) {
+			k := st.outflow.take(int64(want))
 			st.mu.Unlock()
 			got, err := s.takeCredit(k, st)
 			if got < k {
 				st.mu.Lock()
-				st.sendCredit += k - got
+				st.outflow.give(k - got)
 				st.mu.Unlock()
 			}
 			return int(got), err
@@ -577,11 +519,11 @@ func (st *Stream) reserve(want int) (int, error) {
 }
 
 // enqueue hands a payload to the session's writer.
-func (st *Stream) enqueue(bb *bytebufferpool.ByteBuffer) error {
+func (st *Stream) enqueue(bb *buffer) error {
 	s := st.s
 	n := int64(len(bb.B))
 	s.wmu.Lock()
-	if st.finQueued {
+	if st.sq.finQueued {
 		s.wmu.Unlock()
 		s.giveCredit(n)
 		if err := st.writeErr(); err != nil {
@@ -589,17 +531,9 @@ func (st *Stream) enqueue(bb *bytebufferpool.ByteBuffer) error {
 		}
 		return ErrWriteClosed
 	}
-	if st.sqHead > 0 && len(st.sq) == cap(st.sq) {
-		k := copy(st.sq, st.sq[st.sqHead:])
-		clear(st.sq[k:])
-		st.sq, st.sqHead = st.sq[:k], 0
-	}
-	st.sq = append(st.sq, bb)
+	st.sq.push(bb)
 	st.queued.Add(n)
-	if !st.inReady {
-		st.inReady = true
-		s.ready = append(s.ready, st)
-	}
+	s.sched.Push(&st.sq)
 	s.wmu.Unlock()
 	s.signalWriter()
 	return nil
@@ -608,15 +542,8 @@ func (st *Stream) enqueue(bb *bytebufferpool.ByteBuffer) error {
 // dropSendQueue discards queued payloads and returns how many bytes they
 // held. s.wmu is held.
 func (st *Stream) dropSendQueue() int64 {
-	var n int64
-	for i := st.sqHead; i < len(st.sq); i++ {
-		n += int64(len(st.sq[i].B))
-		putBuf(st.sq[i])
-		st.sq[i] = nil
-	}
-	st.sq, st.sqHead = nil, 0
+	n := st.sq.drop()
 	st.queued.Add(-n)
-	st.finQueued, st.finWritten = true, true // nothing more goes out for this stream
 	return n
 }
 
@@ -660,17 +587,14 @@ func (st *Stream) CloseWrite() error {
 func (st *Stream) queueFin(reset bool) {
 	s := st.s
 	s.wmu.Lock()
-	if st.finWritten {
+	if st.sq.finWritten {
 		if reset {
 			s.ctrl = frame.AppendReset(s.ctrl, st.id, frame.CodeCancel)
 		}
 	} else {
-		st.finQueued = true
-		st.resetAfterFin = st.resetAfterFin || reset
-		if !st.inReady {
-			st.inReady = true
-			s.ready = append(s.ready, st)
-		}
+		st.sq.finQueued = true
+		st.sq.resetAfterFin = st.sq.resetAfterFin || reset
+		s.sched.Push(&st.sq)
 	}
 	s.wmu.Unlock()
 	s.signalWriter()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,16 @@ type Options struct {
 	// so the benchmark regression gate can prove it catches a slowdown
 	// (SLUICE_DEBUG_INJECT_DELAY); leave it zero.
 	Delay time.Duration
+	// Meter, when set, counts the bytes of each direction as every chunk is
+	// written, so a long connection's traffic shows in metrics while it is
+	// still open. Several relays may share one Meter.
+	Meter *Meter
+}
+
+// Meter counts the bytes relays moved: AToB from a to b, BToA back. Only
+// atomic adds touch it on the data path.
+type Meter struct {
+	AToB, BToA atomic.Int64
 }
 
 // Result reports what a relay moved.
@@ -59,14 +70,14 @@ func Relay(a, b net.Conn, opt Options) Result {
 	}
 	done := make(chan error, 1)
 	go func() {
-		n, err := copyHalf(b, a, opt.Delay)
+		n, err := copyHalf(b, a, opt.Delay, opt.Meter.aToB())
 		res.AToB = n
 		if err != nil {
 			abort()
 		}
 		done <- err
 	}()
-	n, errBA := copyHalf(a, b, opt.Delay)
+	n, errBA := copyHalf(a, b, opt.Delay, opt.Meter.bToA())
 	res.BToA = n
 	if errBA != nil {
 		abort()
@@ -90,8 +101,18 @@ func Relay(a, b net.Conn, opt Options) Result {
 // whenever the socket turns out empty, and a fresh one is taken when it
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
-func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
+func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int64, error) {
 	if st, ok := src.(*mux.Stream); ok && delay == 0 {
+		if count != nil {
+			// Counting each payload as it is written costs the stream its
+			// direct socket sink (see mux.Stream.WriteTo): the payloads
+			// still go out without a copy, through dst.Write.
+			n, err := st.WriteTo(countingWriter{dst, count})
+			if err != nil {
+				return n, err
+			}
+			return n, closeWrite(dst)
+		}
 		// The stream hands its received payloads to dst as they are: no
 		// copy and no buffer of ours, idle or not.
 		n, err := st.WriteTo(dst)
@@ -128,6 +149,9 @@ func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
 			}
 			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
+			if count != nil {
+				count.Add(int64(w))
+			}
 			if werr != nil {
 				return total, werr
 			}
@@ -139,6 +163,32 @@ func copyHalf(dst, src net.Conn, delay time.Duration) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+func (m *Meter) aToB() *atomic.Int64 {
+	if m == nil {
+		return nil
+	}
+	return &m.AToB
+}
+
+func (m *Meter) bToA() *atomic.Int64 {
+	if m == nil {
+		return nil
+	}
+	return &m.BToA
+}
+
+// countingWriter adds what each Write took to a meter's counter.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 type closeWriter interface{ CloseWrite() error }

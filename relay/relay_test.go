@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,36 +17,11 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	c1, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2 := <-ch
-	if c2 == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c1.Close(); c2.Close() })
-	return c1.(*net.TCPConn), c2.(*net.TCPConn)
-}
-
 // TestRelayHalfClose moves data one way, half-closes, then gets a reply the
 // other way: the upload-then-wait pattern of request/response protocols.
 func TestRelayHalfClose(t *testing.T) {
-	client, a := tcpPair(t)
-	b, service := tcpPair(t)
+	client, a := testutil.TCPPair(t)
+	b, service := testutil.TCPPair(t)
 	resc := make(chan Result, 1)
 	go func() { resc <- Relay(a, b, Options{}) }()
 
@@ -80,8 +57,8 @@ func TestRelayHalfClose(t *testing.T) {
 // TestRelayAbortPropagates: when one side fails, the other side sees an
 // error, not a clean EOF that would pass for a complete transfer.
 func TestRelayAbortPropagates(t *testing.T) {
-	client, a := tcpPair(t)
-	b, service := tcpPair(t)
+	client, a := testutil.TCPPair(t)
+	b, service := testutil.TCPPair(t)
 	resc := make(chan Result, 1)
 	go func() { resc <- Relay(a, b, Options{}) }()
 	client.Write([]byte("hello"))
@@ -104,8 +81,8 @@ func TestRelayAbortPropagates(t *testing.T) {
 }
 
 func TestRelayDelay(t *testing.T) {
-	client, a := tcpPair(t)
-	b, service := tcpPair(t)
+	client, a := testutil.TCPPair(t)
+	b, service := testutil.TCPPair(t)
 	resc := make(chan Result, 1)
 	go func() { resc <- Relay(a, b, Options{Delay: 30 * time.Millisecond}) }()
 	start := time.Now()
@@ -162,8 +139,8 @@ func benchmarkRelay(b *testing.B) {
 // TestRelayHonoursReadDeadline: reading through the poller directly must
 // still respect deadlines set on the connection.
 func TestRelayHonoursReadDeadline(t *testing.T) {
-	_, a := tcpPair(t)
-	b, _ := tcpPair(t)
+	_, a := testutil.TCPPair(t)
+	b, _ := testutil.TCPPair(t)
 	a.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	done := make(chan Result, 1)

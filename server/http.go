@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	errpage "github.com/sluicehq/sluice/internal/page"
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strings"
 	"time"
 
+	errpage "github.com/sluicehq/sluice/internal/page"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 )
@@ -22,25 +21,53 @@ const HealthPath = "/_sluice/healthz"
 type tunnelKey struct{}
 
 func (s *Server) initHTTP() {
-	s.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := pr.In.Context().Value(tunnelKey{}).(*tunnel)
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = t.host
-			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
-		},
-		Transport:    tunnelRoundTripper{},
-		BufferPool:   relay.BufferPool{},
-		ErrorHandler: s.proxyError,
-		ErrorLog:     slogErrorLog(s.log),
-	}
+	s.initProxy()
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slogErrorLog(s.log),
+		// HTTP/2 with prior knowledge (h2c) beside HTTP/1.1: gRPC clients
+		// and curl --http2-prior-knowledge speak it on plain ports.
+		Protocols: plainProtocols(),
+		HTTP2:     publicHTTP2(),
+	}
+}
+
+// publicH2Streams caps the concurrent streams of one public HTTP/2
+// connection. net/http's default of 250 would make a gRPC client that holds
+// more streams open (watchers, long polls) queue them behind each other.
+const publicH2Streams = 1000
+
+func publicHTTP2() *http.HTTP2Config {
+	return &http.HTTP2Config{MaxConcurrentStreams: publicH2Streams}
+}
+
+func plainProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
+
+// initProxy builds the reverse proxy both ingresses share.
+func (s *Server) initProxy() {
+	if s.proxy != nil {
+		return
+	}
+	s.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			t := pr.In.Context().Value(tunnelKey{}).(*tunnel)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = t.host
+			pr.Out.Host = pr.In.Host
+			s.setForwarded(pr)
+		},
+		Transport:    tunnelRoundTripper{},
+		BufferPool:   relay.BufferPool{},
+		ErrorHandler: s.proxyError,
+		ErrorLog:     slogErrorLog(s.log),
 	}
 }
 
@@ -64,7 +91,11 @@ func newTunnelTransport(t *tunnel) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			remote, _ := ctx.Value(remoteKey{}).(string)
-			return t.open(ctx, remote)
+			st, err := t.open(ctx, remote)
+			if err != nil || !t.ac.s.metering {
+				return st, err
+			}
+			return newMeteredConn(st, t), nil
 		},
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,
@@ -72,6 +103,9 @@ func newTunnelTransport(t *tunnel) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
+		// The agent writes a PROXY header per stream, naming one client:
+		// a stream reused for another client's request would misname it.
+		DisableKeepAlives: t.proxyProto != "",
 	}
 }
 
@@ -81,15 +115,11 @@ var errTunnelGone = errors.New("tunnel went offline")
 
 // ServeHTTP routes a public request by its Host to a tunnel.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host := strings.ToLower(r.Host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	host, ok := s.checkRequest(w, r)
+	if !ok {
+		return
 	}
-	host = strings.TrimSuffix(host, ".")
-	if r.URL.Path == HealthPath || (host == s.cfg.Domain && r.URL.Path == "/healthz") {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprintln(w, "ok")
+	if s.serveHealth(w, r, host) {
 		return
 	}
 	ep, ok := s.reg.Host(host)
@@ -107,9 +137,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("No tunnel is registered for %s. Start one with: sluice http PORT --name NAME (it answers at NAME.%s).", host, s.cfg.Domain))
 		return
 	}
+	if r.Method == http.MethodConnect {
+		refuse(w, r, http.StatusMethodNotAllowed, "CONNECT refused",
+			"This edge does not open raw tunnels with CONNECT: use a tcp tunnel (sluice tcp) for a raw connection.")
+		return
+	}
+	if r.ProtoMajor == 1 && r.Body != http.NoBody {
+		// Streaming RPCs read the request while the response is written.
+		http.NewResponseController(w).EnableFullDuplex()
+	}
 	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
+	if s.metrics != nil {
+		s.proxyCounted(w, r.WithContext(ctx), t)
+		return
+	}
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// serveHealth answers the health check, on any host at HealthPath and on
+// the bare domain at /healthz.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, host string) bool {
+	if r.URL.Path != HealthPath && (host != s.cfg.Domain || r.URL.Path != "/healthz") {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "ok")
+	return true
 }
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {

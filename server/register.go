@@ -49,13 +49,22 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		err = regError(r.Ref, control.CodeLimit, "owner %s already has %d tunnels open, its limit (%s): close some or ask the operator to raise max_tunnels", ac.currentRule().ownerName, max, ac.currentRule().label())
 	default:
 		var c claimed
-		switch r.Kind {
-		case control.KindHTTP:
-			c, err = ac.registerHTTP(t, r)
-		case control.KindTCP:
-			c, err = ac.registerTCP(t, r)
-		default:
-			err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http or tcp", r.Kind)
+		err = checkProxyProtocol(t, r)
+		if err == nil {
+			switch r.Kind {
+			case control.KindHTTP:
+				c, err = ac.registerHTTP(t, r)
+			case control.KindTCP:
+				c, err = ac.registerTCP(t, r)
+			case control.KindUDP:
+				// UDP ports keep the edge's older rule: the same owner may
+				// reclaim them, another may not.
+				if err = ac.registerUDP(t, r); err == nil {
+					c.ep = &endpoint{kind: control.KindUDP, port: t.port, url: t.url, members: []*tunnel{t}}
+				}
+			default:
+				err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http, tcp or udp", r.Kind)
+			}
 		}
 		if err != nil {
 			s.countTunnel(ac.owner, -1)
@@ -68,9 +77,10 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		ac.tunnels = append(ac.tunnels, t)
 		ac.mu.Unlock()
 		ac.log.Info("tunnel online", "kind", t.kind, "url", t.url, "pooled", c.ep.isPooled(), "members", c.ep.size(), "reclaimed", c.reused)
-		return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, Lease: c.secret}
+		return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, Lease: c.secret, ProxyProtocol: t.proxyProto}
 	}
 	ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "hostname", r.Hostname, "port", r.RemotePort, "code", err.Code, "reason", err.Message)
+	s.countRefusal(err.Code)
 	return err
 }
 
@@ -81,8 +91,8 @@ func (ac *agentConn) claimReq(t *tunnel, r control.Register, key string, random 
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *control.Error) {
 	s := ac.s
-	if s.httpLn == nil {
-		return claimed{}, regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it was started without --http): use a tcp tunnel or ask the operator")
+	if s.httpLn == nil && s.https == nil {
+		return claimed{}, regError(r.Ref, control.CodeBadRequest, "this edge serves no HTTP tunnels (it has no HTTP ingress): use a tcp tunnel or ask the operator")
 	}
 	label := ""
 	if r.Hostname != "" {
@@ -183,7 +193,7 @@ func (ac *agentConn) registerTCP(t *tunnel, r control.Register) (claimed, *contr
 				}
 			}
 			ln = nil // the endpoint owns it now
-			ep := &endpoint{kind: control.KindTCP, key: q.key, port: port, name: t.name, url: t.url, ln: l}
+			ep := &endpoint{kind: control.KindTCP, key: q.key, port: port, name: t.name, url: t.url, ln: s.acceptProxy(l)}
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -232,6 +242,9 @@ func (s *Server) serveTCP(ep *endpoint) {
 }
 
 func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
+	if !s.resolveProxy(c) {
+		return
+	}
 	// A member whose session died between pick and open is skipped: try
 	// each member once.
 	for range max(1, ep.size()) {
@@ -240,13 +253,15 @@ func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st, err := t.open(ctx, c.RemoteAddr().String())
+		st, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
 		cancel()
 		if err != nil {
 			t.ac.log.Debug("public TCP connection: opening a stream to the agent failed", "port", ep.port, "err", err)
 			continue
 		}
-		relay.Relay(c, st, relay.Options{})
+		t.streams.Add(1)
+		relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
+		t.streams.Add(-1)
 		return
 	}
 	c.Close()

@@ -159,12 +159,13 @@ type Registry struct {
 	hosts sync.Map // lower-case hostname → *endpoint
 	ports sync.Map // int → *endpoint
 
-	mu     sync.Mutex
-	leases map[string]*lease
-	grace  time.Duration
-	store  leasestore.Store
-	now    func() time.Time
-	onErr  func(error)
+	mu       sync.Mutex
+	leases   map[string]*lease
+	reserved map[string]reservation // UDP ports (see routes.go)
+	grace    time.Duration
+	store    leasestore.Store
+	now      func() time.Time
+	onErr    func(error)
 }
 
 // NewRegistry returns a registry whose released keys stay leased to their

@@ -13,7 +13,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,74 +25,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/transport"
 )
 
 // Software names this build in Hello and Welcome messages.
 const Software = "sluice-edge/0.1"
-
-// Config configures an edge. Listen and Tokens are required; HTTP and Domain
-// are required together for HTTP tunnels.
-type Config struct {
-	// Listen is where agents connect ("host:port"; port 0 picks one).
-	Listen string
-	// HTTP is the public HTTP ingress ("host:port"); empty serves no HTTP
-	// tunnels.
-	HTTP string
-	// HTTPListener, when set, is used for the HTTP ingress instead of
-	// opening HTTP (the edge takes ownership and closes it).
-	HTTPListener net.Listener
-	// Domain is the parent domain of tunnel hostnames: a tunnel named
-	// "myapp" answers at myapp.<Domain>.
-	Domain string
-	// Tokens are the accepted agent tokens. Each token is also an identity:
-	// a name held by one token cannot be taken by another.
-	Tokens []string
-	// TLS, when set, makes the agent listener TLS (build it with
-	// transport.ServerTLS). Nil means plain TCP.
-	TLS *tls.Config
-	// TCPHost is the address TCP tunnels listen on. Empty means the host of
-	// Listen.
-	TCPHost string
-	// TCPPortMin and TCPPortMax bound the ports of TCP tunnels, requested or
-	// chosen. Both zero: any requested port, and an ephemeral one otherwise.
-	TCPPortMin, TCPPortMax int
-	// PublicHost is the host put in tcp:// URLs. Empty means TCPHost, or
-	// Domain when TCPHost is a wildcard address.
-	PublicHost string
-	// PublicHTTPPort is the port put in http:// URLs, for an edge behind a
-	// port-forwarding proxy. Zero means the HTTP listener's port.
-	PublicHTTPPort int
-	// Mux configures every agent session. The zero value means
-	// mux.DefaultConfig().
-	Mux mux.Config
-	// Logger receives the edge's logs. Nil discards them.
-	Logger *slog.Logger
-	// ReclaimGrace is how long a disconnected agent's lease on a name or
-	// port lasts: within it the agent gets the same URL back (random ones
-	// too) and other owners are refused. Zero means DefaultReclaimGrace;
-	// negative disables leases beyond the session.
-	ReclaimGrace time.Duration
-	// StateDir is where the edge keeps its leases across restarts (a file
-	// per agent port). Empty keeps them in memory only.
-	StateDir string
-	// TokenRules are owners' tokens with what each may claim, usually read
-	// from a tokens file with LoadTokensFile. They add to Tokens.
-	TokenRules []TokenRule
-	// Limits bound unauthenticated connections, tunnels and streams. Zero
-	// fields take their documented defaults.
-	Limits Limits
-	// ReadHeaderTimeout bounds how long a public HTTP client may take to send
-	// its request headers (against slowloris). Zero means 10 s.
-	ReadHeaderTimeout time.Duration
-	// MaxHeaderBytes bounds the request headers of a public HTTP client.
-	// Zero means 64 KiB.
-	MaxHeaderBytes int
-	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
-	// auth. Zero means 5 s.
-	HandshakeTimeout time.Duration
-}
 
 // Server is a running edge. Create it with New, run it with Serve.
 type Server struct {
@@ -113,6 +49,11 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
+	https   *httpsIngress
+
+	metrics  *edgeMetrics // nil unless Config.Metrics is set
+	metering bool         // count bytes per tunnel: metrics or admin asked
+	admin    *adminServer // nil unless Config.Admin is set
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -123,75 +64,25 @@ type Server struct {
 // New validates cfg and opens the edge's listeners, so that Addr and HTTPAddr
 // are known before Serve runs and a port already in use is reported here.
 func New(cfg Config) (*Server, error) {
-	if cfg.Listen == "" {
-		return nil, errors.New("server: no agent listen address: set Listen (--listen), e.g. 0.0.0.0:7835")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if len(cfg.Tokens) == 0 && len(cfg.TokenRules) == 0 {
-		return nil, errors.New("server: no token configured: set at least one token in Tokens or TokenRules that agents must present")
-	}
-	for _, tok := range cfg.Tokens {
-		if tok == "" {
-			return nil, errors.New("server: an empty token is not allowed: every agent must present a secret")
-		}
-	}
-	if cfg.HTTPListener != nil {
-		cfg.HTTP = cfg.HTTPListener.Addr().String()
-	}
-	if cfg.HTTP != "" && cfg.Domain == "" {
-		return nil, errors.New("server: HTTP ingress needs a domain: set Domain (--domain), e.g. localhost or tunnels.example.com")
-	}
-	if cfg.TCPPortMin < 0 || cfg.TCPPortMax > 65535 || cfg.TCPPortMin > cfg.TCPPortMax {
-		return nil, fmt.Errorf("server: TCP port range %d-%d is invalid: give MIN-MAX within 1-65535", cfg.TCPPortMin, cfg.TCPPortMax)
-	}
-	cfg.Limits.setDefaults()
-	if cfg.Mux == (mux.Config{}) {
-		cfg.Mux = mux.DefaultConfig()
-		cfg.Mux.MaxConcurrentStreams = cfg.Limits.StreamsPerSession
-	}
-	if err := cfg.Mux.Validate(); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	if cfg.ReclaimGrace == 0 {
-		cfg.ReclaimGrace = DefaultReclaimGrace
-	}
-	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = 10 * time.Second
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 64 << 10
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 5 * time.Second
-	}
-	if cfg.TCPHost == "" {
-		host, _, err := net.SplitHostPort(cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("server: listen address %q: %v: write it as host:port", cfg.Listen, err)
-		}
-		cfg.TCPHost = host
-	}
-	if cfg.PublicHost == "" {
-		cfg.PublicHost = cfg.TCPHost
-		if ip := net.ParseIP(cfg.TCPHost); cfg.TCPHost == "" || (ip != nil && ip.IsUnspecified()) {
-			cfg.PublicHost = cfg.Domain
-		}
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, cfg.Domain)
 	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return nil, configErr("TokenRules", "%v", err)
 	}
-	s := &Server{cfg: cfg, log: log, warn: &summary{log: log}, ownerTunnels: map[Owner]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[Owner]int{}}
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)
+	if err := s.initObservability(); err != nil {
+		return nil, err
+	}
 
 	ln, err := transport.Listen(context.Background(), cfg.Listen, transport.DefaultTCPOptions(), cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another agent port)", cfg.Listen, err)
+		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another address)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
 	if s.reg, err = s.openRegistry(); err != nil {
@@ -199,17 +90,34 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.HTTPListener != nil {
-		s.httpLn = cfg.HTTPListener
+		s.httpLn = s.acceptProxy(cfg.HTTPListener)
 		s.initHTTP()
 	} else if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			ln.Close()
 			s.reg.store.Close()
-			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (pick another --http port)", cfg.HTTP, err)
+			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (is another server using it? pick another address)", cfg.HTTP, err)
 		}
-		s.httpLn = hl
+		s.httpLn = s.acceptProxy(hl)
 		s.initHTTP()
+	}
+	if err := s.openHTTPS(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		return nil, err
+	}
+	if err := s.openAdmin(); err != nil {
+		ln.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		if s.https != nil {
+			s.https.ln.Close()
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -225,13 +133,13 @@ func (s *Server) HTTPAddr() net.Addr {
 	return s.httpLn.Addr()
 }
 
-// Registry returns the edge's tunnel registry.
-func (s *Server) Registry() *Registry { return s.reg }
-
-// Stats is a snapshot of the edge's load.
+// Stats is a snapshot of the edge's load, for an embedding program's
+// monitoring and for checks that an edge has let go of a departed agent.
 type Stats struct {
-	Sessions int // agents connected and authenticated
-	Streams  int // streams open across all sessions
+	Sessions  int // agents connected and authenticated
+	Streams   int // streams open across all sessions
+	Hostnames int // hostnames held by a session or reserved for a reconnecting agent
+	Ports     int // TCP and UDP ports held by a session or reserved for a reconnecting agent
 }
 
 // Stats returns a snapshot of the edge's load.
@@ -242,6 +150,7 @@ func (s *Server) Stats() Stats {
 		st.Streams += k.(*agentConn).sess.NumStreams()
 		return true
 	})
+	st.Hostnames, st.Ports = s.reg.Count()
 	return st
 }
 
@@ -254,7 +163,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -275,6 +184,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			errc <- err
 		}()
 	}
+	s.serveHTTPS(errc)
+	s.serveAdmin(errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -296,6 +207,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		scancel()
 	}
+	s.shutdownHTTPS()
+	s.closeAdmin()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true
@@ -333,7 +246,7 @@ func (s *Server) acceptAgents(ctx context.Context) error {
 		}
 		backoff = 0
 		src := sourceIP(conn.RemoteAddr())
-		if ok, why := s.gate.enter(src, *s.lim.Load()); !ok {
+		if ok, why := s.gate.enter(src, s.limits()); !ok {
 			s.warn.warn(src, "agent connection refused before its handshake", "why", why)
 			conn.Close()
 			continue
@@ -353,6 +266,9 @@ func newSessionID() string {
 }
 
 func (s *Server) httpURL(host string) string {
+	if s.https != nil {
+		return s.httpsURL(host)
+	}
 	port := s.cfg.PublicHTTPPort
 	if port == 0 && s.httpLn != nil {
 		if a, ok := s.httpLn.Addr().(*net.TCPAddr); ok {

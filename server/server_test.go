@@ -159,7 +159,7 @@ func TestRegisterValidation(t *testing.T) {
 		reg  control.Register
 		code string
 	}{
-		{control.Register{Ref: 1, Kind: "udp"}, control.CodeBadRequest},
+		{control.Register{Ref: 1, Kind: "sctp"}, control.CodeBadRequest},
 		{control.Register{Ref: 2, Kind: control.KindHTTP, Name: "bad_name"}, control.CodeBadRequest},
 		{control.Register{Ref: 3, Kind: control.KindHTTP, Hostname: "a..b"}, control.CodeBadRequest},
 		{control.Register{Ref: 7, Kind: control.KindHTTP, Hostname: "LOCALHOST"}, control.CodeBadRequest},
@@ -188,7 +188,7 @@ func TestHTTPOnlyWhenConfigured(t *testing.T) {
 	s := startServer(t, func(c *Config) { c.HTTP = "" })
 	_, ctrl := handshake(t, s)
 	send(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
-	if ce := expectError(t, ctrl, control.CodeBadRequest); !strings.Contains(ce.Message, "--http") {
+	if ce := expectError(t, ctrl, control.CodeBadRequest); !strings.Contains(ce.Message, "no HTTP ingress") {
 		t.Fatalf("message %q does not say how to enable HTTP", ce.Message)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
 
@@ -50,17 +51,44 @@ type tunnel struct {
 	url  string
 	ep   *endpoint
 	tr   *http.Transport // HTTP only: the proxy's pool of streams to the agent
+	udp  *udpTunnel      // UDP only
+	// proxyProto is the PROXY protocol version the agent writes to its local
+	// service ("v1", "v2" or empty): its streams carry the local address too,
+	// and an HTTP tunnel's streams are never shared between clients.
+	proxyProto string
+
+	// meter and streams feed metrics and the admin listing; meter is
+	// only handed to relays when the edge is metering.
+	meter   relay.Meter
+	streams atomic.Int64
 }
 
+func (t *tunnel) owner() Owner { return t.ac.owner }
+
 // open starts a stream to the agent for one public connection and writes the
-// stream header naming the tunnel and the public client.
+// stream header naming the tunnel and the public client. The address the
+// client connected to comes from ctx (http.LocalAddrContextKey), as the HTTP
+// proxy's dials carry it.
 func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
+	local := ""
+	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = a.String()
+	}
+	return t.openFor(ctx, remote, local)
+}
+
+// openFor is open with the client's local address given.
+func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, error) {
 	st, err := t.ac.sess.OpenStream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var hdr [6 + control.MaxAddrLen]byte
-	if _, err := st.Write(control.AppendHeader(hdr[:0], control.StreamHeader{Tunnel: t.id, RemoteAddr: remote})); err != nil {
+	var hdr [7 + 2*control.MaxAddrLen]byte
+	h := control.StreamHeader{Tunnel: t.id, RemoteAddr: remote}
+	if t.proxyProto != "" || t.kind == control.KindUDP {
+		h.LocalAddr, h.WithLocal = local, true
+	}
+	if _, err := st.Write(control.AppendHeader(hdr[:0], h)); err != nil {
 		st.Reset()
 		return nil, err
 	}
@@ -170,6 +198,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 // message tells the agent's user what to fix (refused is then true).
 func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused bool, err error) {
 	refuse := func(code, msg string) (bool, error) {
+		s.countRefusal(code)
 		control.WriteMessage(ac.ctrl, &control.Error{Code: code, Message: msg})
 		return true, errors.New(msg)
 	}
@@ -206,7 +235,7 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 		case <-time.After(delay):
 		case <-ac.sess.Done():
 		}
-		return refuse(control.CodeUnauthorized, "the edge rejected the token: pass the edge's token")
+		return refuse(control.CodeUnauthorized, "the edge rejected the token")
 	}
 	ac.rulep.Store(r)
 	ac.owner = r.owner
@@ -304,12 +333,20 @@ func (ac *agentConn) teardown() []*tunnel {
 	ac.tunnels = nil
 	ac.mu.Unlock()
 	for _, t := range tunnels {
-		ac.s.reg.release(t)
+		if t.kind == control.KindUDP {
+			t.udp.close()
+			ac.s.reg.ReleaseUDPPort(t.port, t)
+		} else {
+			ac.s.reg.release(t)
+		}
 		if t.tr != nil {
 			t.tr.CloseIdleConnections()
 		}
 		ac.s.countTunnel(ac.owner, -1)
 		ac.log.Info("tunnel offline", "url", t.url)
+		if ac.s.metrics != nil {
+			ac.s.metrics.forget(t)
+		}
 	}
 	return tunnels
 }

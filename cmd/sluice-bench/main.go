@@ -83,7 +83,7 @@ Run "sluice-bench <command> -h" for a command's flags.
 type runFlags struct {
 	preset, systems, scenarios, memConns, sluiceBin, dir, out string
 	rounds, tputMiB, parConns, parMiB, latRounds              int
-	target, source                                            string
+	target, source, engine, commit                            string
 	external                                                  listFlag
 }
 
@@ -109,11 +109,15 @@ func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.Var(&f.external, "external", "a system already running elsewhere, e.g. in a container: name=host:port[,http=host:port][,cgroup=/sys/fs/cgroup/...] (repeatable; replaces -systems)")
 	fs.StringVar(&f.target, "target", "", "a target service already running: tcp=host:port,http=host:port (default: start one)")
 	fs.StringVar(&f.source, "source", "processes", "recorded in the results: processes or docker")
+	fs.StringVar(&f.engine, "engine", "", "recorded in the results: the container engine the systems run in (docker)")
+	fs.StringVar(&f.commit, "commit", "", "recorded in the results instead of git's HEAD (a run in a container has no repository)")
 }
 
 // applyExternal turns -external and -target into runner settings.
 func (f *runFlags) applyExternal(r *bench.Runner) error {
 	r.Source = f.source
+	r.Engine = f.engine
+	r.Commit = f.commit
 	if f.target != "" {
 		for _, part := range splitList(f.target) {
 			k, v, _ := strings.Cut(part, "=")
@@ -368,7 +372,11 @@ func cmdReport(args []string) error {
 	results := fs.String("results", "bench/results.json", "results JSON to report")
 	md := fs.String("md", "BENCHMARKS.md", "Markdown file to regenerate (charts go to bench/charts beside it)")
 	table := fs.Bool("table", false, "print the terminal table instead")
+	docker := fs.String("docker", "", "rewrite only BENCHMARKS.md's Docker section, from this docker run's results (make bench-docker: bench/out/docker.json)")
 	fs.Parse(args)
+	if *docker != "" && !*table {
+		return writeDockerSection(*docker, *results, *md)
+	}
 	res, err := bench.ReadResults(*results)
 	if err != nil {
 		return err

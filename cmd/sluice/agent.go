@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +24,7 @@ type agentFlags struct {
 	certFile, keyFile       string
 	connectTimeout          time.Duration
 	pool, takeover          bool
+	metrics                 string
 }
 
 func (f *agentFlags) register(c *command) {
@@ -42,6 +41,7 @@ func (f *agentFlags) register(c *command) {
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log every connection (same as --log-level debug)")
 	fs.BoolVar(&f.pool, "pool", false, "share the name or port with other agents of the same owner that pass --pool too (the edge spreads connections across them)")
 	fs.BoolVar(&f.takeover, "takeover", false, "replace an agent of the same owner that holds the name or port but is stuck; it is told and exits 5")
+	metricsFlag(c, &f.metrics)
 }
 
 func (f *agentFlags) config(c *command) (agent.Config, error) {
@@ -51,12 +51,6 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	}
 	if err := c.maybeStartPprof(log); err != nil {
 		return agent.Config{}, err
-	}
-	if f.server == "" {
-		return agent.Config{}, usagef("%s: no edge address: pass --server host:port or set SLUICE_SERVER", c.name)
-	}
-	if f.token == "" {
-		return agent.Config{}, usagef("%s: no token: pass --token or set SLUICE_TOKEN to the edge's token", c.name)
 	}
 	var tlsCfg *tls.Config
 	if f.insecure {
@@ -76,44 +70,36 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct}, nil
 }
 
-// localAddr turns "3000" into "localhost:3000" and checks host:port forms.
-func localAddr(s string) (string, error) {
-	if p, err := strconv.Atoi(s); err == nil {
-		if p < 1 || p > 65535 {
-			return "", fmt.Errorf("port %d is out of range 1-65535", p)
-		}
-		return "localhost:" + s, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("local service %q: give a port (3000) or host:port (127.0.0.1:3000)", s)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return "", fmt.Errorf("local service %q: port %q is not a number in 1-65535", s, port)
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port), nil
-}
+// localAddr turns "3000" into "localhost:3000" and checks host:port forms
+// by the agent's own rule.
+func localAddr(s string) (string, error) { return agent.LocalAddr(s) }
 
 // runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {
 	name := string(kind)
-	synopsis := "http PORT|HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
+	synopsis := "http PORT|HOST:PORT|https://HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
 	if kind == control.KindTCP {
 		synopsis = "tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]"
 	}
 	c := newCommand(name, synopsis, stderr)
 	var af agentFlags
 	af.register(c)
+	var inf *inspectFlags
+	if kind == control.KindHTTP {
+		inf = &inspectFlags{}
+		inf.register(c)
+	}
 	var t agent.Tunnel
+	var uf upstreamFlags
 	t.Kind = kind
 	if kind == control.KindHTTP {
+		uf.register(c.fs, &t)
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
 		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
+		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service (needs --log-requests=false)")
 	} else {
+		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service")
 		c.fs.IntVar(&t.RemotePort, "remote-port", 0, "public `port` to ask the edge for (default: the edge picks one)")
 		c.fs.StringVar(&t.Name, "name", "", "a `label` for the tunnel in the edge's logs")
 	}
@@ -125,8 +111,16 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		c.fs.Usage()
 		return usagef("%s: give exactly one local service (got %d arguments: %q)", name, len(pos), pos)
 	}
-	if t.Local, err = localAddr(pos[0]); err != nil {
+	if kind == control.KindHTTP {
+		err = uf.apply(pos[0], &t)
+	} else {
+		t.Local, err = localAddr(pos[0])
+	}
+	if err != nil {
 		return usagef("%s: %v", name, err)
+	}
+	if err := proxyProtocolFlag(name, &t); err != nil {
+		return err
 	}
 	cfg, err := af.config(c)
 	if err != nil {
@@ -134,6 +128,11 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	}
 	t.Pool, t.Takeover = af.pool, af.takeover
 	cfg.Tunnels = []agent.Tunnel{t}
+	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
+	}
 	return runAgent(ctx, cfg, stdout)
 }
 
@@ -142,6 +141,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 func runAgent(ctx context.Context, cfg agent.Config, stdout io.Writer) error {
 	var mu sync.Mutex
 	last := map[int]string{}
+	then := cfg.OnAssigned // e.g. the inspector's line, printed after
 	cfg.OnAssigned = func(i int, a control.Assigned) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -150,6 +150,9 @@ func runAgent(ctx context.Context, cfg agent.Config, stdout io.Writer) error {
 		}
 		last[i] = a.URL
 		fmt.Fprintf(stdout, "Forwarding %s -> %s\n", a.URL, cfg.Tunnels[i].Local)
+		if then != nil {
+			then(i, a)
+		}
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
@@ -166,6 +169,13 @@ type tunnelSpec struct {
 	Hostname   string `yaml:"hostname"`
 	RemotePort int    `yaml:"remote_port"`
 	Pool       bool   `yaml:"pool"`
+	// HTTP only; the same as the flags of sluice http.
+	UpstreamProtocol string `yaml:"upstream_protocol"`
+	HostHeader       string `yaml:"host_header"`
+	// ProxyProtocol is v1 or v2 (tcp tunnels, and http with log_requests false).
+	ProxyProtocol string `yaml:"proxy_protocol"`
+	// LogRequests defaults to true for http tunnels.
+	LogRequests *bool `yaml:"log_requests"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file on one session.
@@ -174,6 +184,8 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.extraKeys = []string{"tunnels"}
 	var af agentFlags
 	af.register(c)
+	var inf inspectFlags
+	inf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -194,7 +206,7 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, pool)", c.config, err)
+		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, pool, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return usagef("start: %s: the tunnels list is empty", c.config)
@@ -204,18 +216,32 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, Pool: s.Pool || af.pool, Takeover: af.takeover}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader, ProxyProtocol: s.ProxyProtocol, Pool: s.Pool || af.pool, Takeover: af.takeover}
 		switch t.Kind {
 		case control.KindHTTP:
-			t.LogRequests = true
-		case control.KindTCP:
+			t.LogRequests = s.LogRequests == nil || *s.LogRequests
+		case control.KindTCP, control.KindUDP:
 		default:
-			return usagef("start: %s: tunnel %d: type %q: use http or tcp", c.config, i+1, s.Type)
+			return usagef("start: %s: tunnel %d: type %q: use http, tcp or udp", c.config, i+1, s.Type)
+		}
+		if s.LogRequests != nil && t.Kind != control.KindHTTP {
+			return usagef("start: %s: tunnel %d: log_requests is for http tunnels", c.config, i+1)
+		}
+		if t.ProxyProtocol != "" && t.Kind == control.KindUDP {
+			return usagef("start: %s: tunnel %d: proxy_protocol is for tcp and http tunnels, not udp", c.config, i+1)
+		}
+		if err := proxyProtocolFlag(fmt.Sprintf("start: %s: tunnel %d", c.config, i+1), &t); err != nil {
+			return err
 		}
 		if t.Local, err = localAddr(s.Local); err != nil {
 			return usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
 		}
 		cfg.Tunnels = append(cfg.Tunnels, t)
+	}
+	stop, err := observeAgent(&cfg, af.metrics, &inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
 	}
 	return runAgent(ctx, cfg, stdout)
 }

@@ -26,11 +26,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var (
 		httpAddr, name string
 		demo           bool
+		metricsAddr    string
+		inf            inspectFlags
 	)
 	c.fs.StringVar(&httpAddr, "http", defaultDevHTTP, "`address` of the HTTP ingress (when not given and 8080 is taken, a free port is used; when given, it must be free)")
 	c.fs.StringVar(&name, "name", "", "subdomain `name` (default: a random readable one)")
 	c.fs.BoolVar(&demo, "demo", false, "serve a built-in demo page instead of a local service")
 	c.fs.BoolVar(&c.verbose, "v", false, "verbose logs")
+	metricsFlag(c, &metricsAddr)
+	inf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -85,7 +89,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stderr, "sluice dev: %s is taken; serving HTTP on %s instead\n", httpAddr, httpLn.Addr())
 	}
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTPListener: httpLn, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog})
+	t := agent.Tunnel{Kind: control.KindHTTP, Name: name, Local: local, LogRequests: true}
+	if demo {
+		t.Local, t.Handler = "", demoHandler("")
+	} else {
+		t.Fallback = demoHandler(local)
+	}
+	// One registry for both halves: their metrics are named apart.
+	acfg := agent.Config{Logger: log.With("side", "agent"), Tunnels: []agent.Tunnel{t}}
+	stopObserve, err := observeAgent(&acfg, metricsAddr, &inf, log, stdout)
+	defer stopObserve()
+	if err != nil {
+		httpLn.Close()
+		return err
+	}
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTPListener: httpLn, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog, Metrics: acfg.Metrics})
 	if err != nil {
 		httpLn.Close()
 		return err
@@ -101,22 +119,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cancel()
 	}()
 
-	t := agent.Tunnel{Kind: control.KindHTTP, Name: name, Local: local, LogRequests: true}
-	if demo {
-		t.Local, t.Handler = "", demoHandler("")
-	} else {
-		t.Fallback = demoHandler(local)
-	}
 	target := local
 	if demo {
 		target = "built-in demo page"
 	}
-	acfg := agent.Config{
-		Server: srv.Addr().String(), Token: token, Tunnels: []agent.Tunnel{t}, Logger: log.With("side", "agent"),
-		OnAssigned: func(_ int, a control.Assigned) {
-			fmt.Fprintf(stdout, "Forwarding %s -> %s\n", a.URL, target)
-			fmt.Fprintf(stdout, "Try: curl %s   (Ctrl-C to stop)\n", a.URL)
-		},
+	acfg.Server, acfg.Token = srv.Addr().String(), token
+	then := acfg.OnAssigned // the inspector's line, printed after
+	acfg.OnAssigned = func(i int, a control.Assigned) {
+		fmt.Fprintf(stdout, "Forwarding %s -> %s\n", a.URL, target)
+		fmt.Fprintf(stdout, "Try: curl %s   (Ctrl-C to stop)\n", a.URL)
+		if then != nil {
+			then(i, a)
+		}
 	}
 	a, err := agent.New(acfg)
 	if err != nil {

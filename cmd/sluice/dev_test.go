@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"context"
 	"net"
 	"net/http/httptest"
@@ -43,4 +45,4 @@ func TestDemoPageAnswersOnlyReads(t *testing.T) {
 	}
 }
 
-type lockedWriter struct{ syncBuffer }
+type lockedWriter struct{ testutil.SyncBuffer }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/server"
 )
@@ -35,7 +36,7 @@ func TestFloodsLeaveRoomForARealAgent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a flood of a few thousand connections; skipped in -short mode")
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

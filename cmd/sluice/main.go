@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
 )
 
@@ -22,7 +21,7 @@ const (
 	exitUsage       = 2 // bad flag, argument or config file
 	exitAuth        = 3 // the edge rejected the token or speaks another protocol version
 	exitUnreachable = 4 // the edge could not be reached, or its TLS identity could not be verified
-	exitConflict    = 5 // the name, hostname or TCP port is held by another agent, was taken over, or a tunnel limit is reached
+	exitConflict    = 5 // the name, hostname or TCP/UDP port is held by another agent, was taken over, or a tunnel limit is reached
 )
 
 const usage = `sluice: a self-hosted reverse tunnel.
@@ -35,8 +34,10 @@ Usage:
       Run an edge that agents connect to.
   sluice http PORT|HOST:PORT --server ADDR --token TOKEN [--name NAME] [--insecure]
       Expose a local HTTP service as http://NAME.DOMAIN.
-  sluice tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--insecure]
+  sluice tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--proxy-protocol v1|v2] [--insecure]
       Expose a local TCP service on a public port of the edge.
+  sluice udp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--insecure]
+      Expose a local UDP service on a public UDP port of the edge.
   sluice start -c sluice.yml
       Run every tunnel of a config file over one session.
   sluice version
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runTunnel(ctx, control.KindHTTP, rest, stdout, stderr)
 	case "tcp":
 		err = runTunnel(ctx, control.KindTCP, rest, stdout, stderr)
+	case "udp":
+		err = runUDP(ctx, rest, stdout, stderr)
 	case "start":
 		err = runStart(ctx, rest, stdout, stderr)
 	case "dev":
@@ -88,74 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitCode(err)
 	if !errors.Is(err, errHelpShown) {
-		fmt.Fprintf(stderr, "sluice: %v\n", err)
-	}
-	if hint := wrongPeerHint(err); hint != "" {
-		fmt.Fprintln(stderr, "sluice: "+hint)
-	}
-	var ce *control.Error
-	if errors.As(err, &ce) && (ce.Code == control.CodeNameTaken || ce.Code == control.CodePortTaken) {
-		fmt.Fprintln(stderr, "sluice: to choose another, change --name, --hostname or --remote-port; to replace a stuck agent of your own, add --takeover; to share it, run every agent with --pool")
+		fmt.Fprintf(stderr, "sluice: %v\n", explain(err))
 	}
 	return code
-}
-
-// usageError marks a mistake on the command line or in a config file.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// errHelpShown ends a command after -h printed its flags.
-var errHelpShown = errors.New("help shown")
-
-func exitCode(err error) int {
-	var (
-		ue  usageError
-		ce  *control.Error
-		unr *agent.UnreachableError
-		tle *agent.TLSError
-		wp  *agent.WrongPeerError
-	)
-	switch {
-	case errors.Is(err, errHelpShown):
-		return exitOK
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &ce):
-		switch ce.Code {
-		case control.CodeUnauthorized, control.CodeVersion:
-			return exitAuth
-		case control.CodeNameTaken, control.CodePortTaken, control.CodeTakenOver, control.CodeLimit:
-			return exitConflict
-		case control.CodeRevoked, control.CodeForbidden:
-			return exitAuth
-		case control.CodeBadRequest:
-			return exitUsage
-		}
-		return exitFailure
-	case errors.As(err, &unr), errors.As(err, &tle), errors.As(err, &wp):
-		return exitUnreachable
-	}
-	return exitFailure
-}
-
-// wrongPeerHint says which flag to fix when the edge's address answered as
-// something else.
-func wrongPeerHint(err error) string {
-	var wp *agent.WrongPeerError
-	if !errors.As(err, &wp) {
-		return ""
-	}
-	switch wp.Kind {
-	case agent.PeerHTTP:
-		return "is this the edge's --http port? agents connect to the edge's --listen address (port 7835 by default): fix --server"
-	case agent.PeerTLS:
-		return "the edge uses TLS: drop --insecure (and pass --pin or --ca if its certificate is not publicly trusted)"
-	case agent.PeerPlainSluice:
-		return "the edge runs with --insecure: pass --insecure here too, or give the edge a certificate"
-	}
-	return "--server must be the edge's --listen address: fix it"
 }

@@ -32,18 +32,39 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.Logger = log
+	if err := cfg.Validate(); err != nil {
+		return err // before a certificate is made and its pin printed
+	}
 	tlsCfg, err := serverTLS(cfg.Listen, sc.insecure, sc.certFile, sc.keyFile, sc.caFile, cfg.StateDir, stdout, log)
 	if err != nil {
 		return err
 	}
 	cfg.TLS = tlsCfg
+	if err := sc.admin.apply(&cfg.Admin, &cfg.AdminToken, stdout); err != nil {
+		return err
+	}
+	if sc.metricsAddr != "" {
+		reg := newRegistry()
+		cfg.Metrics = reg
+		stop, err := startMetrics(sc.metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
+	if a := srv.AdminAddr(); a != nil {
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
+	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {
 		fmt.Fprintf(stdout, ", HTTP tunnels on %s (*.%s)", a, cfg.Domain)
+	}
+	if a := srv.HTTPSAddr(); a != nil {
+		fmt.Fprintf(stdout, ", HTTPS on %s", a)
 	}
 	fmt.Fprintln(stdout)
 	go hup.each(ctx, func() { reloadServer(srv, args, log) })
@@ -54,8 +75,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // tokens file and applies them; on error the old configuration stays.
 func reloadServer(srv *server.Server, args []string, log *slog.Logger) {
 	sc, err := parseServer(args, io.Discard)
+	if err == nil {
+		err = sc.cfg.Validate()
+	}
 	if err != nil {
-		log.Error("reload failed: the old configuration stays", "err", err)
+		log.Error("reload failed: the old configuration stays", "err", explain(err))
 		return
 	}
 	note, err := srv.Reload(sc.cfg)
@@ -74,10 +98,13 @@ type serverCommand struct {
 	cfg                       server.Config
 	insecure                  bool
 	certFile, keyFile, caFile string
+	metricsAddr               string
+	admin                     adminFlags
 }
 
 // parseServer reads the flags, environment and config file of `sluice
-// server` into a server.Config (without logger or TLS). A reload runs it again.
+// server` into a server.Config (without logger, TLS, metrics or admin). A
+// reload runs it again.
 func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	c := newCommand("server", "server --listen ADDR --http ADDR --domain DOMAIN --token TOKEN [flags]", stderr)
 	sc := &serverCommand{c: c}
@@ -86,8 +113,9 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 		tokens     stringList
 		tcpPorts   string
 		tokensFile string
+		hf         edgeHTTPSFlags
+		l4         edgeL4Flags
 	)
-	defaultState, _ := statedir.Default()
 	fs := c.fs
 	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
 	fs.StringVar(&cfg.HTTP, "http", "", "public HTTP ingress `address`, e.g. :80 (empty: no HTTP tunnels)")
@@ -102,10 +130,16 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.StringVar(&cfg.PublicHost, "public-host", "", "`host` shown in tcp:// URLs (default: --tcp-host, or --domain when that is a wildcard)")
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
-	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too")
-	fs.StringVar(&cfg.StateDir, "state-dir", defaultState, "`directory` for leases and the generated certificate, kept across restarts")
-	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (reloaded on SIGHUP)")
+	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")
+	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (re-read on SIGHUP)")
+	hf.register(fs, &cfg)
+	l4.register(c)
+	metricsFlag(c, &sc.metricsAddr)
+	sc.admin.register(c)
 	if _, err := c.parse(args); err != nil {
+		return nil, err
+	}
+	if err := hf.apply(&cfg); err != nil {
 		return nil, err
 	}
 	cfg.Tokens = tokens
@@ -116,11 +150,10 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 		}
 		cfg.TokenRules = rules
 	}
-	if len(cfg.Tokens) == 0 && len(cfg.TokenRules) == 0 {
-		return nil, usagef("server: no token: pass --token (or SLUICE_TOKEN, or token: in the config file) or --tokens-file; agents must present one")
-	}
-	if cfg.HTTP != "" && cfg.Domain == "" {
-		return nil, usagef("server: --http needs --domain: tunnels answer at NAME.DOMAIN (use localhost to try it on this machine)")
+	if cfg.StateDir == "" {
+		// Leases and the loopback certificate outlive the process here
+		// unless the operator names another place.
+		cfg.StateDir, _ = statedir.Default()
 	}
 	if cfg.ReclaimGrace == 0 {
 		cfg.ReclaimGrace = -1 // server.Config: negative keeps nothing past the session
@@ -129,10 +162,13 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 		lo, hi, ok := strings.Cut(tcpPorts, "-")
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
-		if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		if !ok || err1 != nil || err2 != nil {
 			return nil, usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
 		}
 		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := l4.apply(&cfg); err != nil {
+		return nil, err
 	}
 	sc.cfg = cfg
 	return sc, nil

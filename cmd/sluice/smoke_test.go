@@ -1,8 +1,9 @@
 package main
 
 import (
+	"github.com/sluicehq/sluice/internal/testutil"
+
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,26 +76,9 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr syncBuffer
+	stderr testutil.SyncBuffer
 	done   chan struct{}
 	code   int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startProc(t *testing.T, args ...string) *proc {
@@ -169,16 +153,6 @@ func (p *proc) wait() int {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // viaIngress returns a client that sends every request to addr, whatever the
 // host in the URL (as *.localhost resolves to loopback in browsers).
 func viaIngress(addr string) *http.Client {
@@ -218,7 +192,7 @@ func TestSmokeDev(t *testing.T) {
 }
 
 func TestSmokeDevDemoWithoutLocalService(t *testing.T) {
-	p := startProc(t, "dev", strconv.Itoa(freePort(t)), "--http", "127.0.0.1:0")
+	p := startProc(t, "dev", strconv.Itoa(testutil.FreePort(t)), "--http", "127.0.0.1:0")
 	m := p.waitLine(`^Forwarding (http://\S+:(\d+)) -> `)
 	c := viaIngress("127.0.0.1:" + m[2])
 	defer c.CloseIdleConnections()
@@ -236,39 +210,11 @@ func TestSmokeDevDemoWithoutLocalService(t *testing.T) {
 	}
 }
 
-// sumService reads a connection to EOF and answers with the SHA-256 and the
-// byte count of what it read.
-func sumService(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				h := sha256.New()
-				n, _ := io.Copy(h, c)
-				fmt.Fprintf(c, "%s %d", hex.EncodeToString(h.Sum(nil)), n)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
 func TestSmokeServerAndTCPAgent(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	httpPort := freePort(t)
-	remote := freePort(t)
-	svc := sumService(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	httpPort := testutil.FreePort(t)
+	remote := testutil.FreePort(t)
+	svc := testutil.SumService(t)
 
 	srv := startProc(t, "server", "--listen", listen, "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--domain", "localhost", "--token", "T", "--insecure")
 	srv.waitLine(`agents connect to`)
@@ -323,7 +269,7 @@ func TestSmokeServerAndTCPAgent(t *testing.T) {
 		t.Fatalf("wrong token: exit %d, stderr %q; want %d and a message about the token", code, bad.stderr.String(), exitAuth)
 	}
 	// An edge that is not there is exit code 4, naming the address.
-	gone := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gone := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	un := startProc(t, "tcp", svc, "--server", gone, "--token", "T", "--insecure", "--connect-timeout", "300ms")
 	if code := un.wait(); code != exitUnreachable || !strings.Contains(un.stderr.String(), gone) {
 		t.Fatalf("unreachable edge: exit %d, stderr %q; want %d naming %s", code, un.stderr.String(), exitUnreachable, gone)
@@ -340,8 +286,8 @@ func TestSmokeServerAndTCPAgent(t *testing.T) {
 // and prints its pin; an agent passing --pin connects, one without is told
 // what to pass (exit 4).
 func TestSmokeThrowawayTLSPin(t *testing.T) {
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	svc := sumService(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	svc := testutil.SumService(t)
 	srv := startProc(t, "server", "--listen", listen, "--token", "T")
 	pin := srv.waitLine(`agents pass --pin ([0-9a-f:]{95})$`)[1]
 	srv.waitLine(`agents connect to`)

@@ -132,10 +132,13 @@ tunnels:
 
 func TestStartRejectsBadTunnels(t *testing.T) {
 	for _, body := range []string{
-		"server: x:1\ntoken: T\n",                                        // no tunnels
-		"server: x:1\ntoken: T\ntunnels: []\n",                           // empty
-		"server: x:1\ntoken: T\ntunnels:\n  - type: udp\n    local: 1\n", // bad type
-		"server: x:1\ntoken: T\ntunnels:\n  - type: tcp\n    lokal: 1\n", // unknown field
+		"server: x:1\ntoken: T\n",                                                                 // no tunnels
+		"server: x:1\ntoken: T\ntunnels: []\n",                                                    // empty
+		"server: x:1\ntoken: T\ntunnels:\n  - type: sctp\n    local: 1\n",                         // bad type
+		"server: x:1\ntoken: T\ntunnels:\n  - type: udp\n    local: 1\n    proxy_protocol: v1\n",  // PROXY over UDP
+		"server: x:1\ntoken: T\ntunnels:\n  - type: http\n    local: 1\n    proxy_protocol: v2\n", // PROXY while parsing HTTP
+		"server: x:1\ntoken: T\ntunnels:\n  - type: tcp\n    local: 1\n    log_requests: false\n", // log_requests on tcp
+		"server: x:1\ntoken: T\ntunnels:\n  - type: tcp\n    lokal: 1\n",                          // unknown field
 	} {
 		t.Setenv("SLUICE_SERVER", "")
 		t.Setenv("SLUICE_TOKEN", "")

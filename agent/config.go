@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/cfgerr"
+	"github.com/sluicehq/sluice/mux"
+)
+
+// ConfigError says which field of a Config is wrong and why; New returns it
+// for every invalid Config.
+type ConfigError = cfgerr.Error
+
+// Config configures an agent.
+type Config struct {
+	// Server is the edge's agent address, "host:port".
+	Server string
+	// Token is the secret the edge expects.
+	Token string
+	// TLS is the client TLS configuration (build it with transport.ClientTLS).
+	// Nil means plain TCP (--insecure).
+	TLS *tls.Config
+	// Tunnels are registered on every session, in order.
+	Tunnels []Tunnel
+	// Mux configures the session. The zero value means mux.DefaultConfig().
+	Mux mux.Config
+	// Logger receives the agent's logs. Nil discards them.
+	Logger *slog.Logger
+	// DialTimeout bounds one connection attempt: dial, TLS, hello, auth and
+	// registration. Zero means 10 s.
+	DialTimeout time.Duration
+	// FirstConnectTimeout is how long Run keeps retrying before the first
+	// session is up; after it Run fails with an *UnreachableError. Zero means
+	// 5 s; negative retries forever. Once connected, Run always reconnects.
+	FirstConnectTimeout time.Duration
+	// StableAfter is how long a session must last for the reconnect backoff
+	// to start over. Zero means 10 s.
+	StableAfter time.Duration
+	// Backoff shapes reconnect delays (defaults: 250 ms first, 30 s cap).
+	Backoff Backoff
+	// ShutdownTimeout bounds how long in-flight connections may finish after
+	// Run's context ends. Zero means 10 s.
+	ShutdownTimeout time.Duration
+	// OnAssigned is called each time the edge confirms a tunnel, on the first
+	// session and after every reconnect; index is the tunnel's position in
+	// Tunnels.
+	OnAssigned func(index int, a control.Assigned)
+	// Metrics, when set, receives the agent's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// HTTPMiddleware, when set, wraps the handler of every HTTP tunnel (the
+	// proxy to its local service); index is the tunnel's position in
+	// Tunnels. The request inspector uses it to capture and replay
+	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel.
+	HTTPMiddleware func(index int, next http.Handler) http.Handler
+}
+
+func configErr(field, format string, args ...any) error {
+	return cfgerr.New("agent", field, format, args...)
+}
+
+// validate checks the fields a caller must set or may set wrongly. It runs
+// before setDefaults, so a zero field means "not set".
+func (c *Config) validate() error {
+	if c.Server == "" {
+		return configErr("Server", "no edge address: give host:port, e.g. tunnel.example.com:7835")
+	}
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return configErr("Server", "edge address %q: %v: write it as host:port, e.g. tunnel.example.com:7835", c.Server, err)
+	}
+	if c.Token == "" {
+		return configErr("Token", "no token: give the edge's token")
+	}
+	if len(c.Tunnels) == 0 {
+		return configErr("Tunnels", "no tunnel to register: give at least one")
+	}
+	for i, t := range c.Tunnels {
+		field := fmt.Sprintf("Tunnels[%d]", i)
+		switch t.Kind {
+		case control.KindHTTP:
+			if t.Local == "" && t.Handler == nil && t.listener == nil {
+				return configErr(field+".Local", "HTTP tunnel %d has no local service: give its host:port", i+1)
+			}
+			switch t.UpstreamProtocol {
+			case "", UpstreamHTTP1, UpstreamHTTP2:
+			default:
+				return configErr(field+".UpstreamProtocol", "%q is not an upstream protocol: use %s or %s", t.UpstreamProtocol, UpstreamHTTP1, UpstreamHTTP2)
+			}
+			if h := t.HostHeader; h != "" && h != HostPreserve && h != HostRewrite && !validHost(h) {
+				return configErr(field+".HostHeader", "%q is neither %s, %s nor a host or host:port", h, HostPreserve, HostRewrite)
+			}
+		case control.KindTCP:
+			if t.Local == "" && t.listener == nil {
+				return configErr(field+".Local", "TCP tunnel %d has no local address: give host:port", i+1)
+			}
+		case control.KindUDP:
+			if t.Local == "" || t.listener != nil {
+				return configErr(field+".Local", "UDP tunnel %d has no local address: give host:port", i+1)
+			}
+		default:
+			return configErr(field+".Kind", "tunnel %d has kind %q: use http, tcp or udp", i+1, t.Kind)
+		}
+		if err := checkProxyProtocol(field, i, t); err != nil {
+			return err
+		}
+		if t.Local != "" {
+			if err := checkHostPort(t.Local); err != nil {
+				return configErr(field+".Local", "local service of tunnel %d: %v", i+1, err)
+			}
+		}
+		if t.RemotePort < 0 || t.RemotePort > 65535 {
+			return configErr(field+".RemotePort", "%d is not a port: give 1-65535, or 0 to let the edge choose", t.RemotePort)
+		}
+	}
+	if c.Mux != (mux.Config{}) {
+		if err := c.Mux.Validate(); err != nil {
+			return configErr("Mux", "%v", err)
+		}
+	}
+	return nil
+}
+
+// LocalAddr turns the short forms people type for a local service into the
+// host:port the agent dials: "3000" is "localhost:3000", ":3000" is
+// "localhost:3000". It accepts the same ports Config does (1-65535).
+func LocalAddr(s string) (string, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		s = "localhost:" + s
+	} else if host, port, err := net.SplitHostPort(s); err == nil && host == "" {
+		s = net.JoinHostPort("localhost", port)
+	}
+	if err := checkHostPort(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// checkHostPort accepts "host:port" with a port in 1-65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: give host:port, e.g. 127.0.0.1:3000", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a number in 1-65535", addr, port)
+	}
+	return nil
+}
+
+// setDefaults fills every field left zero, one by one, so a partly filled
+// Config is normal.
+func (c *Config) setDefaults() {
+	if c.Mux == (mux.Config{}) {
+		c.Mux = mux.DefaultConfig()
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.FirstConnectTimeout == 0 {
+		c.FirstConnectTimeout = 5 * time.Second
+	}
+	if c.StableAfter <= 0 {
+		c.StableAfter = 10 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -1,0 +1,40 @@
+package inspect
+
+import (
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+)
+
+// The page is the project's own: a template and a small script and style
+// sheet, all embedded and served from here (no CDN), which the
+// Content-Security-Policy set in guard insists on.
+
+//go:embed static
+var staticFiles embed.FS
+
+var pageTmpl = template.Must(template.ParseFS(staticFiles, "static/index.html"))
+
+type pageData struct {
+	Port        string
+	BodyLimit   int64
+	MaxRequests int
+}
+
+func (in *Inspector) page(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	pageTmpl.Execute(w, pageData{Port: in.port, BodyLimit: in.cfg.BodyLimit, MaxRequests: in.cfg.MaxRequests})
+}
+
+var staticServer = func() http.Handler {
+	sub, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return http.StripPrefix("/static/", http.FileServerFS(sub))
+}()
+
+func (in *Inspector) static(w http.ResponseWriter, r *http.Request) {
+	staticServer.ServeHTTP(w, r)
+}

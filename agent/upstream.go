@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// Upstream protocols: how the agent speaks to the local service.
+const (
+	UpstreamHTTP1 = "http1"
+	UpstreamHTTP2 = "http2"
+)
+
+// Host header modes; any other non-empty HostHeader is sent literally.
+const (
+	HostPreserve = "preserve"
+	HostRewrite  = "rewrite"
+)
+
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' {
+			return false
+		}
+	}
+	return true
+}
+
+// needsParsing reports whether the tunnel's options need the agent to parse
+// HTTP rather than pipe bytes to the local service.
+func needsParsing(t Tunnel) bool {
+	return t.UpstreamProtocol == UpstreamHTTP2 || t.UpstreamTLS != nil ||
+		(t.HostHeader != "" && t.HostHeader != HostPreserve)
+}
+
+func upstreamScheme(t Tunnel) string {
+	if t.UpstreamTLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// hostHeader is the Host the local service sees for a request whose public
+// Host was public.
+func hostHeader(t Tunnel, public string) string {
+	switch t.HostHeader {
+	case "", HostPreserve:
+		return public
+	case HostRewrite:
+		return t.Local
+	}
+	return t.HostHeader
+}
+
+// newUpstreamTransport is the agent's pool of connections to the local
+// service, speaking the tunnel's upstream protocol.
+func newUpstreamTransport(t Tunnel) *http.Transport {
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		Protocols:             new(http.Protocols),
+	}
+	if t.UpstreamTLS != nil {
+		tr.TLSClientConfig = t.UpstreamTLS.Clone()
+		tr.TLSHandshakeTimeout = 10 * time.Second
+	}
+	switch {
+	case t.UpstreamProtocol != UpstreamHTTP2:
+		tr.Protocols.SetHTTP1(true)
+	case t.UpstreamTLS != nil:
+		tr.Protocols.SetHTTP2(true)
+	default:
+		// Prior knowledge: a gRPC server on a plain port speaks only h2c.
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return tr
+}

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Pebble's validation authority runs one worker for the life of the
+		// process; it is the test's ACME server, not sluice.
+		goleak.IgnoreAnyFunction("github.com/letsencrypt/pebble/v2/va.VAImpl.processTasks"),
+	)
+}
+
+const token = "e2e-token"
+
+// startEdge runs an in-process edge on loopback until the test ends.
+func startEdge(t *testing.T, mod func(*server.Config)) *server.Server {
+	t.Helper()
+	cfg := server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token}, HandshakeTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
+}
+
+// startAgent runs an agent with the given tunnels and returns once the edge
+// assigned all of them.
+func startAgent(t *testing.T, srv *server.Server, tunnels ...agent.Tunnel) []control.Assigned {
+	t.Helper()
+	var mu sync.Mutex
+	got := make(chan control.Assigned, len(tunnels))
+	a, err := agent.New(agent.Config{
+		Server: srv.Addr().String(), Token: token, Tunnels: tunnels,
+		OnAssigned: func(_ int, as control.Assigned) {
+			mu.Lock()
+			defer mu.Unlock()
+			select {
+			case got <- as:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("agent.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+	})
+	var out []control.Assigned
+	for range tunnels {
+		select {
+		case as := <-got:
+			out = append(out, as)
+		case err := <-errc:
+			t.Fatalf("agent stopped before its tunnels came up: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("tunnels not assigned within 10 s")
+		}
+	}
+	return out
+}
+
+// localHTTP runs a local HTTP service on loopback and returns its host:port.
+func localHTTP(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: h}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
+}
+
+// viaEdge is an HTTP client that sends every request, whatever its host, to
+// addr: the edge's ingress, as DNS would for *.DOMAIN.
+func viaEdge(t *testing.T, addr string) *http.Client {
+	t.Helper()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		DisableCompression: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// hostPort returns the port of a tunnel URL's host with the edge's port,
+// e.g. "app.localhost:41234".
+func hostOf(url string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
+}

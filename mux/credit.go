@@ -1,0 +1,78 @@
+package mux
+
+import (
+	"github.com/sluicehq/sluice/frame"
+)
+
+// Credit between the session and its peer: the glue between the rules in
+// flow.go and the frames that carry them.
+
+// consumed returns n bytes of session window once the application has read
+// (or the session has discarded) them, crediting the peer when the rule in
+// sessionRecv says so.
+func (s *Session) consumed(n int) {
+	if n == 0 {
+		return
+	}
+	if s.recv.consumed(int64(n)) {
+		s.flushSessionCredit()
+	}
+}
+
+// flushSessionCredit sends the peer the session credit for everything
+// consumed so far.
+func (s *Session) flushSessionCredit() {
+	if got := s.recv.take(); got > 0 {
+		s.queueWindowUpdate(0, uint32(got))
+	}
+}
+
+// takeCredit reserves up to want bytes of session credit, waiting for some
+// to be granted if none is left.
+func (s *Session) takeCredit(want int64, st *Stream) (int64, error) {
+	for {
+		if n := s.send.take(want); n > 0 {
+			return n, nil
+		}
+		ch := s.send.arrival()
+		if s.send.credit.Load() > 0 {
+			continue
+		}
+		// The stream's waiters are made before its error is looked at, so
+		// a Close or reset from now on reaches this wait.
+		w := st.waiters()
+		if err := st.writeErr(); err != nil {
+			return 0, err
+		}
+		select {
+		case <-ch:
+		case <-w.writeCh:
+			if err := st.writeErr(); err != nil {
+				return 0, err
+			}
+		case <-w.wdl.wait():
+			return 0, ErrTimeout
+		case <-s.done:
+			return 0, s.Err()
+		}
+	}
+}
+
+// giveCredit returns unused session credit (a write that failed after
+// reserving it).
+func (s *Session) giveCredit(n int64) { s.send.add(n) }
+
+// grantSession adds the peer's WINDOW_UPDATE for the session.
+func (s *Session) grantSession(inc int64) error {
+	if s.send.add(inc) > frame.MaxWindow {
+		return frame.SessionError(frame.CodeFlowControl, "the peer granted session credit beyond %d", int64(frame.MaxWindow))
+	}
+	return nil
+}
+
+func (s *Session) queueWindowUpdate(id uint32, inc uint32) {
+	s.wmu.Lock()
+	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
+	s.wmu.Unlock()
+	s.signalWriter()
+}

@@ -1,0 +1,254 @@
+package mux
+
+import (
+	"testing"
+	"time"
+)
+
+// The flow-control rules alone: a clock held by the test, no sockets.
+
+var tstLim = windowLimits{initial: 256 << 10, max: 16 << 20}
+
+// tstT0 is an arbitrary start for the test clock.
+var tstT0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+// TestRecvWindowAutoTuning drives a stream's receive window through one
+// epoch per case: the reader consumes half the window after elapsed, having
+// waited for data as the case says, and the window grows, stays or shrinks.
+func TestRecvWindowAutoTuning(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	half := tstLim.initial / 2
+	tests := []struct {
+		name     string
+		rtt      time.Duration
+		elapsed  time.Duration // from the epoch's start to the consume
+		reader   func(w *recvWindow, start, now time.Time)
+		buffered int64
+		want     int64 // window afterwards
+	}{
+		{"Read: waited, woke, read within an RTT", rtt, 20 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {
+				w.startWait(start)
+				w.stopWait(now)
+			}, 0, 2 * tstLim.initial},
+		{"WriteTo: waited between writes, most of the epoch", rtt, 40 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {
+				for at := start; at.Before(now); at = at.Add(10 * time.Millisecond) {
+					w.startWait(at)
+					w.stopWait(at.Add(8 * time.Millisecond))
+				}
+			}, 0, 2 * tstLim.initial},
+		{"sink: waiting since before the epoch and never woke", rtt, 20 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {
+				w.startWait(start.Add(-time.Second))
+			}, 0, 2 * tstLim.initial},
+		{"reader never waited: it, not the window, is the limit", rtt, 20 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {}, 0, tstLim.initial},
+		{"reader waited under half the epoch", rtt, 40 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {
+				w.startWait(start)
+				w.stopWait(start.Add(15 * time.Millisecond))
+			}, 0, tstLim.initial},
+		{"half window took over two round trips", rtt, 101 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
+		{"RTT not measured yet", 0, 20 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
+		{"a burst left half the window buffered; the reader had waited for it", rtt, 50 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {
+				w.startWait(start)
+				w.stopWait(now.Add(-time.Millisecond))
+			}, tstLim.initial / 2, 2 * tstLim.initial},
+		{"a busy reader with half the window buffered: no growth", rtt, 20 * time.Millisecond,
+			func(w *recvWindow, start, now time.Time) {}, tstLim.initial / 2, tstLim.initial},
+		{"loopback RTT: the window already covers 10 Gbit/s", 50 * time.Microsecond, 20 * time.Microsecond,
+			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newRecvWindow(&tstLim, tstT0)
+			if !w.admit(half) {
+				t.Fatal("admit refused half the window")
+			}
+			now := tstT0.Add(tc.elapsed)
+			tc.reader(&w, tstT0, now)
+			inc := w.consume(half, now, tc.rtt, tc.buffered, false, &tstLim)
+			if w.window != tc.want {
+				t.Errorf("window %d, want %d", w.window, tc.want)
+			}
+			// The credit is what was read plus what the window grew by.
+			if want := half + tc.want - tstLim.initial; inc != want {
+				t.Errorf("credit %d, want %d", inc, want)
+			}
+			if w.inFlight != 0 || w.unacked != 0 {
+				t.Errorf("after crediting: inFlight %d, unacked %d; want 0 and 0", w.inFlight, w.unacked)
+			}
+		})
+	}
+}
+
+// TestRecvWindowGrowsToMax: a reader that keeps up over a long round trip
+// doubles the window epoch after epoch, up to the maximum and no further.
+func TestRecvWindowGrowsToMax(t *testing.T) {
+	const rtt = 100 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	now := tstT0
+	w.startWait(now) // a WriteTo fed by the session's reader waits throughout
+	for i := 0; i < 20; i++ {
+		half := w.window / 2
+		if !w.admit(half) {
+			t.Fatalf("epoch %d: admit refused half the window", i)
+		}
+		now = now.Add(rtt / 2)
+		_ = w.consume(half, now, rtt, 0, false, &tstLim)
+	}
+	if w.window != tstLim.max {
+		t.Fatalf("window %d after 20 fast epochs, want the maximum %d", w.window, tstLim.max)
+	}
+}
+
+// TestRecvWindowShrinks: a reader that leaves half the window buffered
+// shrinks a grown window about by half each epoch, crediting back less than
+// it read, and never goes below the initial window.
+func TestRecvWindowShrinks(t *testing.T) {
+	w := newRecvWindow(&tstLim, tstT0)
+	w.window = 4 * tstLim.initial
+	now := tstT0
+	for round := 0; w.window > tstLim.initial; round++ {
+		if round == 5 {
+			t.Fatalf("window still %d after 5 slow epochs, want the initial %d", w.window, tstLim.initial)
+		}
+		before := w.window
+		half := before / 2
+		if !w.admit(before) {
+			t.Fatal("admit refused a full window")
+		}
+		now = now.Add(time.Second)
+		inc := w.consume(half, now, 50*time.Millisecond, before-half, false, &tstLim)
+		if w.window >= before || w.window < max(before/2, tstLim.initial) {
+			t.Fatalf("window %d after %d with half buffered, want between %d and %d", w.window, before, max(before/2, tstLim.initial), before-1)
+		}
+		if shrunk := before - w.window; inc != half-shrunk {
+			t.Fatalf("credit %d, want the %d read less the %d shrunk", inc, half, shrunk)
+		}
+		w.inFlight = 0 // the rest is read without tuning; the next epoch starts empty
+	}
+	if w.window != tstLim.initial {
+		t.Fatalf("window %d, below the initial %d", w.window, tstLim.initial)
+	}
+}
+
+// TestRecvWindowCreditsHalf: nothing goes back before half the window is
+// consumed, nothing after the peer's CLOSE, and admit holds the peer to the
+// window.
+func TestRecvWindowCreditsHalf(t *testing.T) {
+	w := newRecvWindow(&tstLim, tstT0)
+	if !w.admit(tstLim.initial) {
+		t.Fatal("admit refused exactly the window")
+	}
+	if w.admit(1) {
+		t.Fatal("admit took a byte beyond the window")
+	}
+	if inc := w.consume(tstLim.initial/2-1, tstT0, 0, 0, false, &tstLim); inc != 0 {
+		t.Fatalf("credit %d before half the window was read, want 0", inc)
+	}
+	if inc := w.consume(1, tstT0, 0, 0, false, &tstLim); inc != tstLim.initial/2 {
+		t.Fatalf("credit %d at half the window, want %d", inc, tstLim.initial/2)
+	}
+	if inc := w.consume(tstLim.initial/2, tstT0, 0, 0, true, &tstLim); inc != 0 {
+		t.Fatalf("credit %d after the peer's CLOSE, want 0", inc)
+	}
+}
+
+// TestSessionRecvBatchesCredit: session credit goes back a quarter window
+// at a time, or at once when the peer is nearly out.
+func TestSessionRecvBatchesCredit(t *testing.T) {
+	f := sessionRecv{window: 1 << 20}
+	if ok, _ := f.received(1 << 20); !ok {
+		t.Fatal("received refused exactly the window")
+	}
+	if ok, _ := f.received(1); ok {
+		t.Fatal("received took a byte beyond the window")
+	}
+	f.inFlight.Add(-1)
+	// The peer is out of credit: even a small read goes back at once.
+	if !f.consumed(100) {
+		t.Fatal("a read with the peer out of credit was not flushed")
+	}
+	if got := f.take(); got != 100 {
+		t.Fatalf("take %d, want 100", got)
+	}
+	g := sessionRecv{window: 1 << 20}
+	g.received(1000)
+	if g.consumed(1000) {
+		t.Fatal("1000 bytes flushed with most of the window left")
+	}
+	g.received(256 << 10)
+	if !g.consumed(256<<10 - 1000) {
+		t.Fatal("a quarter window consumed and not flushed")
+	}
+	if got := g.take(); got != 256<<10 {
+		t.Fatalf("take %d, want %d", got, 256<<10)
+	}
+	if g.inFlight.Load() != 1000 {
+		t.Fatalf("inFlight %d after crediting, want 1000", g.inFlight.Load())
+	}
+}
+
+// TestSessionSendCredit: take never goes below zero, and credit that
+// arrives wakes whoever waits for it.
+func TestSessionSendCredit(t *testing.T) {
+	f := newSessionSend(100)
+	if got := f.take(60); got != 60 {
+		t.Fatalf("take(60) = %d", got)
+	}
+	if got := f.take(60); got != 40 {
+		t.Fatalf("take(60) with 40 left = %d", got)
+	}
+	if got := f.take(1); got != 0 {
+		t.Fatalf("take with none left = %d", got)
+	}
+	ch := f.arrival()
+	select {
+	case <-ch:
+		t.Fatal("arrival closed before any credit arrived")
+	default:
+	}
+	if total := f.add(10); total != 10 {
+		t.Fatalf("add(10) total %d", total)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("arrival not closed after credit arrived")
+	}
+}
+
+// TestRecvWindowPause: a pause longer than two round trips before data
+// arrives starts a new epoch, so it does not count against growing; a
+// shorter one (a window-limited sender waiting for credit) stays in the
+// epoch, where the reader's wait through it shows the window is small.
+func TestRecvWindowPause(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		pause time.Duration
+		want  time.Time // the epoch's start after the data arrives
+	}{
+		{"one round trip", rtt, tstT0},
+		{"a long idle spell", 10 * time.Second, tstT0.Add(10 * time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newRecvWindow(&tstLim, tstT0)
+			if !w.admit(1000) || !w.first(1000) {
+				t.Fatal("1000 bytes into an empty window are not the first data")
+			}
+			w.arrived(tstT0.Add(tc.pause), rtt)
+			if !w.epoch.Equal(tc.want) {
+				t.Fatalf("epoch starts at %s, want %s", w.epoch.Sub(tstT0), tc.want.Sub(tstT0))
+			}
+			if w.admit(1000); w.first(1000) {
+				t.Fatal("more data in flight still counts as the first")
+			}
+		})
+	}
+}

@@ -1,0 +1,154 @@
+package mux
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/frame"
+)
+
+// Keepalive and round-trip time: PINGs at start-up to measure the RTT that
+// window auto-tuning works with, and PINGs at KeepAliveInterval that keep
+// middleboxes awake and detect a peer that went silent.
+
+// startupProbes is how many pings a session sends back to back at start
+// to find its round-trip time.
+const startupProbes = 5
+
+// RTT is the round-trip time measured by the latest PING, or 0 before the
+// first answer.
+func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+
+// Ping sends a PING and waits for its PONG.
+func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
+	ch := make(chan time.Duration, 1)
+	id := s.newPing(ch)
+	s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, id) })
+	select {
+	case rtt := <-ch:
+		return rtt, nil
+	case <-ctx.Done():
+		s.pingMu.Lock()
+		delete(s.pings, id)
+		s.pingMu.Unlock()
+		return 0, ctx.Err()
+	case <-s.done:
+		return 0, s.Err()
+	}
+}
+
+func (s *Session) newPing(ch chan time.Duration) uint64 {
+	s.pingMu.Lock()
+	defer s.pingMu.Unlock()
+	s.pingSeq++
+	// The opaque value carries the send time, so the PONG alone gives the
+	// RTT; the sequence number in the low bits keeps concurrent pings apart.
+	id := uint64(time.Since(s.start).Microseconds())<<16 | s.pingSeq&0xffff
+	s.pings[id] = ch
+	return id
+}
+
+func (s *Session) handlePong(id uint64) {
+	s.pingMu.Lock()
+	ch, ok := s.pings[id]
+	delete(s.pings, id)
+	s.pingMu.Unlock()
+	if !ok {
+		return // an answer to a ping whose caller gave up, or a stray: harmless
+	}
+	sent := time.Duration(id>>16) * time.Microsecond
+	rtt := max(time.Since(s.start)-sent, time.Microsecond)
+	s.rtt.Store(int64(rtt))
+	if ch != nil {
+		ch <- rtt
+	}
+	// The first ping also timed the peer's own start-up, and any one
+	// sample may have waited behind the scheduler; a window tuned to such a
+	// sample would be far too large. So a few more follow at start-up, one
+	// after another, and tuning takes the smallest.
+	if n := s.probes.Add(1); n < startupProbes {
+		next := s.newPing(nil)
+		s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, next) })
+		if n == 1 {
+			return
+		}
+	}
+	for {
+		old := s.minRTT.Load()
+		if old != 0 && old <= int64(rtt) || s.minRTT.CompareAndSwap(old, int64(rtt)) {
+			return
+		}
+	}
+}
+
+// tuningRTT is the round-trip time window auto-tuning works with: the
+// smallest one seen, since samples taken behind bulk data are inflated by
+// queueing, and a window sized to queueing only queues more.
+func (s *Session) tuningRTT() time.Duration { return time.Duration(s.minRTT.Load()) }
+
+// keepalive pings the peer every KeepAliveInterval and ends the session
+// when nothing has arrived from it for KeepAliveTimeout. The deadline is
+// kept to the moment (a timer set for when the silence would reach the
+// timeout), not checked on the ping ticks, which would let a dead peer
+// linger up to an interval longer.
+func (s *Session) keepalive() {
+	defer s.loops.Done()
+	ping := time.NewTicker(s.cfg.KeepAliveInterval)
+	defer ping.Stop()
+	dead := time.NewTimer(s.cfg.KeepAliveTimeout)
+	defer dead.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-dead.C:
+			left := silenceLeft(s.in.heard(), time.Since(s.start), s.cfg.KeepAliveTimeout)
+			if left <= 0 {
+				s.fail(ErrKeepAliveTimeout)
+				return
+			}
+			dead.Reset(left)
+		case <-ping.C:
+			s.pingMu.Lock()
+			// Forget keepalive pings that were never answered, so a
+			// silent peer cannot grow the map.
+			for id, ch := range s.pings {
+				if ch == nil {
+					delete(s.pings, id)
+				}
+			}
+			s.pingMu.Unlock()
+			id := s.newPing(nil)
+			s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, id) })
+		}
+	}
+}
+
+// silenceLeft is how much longer the peer may stay silent before it counts
+// as dead, given when it was last heard and the time now (both as time
+// since the session started).
+func silenceLeft(heard, now, timeout time.Duration) time.Duration {
+	return heard + timeout - now
+}
+
+// heardReader is the connection as the session's reader sees it: it notes
+// when bytes last arrived, what keepalive judges the peer by. One clock
+// read per read from the connection, not per frame.
+type heardReader struct {
+	r     io.Reader
+	start time.Time
+	last  atomic.Int64 // when bytes last arrived, as time since start
+}
+
+func (h *heardReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.last.Store(int64(time.Since(h.start)))
+	}
+	return n, err
+}
+
+// heard is when bytes last arrived, as time since the session started.
+func (h *heardReader) heard() time.Duration { return time.Duration(h.last.Load()) }

@@ -1,0 +1,132 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/frame"
+)
+
+// TestSilenceLeft: the time a peer may still stay silent is the timeout
+// less the silence so far, whenever the check runs.
+func TestSilenceLeft(t *testing.T) {
+	const timeout = 30 * time.Second
+	for _, tc := range []struct {
+		heard, now, want time.Duration
+	}{
+		{0, 0, timeout},
+		{0, 10 * time.Second, 20 * time.Second},
+		{25 * time.Second, 30 * time.Second, 25 * time.Second},
+		{5 * time.Second, 35 * time.Second, 0},
+		{5 * time.Second, 36 * time.Second, -time.Second},
+	} {
+		if got := silenceLeft(tc.heard, tc.now, timeout); got != tc.want {
+			t.Errorf("silenceLeft(heard %s, now %s) = %s, want %s", tc.heard, tc.now, got, tc.want)
+		}
+	}
+}
+
+// TestKeepAliveOnTime: a silent peer is noticed at the timeout, not at the
+// next ping tick after it. With a 2 s interval and a 2.5 s timeout, a check
+// on the ticks would end the session at 4 s.
+func TestKeepAliveOnTime(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.KeepAliveInterval = 2 * time.Second
+	cfg.KeepAliveTimeout = 2500 * time.Millisecond
+	sess, raw := tstRawPair(t, true, cfg)
+	start := time.Now()
+	raw.send(t, frame.AppendPreface(nil))
+	err := tstWaitDone(t, sess, "the peer went silent")
+	took := time.Since(start)
+	if !errors.Is(err, ErrKeepAliveTimeout) {
+		t.Fatalf("Session.Err() = %v; want ErrKeepAliveTimeout", err)
+	}
+	if took < cfg.KeepAliveTimeout {
+		t.Errorf("the session ended after %s, before the timeout of %s", took, cfg.KeepAliveTimeout)
+	}
+	if limit := 2*cfg.KeepAliveInterval - 500*time.Millisecond; took > limit {
+		t.Errorf("the silent peer was noticed after %s; the timeout is %s, and a check on the ping ticks would take %s", took, cfg.KeepAliveTimeout, 2*cfg.KeepAliveInterval)
+	}
+}
+
+// tstCutLink relays between two TCP connections until cut is called; from
+// then on it reads and drops everything, in both directions, and closes
+// nothing: a link that died without telling either end.
+func tstCutLink(t *testing.T) (a, b net.Conn, cut func()) {
+	t.Helper()
+	a, aPeer := tcpPair(t)
+	b, bPeer := tcpPair(t)
+	var dead atomic.Bool
+	var wg sync.WaitGroup
+	relay := func(dst, src net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && !dead.Load() {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go relay(bPeer, aPeer)
+	go relay(aPeer, bPeer)
+	t.Cleanup(func() {
+		for _, c := range []net.Conn{a, b, aPeer, bPeer} {
+			c.Close()
+		}
+		wg.Wait()
+	})
+	return a, b, func() { dead.Store(true) }
+}
+
+// TestKeepAliveCutLinkBothEnds: when the link between two sessions dies
+// silently, both ends notice within their timeout, however much data was
+// moving before.
+func TestKeepAliveCutLinkBothEnds(t *testing.T) {
+	a, b, cut := tstCutLink(t)
+	cfg := DefaultConfig()
+	cfg.KeepAliveInterval = 100 * time.Millisecond
+	cfg.KeepAliveTimeout = time.Second
+	c, s := tstSessions(t, a, b, cfg, cfg)
+	tstServe(t, s, func(st *Stream) { _, _ = io.Copy(io.Discard, st) })
+	st, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pumping := tstCall(func() error {
+		_, err := io.Copy(st, &tstRepeatReader{left: 1 << 30})
+		return err
+	})
+	tstEventually(t, "data to flow", func() bool { return s.Stats().BytesReceived > 1<<20 })
+	start := time.Now()
+	cut()
+	for _, end := range []struct {
+		name string
+		s    *Session
+	}{{"client", c}, {"server", s}} {
+		err := tstWaitDone(t, end.s, "the link was cut")
+		took := time.Since(start)
+		if !errors.Is(err, ErrKeepAliveTimeout) {
+			t.Errorf("%s: Err() = %v; want ErrKeepAliveTimeout", end.name, err)
+		}
+		// Bytes in flight when the link was cut may still arrive just
+		// after: the timeout counts from the last of them. The rest is
+		// slack for a loaded machine.
+		if limit := cfg.KeepAliveTimeout + time.Second; took > limit {
+			t.Errorf("%s noticed the cut after %s; the timeout is %s", end.name, took, cfg.KeepAliveTimeout)
+		}
+	}
+	_ = tstRecv(t, pumping, "the writer to return after the session ended")
+}

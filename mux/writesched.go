@@ -1,0 +1,107 @@
+package mux
+
+// Write scheduling: which stream's data goes out next. Each stream queues
+// its DATA payloads (and its CLOSE) in a sendQueue; a writeScheduler holds
+// the queues that have something to send and hands them to the writer one
+// at a time. The writer takes one frame from each queue it pops and pushes
+// the queue back if more is waiting, so a bulk stream cannot starve a
+// small request. Everything here is guarded by the session's wmu.
+
+// writeScheduler orders the streams that have frames to send.
+type writeScheduler interface {
+	// Push schedules q, which has a frame to send. A queue already
+	// scheduled keeps its place.
+	Push(q *sendQueue)
+	// Pop takes the next queue to serve, or nil if none is scheduled.
+	Pop() *sendQueue
+	// Len is the number of queues scheduled.
+	Len() int
+}
+
+// sendQueue is one stream's frames waiting for the writer, oldest first.
+type sendQueue struct {
+	st            *Stream // the stream whose frames these are
+	bufs          []*buffer
+	head          int
+	scheduled     bool // in the scheduler
+	finQueued     bool // CLOSE goes out once bufs drains
+	finWritten    bool
+	resetAfterFin bool // Close with the peer still sending: RESET right after CLOSE
+}
+
+// push adds a payload at the back.
+func (q *sendQueue) push(b *buffer) {
+	if q.head > 0 && len(q.bufs) == cap(q.bufs) {
+		k := copy(q.bufs, q.bufs[q.head:])
+		clear(q.bufs[k:])
+		q.bufs, q.head = q.bufs[:k], 0
+	}
+	q.bufs = append(q.bufs, b)
+}
+
+// hasData reports whether a payload is waiting.
+func (q *sendQueue) hasData() bool { return q.head < len(q.bufs) }
+
+// pop takes the oldest payload; hasData must be true.
+func (q *sendQueue) pop() *buffer {
+	b := q.bufs[q.head]
+	q.bufs[q.head] = nil
+	q.head++
+	if q.head == len(q.bufs) {
+		q.bufs, q.head = q.bufs[:0], 0
+	}
+	return b
+}
+
+// finDue reports whether the CLOSE is the next frame to go.
+func (q *sendQueue) finDue() bool { return !q.hasData() && q.finQueued && !q.finWritten }
+
+// drop discards every queued payload, returns how many bytes they held,
+// and marks the queue finished: nothing more goes out for the stream.
+func (q *sendQueue) drop() int64 {
+	var n int64
+	for i := q.head; i < len(q.bufs); i++ {
+		n += int64(len(q.bufs[i].B))
+		putBuf(q.bufs[i])
+		q.bufs[i] = nil
+	}
+	q.bufs, q.head = nil, 0
+	q.finQueued, q.finWritten = true, true
+	return n
+}
+
+// roundRobin serves the scheduled queues in turn, in the order they were
+// pushed.
+type roundRobin struct {
+	ready []*sendQueue
+	head  int
+}
+
+func (r *roundRobin) Push(q *sendQueue) {
+	if q.scheduled {
+		return
+	}
+	q.scheduled = true
+	if r.head > 0 && len(r.ready) == cap(r.ready) {
+		k := copy(r.ready, r.ready[r.head:])
+		clear(r.ready[k:])
+		r.ready, r.head = r.ready[:k], 0
+	}
+	r.ready = append(r.ready, q)
+}
+
+func (r *roundRobin) Pop() *sendQueue {
+	if r.head == len(r.ready) {
+		return nil
+	}
+	q := r.ready[r.head]
+	r.ready[r.head] = nil
+	r.head++
+	if r.head == len(r.ready) {
+		r.ready, r.head = r.ready[:0], 0
+	}
+	q.scheduled = false
+	return q
+}
+
+func (r *roundRobin) Len() int { return len(r.ready) - r.head }

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The edge's admin view: a status page and a JSON listing of the agents
+// connected, their tunnels and the totals, on an address of its own and
+// behind a bearer token, since it shows who is connected from where.
+
+// AdminStatus is what GET /api/status on the admin address returns.
+type AdminStatus struct {
+	Time    time.Time     `json:"time"`
+	Agents  []AdminAgent  `json:"agents"`
+	Tunnels []AdminTunnel `json:"tunnels"`
+	Totals  AdminTotals   `json:"totals"`
+}
+
+// AdminAgent is one connected agent session.
+type AdminAgent struct {
+	Session string `json:"session"`
+	// Owner names who the agent's token belongs to: the owner from the
+	// tokens file, else "token:" and the first bytes of the token's hash
+	// (never the token itself).
+	Owner          string    `json:"owner"`
+	RemoteAddr     string    `json:"remote_addr"`
+	ConnectedSince time.Time `json:"connected_since"`
+	RTTMillis      float64   `json:"rtt_ms"`
+	Streams        int       `json:"streams"`
+	Tunnels        []string  `json:"tunnels"` // their URLs
+}
+
+// AdminTunnel is one tunnel online.
+type AdminTunnel struct {
+	URL     string `json:"url"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Session string `json:"session"`
+	// BytesIn and BytesOut are only counted while the edge is metering
+	// (admin or metrics on); in is from public clients toward the agent.
+	BytesIn     int64 `json:"bytes_in"`
+	BytesOut    int64 `json:"bytes_out"`
+	OpenStreams int64 `json:"open_streams"`
+}
+
+// AdminTotals sums the listing.
+type AdminTotals struct {
+	Agents   int   `json:"agents"`
+	Sessions int   `json:"sessions"`
+	Tunnels  int   `json:"tunnels"`
+	Streams  int   `json:"streams"`
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+}
+
+// Status returns the admin listing: agents by connection time, tunnels by
+// URL.
+func (s *Server) Status() AdminStatus {
+	st := AdminStatus{Time: time.Now().UTC(), Agents: []AdminAgent{}, Tunnels: []AdminTunnel{}}
+	owners := map[Owner]struct{}{}
+	s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		owners[ac.owner] = struct{}{}
+		a := AdminAgent{
+			Session: ac.id, Owner: ac.currentRule().ownerName, RemoteAddr: ac.remote,
+			ConnectedSince: ac.since.UTC(), RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
+			Streams: ac.sess.NumStreams(), Tunnels: []string{},
+		}
+		ac.mu.Lock()
+		tunnels := append([]*tunnel(nil), ac.tunnels...)
+		ac.mu.Unlock()
+		for _, t := range tunnels {
+			a.Tunnels = append(a.Tunnels, t.url)
+			at := AdminTunnel{
+				URL: t.url, Kind: string(t.kind), Name: t.name, Session: ac.id,
+				BytesIn: t.meter.AToB.Load(), BytesOut: t.meter.BToA.Load(), OpenStreams: t.streams.Load(),
+			}
+			st.Tunnels = append(st.Tunnels, at)
+			st.Totals.BytesIn += at.BytesIn
+			st.Totals.BytesOut += at.BytesOut
+		}
+		st.Agents = append(st.Agents, a)
+		st.Totals.Streams += a.Streams
+		return true
+	})
+	sort.Slice(st.Agents, func(i, j int) bool { return st.Agents[i].ConnectedSince.Before(st.Agents[j].ConnectedSince) })
+	sort.Slice(st.Tunnels, func(i, j int) bool { return st.Tunnels[i].URL < st.Tunnels[j].URL })
+	st.Totals.Agents = len(owners)
+	st.Totals.Sessions = len(st.Agents)
+	st.Totals.Tunnels = len(st.Tunnels)
+	return st
+}
+
+// ErrAdminToken means Config.Admin was set without Config.AdminToken.
+var ErrAdminToken = errors.New("server: the admin address needs a bearer token (AdminToken)")
+
+type adminServer struct {
+	ln   net.Listener
+	srv  *http.Server
+	hash [32]byte
+}
+
+// AdminAddr returns the admin listener's address, or nil when there is none.
+func (s *Server) AdminAddr() net.Addr {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin.ln.Addr()
+}
+
+func (s *Server) openAdmin() error {
+	if s.cfg.Admin == "" {
+		return nil
+	}
+	if s.cfg.AdminToken == "" {
+		return ErrAdminToken
+	}
+	ln, err := net.Listen("tcp", s.cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("server: listen for the admin view on %s: %w (pick another admin port)", s.cfg.Admin, err)
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		s.log.Warn("the admin view is reachable from the network: it lists every agent's address; bind it to 127.0.0.1 unless that is intended", "addr", ln.Addr().String())
+	}
+	a := &adminServer{ln: ln, hash: sha256.Sum256([]byte(s.cfg.AdminToken))}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(s.Status())
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		adminPage.Execute(w, s.Status())
+	})
+	a.srv = &http.Server{Handler: a.authorize(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(s.log)}
+	s.admin = a
+	return nil
+}
+
+// authorize lets through requests carrying the token as a bearer token,
+// compared in constant time.
+func (a *adminServer) authorize(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(got[:], a.hash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice edge admin"`)
+			http.Error(w, "401 unauthorized: send the edge's admin token as Authorization: Bearer TOKEN", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) serveAdmin(errc chan<- error) {
+	if s.admin == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.admin.srv.Serve(s.admin.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+}
+
+func (s *Server) closeAdmin() {
+	if s.admin != nil {
+		s.admin.srv.Close()
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
+	"bytes": humanBytes,
+	"since": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
+}).Parse(`<!doctype html><html><head><meta charset="utf-8"><title>sluice edge</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}th{background:#f4f4f4}code{font-size:.95em}</style></head>
+<body><h1>sluice edge</h1>
+<p>{{.Totals.Sessions}} sessions of {{.Totals.Agents}} agents, {{.Totals.Tunnels}} tunnels, {{.Totals.Streams}} streams open; {{bytes .Totals.BytesIn}} in, {{bytes .Totals.BytesOut}} out. <small>As of {{.Time.Format "2006-01-02 15:04:05 MST"}}; JSON at <code>/api/status</code>.</small></p>
+<h2>Agents</h2><table><tr><th>Session</th><th>Owner</th><th>Remote address</th><th>Connected for</th><th>RTT</th><th>Streams</th><th>Tunnels</th></tr>
+{{range .Agents}}<tr><td><code>{{.Session}}</code></td><td><code>{{.Owner}}</code></td><td>{{.RemoteAddr}}</td><td>{{since .ConnectedSince}}</td><td>{{printf "%.2f" .RTTMillis}} ms</td><td>{{.Streams}}</td><td>{{range .Tunnels}}{{.}}<br>{{end}}</td></tr>
+{{else}}<tr><td colspan="7">No agent connected.</td></tr>{{end}}</table>
+<h2>Tunnels</h2><table><tr><th>URL</th><th>Kind</th><th>Name</th><th>Session</th><th>In</th><th>Out</th><th>Open streams</th></tr>
+{{range .Tunnels}}<tr><td>{{.URL}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td><code>{{.Session}}</code></td><td>{{bytes .BytesIn}}</td><td>{{bytes .BytesOut}}</td><td>{{.OpenStreams}}</td></tr>
+{{else}}<tr><td colspan="7">No tunnel online.</td></tr>{{end}}</table>
+</body></html>
+`))

@@ -1,0 +1,344 @@
+package server
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/relay"
+)
+
+// Prometheus metrics of the edge. Every name is documented in
+// docs/METRICS.md. Labels stay bounded: a tunnel is labelled by its name and
+// URL (one series per live tunnel), never by a client address or a path.
+//
+// What is state (sessions, tunnels, bytes, RTT) is read from the live
+// sessions at scrape time, so the data path pays only the atomic adds of its
+// relay.Meter; what is an event (requests, refusals) is counted as it
+// happens.
+type edgeMetrics struct {
+	s *Server
+
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+	refused   *prometheus.CounterVec
+
+	sessionsDesc, agentsDesc, tunnelsDesc, streamsDesc *prometheus.Desc
+	rttDesc, tunnelRTTDesc                             *prometheus.Desc
+	bytesDesc, tunnelStreamsDesc, certDesc             *prometheus.Desc
+
+	mu    sync.Mutex
+	certs []certSource
+}
+
+// certSource names a set of certificates whose expiry is exported: the
+// agent listener's today, the HTTPS ingress's when it has one.
+type certSource struct {
+	listener string
+	leaves   func() []*x509.Certificate
+}
+
+// rttBuckets spans loopback (tens of microseconds) to intercontinental links.
+var rttBuckets = []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
+
+// durationBuckets suits proxied HTTP requests, from cache hits to slow APIs.
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) {
+	m := &edgeMetrics{
+		s: s,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_edge_http_requests_total",
+			Help: "Public HTTP requests proxied to an HTTP tunnel, by tunnel and status class (1xx..5xx).",
+		}, []string{"tunnel", "class"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_edge_http_request_duration_seconds",
+			Help:    "Time from a public HTTP request's arrival until its response was fully sent, by tunnel.",
+			Buckets: durationBuckets,
+		}, []string{"tunnel"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_edge_registrations_refused_total",
+			Help: "Agent sessions and tunnel registrations the edge refused, by reason (the control protocol's error code).",
+		}, []string{"reason"}),
+		sessionsDesc:      prometheus.NewDesc("sluice_edge_sessions", "Agent sessions connected and authenticated.", nil, nil),
+		agentsDesc:        prometheus.NewDesc("sluice_edge_agents", "Distinct agent tokens with at least one session connected.", nil, nil),
+		tunnelsDesc:       prometheus.NewDesc("sluice_edge_tunnels", "Tunnels online, by kind.", []string{"kind"}, nil),
+		streamsDesc:       prometheus.NewDesc("sluice_edge_streams_open", "Mux streams open across all agent sessions.", nil, nil),
+		rttDesc:           prometheus.NewDesc("sluice_edge_session_rtt_seconds", "Latest keepalive round trip of each connected agent session (one observation per session, taken at scrape time).", nil, nil),
+		tunnelRTTDesc:     prometheus.NewDesc("sluice_edge_tunnel_rtt_seconds", "Latest keepalive round trip of the session carrying a tunnel.", []string{"tunnel", "url"}, nil),
+		bytesDesc:         prometheus.NewDesc("sluice_edge_tunnel_bytes_total", "Bytes a tunnel carried, counted while connections are open; direction in is from public clients toward the agent, out is back. Starts over when the tunnel re-registers.", []string{"tunnel", "url", "kind", "direction"}, nil),
+		tunnelStreamsDesc: prometheus.NewDesc("sluice_edge_tunnel_streams_open", "Streams open to a tunnel's agent (public TCP connections, or pooled HTTP proxy connections).", []string{"tunnel", "url"}, nil),
+		certDesc:          prometheus.NewDesc("sluice_edge_certificate_expiry_timestamp_seconds", "When a certificate the edge serves expires (Unix time), by listener and subject.", []string{"listener", "subject"}, nil),
+	}
+	if tc := s.cfg.TLS; tc != nil {
+		m.addCertSource("agents", func() []*x509.Certificate {
+			var out []*x509.Certificate
+			for _, c := range tc.Certificates {
+				if c.Leaf != nil {
+					out = append(out, c.Leaf)
+				} else if len(c.Certificate) > 0 {
+					if leaf, err := x509.ParseCertificate(c.Certificate[0]); err == nil {
+						out = append(out, leaf)
+					}
+				}
+			}
+			return out
+		})
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.durations, m.refused, m} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *edgeMetrics) addCertSource(listener string, leaves func() []*x509.Certificate) {
+	m.mu.Lock()
+	m.certs = append(m.certs, certSource{listener, leaves})
+	m.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (m *edgeMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.sessionsDesc, m.agentsDesc, m.tunnelsDesc, m.streamsDesc, m.rttDesc, m.tunnelRTTDesc, m.bytesDesc, m.tunnelStreamsDesc, m.certDesc} {
+		ch <- d
+	}
+}
+
+type tunnelSeries struct {
+	name, url, kind string
+	in, out         int64
+	streams         int64
+	rtt             time.Duration
+}
+
+// Collect implements prometheus.Collector: it reads the live sessions.
+func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
+	var sessions, streams int
+	owners := map[Owner]struct{}{}
+	kinds := map[control.Kind]int{control.KindHTTP: 0, control.KindTCP: 0}
+	// Keyed by URL: while a reconnected agent takes its tunnel over from
+	// a session not yet known dead, two tunnels share one URL, and a
+	// registry refuses duplicate series.
+	series := map[string]*tunnelSeries{}
+	var order []string
+	buckets := make(map[float64]uint64, len(rttBuckets))
+	var rttSum float64
+	m.s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		sessions++
+		streams += ac.sess.NumStreams()
+		owners[ac.owner] = struct{}{}
+		rtt := ac.sess.RTT()
+		rttSum += rtt.Seconds()
+		for _, b := range rttBuckets {
+			if rtt.Seconds() <= b {
+				buckets[b]++
+			}
+		}
+		ac.mu.Lock()
+		tunnels := append([]*tunnel(nil), ac.tunnels...)
+		ac.mu.Unlock()
+		for _, t := range tunnels {
+			kinds[t.kind]++
+			ts := series[t.url]
+			if ts == nil {
+				ts = &tunnelSeries{name: t.name, url: t.url, kind: string(t.kind)}
+				series[t.url] = ts
+				order = append(order, t.url)
+			}
+			ts.in += t.meter.AToB.Load()
+			ts.out += t.meter.BToA.Load()
+			ts.streams += t.streams.Load()
+			ts.rtt = max(ts.rtt, rtt)
+		}
+		return true
+	})
+	ch <- prometheus.MustNewConstMetric(m.sessionsDesc, prometheus.GaugeValue, float64(sessions))
+	ch <- prometheus.MustNewConstMetric(m.agentsDesc, prometheus.GaugeValue, float64(len(owners)))
+	ch <- prometheus.MustNewConstMetric(m.streamsDesc, prometheus.GaugeValue, float64(streams))
+	for k, n := range kinds {
+		ch <- prometheus.MustNewConstMetric(m.tunnelsDesc, prometheus.GaugeValue, float64(n), string(k))
+	}
+	ch <- prometheus.MustNewConstHistogram(m.rttDesc, uint64(sessions), rttSum, buckets)
+	for _, u := range order {
+		ts := series[u]
+		ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(ts.in), ts.name, ts.url, ts.kind, "in")
+		ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(ts.out), ts.name, ts.url, ts.kind, "out")
+		ch <- prometheus.MustNewConstMetric(m.tunnelStreamsDesc, prometheus.GaugeValue, float64(ts.streams), ts.name, ts.url)
+		ch <- prometheus.MustNewConstMetric(m.tunnelRTTDesc, prometheus.GaugeValue, ts.rtt.Seconds(), ts.name, ts.url)
+	}
+	m.mu.Lock()
+	certs := append([]certSource(nil), m.certs...)
+	m.mu.Unlock()
+	seen := map[[2]string]bool{}
+	for _, cs := range certs {
+		for _, leaf := range cs.leaves() {
+			key := [2]string{cs.listener, leaf.Subject.String()}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			ch <- prometheus.MustNewConstMetric(m.certDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), key[0], key[1])
+		}
+	}
+}
+
+// statusClass turns 404 into "4xx"; anything outside 100-599 is "other".
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+// observeRequest counts one proxied request of t.
+func (m *edgeMetrics) observeRequest(t *tunnel, code int, d time.Duration) {
+	m.requests.WithLabelValues(t.host, statusClass(code)).Inc()
+	m.durations.WithLabelValues(t.host).Observe(d.Seconds())
+}
+
+// forget drops the per-request series of a tunnel that went offline, so the
+// label sets stay those of live tunnels.
+func (m *edgeMetrics) forget(t *tunnel) {
+	if t.kind != control.KindHTTP {
+		return
+	}
+	for c := 1; c <= 5; c++ {
+		m.requests.DeleteLabelValues(t.host, strconv.Itoa(c)+"xx")
+	}
+	m.requests.DeleteLabelValues(t.host, "other")
+	m.durations.DeleteLabelValues(t.host)
+}
+
+func (m *edgeMetrics) refuse(code string) {
+	m.refused.WithLabelValues(code).Inc()
+}
+
+// statusWriter remembers the status of a proxied response for the request
+// metrics. Unwrap keeps http.ResponseController (flush, hijack for
+// upgrades) working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// initObservability sets up what Config.Metrics and Config.Admin ask for.
+func (s *Server) initObservability() error {
+	if s.cfg.Metrics != nil {
+		m, err := newEdgeMetrics(s, s.cfg.Metrics)
+		if err != nil {
+			return fmt.Errorf("server: registering metrics: %w", err)
+		}
+		s.metrics = m
+	}
+	s.metering = s.cfg.Metrics != nil || s.cfg.Admin != ""
+	return nil
+}
+
+// meterOf is the meter relays of t count into, nil when nobody reads it (a
+// metered stream gives up its direct socket sink).
+func (s *Server) meterOf(t *tunnel) *relay.Meter {
+	if !s.metering {
+		return nil
+	}
+	return &t.meter
+}
+
+func (s *Server) countRefusal(code string) {
+	if s.metrics != nil {
+		s.metrics.refuse(code)
+	}
+}
+
+// proxyCounted proxies one request and counts it by status class.
+func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	s.proxy.ServeHTTP(sw, r)
+	code := sw.code
+	if code == 0 {
+		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101
+		// on the raw connection) or an empty 200.
+		code = http.StatusOK
+		if r.Header.Get("Upgrade") != "" {
+			code = http.StatusSwitchingProtocols
+		}
+	}
+	s.metrics.observeRequest(t, code, time.Since(start))
+}
+
+// meteredConn is a stream of an HTTP tunnel's proxy pool: it counts bytes
+// both ways as they move and is one of the tunnel's open streams until
+// closed.
+type meteredConn struct {
+	*mux.Stream
+	t      *tunnel
+	closed atomic.Bool
+}
+
+func newMeteredConn(st *mux.Stream, t *tunnel) *meteredConn {
+	t.streams.Add(1)
+	return &meteredConn{Stream: st, t: t}
+}
+
+func (c *meteredConn) Read(p []byte) (int, error) {
+	n, err := c.Stream.Read(p)
+	c.t.meter.BToA.Add(int64(n))
+	return n, err
+}
+
+func (c *meteredConn) Write(p []byte) (int, error) {
+	n, err := c.Stream.Write(p)
+	c.t.meter.AToB.Add(int64(n))
+	return n, err
+}
+
+// WriteTo and ReadFrom hide the stream's own, which would bypass the count.
+func (c *meteredConn) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, struct{ io.Reader }{c})
+}
+
+func (c *meteredConn) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{c}, r)
+}
+
+func (c *meteredConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.t.streams.Add(-1)
+	}
+	return c.Stream.Close()
+}
+
+func (c *meteredConn) Reset() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.t.streams.Add(-1)
+	}
+	return c.Stream.Reset()
+}

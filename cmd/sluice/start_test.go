@@ -179,15 +179,23 @@ func TestStartReloadsWhenTheFileChanges(t *testing.T) {
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- runStart(agentCtx, []string{"-c", file, "--log-level", "info"}, out, &logs) }()
+	var seen []string // lines read while waiting for another
 	forwarding := func(re string) string {
 		t.Helper()
 		rx := regexp.MustCompile(re)
+		for i, l := range seen {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				seen = append(seen[:i], seen[i+1:]...)
+				return m[1]
+			}
+		}
 		for {
 			select {
 			case l := <-out.lines:
 				if m := rx.FindStringSubmatch(l); m != nil {
 					return m[1]
 				}
+				seen = append(seen, l)
 			case err := <-done:
 				t.Fatalf("start ended early: %v", err)
 			case <-time.After(10 * time.Second):

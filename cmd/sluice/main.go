@@ -39,7 +39,7 @@ Usage:
   sluice udp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--insecure]
       Expose a local UDP service on a public UDP port of the edge.
   sluice start -c sluice.yml
-      Run every tunnel of a config file over one session.
+      Run every tunnel of a config file (re-read on SIGHUP and when it changes).
   sluice version
 
 Every flag can also come from an environment variable SLUICE_<FLAG> (e.g.

@@ -91,11 +91,15 @@ func newTunnelTransport(t *tunnel) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			remote, _ := ctx.Value(remoteKey{}).(string)
-			st, err := t.open(ctx, remote)
-			if err != nil || !t.ac.s.metering {
-				return st, err
+			st, release, err := t.open(ctx, remote)
+			if err != nil {
+				return nil, err
 			}
-			return newMeteredConn(st, t), nil
+			var c net.Conn = st
+			if t.ac.s.metering {
+				c = newMeteredConn(st, t)
+			}
+			return &releasingConn{Conn: c, release: release}, nil
 		},
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   256,

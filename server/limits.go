@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +29,9 @@ type Limits struct {
 	// StreamsPerSession caps the streams open at once on one session (the
 	// public connections in flight to one agent). Default 16384.
 	StreamsPerSession int
+	// StreamsPerOwner caps the streams open at once across all sessions of
+	// one owner (token). Default 65536.
+	StreamsPerOwner int
 	// AuthFailureDelay is the delay before refusing a wrong token, doubled
 	// for each further failure from the same source address within a
 	// minute, up to 32 times. Default 250 ms.
@@ -51,6 +56,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.StreamsPerSession <= 0 {
 		l.StreamsPerSession = 16384
+	}
+	if l.StreamsPerOwner <= 0 {
+		l.StreamsPerOwner = 65536
 	}
 	if l.AuthFailureDelay <= 0 {
 		l.AuthFailureDelay = 250 * time.Millisecond
@@ -215,4 +223,38 @@ func (s *summary) run(ctx context.Context, interval time.Duration) {
 			s.flush(interval)
 		}
 	}
+}
+
+// errStreamLimit refuses a public connection when its tunnel's owner has as
+// many streams open as it may.
+var errStreamLimit = errors.New("the tunnel's owner has as many connections open as its limit allows")
+
+// acquireStream counts one more stream for ac's owner; release uncounts it
+// and may be called more than once.
+func (s *Server) acquireStream(ac *agentConn) (release func(), err error) {
+	max := int64(ac.currentRule().maxStreams)
+	if max == 0 {
+		max = int64(s.limits().StreamsPerOwner)
+	}
+	v, _ := s.ownerStreams.LoadOrStore(ac.owner, new(atomic.Int64))
+	n := v.(*atomic.Int64)
+	if n.Add(1) > max {
+		n.Add(-1)
+		s.warn.warn(ac.currentRule().ownerName, "public connection refused: the owner's stream limit is reached", "limit", max)
+		return nil, errStreamLimit
+	}
+	var once sync.Once
+	return func() { once.Do(func() { n.Add(-1) }) }, nil
+}
+
+// releasingConn releases a stream's count when the HTTP transport closes it.
+type releasingConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *releasingConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }

@@ -253,7 +253,7 @@ func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
+		st, release, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
 		cancel()
 		if err != nil {
 			t.ac.log.Debug("public TCP connection: opening a stream to the agent failed", "port", ep.port, "err", err)
@@ -262,6 +262,7 @@ func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
 		t.streams.Add(1)
 		relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
 		t.streams.Add(-1)
+		release()
 		return
 	}
 	c.Close()

@@ -44,6 +44,7 @@ type Server struct {
 
 	ownerMu      sync.Mutex
 	ownerTunnels map[Owner]int
+	ownerStreams sync.Map // Owner → *atomic.Int64
 
 	ctrlLn  net.Listener
 	httpLn  net.Listener

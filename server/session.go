@@ -68,8 +68,9 @@ func (t *tunnel) owner() Owner { return t.ac.owner }
 // open starts a stream to the agent for one public connection and writes the
 // stream header naming the tunnel and the public client. The address the
 // client connected to comes from ctx (http.LocalAddrContextKey), as the HTTP
-// proxy's dials carry it.
-func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
+// proxy's dials carry it. The stream counts against its owner's stream limit
+// until the caller calls release, once, when it is done with the stream.
+func (t *tunnel) open(ctx context.Context, remote string) (st *mux.Stream, release func(), err error) {
 	local := ""
 	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
 		local = a.String()
@@ -78,10 +79,15 @@ func (t *tunnel) open(ctx context.Context, remote string) (*mux.Stream, error) {
 }
 
 // openFor is open with the client's local address given.
-func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, error) {
+func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, func(), error) {
+	release, err := t.ac.s.acquireStream(t.ac)
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := t.ac.sess.OpenStream(ctx)
 	if err != nil {
-		return nil, err
+		release()
+		return nil, nil, err
 	}
 	var hdr [7 + 2*control.MaxAddrLen]byte
 	h := control.StreamHeader{Tunnel: t.id, RemoteAddr: remote}
@@ -90,9 +96,10 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 	}
 	if _, err := st.Write(control.AppendHeader(hdr[:0], h)); err != nil {
 		st.Reset()
-		return nil, err
+		release()
+		return nil, nil, err
 	}
-	return st, nil
+	return st, release, nil
 }
 
 // serveAgent runs one agent connection from handshake to teardown.

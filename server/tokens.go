@@ -38,6 +38,9 @@ type TokenRule struct {
 	// sessions and tokens. Zero means the value of the owner's first entry
 	// that sets one, else the edge's Limits.TunnelsPerOwner.
 	MaxTunnels int `yaml:"max_tunnels"`
+	// MaxStreams caps the streams (public connections in flight) the owner
+	// has open at once. Zero means the edge's Limits.StreamsPerOwner.
+	MaxStreams int `yaml:"max_streams"`
 }
 
 // tokensFile is the YAML document of a tokens file.
@@ -71,7 +74,7 @@ func LoadTokensFile(file string) ([]TokenRule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &TokensFileError{Path: file, Err: fmt.Errorf("%v (each entry takes token or sha256, owner, names, ports, max_tunnels)", err)}
+		return nil, &TokensFileError{Path: file, Err: fmt.Errorf("%v (each entry takes token or sha256, owner, names, ports, max_tunnels, max_streams)", err)}
 	}
 	if len(doc.Tokens) == 0 {
 		return nil, &TokensFileError{Path: file, Err: errors.New("no tokens: list at least one under tokens:")}
@@ -95,11 +98,12 @@ type rule struct {
 	names      []string
 	ports      []portRange
 	maxTunnels int
+	maxStreams int
 	index      int // 1-based entry in the tokens file; 0 for a plain token
 }
 
 func compileRule(r TokenRule, domain string) (*rule, error) {
-	c := &rule{ownerName: r.Owner, maxTunnels: r.MaxTunnels}
+	c := &rule{ownerName: r.Owner, maxTunnels: r.MaxTunnels, maxStreams: r.MaxStreams}
 	switch {
 	case r.Token != "" && r.SHA256 != "":
 		return nil, errors.New("give token or sha256, not both")
@@ -120,6 +124,9 @@ func compileRule(r TokenRule, domain string) (*rule, error) {
 	c.owner = sha256.Sum256([]byte("owner\x00" + r.Owner))
 	if r.MaxTunnels < 0 {
 		return nil, fmt.Errorf("max_tunnels is %d: give 0 (the edge's default) or more", r.MaxTunnels)
+	}
+	if r.MaxStreams < 0 {
+		return nil, fmt.Errorf("max_streams is %d: give 0 (the edge's default) or more", r.MaxStreams)
 	}
 	for _, p := range r.Names {
 		if _, err := path.Match(p, ""); err != nil || p == "" {

@@ -2,14 +2,19 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/control"
 )
@@ -161,5 +166,77 @@ func TestWarningsAreSummarisedPerSource(t *testing.T) {
 	}
 	if !strings.Contains(out, "source=192.0.2.1 repeats=99") {
 		t.Fatalf("no summary with the count:\n%s", out)
+	}
+}
+
+func TestStreamsPerOwnerLimit(t *testing.T) {
+	s := startServer(t, func(c *Config) {
+		c.Tokens = nil
+		c.TokenRules = []TokenRule{{Token: "T", Owner: "alice", MaxStreams: 2}}
+	})
+	sess, ctrl := handshake(t, s)
+	a := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindTCP})
+	// The agent side echoes every stream.
+	go func() {
+		for {
+			st, err := sess.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				if _, err := control.ReadHeader(st); err == nil {
+					io.Copy(st, st)
+				}
+				st.Close()
+			}()
+		}
+	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", a.Port)
+	echoes := func(c net.Conn) bool {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "hi"); err != nil {
+			return false
+		}
+		buf := make([]byte, 2)
+		_, err := io.ReadFull(c, buf)
+		return err == nil && string(buf) == "hi"
+	}
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if !echoes(c) {
+			t.Fatal("a connection within the owner's limit did not get through")
+		}
+		held = append(held, c)
+	}
+	third, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if echoes(third) {
+		t.Fatal("a third connection got through an owner limited to two streams")
+	}
+	held[0].Close()
+	// Once a stream ends, the next connection gets through.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := echoes(c)
+		c.Close()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the owner's stream count did not go down when a connection closed")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -304,12 +304,13 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(context.Background(), udpStreamOpenTimeout)
-	st, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
+	st, release, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
 	cancel()
 	if err != nil {
 		u.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.t.port, "from", f.src, "err", err)
 		return
 	}
+	defer release()
 	f.st.Store(st)
 	defer st.Close()
 	select {

@@ -155,7 +155,7 @@ func TestE2EEdgeKill9KeepsURLsAndPin(t *testing.T) {
 
 // TestE2ETwoAgentsRaceForOneName: two agents with the same token start at
 // once for one name: exactly one gets it, the other exits 5 saying who holds
-// it, and the winner keeps serving.
+// it, and the winner keeps serving until a third takes it over explicitly.
 func TestE2ETwoAgentsRaceForOneName(t *testing.T) {
 	listen, httpAddr := loopbackAddr(t), loopbackAddr(t)
 	edge := startProc(t, "server", "--listen", listen, "--http", httpAddr, "--domain", "localhost", "--token", "T", "--insecure")
@@ -209,7 +209,16 @@ func TestE2ETwoAgentsRaceForOneName(t *testing.T) {
 	if body, err := get(httpAddr, "http://race.localhost/"); err != nil || body != bodies[winner] {
 		t.Fatalf("race.localhost answered %q, %v; want the winner's %q", body, err, bodies[winner])
 	}
-	procs[winner].stop(syscall.SIGTERM)
+	// --takeover replaces the holder, which is told and exits 5.
+	third := startProc(t, "http", appServer(t, "third"), "--server", listen, "--token", "T", "--name", "race", "--takeover", "--insecure")
+	third.waitLine(`^Forwarding http://race\.localhost`)
+	if code := procs[winner].wait(); code != exitConflict || !strings.Contains(procs[winner].stderr.String(), "taken over") {
+		t.Fatalf("the replaced agent exited %d, want %d saying it was taken over; stderr:\n%s", code, exitConflict, procs[winner].stderr.String())
+	}
+	if body, err := get(httpAddr, "http://race.localhost/"); err != nil || body != "third" {
+		t.Fatalf("after the takeover race.localhost answered %q, %v", body, err)
+	}
+	third.stop(syscall.SIGTERM)
 	edge.stop(syscall.SIGTERM)
 }
 

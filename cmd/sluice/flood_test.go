@@ -100,9 +100,11 @@ func TestFloodsLeaveRoomForARealAgent(t *testing.T) {
 		}()
 	}
 	// A registration flood: 1,100 TCP tunnels pipelined on one session.
+	regsRead := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer close(regsRead)
 		c, err := dialFrom(fctx, "127.0.0.7", addr)
 		if err != nil {
 			t.Error(err)
@@ -128,7 +130,6 @@ func TestFloodsLeaveRoomForARealAgent(t *testing.T) {
 				refusedRegs.Add(1)
 			}
 		}
-		<-fctx.Done()
 	}()
 
 	// Let the floods get going, then time a real agent.
@@ -170,6 +171,11 @@ func TestFloodsLeaveRoomForARealAgent(t *testing.T) {
 	c.CloseIdleConnections()
 	if string(body) != "real" {
 		t.Fatalf("the real tunnel answered %q during the flood", body)
+	}
+	select {
+	case <-regsRead:
+	case <-time.After(30 * time.Second):
+		t.Error("the edge did not answer 1,100 registrations within 30 s")
 	}
 	stopFlood()
 	wg.Wait()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -301,5 +302,23 @@ func TestPROXYAtTheHTTPIngress(t *testing.T) {
 	bare.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := io.Copy(io.Discard, bare); n != 0 || isTimeout(err) {
 		t.Fatalf("a trusted peer without a header got %d bytes back (err %v), want the connection closed", n, err)
+	}
+}
+
+// TestPROXYNeedsAnEdgeThatHonoursIt: an edge that predates the field does
+// not echo it; the agent stops rather than send headers naming the wrong
+// client.
+func TestPROXYNeedsAnEdgeThatHonoursIt(t *testing.T) {
+	ts := &tunnelState{cfg: Tunnel{Kind: control.KindTCP, Local: "127.0.0.1:1", ProxyProtocol: "v1"}}
+	err := ts.checkAssigned(control.Assigned{Ref: 1, Kind: control.KindTCP}, "edge.example:7835")
+	var ce *control.Error
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || !strings.Contains(ce.Message, "edge.example:7835") {
+		t.Fatalf("checkAssigned without the echo = %v, want bad_request naming the edge", err)
+	}
+	if fatal(err) == false {
+		t.Fatal("the agent would retry a refusal that no retry can fix")
+	}
+	if err := ts.checkAssigned(control.Assigned{Ref: 1, ProxyProtocol: "v1"}, "e"); err != nil {
+		t.Fatalf("echoed: %v", err)
 	}
 }

@@ -155,7 +155,7 @@ func TestUDPRequestResponseManySources(t *testing.T) {
 // is closed on both ends, and the same source starts a new one afterwards.
 func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	svc := startDNSService(t)
-	e := startEdge(t, func(c *server.Config) { c.UDPIdleTimeout = 100 * time.Millisecond })
+	e := startEdge(t, func(c *server.Config) { c.UDPIdleTimeout = 300 * time.Millisecond })
 	as, _ := runAgent(t, e, nil, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
 	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
 	if err != nil {
@@ -165,14 +165,14 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	if _, err := exchange(c, []byte("q1")); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.srv.UDPStats(); st.Flows != 1 {
-		t.Fatalf("%d flows after the first exchange, want 1", st.Flows)
-	}
+	// The flow may already be gone on a slow machine: count what the local
+	// service saw, not the flows of this moment.
+	before := svc.numSources()
 	// Wait for the expiry itself, not for a guessed duration.
 	deadline := time.Now().Add(10 * time.Second)
 	for e.srv.UDPStats().Flows != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the idle flow still exists 10 s after a 100 ms idle timeout")
+			t.Fatal("the idle flow still exists 10 s after a 300 ms idle timeout")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -187,8 +187,8 @@ func TestUDPFlowExpiresWhenIdle(t *testing.T) {
 	if err != nil || !bytes.Equal(reply, []byte{^byte('q'), ^byte('2')}) {
 		t.Fatalf("after expiry: reply %q, %v", reply, err)
 	}
-	if n := svc.numSources(); n != 2 {
-		t.Fatalf("local service saw %d sources, want 2: a new flow gets a new local socket", n)
+	if n := svc.numSources(); n != before+1 {
+		t.Fatalf("local service saw %d sources after the expiry, want %d: a new flow gets a new local socket", n, before+1)
 	}
 }
 

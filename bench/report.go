@@ -374,7 +374,7 @@ const runningText = "| command | what it does |\n|---|---|\n" +
 	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with every system installed) |\n" +
 	"| `make bench-quick` | the same on smaller sizes (under 2 minutes); writes bench/out/quick.json |\n" +
 	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput and P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
-	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml) |\n" +
+	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml, docs/DOCKER.md); writes bench/out/docker.json and the Docker section below |\n" +
 	"| `go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` | edge size (RAM, cores) from the measured figures in bench/results.json, printing the figures it used |\n" +
 	"| `scripts/profile-sluice.sh [MiB]` | CPU and context switches per MiB and the hottest functions of sluice's edge and agent (perf) |\n" +
 	"\n" +

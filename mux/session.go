@@ -84,13 +84,17 @@ type Session struct {
 	loops       sync.WaitGroup
 
 	// Keepalive and RTT.
-	start   time.Time
-	rtt     atomic.Int64 // latest sample
-	minRTT  atomic.Int64 // smallest sample; what window auto-tuning uses
-	probes  atomic.Int32 // startup pings answered so far
-	pingMu  sync.Mutex
-	pingSeq uint64
-	pings   map[uint64]chan time.Duration
+	start time.Time
+	rtt   atomic.Int64 // latest sample
+	rttAt atomic.Int64 // when it was taken, as time since start
+	// lastProbe is when the last PING that times the queue went out
+	// (probeDue), as time since start.
+	lastProbe atomic.Int64
+	minRTT    atomic.Int64 // smallest sample; what window auto-tuning uses
+	probes    atomic.Int32 // startup pings answered so far
+	pingMu    sync.Mutex
+	pingSeq   uint64
+	pings     map[uint64]chan time.Duration
 
 	stats counters
 }
@@ -424,6 +428,7 @@ func (s *Session) recvLoop() {
 		err = &readError{err}
 	}
 	s.fail(err)
+	s.kickForwarders()
 }
 
 func (s *Session) handle(h frame.Header) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -15,7 +16,8 @@ import (
 // measured here; this removes one per message per hop.
 type sink struct {
 	rc      syscall.RawConn
-	written int64 // bytes the session's reader wrote; guarded by st.mu
+	written int64         // bytes the session's reader wrote; guarded by st.mu
+	count   *atomic.Int64 // a Forward's meter, if any
 }
 
 func newSink(w io.Writer) *sink {
@@ -49,5 +51,8 @@ func (k *sink) tryWrite(b []byte) (n int) {
 		}
 		return true // never wait: a full socket is WriteTo's to wait for
 	})
+	if k.count != nil && n > 0 {
+		k.count.Add(int64(n))
+	}
 	return n
 }

@@ -37,8 +37,9 @@ type Stream struct {
 	// the socket itself (see sink). Both guarded by mu.
 	sink     *sink
 	sinkIdle bool
-	writeMu  sync.Mutex   // keeps one Write's bytes together on the wire
-	queued   atomic.Int64 // bytes in sq
+	fwd      atomic.Pointer[forwarder] // set while a Forward runs
+	writeMu  sync.Mutex                // keeps one Write's bytes together on the wire
+	queued   atomic.Int64              // bytes in sq
 
 	sq sendQueue // frames waiting for the writer; guarded by s.wmu
 }
@@ -47,7 +48,7 @@ func newStream(s *Session, id uint32) *Stream {
 	st := &Stream{
 		s:       s,
 		id:      id,
-		inflow:  newRecvWindow(&s.lim, time.Now()),
+		inflow:  newRecvWindow(&s.lim, s.now()),
 		outflow: sendCredit{n: frame.InitialStreamWindow},
 	}
 	st.sq.st = st
@@ -82,6 +83,9 @@ func (st *Stream) waiters() *waiters {
 func (st *Stream) wakeReader() {
 	if w := st.w.Load(); w != nil {
 		signal(w.readCh)
+	}
+	if st.fwd.Load() != nil {
+		st.kickForward()
 	}
 }
 
@@ -224,7 +228,7 @@ func (st *Stream) awaitData() error {
 		st.mu.Lock()
 		st.sinkIdle = false
 		if st.inflow.waiting() {
-			st.inflow.stopWait(time.Now())
+			st.inflow.stopWait(st.s.now())
 		}
 		if st.rBuffered > 0 {
 			return nil
@@ -235,7 +239,7 @@ func (st *Stream) awaitData() error {
 			// session's reader may write into WriteTo's socket itself,
 			// and auto-tuning counts the time as the reader keeping up.
 			st.sinkIdle = st.sink != nil
-			st.inflow.startWait(time.Now())
+			st.inflow.startWait(st.s.now())
 		}
 		st.mu.Unlock()
 		if err != nil {
@@ -253,13 +257,13 @@ func (st *Stream) awaitData() error {
 		case <-w.rdl.wait():
 			st.mu.Lock()
 			st.sinkIdle = false
-			st.inflow.stopWait(time.Now())
+			st.inflow.stopWait(st.s.now())
 			st.mu.Unlock()
 			return ErrTimeout
 		case <-st.s.done:
 			st.mu.Lock()
 			st.sinkIdle = false
-			st.inflow.stopWait(time.Now())
+			st.inflow.stopWait(st.s.now())
 			more := st.rBuffered > 0 || st.finRecv
 			st.mu.Unlock()
 			if !more {
@@ -274,7 +278,7 @@ func (st *Stream) awaitData() error {
 func (st *Stream) credit(n int, inc int64) {
 	st.s.consumed(n)
 	if inc > 0 {
-		st.s.queueWindowUpdate(st.id, uint32(inc))
+		st.s.queueStreamCredit(st.id, uint32(inc))
 	}
 }
 
@@ -303,7 +307,8 @@ func (st *Stream) take(p []byte) (n int) {
 // consume accounts for n bytes the application has taken and works out the
 // stream credit to send back (see recvWindow.consume). st.mu is held.
 func (st *Stream) consume(n int) (inc int64) {
-	return st.inflow.consume(int64(n), time.Now(), st.s.tuningRTT(), int64(st.rBuffered), st.finRecv, &st.s.lim)
+	now := st.s.now()
+	return st.inflow.consume(int64(n), now, st.s.link(now), int64(st.rBuffered), st.finRecv, &st.s.lim)
 }
 
 // dropReceived discards unread data, giving its session credit back. st.mu is held.
@@ -352,7 +357,7 @@ func (st *Stream) deliver(bb *buffer) {
 		st.rq, st.rqHead = st.rq[:k], 0
 	}
 	if st.inflow.first(int64(n)) {
-		st.inflow.arrived(time.Now(), st.s.tuningRTT())
+		st.inflow.arrived(st.s.now(), st.s.tuningRTT())
 	}
 	off := 0
 	if st.sinkIdle && st.rBuffered == 0 {

@@ -2,8 +2,11 @@
 // connection and a mux stream on the edge, a mux stream and a local service
 // connection on the agent. It is the whole data path of a TCP tunnel, so it
 // does at most one copy per direction (socket to stream through a pooled
-// buffer; stream to socket none, through Stream.WriteTo), allocates nothing
-// per chunk and uses exactly two goroutines (the caller's and one more).
+// buffer; stream to socket none), allocates nothing per chunk and, between
+// a mux stream and a TCP socket, runs on the caller's goroutine alone: the
+// stream's data is written into the socket by the session's reader
+// (mux.Stream.Forward), with a goroutine only while the socket is full.
+// Other pairs use two goroutines, the caller's and one more.
 package relay
 
 import (
@@ -68,21 +71,36 @@ func Relay(a, b net.Conn, opt Options) Result {
 			abortConn(b)
 		})
 	}
-	done := make(chan error, 1)
-	go func() {
+	ab := func() error {
 		n, err := copyHalf(b, a, opt.Delay, opt.Meter.aToB())
 		res.AToB = n
 		if err != nil {
 			abort()
 		}
-		done <- err
-	}()
-	n, errBA := copyHalf(a, b, opt.Delay, opt.Meter.bToA())
-	res.BToA = n
-	if errBA != nil {
-		abort()
+		return err
 	}
-	errAB := <-done
+	ba := func() error {
+		n, err := copyHalf(a, b, opt.Delay, opt.Meter.bToA())
+		res.BToA = n
+		if err != nil {
+			abort()
+		}
+		return err
+	}
+	done := make(chan error, 1)
+	var errAB, errBA error
+	switch {
+	case opt.Delay == 0 && forward(b, a, &res.BToA, opt.Meter.bToA(), abort, done):
+		errAB = ab()
+		errBA = <-done
+	case opt.Delay == 0 && forward(a, b, &res.AToB, opt.Meter.aToB(), abort, done):
+		errBA = ba()
+		errAB = <-done
+	default:
+		go func() { done <- ab() }()
+		errBA = ba()
+		errAB = <-done
+	}
 	a.Close()
 	b.Close()
 	switch {
@@ -92,6 +110,33 @@ func Relay(a, b net.Conn, opt Options) Result {
 		res.Err = errBA
 	}
 	return res
+}
+
+// forward starts the src→dst direction as a mux.Stream.Forward when src is
+// a stream and dst a TCP socket: the session's reader then writes into dst
+// itself and no goroutine waits on an idle direction. count, if set, is the
+// meter's counter of the direction. The direction's end is sent on done,
+// with *n set. It reports false when it does not apply.
+func forward(src, dst net.Conn, n *int64, count *atomic.Int64, abort func(), done chan<- error) bool {
+	st, ok := src.(*mux.Stream)
+	if !ok {
+		return false
+	}
+	tc, ok := dst.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	err := st.Forward(tc, count, func(m int64, err error) {
+		*n = m
+		if err == nil {
+			err = closeWrite(dst)
+		}
+		if err != nil {
+			abort()
+		}
+		done <- err
+	})
+	return err == nil
 }
 
 // copyHalf copies src to dst until src ends, then half-closes dst.

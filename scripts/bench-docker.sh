@@ -18,7 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf 'bench-docker: %s\n' "$*"; }
+T0=$(date +%s)
+say() { printf 'bench-docker [%3ss]: %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 die() { printf 'bench-docker: %s\n' "$*" >&2; exit 1; }
 
 . scripts/docker-engine.sh
@@ -56,7 +57,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-T0=$(date +%s)
 say "preset $SLUICEBENCH_PRESET; every step prints what it does"
 engine_up
 compose_find
@@ -102,8 +102,14 @@ if [ "$rc" != 0 ] || [ ! -s bench/out/docker.json ]; then
   [ -s bench/out/docker.json ] || die "run: no bench/out/docker.json was written"
 fi
 
-say "report: the table, then BENCHMARKS.md's Docker section and bench/charts/docker-*.svg"
+notes=()
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  say "engine: $line"
+  notes+=(-note "$line")
+done < <(containers_incidents)
+say "report: the table, then BENCHMARKS.md's Docker section and bench/charts/docker/"
 go run ./cmd/sluice-bench report -table -results bench/out/docker.json
-go run ./cmd/sluice-bench report -docker bench/out/docker.json
-say "done in $(( $(date +%s) - T0 )) s: results in bench/out/docker.json, Docker section of BENCHMARKS.md regenerated"
+go run ./cmd/sluice-bench report -docker bench/out/docker.json "${notes[@]}"
+say "done: results in bench/out/docker.json, Docker section of BENCHMARKS.md regenerated"
 exit "$rc"

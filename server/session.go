@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
@@ -50,8 +51,8 @@ type tunnel struct {
 	port int    // TCP: the public port
 	url  string
 	ep   *endpoint
-	tr   *http.Transport // HTTP only: the proxy's pool of streams to the agent
-	udp  *udpTunnel      // UDP only
+	tr   *h1.Pool   // HTTP only: the proxy's pool of streams to the agent
+	udp  *udpTunnel // UDP only
 	// proxyProto is the PROXY protocol version the agent writes to its local
 	// service ("v1", "v2" or empty): its streams carry the local address too,
 	// and an HTTP tunnel's streams are never shared between clients.

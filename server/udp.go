@@ -127,7 +127,9 @@ type udpTunnel struct {
 	mu     sync.Mutex
 	flows  map[netip.AddrPort]*udpFlow
 	closed bool
-	stop   chan struct{} // closed with the tunnel
+	stop   chan struct{}   // closed with the tunnel
+	ctx    context.Context // ends with the tunnel, so flows opening a stream give up
+	cancel context.CancelFunc
 
 	queued  atomic.Int64
 	dropped atomic.Uint64
@@ -213,6 +215,7 @@ func (ac *agentConn) bindUDP(t *tunnel, port int) error {
 	pc.SetReadBuffer(udpSocketBuffer)
 	t.port = port
 	t.udp = &udpTunnel{t: t, pc: pc, cfg: &s.cfg, flows: make(map[netip.AddrPort]*udpFlow), stop: make(chan struct{})}
+	t.udp.ctx, t.udp.cancel = context.WithCancel(context.Background())
 	return nil
 }
 
@@ -280,7 +283,10 @@ func (u *udpTunnel) deliver(src netip.AddrPort, p []byte) {
 			f.run()
 		}()
 	}
-	u.mu.Unlock()
+	// Queued under the lock: finish removes the flow under it before it
+	// drains the queue, so no datagram lands in a queue nobody drains (its
+	// bytes would hold the budget for good).
+	defer u.mu.Unlock()
 	size := int64(len(p) + control.DatagramOverhead)
 	if u.queued.Add(size) > u.cfg.UDPQueueBytes {
 		u.queued.Add(-size)
@@ -303,7 +309,7 @@ func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
 func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
-	ctx, cancel := context.WithTimeout(context.Background(), udpStreamOpenTimeout)
+	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
 	st, release, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
 	cancel()
 	if err != nil {
@@ -424,6 +430,7 @@ func (u *udpTunnel) close() {
 	}
 	u.closed = true
 	close(u.stop)
+	u.cancel()
 	for _, f := range u.flows {
 		f.end()
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net"
 	"runtime"
 	"strconv"
@@ -98,15 +99,26 @@ func TestUDPFloodIsBounded(t *testing.T) {
 	if !ok {
 		t.Fatalf("want assigned, got %#v", m)
 	}
-	// Accept the flows' streams and never read them.
+	// Accept the flows' streams and read none of them until told to.
 	var held sync.WaitGroup
+	drain := make(chan struct{})
 	held.Add(1)
 	go func() {
 		defer held.Done()
 		for {
-			if _, err := sess.AcceptStream(context.Background()); err != nil {
+			st, err := sess.AcceptStream(context.Background())
+			if err != nil {
 				return
 			}
+			held.Add(1)
+			go func() {
+				defer held.Done()
+				select {
+				case <-drain:
+					io.Copy(io.Discard, st)
+				case <-sess.Done():
+				}
+			}()
 		}
 	}()
 	t.Cleanup(func() { sess.Close(); held.Wait() })
@@ -127,10 +139,12 @@ func TestUDPFloodIsBounded(t *testing.T) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	// Flood from every source until the budget is (nearly) full, which
-	// means every flow's stream is out of credit and the queues hold what
-	// the budget allows; then flood as much again.
-	var sent int64
+	// Flood from every source until the queues have hit the budget behind
+	// streams that are out of credit (the agent holds their windows,
+	// unread); then flood as much again. The budget must hold at every
+	// point sampled.
+	window := int64(mux.DefaultConfig().InitialStreamWindow)
+	var sent, maxQueued int64
 	var st UDPStats
 	full := -1
 	for round := 0; round < 2000 && (full < 0 || round < 2*full); round++ {
@@ -141,16 +155,20 @@ func TestUDPFloodIsBounded(t *testing.T) {
 			}
 		}
 		st = s.UDPStats()
-		if full < 0 && st.QueuedBytes > budget-2*size {
+		maxQueued = max(maxQueued, st.QueuedBytes)
+		if full < 0 && st.QueuedBytes > budget-2*size && sess.Stats().RecvBuffered >= window {
 			full = round + 1
 		}
 	}
 	st = s.UDPStats()
-	if st.QueuedBytes > budget {
-		t.Fatalf("queued %d bytes, over the %d byte budget", st.QueuedBytes, budget)
+	if maxQueued > budget {
+		t.Fatalf("queued up to %d bytes, over the %d byte budget", maxQueued, budget)
 	}
 	if full < 0 {
-		t.Fatalf("queued %d bytes after the flood: the budget (%d) never filled, so nothing was backed up (%+v)", st.QueuedBytes, budget, st)
+		t.Fatalf("the budget (%d) never filled behind a stalled stream, so nothing was backed up (%+v, agent holds %d bytes)", budget, st, sess.Stats().RecvBuffered)
+	}
+	if held := sess.Stats().RecvBuffered; held < window || held > maxFlows*window {
+		t.Fatalf("the agent holds %d unread bytes: want at least one window (%d) and at most %d flows' windows", held, window, maxFlows)
 	}
 	if st.Flows != maxFlows {
 		t.Fatalf("%d flows, want exactly the limit %d for %d sources", st.Flows, maxFlows, len(conns))
@@ -168,6 +186,16 @@ func TestUDPFloodIsBounded(t *testing.T) {
 	limit := int64(budget + maxFlows*(256<<10) + 4<<20)
 	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > limit {
 		t.Fatalf("heap grew by %d bytes after a %d byte flood, over the %d bound", grew, sent, limit)
+	}
+	// Once the agent reads, every queued byte goes out and the budget is
+	// whole again: nothing was lost to the accounting.
+	close(drain)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.UDPStats().QueuedBytes != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still counted as queued 10 s after the agent began to read", s.UDPStats().QueuedBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("flood of %d bytes: %d flows, %d bytes queued, %d datagrams dropped, heap %+d bytes", sent, st.Flows, st.QueuedBytes, st.Dropped, int64(after.HeapAlloc)-int64(before.HeapAlloc))
 }

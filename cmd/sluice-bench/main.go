@@ -373,9 +373,11 @@ func cmdReport(args []string) error {
 	md := fs.String("md", "BENCHMARKS.md", "Markdown file to regenerate (charts go to bench/charts beside it)")
 	table := fs.Bool("table", false, "print the terminal table instead")
 	docker := fs.String("docker", "", "rewrite only BENCHMARKS.md's Docker section, from this docker run's results (make bench-docker: bench/out/docker.json)")
+	var notes listFlag
+	fs.Var(&notes, "note", "with -docker: a note to add to the docker run's results first (repeatable; make bench-docker adds what the engine saw, e.g. a container killed at its memory limit)")
 	fs.Parse(args)
 	if *docker != "" && !*table {
-		return writeDockerSection(*docker, *results, *md)
+		return writeDockerSection(*docker, *results, *md, notes)
 	}
 	res, err := bench.ReadResults(*results)
 	if err != nil {

@@ -119,7 +119,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 			label = strings.ToLower(t.name)
 			t.host = label + "." + s.cfg.Domain
 		}
-		if !random {
+		if !random && !s.reg.leaseValid(hostKey(t.host), r.Lease, ac.owner) {
 			if err := ac.currentRule().allowHost(t.host, label); err != nil {
 				return claimed{}, regError(r.Ref, control.CodeForbidden, "%v", err)
 			}
@@ -151,7 +151,7 @@ func (ac *agentConn) registerTCP(t *tunnel, r control.Register) (claimed, *contr
 	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
 		return claimed{}, regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d: pick one inside it or let the edge choose", r.RemotePort, lo, hi)
 	}
-	if r.RemotePort != 0 {
+	if r.RemotePort != 0 && !s.reg.leaseValid(portKey(r.RemotePort), r.Lease, ac.owner) {
 		if err := ac.currentRule().allowPort(r.RemotePort); err != nil {
 			return claimed{}, regError(r.Ref, control.CodeForbidden, "%v", err)
 		}

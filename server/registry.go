@@ -249,6 +249,19 @@ func (r *Registry) Count() (hosts, ports int) {
 	return hosts, ports
 }
 
+// leaseValid reports whether secret is a current lease on key for owner: a
+// name the edge gave this agent, which its rules need not allow again (a
+// random name, for one).
+func (r *Registry) leaseValid(key, secret string, owner Owner) bool {
+	if secret == "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.leases[key]
+	return l != nil && (l.ep != nil || r.now().Before(l.until)) && parseOwner(l.rec.Owner) == owner && l.has(hashSecret(secret))
+}
+
 // claimReq is one agent's claim on a key.
 type claimReq struct {
 	key       string

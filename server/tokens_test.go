@@ -240,3 +240,22 @@ func TestStreamsPerOwnerLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestRandomNameComesBackUnderANamesRule(t *testing.T) {
+	s := startServer(t, func(c *Config) {
+		c.Tokens = nil
+		c.TokenRules = []TokenRule{{Token: "T", Owner: "alice", Names: []string{"alice-*"}}}
+	})
+	sess, ctrl := handshake(t, s)
+	a := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+	waitGone(t, s, sess)
+	// The reconnect names the random name; its lease, not the rule, decides.
+	_, ctrl2 := handshake(t, s)
+	b := expectAssigned(t, ctrl2, control.Register{Ref: 1, Kind: control.KindHTTP, Name: a.Name, Lease: a.Lease})
+	if b.Hostname != a.Hostname {
+		t.Fatalf("reconnect got %s, want %s", b.Hostname, a.Hostname)
+	}
+	// Without the lease the rule applies.
+	_, ctrl3 := handshake(t, s)
+	expectRefused(t, ctrl3, control.Register{Ref: 1, Kind: control.KindHTTP, Name: "other"}, control.CodeForbidden, "alice-*")
+}

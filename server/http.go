@@ -91,11 +91,15 @@ func (tunnelRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // bulk of traffic, take h1.Pool's fast path; the rest net/http's Transport.
 func newTunnelTransport(t *tunnel) *h1.Pool {
 	dial := func(ctx context.Context, remote string) (net.Conn, error) {
-		st, err := t.open(ctx, remote)
-		if err != nil || !t.ac.s.metering {
-			return st, err
+		st, release, err := t.open(ctx, remote)
+		if err != nil {
+			return nil, err
 		}
-		return newMeteredConn(st, t), nil
+		var c net.Conn = st
+		if t.ac.s.metering {
+			c = newMeteredConn(st, t)
+		}
+		return &releasingConn{Conn: c, release: release}, nil
 	}
 	// The agent writes a PROXY header per stream, naming one client: a
 	// stream reused for another client's request would misname it.
@@ -137,8 +141,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveHealth(w, r, host) {
 		return
 	}
-	rt, ok := s.reg.Host(host)
-	if !ok {
+	ep, ok := s.reg.Host(host)
+	var t *tunnel
+	if ok {
+		t = ep.pick()
+	}
+	if t == nil {
 		if s.reg.Reserved(host) {
 			page(w, http.StatusBadGateway, "Tunnel offline",
 				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
@@ -153,7 +161,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"This edge does not open raw tunnels with CONNECT: use a tcp tunnel (sluice tcp) for a raw connection.")
 		return
 	}
-	t := rt.(*tunnel)
 	if h1.Forwardable(r) {
 		if s.metrics != nil {
 			s.proxyCounted(w, r, t, func(w http.ResponseWriter, r *http.Request) { s.serveFast(w, r, t) })

@@ -188,8 +188,8 @@ func benchWANLatency(b *testing.B, rate float64) {
 	}
 	b.StopTimer()
 	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
-	b.ReportMetric(float64(rtts[n/2])/1e6, "p50-ms")
-	b.ReportMetric(float64(rtts[n*99/100])/1e6, "p99-ms")
+	b.ReportMetric(float64(rtts[n/2-1])/1e6, "p50-ms")
+	b.ReportMetric(float64(rtts[n*99/100-1])/1e6, "p99-ms")
 	b.ReportMetric(float64(rtts[n-1])/1e6, "max-ms")
 	b.ReportMetric(float64(srv.Stats().LargestStreamWindow)/(1<<20), "window-MiB")
 }

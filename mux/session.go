@@ -371,6 +371,7 @@ func (s *Session) recvLoop() {
 		err = &readError{err}
 	}
 	s.fail(err)
+	s.kickForwarders()
 }
 
 func (s *Session) handle(h frame.Header) error {

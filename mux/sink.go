@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -15,7 +16,8 @@ import (
 // measured here; this removes one per message per hop.
 type sink struct {
 	rc      syscall.RawConn
-	written int64 // bytes the session's reader wrote; guarded by st.mu
+	written int64         // bytes the session's reader wrote; guarded by st.mu
+	count   *atomic.Int64 // a Forward's meter, if any
 	// The write in progress, for writeFd: it is a method value made once,
 	// since a closure over each call's arguments would be allocated anew
 	// on every write.
@@ -47,6 +49,9 @@ func (k *sink) tryWrite(b []byte) (n int) {
 	_ = k.rc.Write(k.writeFn)
 	n = k.n
 	k.b = nil
+	if k.count != nil && n > 0 {
+		k.count.Add(int64(n))
+	}
 	return n
 }
 

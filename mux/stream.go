@@ -14,30 +14,33 @@ import (
 type Stream struct {
 	s  *Session
 	id uint32
+	// The flags sit beside id, where they fill what would be padding: a
+	// Stream held open costs its size, and this keeps it within 256 bytes.
+	finRecv    bool // the peer half-closed; guarded by mu
+	readClosed bool // Close was called: incoming data is dropped; guarded by mu
+	removed    bool // gone from the session's stream table; guarded by mu
+	// sinkIdle says that WriteTo is waiting for data, so the session's
+	// reader may write into its socket itself (see sink); guarded by mu.
+	sinkIdle bool
 
 	mu sync.Mutex
 	// Receive side.
-	rq         []*buffer  // received payloads, oldest first
-	rqHead     int        // first unread payload in rq
-	rOff       int        // read offset in rq[rqHead]
-	rBuffered  int        // unread bytes in rq
-	inflow     recvWindow // the receive window and its auto-tuning
-	finRecv    bool       // the peer half-closed
-	readClosed bool       // Close was called: incoming data is dropped
-	readErr    error      // reads fail with it (reset)
+	rq        []*buffer  // received payloads, oldest first
+	rqHead    int        // first unread payload in rq
+	rOff      int        // read offset in rq[rqHead]
+	rBuffered int        // unread bytes in rq
+	inflow    recvWindow // the receive window and its auto-tuning
+	readErr   error      // reads fail with it (reset)
 	// Send side.
 	outflow sendCredit // bytes the peer lets this side send
 	wErr    error      // writes fail with it (CloseWrite, Close, reset)
-	removed bool       // gone from the session's stream table
 
 	w atomic.Pointer[waiters] // made when a call first blocks or sets a deadline
-	// sink is the socket a WriteTo copies into, and sinkIdle says that
-	// WriteTo is waiting for data, so the session's reader may write into
-	// the socket itself (see sink). Both guarded by mu.
-	sink     *sink
-	sinkIdle bool
-	writeMu  sync.Mutex   // keeps one Write's bytes together on the wire
-	queued   atomic.Int64 // bytes in sq
+	// sink is the socket a WriteTo copies into; guarded by mu.
+	sink    *sink
+	fwd     atomic.Pointer[forwarder] // set while a Forward runs
+	writeMu sync.Mutex                // keeps one Write's bytes together on the wire
+	queued  atomic.Int64              // bytes in sq
 
 	sq sendQueue // frames waiting for the writer; guarded by s.wmu
 }
@@ -81,6 +84,9 @@ func (st *Stream) waiters() *waiters {
 func (st *Stream) wakeReader() {
 	if w := st.w.Load(); w != nil {
 		signal(w.readCh)
+	}
+	if st.fwd.Load() != nil {
+		st.kickForward()
 	}
 }
 

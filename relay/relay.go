@@ -2,8 +2,11 @@
 // connection and a mux stream on the edge, a mux stream and a local service
 // connection on the agent. It is the whole data path of a TCP tunnel, so it
 // does at most one copy per direction (socket to stream through a pooled
-// buffer; stream to socket none, through Stream.WriteTo), allocates nothing
-// per chunk and uses exactly two goroutines (the caller's and one more).
+// buffer; stream to socket none), allocates nothing per chunk and, between
+// a mux stream and a TCP socket, runs on the caller's goroutine alone: the
+// stream's data is written into the socket by the session's reader
+// (mux.Stream.Forward), with a goroutine only while the socket is full.
+// Other pairs use two goroutines, the caller's and one more.
 package relay
 
 import (
@@ -13,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/sluicehq/sluice/mux"
 )
@@ -22,18 +24,10 @@ import (
 // (64 KiB by default), so a full read becomes a single frame.
 const BufferSize = 64 << 10
 
-// releaseIdle turns on giving buffers back while a socket direction is idle
-// (see copyHalf); a variable so benchmarks can compare both ways.
-var releaseIdle = true
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
 // Options tunes a relay.
 type Options struct {
-	// Delay is slept once per chunk read, in both directions. It exists only
-	// so the benchmark regression gate can prove it catches a slowdown
-	// (SLUICE_DEBUG_INJECT_DELAY); leave it zero.
-	Delay time.Duration
 	// Meter, when set, counts the bytes of each direction as every chunk is
 	// written, so a long connection's traffic shows in metrics while it is
 	// still open. Several relays may share one Meter.
@@ -68,21 +62,36 @@ func Relay(a, b net.Conn, opt Options) Result {
 			abortConn(b)
 		})
 	}
-	done := make(chan error, 1)
-	go func() {
-		n, err := copyHalf(b, a, opt.Delay, opt.Meter.aToB())
+	ab := func() error {
+		n, err := copyHalf(b, a, opt.Meter.aToB())
 		res.AToB = n
 		if err != nil {
 			abort()
 		}
-		done <- err
-	}()
-	n, errBA := copyHalf(a, b, opt.Delay, opt.Meter.bToA())
-	res.BToA = n
-	if errBA != nil {
-		abort()
+		return err
 	}
-	errAB := <-done
+	ba := func() error {
+		n, err := copyHalf(a, b, opt.Meter.bToA())
+		res.BToA = n
+		if err != nil {
+			abort()
+		}
+		return err
+	}
+	done := make(chan error, 1)
+	var errAB, errBA error
+	switch {
+	case forward(b, a, &res.BToA, opt.Meter.bToA(), abort, done):
+		errAB = ab()
+		errBA = <-done
+	case forward(a, b, &res.AToB, opt.Meter.aToB(), abort, done):
+		errBA = ba()
+		errAB = <-done
+	default:
+		go func() { done <- ab() }()
+		errBA = ba()
+		errAB = <-done
+	}
 	a.Close()
 	b.Close()
 	switch {
@@ -94,6 +103,33 @@ func Relay(a, b net.Conn, opt Options) Result {
 	return res
 }
 
+// forward starts the src→dst direction as a mux.Stream.Forward when src is
+// a stream and dst a TCP socket: the session's reader then writes into dst
+// itself and no goroutine waits on an idle direction. count, if set, is the
+// meter's counter of the direction. The direction's end is sent on done,
+// with *n set. It reports false when it does not apply.
+func forward(src, dst net.Conn, n *int64, count *atomic.Int64, abort func(), done chan<- error) bool {
+	st, ok := src.(*mux.Stream)
+	if !ok {
+		return false
+	}
+	tc, ok := dst.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	err := st.Forward(tc, count, func(m int64, err error) {
+		*n = m
+		if err == nil {
+			err = closeWrite(dst)
+		}
+		if err != nil {
+			abort()
+		}
+		done <- err
+	})
+	return err == nil
+}
+
 // copyHalf copies src to dst until src ends, then half-closes dst.
 //
 // When src is a socket, an idle direction holds no buffer: the read goes
@@ -101,8 +137,8 @@ func Relay(a, b net.Conn, opt Options) Result {
 // whenever the socket turns out empty, and a fresh one is taken when it
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
-func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int64, error) {
-	if st, ok := src.(*mux.Stream); ok && delay == 0 {
+func copyHalf(dst, src net.Conn, count *atomic.Int64) (int64, error) {
+	if st, ok := src.(*mux.Stream); ok {
 		if count != nil {
 			// Counting each payload as it is written costs the stream its
 			// direct socket sink (see mux.Stream.WriteTo): the payloads
@@ -121,10 +157,7 @@ func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int6
 		}
 		return n, closeWrite(dst)
 	}
-	var sr *sockReader
-	if releaseIdle {
-		sr = sockReaderOf(src)
-	}
+	sr := sockReaderOf(src)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -144,9 +177,6 @@ func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int6
 			n, rerr = src.Read(*bp)
 		}
 		if n > 0 {
-			if delay > 0 {
-				time.Sleep(delay)
-			}
 			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
 			if count != nil {

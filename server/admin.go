@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,8 +29,9 @@ type AdminStatus struct {
 // AdminAgent is one connected agent session.
 type AdminAgent struct {
 	Session string `json:"session"`
-	// Owner identifies the agent's token: the first bytes of its hash,
-	// never the token itself.
+	// Owner names who the agent's token belongs to: the owner from the
+	// tokens file, else "token:" and the first bytes of the token's hash
+	// (never the token itself).
 	Owner          string    `json:"owner"`
 	RemoteAddr     string    `json:"remote_addr"`
 	ConnectedSince time.Time `json:"connected_since"`
@@ -72,7 +72,7 @@ func (s *Server) Status() AdminStatus {
 		ac := k.(*agentConn)
 		owners[ac.owner] = struct{}{}
 		a := AdminAgent{
-			Session: ac.id, Owner: hex.EncodeToString(ac.owner[:4]), RemoteAddr: ac.remote,
+			Session: ac.id, Owner: ac.currentRule().ownerName, RemoteAddr: ac.remote,
 			ConnectedSince: ac.since.UTC(), RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
 			Streams: ac.sess.NumStreams(), Tunnels: []string{},
 		}

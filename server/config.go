@@ -55,17 +55,25 @@ type Config struct {
 	Mux mux.Config
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
-	// ReclaimGrace is how long a disconnected agent's names stay reserved for
-	// its token. Zero means one minute; negative disables reservation.
+	// ReclaimGrace is how long a disconnected agent's lease on a name or
+	// port lasts: within it the agent gets the same URL back (random ones
+	// too) and other owners are refused. Zero means DefaultReclaimGrace;
+	// negative disables leases beyond the session.
 	ReclaimGrace time.Duration
+	// TokenRules are owners' tokens with what each may claim, usually read
+	// from a tokens file with LoadTokensFile. They add to Tokens.
+	TokenRules []TokenRule
+	// Limits bound unauthenticated connections, tunnels and streams. Zero
+	// fields take their documented defaults.
+	Limits Limits
 	// ReadHeaderTimeout bounds how long a public HTTP client may take to send
 	// its request headers (against slowloris). Zero means 10 s.
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes bounds the request headers of a public HTTP client.
 	// Zero means 64 KiB.
 	MaxHeaderBytes int
-	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
-	// Zero means 10 s.
+	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
+	// auth. Zero means 5 s.
 	HandshakeTimeout time.Duration
 	// Metrics, when set, receives the edge's Prometheus collectors (see
 	// docs/METRICS.md). Nil turns metrics off.
@@ -78,7 +86,9 @@ type Config struct {
 
 	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
 	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
-	// configure the public HTTPS ingress (see https.go).
+	// configure the public HTTPS ingress (see https.go). StateDir also
+	// holds the edge's leases (see lease.go); empty keeps them in memory
+	// unless HTTPS needs the per-user state directory.
 	HTTPS                       string
 	HTTPSListener               net.Listener
 	HTTPSCertFile, HTTPSKeyFile string
@@ -134,8 +144,13 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return configErr("Listen", "%q: %v: write it as host:port", c.Listen, err)
 	}
-	if len(c.Tokens) == 0 {
-		return configErr("Tokens", "no token configured: give at least one secret that agents must present")
+	if len(c.Tokens) == 0 && len(c.TokenRules) == 0 {
+		return configErr("Tokens", "no token configured: give at least one secret that agents must present (in Tokens or TokenRules)")
+	}
+	for i, r := range c.TokenRules {
+		if _, err := compileRule(r, c.Domain); err != nil {
+			return configErr("TokenRules", "entry %d: %v", i+1, err)
+		}
 	}
 	for _, tok := range c.Tokens {
 		if tok == "" {
@@ -172,15 +187,17 @@ func (c *Config) setDefaults() {
 		c.HTTP = c.HTTPListener.Addr().String()
 	}
 	c.setHTTPSDefaults()
+	c.Limits.setDefaults()
 	if c.Mux == (mux.Config{}) {
 		c.Mux = mux.DefaultConfig()
 		// An agent opens one stream, the control stream, and the edge
 		// refuses any other: a backlog of 1,024 would cost 8 KiB per
 		// session for nothing.
 		c.Mux.AcceptBacklog = edgeAcceptBacklog
+		c.Mux.MaxConcurrentStreams = c.Limits.StreamsPerSession
 	}
 	if c.ReclaimGrace == 0 {
-		c.ReclaimGrace = time.Minute
+		c.ReclaimGrace = DefaultReclaimGrace
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
@@ -189,7 +206,7 @@ func (c *Config) setDefaults() {
 		c.MaxHeaderBytes = 64 << 10
 	}
 	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 10 * time.Second
+		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.TCPHost == "" {
 		c.TCPHost, _, _ = net.SplitHostPort(c.Listen) // validate checked it

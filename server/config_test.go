@@ -51,7 +51,7 @@ func TestConfigDefaultsFieldByField(t *testing.T) {
 	if c.ReadHeaderTimeout != 3*time.Second {
 		t.Errorf("a set field was overwritten: ReadHeaderTimeout = %v", c.ReadHeaderTimeout)
 	}
-	if c.ReclaimGrace != time.Minute || c.MaxHeaderBytes != 64<<10 || c.HandshakeTimeout != 10*time.Second {
+	if c.ReclaimGrace != DefaultReclaimGrace || c.MaxHeaderBytes != 64<<10 || c.HandshakeTimeout != 5*time.Second || c.Limits.PendingPerSource != 8 {
 		t.Errorf("zero fields not filled: %+v", c)
 	}
 	if c.TCPHost != "0.0.0.0" || c.PublicHost != "example.com" {
@@ -59,6 +59,7 @@ func TestConfigDefaultsFieldByField(t *testing.T) {
 	}
 	want := mux.DefaultConfig()
 	want.AcceptBacklog = edgeAcceptBacklog
+	want.MaxConcurrentStreams = c.Limits.StreamsPerSession
 	if c.Mux != want || c.Logger == nil {
 		t.Errorf("Mux or Logger not filled: Mux %+v", c.Mux)
 	}

@@ -277,11 +277,11 @@ func (s *Server) countRefusal(code string) {
 	}
 }
 
-// proxyCounted proxies one request and counts it by status class.
-func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel) {
+// proxyCounted proxies one request with serve and counts it by status class.
+func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel, serve func(http.ResponseWriter, *http.Request)) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	s.proxy.ServeHTTP(sw, r)
+	serve(sw, r)
 	code := sw.code
 	if code == 0 {
 		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101

@@ -167,7 +167,7 @@ func (d *dialer) DialContext(ctx context.Context, addr string) (net.Conn, error)
 		cfg = cfg.Clone()
 		cfg.ServerName = host
 	}
-	tc := tls.Client(c, cfg)
+	tc := newTLSConn(c, cfg, true)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
 		return nil, handshakeError("with edge "+addr, err)
@@ -177,7 +177,7 @@ func (d *dialer) DialContext(ctx context.Context, addr string) (net.Conn, error)
 
 // Listen opens the edge's listener on addr ("host:port"; port 0 picks one).
 // Every accepted connection gets opts. With a non-nil tlsConfig (build it with
-// [ServerTLS.Config]) accepted connections are *tls.Conn whose handshake has
+// [ServerTLS.Config]) accepted connections are *TLSConn whose handshake has
 // not run yet; see [Handshake]. ctx bounds only the setup of the listener.
 func Listen(ctx context.Context, addr string, opts TCPOptions, tlsConfig *tls.Config) (net.Listener, error) {
 	if err := opts.Validate(); err != nil {
@@ -197,17 +197,15 @@ func Listen(ctx context.Context, addr string, opts TCPOptions, tlsConfig *tls.Co
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen on %s: %w; check the address is local and the port is free", addr, err)
 	}
-	var l net.Listener = &tcpListener{TCPListener: ln.(*net.TCPListener), opts: opts}
-	if tlsConfig != nil {
-		l = tls.NewListener(l, tlsConfig)
-	}
-	return l, nil
+	return &tcpListener{TCPListener: ln.(*net.TCPListener), opts: opts, tls: tlsConfig}, nil
 }
 
-// tcpListener applies TCPOptions to every accepted connection.
+// tcpListener applies TCPOptions to every accepted connection, and wraps it
+// in TLS when tls is set.
 type tcpListener struct {
 	*net.TCPListener
 	opts TCPOptions
+	tls  *tls.Config
 }
 
 func (l *tcpListener) Accept() (net.Conn, error) {
@@ -223,6 +221,9 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
+		if l.tls != nil {
+			return newTLSConn(c, l.tls, false), nil
+		}
 		return c, nil
 	}
 }
@@ -232,7 +233,7 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 // handing the connection to the mux, so a failed handshake is reported as one
 // (with the reason) rather than as a broken session.
 func Handshake(ctx context.Context, c net.Conn) error {
-	tc, ok := c.(*tls.Conn)
+	tc, ok := c.(*TLSConn)
 	if !ok {
 		return nil
 	}

@@ -67,7 +67,7 @@ func serverConfig(t *testing.T, s ServerTLS) *tls.Config {
 }
 
 // dialTLS dials addr with a client built from c.
-func dialTLS(t *testing.T, addr string, c ClientTLS) (*tls.Conn, error) {
+func dialTLS(t *testing.T, addr string, c ClientTLS) (*TLSConn, error) {
 	t.Helper()
 	cfg, err := c.Config()
 	if err != nil {
@@ -82,7 +82,7 @@ func dialTLS(t *testing.T, addr string, c ClientTLS) (*tls.Conn, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn.(*tls.Conn), nil
+	return conn.(*TLSConn), nil
 }
 
 func TestTLSWithCAFile(t *testing.T) {
@@ -337,7 +337,7 @@ func TestMutualTLS(t *testing.T) {
 				if a.handshakeErr != nil {
 					t.Fatalf("server handshake: %v", a.handshakeErr)
 				}
-				peers := a.conn.(*tls.Conn).ConnectionState().PeerCertificates
+				peers := a.conn.(*TLSConn).ConnectionState().PeerCertificates
 				if len(peers) == 0 || peers[0].Subject.CommonName != "agent-1" {
 					t.Fatalf("server sees client certificates %v, want agent-1", peers)
 				}

@@ -50,9 +50,9 @@ type Config struct {
 	// PublicHTTPPort is the port put in http:// URLs, for an edge behind a
 	// port-forwarding proxy. Zero means the HTTP listener's port.
 	PublicHTTPPort int
-	// Mux configures every agent session. The zero value means
-	// mux.DefaultConfig() with an accept backlog of 4 (an agent opens only
-	// its control stream).
+	// Mux configures every agent session; mux fills the fields left zero,
+	// except the accept backlog, 4 here (an agent opens only its control
+	// stream), and the stream limit, Limits.StreamsPerSession.
 	Mux mux.Config
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
@@ -168,10 +168,8 @@ func (c *Config) validate() error {
 	if c.PublicHTTPPort < 0 || c.PublicHTTPPort > 65535 {
 		return configErr("PublicHTTPPort", "%d is not a port: give 1-65535, or 0 for the HTTP listener's port", c.PublicHTTPPort)
 	}
-	if c.Mux != (mux.Config{}) {
-		if err := c.Mux.Validate(); err != nil {
-			return configErr("Mux", "%v", err)
-		}
+	if err := c.Mux.Validate(); err != nil {
+		return err // a *ConfigError of package mux, naming its field
 	}
 	if err := c.validateHTTPS(); err != nil {
 		return err
@@ -193,12 +191,13 @@ func (c *Config) setDefaults() {
 	}
 	c.setHTTPSDefaults()
 	c.Limits.setDefaults()
-	if c.Mux == (mux.Config{}) {
-		c.Mux = mux.DefaultConfig()
-		// An agent opens one stream, the control stream, and the edge
-		// refuses any other: a backlog of 1,024 would cost 8 KiB per
-		// session for nothing.
+	// An agent opens one stream, the control stream, and the edge refuses
+	// any other: a backlog of 1,024 would cost 8 KiB per session for
+	// nothing. mux fills the fields left zero.
+	if c.Mux.AcceptBacklog == 0 {
 		c.Mux.AcceptBacklog = edgeAcceptBacklog
+	}
+	if c.Mux.MaxConcurrentStreams == 0 {
 		c.Mux.MaxConcurrentStreams = c.Limits.StreamsPerSession
 	}
 	if c.ReclaimGrace == 0 {

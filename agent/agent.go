@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,11 +25,6 @@ import (
 
 // Software names this build in the Hello message.
 const Software = "sluice-agent/0.1"
-
-// InjectDelayEnv names a test-only environment variable: a Go duration slept
-// once per chunk forwarded by a TCP tunnel, so the benchmark regression gate
-// can prove it notices a slowdown. Never set it in production.
-const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
@@ -116,7 +110,6 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	dialer transport.Dialer
-	delay  time.Duration
 	fwds   []*tunnelState
 
 	metrics *agentMetrics // nil unless Config.Metrics is set
@@ -146,21 +139,13 @@ func New(cfg Config) (*Agent, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
 	a := &Agent{cfg: cfg, log: log}
-	if v := os.Getenv(InjectDelayEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("agent: %s=%q is not a Go duration such as 200us", InjectDelayEnv, v)
-		}
-		a.delay = d
-		log.Warn("test-only delay injected into every forwarded chunk", "env", InjectDelayEnv, "delay", d)
-	}
 	for i, t := range cfg.Tunnels {
 		ts := &tunnelState{index: i, cfg: t}
 		// Parsing HTTP on the agent is what logs each request and answers a
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
 		// requests per second in a loopback run (see README).
-		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || cfg.HTTPMiddleware != nil) {
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || wrapsHTTP(cfg, t)) {
 			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
@@ -621,7 +606,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHe
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
 	return func() {
-		res := relay.Relay(st, local, relay.Options{Delay: a.delay, Meter: a.meterOf(ts)})
+		res := relay.Relay(st, local, relay.Options{Meter: a.meterOf(ts)})
 		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
 	}
 }

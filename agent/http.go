@@ -246,6 +246,8 @@ func fastForwarder(t Tunnel, pool *h1.Pool, rp http.Handler, proxyError func(htt
 			return
 		}
 		rewriteLocations(resp, t.Local, host)
-		h1.CopyResponse(w, resp)
+		if err := h1.CopyResponse(w, resp); err != nil {
+			panic(http.ErrAbortHandler) // a cut-off body must not look complete
+		}
 	})
 }

@@ -125,3 +125,55 @@ func TestStreamedResponsesFlushAndKeepTrailers(t *testing.T) {
 		}
 	}
 }
+
+// cutOffLocal answers with the start of a response and then hangs up.
+func cutOffLocal(t *testing.T, partial string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, partial)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestACutOffResponseReachesTheClientAsAnError(t *testing.T) {
+	for name, partial := range map[string]string{
+		"chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+		"length":  "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello",
+	} {
+		local := cutOffLocal(t, partial)
+		srv := startEdge(t, nil)
+		startAgent(t, srv,
+			agent.Tunnel{Kind: control.KindHTTP, Name: "piped", Local: local},
+			agent.Tunnel{Kind: control.KindHTTP, Name: "parsed", Local: local, LogRequests: true})
+		c := viaEdge(t, srv.HTTPAddr().String())
+		for _, tun := range []string{"piped", "parsed"} {
+			resp, err := c.Get(fmt.Sprintf("http://%s.localhost:%d/", tun, srv.HTTPAddr().(*net.TCPAddr).Port))
+			if err != nil {
+				continue // refused outright: also not mistaken for complete
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("%s/%s: the client read %s %q as a complete response", name, tun, resp.Status, body)
+			}
+		}
+	}
+}

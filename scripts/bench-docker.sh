@@ -41,10 +41,10 @@ cleanup() {
   set +e
   if [ -n "$COMPOSE_UP" ]; then
     if [ "${SLUICEBENCH_KEEP:-0}" = 1 ] && [ -z "$ENGINE_PID" ]; then
-      say "leaving the containers running (SLUICEBENCH_KEEP=1); remove them with: ${COMPOSE[*]} -f docker-compose.bench.yml --profile '*' down"
+      say "leaving the containers running (SLUICEBENCH_KEEP=1); remove them with: ${COMPOSE[*]} -f docker-compose.bench.yml --profile rathole --profile frp --profile loadgen down"
     else
       say "removing the containers and the network"
-      "${COMPOSE[@]}" -f docker-compose.bench.yml --profile '*' down --remove-orphans --timeout 5 >"$WORK/down.log" 2>&1 ||
+      "${COMPOSE[@]}" -f docker-compose.bench.yml --profile rathole --profile frp --profile loadgen down --remove-orphans --timeout 5 >"$WORK/down.log" 2>&1 ||
         { cat "$WORK/down.log" >&2; say "could not remove every container (log above)"; }
       cgroups_remove
     fi
@@ -93,7 +93,8 @@ done
 
 say "run: the load generator (its progress follows)"
 set +e
-"${compose[@]}" run --rm -T --no-deps loadgen
+# As the invoking user, so that bench/out/docker.json is theirs to rewrite.
+"${compose[@]}" run --rm -T --no-deps --user "$(id -u):$(id -g)" loadgen
 rc=$?
 set -e
 if [ "$rc" != 0 ] || [ ! -s bench/out/docker.json ]; then

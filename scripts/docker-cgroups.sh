@@ -99,9 +99,9 @@ containers_incidents() {
     line="$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}} {{.RestartCount}}' "$id" 2>/dev/null)" || continue
     set -- $line
     local what=""
-    [ "$4" = true ] && what="killed by the kernel at its memory limit (OOM, exit $3)"
-    [ -z "$what" ] && [ "$2" != running ] && what="$2 (exit $3)"
-    [ "$5" -gt 0 ] && what="${what:+$what; }restarted $5 times"
+    [ "$2" != running ] && what="$2 (exit $3)"
+    [ "$4" = true ] && what="killed by the kernel at its memory limit (OOM)${what:+, now $what}"
+    [ "$5" -gt 0 ] && what="${what:+$what; }restarted $5 time(s) by its restart policy"
     [ -n "$what" ] && printf 'container %s: %s\n' "$1" "$what"
   done
   return 0

@@ -20,7 +20,9 @@ func (s *Server) serveFast(w http.ResponseWriter, r *http.Request, t *tunnel) {
 		s.proxyErrorFor(w, r, t, err)
 		return
 	}
-	h1.CopyResponse(w, resp)
+	if err := h1.CopyResponse(w, resp); err != nil {
+		panic(http.ErrAbortHandler) // a cut-off body must not look complete
+	}
 }
 
 func isForwarded(k string) bool {

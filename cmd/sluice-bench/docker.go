@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sluicehq/sluice/bench"
+	"github.com/sluicehq/sluice/bench/plan"
+	"github.com/sluicehq/sluice/bench/report"
+	"github.com/sluicehq/sluice/bench/results"
 )
 
 // writeDockerSection rewrites the Docker section of the report at mdPath
@@ -16,7 +18,7 @@ import (
 // first added to the docker run's results, which the load generator wrote
 // without seeing the engine: they stay part of the record.
 func writeDockerSection(dockerPath, loopbackPath, mdPath string, notes []string) error {
-	d, err := bench.ReadResults(dockerPath)
+	d, err := results.Read(dockerPath)
 	if err != nil {
 		return err
 	}
@@ -25,8 +27,8 @@ func writeDockerSection(dockerPath, loopbackPath, mdPath string, notes []string)
 			return err
 		}
 	}
-	var loop *bench.Results
-	if l, err := bench.ReadResults(loopbackPath); err == nil {
+	var loop *results.Results
+	if l, err := results.Read(loopbackPath); err == nil {
 		loop = l
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -42,18 +44,20 @@ func writeDockerSection(dockerPath, loopbackPath, mdPath string, notes []string)
 		}
 		return p
 	}
-	section, err := bench.DockerSection(bench.DockerInputs{
+	section, charts, err := report.DockerSection(report.DockerInputs{
 		Docker:      d,
 		DockerRel:   rel(dockerPath),
 		Loopback:    loop,
 		LoopbackRel: rel(loopbackPath),
-		ChartsDir:   filepath.Join(mdDir, "bench", "charts", "docker"),
 		ChartsRel:   "bench/charts/docker",
 	})
 	if err != nil {
 		return err
 	}
-	text, err := bench.ReplaceDocker(string(prev), section)
+	if err := writeCharts(filepath.Join(mdDir, "bench", "charts", "docker"), charts); err != nil {
+		return err
+	}
+	text, err := report.ReplaceDocker(string(prev), section)
 	if err != nil {
 		return fmt.Errorf("%s: %w", mdPath, err)
 	}
@@ -64,7 +68,7 @@ func writeDockerSection(dockerPath, loopbackPath, mdPath string, notes []string)
 	// A run in which sluice measured nothing means the Docker path is
 	// broken even though every step ran: say so with a failing status.
 	for _, m := range d.Metrics {
-		if s := m.Values[bench.SystemSluice]; s != nil && s.N > 0 {
+		if s := m.Values[plan.Sluice]; s != nil && s.N > 0 {
 			return nil
 		}
 	}
@@ -73,7 +77,7 @@ func writeDockerSection(dockerPath, loopbackPath, mdPath string, notes []string)
 
 // addNotes appends the notes r does not have yet, so that reporting twice
 // does not repeat them; it reports whether any was added.
-func addNotes(r *bench.Results, notes []string) bool {
+func addNotes(r *results.Results, notes []string) bool {
 	have := map[string]bool{}
 	for _, n := range r.Notes {
 		have[n] = true

@@ -19,10 +19,10 @@ var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Pr
 // Forwardable reports whether a proxy may forward an inbound request with
 // Pool.Do, WriteHead and CopyResponse instead of httputil.ReverseProxy: a
 // GET or HEAD with no body, no upgrade and no Connection options, which is
-// most of what a web app serves.
+// most of what a web app serves. A zero ContentLength means no body, as
+// ReverseProxy takes it too: an HTTP/2 request's Body is never http.NoBody.
 func Forwardable(r *http.Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-		(r.Body == nil || r.Body == http.NoBody) && r.ContentLength == 0 &&
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength == 0 &&
 		r.Header.Get("Upgrade") == "" && r.Header.Get("Connection") == ""
 }
 
@@ -64,8 +64,10 @@ func writeField(bw *bufio.Writer, k, v string) {
 // CopyResponse writes resp to w: its end-to-end headers (hop-by-hop ones
 // and those its Connection header names dropped), status, body (flushed
 // piece by piece when its length is unknown: a stream) and trailers. It
-// closes the body.
-func CopyResponse(w http.ResponseWriter, resp *http.Response) {
+// closes the body. An error means the body broke off midway: the caller
+// must abort the response (panic with http.ErrAbortHandler, as
+// ReverseProxy does) so the client does not take it as complete.
+func CopyResponse(w http.ResponseWriter, resp *http.Response) error {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, vv := range resp.Header {
@@ -89,15 +91,20 @@ func CopyResponse(w http.ResponseWriter, resp *http.Response) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	buf := relay.BufferPool{}.Get()
+	var err error
 	if resp.ContentLength == -1 {
-		copyFlushing(w, resp.Body, buf)
+		err = copyFlushing(w, resp.Body, buf)
 	} else {
-		io.CopyBuffer(writerOnly{w}, resp.Body, buf)
+		_, err = io.CopyBuffer(writerOnly{w}, resp.Body, buf)
 	}
 	relay.BufferPool{}.Put(buf)
+	if err != nil {
+		return err
+	}
 	for k, vv := range resp.Trailer {
 		h[k] = vv
 	}
+	return nil
 }
 
 func isHop(k string) bool {
@@ -111,18 +118,21 @@ func isHop(k string) bool {
 
 // copyFlushing sends every piece of a stream (events, long polls) as it
 // comes.
-func copyFlushing(w http.ResponseWriter, body io.Reader, buf []byte) {
+func copyFlushing(w http.ResponseWriter, body io.Reader, buf []byte) error {
 	rc := http.NewResponseController(w)
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+				return werr
 			}
 			rc.Flush()
 		}
+		if err == io.EOF {
+			return nil
+		}
 		if err != nil {
-			return
+			return err
 		}
 	}
 }

@@ -79,7 +79,7 @@ func (p *Pool) Do(req *http.Request, writeHead func(*bufio.Writer) error) (*http
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.exchange(c, req, writeHead)
+		resp, err := p.exchange(c, reused, req, writeHead)
 		if err == nil {
 			return resp, nil
 		}
@@ -92,7 +92,7 @@ func (p *Pool) Do(req *http.Request, writeHead func(*bufio.Writer) error) (*http
 	}
 }
 
-func (p *Pool) exchange(c *conn, req *http.Request, writeHead func(*bufio.Writer) error) (*http.Response, error) {
+func (p *Pool) exchange(c *conn, reused bool, req *http.Request, writeHead func(*bufio.Writer) error) (*http.Response, error) {
 	// A public client that goes away unblocks the read below.
 	stop := context.AfterFunc(req.Context(), func() { c.nc.SetDeadline(time.Unix(1, 0)) })
 	if err := writeHead(c.bw); err != nil {
@@ -101,14 +101,14 @@ func (p *Pool) exchange(c *conn, req *http.Request, writeHead func(*bufio.Writer
 	}
 	if err := c.bw.Flush(); err != nil {
 		stop()
-		return nil, fmt.Errorf("%w: %w", errStale, err)
+		return nil, nothingRead(reused, err)
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		stop()
 		if req.Context().Err() != nil {
 			return nil, req.Context().Err()
 		}
-		return nil, fmt.Errorf("%w: %w", errStale, err)
+		return nil, nothingRead(reused, err)
 	}
 	for {
 		resp, err := http.ReadResponse(c.br, req)
@@ -130,6 +130,15 @@ func (p *Pool) exchange(c *conn, req *http.Request, writeHead func(*bufio.Writer
 		resp.Body = b
 		return resp, nil
 	}
+}
+
+// nothingRead describes a connection that failed before any of the
+// response arrived: on a reused one, the far end had closed it while idle.
+func nothingRead(reused bool, err error) error {
+	if reused {
+		return fmt.Errorf("%w: %w", errStale, err)
+	}
+	return fmt.Errorf("the connection closed before a response arrived: %w", err)
 }
 
 // body returns its connection to the pool once read to the end, and closes

@@ -29,12 +29,16 @@ func LeaseFile(stateDir, listen string) string {
 
 // openRegistry opens the lease store of the state directory and loads it.
 func (s *Server) openRegistry() (*Registry, error) {
+	saveFailed := func(err error) {
+		s.log.Error("saving a lease failed: an edge restart may lose it", "err", err)
+	}
 	var store leasestore.Store
 	if file := LeaseFile(s.cfg.StateDir, s.cfg.Listen); file != "" {
 		f, err := leasestore.OpenFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("server: state directory %s: %w: give each edge its own state directory", s.cfg.StateDir, err)
 		}
+		f.OnError = saveFailed
 		store = f
 	} else if s.cfg.StateDir != "" {
 		s.log.Warn("leases kept in memory only: the agent address has no fixed port", "listen", s.cfg.Listen)
@@ -46,9 +50,7 @@ func (s *Server) openRegistry() (*Registry, error) {
 		}
 		return nil, fmt.Errorf("server: loading leases: %w", err)
 	}
-	reg.onErr = func(err error) {
-		s.log.Error("saving a lease failed: an edge restart may lose it", "err", err)
-	}
+	reg.onErr = saveFailed
 	if n := reg.Leases(); n > 0 {
 		s.log.Info("leases loaded", "count", n, "state_dir", s.cfg.StateDir)
 	}

@@ -266,3 +266,54 @@ func freeTCPPort(t *testing.T) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// BenchmarkRegister is one HTTP registration answered, with leases kept in
+// memory and in a state directory (a durable write each).
+func BenchmarkRegister(b *testing.B) {
+	for _, mode := range []string{"memory", "statedir"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := Config{Listen: fmt.Sprintf("127.0.0.1:%d", freeTCPPortB(b)), HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"},
+				Limits: Limits{TunnelsPerSession: 1 << 30, TunnelsPerOwner: 1 << 30}}
+			if mode == "statedir" {
+				cfg.StateDir = b.TempDir()
+			}
+			s, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx) }()
+			defer func() { cancel(); <-done }()
+			conn, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			sess, _ := mux.Client(conn, mux.DefaultConfig())
+			defer sess.Close()
+			ctrl, _ := sess.OpenStream(context.Background())
+			control.WriteMessage(ctrl, control.Hello{Version: control.Version})
+			control.WriteMessage(ctrl, control.Auth{Token: "T"})
+			if _, err := control.ReadMessage(ctrl); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				control.WriteMessage(ctrl, control.Register{Ref: uint32(i + 1), Kind: control.KindHTTP, Name: fmt.Sprintf("n%d", i)})
+				m, err := control.ReadMessage(ctrl)
+				if _, ok := m.(control.Assigned); !ok || err != nil {
+					b.Fatalf("%#v %v", m, err)
+				}
+			}
+		})
+	}
+}
+
+func freeTCPPortB(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

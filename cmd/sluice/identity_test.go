@@ -115,6 +115,16 @@ func TestE2EEdgeKill9KeepsURLsAndPin(t *testing.T) {
 	tcp := startProc(t, "tcp", svc, "--server", listen, "--token", "T", "--pin", pin)
 	tcpURL := tcp.waitLine(`^Forwarding tcp://(127\.0\.0\.1:\d+) -> `)[1]
 
+	// The edge writes leases right after each change, off the registration
+	// path: wait until both are on disk, then kill it.
+	leaseFile := filepath.Join(dir, "leases-"+listen[strings.LastIndexByte(listen, ':')+1:]+".json")
+	eventually(t, 5*time.Second, "both leases on disk", func() error {
+		b, err := os.ReadFile(leaseFile)
+		if err == nil && (!strings.Contains(string(b), `"key": "host:`) || !strings.Contains(string(b), `"key": "port:`)) {
+			err = fmt.Errorf("%s holds %s", leaseFile, b)
+		}
+		return err
+	})
 	edge.cmd.Process.Kill()
 	edge.wait()
 	edge2 := startProc(t, args...)

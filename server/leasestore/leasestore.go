@@ -50,8 +50,10 @@ type Record struct {
 	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
-// Store keeps leases. Implementations must be safe for concurrent use; Put
-// and Delete return once the change is durable.
+// Store keeps leases. Implementations must be safe for concurrent use. Put
+// and Delete must not wait for slow storage: they run on the registration
+// path, and a lease lost in a crash costs little (the agent asks for its name
+// or port again). Load after Put sees the change.
 type Store interface {
 	Load() ([]Record, error)
 	Put(Record) error
@@ -114,22 +116,30 @@ const fileVersion = 1
 // ErrLocked means another process holds the lease file.
 var ErrLocked = errors.New("leasestore: another edge is using this lease file")
 
-// File is a Store in one JSON file. Every change rewrites the file
-// (write a temporary file, fsync, rename, fsync the directory), so a crash
-// leaves either the old or the new version, never a torn one. Concurrent
-// changes share one write (group commit), so a burst of registrations costs a
-// few rewrites, not one each.
+// File is a Store in one JSON file. Changes are written by a goroutine of
+// its own, right after they are made, so a registration never waits for the
+// disk (a rewrite with fsync took about 2 ms here, against 40 µs for the
+// whole registration); changes made while a write is under way share the
+// next one. Each write replaces the file whole (temporary file, fsync,
+// rename, fsync of the directory), so a crash leaves the old or the new
+// version, never a torn one.
 type File struct {
 	path string
 	lock *os.File
+	// OnError, when set right after OpenFile (before any change), receives
+	// write failures.
+	OnError func(error)
 
-	mu  sync.Mutex
-	m   map[string]Record
-	gen uint64 // changes made
-
-	wmu     sync.Mutex
+	mu      sync.Mutex
+	m       map[string]Record
+	gen     uint64 // changes made
 	written uint64 // changes on disk
 	werr    error
+	wrote   *sync.Cond // signalled after each write
+
+	kick chan struct{} // a change is waiting to be written
+	quit chan struct{}
+	done chan struct{}
 }
 
 // OpenFile opens (creating if needed) the lease file at path and locks it
@@ -146,27 +156,29 @@ func OpenFile(path string) (*File, error) {
 		lock.Close()
 		return nil, fmt.Errorf("%w (%s)", ErrLocked, path)
 	}
-	f := &File{path: path, lock: lock, m: map[string]Record{}}
+	f := &File{path: path, lock: lock, m: map[string]Record{}, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	f.wrote = sync.NewCond(&f.mu)
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		f.Close()
+		lock.Close()
 		return nil, fmt.Errorf("leasestore: %w", err)
 	default:
 		var doc fileFormat
 		if err := json.Unmarshal(data, &doc); err != nil {
-			f.Close()
+			lock.Close()
 			return nil, fmt.Errorf("leasestore: %s is not a lease file (%v): move it away to start with no leases", path, err)
 		}
 		if doc.Version != fileVersion {
-			f.Close()
+			lock.Close()
 			return nil, fmt.Errorf("leasestore: %s has format version %d, this build reads %d", path, doc.Version, fileVersion)
 		}
 		for _, r := range doc.Leases {
 			f.m[r.Key] = r
 		}
 	}
+	go f.writer()
 	return f, nil
 }
 
@@ -182,9 +194,9 @@ func (f *File) Put(r Record) error {
 	f.mu.Lock()
 	f.m[r.Key] = r
 	f.gen++
-	gen := f.gen
 	f.mu.Unlock()
-	return f.flush(gen)
+	f.changed()
+	return nil
 }
 
 // Delete implements Store.
@@ -196,26 +208,61 @@ func (f *File) Delete(key string) error {
 	}
 	delete(f.m, key)
 	f.gen++
-	gen := f.gen
 	f.mu.Unlock()
-	return f.flush(gen)
+	f.changed()
+	return nil
 }
 
-// flush returns once change gen is on disk, writing it unless a write that
-// began after it already did.
-func (f *File) flush(gen uint64) error {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	if f.written >= gen {
-		return f.werr
+func (f *File) changed() {
+	select {
+	case f.kick <- struct{}{}:
+	default: // a write is already due; it takes this change too
 	}
+}
+
+// Flush returns once every change made so far is on disk, with the error of
+// the write that put it there.
+func (f *File) Flush() error {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	gen := f.gen
+	for f.written < gen {
+		f.wrote.Wait()
+	}
+	return f.werr
+}
+
+// writer writes the file after changes until Close.
+func (f *File) writer() {
+	defer close(f.done)
+	for {
+		select {
+		case <-f.kick:
+			f.write()
+		case <-f.quit:
+			f.write()
+			return
+		}
+	}
+}
+
+func (f *File) write() {
+	f.mu.Lock()
+	if f.written == f.gen {
+		f.mu.Unlock()
+		return
+	}
 	doc := fileFormat{Version: fileVersion, Leases: sorted(f.m)}
 	snap := f.gen
 	f.mu.Unlock()
-	f.werr = writeAtomic(f.path, doc)
-	f.written = snap
-	return f.werr
+	err := writeAtomic(f.path, doc)
+	f.mu.Lock()
+	f.written, f.werr = snap, err
+	f.wrote.Broadcast()
+	f.mu.Unlock()
+	if err != nil && f.OnError != nil {
+		f.OnError(err)
+	}
 }
 
 func writeAtomic(path string, doc fileFormat) error {
@@ -248,12 +295,20 @@ func writeAtomic(path string, doc fileFormat) error {
 	return nil
 }
 
-// Close releases the file's lock.
+// Close writes what is not written yet, stops the writer and releases the
+// file's lock.
 func (f *File) Close() error {
 	if f.lock == nil {
 		return nil
 	}
+	close(f.quit)
+	<-f.done
 	err := f.lock.Close()
 	f.lock = nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.werr != nil {
+		return f.werr
+	}
 	return err
 }

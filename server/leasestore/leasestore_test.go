@@ -93,3 +93,26 @@ func TestFileRefusesAForeignFile(t *testing.T) {
 		t.Fatalf("OpenFile of garbage: %v, want an error saying what to do", err)
 	}
 }
+
+func TestFileWritesWithoutWaitingAndFlushes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases.json")
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Put(rec("host:a.localhost")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.Load(); len(got) != 1 {
+		t.Fatalf("Load right after Put: %d records", len(got))
+	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// On disk while the store is still open, as a kill -9 would find it.
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), `"host:a.localhost"`) {
+		t.Fatalf("after Flush the file holds %q (%v)", b, err)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,11 +25,6 @@ import (
 
 // Software names this build in the Hello message.
 const Software = "sluice-agent/0.1"
-
-// InjectDelayEnv names a test-only environment variable: a Go duration slept
-// once per chunk forwarded by a TCP tunnel, so the benchmark regression gate
-// can prove it notices a slowdown. Never set it in production.
-const InjectDelayEnv = "SLUICE_DEBUG_INJECT_DELAY"
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
@@ -58,6 +52,12 @@ type Tunnel struct {
 	// without Handler or Fallback) pipes bytes to Local untouched, and a
 	// local service that is down shows as the edge's 502 page.
 	LogRequests bool
+	// Pool shares the name or port with other agents of the same owner that
+	// pool it too: the edge spreads connections across them.
+	Pool bool
+	// Takeover replaces a live holder of the same owner (one whose session
+	// is half-dead) on the first registration; the holder is told and stops.
+	Takeover bool
 	// UpstreamProtocol is how the agent speaks to Local: UpstreamHTTP1 (the
 	// default) or UpstreamHTTP2 (h2c, or h2 with UpstreamTLS), which gRPC
 	// services need. See upstream.go.
@@ -110,7 +110,6 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	dialer transport.Dialer
-	delay  time.Duration
 	fwds   []*tunnelState
 
 	metrics *agentMetrics // nil unless Config.Metrics is set
@@ -124,6 +123,7 @@ type tunnelState struct {
 	cfg   Tunnel
 	http  *httpForwarder
 	down  burstLog
+	lease lease // what the edge assigned, presented on every reconnect
 
 	// meter counts bytes for metrics; assigned is what the edge last
 	// confirmed for this tunnel (name, URL).
@@ -139,21 +139,13 @@ func New(cfg Config) (*Agent, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
 	a := &Agent{cfg: cfg, log: log}
-	if v := os.Getenv(InjectDelayEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("agent: %s=%q is not a Go duration such as 200us", InjectDelayEnv, v)
-		}
-		a.delay = d
-		log.Warn("test-only delay injected into every forwarded chunk", "env", InjectDelayEnv, "delay", d)
-	}
 	for i, t := range cfg.Tunnels {
 		ts := &tunnelState{index: i, cfg: t}
 		// Parsing HTTP on the agent is what logs each request and answers a
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
 		// requests per second in a loopback run (see README).
-		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || cfg.HTTPMiddleware != nil) {
+		if t.Kind == control.KindHTTP && t.listener == nil && (t.LogRequests || t.Handler != nil || t.Fallback != nil || needsParsing(t) || wrapsHTTP(cfg, t)) {
 			ts.http = newHTTPForwarder(ts, log)
 		}
 		a.fwds = append(a.fwds, ts)
@@ -234,6 +226,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		}
 		a.setLive(nil)
+		if err := ls.fatal(); err != nil {
+			return err
+		}
 		if time.Since(began) >= a.cfg.StableAfter {
 			bo.Reset()
 		}
@@ -253,7 +248,8 @@ func fatal(err error) bool {
 	if errors.As(err, &ce) {
 		return ce.Code != control.CodeInternal
 	}
-	return isTLSFailure(err)
+	var wp *WrongPeerError
+	return errors.As(err, &wp) || isTLSFailure(err)
 }
 
 func isTLSFailure(err error) bool {
@@ -270,6 +266,10 @@ func isTLSFailure(err error) bool {
 }
 
 func classify(addr string, err error) error {
+	var wp *WrongPeerError
+	if errors.As(err, &wp) {
+		return wp
+	}
 	if isTLSFailure(err) {
 		return &TLSError{Addr: addr, Err: err}
 	}
@@ -288,29 +288,98 @@ type liveSession struct {
 	// ctx is Run's context: UDP flows, which have nothing in flight to
 	// finish, end as soon as it does.
 	ctx context.Context
+
+	mu      sync.Mutex
+	endedBy *control.Error // what the edge said when it ended the session
+}
+
+func (ls *liveSession) fatal() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.endedBy == nil {
+		return nil
+	}
+	return ls.endedBy
 }
 
 // connect dials, authenticates and registers every tunnel. Hello, Auth and
 // all Registers are written before reading any answer, so the whole setup
 // costs one round trip after the transport is up.
+//
+// A peer that accepts but is slow to answer, or answers wrongly, is probed
+// on a separate connection to find out what it is (see probePeer), so an
+// agent pointed at the wrong port says what it found within seconds.
 func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
-	conn, err := a.dialer.DialContext(dctx, a.cfg.Server)
+	pctx, stopProbe := context.WithCancel(dctx)
+	defer stopProbe()
+	expectTLS := a.cfg.TLS != nil
+	probed := make(chan *WrongPeerError, 1)
+	timer := time.AfterFunc(probeAfter, func() {
+		wp := probePeer(pctx, a.cfg.Server, expectTLS)
+		if wp != nil {
+			cancel() // ends the attempt still waiting on the wrong peer
+		}
+		probed <- wp
+	})
+	// probeResult stops the probe, or waits for the one under way.
+	probeResult := func() *WrongPeerError {
+		if timer.Stop() {
+			return nil
+		}
+		return <-probed
+	}
+	ls, dialed, err := a.attempt(dctx)
+	if err == nil {
+		stopProbe()
+		probeResult()
+		return ls, nil
+	}
+	if wp := probeResult(); wp != nil {
+		return nil, wp
+	}
+	if wp := tlsRecordPeer(a.cfg.Server, err, expectTLS); wp != nil {
+		return nil, wp
+	}
+	var ce *control.Error
+	if dialed && !errors.As(err, &ce) && ctx.Err() == nil && !isTLSFailure(err) {
+		// The peer accepted and then failed the sluice handshake quickly:
+		// find out what it is.
+		if wp := probePeer(ctx, a.cfg.Server, expectTLS); wp != nil {
+			return nil, wp
+		}
+	}
+	return nil, err
+}
+
+// probeAfter is how long a handshake may take before the peer is probed.
+const probeAfter = time.Second
+
+// attempt is one connection attempt; dialed reports whether the transport
+// came up, so a failure after it is worth a probe.
+func (a *Agent) attempt(ctx context.Context) (ls *liveSession, dialed bool, err error) {
+	conn, err := a.dialer.DialContext(ctx, a.cfg.Server)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sess, err := mux.Client(conn, a.cfg.Mux)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, true, err
 	}
-	ls, err := a.handshake(dctx, sess)
+	// The handshake reads under the stream's deadline; ctx ending early (a
+	// probe found the wrong peer) must end it too.
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	ls, err = a.handshake(ctx, sess)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		sess.Close()
-		return nil, err
+		return nil, true, err
 	}
-	return ls, nil
+	return ls, true, nil
 }
 
 func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession, error) {
@@ -326,8 +395,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 		control.Auth{Token: a.cfg.Token},
 	}
 	for i, ts := range a.fwds {
-		t := ts.cfg
-		msgs = append(msgs, control.Register{Ref: uint32(i + 1), Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, ProxyProtocol: t.ProxyProtocol})
+		msgs = append(msgs, ts.register(uint32(i+1)))
 	}
 	for _, m := range msgs {
 		if err := control.WriteMessage(ctrl, m); err != nil {
@@ -372,6 +440,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	ctrl.SetDeadline(time.Time{})
 	for _, m := range assigned {
 		ts := a.fwds[m.Ref-1]
+		ts.lease.keep(m)
 		ts.assigned.Store(&m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
@@ -411,6 +480,16 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 					ls.sess.Close()
 				}
 				return
+			}
+			if ce, ok := m.(*control.Error); ok && ce.Ref == 0 {
+				// The edge ends the session and says why (taken over, token
+				// removed): reconnecting would not help.
+				a.log.Error("the edge closed this session", "code", ce.Code, "reason", ce.Message)
+				ls.mu.Lock()
+				ls.endedBy = ce
+				ls.mu.Unlock()
+				ls.sess.Close()
+				continue
 			}
 			a.log.Debug("ignoring an unexpected control message", "type", m.Type())
 		}
@@ -527,7 +606,7 @@ func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHe
 	}
 	a.log.Debug("tcp connection", "from", remote, "local", ts.cfg.Local)
 	return func() {
-		res := relay.Relay(st, local, relay.Options{Delay: a.delay, Meter: a.meterOf(ts)})
+		res := relay.Relay(st, local, relay.Options{Meter: a.meterOf(ts)})
 		a.log.Debug("tcp connection closed", "from", remote, "in", res.AToB, "out", res.BToA, "err", res.Err)
 	}
 }

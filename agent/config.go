@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
@@ -30,7 +31,7 @@ type Config struct {
 	TLS *tls.Config
 	// Tunnels are registered on every session, in order.
 	Tunnels []Tunnel
-	// Mux configures the session. The zero value means mux.DefaultConfig().
+	// Mux configures the session; mux fills the fields left zero.
 	Mux mux.Config
 	// Logger receives the agent's logs. Nil discards them.
 	Logger *slog.Logger
@@ -59,7 +60,9 @@ type Config struct {
 	// HTTPMiddleware, when set, wraps the handler of every HTTP tunnel (the
 	// proxy to its local service); index is the tunnel's position in
 	// Tunnels. The request inspector uses it to capture and replay
-	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel.
+	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel
+	// but those with a ProxyProtocol, which must pipe bytes and are left
+	// unwrapped.
 	HTTPMiddleware func(index int, next http.Handler) http.Handler
 }
 
@@ -120,10 +123,8 @@ func (c *Config) validate() error {
 			return configErr(field+".RemotePort", "%d is not a port: give 1-65535, or 0 to let the edge choose", t.RemotePort)
 		}
 	}
-	if c.Mux != (mux.Config{}) {
-		if err := c.Mux.Validate(); err != nil {
-			return configErr("Mux", "%v", err)
-		}
+	if err := c.Mux.Validate(); err != nil {
+		return err // a *ConfigError of package mux, naming its field
 	}
 	return nil
 }
@@ -158,9 +159,6 @@ func checkHostPort(addr string) error {
 // setDefaults fills every field left zero, one by one, so a partly filled
 // Config is normal.
 func (c *Config) setDefaults() {
-	if c.Mux == (mux.Config{}) {
-		c.Mux = mux.DefaultConfig()
-	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 10 * time.Second
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/mux"
 )
 
 func TestConfigErrorNamesTheField(t *testing.T) {
@@ -43,7 +42,7 @@ func TestConfigDefaultsFieldByField(t *testing.T) {
 	if c.DialTimeout != 2*time.Second || c.FirstConnectTimeout != -1 {
 		t.Errorf("set fields overwritten: %v %v", c.DialTimeout, c.FirstConnectTimeout)
 	}
-	if c.StableAfter != 10*time.Second || c.ShutdownTimeout != 10*time.Second || c.Mux != mux.DefaultConfig() || c.Logger == nil {
+	if c.StableAfter != 10*time.Second || c.ShutdownTimeout != 10*time.Second || c.Logger == nil {
 		t.Errorf("zero fields not filled: %+v", c)
 	}
 }

@@ -225,20 +225,3 @@ func TestTCPLocalServiceDownClosesCallers(t *testing.T) {
 		t.Fatalf("%d log lines for a burst of 5 failures, want 1:\n%s", got, logged.String())
 	}
 }
-
-func TestInjectDelayEnv(t *testing.T) {
-	cfg := Config{Server: "127.0.0.1:1", Token: "x", Tunnels: []Tunnel{{Kind: control.KindTCP, Local: "127.0.0.1:2"}}}
-	t.Setenv(InjectDelayEnv, "soon")
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), InjectDelayEnv) {
-		t.Fatalf("a malformed %s: got %v, want an error naming it", InjectDelayEnv, err)
-	}
-	t.Setenv(InjectDelayEnv, "250us")
-	a, err := New(cfg)
-	if err != nil || a.delay != 250*time.Microsecond {
-		t.Fatalf("%s=250us: delay %v, err %v", InjectDelayEnv, a.delay, err)
-	}
-	t.Setenv(InjectDelayEnv, "")
-	if a, _ := New(cfg); a.delay != 0 {
-		t.Fatalf("unset %s: delay %v, want 0", InjectDelayEnv, a.delay)
-	}
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/page"
 
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/relay"
 )
 
@@ -28,7 +29,10 @@ type httpForwarder struct {
 	ts  *tunnelState
 	ln  *chanListener
 	srv *http.Server
-	tr  *http.Transport
+	tr  interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	}
 }
 
 // fullDuplex lets a handler read the request body while it writes the
@@ -57,7 +61,24 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 		f.tr = newUpstreamTransport(ts.cfg)
 		local := ts.cfg.Local
 		scheme := upstreamScheme(ts.cfg)
-		h = &httputil.ReverseProxy{
+		proxyError := func(w http.ResponseWriter, r *http.Request, err error) {
+			if isGRPC(r) {
+				// A gRPC client reads a status, not a page.
+				grpcError(w, r, local, err)
+				return
+			}
+			if r.Context().Err() != nil {
+				return // the public client went away
+			}
+			if ts.cfg.Fallback != nil && errors.Is(err, syscall.ECONNREFUSED) {
+				ts.cfg.Fallback.ServeHTTP(w, r)
+				return
+			}
+			ts.down.log(logger, "local service unreachable: answering 502; start it or fix the port", "local", local, "err", err)
+			errorPage(w, http.StatusBadGateway, "Local service unreachable",
+				fmt.Sprintf("The tunnel is up, but the sluice agent could not reach the local service at %s (%v). Start the service, or check the port given to sluice.", local, err))
+		}
+		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.Out.URL.Scheme = scheme
 				pr.Out.URL.Host = local
@@ -69,29 +90,17 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 				}
 			},
 			ModifyResponse: func(r *http.Response) error {
-				rewriteLocations(r, local)
+				rewriteLocations(r, local, r.Request.Host)
 				return nil
 			},
-			Transport:  f.tr,
-			BufferPool: relay.BufferPool{},
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				if isGRPC(r) {
-					// A gRPC client reads a status, not a page.
-					grpcError(w, r, local, err)
-					return
-				}
-				if r.Context().Err() != nil {
-					return // the public client went away
-				}
-				if ts.cfg.Fallback != nil && errors.Is(err, syscall.ECONNREFUSED) {
-					ts.cfg.Fallback.ServeHTTP(w, r)
-					return
-				}
-				ts.down.log(logger, "local service unreachable: answering 502; start it or fix the port", "local", local, "err", err)
-				errorPage(w, http.StatusBadGateway, "Local service unreachable",
-					fmt.Sprintf("The tunnel is up, but the sluice agent could not reach the local service at %s (%v). Start the service, or check the port given to sluice.", local, err))
-			},
-			ErrorLog: log.New(io.Discard, "", 0),
+			Transport:    f.tr,
+			BufferPool:   relay.BufferPool{},
+			ErrorHandler: proxyError,
+			ErrorLog:     log.New(io.Discard, "", 0),
+		}
+		h = rp
+		if pool, ok := f.tr.(*h1.Pool); ok {
+			h = fastForwarder(ts.cfg, pool, rp, proxyError)
 		}
 	}
 	if ts.cfg.LogRequests {
@@ -218,3 +227,27 @@ type tunnelAddr string
 
 func (a tunnelAddr) Network() string { return "sluice" }
 func (a tunnelAddr) String() string  { return string(a) }
+
+// fastForwarder sends h1.Forwardable requests (bodiless GETs and HEADs)
+// through pool without httputil.ReverseProxy: the head is written straight
+// from the request the edge sent, with the same Host and header rules, and
+// the response copied back with its redirects rewritten. Everything else
+// goes to rp.
+func fastForwarder(t Tunnel, pool *h1.Pool, rp http.Handler, proxyError func(http.ResponseWriter, *http.Request, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h1.Forwardable(r) || isGRPC(r) {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		host := hostHeader(t, r.Host)
+		resp, err := pool.Do(r, func(bw *bufio.Writer) error { return h1.WriteHead(bw, r, host, nil, nil) })
+		if err != nil {
+			proxyError(w, r, err)
+			return
+		}
+		rewriteLocations(resp, t.Local, host)
+		if err := h1.CopyResponse(w, resp); err != nil {
+			panic(http.ErrAbortHandler) // a cut-off body must not look complete
+		}
+	})
+}

@@ -11,7 +11,7 @@ import (
 // name the local service at the public URL the client used instead, so a
 // redirect neither leaks the local address nor sends the client (curl -L, a
 // browser) to a host it cannot reach.
-func rewriteLocations(r *http.Response, local string) {
+func rewriteLocations(r *http.Response, local, sentHost string) {
 	req := r.Request
 	if req == nil {
 		return
@@ -22,7 +22,7 @@ func rewriteLocations(r *http.Response, local string) {
 	}
 	for _, k := range [...]string{"Location", "Content-Location"} {
 		if v := r.Header.Get(k); v != "" {
-			if nv, ok := rewriteURL(v, local, req.Host, public); ok {
+			if nv, ok := rewriteURL(v, local, sentHost, public); ok {
 				r.Header.Set(k, nv)
 			}
 		}
@@ -32,7 +32,7 @@ func rewriteLocations(r *http.Response, local string) {
 		lower := strings.ToLower(v)
 		if i := strings.Index(lower, "url="); i >= 0 {
 			target := strings.Trim(v[i+4:], `"' `)
-			if nv, ok := rewriteURL(target, local, req.Host, public); ok {
+			if nv, ok := rewriteURL(target, local, sentHost, public); ok {
 				r.Header.Set("Refresh", v[:i+4]+nv)
 			}
 		}

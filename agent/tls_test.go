@@ -111,9 +111,9 @@ func TestPlainAgentAgainstTLSEdgeFailsClearly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = a.Run(ctx)
-	var ue *UnreachableError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "agree on TLS") {
-		t.Fatalf("plain agent, TLS edge: %v, want an UnreachableError saying both sides must agree on TLS (the CLI adds --insecure)", err)
+	var wp *WrongPeerError
+	if !errors.As(err, &wp) || wp.Kind != PeerTLS || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("plain agent, TLS edge: %v, want a WrongPeerError saying the edge speaks TLS", err)
 	}
 }
 

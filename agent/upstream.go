@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/h1"
 )
 
 // Upstream protocols: how the agent speaks to the local service.
@@ -58,8 +61,28 @@ func hostHeader(t Tunnel, public string) string {
 }
 
 // newUpstreamTransport is the agent's pool of connections to the local
-// service, speaking the tunnel's upstream protocol.
-func newUpstreamTransport(t Tunnel) *http.Transport {
+// service, speaking the tunnel's upstream protocol. Plain HTTP/1.1 puts
+// h1.Pool's fast path for bodiless GETs and HEADs in front.
+func newUpstreamTransport(t Tunnel) interface {
+	http.RoundTripper
+	CloseIdleConnections()
+} {
+	tr := newStdTransport(t)
+	if t.UpstreamProtocol == UpstreamHTTP2 || t.UpstreamTLS != nil {
+		return tr
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return &h1.Pool{
+		Dial: func(ctx context.Context, _ *http.Request) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", t.Local)
+		},
+		MaxIdle:     256,
+		IdleTimeout: 90 * time.Second,
+		Fallback:    tr,
+	}
+}
+
+func newStdTransport(t Tunnel) *http.Transport {
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		MaxIdleConns:          256,

@@ -42,6 +42,10 @@ const (
 	CodePortTaken    = "port_taken"       // the requested TCP port is in use or outside the allowed range
 	CodeBadRequest   = "bad_request"      // a malformed or out-of-order message
 	CodeInternal     = "internal"         // the edge failed for a reason of its own
+	CodeForbidden    = "forbidden"        // the token's rules in the edge's tokens file do not allow the name or port
+	CodeLimit        = "limit"            // a tunnel limit of the session or the token is reached
+	CodeTakenOver    = "taken_over"       // another agent took this session's tunnel over (--takeover)
+	CodeRevoked      = "revoked"          // the edge no longer accepts this session's token (removed on reload)
 )
 
 // Message is one control message. The concrete types are the exported structs
@@ -86,6 +90,16 @@ type Register struct {
 	// RemotePort is the public TCP or UDP port asked for (TCP and UDP only);
 	// 0 lets the edge choose one.
 	RemotePort int `json:"remote_port,omitempty"`
+	// Lease is the secret of an earlier Assigned for this tunnel. Presenting
+	// it gets the same name or port back, even one the edge chose at random
+	// and even while the edge still thinks the old session is alive.
+	Lease string `json:"lease,omitempty"`
+	// Pool asks to share the name or port with the other agents of the same
+	// owner that also ask to pool it: connections are spread across them.
+	Pool bool `json:"pool,omitempty"`
+	// Takeover asks to replace a live holder of the same owner (one whose
+	// session is half-dead); the holder is told and stops.
+	Takeover bool `json:"takeover,omitempty"`
 	// ProxyProtocol ("v1" or "v2") asks the edge for version 2 stream
 	// headers, which carry the public address the client connected to, and,
 	// on an HTTP tunnel, for a stream per public connection instead of
@@ -109,6 +123,9 @@ type Assigned struct {
 	// http://name.domain:port for HTTP, tcp://host:port for TCP,
 	// udp://host:port for UDP.
 	URL string `json:"url"`
+	// Lease is the secret to present in Register.Lease when reconnecting, to
+	// get this name or port back.
+	Lease string `json:"lease,omitempty"`
 	// ProxyProtocol echoes Register.ProxyProtocol when the edge honours it.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 }

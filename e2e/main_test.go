@@ -125,3 +125,7 @@ func viaEdge(t *testing.T, addr string) *http.Client {
 func hostOf(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

@@ -12,8 +12,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Comparison benchmarks against hashicorp/yamux and xtaci/smux (issue 2,
-// §7). Run them all, five times each, with allocation counts:
+// Comparison benchmarks against hashicorp/yamux and xtaci/smux. Run them
+// all, five times each, with allocation counts:
 //
 //	go test -run '^$' -bench . -benchmem -count 5 ./mux/
 //
@@ -225,7 +225,7 @@ func BenchmarkCompareLatency(b *testing.B) {
 // BenchmarkCompareLatencyUnderLoad: as BenchmarkCompareLatency, while a
 // second stream on the same session pushes 64 KiB writes as fast as the
 // peer reads them (the case where a shared send queue hurts small
-// messages). Not one of the issue's targets; it shows fairness.
+// messages). It has no target; it shows fairness.
 func BenchmarkCompareLatencyUnderLoad(b *testing.B) {
 	benchForEachImpl(b, func(b *testing.B, impl benchImpl) {
 		e := benchNewEnv(b, impl)

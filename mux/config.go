@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
+	"github.com/sluicehq/sluice/internal/cfgerr"
 )
 
 // Config tunes a Session. Every field has a default: a zero field takes it,
@@ -72,17 +73,10 @@ const (
 // in: the same as the zero Config.
 func DefaultConfig() Config { return Config{}.withDefaults() }
 
-// ConfigError says which Config field cannot work, and why. Match it with
-// errors.As.
-type ConfigError struct {
-	Field  string // the Config field, e.g. "SessionWindow"
-	Value  any    // its value, after defaults were filled in
-	Reason string // why it cannot work
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("mux config: %s is %v; %s", e.Field, e.Value, e.Reason)
-}
+// ConfigError says which Config field cannot work, and why (Pkg is
+// "mux"). Match it with errors.As; it is the same type as
+// server.ConfigError and agent.ConfigError.
+type ConfigError = cfgerr.Error
 
 // withDefaults fills every zero field with its default. Defaults that
 // depend on another field follow what the caller set there, so setting one
@@ -132,7 +126,7 @@ func (c Config) writeTimeout() time.Duration { return max(c.WriteTimeout, 0) }
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	bad := func(field string, value any, format string, args ...any) error {
-		return &ConfigError{Field: field, Value: value, Reason: fmt.Sprintf(format, args...)}
+		return cfgerr.New("mux", field, "%v is out of range: %s", value, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case c.MaxConcurrentStreams < 1:

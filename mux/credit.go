@@ -74,5 +74,22 @@ func (s *Session) queueWindowUpdate(id uint32, inc uint32) {
 	s.wmu.Lock()
 	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
 	s.wmu.Unlock()
-	s.signalWriter()
+	if !s.ctrlThrough() {
+		s.signalWriter()
+	}
+}
+
+// queueStreamCredit sends a stream's credit, with a PING to time the queue
+// if one is due (probeDue).
+func (s *Session) queueStreamCredit(id uint32, inc uint32) {
+	ping := s.probeDue()
+	s.wmu.Lock()
+	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
+	if ping != 0 {
+		s.ctrl = frame.AppendPing(s.ctrl, false, ping)
+	}
+	s.wmu.Unlock()
+	if !s.ctrlThrough() {
+		s.signalWriter()
+	}
 }

@@ -9,8 +9,17 @@ import (
 // Flow control: what this side may send and what it lets the peer send, for
 // each stream and for the session as a whole. Nothing here does I/O or
 // reads a clock: the callers pass the time and the round-trip time in, so
-// the rules are tested with a clock held in the test. The wire side of it
+// the rules are tested with a clock held in the test. Times are readings of
+// the session's clock (Session.now: time since the session started, on the
+// monotonic clock), 8 bytes where a time.Time takes 24: a stream holds two. The wire side of it
 // (WINDOW_UPDATE) is in docs/PROTOCOL.md.
+
+// link is what the session knows of the path from the peer: the smallest
+// round trip measured, and how much longer the latest one took (time the
+// data waits in queues on the way, 0 if unknown).
+type link struct {
+	min, queue time.Duration
+}
 
 // windowLimits bounds a stream's receive window: auto-tuning moves it
 // between initial and max.
@@ -29,17 +38,21 @@ type recvWindow struct {
 
 	// Auto-tuning looks at one epoch at a time: from one credit sent to
 	// the next.
-	epoch  time.Time     // when credit was last sent
+	epoch  time.Duration // when credit was last sent
 	waited time.Duration // time the reader spent waiting for data within the epoch
-	// waitingSince is when the reader started waiting, zero while it is
-	// not. A wait still going on counts as far as it has gone, so a
+	// waitingSince is when the reader started waiting, notWaiting while it
+	// is not. A wait still going on counts as far as it has gone, so a
 	// reader that never wakes (the session's reader hands the data to
 	// WriteTo's socket itself) is seen to be waiting all along.
-	waitingSince time.Time
+	waitingSince time.Duration
 }
 
-func newRecvWindow(lim *windowLimits, now time.Time) recvWindow {
-	return recvWindow{window: lim.initial, epoch: now}
+// notWaiting is waitingSince while the reader is not waiting: no reading
+// of the session's clock is negative.
+const notWaiting time.Duration = -1
+
+func newRecvWindow(lim *windowLimits, now time.Duration) recvWindow {
+	return recvWindow{window: lim.initial, epoch: now, waitingSince: notWaiting}
 }
 
 // admit takes n bytes the peer sent into the window; false if they do not
@@ -61,60 +74,59 @@ func (w *recvWindow) first(n int64) bool { return w.inFlight == n && w.unacked =
 // says nothing about the window, so the epoch starts afresh. A shorter one
 // is part of the epoch: a window-limited sender pauses for a round trip
 // after every window, and that pause is what shows the window is small.
-func (w *recvWindow) arrived(now time.Time, rtt time.Duration) {
-	if now.Sub(w.epoch) > 2*rtt {
+func (w *recvWindow) arrived(now, rtt time.Duration) {
+	if now-w.epoch > 2*rtt {
 		w.restart(now)
 	}
 }
 
 // restart begins a tuning epoch at now.
-func (w *recvWindow) restart(now time.Time) {
+func (w *recvWindow) restart(now time.Duration) {
 	w.epoch, w.waited = now, 0
 }
 
 // startWait records that the reader began waiting for data at now.
-func (w *recvWindow) startWait(now time.Time) {
-	if w.waitingSince.IsZero() {
+func (w *recvWindow) startWait(now time.Duration) {
+	if w.waitingSince == notWaiting {
 		w.waitingSince = now
 	}
 }
 
 // waiting reports whether the reader is waiting for data.
-func (w *recvWindow) waiting() bool { return !w.waitingSince.IsZero() }
+func (w *recvWindow) waiting() bool { return w.waitingSince != notWaiting }
 
 // stopWait records that the reader stopped waiting at now.
-func (w *recvWindow) stopWait(now time.Time) {
-	if w.waitingSince.IsZero() {
+func (w *recvWindow) stopWait(now time.Duration) {
+	if w.waitingSince == notWaiting {
 		return
 	}
 	w.waited += w.waitedSince(w.waitingSince, now)
-	w.waitingSince = time.Time{}
+	w.waitingSince = notWaiting
 }
 
 // waitedSince is the part of a wait from start to now that falls within
 // the current epoch.
-func (w *recvWindow) waitedSince(start, now time.Time) time.Duration {
-	if start.Before(w.epoch) {
-		start = w.epoch
-	}
-	return max(now.Sub(start), 0)
+func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
+	return max(now-max(start, w.epoch), 0)
 }
 
 // consume accounts for n bytes the reader took at now and returns the
 // stream credit to send the peer (0: none yet). buffered is what is still
-// unread after them, rtt the session's tuning round-trip time (0 before it
-// is known), fin whether the peer has finished sending (no credit is
-// needed then).
+// unread after them, l the path (l.min is 0 before the RTT is known), fin
+// whether the peer has finished sending (no credit is needed then).
 //
 // Credit goes back once half the window has been consumed, and the window
 // is tuned at that moment:
 //
 // Grow (double, up to lim.max, as QUIC implementations do) when the window
 // is what limits the stream: half of it went by within two round trips and
-// the reader spent at least half of that time waiting for data; and never
-// past what 10 Gbit/s needs at the measured RTT, so that on loopback and
-// LANs, where RTT samples are mostly scheduling noise, the window stays
-// small. Every reader counts its waits: Read and WriteTo while they block,
+// the reader spent at least half of that time waiting for data; and not
+// when data already waits in a queue on the way for half a round trip or
+// more: the link, not the window, is then the limit, and a larger window
+// would only lengthen the queue that small messages of other streams wait
+// in; and never beyond what 10 Gbit/s needs at the measured RTT, so that on
+// loopback and LANs, where RTT samples are mostly scheduling noise, the
+// window stays small. Every reader counts its waits: Read and WriteTo while they block,
 // and a WriteTo whose socket the session's reader writes into all the time
 // it has nothing else to do. How much is buffered at this moment is no
 // sign against growing: a window-limited sender delivers a whole window
@@ -122,18 +134,20 @@ func (w *recvWindow) waitedSince(start, now time.Time) time.Duration {
 //
 // Shrink (halve, down to lim.initial) when the reader is the bottleneck:
 // it had data waiting for most of the epoch and half a window or more is
-// still buffered. Credit cannot be taken back, so shrinking means crediting
+// still buffered; or when data waits a whole round trip in a queue on the
+// way, so that the windows of bulk streams settle near the link's
+// bandwidth-delay product instead of filling its queue. Credit cannot be taken back, so shrinking means crediting
 // back less than was read. Without it a window grown for a fast phase
 // would let data pile up for a slow reader, which on loopback was measured
 // to double the CPU cost per byte through cache misses.
-func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered int64, fin bool, lim *windowLimits) (inc int64) {
+func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64, fin bool, lim *windowLimits) (inc int64) {
 	w.unacked += n
 	if fin || w.unacked < w.window/2 {
 		return 0
 	}
-	epoch := now.Sub(w.epoch)
+	epoch := now - w.epoch
 	waited := w.waited
-	if !w.waitingSince.IsZero() {
+	if w.waiting() {
 		waited += w.waitedSince(w.waitingSince, now)
 	}
 	// busy: the reader had data waiting for most of the epoch. A reader
@@ -141,13 +155,13 @@ func (w *recvWindow) consume(n int64, now time.Time, rtt time.Duration, buffered
 	// this moment (a window-limited sender delivers a whole window at once).
 	busy := 2*waited < epoch
 	switch {
-	case busy && buffered >= w.window/2:
+	case busy && buffered >= w.window/2, l.min > 0 && l.queue >= l.min:
 		shrink := min(w.window-max(w.window/2, lim.initial), w.unacked-1)
 		if shrink > 0 {
 			w.window -= shrink
 			inc -= shrink
 		}
-	case !busy && rtt > 0 && epoch < 2*rtt && w.window < windowFor10Gbps(rtt):
+	case !busy && l.min > 0 && epoch < 2*l.min && l.queue < l.min/2 && 2*w.window <= windowFor10Gbps(l.min):
 		if grow := min(w.window, lim.max-w.window); grow > 0 {
 			w.window += grow
 			inc += grow

@@ -9,8 +9,8 @@ import (
 
 var tstLim = windowLimits{initial: 256 << 10, max: 16 << 20}
 
-// tstT0 is an arbitrary start for the test clock.
-var tstT0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+// tstT0 is an arbitrary reading of the test clock.
+const tstT0 = time.Hour
 
 // TestRecvWindowAutoTuning drives a stream's receive window through one
 // epoch per case: the reader consumes half the window after elapsed, having
@@ -22,46 +22,46 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 		name     string
 		rtt      time.Duration
 		elapsed  time.Duration // from the epoch's start to the consume
-		reader   func(w *recvWindow, start, now time.Time)
+		reader   func(w *recvWindow, start, now time.Duration)
 		buffered int64
 		want     int64 // window afterwards
 	}{
 		{"Read: waited, woke, read within an RTT", rtt, 20 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {
+			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start)
 				w.stopWait(now)
 			}, 0, 2 * tstLim.initial},
 		{"WriteTo: waited between writes, most of the epoch", rtt, 40 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {
-				for at := start; at.Before(now); at = at.Add(10 * time.Millisecond) {
+			func(w *recvWindow, start, now time.Duration) {
+				for at := start; at < now; at += 10 * time.Millisecond {
 					w.startWait(at)
-					w.stopWait(at.Add(8 * time.Millisecond))
+					w.stopWait(at + 8*time.Millisecond)
 				}
 			}, 0, 2 * tstLim.initial},
 		{"sink: waiting since before the epoch and never woke", rtt, 20 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {
-				w.startWait(start.Add(-time.Second))
+			func(w *recvWindow, start, now time.Duration) {
+				w.startWait(start - time.Second)
 			}, 0, 2 * tstLim.initial},
 		{"reader never waited: it, not the window, is the limit", rtt, 20 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {}, 0, tstLim.initial},
+			func(w *recvWindow, start, now time.Duration) {}, 0, tstLim.initial},
 		{"reader waited under half the epoch", rtt, 40 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {
+			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start)
-				w.stopWait(start.Add(15 * time.Millisecond))
+				w.stopWait(start + 15*time.Millisecond)
 			}, 0, tstLim.initial},
 		{"half window took over two round trips", rtt, 101 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
+			func(w *recvWindow, start, now time.Duration) { w.startWait(start) }, 0, tstLim.initial},
 		{"RTT not measured yet", 0, 20 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
+			func(w *recvWindow, start, now time.Duration) { w.startWait(start) }, 0, tstLim.initial},
 		{"a burst left half the window buffered; the reader had waited for it", rtt, 50 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {
+			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start)
-				w.stopWait(now.Add(-time.Millisecond))
+				w.stopWait(now - time.Millisecond)
 			}, tstLim.initial / 2, 2 * tstLim.initial},
 		{"a busy reader with half the window buffered: no growth", rtt, 20 * time.Millisecond,
-			func(w *recvWindow, start, now time.Time) {}, tstLim.initial / 2, tstLim.initial},
+			func(w *recvWindow, start, now time.Duration) {}, tstLim.initial / 2, tstLim.initial},
 		{"loopback RTT: the window already covers 10 Gbit/s", 50 * time.Microsecond, 20 * time.Microsecond,
-			func(w *recvWindow, start, now time.Time) { w.startWait(start) }, 0, tstLim.initial},
+			func(w *recvWindow, start, now time.Duration) { w.startWait(start) }, 0, tstLim.initial},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,9 +69,9 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 			if !w.admit(half) {
 				t.Fatal("admit refused half the window")
 			}
-			now := tstT0.Add(tc.elapsed)
+			now := tstT0 + tc.elapsed
 			tc.reader(&w, tstT0, now)
-			inc := w.consume(half, now, tc.rtt, tc.buffered, false, &tstLim)
+			inc := w.consume(half, now, link{min: tc.rtt}, tc.buffered, false, &tstLim)
 			if w.window != tc.want {
 				t.Errorf("window %d, want %d", w.window, tc.want)
 			}
@@ -98,8 +98,8 @@ func TestRecvWindowGrowsToMax(t *testing.T) {
 		if !w.admit(half) {
 			t.Fatalf("epoch %d: admit refused half the window", i)
 		}
-		now = now.Add(rtt / 2)
-		_ = w.consume(half, now, rtt, 0, false, &tstLim)
+		now += rtt / 2
+		_ = w.consume(half, now, link{min: rtt}, 0, false, &tstLim)
 	}
 	if w.window != tstLim.max {
 		t.Fatalf("window %d after 20 fast epochs, want the maximum %d", w.window, tstLim.max)
@@ -122,8 +122,8 @@ func TestRecvWindowShrinks(t *testing.T) {
 		if !w.admit(before) {
 			t.Fatal("admit refused a full window")
 		}
-		now = now.Add(time.Second)
-		inc := w.consume(half, now, 50*time.Millisecond, before-half, false, &tstLim)
+		now += time.Second
+		inc := w.consume(half, now, link{min: 50 * time.Millisecond}, before-half, false, &tstLim)
 		if w.window >= before || w.window < max(before/2, tstLim.initial) {
 			t.Fatalf("window %d after %d with half buffered, want between %d and %d", w.window, before, max(before/2, tstLim.initial), before-1)
 		}
@@ -148,13 +148,13 @@ func TestRecvWindowCreditsHalf(t *testing.T) {
 	if w.admit(1) {
 		t.Fatal("admit took a byte beyond the window")
 	}
-	if inc := w.consume(tstLim.initial/2-1, tstT0, 0, 0, false, &tstLim); inc != 0 {
+	if inc := w.consume(tstLim.initial/2-1, tstT0, link{}, 0, false, &tstLim); inc != 0 {
 		t.Fatalf("credit %d before half the window was read, want 0", inc)
 	}
-	if inc := w.consume(1, tstT0, 0, 0, false, &tstLim); inc != tstLim.initial/2 {
+	if inc := w.consume(1, tstT0, link{}, 0, false, &tstLim); inc != tstLim.initial/2 {
 		t.Fatalf("credit %d at half the window, want %d", inc, tstLim.initial/2)
 	}
-	if inc := w.consume(tstLim.initial/2, tstT0, 0, 0, true, &tstLim); inc != 0 {
+	if inc := w.consume(tstLim.initial/2, tstT0, link{}, 0, true, &tstLim); inc != 0 {
 		t.Fatalf("credit %d after the peer's CLOSE, want 0", inc)
 	}
 }
@@ -232,23 +232,65 @@ func TestRecvWindowPause(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		pause time.Duration
-		want  time.Time // the epoch's start after the data arrives
+		want  time.Duration // the epoch's start after the data arrives
 	}{
 		{"one round trip", rtt, tstT0},
-		{"a long idle spell", 10 * time.Second, tstT0.Add(10 * time.Second)},
+		{"a long idle spell", 10 * time.Second, tstT0 + 10*time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newRecvWindow(&tstLim, tstT0)
 			if !w.admit(1000) || !w.first(1000) {
 				t.Fatal("1000 bytes into an empty window are not the first data")
 			}
-			w.arrived(tstT0.Add(tc.pause), rtt)
-			if !w.epoch.Equal(tc.want) {
-				t.Fatalf("epoch starts at %s, want %s", w.epoch.Sub(tstT0), tc.want.Sub(tstT0))
+			w.arrived(tstT0+tc.pause, rtt)
+			if w.epoch != tc.want {
+				t.Fatalf("epoch starts at %s, want %s", w.epoch-tstT0, tc.want-tstT0)
 			}
 			if w.admit(1000); w.first(1000) {
 				t.Fatal("more data in flight still counts as the first")
 			}
 		})
+	}
+}
+
+// TestRecvWindowQueueStopsGrowth: a reader that keeps up does not grow its
+// window once the data waits in a queue on the way for half a round trip
+// or more: the link is then the limit, and a larger window only makes the
+// queue in front of other streams' small messages longer.
+func TestRecvWindowQueueStopsGrowth(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	for _, tc := range []struct {
+		queue time.Duration
+		want  int64
+	}{
+		{0, 2 * tstLim.initial},
+		{rtt/2 - time.Millisecond, 2 * tstLim.initial},
+		{rtt / 2, tstLim.initial},
+		{rtt, tstLim.initial},
+	} {
+		w := newRecvWindow(&tstLim, tstT0)
+		half := tstLim.initial / 2
+		w.admit(half)
+		w.startWait(tstT0)
+		now := tstT0 + rtt
+		_ = w.consume(half, now, link{min: rtt, queue: tc.queue}, 0, false, &tstLim)
+		if w.window != tc.want {
+			t.Errorf("queue %s: window %d, want %d", tc.queue, w.window, tc.want)
+		}
+	}
+}
+
+// TestRecvWindowQueueShrinks: data waiting a whole round trip in a queue on
+// the way halves a grown window, even for a reader that keeps up.
+func TestRecvWindowQueueShrinks(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	w.window = 8 * tstLim.initial
+	half := w.window / 2
+	w.admit(half)
+	w.startWait(tstT0)
+	_ = w.consume(half, tstT0+rtt, link{min: rtt, queue: rtt}, 0, false, &tstLim)
+	if want := 4*tstLim.initial + 1; w.window != want {
+		t.Fatalf("window %d with a round trip of queue, want about half, %d", w.window, want)
 	}
 }

@@ -59,8 +59,10 @@ func (s *Session) handlePong(id uint64) {
 		return // an answer to a ping whose caller gave up, or a stray: harmless
 	}
 	sent := time.Duration(id>>16) * time.Microsecond
-	rtt := max(time.Since(s.start)-sent, time.Microsecond)
+	now := time.Since(s.start)
+	rtt := max(now-sent, time.Microsecond)
 	s.rtt.Store(int64(rtt))
+	s.rttAt.Store(int64(now))
 	if ch != nil {
 		ch <- rtt
 	}
@@ -82,6 +84,45 @@ func (s *Session) handlePong(id uint64) {
 		}
 	}
 }
+
+// link is what window auto-tuning knows of the path at now: the smallest
+// round trip, and the queueing delay the latest one showed, if it was
+// measured within the last four round trips (older, it says nothing about
+// the queue now).
+func (s *Session) link(now time.Duration) link {
+	l := link{min: s.tuningRTT()}
+	if l.min == 0 {
+		return l
+	}
+	at := time.Duration(s.rttAt.Load())
+	if now-at <= 4*l.min {
+		l.queue = max(time.Duration(s.rtt.Load())-l.min, 0)
+	}
+	return l
+}
+
+// probeDue returns a PING to send along with stream credit, at most one per
+// smallest round trip, or 0. The peer's PONG travels here behind the data
+// it is sending, so it times the queue in front of this side's readers:
+// what keeps auto-tuning from growing windows into a queue.
+func (s *Session) probeDue() uint64 {
+	min := s.tuningRTT()
+	if min == 0 || windowFor10Gbps(min) < 2*s.lim.initial {
+		// Unknown yet, or so short (loopback, a LAN) that windows never
+		// grow: there is nothing to keep from growing.
+		return 0
+	}
+	now := int64(time.Since(s.start))
+	last := s.lastProbe.Load()
+	if now-last < int64(min) || !s.lastProbe.CompareAndSwap(last, now) {
+		return 0
+	}
+	return s.newPing(nil)
+}
+
+// now reads the session's clock: the time since the session started, on
+// the monotonic clock.
+func (s *Session) now() time.Duration { return time.Since(s.start) }
 
 // tuningRTT is the round-trip time window auto-tuning works with: the
 // smallest one seen, since samples taken behind bulk data are inflated by

@@ -624,3 +624,24 @@ func TestConcurrentOpenStream(t *testing.T) {
 		t.Fatalf("streams opened concurrently ended the session: %v", err)
 	}
 }
+
+// TestOpenCostsNoRoundTrip: a stream's OPEN and its first DATA leave at
+// once, without waiting for anything from the peer, so opening a stream
+// and sending a request costs no round trip more than the request itself.
+// The raw peer here never answers: the data must arrive anyway.
+func TestOpenCostsNoRoundTrip(t *testing.T) {
+	sess, raw := tstRawPair(t, true, DefaultConfig())
+	raw.send(t, frame.AppendPreface(nil))
+	st, err := sess.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	raw.waitFrame(t, "the OPEN", func(h frame.Header) bool { return h.Type == frame.TypeOpen && h.StreamID == st.ID() })
+	h := raw.waitFrame(t, "the first DATA, with nothing sent back", func(h frame.Header) bool { return h.Type == frame.TypeData && h.StreamID == st.ID() })
+	if h.Length != 18 {
+		t.Fatalf("first DATA carries %d bytes, want the 18 written", h.Length)
+	}
+}

@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,31 +14,33 @@ import (
 type Stream struct {
 	s  *Session
 	id uint32
+	// The flags sit beside id, where they fill what would be padding: a
+	// Stream held open costs its size, and this keeps it within 256 bytes.
+	finRecv    bool // the peer half-closed; guarded by mu
+	readClosed bool // Close was called: incoming data is dropped; guarded by mu
+	removed    bool // gone from the session's stream table; guarded by mu
+	// sinkIdle says that WriteTo is waiting for data, so the session's
+	// reader may write into its socket itself (see sink); guarded by mu.
+	sinkIdle bool
 
 	mu sync.Mutex
 	// Receive side.
-	rq         []*buffer  // received payloads, oldest first
-	rqHead     int        // first unread payload in rq
-	rOff       int        // read offset in rq[rqHead]
-	rBuffered  int        // unread bytes in rq
-	inflow     recvWindow // the receive window and its auto-tuning
-	finRecv    bool       // the peer half-closed
-	readClosed bool       // Close was called: incoming data is dropped
-	readErr    error      // reads fail with it (reset)
+	rq        []*buffer  // received payloads, oldest first
+	rqHead    int        // first unread payload in rq
+	rOff      int        // read offset in rq[rqHead]
+	rBuffered int        // unread bytes in rq
+	inflow    recvWindow // the receive window and its auto-tuning
+	readErr   error      // reads fail with it (reset)
 	// Send side.
 	outflow sendCredit // bytes the peer lets this side send
 	wErr    error      // writes fail with it (CloseWrite, Close, reset)
-	removed bool       // gone from the session's stream table
 
 	w atomic.Pointer[waiters] // made when a call first blocks or sets a deadline
-	// sink is the socket a WriteTo copies into, and sinkIdle says that
-	// WriteTo is waiting for data, so the session's reader may write into
-	// the socket itself (see sink). Both guarded by mu.
-	sink     *sink
-	sinkIdle bool
-	fwd      atomic.Pointer[forwarder] // set while a Forward runs
-	writeMu  sync.Mutex                // keeps one Write's bytes together on the wire
-	queued   atomic.Int64              // bytes in sq
+	// sink is the socket a WriteTo copies into; guarded by mu.
+	sink    *sink
+	fwd     atomic.Pointer[forwarder] // set while a Forward runs
+	writeMu sync.Mutex                // keeps one Write's bytes together on the wire
+	queued  atomic.Int64              // bytes in sq
 
 	sq sendQueue // frames waiting for the writer; guarded by s.wmu
 }
@@ -48,7 +49,7 @@ func newStream(s *Session, id uint32) *Stream {
 	st := &Stream{
 		s:       s,
 		id:      id,
-		inflow:  newRecvWindow(&s.lim, time.Now()),
+		inflow:  newRecvWindow(&s.lim, s.now()),
 		outflow: sendCredit{n: frame.InitialStreamWindow},
 	}
 	st.sq.st = st
@@ -118,277 +119,6 @@ func signal(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-// Read reads data the peer sent. It returns io.EOF after the peer's
-// CloseWrite once every byte before it has been read.
-func (st *Stream) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, st.readState()
-	}
-	if err := st.awaitData(); err != nil {
-		return 0, err
-	}
-	n := st.take(p)
-	inc := st.consume(n)
-	st.mu.Unlock()
-	st.credit(n, inc)
-	return n, nil
-}
-
-// WriteTo writes everything the peer sends to w, until the peer's
-// CloseWrite (then it returns a nil error) or a failure. The payloads go to
-// w straight from the buffers they were received into, with no copy, and
-// no buffer is held while the stream is idle; io.Copy(w, stream) uses it.
-func (st *Stream) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	if k := newSink(w); k != nil {
-		st.mu.Lock()
-		st.sink = k
-		st.mu.Unlock()
-		defer func() {
-			st.mu.Lock()
-			st.sink, st.sinkIdle = nil, false
-			st.mu.Unlock()
-		}()
-	}
-	for {
-		if err := st.awaitData(); err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			st.mu.Lock()
-			if st.sink != nil {
-				total += st.sink.written
-				st.sink.written = 0
-			}
-			st.mu.Unlock()
-			return total, err
-		}
-		bb, off := st.rq[st.rqHead], st.rOff
-		st.rq[st.rqHead] = nil
-		st.rqHead++
-		st.rOff = 0
-		if st.rqHead == len(st.rq) {
-			st.rq, st.rqHead = st.rq[:0], 0
-		}
-		data := bb.B[off:]
-		st.rBuffered -= len(data)
-		st.s.buffered.Add(-int64(len(data)))
-		st.mu.Unlock()
-		n, err := w.Write(data)
-		putBuf(bb)
-		total += int64(n)
-		// Credit goes back only once w has taken the bytes, so a slow w
-		// holds the peer to the window like a slow Read does.
-		st.mu.Lock()
-		inc := st.consume(len(data))
-		st.mu.Unlock()
-		st.credit(len(data), inc)
-		if err != nil {
-			return total, err
-		}
-		if n < len(data) {
-			return total, io.ErrShortWrite
-		}
-	}
-}
-
-// readState is the error a Read gets when nothing is buffered: nil while
-// the stream can still receive. st.mu is not held.
-func (st *Stream) readState() error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.readStateLocked()
-}
-
-func (st *Stream) readStateLocked() error {
-	switch {
-	case st.readErr != nil:
-		return st.readErr
-	case st.finRecv:
-		return io.EOF
-	case st.readClosed:
-		return ErrStreamClosed
-	}
-	return nil
-}
-
-// awaitData waits until data is buffered and returns nil with st.mu held,
-// or returns why there will be none (io.EOF after the peer's CloseWrite)
-// with st.mu not held.
-func (st *Stream) awaitData() error {
-	// A passed deadline fails the call even with data waiting, as with
-	// net.TCPConn: callers set one in the past to stop reading now.
-	if st.deadlinePassed(false) {
-		return ErrTimeout
-	}
-	var w *waiters
-	for {
-		st.mu.Lock()
-		st.sinkIdle = false
-		if st.inflow.waiting() {
-			st.inflow.stopWait(time.Now())
-		}
-		if st.rBuffered > 0 {
-			return nil
-		}
-		err := st.readStateLocked()
-		if err == nil && w != nil {
-			// From here until it wakes, this call is only waiting: the
-			// session's reader may write into WriteTo's socket itself,
-			// and auto-tuning counts the time as the reader keeping up.
-			st.sinkIdle = st.sink != nil
-			st.inflow.startWait(time.Now())
-		}
-		st.mu.Unlock()
-		if err != nil {
-			// Pass the wake-up on: the state that ends this call ends
-			// every call blocked beside it, and it took the only signal.
-			st.wakeReader()
-			return err
-		}
-		if w == nil {
-			w = st.waiters()
-			continue // look at the state once more, now that a signal can reach us
-		}
-		select {
-		case <-w.readCh:
-		case <-w.rdl.wait():
-			st.mu.Lock()
-			st.sinkIdle = false
-			st.inflow.stopWait(time.Now())
-			st.mu.Unlock()
-			return ErrTimeout
-		case <-st.s.done:
-			st.mu.Lock()
-			st.sinkIdle = false
-			st.inflow.stopWait(time.Now())
-			more := st.rBuffered > 0 || st.finRecv
-			st.mu.Unlock()
-			if !more {
-				return st.s.Err()
-			}
-		}
-	}
-}
-
-// credit returns n consumed bytes to the session window and sends the
-// stream credit inc, if any. st.mu is not held.
-func (st *Stream) credit(n int, inc int64) {
-	st.s.consumed(n)
-	if inc > 0 {
-		st.s.queueWindowUpdate(st.id, uint32(inc))
-	}
-}
-
-// take copies buffered data into p. st.mu is held.
-func (st *Stream) take(p []byte) (n int) {
-	for n < len(p) && st.rqHead < len(st.rq) {
-		bb := st.rq[st.rqHead]
-		k := copy(p[n:], bb.B[st.rOff:])
-		n += k
-		st.rOff += k
-		if st.rOff == len(bb.B) {
-			putBuf(bb)
-			st.rq[st.rqHead] = nil
-			st.rqHead++
-			st.rOff = 0
-		}
-	}
-	if st.rqHead == len(st.rq) {
-		st.rq, st.rqHead = st.rq[:0], 0
-	}
-	st.rBuffered -= n
-	st.s.buffered.Add(-int64(n))
-	return n
-}
-
-// consume accounts for n bytes the application has taken and works out the
-// stream credit to send back (see recvWindow.consume). st.mu is held.
-func (st *Stream) consume(n int) (inc int64) {
-	return st.inflow.consume(int64(n), time.Now(), st.s.tuningRTT(), int64(st.rBuffered), st.finRecv, &st.s.lim)
-}
-
-// dropReceived discards unread data, giving its session credit back. st.mu is held.
-func (st *Stream) dropReceived() {
-	n := st.rBuffered
-	for i := st.rqHead; i < len(st.rq); i++ {
-		putBuf(st.rq[i])
-		st.rq[i] = nil
-	}
-	st.rq, st.rqHead, st.rOff, st.rBuffered = nil, 0, 0, 0
-	if n > 0 {
-		st.s.buffered.Add(-int64(n))
-		// Consumed outside the stream lock would be tidier, but consumed
-		// only touches atomics and the writer queue, never st.mu.
-		st.s.consumed(n)
-	}
-}
-
-// admit checks an incoming DATA frame of n bytes against the stream's
-// state and credit. keep is false when the stream no longer reads.
-func (st *Stream) admit(n int) (keep bool, err error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.finRecv {
-		return false, frame.SessionError(frame.CodeStreamClosed, "DATA on stream %d after the peer's own CLOSE", st.id)
-	}
-	if !st.inflow.admit(int64(n)) {
-		return false, frame.SessionError(frame.CodeFlowControl, "the peer sent %d bytes on stream %d beyond its window of %d", st.inflow.inFlight+int64(n)-st.inflow.window, st.id, st.inflow.window)
-	}
-	return !st.readClosed && st.readErr == nil, nil
-}
-
-// deliver queues a received payload for Read.
-func (st *Stream) deliver(bb *buffer) {
-	n := len(bb.B)
-	st.mu.Lock()
-	if st.readClosed || st.readErr != nil {
-		st.mu.Unlock()
-		putBuf(bb)
-		st.s.consumed(n)
-		return
-	}
-	if st.rqHead > 0 && len(st.rq) == cap(st.rq) {
-		k := copy(st.rq, st.rq[st.rqHead:])
-		clear(st.rq[k:])
-		st.rq, st.rqHead = st.rq[:k], 0
-	}
-	if st.inflow.first(int64(n)) {
-		st.inflow.arrived(time.Now(), st.s.tuningRTT())
-	}
-	off := 0
-	if st.sinkIdle && st.rBuffered == 0 {
-		// WriteTo is waiting and nothing is queued ahead of this payload:
-		// hand it to the socket here, and wake WriteTo only for what the
-		// socket does not take.
-		off = st.sink.tryWrite(bb.B)
-		st.sink.written += int64(off)
-		st.s.stats.sinkBytes.Add(uint64(off))
-		if off == n {
-			inc := st.consume(n)
-			st.mu.Unlock()
-			putBuf(bb)
-			st.credit(n, inc)
-			return
-		}
-	}
-	var inc int64
-	if off > 0 {
-		inc = st.consume(off)
-	}
-	st.rq = append(st.rq, bb)
-	if off > 0 {
-		st.rOff = off // rq was empty: this payload is the one being read
-	}
-	st.rBuffered += n - off
-	st.s.buffered.Add(int64(n - off))
-	st.mu.Unlock()
-	if off > 0 {
-		st.credit(off, inc)
-	}
-	st.wakeReader()
 }
 
 func (st *Stream) receiveFin() error {

@@ -95,6 +95,7 @@ type batchWriter struct {
 	flat     []byte // for connections without writev: the batch in one piece
 	vectored bool
 	frames   int
+	raw      *sink // the connection's socket, for ctrlThrough; nil if it is not TCP
 }
 
 func newBatchWriter(s *Session) *batchWriter {
@@ -109,6 +110,7 @@ func newBatchWriter(s *Session) *batchWriter {
 		hdrs:     make([]byte, 0, 16*(2*frame.HeaderSize+4)),
 		spare:    make([]byte, 0, 256),
 		vectored: tcp || unix,
+		raw:      newSink(s.conn),
 	}
 }
 
@@ -241,4 +243,47 @@ func (w *batchWriter) releaseAll() {
 	for q := s.sched.Pop(); q != nil; q = s.sched.Pop() {
 		q.st.dropSendQueue()
 	}
+}
+
+// ctrlThrough writes the queued control frames on the caller's goroutine,
+// without blocking, when the connection is free and no stream has data
+// queued; false if it did not write them all, and the writer must. A
+// WINDOW_UPDATE is a few bytes: handing it to sendLoop costs a thread
+// wake-up on a 2-core VM, writing it here one system call. Only a TCP
+// connection can be written without blocking (a full socket must not hold
+// up a Read), so others always go through the writer.
+func (s *Session) ctrlThrough() bool {
+	w := s.bw
+	if w.raw == nil || !s.connMu.TryLock() {
+		return false
+	}
+	defer s.connMu.Unlock()
+	if !s.prefaceSent || w.spare == nil {
+		return false
+	}
+	s.wmu.Lock()
+	if s.sched.Len() > 0 || len(s.ctrl) == 0 {
+		s.wmu.Unlock()
+		return false
+	}
+	b := s.ctrl
+	s.ctrl, w.spare = w.spare[:0], nil
+	s.wmu.Unlock()
+	n := w.raw.tryWrite(b)
+	if n > 0 {
+		s.stats.batches.Add(1)
+		s.stats.framesSent.Add(1) // counted as one, as in a batch
+	}
+	if n == len(b) {
+		w.spare = b[:0]
+		return true
+	}
+	// The socket took part of it: the rest goes first in the writer's
+	// next batch. connMu is still held, so nothing can come between.
+	s.wmu.Lock()
+	rest := append(b[:0:0], b[n:]...)
+	s.ctrl = append(rest, s.ctrl...)
+	s.wmu.Unlock()
+	w.spare = b[:0]
+	return false
 }

@@ -22,9 +22,9 @@ type writeScheduler interface {
 type sendQueue struct {
 	st            *Stream // the stream whose frames these are
 	bufs          []*buffer
-	head          int
-	scheduled     bool // in the scheduler
-	finQueued     bool // CLOSE goes out once bufs drains
+	head          int32 // int32, not int: it keeps a Stream within 256 bytes
+	scheduled     bool  // in the scheduler
+	finQueued     bool  // CLOSE goes out once bufs drains
 	finWritten    bool
 	resetAfterFin bool // Close with the peer still sending: RESET right after CLOSE
 }
@@ -40,14 +40,14 @@ func (q *sendQueue) push(b *buffer) {
 }
 
 // hasData reports whether a payload is waiting.
-func (q *sendQueue) hasData() bool { return q.head < len(q.bufs) }
+func (q *sendQueue) hasData() bool { return int(q.head) < len(q.bufs) }
 
 // pop takes the oldest payload; hasData must be true.
 func (q *sendQueue) pop() *buffer {
 	b := q.bufs[q.head]
 	q.bufs[q.head] = nil
 	q.head++
-	if q.head == len(q.bufs) {
+	if int(q.head) == len(q.bufs) {
 		q.bufs, q.head = q.bufs[:0], 0
 	}
 	return b
@@ -60,7 +60,7 @@ func (q *sendQueue) finDue() bool { return !q.hasData() && q.finQueued && !q.fin
 // and marks the queue finished: nothing more goes out for the stream.
 func (q *sendQueue) drop() int64 {
 	var n int64
-	for i := q.head; i < len(q.bufs); i++ {
+	for i := int(q.head); i < len(q.bufs); i++ {
 		n += int64(len(q.bufs[i].B))
 		putBuf(q.bufs[i])
 		q.bufs[i] = nil

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/sluicehq/sluice/mux"
 )
@@ -25,18 +24,10 @@ import (
 // (64 KiB by default), so a full read becomes a single frame.
 const BufferSize = 64 << 10
 
-// releaseIdle turns on giving buffers back while a socket direction is idle
-// (see copyHalf); a variable so benchmarks can compare both ways.
-var releaseIdle = true
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
 // Options tunes a relay.
 type Options struct {
-	// Delay is slept once per chunk read, in both directions. It exists only
-	// so the benchmark regression gate can prove it catches a slowdown
-	// (SLUICE_DEBUG_INJECT_DELAY); leave it zero.
-	Delay time.Duration
 	// Meter, when set, counts the bytes of each direction as every chunk is
 	// written, so a long connection's traffic shows in metrics while it is
 	// still open. Several relays may share one Meter.
@@ -72,7 +63,7 @@ func Relay(a, b net.Conn, opt Options) Result {
 		})
 	}
 	ab := func() error {
-		n, err := copyHalf(b, a, opt.Delay, opt.Meter.aToB())
+		n, err := copyHalf(b, a, opt.Meter.aToB())
 		res.AToB = n
 		if err != nil {
 			abort()
@@ -80,7 +71,7 @@ func Relay(a, b net.Conn, opt Options) Result {
 		return err
 	}
 	ba := func() error {
-		n, err := copyHalf(a, b, opt.Delay, opt.Meter.bToA())
+		n, err := copyHalf(a, b, opt.Meter.bToA())
 		res.BToA = n
 		if err != nil {
 			abort()
@@ -90,10 +81,10 @@ func Relay(a, b net.Conn, opt Options) Result {
 	done := make(chan error, 1)
 	var errAB, errBA error
 	switch {
-	case opt.Delay == 0 && forward(b, a, &res.BToA, opt.Meter.bToA(), abort, done):
+	case forward(b, a, &res.BToA, opt.Meter.bToA(), abort, done):
 		errAB = ab()
 		errBA = <-done
-	case opt.Delay == 0 && forward(a, b, &res.AToB, opt.Meter.aToB(), abort, done):
+	case forward(a, b, &res.AToB, opt.Meter.aToB(), abort, done):
 		errBA = ba()
 		errAB = <-done
 	default:
@@ -146,8 +137,8 @@ func forward(src, dst net.Conn, n *int64, count *atomic.Int64, abort func(), don
 // whenever the socket turns out empty, and a fresh one is taken when it
 // becomes readable. A thousand idle connections then pin no buffers, at the
 // cost of nothing but a pool Get/Put per wait.
-func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int64, error) {
-	if st, ok := src.(*mux.Stream); ok && delay == 0 {
+func copyHalf(dst, src net.Conn, count *atomic.Int64) (int64, error) {
+	if st, ok := src.(*mux.Stream); ok {
 		if count != nil {
 			// Counting each payload as it is written costs the stream its
 			// direct socket sink (see mux.Stream.WriteTo): the payloads
@@ -166,10 +157,7 @@ func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int6
 		}
 		return n, closeWrite(dst)
 	}
-	var sr *sockReader
-	if releaseIdle {
-		sr = sockReaderOf(src)
-	}
+	sr := sockReaderOf(src)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -189,9 +177,6 @@ func copyHalf(dst, src net.Conn, delay time.Duration, count *atomic.Int64) (int6
 			n, rerr = src.Read(*bp)
 		}
 		if n > 0 {
-			if delay > 0 {
-				time.Sleep(delay)
-			}
 			w, werr := dst.Write((*bp)[:n])
 			total += int64(w)
 			if count != nil {

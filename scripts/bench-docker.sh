@@ -18,7 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf 'bench-docker: %s\n' "$*"; }
+T0=$(date +%s)
+say() { printf 'bench-docker [%3ss]: %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 die() { printf 'bench-docker: %s\n' "$*" >&2; exit 1; }
 
 . scripts/docker-engine.sh
@@ -40,10 +41,10 @@ cleanup() {
   set +e
   if [ -n "$COMPOSE_UP" ]; then
     if [ "${SLUICEBENCH_KEEP:-0}" = 1 ] && [ -z "$ENGINE_PID" ]; then
-      say "leaving the containers running (SLUICEBENCH_KEEP=1); remove them with: ${COMPOSE[*]} -f docker-compose.bench.yml --profile '*' down"
+      say "leaving the containers running (SLUICEBENCH_KEEP=1); remove them with: ${COMPOSE[*]} -f docker-compose.bench.yml --profile rathole --profile frp --profile loadgen down"
     else
       say "removing the containers and the network"
-      "${COMPOSE[@]}" -f docker-compose.bench.yml --profile '*' down --remove-orphans --timeout 5 >"$WORK/down.log" 2>&1 ||
+      "${COMPOSE[@]}" -f docker-compose.bench.yml --profile rathole --profile frp --profile loadgen down --remove-orphans --timeout 5 >"$WORK/down.log" 2>&1 ||
         { cat "$WORK/down.log" >&2; say "could not remove every container (log above)"; }
       cgroups_remove
     fi
@@ -56,7 +57,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-T0=$(date +%s)
 say "preset $SLUICEBENCH_PRESET; every step prints what it does"
 engine_up
 compose_find
@@ -93,7 +93,8 @@ done
 
 say "run: the load generator (its progress follows)"
 set +e
-"${compose[@]}" run --rm -T --no-deps loadgen
+# As the invoking user, so that bench/out/docker.json is theirs to rewrite.
+"${compose[@]}" run --rm -T --no-deps --user "$(id -u):$(id -g)" loadgen
 rc=$?
 set -e
 if [ "$rc" != 0 ] || [ ! -s bench/out/docker.json ]; then
@@ -102,8 +103,14 @@ if [ "$rc" != 0 ] || [ ! -s bench/out/docker.json ]; then
   [ -s bench/out/docker.json ] || die "run: no bench/out/docker.json was written"
 fi
 
-say "report: the table, then BENCHMARKS.md's Docker section and bench/charts/docker-*.svg"
+notes=()
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  say "engine: $line"
+  notes+=(-note "$line")
+done < <(containers_incidents)
+say "report: the table, then BENCHMARKS.md's Docker section and bench/charts/docker/"
 go run ./cmd/sluice-bench report -table -results bench/out/docker.json
-go run ./cmd/sluice-bench report -docker bench/out/docker.json
-say "done in $(( $(date +%s) - T0 )) s: results in bench/out/docker.json, Docker section of BENCHMARKS.md regenerated"
+go run ./cmd/sluice-bench report -docker bench/out/docker.json "${notes[@]}"
+say "done: results in bench/out/docker.json, Docker section of BENCHMARKS.md regenerated"
 exit "$rc"

@@ -5,7 +5,7 @@
 # implementation in the same `go test` run; COUNT rounds of one run each,
 # so the implementations alternate), then
 # prints benchstat's comparison (if benchstat can be fetched through the Go
-# module proxy) and a table of medians, the ratios the targets are
+# module proxy) and a table of medians, the ratios the mux's targets are
 # stated in, and whether each target is met.
 #
 # Usage:

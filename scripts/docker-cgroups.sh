@@ -90,6 +90,23 @@ cgroups_remove() {
     while read -r d; do rmdir "$d" 2>/dev/null || true; done
 }
 
+# containers_incidents: one line per container of the run that stopped,
+# restarted or was killed at its memory limit; the load generator cannot
+# see these, so they go into the results' notes.
+containers_incidents() {
+  local id line
+  for id in $("${compose[@]}" ps -a -q 2>/dev/null); do
+    line="$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}} {{.RestartCount}}' "$id" 2>/dev/null)" || continue
+    set -- $line
+    local what=""
+    [ "$2" != running ] && what="$2 (exit $3)"
+    [ "$4" = true ] && what="killed by the kernel at its memory limit (OOM)${what:+, now $what}"
+    [ "$5" -gt 0 ] && what="${what:+$what; }restarted $5 time(s) by its restart policy"
+    [ -n "$what" ] && printf 'container %s: %s\n' "$1" "$what"
+  done
+  return 0
+}
+
 # engine_line: what the results call the engine.
 engine_line() {
   docker info -f 'Docker Engine {{.ServerVersion}} (cgroup v{{.CgroupVersion}}, {{.CgroupDriver}} driver, {{.Driver}} storage, kernel {{.KernelVersion}})' 2>/dev/null

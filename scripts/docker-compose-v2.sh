@@ -44,7 +44,9 @@ compose_build() {
   fi
   say "compose: no docker compose 2.23+ found (Debian's docker-compose is v1); building v$COMPOSE_VERSION from the Go module proxy into $COMPOSE_CACHE (about 2 minutes, once; later runs reuse it)"
   local work
-  work="$(mktemp -d /tmp/sluice-compose-build.XXXXXX)"
+  # Inside the run's scratch directory when there is one, so an interrupted
+  # build leaves nothing behind.
+  work="$(mktemp -d "${WORK:-/tmp}/sluice-compose-build.XXXXXX")"
   # go install pkg@version refuses a module with exclude directives, so the
   # build happens inside a scratch module that requires it.
   if ! (cd "$work" && go mod init sluice.local/compose-build >/dev/null 2>&1 &&

@@ -134,7 +134,7 @@ peer_frp() {
     export SLUICEBENCH_FRPS_IMAGE=sluicebench-frp:local SLUICEBENCH_FRPC_IMAGE=sluicebench-frp:local
     export SLUICEBENCH_FRP_VERSION="frp $(first_line "$frps" --version); image sluicebench-frp:local from $frps and $frpc"
   else
-    export SLUICEBENCH_SKIP_FRP="no $FRPS_IMAGE / $FRPC_IMAGE images (cannot pull) and no frps and frpc binaries; set FRPS_BIN and FRPC_BIN (frp 0.66.0 from its GitHub releases) or docker load the images"
+    export SLUICEBENCH_SKIP_FRP="no $FRPS_IMAGE / $FRPC_IMAGE images (cannot pull) and no frps and frpc binaries; set FRPS_BIN and FRPC_BIN (frp 0.66.0 from its GitHub releases; or go build github.com/fatedier/frp/cmd/frps and cmd/frpc at v0.66.0 in a scratch module) or docker load the images"
     say "peers: frp skipped: $SLUICEBENCH_SKIP_FRP"
     return 0
   fi

@@ -4,6 +4,8 @@
 # instructions too where the machine exposes hardware counters, which
 # virtual machines often do not) and the hottest functions (perf record).
 # Usage: scripts/profile-sluice.sh [MiB]   (default 1024; needs Debian's linux-perf)
+# WAN=delay=25ms,rate=100MB puts the harness's link (sluice-bench link) between
+# agent and edge, so the profile is of a tunnel across an emulated WAN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-1024}
@@ -17,7 +19,13 @@ go build -o "$tmp/sluice-bench" ./cmd/sluice-bench
 "$tmp/sluice-bench" target -tcp 127.0.0.1:25201 -http 127.0.0.1:23000 >"$tmp/target.log" 2>&1 & pids+=($!)
 "$tmp/sluice" server --listen 127.0.0.1:27835 --http 127.0.0.1:28080 --domain localhost --token T --insecure --log-level error >"$tmp/server.log" 2>&1 & srv=$!; pids+=($srv)
 sleep 0.5
-"$tmp/sluice" tcp 127.0.0.1:25201 --server 127.0.0.1:27835 --token T --remote-port 26002 --insecure --log-level error >"$tmp/agent.log" 2>&1 & ag=$!; pids+=($ag)
+edge=127.0.0.1:27835
+if [ -n "${WAN:-}" ]; then
+  "$tmp/sluice-bench" link -listen 127.0.0.1:27836 -to 127.0.0.1:27835 -shape "$WAN" >"$tmp/link.log" 2>&1 & pids+=($!)
+  edge=127.0.0.1:27836
+  sleep 0.2
+fi
+"$tmp/sluice" tcp 127.0.0.1:25201 --server "$edge" --token T --remote-port 26002 --insecure --log-level error >"$tmp/agent.log" 2>&1 & ag=$!; pids+=($ag)
 live=0
 for _ in $(seq 100); do
   if "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode upload -mib 1 >/dev/null 2>&1; then live=1; break; fi

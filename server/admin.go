@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,8 +29,9 @@ type AdminStatus struct {
 // AdminAgent is one connected agent session.
 type AdminAgent struct {
 	Session string `json:"session"`
-	// Owner identifies the agent's token: the first bytes of its hash,
-	// never the token itself.
+	// Owner names who the agent's token belongs to: the owner from the
+	// tokens file, else "token:" and the first bytes of the token's hash
+	// (never the token itself).
 	Owner          string    `json:"owner"`
 	RemoteAddr     string    `json:"remote_addr"`
 	ConnectedSince time.Time `json:"connected_since"`
@@ -72,7 +72,7 @@ func (s *Server) Status() AdminStatus {
 		ac := k.(*agentConn)
 		owners[ac.owner] = struct{}{}
 		a := AdminAgent{
-			Session: ac.id, Owner: hex.EncodeToString(ac.owner[:4]), RemoteAddr: ac.remote,
+			Session: ac.id, Owner: ac.currentRule().ownerName, RemoteAddr: ac.remote,
 			ConnectedSince: ac.since.UTC(), RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
 			Streams: ac.sess.NumStreams(), Tunnels: []string{},
 		}
@@ -101,8 +101,19 @@ func (s *Server) Status() AdminStatus {
 	return st
 }
 
-// ErrAdminToken means Config.Admin was set without Config.AdminToken.
-var ErrAdminToken = errors.New("server: the admin address needs a bearer token (AdminToken)")
+// validateAdmin checks the admin fields (part of Config.validate).
+func (c *Config) validateAdmin() error {
+	if c.Admin == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Admin); err != nil {
+		return configErr("Admin", "%q: %v: write it as host:port, e.g. 127.0.0.1:7836", c.Admin, err)
+	}
+	if c.AdminToken == "" {
+		return configErr("AdminToken", "the admin view needs a bearer token: it lists every agent's address")
+	}
+	return nil
+}
 
 type adminServer struct {
 	ln   net.Listener
@@ -118,12 +129,14 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.admin.ln.Addr()
 }
 
+// openAdmin opens the admin listener. It runs last in New, so it also
+// hooks the metrics onto the HTTPS ingress's certificates.
 func (s *Server) openAdmin() error {
+	if s.metrics != nil && s.https != nil {
+		s.metrics.watchHTTPS(s.https.srv.TLSConfig)
+	}
 	if s.cfg.Admin == "" {
 		return nil
-	}
-	if s.cfg.AdminToken == "" {
-		return ErrAdminToken
 	}
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
@@ -179,6 +192,17 @@ func (s *Server) serveAdmin(errc chan<- error) {
 		}
 		errc <- err
 	}()
+}
+
+// closeListeners closes what New opened, when a later step of New fails.
+func (s *Server) closeListeners() {
+	s.ctrlLn.Close()
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.https != nil {
+		s.https.ln.Close()
+	}
 }
 
 func (s *Server) closeAdmin() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
 )
@@ -49,36 +50,38 @@ type Config struct {
 	// PublicHTTPPort is the port put in http:// URLs, for an edge behind a
 	// port-forwarding proxy. Zero means the HTTP listener's port.
 	PublicHTTPPort int
-	// Mux configures every agent session. The zero value means
-	// mux.DefaultConfig() with an accept backlog of 4 (an agent opens only
-	// its control stream).
+	// Mux configures every agent session; mux fills the fields left zero,
+	// except the accept backlog, 4 here (an agent opens only its control
+	// stream), and the stream limit, Limits.StreamsPerSession.
 	Mux mux.Config
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
-	// ReclaimGrace is how long a disconnected agent's names stay reserved for
-	// its token. Zero means one minute; negative disables reservation.
+	// ReclaimGrace is how long a disconnected agent's lease on a name or
+	// port lasts: within it the agent gets the same URL back (random ones
+	// too) and other owners are refused. Zero means DefaultReclaimGrace;
+	// negative disables leases beyond the session.
 	ReclaimGrace time.Duration
+	// TokenRules are owners' tokens with what each may claim, usually read
+	// from a tokens file with LoadTokensFile. They add to Tokens.
+	TokenRules []TokenRule
+	// Limits bound unauthenticated connections, tunnels and streams. Zero
+	// fields take their documented defaults.
+	Limits Limits
 	// ReadHeaderTimeout bounds how long a public HTTP client may take to send
 	// its request headers (against slowloris). Zero means 10 s.
 	ReadHeaderTimeout time.Duration
 	// MaxHeaderBytes bounds the request headers of a public HTTP client.
 	// Zero means 64 KiB.
 	MaxHeaderBytes int
-	// HandshakeTimeout bounds an agent's TLS handshake, hello and auth.
-	// Zero means 10 s.
+	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
+	// auth. Zero means 5 s.
 	HandshakeTimeout time.Duration
-	// Metrics, when set, receives the edge's Prometheus collectors (see
-	// docs/METRICS.md). Nil turns metrics off.
-	Metrics prometheus.Registerer
-	// Admin, when set, serves the edge's status page and JSON listing on
-	// this address ("host:port"); AdminToken is then required as its
-	// bearer token.
-	Admin      string
-	AdminToken string
 
 	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
 	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
-	// configure the public HTTPS ingress (see https.go).
+	// configure the public HTTPS ingress (see https.go). StateDir also
+	// holds the edge's leases (see lease.go); empty keeps them in memory
+	// unless HTTPS needs the per-user state directory.
 	HTTPS                       string
 	HTTPSListener               net.Listener
 	HTTPSCertFile, HTTPSKeyFile string
@@ -115,6 +118,15 @@ type Config struct {
 	// ProxyHeaderTimeout bounds the wait for a load balancer's header.
 	// Zero means 5 s.
 	ProxyHeaderTimeout time.Duration
+
+	// Metrics, when set, receives the edge's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// Admin, when set, serves the edge's status page and JSON listing on
+	// this address ("host:port"); AdminToken is then required as its
+	// bearer token (see admin.go).
+	Admin      string
+	AdminToken string
 }
 
 func configErr(field, format string, args ...any) error {
@@ -134,8 +146,13 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return configErr("Listen", "%q: %v: write it as host:port", c.Listen, err)
 	}
-	if len(c.Tokens) == 0 {
-		return configErr("Tokens", "no token configured: give at least one secret that agents must present")
+	if len(c.Tokens) == 0 && len(c.TokenRules) == 0 {
+		return configErr("Tokens", "no token configured: give at least one secret that agents must present (in Tokens or TokenRules)")
+	}
+	for i, r := range c.TokenRules {
+		if _, err := compileRule(r, c.Domain); err != nil {
+			return configErr("TokenRules", "entry %d: %v", i+1, err)
+		}
 	}
 	for _, tok := range c.Tokens {
 		if tok == "" {
@@ -151,12 +168,13 @@ func (c *Config) validate() error {
 	if c.PublicHTTPPort < 0 || c.PublicHTTPPort > 65535 {
 		return configErr("PublicHTTPPort", "%d is not a port: give 1-65535, or 0 for the HTTP listener's port", c.PublicHTTPPort)
 	}
-	if c.Mux != (mux.Config{}) {
-		if err := c.Mux.Validate(); err != nil {
-			return configErr("Mux", "%v", err)
-		}
+	if err := c.Mux.Validate(); err != nil {
+		return err // a *ConfigError of package mux, naming its field
 	}
 	if err := c.validateHTTPS(); err != nil {
+		return err
+	}
+	if err := c.validateAdmin(); err != nil {
 		return err
 	}
 	return c.validateL4()
@@ -172,15 +190,18 @@ func (c *Config) setDefaults() {
 		c.HTTP = c.HTTPListener.Addr().String()
 	}
 	c.setHTTPSDefaults()
-	if c.Mux == (mux.Config{}) {
-		c.Mux = mux.DefaultConfig()
-		// An agent opens one stream, the control stream, and the edge
-		// refuses any other: a backlog of 1,024 would cost 8 KiB per
-		// session for nothing.
+	c.Limits.setDefaults()
+	// An agent opens one stream, the control stream, and the edge refuses
+	// any other: a backlog of 1,024 would cost 8 KiB per session for
+	// nothing. mux fills the fields left zero.
+	if c.Mux.AcceptBacklog == 0 {
 		c.Mux.AcceptBacklog = edgeAcceptBacklog
 	}
+	if c.Mux.MaxConcurrentStreams == 0 {
+		c.Mux.MaxConcurrentStreams = c.Limits.StreamsPerSession
+	}
 	if c.ReclaimGrace == 0 {
-		c.ReclaimGrace = time.Minute
+		c.ReclaimGrace = DefaultReclaimGrace
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
@@ -189,7 +210,7 @@ func (c *Config) setDefaults() {
 		c.MaxHeaderBytes = 64 << 10
 	}
 	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = 10 * time.Second
+		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.TCPHost == "" {
 		c.TCPHost, _, _ = net.SplitHostPort(c.Listen) // validate checked it

@@ -51,15 +51,21 @@ func TestConfigDefaultsFieldByField(t *testing.T) {
 	if c.ReadHeaderTimeout != 3*time.Second {
 		t.Errorf("a set field was overwritten: ReadHeaderTimeout = %v", c.ReadHeaderTimeout)
 	}
-	if c.ReclaimGrace != time.Minute || c.MaxHeaderBytes != 64<<10 || c.HandshakeTimeout != 10*time.Second {
+	if c.ReclaimGrace != DefaultReclaimGrace || c.MaxHeaderBytes != 64<<10 || c.HandshakeTimeout != 5*time.Second || c.Limits.PendingPerSource != 8 {
 		t.Errorf("zero fields not filled: %+v", c)
 	}
 	if c.TCPHost != "0.0.0.0" || c.PublicHost != "example.com" {
 		t.Errorf("TCPHost %q, PublicHost %q; want the listen host and, for a wildcard, the domain", c.TCPHost, c.PublicHost)
 	}
-	want := mux.DefaultConfig()
-	want.AcceptBacklog = edgeAcceptBacklog
+	// The edge sets the two session limits it has its own reasons for and
+	// leaves the rest of Mux to mux, which fills zero fields itself.
+	want := mux.Config{AcceptBacklog: edgeAcceptBacklog, MaxConcurrentStreams: c.Limits.StreamsPerSession}
 	if c.Mux != want || c.Logger == nil {
 		t.Errorf("Mux or Logger not filled: Mux %+v", c.Mux)
+	}
+	p := Config{Mux: mux.Config{AcceptBacklog: 9, KeepAliveInterval: time.Second}}
+	p.setDefaults()
+	if p.Mux.AcceptBacklog != 9 || p.Mux.KeepAliveInterval != time.Second || p.Mux.MaxConcurrentStreams == 0 {
+		t.Errorf("a partly filled Mux lost a field or was not completed: %+v", p.Mux)
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
@@ -13,7 +14,23 @@ import (
 // and extended by one hop; anyone else's are replaced, since a client can
 // write whatever it likes in them. docs/HTTP.md lists what happens to each.
 func (s *Server) setForwarded(pr *httputil.ProxyRequest) {
-	in, h := pr.In, pr.Out.Header
+	f := s.forwardedFor(pr.In)
+	h := pr.Out.Header
+	h.Set("X-Forwarded-For", f.xff)
+	h.Set("X-Forwarded-Host", f.host)
+	h.Set("X-Forwarded-Proto", f.proto)
+	h.Set("Forwarded", f.fwd)
+	h.Set("X-Real-Ip", f.realIP)
+}
+
+// forwarded holds the values of the forwarding headers of one request.
+type forwarded struct{ xff, host, proto, fwd, realIP string }
+
+// forwardedHeaders are the headers forwarded sets: whatever the client sent
+// under these names is replaced.
+var forwardedHeaders = [...]string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"}
+
+func (s *Server) forwardedFor(in *http.Request) forwarded {
 	peer := remoteIP(in.RemoteAddr)
 	peerStr := peer.String()
 	proto := "http"
@@ -22,31 +39,23 @@ func (s *Server) setForwarded(pr *httputil.ProxyRequest) {
 	}
 	elem := forwardedElement(peer, in.Host, proto)
 	if !s.trusted(peer) {
-		h.Set("X-Forwarded-For", peerStr)
-		h.Set("X-Forwarded-Host", in.Host)
-		h.Set("X-Forwarded-Proto", proto)
-		h.Set("Forwarded", elem)
-		h.Set("X-Real-Ip", peerStr)
-		return
+		return forwarded{xff: peerStr, host: in.Host, proto: proto, fwd: elem, realIP: peerStr}
 	}
+	f := forwarded{xff: peerStr, fwd: elem}
 	chain := in.Header.Values("X-Forwarded-For")
 	if len(chain) > 0 {
-		h.Set("X-Forwarded-For", strings.Join(chain, ", ")+", "+peerStr)
-	} else {
-		h.Set("X-Forwarded-For", peerStr)
+		f.xff = strings.Join(chain, ", ") + ", " + peerStr
 	}
-	h.Set("X-Forwarded-Host", firstOr(in.Header.Get("X-Forwarded-Host"), in.Host))
-	h.Set("X-Forwarded-Proto", firstOr(in.Header.Get("X-Forwarded-Proto"), proto))
+	f.host = firstOr(in.Header.Get("X-Forwarded-Host"), in.Host)
+	f.proto = firstOr(in.Header.Get("X-Forwarded-Proto"), proto)
 	if fwd := in.Header.Values("Forwarded"); len(fwd) > 0 {
-		h.Set("Forwarded", strings.Join(fwd, ", ")+", "+elem)
-	} else {
-		h.Set("Forwarded", elem)
+		f.fwd = strings.Join(fwd, ", ") + ", " + elem
 	}
-	real := in.Header.Get("X-Real-Ip")
-	if _, err := netip.ParseAddr(strings.TrimSpace(real)); err != nil {
-		real = s.clientOf(chain, peer).String()
+	f.realIP = strings.TrimSpace(in.Header.Get("X-Real-Ip"))
+	if _, err := netip.ParseAddr(f.realIP); err != nil {
+		f.realIP = s.clientOf(chain, peer).String()
 	}
-	h.Set("X-Real-Ip", strings.TrimSpace(real))
+	return f
 }
 
 func firstOr(v, def string) string {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/h1"
 	errpage "github.com/sluicehq/sluice/internal/page"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
@@ -86,26 +87,44 @@ func (tunnelRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // newTunnelTransport returns the HTTP transport of one HTTP tunnel: its
 // "connections" are streams to the tunnel's agent, kept alive and reused
 // across requests. One transport per tunnel keeps its idle streams apart, so
-// they can be closed when the tunnel goes away.
-func newTunnelTransport(t *tunnel) *http.Transport {
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			remote, _ := ctx.Value(remoteKey{}).(string)
-			st, err := t.open(ctx, remote)
-			if err != nil || !t.ac.s.metering {
-				return st, err
-			}
-			return newMeteredConn(st, t), nil
+// they can be closed when the tunnel goes away. Bodiless GETs and HEADs, the
+// bulk of traffic, take h1.Pool's fast path; the rest net/http's Transport.
+func newTunnelTransport(t *tunnel) *h1.Pool {
+	dial := func(ctx context.Context, remote string) (net.Conn, error) {
+		st, release, err := t.open(ctx, remote)
+		if err != nil {
+			return nil, err
+		}
+		var c net.Conn = st
+		if t.ac.s.metering {
+			c = newMeteredConn(st, t)
+		}
+		return &releasingConn{Conn: c, release: release}, nil
+	}
+	// The agent writes a PROXY header per stream, naming one client: a
+	// stream reused for another client's request would misname it.
+	single := t.proxyProto != ""
+	maxIdle := 256
+	if single {
+		maxIdle = 0
+	}
+	return &h1.Pool{
+		Dial:        func(ctx context.Context, req *http.Request) (net.Conn, error) { return dial(ctx, req.RemoteAddr) },
+		MaxIdle:     maxIdle,
+		IdleTimeout: 90 * time.Second,
+		Fallback: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				remote, _ := ctx.Value(remoteKey{}).(string)
+				return dial(ctx, remote)
+			},
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+			ForceAttemptHTTP2:     false,
+			DisableKeepAlives:     single,
 		},
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		// The agent writes a PROXY header per stream, naming one client:
-		// a stream reused for another client's request would misname it.
-		DisableKeepAlives: t.proxyProto != "",
 	}
 }
 
@@ -122,8 +141,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveHealth(w, r, host) {
 		return
 	}
-	rt, ok := s.reg.Host(host)
-	if !ok {
+	ep, ok := s.reg.Host(host)
+	var t *tunnel
+	if ok {
+		t = ep.pick()
+	}
+	if t == nil {
 		if s.reg.Reserved(host) {
 			page(w, http.StatusBadGateway, "Tunnel offline",
 				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
@@ -138,15 +161,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"This edge does not open raw tunnels with CONNECT: use a tcp tunnel (sluice tcp) for a raw connection.")
 		return
 	}
+	if h1.Forwardable(r) {
+		if s.metrics != nil {
+			s.proxyCounted(w, r, t, func(w http.ResponseWriter, r *http.Request) { s.serveFast(w, r, t) })
+			return
+		}
+		s.serveFast(w, r, t)
+		return
+	}
 	if r.ProtoMajor == 1 && r.Body != http.NoBody {
 		// Streaming RPCs read the request while the response is written.
 		http.NewResponseController(w).EnableFullDuplex()
 	}
-	t := rt.(*tunnel)
 	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
 	if s.metrics != nil {
-		s.proxyCounted(w, r.WithContext(ctx), t)
+		s.proxyCounted(w, r.WithContext(ctx), t, s.proxy.ServeHTTP)
 		return
 	}
 	s.proxy.ServeHTTP(w, r.WithContext(ctx))
@@ -166,6 +196,10 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, host string
 
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	t, _ := r.Context().Value(tunnelKey{}).(*tunnel)
+	s.proxyErrorFor(w, r, t, err)
+}
+
+func (s *Server) proxyErrorFor(w http.ResponseWriter, r *http.Request, t *tunnel, err error) {
 	host := r.Host
 	if t != nil {
 		host = t.host

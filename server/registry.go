@@ -2,64 +2,216 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server/leasestore"
 )
 
-// Owner identifies who holds a name: a hash of the agent's token, so the
-// registry never keeps the token itself.
+// Owner identifies who holds a name: a hash of the owner's name from the
+// tokens file, or of the token itself, so the registry never keeps a token.
 type Owner [32]byte
+
+func (o Owner) String() string { return hex.EncodeToString(o[:]) }
 
 // Registry errors, matched with errors.Is.
 var (
-	// ErrNameTaken means another token holds the name, or held it moments ago
-	// and may come back for it.
+	// ErrNameTaken means another agent holds the name, or held it moments
+	// ago and may come back for it.
 	ErrNameTaken = errors.New("name is held by another agent")
-	// ErrPortTaken means another token holds the TCP port.
+	// ErrPortTaken means another agent holds the TCP port.
 	ErrPortTaken = errors.New("TCP port is held by another agent")
 )
 
-// Route is what the registry maps a hostname or port to. The server's tunnel
-// type implements it; the registry needs only the owner.
-type Route interface {
-	owner() Owner
+// HeldError refuses a claim on a key a live agent serves.
+type HeldError struct {
+	Key       string
+	Remote    string    // the holder's address
+	OwnerName string    // the holder's owner
+	Since     time.Time // when the holder got it
+	SameOwner bool      // the claimant has the same owner (takeover or pooling would work)
+	Pooled    bool      // the holder shares it
 }
 
-type reservation struct {
-	owner Owner
-	until time.Time
+func (e *HeldError) Error() string {
+	what := "choose another name or port, or stop that agent"
+	if e.SameOwner {
+		if e.Pooled {
+			what = "choose another, stop that agent, or ask to pool it too to share it"
+		} else {
+			what = "choose another, stop that agent, ask to take it over if that agent is stuck, or run both agents with pooling to share it"
+		}
+	}
+	since := e.Since.UTC().Format("2006-01-02 15:04:05 UTC")
+	return fmt.Sprintf("%s is held by a live agent at %s (owner %s) since %s (%s ago): %s",
+		keyLabel(e.Key), e.Remote, e.OwnerName, since, time.Since(e.Since).Round(time.Second), what)
 }
 
-// Registry maps public hostnames and TCP ports to live tunnels. Lookups, which
-// happen on every request, are lock-free (sync.Map); claims and releases, which
-// happen when agents come and go, are serialized so that check-then-store is
-// atomic.
-//
-// A name released by a disconnecting agent stays reserved for its token for
-// the grace period, so an agent that reconnects gets its URL back even if
-// another agent asked for the same name in between.
+func (e *HeldError) Is(target error) bool { return target == keyErr(e.Key) }
+
+// ReservedError refuses a claim on a key whose holder went away moments ago
+// and may come back for it.
+type ReservedError struct {
+	Key       string
+	OwnerName string
+	Until     time.Time
+}
+
+func (e *ReservedError) Error() string {
+	return fmt.Sprintf("%s is reserved for owner %s, whose agent disconnected, until %s: choose another name or port",
+		keyLabel(e.Key), e.OwnerName, e.Until.UTC().Format("2006-01-02 15:04:05 UTC"))
+}
+
+func (e *ReservedError) Is(target error) bool { return target == keyErr(e.Key) }
+
+func keyErr(key string) error {
+	if strings.HasPrefix(key, "port:") {
+		return ErrPortTaken
+	}
+	return ErrNameTaken
+}
+
+func keyLabel(key string) string {
+	if p, ok := strings.CutPrefix(key, "port:"); ok {
+		return "TCP port " + p
+	}
+	return strings.TrimPrefix(key, "host:")
+}
+
+func hostKey(host string) string { return "host:" + strings.ToLower(host) }
+func portKey(port int) string    { return "port:" + strconv.Itoa(port) }
+
+// endpoint is what a public hostname or port routes to: one tunnel, or
+// several of one owner when they pool it.
+type endpoint struct {
+	kind   control.Kind
+	key    string
+	host   string // HTTP
+	port   int    // TCP
+	name   string
+	url    string
+	ln     net.Listener // TCP: the public listener, which outlives members
+	since  time.Time
+	pooled bool
+
+	mu      sync.Mutex
+	members []*tunnel
+	rr      atomic.Uint32
+}
+
+// pick returns the next member, round robin, or nil when none is left.
+func (e *endpoint) pick() *tunnel {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.members) == 0 {
+		return nil
+	}
+	return e.members[int(e.rr.Add(1))%len(e.members)]
+}
+
+func (e *endpoint) isPooled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pooled
+}
+
+func (e *endpoint) size() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.members)
+}
+
+// lease is a key's holder, live (ep set) or gone within the grace period.
+type lease struct {
+	rec   leasestore.Record
+	ep    *endpoint
+	until time.Time // when offline: the end of the grace
+}
+
+func (l *lease) has(secretHash string) bool {
+	return secretHash != "" && slices.Contains(l.rec.Secrets, secretHash)
+}
+
+// maxSecrets bounds the secrets kept per lease (one per pooled agent).
+const maxSecrets = 16
+
+func (l *lease) addSecret(h string) {
+	l.rec.Secrets = append(l.rec.Secrets, h)
+	if n := len(l.rec.Secrets); n > maxSecrets {
+		l.rec.Secrets = l.rec.Secrets[n-maxSecrets:]
+	}
+}
+
+// Registry maps public hostnames and TCP ports to live endpoints, and keeps
+// the lease of every key, live or within its grace. Lookups, on every
+// request, are lock-free (sync.Map); claims and releases are serialized.
 type Registry struct {
-	hosts sync.Map // lower-case hostname → Route
-	ports sync.Map // int → Route
+	hosts sync.Map // lower-case hostname → *endpoint
+	ports sync.Map // int → *endpoint
 
 	mu       sync.Mutex
-	reserved map[string]reservation // "h:"+host or "p:"+port
+	leases   map[string]*lease
+	reserved map[string]reservation // UDP ports (see routes.go)
 	grace    time.Duration
+	store    leasestore.Store
 	now      func() time.Time
+	onErr    func(error)
 }
 
-// NewRegistry returns an empty registry whose released names stay reserved for
-// their owner for grace.
-func NewRegistry(grace time.Duration) *Registry {
-	return &Registry{reserved: make(map[string]reservation), grace: grace, now: time.Now}
+// NewRegistry returns a registry whose released keys stay leased to their
+// owner for grace, loading the leases store holds (nil: in memory only).
+// Leases that were live when the edge stopped count their grace from now.
+func NewRegistry(grace time.Duration, store leasestore.Store) (*Registry, error) {
+	if store == nil {
+		store = leasestore.NewMemory()
+	}
+	r := &Registry{leases: map[string]*lease{}, grace: grace, store: store, now: time.Now, onErr: func(error) {}}
+	recs, err := store.Load()
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	for _, rec := range recs {
+		until := rec.LastSeen.Add(grace)
+		if rec.Connected {
+			until = now.Add(grace)
+			rec.Connected, rec.LastSeen = false, now
+		}
+		if grace <= 0 || !now.Before(until) {
+			store.Delete(rec.Key)
+			continue
+		}
+		r.leases[rec.Key] = &lease{rec: rec, until: until}
+	}
+	return r, nil
 }
 
-// Host returns the route for a hostname (case-insensitive, no port).
-func (r *Registry) Host(host string) (Route, bool) {
+// SetGrace changes the grace given to keys released from now on.
+func (r *Registry) SetGrace(d time.Duration) {
+	r.mu.Lock()
+	r.grace = d
+	r.mu.Unlock()
+}
+
+// Leases returns the number of leases kept, live or within their grace.
+func (r *Registry) Leases() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.leases)
+}
+
+// Host returns the endpoint for a hostname (case-insensitive, no port).
+func (r *Registry) Host(host string) (*endpoint, bool) {
 	v, ok := r.hosts.Load(host)
 	if !ok {
 		if lower := strings.ToLower(host); lower != host {
@@ -69,159 +221,301 @@ func (r *Registry) Host(host string) (Route, bool) {
 	if !ok {
 		return nil, false
 	}
-	return v.(Route), true
+	return v.(*endpoint), true
 }
 
-// Port returns the route for a TCP port.
-func (r *Registry) Port(port int) (Route, bool) {
+// Port returns the endpoint for a TCP port.
+func (r *Registry) Port(port int) (*endpoint, bool) {
 	v, ok := r.ports.Load(port)
 	if !ok {
 		return nil, false
 	}
-	return v.(Route), true
+	return v.(*endpoint), true
 }
 
-// ClaimHost maps host to rt. If a live route of the same owner holds host, rt
-// replaces it and the old route is returned, so the caller can retire it (the
-// agent reconnected before the edge noticed the old session die).
-func (r *Registry) ClaimHost(host string, rt Route) (replaced Route, err error) {
-	return r.claim(&r.hosts, strings.ToLower(host), "h:"+strings.ToLower(host), rt, ErrNameTaken)
-}
-
-// ClaimPort maps a TCP port to rt, with the same rules as ClaimHost. Binding
-// the port is the caller's job; on failure it calls ReleasePort.
-func (r *Registry) ClaimPort(port int, rt Route) (replaced Route, err error) {
-	return r.claim(&r.ports, port, fmt.Sprintf("p:%d", port), rt, ErrPortTaken)
-}
-
-func (r *Registry) claim(m *sync.Map, key any, resKey string, rt Route, taken error) (Route, error) {
+// Reserved reports whether host is unrouted but leased to the agent that
+// held it: its tunnel is offline and may come back.
+func (r *Registry) Reserved(host string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if v, ok := m.Load(key); ok {
-		old := v.(Route)
-		if old.owner() != rt.owner() {
-			return nil, taken
-		}
-		m.Store(key, rt)
-		return old, nil
-	}
-	if res, ok := r.reserved[resKey]; ok {
-		if res.owner != rt.owner() && r.now().Before(res.until) {
-			return nil, taken
-		}
-		delete(r.reserved, resKey)
-	}
-	m.Store(key, rt)
-	return nil, nil
+	l, ok := r.leases[hostKey(host)]
+	return ok && l.ep == nil && r.now().Before(l.until)
 }
 
-// ReleaseHost unmaps host if it still maps to rt, and reserves it for rt's
-// owner for the grace period.
-func (r *Registry) ReleaseHost(host string, rt Route) {
-	host = strings.ToLower(host)
-	r.release(&r.hosts, host, "h:"+host, rt)
-}
-
-// ReleasePort unmaps port if it still maps to rt, and reserves it for rt's
-// owner for the grace period.
-func (r *Registry) ReleasePort(port int, rt Route) {
-	r.release(&r.ports, port, fmt.Sprintf("p:%d", port), rt)
-}
-
-func (r *Registry) release(m *sync.Map, key any, resKey string, rt Route) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !m.CompareAndDelete(key, rt) {
-		return // a reconnected session of the same owner took it over
-	}
-	if r.grace > 0 {
-		now := r.now()
-		r.reserved[resKey] = reservation{owner: rt.owner(), until: now.Add(r.grace)}
-		// Drop expired reservations here rather than in a timer goroutine:
-		// releases are rare and the map stays small.
-		for k, res := range r.reserved {
-			if !now.Before(res.until) {
-				delete(r.reserved, k)
-			}
-		}
-	}
-}
-
-// Count returns the number of hostnames and ports mapped, for tests and logs.
+// Count returns the number of hostnames and ports routed.
 func (r *Registry) Count() (hosts, ports int) {
 	r.hosts.Range(func(any, any) bool { hosts++; return true })
 	r.ports.Range(func(any, any) bool { ports++; return true })
 	return hosts, ports
 }
 
-// ValidName reports whether name can be a DNS label: 1 to 63 letters, digits
-// and hyphens, not starting or ending with a hyphen.
-func ValidName(name string) bool {
-	if len(name) == 0 || len(name) > 63 || name[0] == '-' || name[len(name)-1] == '-' {
+// leaseValid reports whether secret is a current lease on key for owner: a
+// name the edge gave this agent, which its rules need not allow again (a
+// random name, for one).
+func (r *Registry) leaseValid(key, secret string, owner Owner) bool {
+	if secret == "" {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidHostname reports whether host is a DNS name made of valid labels.
-func ValidHostname(host string) bool {
-	if len(host) == 0 || len(host) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(host, ".") {
-		if !ValidName(label) {
-			return false
-		}
-	}
-	return true
-}
-
-var (
-	nameAdjectives = []string{
-		"amber", "brave", "calm", "clever", "cosmic", "crisp", "dapper", "eager",
-		"fancy", "gentle", "golden", "happy", "jolly", "keen", "lively", "lucky",
-		"mellow", "merry", "misty", "nimble", "noble", "plucky", "proud", "quick",
-		"quiet", "rapid", "rosy", "rustic", "shiny", "silent", "silver", "snowy",
-		"solar", "sunny", "swift", "tidy", "vivid", "warm", "wild", "witty",
-	}
-	nameNouns = []string{
-		"badger", "beacon", "brook", "canyon", "cedar", "comet", "coral", "crane",
-		"delta", "falcon", "fern", "finch", "fjord", "gecko", "harbor", "heron",
-		"island", "lagoon", "lark", "lynx", "maple", "meadow", "otter", "owl",
-		"panda", "pebble", "pine", "quartz", "raven", "reef", "river", "robin",
-		"sparrow", "spruce", "stream", "tiger", "tulip", "walrus", "willow", "zephyr",
-	}
-)
-
-// RandomName returns a readable random name such as "brave-otter-42": easy to
-// read aloud, with about 2^17 possibilities, and retried by the caller on the
-// rare collision.
-func RandomName() string {
-	return pick(nameAdjectives) + "-" + pick(nameNouns) + "-" + fmt.Sprint(randInt(90)+10)
-}
-
-func pick(words []string) string { return words[randInt(len(words))] }
-
-func randInt(n int) int {
-	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
-	if err != nil {
-		panic("sluice: crypto/rand failed: " + err.Error()) // the OS has no entropy source: nothing sensible to do
-	}
-	return int(v.Int64())
-}
-
-// Reserved reports whether host is unrouted but still reserved for the agent
-// that held it, i.e. its tunnel is offline and may come back.
-func (r *Registry) Reserved(host string) bool {
-	key := "h:" + strings.ToLower(host)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res, ok := r.reserved[key]
-	return ok && r.now().Before(res.until)
+	l := r.leases[key]
+	return l != nil && (l.ep != nil || r.now().Before(l.until)) && parseOwner(l.rec.Owner) == owner && l.has(hashSecret(secret))
+}
+
+// claimReq is one agent's claim on a key.
+type claimReq struct {
+	key       string
+	kind      control.Kind
+	name      string
+	owner     Owner
+	ownerName string
+	remote    string
+	secret    string // the lease secret presented, if any
+	random    bool
+	pool      bool
+	takeover  bool
+	t         *tunnel
+	// open makes the endpoint when no live one exists (binding a TCP port).
+	open func() (*endpoint, error)
+}
+
+// claimed is what a successful claim returns.
+type claimed struct {
+	ep       *endpoint
+	secret   string
+	replaced []*tunnel // members taken over; the caller tells their agents
+	reused   bool      // the lease was presented or the owner's offline key came back
+}
+
+func newSecret() (secret, hash string) {
+	var b [16]byte
+	rand.Read(b[:])
+	secret = hex.EncodeToString(b[:])
+	return secret, hashSecret(secret)
+}
+
+func hashSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// claim decides who gets a key. A live holder keeps it unless the claimant
+// presents its lease (the same agent, reconnecting before its old session
+// was seen to die), both pool it, or the claimant of the same owner takes it
+// over. An offline key within its grace goes back to its lease or owner only.
+func (r *Registry) claim(q claimReq) (claimed, error) {
+	presented := hashSecret(q.secret)
+	r.mu.Lock()
+	var res claimed
+	l := r.leases[q.key]
+	now := r.now()
+	if l != nil && l.ep == nil && !now.Before(l.until) {
+		delete(r.leases, q.key)
+		l = nil
+	}
+	var err error
+	switch {
+	case l != nil && l.ep != nil:
+		err = r.joinLive(l, q, presented, &res)
+	case l != nil:
+		if !l.has(presented) && Owner(parseOwner(l.rec.Owner)) != q.owner {
+			err = &ReservedError{Key: q.key, OwnerName: l.rec.OwnerName, Until: l.until}
+			break
+		}
+		err = r.openLease(l, q, presented, &res)
+		res.reused = true
+	default:
+		l = &lease{rec: leasestore.Record{Key: q.key, Kind: string(q.kind), Name: q.name, Owner: q.owner.String(),
+			OwnerName: q.ownerName, Random: q.random, Since: now}}
+		err = r.openLease(l, q, "", &res)
+		if err == nil {
+			r.leases[q.key] = l
+		}
+	}
+	var rec leasestore.Record
+	if err == nil {
+		l.rec.Connected = true
+		rec = l.rec
+		rec.Secrets = slices.Clone(rec.Secrets)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return claimed{}, err
+	}
+	if perr := r.store.Put(rec); perr != nil {
+		r.onErr(perr)
+	}
+	return res, nil
+}
+
+// joinLive handles a claim on a key a live endpoint serves (r.mu held).
+func (r *Registry) joinLive(l *lease, q claimReq, presented string, res *claimed) error {
+	ep := l.ep
+	sameOwner := parseOwner(l.rec.Owner) == q.owner
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	res.ep = ep
+	switch {
+	case l.has(presented) && sameOwner:
+		res.secret = q.secret
+		res.reused = true
+		if !ep.pooled {
+			// The same agent on a new session: its old one is dead or dying.
+			ep.members = []*tunnel{q.t}
+			return nil
+		}
+		ep.members = append(ep.members, q.t)
+	case q.pool && ep.pooled && sameOwner:
+		s, h := newSecret()
+		l.addSecret(h)
+		res.secret = s
+		ep.members = append(ep.members, q.t)
+	case q.takeover && sameOwner:
+		s, h := newSecret()
+		l.rec.Secrets = []string{h}
+		res.secret = s
+		res.replaced = ep.members
+		ep.members = []*tunnel{q.t}
+		ep.pooled = q.pool
+		l.rec.Pooled = q.pool
+		ep.since = r.now()
+	default:
+		holder := ep.members[0]
+		return &HeldError{Key: q.key, Remote: holder.ac.remote, OwnerName: l.rec.OwnerName, Since: ep.since,
+			SameOwner: sameOwner, Pooled: ep.pooled}
+	}
+	res.ep = ep
+	return nil
+}
+
+// openLease brings an offline or new lease's endpoint up (r.mu held).
+func (r *Registry) openLease(l *lease, q claimReq, presented string, res *claimed) error {
+	ep, err := q.open()
+	if err != nil {
+		return err
+	}
+	ep.since = r.now()
+	ep.pooled = q.pool
+	ep.members = []*tunnel{q.t}
+	if l.has(presented) {
+		res.secret = q.secret
+	} else {
+		s, h := newSecret()
+		if parseOwner(l.rec.Owner) != q.owner {
+			l.rec.Secrets = nil
+		}
+		l.addSecret(h)
+		res.secret = s
+	}
+	l.rec.Owner, l.rec.OwnerName, l.rec.Pooled = q.owner.String(), q.ownerName, q.pool
+	l.ep, l.until = ep, time.Time{}
+	if ep.port != 0 {
+		r.ports.Store(ep.port, ep)
+	} else {
+		r.hosts.Store(ep.host, ep)
+	}
+	res.ep = ep
+	return nil
+}
+
+func parseOwner(s string) Owner {
+	var o Owner
+	hex.Decode(o[:], []byte(s))
+	return o
+}
+
+// release removes t from its endpoint. The last member leaving unroutes the
+// endpoint, closes its listener and starts the lease's grace.
+func (r *Registry) release(t *tunnel) {
+	ep := t.ep
+	if ep == nil {
+		return
+	}
+	r.mu.Lock()
+	ep.mu.Lock()
+	i := slices.Index(ep.members, t)
+	if i < 0 {
+		ep.mu.Unlock()
+		r.mu.Unlock()
+		return // taken over: the endpoint is someone else's now
+	}
+	ep.members = slices.Delete(ep.members, i, i+1)
+	left := len(ep.members)
+	ep.mu.Unlock()
+	if left > 0 {
+		r.mu.Unlock()
+		return
+	}
+	if ep.port != 0 {
+		r.ports.CompareAndDelete(ep.port, ep)
+	} else {
+		r.hosts.CompareAndDelete(ep.host, ep)
+	}
+	l := r.leases[ep.key]
+	var rec leasestore.Record
+	drop := false
+	if l != nil && l.ep == ep {
+		now := r.now()
+		l.ep = nil
+		l.until = now.Add(r.grace)
+		l.rec.Connected, l.rec.LastSeen = false, now
+		rec = l.rec
+		if r.grace <= 0 {
+			delete(r.leases, ep.key)
+			drop = true
+		}
+	}
+	// Drop expired leases here rather than in a timer goroutine: releases
+	// are rare and the map stays small.
+	var expired []string
+	now := r.now()
+	for k, x := range r.leases {
+		if x.ep == nil && !now.Before(x.until) {
+			delete(r.leases, k)
+			expired = append(expired, k)
+		}
+	}
+	r.mu.Unlock()
+	if ep.ln != nil {
+		ep.ln.Close()
+	}
+	var err error
+	switch {
+	case l == nil || l.ep != nil:
+	case drop:
+		err = r.store.Delete(rec.Key)
+	default:
+		err = r.store.Put(rec)
+	}
+	for _, k := range expired {
+		if e := r.store.Delete(k); err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		r.onErr(err)
+	}
+}
+
+// suspend marks every live lease as last seen now and keeps it: the edge is
+// shutting down and its agents will come back to the next one.
+func (r *Registry) suspend() {
+	r.mu.Lock()
+	now := r.now()
+	var recs []leasestore.Record
+	for _, l := range r.leases {
+		if l.ep != nil {
+			l.rec.Connected, l.rec.LastSeen = false, now
+			recs = append(recs, l.rec)
+		}
+	}
+	r.mu.Unlock()
+	for _, rec := range recs {
+		if err := r.store.Put(rec); err != nil {
+			r.onErr(err)
+		}
+	}
 }

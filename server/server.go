@@ -13,8 +13,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,10 +33,18 @@ const Software = "sluice-edge/0.1"
 
 // Server is a running edge. Create it with New, run it with Serve.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	reg    *Registry
-	tokens [][32]byte
+	cfg   Config
+	log   *slog.Logger
+	reg   *Registry
+	auth  atomic.Pointer[authTable]
+	lim   atomic.Pointer[Limits]
+	gate  gate
+	fails authFailures
+	warn  *summary
+
+	ownerMu      sync.Mutex
+	ownerTunnels map[Owner]int
+	ownerStreams sync.Map // Owner → *atomic.Int64
 
 	ctrlLn  net.Listener
 	httpLn  net.Listener
@@ -63,10 +69,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: NewRegistry(cfg.ReclaimGrace)}
-	for _, tok := range cfg.Tokens {
-		s.tokens = append(s.tokens, sha256.Sum256([]byte(tok)))
+	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, cfg.Domain)
+	if err != nil {
+		return nil, configErr("TokenRules", "%v", err)
 	}
+	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[Owner]int{}}
+	s.auth.Store(auth)
+	lim := cfg.Limits
+	s.lim.Store(&lim)
 	if err := s.initObservability(); err != nil {
 		return nil, err
 	}
@@ -76,6 +86,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another address)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
+	if s.reg, err = s.openRegistry(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if cfg.HTTPListener != nil {
 		s.httpLn = s.acceptProxy(cfg.HTTPListener)
 		s.initHTTP()
@@ -83,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		hl, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			ln.Close()
+			s.reg.store.Close()
 			return nil, fmt.Errorf("server: listen for HTTP on %s: %w (is another server using it? pick another address)", cfg.HTTP, err)
 		}
 		s.httpLn = s.acceptProxy(hl)
@@ -96,13 +111,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.openAdmin(); err != nil {
-		ln.Close()
-		if s.httpLn != nil {
-			s.httpLn.Close()
-		}
-		if s.https != nil {
-			s.https.ln.Close()
-		}
+		s.closeListeners()
 		return nil, err
 	}
 	return s, nil
@@ -149,8 +158,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	s.wg.Add(1)
+	errc := make(chan error, 4)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.warn.run(ctx, s.cfg.Limits.WarnInterval)
+	}()
 	go func() {
 		defer s.wg.Done()
 		errc <- s.acceptAgents(ctx)
@@ -196,6 +209,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return true
 	})
 	s.wg.Wait()
+	s.reg.store.Close()
 	return err
 }
 
@@ -226,28 +240,18 @@ func (s *Server) acceptAgents(ctx context.Context) error {
 			}
 		}
 		backoff = 0
+		src := sourceIP(conn.RemoteAddr())
+		if ok, why := s.gate.enter(src, s.limits()); !ok {
+			s.warn.warn(src, "agent connection refused before its handshake", "why", why)
+			conn.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(ctx, conn)
+			s.serveAgent(ctx, conn, src)
 		}()
 	}
-}
-
-// owner derives a token's identity. The hash also makes the comparison in
-// authenticate independent of the token's length.
-func owner(token string) Owner { return sha256.Sum256([]byte(token)) }
-
-// authenticate compares against every configured token in constant time, and
-// always against all of them, so timing reveals neither which token matched
-// nor how much of one did.
-func (s *Server) authenticate(token string) (Owner, bool) {
-	o := owner(token)
-	ok := 0
-	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(o[:], s.tokens[i][:])
-	}
-	return o, ok == 1
 }
 
 func newSessionID() string {

@@ -109,13 +109,13 @@ type udpPort int
 
 // ClaimUDPPort maps a UDP port to rt, with the same rules as ClaimHost.
 func (r *Registry) ClaimUDPPort(port int, rt Route) (replaced Route, err error) {
-	return r.claim(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt, ErrPortTaken)
+	return r.claimRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt, ErrPortTaken)
 }
 
 // ReleaseUDPPort unmaps a UDP port if it still maps to rt, and reserves it
 // for rt's owner for the grace period.
 func (r *Registry) ReleaseUDPPort(port int, rt Route) {
-	r.release(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt)
+	r.releaseRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt)
 }
 
 // udpTunnel is the public side of one UDP tunnel.
@@ -310,12 +310,13 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
-	st, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
+	st, release, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
 	cancel()
 	if err != nil {
 		u.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.t.port, "from", f.src, "err", err)
 		return
 	}
+	defer release()
 	f.st.Store(st)
 	defer st.Close()
 	select {
@@ -336,6 +337,7 @@ func (f *udpFlow) run() {
 			if _, err := st.Write(d); err != nil {
 				return
 			}
+			u.t.meter.AToB.Add(int64(len(d) - 2)) // the payload, for metrics and the admin view
 		case <-f.done:
 			return
 		}
@@ -360,6 +362,7 @@ func (f *udpFlow) replies(st *mux.Stream) {
 		}
 		f.touch()
 		f.u.pc.WriteToUDPAddrPort(p, f.src)
+		f.u.t.meter.BToA.Add(int64(n))
 		if cap(buf) > 2048 {
 			// A rare large reply does not pin 64 KiB per idle flow.
 			buf = make([]byte, 0, 2048)

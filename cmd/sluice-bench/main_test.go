@@ -8,12 +8,15 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sluicehq/sluice/bench"
+	"github.com/sluicehq/sluice/bench/gate"
+	"github.com/sluicehq/sluice/bench/plan"
+	"github.com/sluicehq/sluice/bench/results"
+	"github.com/sluicehq/sluice/bench/run"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	bench.MaybeRunChild()
+	run.MaybeRunChild()
 	goleak.VerifyTestMain(m)
 }
 
@@ -37,10 +40,10 @@ func TestFlagsOverridePreset(t *testing.T) {
 	if p.Preset != "quick" || p.Rounds != 5 || p.ThroughputMiB != 64 || len(p.MemoryConns) != 2 || p.MemoryConns[1] != 200 {
 		t.Fatalf("params = %+v", p)
 	}
-	if p.Systems[0] != bench.SystemDirect || p.Systems[1] != bench.SystemSluice {
+	if p.Systems[0] != plan.Direct || p.Systems[1] != plan.Sluice {
 		t.Fatalf("direct must run first: %v", p.Systems)
 	}
-	if !p.Has(bench.ScenLatency) || p.Has(bench.ScenThroughput) {
+	if !p.Has(plan.Latency) || p.Has(plan.Throughput) {
 		t.Fatalf("scenarios = %v", p.Scenarios)
 	}
 	for _, bad := range [][]string{{"-memory-conns", "many"}, {"-scenarios", "speed"}, {"-preset", "huge"}} {
@@ -53,7 +56,7 @@ func TestFlagsOverridePreset(t *testing.T) {
 func TestExternalFlags(t *testing.T) {
 	f := parseRunFlags(t, "-target", "tcp=target:5201,http=target:3000", "-source", "docker",
 		"-external", "sluice=edge:6002,http=edge:8080,cgroup=/cg/s", "-external", "rathole=rh:6002")
-	r := &bench.Runner{}
+	r := &run.Runner{}
 	if err := f.applyExternal(r); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +70,7 @@ func TestExternalFlags(t *testing.T) {
 	if fmt.Sprint(names) != "[direct sluice rathole]" {
 		t.Fatalf("systems = %v", names)
 	}
-	if err := parseRunFlags(t, "-target", "tcp=x:1").applyExternal(&bench.Runner{}); err == nil {
+	if err := parseRunFlags(t, "-target", "tcp=x:1").applyExternal(&run.Runner{}); err == nil {
 		t.Fatal("a target without http= accepted")
 	}
 }
@@ -86,12 +89,14 @@ func resultsJSON(t *testing.T, dir string, k float64) string {
 		}
 		return fmt.Sprintf(`{"id":%q,"scenario":"x","title":"x","unit":"x","higher_is_better":%v,"values":{%s"sluice":%s}}`, id, higher, d, series(sluice))
 	}
-	js := fmt.Sprintf(`{"schema":%d,"preset":"gate","systems":[{"name":"direct"},{"name":"sluice"}],"metrics":[%s,%s,%s,%s]}`,
-		bench.SchemaVersion,
-		metric(bench.MUpload, true, 1000, 500/k),
-		metric(bench.MDownload, true, 1000, 500/k),
-		metric(bench.MLatP999, false, 100, 200*k),
-		metric(bench.MemPerConn(1000), false, 0, 20*k))
+	js := fmt.Sprintf(`{"schema":%d,"preset":"gate","systems":[{"name":"direct"},{"name":"sluice"}],"metrics":[%s,%s,%s,%s,%s,%s]}`,
+		results.SchemaVersion,
+		metric(results.MUpload, true, 1000, 500/k),
+		metric(results.MDownload, true, 1000, 500/k),
+		metric(results.MLatP999, false, 100, 200*k),
+		metric(results.MemPerConn(1000), false, 0, 20*k),
+		metric(results.WANMetric(gate.GateWAN, results.WANUpload), true, 95, 90/k),
+		metric(results.WANMetric(gate.GateWAN, results.WANDownload), true, 95, 90/k))
 	path := filepath.Join(dir, fmt.Sprintf("results-%g.json", k))
 	if err := os.WriteFile(path, []byte(js), 0o644); err != nil {
 		t.Fatal(err)
@@ -102,27 +107,27 @@ func resultsJSON(t *testing.T, dir string, k float64) string {
 func TestGateCommandOnResultsFiles(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "baseline.json")
-	load := func(k float64) *bench.Results {
-		r, err := bench.ReadResults(resultsJSON(t, dir, k))
+	load := func(k float64) *results.Results {
+		r, err := results.Read(resultsJSON(t, dir, k))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	if _, err := gate(load(1), base, true); err != nil {
+	if _, err := compareGate(load(1), base, true); err != nil {
 		t.Fatalf("write baseline: %v", err)
 	}
-	if _, err := gate(load(1.2), base, false); err != nil {
+	if _, err := compareGate(load(1.2), base, false); err != nil {
 		t.Fatalf("20%% worse is within tolerance, gate said: %v", err)
 	}
-	fails, err := gate(load(5), base, false)
-	if !errors.Is(err, errGateFailed) || len(fails) != 4 {
-		t.Fatalf("5x worse: err %v, %d failures; want the gate to fail on all 4 figures", err, len(fails))
+	fails, err := compareGate(load(5), base, false)
+	if !errors.Is(err, errGateFailed) || len(fails) != len(gate.Metrics) {
+		t.Fatalf("5x worse: err %v, %d failures; want the gate to fail on all %d figures", err, len(fails), len(gate.Metrics))
 	}
 	if !gross(fails) {
 		t.Fatal("5x past the baseline must count as gross (no retry)")
 	}
-	marginal, _ := gate(load(2.2), base, false)
+	marginal, _ := compareGate(load(2.2), base, false)
 	if len(marginal) == 0 || gross(marginal) {
 		t.Fatalf("2.2x worse must fail marginally (retry allowed): %v", marginal)
 	}

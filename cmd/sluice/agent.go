@@ -23,6 +23,7 @@ type agentFlags struct {
 	caFile, pin, serverName string
 	certFile, keyFile       string
 	connectTimeout          time.Duration
+	pool, takeover          bool
 	metrics                 string
 }
 
@@ -38,6 +39,8 @@ func (f *agentFlags) register(c *command) {
 	fs.StringVar(&f.keyFile, "tls-key", "", "client private key `file` (PEM)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "give up when the first connection to the edge fails for this long (0: retry forever)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: log every connection (same as --log-level debug)")
+	fs.BoolVar(&f.pool, "pool", false, "share the name or port with other agents of the same owner that pass --pool too (the edge spreads connections across them)")
+	fs.BoolVar(&f.takeover, "takeover", false, "replace an agent of the same owner that holds the name or port but is stuck; it is told and exits 5")
 	metricsFlag(c, &f.metrics)
 }
 
@@ -123,6 +126,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	if err != nil {
 		return err
 	}
+	t.Pool, t.Takeover = af.pool, af.takeover
 	cfg.Tunnels = []agent.Tunnel{t}
 	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)
 	defer stop()
@@ -164,6 +168,7 @@ type tunnelSpec struct {
 	Name       string `yaml:"name"`
 	Hostname   string `yaml:"hostname"`
 	RemotePort int    `yaml:"remote_port"`
+	Pool       bool   `yaml:"pool"`
 	// HTTP only; the same as the flags of sluice http.
 	UpstreamProtocol string `yaml:"upstream_protocol"`
 	HostHeader       string `yaml:"host_header"`
@@ -173,8 +178,35 @@ type tunnelSpec struct {
 	LogRequests *bool `yaml:"log_requests"`
 }
 
-// runStart is `sluice start -c FILE`: every tunnel of the file on one session.
+// runStart is `sluice start -c FILE`: every tunnel of the file, each on a
+// session of its own so that a reload (SIGHUP, or the file changing) adds
+// and removes tunnels without touching the others.
 func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	hup := notifyHangup()
+	defer hup.stop()
+	c, af, inf, tunnels, err := parseStart(args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := af.config(c)
+	if err != nil {
+		return err
+	}
+	cfg.Tunnels = tunnels
+	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	reload := func() ([]agent.Tunnel, error) {
+		_, _, _, t, err := parseStart(args, io.Discard)
+		return t, err
+	}
+	return superviseStart(ctx, cfg, reload, hup, c.config, stdout)
+}
+
+// parseStart reads the command line and the tunnels of the config file.
+func parseStart(args []string, stderr io.Writer) (*command, *agentFlags, *inspectFlags, []agent.Tunnel, error) {
 	c := newCommand("start", "start -c sluice.yml [flags]", stderr)
 	c.extraKeys = []string{"tunnels"}
 	var af agentFlags
@@ -183,17 +215,23 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	inf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
-		return err
+		return nil, nil, nil, nil, err
 	}
 	if len(pos) != 0 {
-		return usagef("start: unexpected arguments %q: tunnels come from the config file", pos)
+		return nil, nil, nil, nil, usagef("start: unexpected arguments %q: tunnels come from the config file", pos)
 	}
 	if c.config == "" {
-		return usagef("start: give the config file with -c sluice.yml (or SLUICE_CONFIG)")
+		return nil, nil, nil, nil, usagef("start: give the config file with -c sluice.yml (or SLUICE_CONFIG)")
 	}
+	tunnels, err := startTunnels(c, &af)
+	return c, &af, &inf, tunnels, err
+}
+
+// startTunnels decodes the tunnels list of the config file.
+func startTunnels(c *command, af *agentFlags) ([]agent.Tunnel, error) {
 	raw, ok := c.file["tunnels"]
 	if !ok {
-		return usagef("start: %s has no tunnels: list; see the README's config reference", c.config)
+		return nil, usagef("start: %s has no tunnels: list; see the README's config reference", c.config)
 	}
 	// Round-trip through YAML to decode the list strictly into tunnelSpec.
 	b, _ := yaml.Marshal(raw)
@@ -201,42 +239,35 @@ func runStart(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
+		return nil, usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, pool, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
 	}
 	if len(specs) == 0 {
-		return usagef("start: %s: the tunnels list is empty", c.config)
+		return nil, usagef("start: %s: the tunnels list is empty", c.config)
 	}
-	cfg, err := af.config(c)
-	if err != nil {
-		return err
-	}
+	var tunnels []agent.Tunnel
 	for i, s := range specs {
-		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader, ProxyProtocol: s.ProxyProtocol}
+		t := agent.Tunnel{Kind: control.Kind(s.Type), Name: s.Name, Hostname: s.Hostname, RemotePort: s.RemotePort, UpstreamProtocol: s.UpstreamProtocol, HostHeader: s.HostHeader, ProxyProtocol: s.ProxyProtocol, Pool: s.Pool || af.pool, Takeover: af.takeover}
 		switch t.Kind {
 		case control.KindHTTP:
 			t.LogRequests = s.LogRequests == nil || *s.LogRequests
 		case control.KindTCP, control.KindUDP:
 		default:
-			return usagef("start: %s: tunnel %d: type %q: use http, tcp or udp", c.config, i+1, s.Type)
+			return nil, usagef("start: %s: tunnel %d: type %q: use http, tcp or udp", c.config, i+1, s.Type)
 		}
 		if s.LogRequests != nil && t.Kind != control.KindHTTP {
-			return usagef("start: %s: tunnel %d: log_requests is for http tunnels", c.config, i+1)
+			return nil, usagef("start: %s: tunnel %d: log_requests is for http tunnels", c.config, i+1)
 		}
 		if t.ProxyProtocol != "" && t.Kind == control.KindUDP {
-			return usagef("start: %s: tunnel %d: proxy_protocol is for tcp and http tunnels, not udp", c.config, i+1)
+			return nil, usagef("start: %s: tunnel %d: proxy_protocol is for tcp and http tunnels, not udp", c.config, i+1)
 		}
 		if err := proxyProtocolFlag(fmt.Sprintf("start: %s: tunnel %d", c.config, i+1), &t); err != nil {
-			return err
+			return nil, err
 		}
+		var err error
 		if t.Local, err = localAddr(s.Local); err != nil {
-			return usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
+			return nil, usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
 		}
-		cfg.Tunnels = append(cfg.Tunnels, t)
+		tunnels = append(tunnels, t)
 	}
-	stop, err := observeAgent(&cfg, af.metrics, &inf, cfg.Logger, stdout)
-	defer stop()
-	if err != nil {
-		return err
-	}
-	return runAgent(ctx, cfg, stdout)
+	return tunnels, nil
 }

@@ -29,7 +29,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		metricsAddr    string
 		inf            inspectFlags
 	)
-	c.fs.StringVar(&httpAddr, "http", "127.0.0.1:8080", "`address` of the HTTP ingress (a free port is used if this one is taken)")
+	c.fs.StringVar(&httpAddr, "http", defaultDevHTTP, "`address` of the HTTP ingress (when not given and 8080 is taken, a free port is used; when given, it must be free)")
 	c.fs.StringVar(&name, "name", "", "subdomain `name` (default: a random readable one)")
 	c.fs.BoolVar(&demo, "demo", false, "serve a built-in demo page instead of a local service")
 	c.fs.BoolVar(&c.verbose, "v", false, "verbose logs")
@@ -39,6 +39,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	explicitHTTP := c.given("http")
 	var local string
 	switch {
 	case len(pos) == 1:
@@ -72,8 +73,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	token := hex.EncodeToString(tok[:])
 
 	httpLn, err := net.Listen("tcp", httpAddr)
+	if err != nil && explicitHTTP {
+		// An address the user chose is one they will type: moving it
+		// silently would send them to something else.
+		return fmt.Errorf("dev: cannot listen for HTTP on %s (--http): %w: free it or pick another", httpAddr, err)
+	}
 	if err != nil {
-		// 8080 is a popular port: rather than fail, take a free one.
+		// The default 8080 is a popular port: rather than fail, take a free one.
 		host, _, serr := net.SplitHostPort(httpAddr)
 		if serr != nil {
 			return usagef("dev: --http %q: %v", httpAddr, serr)
@@ -138,10 +144,27 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return errors.Join(runErr, serveErr)
 }
 
+// defaultDevHTTP is where `sluice dev` serves HTTP unless told otherwise.
+const defaultDevHTTP = "127.0.0.1:8080"
+
 // demoHandler answers with a page showing that the tunnel works. With local
-// set, it is the fallback while nothing listens there and says so.
+// set, it is the fallback while nothing listens there and says so. Only GET
+// and HEAD get the page with 200: answering a POST with 200 would tell an
+// API client its write succeeded when no app saw it.
 func demoHandler(local string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("X-Sluice-Demo", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			if local != "" {
+				fmt.Fprintf(w, "sluice: the local app is not running: nothing listens on %s, so this %s was not delivered. Start the app and retry.\n", local, r.Method)
+			} else {
+				fmt.Fprintf(w, "sluice: no local app: this is the built-in demo page (--demo), so this %s was not delivered anywhere.\n", r.Method)
+			}
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Sluice-Demo", "1")

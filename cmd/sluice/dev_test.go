@@ -4,17 +4,15 @@ import (
 	"github.com/sluicehq/sluice/internal/testutil"
 
 	"context"
-	"io"
 	"net"
-	"regexp"
+	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
-// TestDevFallsBackWhenPortTaken: a taken --http port is not fatal for the
-// newcomer's command; it serves on a free port and says so.
-func TestDevFallsBackWhenPortTaken(t *testing.T) {
+// TestDevFailsWhenTheGivenPortIsTaken: an --http address the user chose is
+// not moved; only the default may be.
+func TestDevFailsWhenTheGivenPortIsTaken(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -22,43 +20,28 @@ func TestDevFallsBackWhenPortTaken(t *testing.T) {
 	defer taken.Close()
 	out := &lineWriter{lines: make(chan string, 10)}
 	var stderr lockedWriter
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- runDev(ctx, []string{"--demo", "--http", taken.Addr().String()}, out, &stderr) }()
-	var url, port string
-	for url == "" {
-		select {
-		case l := <-out.lines:
-			if m := regexp.MustCompile(`^Forwarding (http://\S+:(\d+)) -> built-in demo page$`).FindStringSubmatch(l); m != nil {
-				url, port = m[1], m[2]
+	err = runDev(context.Background(), []string{"--demo", "--http", taken.Addr().String()}, out, &stderr)
+	if err == nil || exitCode(err) != exitFailure || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "--http") {
+		t.Fatalf("dev on a taken --http: %v (exit %d), want exit %d naming the address and --http", err, exitCode(err), exitFailure)
+	}
+}
+
+func TestDemoPageAnswersOnlyReads(t *testing.T) {
+	for _, local := range []string{"", "localhost:3000"} {
+		h := demoHandler(local)
+		for method, want := range map[string]int{"GET": 200, "HEAD": 200, "POST": 503, "PUT": 503, "DELETE": 503, "PATCH": 503} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(method, "/api/items", strings.NewReader("{}")))
+			if rec.Code != want {
+				t.Errorf("demo(%q) %s: %d, want %d", local, method, rec.Code, want)
 			}
-		case err := <-done:
-			t.Fatalf("dev ended early: %v; stderr %q", err, stderr.String())
-		case <-time.After(10 * time.Second):
-			t.Fatal("no Forwarding line in 10 s")
+			if want == 503 && !strings.Contains(rec.Body.String(), "not") {
+				t.Errorf("demo(%q) %s body %q does not say the app is not there", local, method, rec.Body.String())
+			}
+			if want == 503 && local != "" && !strings.Contains(rec.Body.String(), "local app is not running") {
+				t.Errorf("demo(%q) %s body %q does not say the local app is not running", local, method, rec.Body.String())
+			}
 		}
-	}
-	if strings.HasSuffix(taken.Addr().String(), ":"+port) {
-		t.Fatalf("dev claims the taken port %s", port)
-	}
-	if !strings.Contains(stderr.String(), "is taken") {
-		t.Fatalf("stderr does not explain the port change: %q", stderr.String())
-	}
-	c := viaIngress("127.0.0.1:" + port)
-	defer c.CloseIdleConnections()
-	resp, err := c.Get(url + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "--demo") {
-		t.Fatalf("demo page: %d %q", resp.StatusCode, body)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("dev after cancel: %v", err)
 	}
 }
 

@@ -31,6 +31,7 @@ func exitCode(err error) int {
 		ce  *control.Error
 		unr *agent.UnreachableError
 		tle *agent.TLSError
+		wp  *agent.WrongPeerError
 	)
 	switch {
 	case errors.Is(err, errHelpShown):
@@ -41,13 +42,15 @@ func exitCode(err error) int {
 		switch ce.Code {
 		case control.CodeUnauthorized, control.CodeVersion:
 			return exitAuth
-		case control.CodeNameTaken, control.CodePortTaken:
+		case control.CodeNameTaken, control.CodePortTaken, control.CodeTakenOver, control.CodeLimit:
 			return exitConflict
+		case control.CodeRevoked, control.CodeForbidden:
+			return exitAuth
 		case control.CodeBadRequest:
 			return exitUsage
 		}
 		return exitFailure
-	case errors.As(err, &unr), errors.As(err, &tle):
+	case errors.As(err, &unr), errors.As(err, &tle), errors.As(err, &wp):
 		return exitUnreachable
 	}
 	return exitFailure
@@ -71,7 +74,10 @@ var flagOf = map[string]string{
 	"server.ACMEDirectory":       "--acme-ca",
 	"server.HTTPPlain":           "--http-plain",
 	"server.StateDir":            "--state-dir",
+	"server.TokenRules":          "--tokens-file",
 	"server.PublicHTTPSPort":     "--https",
+	"server.Admin":               "--admin",
+	"server.AdminToken":          "--admin-token",
 	"agent.Server":               "--server (or SLUICE_SERVER)",
 	"agent.Token":                "--token (or SLUICE_TOKEN)",
 }
@@ -111,6 +117,7 @@ func advice(err error) string {
 		ce  *control.Error
 		unr *agent.UnreachableError
 		tle *agent.TLSError
+		wp  *agent.WrongPeerError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -118,14 +125,34 @@ func advice(err error) string {
 		case control.CodeUnauthorized:
 			return "pass the edge's token with --token or SLUICE_TOKEN"
 		case control.CodeNameTaken:
-			return "pick another --name or --hostname"
+			return "pick another --name or --hostname; to replace a stuck agent of your own add --takeover; to share the name run every agent with --pool"
 		case control.CodePortTaken:
-			return "pick another --remote-port, or omit it to let the edge choose"
+			return "pick another --remote-port, or omit it to let the edge choose; to replace a stuck agent of your own add --takeover; to share the port run every agent with --pool"
+		case control.CodeTakenOver:
+			return "another agent of yours took this tunnel over (--takeover); this one stops"
+		case control.CodeRevoked, control.CodeForbidden:
+			return "ask the edge's operator for a token that allows it (the edge's --tokens-file)"
 		}
+	case errors.As(err, &wp):
+		return wrongPeerHint(wp)
 	case errors.As(err, &unr):
 		return "check --server / SLUICE_SERVER, and that --insecure is on both sides or neither"
 	case errors.As(err, &tle):
 		return "pass the edge's CA with --ca or its pin with --pin, or use --insecure on both sides for plain TCP"
 	}
 	return ""
+}
+
+// wrongPeerHint says which flag to fix when the edge's address answered as
+// something else.
+func wrongPeerHint(wp *agent.WrongPeerError) string {
+	switch wp.Kind {
+	case agent.PeerHTTP:
+		return "is this the edge's --http port? agents connect to the edge's --listen address (port 7835 by default): fix --server"
+	case agent.PeerTLS:
+		return "the edge uses TLS: drop --insecure (and pass --pin or --ca if its certificate is not publicly trusted)"
+	case agent.PeerPlainSluice:
+		return "the edge runs with --insecure: pass --insecure here too, or give the edge a certificate"
+	}
+	return "--server must be the edge's --listen address: fix it"
 }

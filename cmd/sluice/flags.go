@@ -49,6 +49,14 @@ func newCommand(name, synopsis string, stderr io.Writer) *command {
 	return c
 }
 
+// given reports whether the flag was set on the command line, in the
+// environment or in the config file, rather than left at its default.
+func (c *command) given(name string) bool {
+	set := false
+	c.fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // envName is the environment variable standing for a flag.
 func envName(flagName string) string {
 	return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))

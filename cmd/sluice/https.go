@@ -22,7 +22,7 @@ type edgeHTTPSFlags struct {
 
 func (f *edgeHTTPSFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.HTTPS, "https", "", "public HTTPS ingress `address`, e.g. :443 (certificates over ACME unless --https-cert is given)")
-	fs.StringVar(&cfg.StateDir, "state-dir", "", "`directory` for state kept across restarts, such as ACME certificates (default: $XDG_STATE_HOME/sluice or ~/.local/state/sluice)")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "`directory` for state kept across restarts: leases, the loopback certificate, ACME certificates (default: $XDG_STATE_HOME/sluice or ~/.local/state/sluice)")
 	fs.StringVar(&cfg.ACMEDirectory, "acme-ca", "", "ACME directory `URL` (default: Let's Encrypt production)")
 	fs.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact `email` for the ACME account (expiry and policy notices)")
 	fs.StringVar(&cfg.HTTPSCertFile, "https-cert", "", "static certificate `file` (PEM) for --https, e.g. a wildcard for *.DOMAIN, instead of ACME")

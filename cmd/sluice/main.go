@@ -3,13 +3,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/sluicehq/sluice/control"
 )
@@ -24,7 +21,7 @@ const (
 	exitUsage       = 2 // bad flag, argument or config file
 	exitAuth        = 3 // the edge rejected the token or speaks another protocol version
 	exitUnreachable = 4 // the edge could not be reached, or its TLS identity could not be verified
-	exitConflict    = 5 // the name, hostname or TCP/UDP port is held by another agent
+	exitConflict    = 5 // the name, hostname or TCP/UDP port is held by another agent, was taken over, or a tunnel limit is reached
 )
 
 const usage = `sluice: a self-hosted reverse tunnel.
@@ -42,7 +39,7 @@ Usage:
   sluice udp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [--insecure]
       Expose a local UDP service on a public UDP port of the edge.
   sluice start -c sluice.yml
-      Run every tunnel of a config file over one session.
+      Run every tunnel of a config file (re-read on SIGHUP and when it changes).
   sluice version
 
 Every flag can also come from an environment variable SLUICE_<FLAG> (e.g.
@@ -63,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shutdownContext(stderr)
 	defer stop()
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {

@@ -5,53 +5,25 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/statedir"
 	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/transport"
 )
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("server", "server --listen ADDR --http ADDR --domain DOMAIN --token TOKEN [flags]", stderr)
-	var (
-		cfg                       server.Config
-		tokens                    stringList
-		insecure                  bool
-		certFile, keyFile, caFile string
-		tcpPorts                  string
-		hf                        edgeHTTPSFlags
-		l4                        edgeL4Flags
-		metricsAddr               string
-		admin                     adminFlags
-	)
-	fs := c.fs
-	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
-	fs.StringVar(&cfg.HTTP, "http", "", "public HTTP ingress `address`, e.g. :80 (empty: no HTTP tunnels)")
-	fs.StringVar(&cfg.Domain, "domain", "", "parent `domain` of tunnel hostnames: NAME.DOMAIN (point a wildcard DNS record *.DOMAIN at this host)")
-	fs.Var(&tokens, "token", "`token` agents must present (repeat for several; in the file, a list)")
-	fs.BoolVar(&insecure, "insecure", false, "plain TCP between agents and this edge, no TLS (trusted networks and benchmarks only)")
-	fs.StringVar(&certFile, "tls-cert", "", "TLS certificate `file` (PEM) for the agent listener")
-	fs.StringVar(&keyFile, "tls-key", "", "TLS private key `file` (PEM)")
-	fs.StringVar(&caFile, "client-ca", "", "CA `file` (PEM): require agents to present a certificate it signed (mutual TLS)")
-	fs.StringVar(&cfg.TCPHost, "tcp-host", "", "`address` TCP tunnels listen on (default: the host of --listen)")
-	fs.StringVar(&tcpPorts, "tcp-ports", "", "`MIN-MAX` range for TCP tunnel ports (default: any requested port, else an ephemeral one)")
-	fs.StringVar(&cfg.PublicHost, "public-host", "", "`host` shown in tcp:// URLs (default: --tcp-host, or --domain when that is a wildcard)")
-	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
-	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
-	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", time.Minute, "how long a disconnected agent's names stay reserved for its token")
-	hf.register(fs, &cfg)
-	l4.register(c)
-	metricsFlag(c, &metricsAddr)
-	admin.register(c)
-	if _, err := c.parse(args); err != nil {
+	hup := notifyHangup()
+	defer hup.stop()
+	sc, err := parseServer(args, stderr)
+	if err != nil {
 		return err
 	}
-	if err := hf.apply(&cfg); err != nil {
-		return err
-	}
+	c, cfg := sc.c, sc.cfg
 	log, err := c.logger()
 	if err != nil {
 		return err
@@ -60,34 +32,21 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.Logger = log
-	cfg.Tokens = tokens
-	if tcpPorts != "" {
-		lo, hi, ok := strings.Cut(tcpPorts, "-")
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := strconv.Atoi(hi)
-		if !ok || err1 != nil || err2 != nil {
-			return usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
-		}
-		cfg.TCPPortMin, cfg.TCPPortMax = a, b
-	}
-	if err := l4.apply(&cfg); err != nil {
-		return err
-	}
 	if err := cfg.Validate(); err != nil {
-		return err // before a throwaway certificate is made and its pin printed
+		return err // before a certificate is made and its pin printed
 	}
-	tlsCfg, err := serverTLS(cfg.Listen, insecure, certFile, keyFile, caFile, stdout, log)
+	tlsCfg, err := serverTLS(cfg.Listen, sc.insecure, sc.certFile, sc.keyFile, sc.caFile, cfg.StateDir, stdout, log)
 	if err != nil {
 		return err
 	}
 	cfg.TLS = tlsCfg
-	if err := admin.apply(&cfg.Admin, &cfg.AdminToken, stdout); err != nil {
+	if err := sc.admin.apply(&cfg.Admin, &cfg.AdminToken, stdout); err != nil {
 		return err
 	}
-	if metricsAddr != "" {
+	if sc.metricsAddr != "" {
 		reg := newRegistry()
 		cfg.Metrics = reg
-		stop, err := startMetrics(metricsAddr, reg, log)
+		stop, err := startMetrics(sc.metricsAddr, reg, log)
 		if err != nil {
 			return err
 		}
@@ -108,13 +67,117 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, ", HTTPS on %s", a)
 	}
 	fmt.Fprintln(stdout)
+	go hup.each(ctx, func() { reloadServer(srv, args, log) })
 	return srv.Serve(ctx)
+}
+
+// reloadServer re-reads the command line's config file, environment and
+// tokens file and applies them; on error the old configuration stays.
+func reloadServer(srv *server.Server, args []string, log *slog.Logger) {
+	sc, err := parseServer(args, io.Discard)
+	if err == nil {
+		err = sc.cfg.Validate()
+	}
+	if err != nil {
+		log.Error("reload failed: the old configuration stays", "err", explain(err))
+		return
+	}
+	note, err := srv.Reload(sc.cfg)
+	if err != nil {
+		log.Error("reload failed: the old configuration stays", "err", err)
+		return
+	}
+	if note != "" {
+		log.Warn("reload: " + note)
+	}
+}
+
+// serverCommand is the parsed command line of `sluice server`.
+type serverCommand struct {
+	c                         *command
+	cfg                       server.Config
+	insecure                  bool
+	certFile, keyFile, caFile string
+	metricsAddr               string
+	admin                     adminFlags
+}
+
+// parseServer reads the flags, environment and config file of `sluice
+// server` into a server.Config (without logger, TLS, metrics or admin). A
+// reload runs it again.
+func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
+	c := newCommand("server", "server --listen ADDR --http ADDR --domain DOMAIN --token TOKEN [flags]", stderr)
+	sc := &serverCommand{c: c}
+	var (
+		cfg        server.Config
+		tokens     stringList
+		tcpPorts   string
+		tokensFile string
+		hf         edgeHTTPSFlags
+		l4         edgeL4Flags
+	)
+	fs := c.fs
+	fs.StringVar(&cfg.Listen, "listen", ":7835", "`address` agents connect to")
+	fs.StringVar(&cfg.HTTP, "http", "", "public HTTP ingress `address`, e.g. :80 (empty: no HTTP tunnels)")
+	fs.StringVar(&cfg.Domain, "domain", "", "parent `domain` of tunnel hostnames: NAME.DOMAIN (point a wildcard DNS record *.DOMAIN at this host)")
+	fs.Var(&tokens, "token", "`token` agents must present (repeat for several; in the file, a list)")
+	fs.BoolVar(&sc.insecure, "insecure", false, "plain TCP between agents and this edge, no TLS (trusted networks and benchmarks only)")
+	fs.StringVar(&sc.certFile, "tls-cert", "", "TLS certificate `file` (PEM) for the agent listener")
+	fs.StringVar(&sc.keyFile, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&sc.caFile, "client-ca", "", "CA `file` (PEM): require agents to present a certificate it signed (mutual TLS)")
+	fs.StringVar(&cfg.TCPHost, "tcp-host", "", "`address` TCP tunnels listen on (default: the host of --listen)")
+	fs.StringVar(&tcpPorts, "tcp-ports", "", "`MIN-MAX` range for TCP tunnel ports (default: any requested port, else an ephemeral one)")
+	fs.StringVar(&cfg.PublicHost, "public-host", "", "`host` shown in tcp:// URLs (default: --tcp-host, or --domain when that is a wildcard)")
+	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
+	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")
+	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (re-read on SIGHUP)")
+	hf.register(fs, &cfg)
+	l4.register(c)
+	metricsFlag(c, &sc.metricsAddr)
+	sc.admin.register(c)
+	if _, err := c.parse(args); err != nil {
+		return nil, err
+	}
+	if err := hf.apply(&cfg); err != nil {
+		return nil, err
+	}
+	cfg.Tokens = tokens
+	if tokensFile != "" {
+		rules, err := server.LoadTokensFile(tokensFile)
+		if err != nil {
+			return nil, usagef("server: --tokens-file: %v", err)
+		}
+		cfg.TokenRules = rules
+	}
+	if cfg.StateDir == "" {
+		// Leases and the loopback certificate outlive the process here
+		// unless the operator names another place.
+		cfg.StateDir, _ = statedir.Default()
+	}
+	if cfg.ReclaimGrace == 0 {
+		cfg.ReclaimGrace = -1 // server.Config: negative keeps nothing past the session
+	}
+	if tcpPorts != "" {
+		lo, hi, ok := strings.Cut(tcpPorts, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, usagef("server: --tcp-ports %q: write MIN-MAX, e.g. 20000-20999", tcpPorts)
+		}
+		cfg.TCPPortMin, cfg.TCPPortMax = a, b
+	}
+	if err := l4.apply(&cfg); err != nil {
+		return nil, err
+	}
+	sc.cfg = cfg
+	return sc, nil
 }
 
 // serverTLS decides how agents connect: plain TCP with --insecure; TLS with
 // the given certificate; with none, a throwaway certificate on loopback (its
 // pin is printed for agents to pass) and a refusal anywhere else.
-func serverTLS(listen string, insecure bool, certFile, keyFile, caFile string, stdout io.Writer, log interface{ Warn(string, ...any) }) (*tls.Config, error) {
+func serverTLS(listen string, insecure bool, certFile, keyFile, caFile, stateDir string, stdout io.Writer, log interface{ Warn(string, ...any) }) (*tls.Config, error) {
 	if insecure {
 		if certFile != "" || keyFile != "" {
 			return nil, usagef("server: --insecure and --tls-cert/--tls-key contradict each other: drop one")
@@ -137,16 +200,12 @@ func serverTLS(listen string, insecure bool, certFile, keyFile, caFile string, s
 	if !isLoopback(listen) {
 		return nil, usagef("server: refusing to listen on %s without TLS: pass --tls-cert and --tls-key (a certificate for this edge's name, e.g. from Let's Encrypt), or --insecure for plain TCP on a network you trust", listen)
 	}
-	ca, err := transport.NewCA("sluice throwaway edge CA")
-	if err != nil {
-		return nil, err
-	}
-	cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+	cert, where, err := loopbackCert(stateDir, log)
 	if err != nil {
 		return nil, err
 	}
 	pin := transport.Pin(cert.Leaf)
-	fmt.Fprintf(stdout, "sluice edge: no --tls-cert given, so this loopback edge uses a throwaway certificate; agents pass --pin %s\n", pin)
+	fmt.Fprintf(stdout, "sluice edge: no --tls-cert given, so this loopback edge uses a generated certificate (%s); agents pass --pin %s\n", where, pin)
 	return transport.ServerTLS{Certificate: &cert, ClientCAFile: caFile}.Config()
 }
 

@@ -84,7 +84,9 @@ type proc struct {
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(sluiceBinary(t), args...), lines: make(chan string, 100), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "SLUICE_SERVER=", "SLUICE_TOKEN=", "SLUICE_CONFIG=")
+	// A state directory per test: edges keep leases and their loopback
+	// certificate there, and tests must not share them (or the user's).
+	p.cmd.Env = append(os.Environ(), "SLUICE_SERVER=", "SLUICE_TOKEN=", "SLUICE_CONFIG=", "XDG_STATE_HOME="+stateHome(t))
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -114,6 +116,18 @@ func startProc(t *testing.T, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+var stateHomes sync.Map // *testing.T → string
+
+// stateHome is the test's XDG_STATE_HOME, the same for all its processes.
+func stateHome(t *testing.T) string {
+	if d, ok := stateHomes.Load(t); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	stateHomes.Store(t, d)
+	return d
 }
 
 // waitLine returns the submatches of the first stdout line matching re.

@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -146,5 +148,110 @@ func TestStartRejectsBadTunnels(t *testing.T) {
 		if exitCode(err) != exitUsage {
 			t.Errorf("config %q: got %v (exit %d), want a usage error", body, err, exitCode(err))
 		}
+	}
+}
+
+// TestStartReloadsWhenTheFileChanges: rewriting the file adds and removes
+// tunnels; a connection through a tunnel the change did not touch keeps
+// flowing, and a file that no longer parses changes nothing.
+func TestStartReloadsWhenTheFileChanges(t *testing.T) {
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); srv.Serve(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	echo := testutil.EchoServer(t)
+	appA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "a") }))
+	defer appA.Close()
+	appB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "b") }))
+	defer appB.Close()
+	head := fmt.Sprintf("server: %s\ntoken: T\ninsecure: true\nlog_level: warn\ntunnels:\n  - {type: tcp, local: %q}\n", srv.Addr(), echo)
+	file := writeFile(t, head+fmt.Sprintf("  - {type: http, local: %q, name: old}\n", appA.Listener.Addr()))
+	t.Setenv("SLUICE_SERVER", "")
+	t.Setenv("SLUICE_TOKEN", "")
+	out := &lineWriter{lines: make(chan string, 10)}
+	var logs testutil.SyncBuffer
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runStart(agentCtx, []string{"-c", file, "--log-level", "info"}, out, &logs) }()
+	var seen []string // lines read while waiting for another
+	forwarding := func(re string) string {
+		t.Helper()
+		rx := regexp.MustCompile(re)
+		for i, l := range seen {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				seen = append(seen[:i], seen[i+1:]...)
+				return m[1]
+			}
+		}
+		for {
+			select {
+			case l := <-out.lines:
+				if m := rx.FindStringSubmatch(l); m != nil {
+					return m[1]
+				}
+				seen = append(seen, l)
+			case err := <-done:
+				t.Fatalf("start ended early: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no line matching %q in 10 s; log:\n%s", re, logs.String())
+			}
+		}
+	}
+	tcpURL := forwarding(`^Forwarding tcp://(\S+) -> `)
+	forwarding(`^Forwarding (http://old\.localhost:\d+) -> `)
+	c, err := net.Dial("tcp", tcpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	roundTrip := func(msg string) {
+		t.Helper()
+		io.WriteString(c, msg)
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("through the untouched tcp tunnel: %q, %v", buf, err)
+		}
+	}
+	roundTrip("before")
+
+	// Swap the http tunnel; the tcp one stays as it was.
+	os.WriteFile(file, []byte(head+fmt.Sprintf("  - {type: http, local: %q, name: new}\n", appB.Listener.Addr())), 0o600)
+	swapped := time.Now()
+	forwarding(`^Forwarding (http://new\.localhost:\d+) -> `)
+	t.Logf("the swap took %v", time.Since(swapped))
+	roundTrip("after")
+	client := viaIngress(srv.HTTPAddr().String())
+	defer client.CloseIdleConnections()
+	for host, want := range map[string]int{"new.localhost": 200, "old.localhost": 502} {
+		resp, err := client.Get("http://" + host + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s after the reload: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	// A broken file is logged; the tunnels stay.
+	os.WriteFile(file, []byte("tunnels: [not: valid"), 0o600)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "reload failed: the tunnels stay as they were") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload failure logged for a broken file; log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	roundTrip("still")
+	c.Close() // nothing in flight: the agents stop without a drain
+	stopAgent()
+	if err := <-done; err != nil {
+		t.Fatalf("start after its context ended: %v", err)
 	}
 }

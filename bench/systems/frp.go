@@ -1,0 +1,82 @@
+package systems
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluicehq/sluice/bench/plan"
+	"github.com/sluicehq/sluice/bench/proc"
+	"github.com/sluicehq/sluice/bench/target"
+)
+
+// frpSystem runs frp 0.66.0's frps and frpc (yamux multiplexing, frp's
+// default).
+type frpSystem struct{ frps, frpc string }
+
+func (f *frpSystem) Name() string      { return plan.FRP }
+func (f *frpSystem) HTTPRouting() bool { return true }
+func (f *frpSystem) Available() error {
+	if f.frps == "" || f.frpc == "" {
+		return errors.New("frps/frpc not found (set FRPS_BIN and FRPC_BIN or put them on PATH); download frp 0.66.0 from https://github.com/fatedier/frp/releases or use the snowdreamtech/frps:0.66.0 and snowdreamtech/frpc:0.66.0 images; skipping frp")
+	}
+	return nil
+}
+func (f *frpSystem) Version() string { return firstLine(f.frps, "--version") }
+
+func (f *frpSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Instance, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	_, tport, _ := net.SplitHostPort(env.TargetTCP)
+	_, hport, _ := net.SplitHostPort(env.TargetHTTP)
+	frps := fmt.Sprintf("bindAddr = \"127.0.0.1\"\nbindPort = %d\nauth.token = \"bench\"\nlog.level = \"error\"\n", ports[0])
+	proxies := fmt.Sprintf("\n[[proxies]]\nname = \"bench\"\ntype = \"tcp\"\nlocalIP = \"127.0.0.1\"\nlocalPort = %s\nremotePort = %d\n", tport, ports[2])
+	in := &Instance{System: plan.FRP, Addr: fmt.Sprintf("127.0.0.1:%d", ports[2]), Started: time.Now()}
+	if opts.HTTP {
+		frps += fmt.Sprintf("vhostHTTPPort = %d\n", ports[1])
+		proxies += fmt.Sprintf("\n[[proxies]]\nname = \"bench-http\"\ntype = \"http\"\nlocalIP = \"127.0.0.1\"\nlocalPort = %s\ncustomDomains = [%q]\n", hport, target.HTTPHostName)
+		in.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+		in.HTTPHost = target.HTTPHostName
+	}
+	sp := filepath.Join(env.Dir, "frps.toml")
+	cp := filepath.Join(env.Dir, "frpc.toml")
+	if err := os.WriteFile(sp, []byte(frps), 0o644); err != nil {
+		return nil, fmt.Errorf("write frp config: %w", err)
+	}
+	srv, err := proc.Start("frps", true, env.Dir, f.frps, []string{"-c", sp}, nil)
+	if err != nil {
+		return nil, err
+	}
+	in.Procs = append(in.Procs, srv)
+	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", ports[0]), in.Procs); err != nil {
+		in.Stop()
+		return nil, fmt.Errorf("frps: %w", err)
+	}
+	if opts.EdgeBase {
+		in.markEdgeBase()
+	}
+	edge, err := in.linkTo(env, opts, fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(edge)
+	frpc := fmt.Sprintf("serverAddr = %q\nserverPort = %s\nauth.token = \"bench\"\nlog.level = \"error\"\n", host, port) + proxies
+	if err := os.WriteFile(cp, []byte(frpc), 0o644); err != nil {
+		in.Stop()
+		return nil, fmt.Errorf("write frp config: %w", err)
+	}
+	cl, err := proc.Start("frpc", false, env.Dir, f.frpc, []string{"-c", cp}, nil)
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.Procs = append(in.Procs, cl)
+	return in, nil
+}

@@ -1,0 +1,138 @@
+package systems
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/bench/plan"
+	"github.com/sluicehq/sluice/bench/proc"
+	"github.com/sluicehq/sluice/bench/target"
+)
+
+// sluiceSystem runs `sluice server` and one `sluice tcp` agent (plus a
+// `sluice http` agent when HTTP is wanted), logging errors only (as the
+// peers are configured: rathole RUST_LOG=error, frp log.level=error), so no
+// system pays for a log line per request; for the same reason the HTTP
+// agent runs with --log-requests=false (its default parses and logs every
+// request, which neither peer does at log level error) and --inspect=false
+// (the request inspector captures every request).
+//
+// Plain, the agent and the edge speak TCP (--insecure), as the peers do in
+// their default configurations; with tls, TLS 1.3 with a certificate the
+// harness issues and the agent verifies with --ca, as users deploy it.
+type sluiceSystem struct {
+	bin    string
+	binErr error // why there is no binary (e.g. the build failed)
+	tls    bool
+}
+
+// Sluice returns the plain-transport sluice system for a binary, or one
+// that reports binErr as the reason it is unavailable.
+func Sluice(bin string, binErr error) System {
+	return &sluiceSystem{bin: bin, binErr: binErr}
+}
+
+// SluiceTLS is Sluice with TLS 1.3 between agent and edge.
+func SluiceTLS(bin string, binErr error) System {
+	return &sluiceSystem{bin: bin, binErr: binErr, tls: true}
+}
+
+const sluiceToken = "bench"
+
+func (s *sluiceSystem) Name() string {
+	if s.tls {
+		return plan.SluiceTLS
+	}
+	return plan.Sluice
+}
+
+func (s *sluiceSystem) HTTPRouting() bool { return true }
+
+func (s *sluiceSystem) Available() error {
+	if s.binErr != nil {
+		return s.binErr
+	}
+	if s.bin == "" {
+		return errors.New("sluice binary not available: set SLUICE_BIN or run from the repository so the harness can `go build ./cmd/sluice`")
+	}
+	if _, err := os.Stat(s.bin); err != nil {
+		return fmt.Errorf("sluice binary %s: %w (set SLUICE_BIN to a built sluice)", s.bin, err)
+	}
+	return nil
+}
+
+func (s *sluiceSystem) Version() string {
+	v := "built from this repository"
+	if out := firstLine(s.bin, "version"); out != "" && !strings.Contains(strings.ToLower(out), "usage") && !strings.Contains(strings.ToLower(out), "unknown") {
+		v = out
+	}
+	if s.tls {
+		v += "; TLS 1.3, ECDSA P-256 certificate verified with --ca"
+	}
+	return v
+}
+
+func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Instance, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	ctrl := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	pub := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	serverTransport := []string{"--insecure"}
+	agentTransport := []string{"--insecure"}
+	if s.tls {
+		cert, key := filepath.Join(env.Dir, "edge-cert.pem"), filepath.Join(env.Dir, "edge-key.pem")
+		if err := writeEdgeCert(cert, key); err != nil {
+			return nil, err
+		}
+		serverTransport = []string{"--tls-cert", cert, "--tls-key", key}
+		agentTransport = []string{"--ca", cert, "--server-name", "localhost"}
+	}
+	in := &Instance{System: s.Name(), Addr: pub, Started: time.Now()}
+	args := append([]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--log-level", "error"}, serverTransport...)
+	srv, err := proc.Start("sluice server", true, env.Dir, s.bin, args, nil)
+	if err != nil {
+		return nil, err
+	}
+	in.Procs = append(in.Procs, srv)
+	if err := waitListening(ctx, ctrl, in.Procs); err != nil {
+		in.Stop()
+		return nil, fmt.Errorf("sluice server: %w", err)
+	}
+	if opts.EdgeBase {
+		in.markEdgeBase()
+	}
+	edge, err := in.linkTo(env, opts, ctrl)
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	args = append([]string{"tcp", env.TargetTCP, "--server", edge, "--token", sluiceToken, "--remote-port", fmt.Sprint(ports[2]), "--log-level", "error"}, agentTransport...)
+	ag, err := proc.Start("sluice tcp agent", false, env.Dir, s.bin, args, nil)
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.Procs = append(in.Procs, ag)
+	if opts.HTTP {
+		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
+		args = append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error", "--log-requests=false", "--inspect=false"}, agentTransport...)
+		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)
+		if err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.Procs = append(in.Procs, hag)
+		in.HTTPAddr = httpAddr
+		in.HTTPHost = target.HTTPHostName
+	}
+	return in, nil
+}

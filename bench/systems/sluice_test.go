@@ -1,0 +1,78 @@
+package systems
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/bench/link"
+	"github.com/sluicehq/sluice/bench/load"
+	"github.com/sluicehq/sluice/bench/plan"
+	"github.com/sluicehq/sluice/bench/target"
+)
+
+func buildSluice(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/sluice: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Both sluice systems carry traffic, directly and across a link between
+// agent and edge; sluice-tls does it over TLS the agent verified.
+func TestSluiceSystemsCarryTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds sluice; skipped with -short")
+	}
+	bin := buildSluice(t)
+	tg, err := target.Start("127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	wan := link.Symmetric(10*time.Millisecond, 0)
+	for _, c := range []struct {
+		sys  System
+		link *link.Shape
+	}{{Sluice(bin, nil), nil}, {SluiceTLS(bin, nil), nil}, {SluiceTLS(bin, nil), &wan}} {
+		name := c.sys.Name()
+		if c.link != nil {
+			name += " across " + c.link.String()
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			in, err := c.sys.Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, StartOptions{Link: c.link})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Stop()
+			deadline := time.Now().Add(30 * time.Second)
+			for load.Probe(in.Addr, time.Second) != nil {
+				if err := in.Alive(); err != nil {
+					t.Fatal(err)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no round trip through %s within 30s", name)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n, _, err := load.TransferFor(in.Addr, 4<<20, true, 20*time.Second, nil); err != nil || n != 4<<20 {
+				t.Fatalf("upload through %s: %d bytes, %v", name, n, err)
+			}
+			if (c.link != nil) != (in.Link != nil) {
+				t.Fatalf("link asked for: %v, link running: %v", c.link != nil, in.Link != nil)
+			}
+			if c.sys.Name() == plan.SluiceTLS && !strings.Contains(c.sys.Version(), "TLS 1.3") {
+				t.Fatalf("sluice-tls version %q does not say it runs TLS", c.sys.Version())
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+// Package leasestore keeps the edge's leases (which owner holds which name or
+// port, and the hashes of the secrets that reclaim it) where an edge restart,
+// even kill -9, finds them again.
+//
+// Store is the seam for a store shared by several edges; File is the embedded
+// implementation, one JSON file rewritten atomically. A file rather than an
+// embedded database: the data is small (one record per tunnel), writes come
+// only when agents register or leave, reads only at start-up, and a file
+// written with write-temp-fsync-rename needs no dependency, no compaction and
+// can be read and repaired with a text editor.
+package leasestore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Record is one lease.
+type Record struct {
+	// Key names what is leased: "host:<hostname>" or "port:<number>".
+	Key string `json:"key"`
+	// Kind is the tunnel kind, "http" or "tcp".
+	Kind string `json:"kind"`
+	// Name is the tunnel's name (the subdomain, or a TCP tunnel's label).
+	Name string `json:"name,omitempty"`
+	// Owner is the hex identity of the owner (a hash, never a token).
+	Owner string `json:"owner"`
+	// OwnerName is the owner's name from the tokens file, for people.
+	OwnerName string `json:"owner_name,omitempty"`
+	// Secrets are the hex SHA-256 hashes of the lease secrets that reclaim
+	// the key; the secrets themselves live only with the agents.
+	Secrets []string `json:"secrets"`
+	// Random is true when the edge chose the name or port.
+	Random bool `json:"random,omitempty"`
+	// Pooled is true when several agents share the key.
+	Pooled bool `json:"pooled,omitempty"`
+	// Since is when the lease was first granted.
+	Since time.Time `json:"since"`
+	// Connected is true while an agent serves the key. An edge that was
+	// killed leaves it true; the next start counts the grace from then.
+	Connected bool `json:"connected"`
+	// LastSeen is when the last agent serving the key went away.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// Store keeps leases. Implementations must be safe for concurrent use; Put
+// and Delete return once the change is durable.
+type Store interface {
+	Load() ([]Record, error)
+	Put(Record) error
+	Delete(key string) error
+	Close() error
+}
+
+// Memory is a Store that forgets everything when the process ends.
+type Memory struct {
+	mu sync.Mutex
+	m  map[string]Record
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory { return &Memory{m: map[string]Record{}} }
+
+// Load implements Store.
+func (s *Memory) Load() ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sorted(s.m), nil
+}
+
+// Put implements Store.
+func (s *Memory) Put(r Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[r.Key] = r
+	return nil
+}
+
+// Delete implements Store.
+func (s *Memory) Delete(key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+	return nil
+}
+
+// Close implements Store.
+func (s *Memory) Close() error { return nil }
+
+func sorted(m map[string]Record) []Record {
+	out := make([]Record, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// fileFormat is the JSON document on disk.
+type fileFormat struct {
+	Version int      `json:"version"`
+	Leases  []Record `json:"leases"`
+}
+
+const fileVersion = 1
+
+// ErrLocked means another process holds the lease file.
+var ErrLocked = errors.New("leasestore: another edge is using this lease file")
+
+// File is a Store in one JSON file. Every change rewrites the file
+// (write a temporary file, fsync, rename, fsync the directory), so a crash
+// leaves either the old or the new version, never a torn one. Concurrent
+// changes share one write (group commit), so a burst of registrations costs a
+// few rewrites, not one each.
+type File struct {
+	path string
+	lock *os.File
+
+	mu  sync.Mutex
+	m   map[string]Record
+	gen uint64 // changes made
+
+	wmu     sync.Mutex
+	written uint64 // changes on disk
+	werr    error
+}
+
+// OpenFile opens (creating if needed) the lease file at path and locks it
+// against a second edge.
+func OpenFile(path string) (*File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("leasestore: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("leasestore: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%w (%s)", ErrLocked, path)
+	}
+	f := &File{path: path, lock: lock, m: map[string]Record{}}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		f.Close()
+		return nil, fmt.Errorf("leasestore: %w", err)
+	default:
+		var doc fileFormat
+		if err := json.Unmarshal(data, &doc); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("leasestore: %s is not a lease file (%v): move it away to start with no leases", path, err)
+		}
+		if doc.Version != fileVersion {
+			f.Close()
+			return nil, fmt.Errorf("leasestore: %s has format version %d, this build reads %d", path, doc.Version, fileVersion)
+		}
+		for _, r := range doc.Leases {
+			f.m[r.Key] = r
+		}
+	}
+	return f, nil
+}
+
+// Load implements Store.
+func (f *File) Load() ([]Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return sorted(f.m), nil
+}
+
+// Put implements Store.
+func (f *File) Put(r Record) error {
+	f.mu.Lock()
+	f.m[r.Key] = r
+	f.gen++
+	gen := f.gen
+	f.mu.Unlock()
+	return f.flush(gen)
+}
+
+// Delete implements Store.
+func (f *File) Delete(key string) error {
+	f.mu.Lock()
+	if _, ok := f.m[key]; !ok {
+		f.mu.Unlock()
+		return nil
+	}
+	delete(f.m, key)
+	f.gen++
+	gen := f.gen
+	f.mu.Unlock()
+	return f.flush(gen)
+}
+
+// flush returns once change gen is on disk, writing it unless a write that
+// began after it already did.
+func (f *File) flush(gen uint64) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.written >= gen {
+		return f.werr
+	}
+	f.mu.Lock()
+	doc := fileFormat{Version: fileVersion, Leases: sorted(f.m)}
+	snap := f.gen
+	f.mu.Unlock()
+	f.werr = writeAtomic(f.path, doc)
+	f.written = snap
+	return f.werr
+}
+
+func writeAtomic(path string, doc fileFormat) error {
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("leasestore: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("leasestore: %w", err)
+	}
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("leasestore: writing %s: %w", path, err)
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	return nil
+}
+
+// Close releases the file's lock.
+func (f *File) Close() error {
+	if f.lock == nil {
+		return nil
+	}
+	err := f.lock.Close()
+	f.lock = nil
+	return err
+}

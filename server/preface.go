@@ -1,0 +1,115 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/frame"
+)
+
+// errNoPreface means the peer sent something other than the sluice preface.
+var errNoPreface = errors.New("not a sluice agent")
+
+// awaitPreface holds a new agent connection until its mux preface has
+// arrived, before any mux session exists, so a connection that says nothing
+// costs one goroutine and no session buffers. On plain TCP the preface is
+// peeked and left in the socket for the session to read, so the session
+// still gets the *net.TCPConn it writes to with writev; on TLS it is read and
+// replayed.
+func awaitPreface(conn net.Conn, deadline time.Time) (net.Conn, error) {
+	conn.SetReadDeadline(deadline)
+	defer conn.SetReadDeadline(time.Time{})
+	var buf [frame.PrefaceSize]byte
+	if tc, ok := conn.(*net.TCPConn); ok {
+		if err := peekFull(tc, buf[:], deadline); err != nil {
+			return nil, err
+		}
+		return conn, checkPreface(buf[:])
+	}
+	if _, err := io.ReadFull(conn, buf[:]); err != nil {
+		return nil, err
+	}
+	if err := checkPreface(buf[:]); err != nil {
+		return nil, err
+	}
+	return &replayConn{Conn: conn, head: buf[:]}, nil
+}
+
+// checkPreface checks that b, which may be the first part of a preface only,
+// starts like one.
+func checkPreface(b []byte) error {
+	if m := min(len(b), len(frame.Magic)); string(b[:m]) != frame.Magic[:m] {
+		return fmt.Errorf("%w: its first bytes are %q", errNoPreface, b)
+	}
+	return nil
+}
+
+// peekFull waits until len(p) bytes can be peeked from c.
+func peekFull(c *net.TCPConn, p []byte, deadline time.Time) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = syscall.Recvfrom(int(fd), p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			return rerr != syscall.EAGAIN
+		})
+		switch {
+		case err != nil:
+			return err
+		case rerr != nil:
+			return rerr
+		case n == 0:
+			return io.EOF
+		case n >= len(p):
+			return nil
+		}
+		if err := checkPreface(p[:n]); err != nil {
+			return err
+		}
+		// A preface split across segments: the socket stays readable, so
+		// wait a little rather than spin.
+		if time.Now().After(deadline) {
+			return errors.New("i/o timeout waiting for the rest of the preface")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// replayConn returns head before reading from Conn.
+type replayConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// namePeer answers a peer that did not start with the preface with the
+// edge's own, so an agent with TLS where the edge has none (or a probe) can
+// tell it reached a sluice edge. The edge then half-closes and waits briefly
+// for the peer to hang up: closing with the peer's bytes unread would reset
+// the connection and could discard the preface before it is read.
+func namePeer(conn net.Conn) {
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write(frame.AppendPreface(nil)); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sluicehq/sluice/control"
+)
+
+// limits returns the limits in force.
+func (s *Server) limits() Limits { return *s.lim.Load() }
+
+// reserveTunnel counts one more tunnel for ac's owner, or reports that the
+// owner's limit is reached.
+func (s *Server) reserveTunnel(ac *agentConn) bool {
+	max := ac.currentRule().maxTunnels
+	if max == 0 {
+		max = s.limits().TunnelsPerOwner
+	}
+	s.ownerMu.Lock()
+	defer s.ownerMu.Unlock()
+	if s.ownerTunnels[ac.owner] >= max {
+		return false
+	}
+	s.ownerTunnels[ac.owner]++
+	return true
+}
+
+func (s *Server) countTunnel(o Owner, delta int) {
+	s.ownerMu.Lock()
+	defer s.ownerMu.Unlock()
+	if s.ownerTunnels[o] += delta; s.ownerTunnels[o] <= 0 {
+		delete(s.ownerTunnels, o)
+	}
+}
+
+// Reload applies what can change without a restart from cfg: the tokens and
+// token rules, the limits and the reclaim grace. Sessions whose token is no
+// longer accepted are told and closed; every other session is untouched.
+// Settings that need a restart (addresses, domain, TLS, state directory) are
+// listed in the returned note when they differ. On error nothing changes.
+func (s *Server) Reload(cfg Config) (note string, err error) {
+	if len(cfg.Tokens) == 0 && len(cfg.TokenRules) == 0 {
+		return "", fmt.Errorf("server: reload: no token configured: the old configuration stays")
+	}
+	for _, tok := range cfg.Tokens {
+		if tok == "" {
+			return "", fmt.Errorf("server: reload: an empty token is not allowed: the old configuration stays")
+		}
+	}
+	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, s.cfg.Domain)
+	if err != nil {
+		return "", fmt.Errorf("server: reload: %w: the old configuration stays", err)
+	}
+	var restart []string
+	for _, f := range []struct {
+		name     string
+		old, new string
+	}{
+		{"Listen", s.cfg.Listen, cfg.Listen},
+		{"HTTP", s.cfg.HTTP, cfg.HTTP},
+		{"Domain", s.cfg.Domain, cfg.Domain},
+		{"StateDir", s.cfg.StateDir, cfg.StateDir},
+		{"TCPHost", s.cfg.TCPHost, cfg.TCPHost},
+	} {
+		if f.new != "" && f.new != f.old {
+			restart = append(restart, f.name)
+		}
+	}
+	lim := cfg.Limits
+	lim.setDefaults()
+	s.lim.Store(&lim)
+	s.auth.Store(auth)
+	if cfg.ReclaimGrace != 0 {
+		s.reg.SetGrace(cfg.ReclaimGrace)
+	}
+	closed := 0
+	s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		if r := auth.lookup(ac.currentRule().hash); r != nil {
+			ac.rulep.Store(r)
+			return true
+		}
+		closed++
+		ac.revoke(control.CodeRevoked, "the edge's operator removed this agent's token: get a current token")
+		return true
+	})
+	if len(restart) > 0 {
+		slices.Sort(restart)
+		note = "changed settings that take effect only after a restart: " + strings.Join(restart, ", ")
+	}
+	s.log.Info("configuration reloaded", "tokens", len(auth.rules), "sessions_closed", closed)
+	return note, nil
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// Route is what the registry maps a UDP port to: the older, lease-less rule
+// UDP tunnels still follow (a port released by a session stays reserved for
+// its owner for the grace; the same owner reclaims it, another cannot).
+type Route interface {
+	owner() Owner
+}
+
+type reservation struct {
+	owner Owner
+	until time.Time
+}
+
+func (r *Registry) claimRoute(m *sync.Map, key any, resKey string, rt Route, taken error) (Route, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := m.Load(key); ok {
+		old := v.(Route)
+		if old.owner() != rt.owner() {
+			return nil, taken
+		}
+		m.Store(key, rt)
+		return old, nil
+	}
+	if res, ok := r.reserved[resKey]; ok {
+		if res.owner != rt.owner() && r.now().Before(res.until) {
+			return nil, taken
+		}
+		delete(r.reserved, resKey)
+	}
+	m.Store(key, rt)
+	return nil, nil
+}
+
+func (r *Registry) releaseRoute(m *sync.Map, key any, resKey string, rt Route) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !m.CompareAndDelete(key, rt) {
+		return
+	}
+	if r.grace > 0 {
+		now := r.now()
+		if r.reserved == nil {
+			r.reserved = map[string]reservation{}
+		}
+		r.reserved[resKey] = reservation{owner: rt.owner(), until: now.Add(r.grace)}
+		for k, res := range r.reserved {
+			if !now.Before(res.until) {
+				delete(r.reserved, k)
+			}
+		}
+	}
+}

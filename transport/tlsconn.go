@@ -21,6 +21,10 @@ type TLSConn struct {
 
 // Write encrypts p and writes the records.
 func (c *TLSConn) Write(p []byte) (int, error) {
+	if len(p) <= maxRecordPayload {
+		// One record, one system call either way: no batch buffer to take.
+		return c.Conn.Write(p)
+	}
 	c.out.begin()
 	n, err := c.Conn.Write(p)
 	if ferr := c.out.end(); ferr != nil && err == nil {
@@ -28,6 +32,9 @@ func (c *TLSConn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// maxRecordPayload is the most plaintext a TLS record carries.
+const maxRecordPayload = 16 << 10
 
 // batchLimit bounds what a batch holds before it is written: four full
 // records, about one mux DATA frame.

@@ -181,7 +181,7 @@ func (t *Targets) check(r *results.Results, tg Target) (Check, bool) {
 			d, ok1 := r.Median(tg.Metric, plan.Direct)
 			ad, _, ok2 := t.anchor(plan.Direct, tg.Metric)
 			if !ok1 || !ok2 || d == 0 || ad == 0 {
-				return Check{label, results.Number(got) + " " + unit, "n/a: no direct figure to scale the anchor by"}, true
+				return Check{label, results.Number(got) + " " + unit, "n/a: the anchor run recorded no direct figure for this metric to scale by"}, true
 			}
 			// The anchor's share of its run's direct, applied to this run's.
 			vs = v / ad * d

@@ -70,8 +70,8 @@ const methodText = `- **Same load, same target, same conditions.** One load gene
 - **Failures are reported, not hidden.** A scenario that fails is recorded in the run's notes with the tunnel's log, and the run goes on; an absent peer is skipped with one line saying how to install it.`
 
 const runningText = "| command | what it does |\n|---|---|\n" +
-	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (under 10 minutes on 2 cores with every system installed) |\n" +
-	"| `make bench-quick` | the same on smaller sizes (under 2 minutes); writes bench/out/quick.json |\n" +
+	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (10 min 22 s on 2 cores here, peers not installed) |\n" +
+	"| `make bench-quick` | the same on smaller sizes and one WAN link (1 min 57 s here, peers not installed); writes bench/out/quick.json |\n" +
 	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput on loopback and across a 50 ms, 100 MB/s link, P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
 	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml, docs/DOCKER.md); writes bench/out/docker.json and the Docker section below |\n" +
 	"| `go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` | edge size (RAM, cores) from the measured figures in bench/results.json, printing the figures it used |\n" +

@@ -100,7 +100,7 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		uf.register(c.fs, &t)
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
-		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
+		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false, with --inspect=false, pipes bytes untouched, faster)")
 		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service (needs --log-requests=false)")
 	} else {
 		if kind == control.KindTCP {

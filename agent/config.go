@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
@@ -59,7 +60,9 @@ type Config struct {
 	// HTTPMiddleware, when set, wraps the handler of every HTTP tunnel (the
 	// proxy to its local service); index is the tunnel's position in
 	// Tunnels. The request inspector uses it to capture and replay
-	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel.
+	// requests. Setting it makes the agent parse HTTP on every HTTP tunnel
+	// but those with a ProxyProtocol, which must pipe bytes and are left
+	// unwrapped.
 	HTTPMiddleware func(index int, next http.Handler) http.Handler
 }
 

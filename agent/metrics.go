@@ -179,6 +179,13 @@ func (ts *tunnelState) label() string {
 	return ts.cfg.Name
 }
 
+// wrapsHTTP reports whether Config.HTTPMiddleware applies to t: every HTTP
+// tunnel except one that must pipe bytes, because it starts each connection
+// to its local service with a PROXY protocol header.
+func wrapsHTTP(cfg Config, t Tunnel) bool {
+	return cfg.HTTPMiddleware != nil && t.Kind == control.KindHTTP && t.ProxyProtocol == ""
+}
+
 // initObservability sets up Config.Metrics and wraps each HTTP tunnel's
 // handler in Config.HTTPMiddleware and the request metrics.
 func (a *Agent) initObservability() error {
@@ -194,7 +201,7 @@ func (a *Agent) initObservability() error {
 			continue
 		}
 		h := ts.http.srv.Handler
-		if a.cfg.HTTPMiddleware != nil {
+		if wrapsHTTP(a.cfg, ts.cfg) {
 			h = a.cfg.HTTPMiddleware(ts.index, h)
 		}
 		if a.metrics != nil {
@@ -205,8 +212,8 @@ func (a *Agent) initObservability() error {
 	return nil
 }
 
-// meterOf is the meter ts's connections count into, nil when metrics are off
-// (a metered stream gives up its direct socket sink).
+// meterOf is the meter ts's connections count into, nil when metrics are
+// off, so an agent without them pays nothing for counting.
 func (a *Agent) meterOf(ts *tunnelState) *relay.Meter {
 	if a.metrics == nil {
 		return nil

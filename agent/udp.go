@@ -50,6 +50,7 @@ func (a *Agent) forwardUDP(ctx context.Context, ts *tunnelState, st *mux.Stream,
 			break
 		}
 		in++
+		ts.meter.AToB.Add(int64(n)) // for metrics
 		if _, err := local.Write(p); err != nil {
 			if isRefused(err) {
 				// Nothing listens locally (yet): UDP drops the datagram,
@@ -86,6 +87,7 @@ func (a *Agent) udpReplies(ts *tunnelState, local net.Conn, st *mux.Stream) {
 		binary.BigEndian.PutUint16(buf, uint16(n))
 		_, err = st.Write(buf[:control.DatagramOverhead+n])
 		r.release()
+		ts.meter.BToA.Add(int64(n))
 		if err != nil {
 			local.Close()
 			return

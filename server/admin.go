@@ -101,8 +101,19 @@ func (s *Server) Status() AdminStatus {
 	return st
 }
 
-// ErrAdminToken means Config.Admin was set without Config.AdminToken.
-var ErrAdminToken = errors.New("server: the admin address needs a bearer token (AdminToken)")
+// validateAdmin checks the admin fields (part of Config.validate).
+func (c *Config) validateAdmin() error {
+	if c.Admin == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Admin); err != nil {
+		return configErr("Admin", "%q: %v: write it as host:port, e.g. 127.0.0.1:7836", c.Admin, err)
+	}
+	if c.AdminToken == "" {
+		return configErr("AdminToken", "the admin view needs a bearer token: it lists every agent's address")
+	}
+	return nil
+}
 
 type adminServer struct {
 	ln   net.Listener
@@ -118,12 +129,14 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.admin.ln.Addr()
 }
 
+// openAdmin opens the admin listener. It runs last in New, so it also
+// hooks the metrics onto the HTTPS ingress's certificates.
 func (s *Server) openAdmin() error {
+	if s.metrics != nil && s.https != nil {
+		s.metrics.watchHTTPS(s.https.srv.TLSConfig)
+	}
 	if s.cfg.Admin == "" {
 		return nil
-	}
-	if s.cfg.AdminToken == "" {
-		return ErrAdminToken
 	}
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
@@ -179,6 +192,17 @@ func (s *Server) serveAdmin(errc chan<- error) {
 		}
 		errc <- err
 	}()
+}
+
+// closeListeners closes what New opened, when a later step of New fails.
+func (s *Server) closeListeners() {
+	s.ctrlLn.Close()
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.https != nil {
+		s.https.ln.Close()
+	}
 }
 
 func (s *Server) closeAdmin() {

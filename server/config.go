@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/mux"
 )
@@ -75,14 +76,6 @@ type Config struct {
 	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
 	// auth. Zero means 5 s.
 	HandshakeTimeout time.Duration
-	// Metrics, when set, receives the edge's Prometheus collectors (see
-	// docs/METRICS.md). Nil turns metrics off.
-	Metrics prometheus.Registerer
-	// Admin, when set, serves the edge's status page and JSON listing on
-	// this address ("host:port"); AdminToken is then required as its
-	// bearer token.
-	Admin      string
-	AdminToken string
 
 	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
 	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
@@ -125,6 +118,15 @@ type Config struct {
 	// ProxyHeaderTimeout bounds the wait for a load balancer's header.
 	// Zero means 5 s.
 	ProxyHeaderTimeout time.Duration
+
+	// Metrics, when set, receives the edge's Prometheus collectors (see
+	// docs/METRICS.md). Nil turns metrics off.
+	Metrics prometheus.Registerer
+	// Admin, when set, serves the edge's status page and JSON listing on
+	// this address ("host:port"); AdminToken is then required as its
+	// bearer token (see admin.go).
+	Admin      string
+	AdminToken string
 }
 
 func configErr(field, format string, args ...any) error {
@@ -172,6 +174,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.validateHTTPS(); err != nil {
+		return err
+	}
+	if err := c.validateAdmin(); err != nil {
 		return err
 	}
 	return c.validateL4()

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,19 +82,7 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 		certDesc:          prometheus.NewDesc("sluice_edge_certificate_expiry_timestamp_seconds", "When a certificate the edge serves expires (Unix time), by listener and subject.", []string{"listener", "subject"}, nil),
 	}
 	if tc := s.cfg.TLS; tc != nil {
-		m.addCertSource("agents", func() []*x509.Certificate {
-			var out []*x509.Certificate
-			for _, c := range tc.Certificates {
-				if c.Leaf != nil {
-					out = append(out, c.Leaf)
-				} else if len(c.Certificate) > 0 {
-					if leaf, err := x509.ParseCertificate(c.Certificate[0]); err == nil {
-						out = append(out, leaf)
-					}
-				}
-			}
-			return out
-		})
+		m.addCertSource("agents", func() []*x509.Certificate { return leaves(tc.Certificates) })
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.durations, m.refused, m} {
 		if err := reg.Register(c); err != nil {
@@ -100,6 +90,60 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 		}
 	}
 	return m, nil
+}
+
+// watchHTTPS exports the expiry of the HTTPS ingress's certificates: the
+// static one, or each one the ACME issuer hands out (remembered per name,
+// and forgotten once the name is no longer routed).
+func (m *edgeMetrics) watchHTTPS(tc *tls.Config) {
+	if len(tc.Certificates) > 0 {
+		certs := tc.Certificates
+		m.addCertSource("https", func() []*x509.Certificate { return leaves(certs) })
+	}
+	get := tc.GetCertificate
+	if get == nil {
+		return
+	}
+	var mu sync.Mutex
+	issued := map[string]*x509.Certificate{}
+	tc.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		c, err := get(hello)
+		if err == nil && c != nil {
+			if l := leaves([]tls.Certificate{*c}); len(l) == 1 {
+				mu.Lock()
+				issued[strings.ToLower(hello.ServerName)] = l[0]
+				mu.Unlock()
+			}
+		}
+		return c, err
+	}
+	m.addCertSource("https", func() []*x509.Certificate {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []*x509.Certificate
+		for name, leaf := range issued {
+			if _, ok := m.s.reg.Host(name); !ok {
+				delete(issued, name)
+				continue
+			}
+			out = append(out, leaf)
+		}
+		return out
+	})
+}
+
+func leaves(certs []tls.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, c := range certs {
+		if c.Leaf != nil {
+			out = append(out, c.Leaf)
+		} else if len(c.Certificate) > 0 {
+			if leaf, err := x509.ParseCertificate(c.Certificate[0]); err == nil {
+				out = append(out, leaf)
+			}
+		}
+	}
+	return out
 }
 
 func (m *edgeMetrics) addCertSource(listener string, leaves func() []*x509.Certificate) {
@@ -262,8 +306,8 @@ func (s *Server) initObservability() error {
 	return nil
 }
 
-// meterOf is the meter relays of t count into, nil when nobody reads it (a
-// metered stream gives up its direct socket sink).
+// meterOf is the meter relays of t count into, nil when nobody reads it, so
+// an edge without metrics or admin pays nothing for counting.
 func (s *Server) meterOf(t *tunnel) *relay.Meter {
 	if !s.metering {
 		return nil

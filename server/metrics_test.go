@@ -3,7 +3,9 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/internal/metricstest"
+	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/transport"
 )
 
 // metricsEdge starts an edge with metrics and the admin view on, and serves
@@ -54,7 +57,7 @@ func TestMetricsMoveDuringTCPTransfer(t *testing.T) {
 	sess, ctrl := handshake(t, s)
 	a := register(t, ctrl, control.Register{Ref: 1, Kind: control.KindTCP, Name: "db"})
 
-	sc := metricstest.Get(t, url)
+	sc := testutil.ScrapeMetrics(t, url)
 	if v := sc.Must(t, "sluice_edge_sessions"); v != 1 {
 		t.Fatalf("sluice_edge_sessions = %v, want 1", v)
 	}
@@ -97,9 +100,9 @@ func TestMetricsMoveDuringTCPTransfer(t *testing.T) {
 		if _, err := io.ReadFull(pub, buf[:chunk/2]); err != nil {
 			t.Fatal(err)
 		}
-		sc := metricstest.Await(t, url, metricstest.All(
-			metricstest.Equal(float64(i*chunk), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "in"),
-			metricstest.Equal(float64(i*chunk/2), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "out"),
+		sc := testutil.AwaitMetrics(t, url, testutil.AllOf(
+			testutil.MetricEqual(float64(i*chunk), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "in"),
+			testutil.MetricEqual(float64(i*chunk/2), "sluice_edge_tunnel_bytes_total", "tunnel", "db", "direction", "out"),
 		))
 		if v := sc.Must(t, "sluice_edge_tunnel_streams_open", "tunnel", "db"); v != 1 {
 			t.Fatalf("open streams = %v, want 1", v)
@@ -151,8 +154,10 @@ func TestAdminRequiresToken(t *testing.T) {
 			t.Errorf("Authorization %q: %s, want 401", auth, resp.Status)
 		}
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}, Admin: "127.0.0.1:0"}); err != ErrAdminToken {
-		t.Fatalf("admin without a token: %v, want ErrAdminToken", err)
+	_, err := New(Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}, Admin: "127.0.0.1:0"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "AdminToken" {
+		t.Fatalf("admin without a token: %v, want a ConfigError naming AdminToken", err)
 	}
 }
 
@@ -209,7 +214,7 @@ func TestMetricsCountHTTPRequestsAndRefusals(t *testing.T) {
 	send(t, ctrl, control.Register{Ref: 2, Kind: control.KindHTTP, Name: "bad_name"})
 	expectError(t, ctrl, control.CodeBadRequest)
 
-	sc := metricstest.Get(t, url)
+	sc := testutil.ScrapeMetrics(t, url)
 	for class, want := range map[string]float64{"2xx": 2, "4xx": 1, "5xx": 1} {
 		if v := sc.Must(t, "sluice_edge_http_requests_total", "tunnel", "web.localhost", "class", class); v != want {
 			t.Errorf("requests %s = %v, want %v", class, v, want)
@@ -230,4 +235,91 @@ func TestMetricsCountHTTPRequestsAndRefusals(t *testing.T) {
 	if v := sc.Must(t, "sluice_edge_session_rtt_seconds_count"); v != 1 {
 		t.Errorf("rtt observations = %v, want one per session", v)
 	}
+}
+
+// TestMetricsCertificateExpiry: the agent listener's and the HTTPS
+// ingress's certificates are exported with their expiry.
+func TestMetricsCertificateExpiry(t *testing.T) {
+	ca, err := transport.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCert, err := ca.Issue("edge.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpsCert, err := ca.Issue("*.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := transport.WritePEMFiles(t.TempDir(), "https", httpsCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := transport.ServerTLS{Certificate: &agentCert}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	startServer(t, func(c *Config) {
+		c.Metrics, c.TLS = reg, tlsCfg
+		c.HTTPS, c.HTTPSCertFile, c.HTTPSKeyFile = "127.0.0.1:0", certFile, keyFile
+	})
+	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer hs.Close()
+	sc := testutil.ScrapeMetrics(t, hs.URL+"/metrics")
+	leaf, _ := x509.ParseCertificate(agentCert.Certificate[0])
+	if v := sc.Must(t, "sluice_edge_certificate_expiry_timestamp_seconds", "listener", "agents"); v != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("agents certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())
+	}
+	leaf, _ = x509.ParseCertificate(httpsCert.Certificate[0])
+	if v := sc.Must(t, "sluice_edge_certificate_expiry_timestamp_seconds", "listener", "https"); v != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("https certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())
+	}
+}
+
+// TestMetricsCountUDPDatagrams: a UDP tunnel's payload bytes show both ways.
+func TestMetricsCountUDPDatagrams(t *testing.T) {
+	s, url := metricsEdge(t)
+	sess, m := udpAgent(t, s, control.Register{Ref: 1, Kind: control.KindUDP, Name: "dns"})
+	a, ok := m.(control.Assigned)
+	if !ok {
+		t.Fatalf("want assigned, got %#v", m)
+	}
+	pc, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(a.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := pc.Write([]byte("query-of-17-bytes")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := sess.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := control.ReadHeader(st); err != nil {
+		t.Fatal(err)
+	}
+	n, err := control.ReadDatagramLen(st)
+	if err != nil || n != 17 {
+		t.Fatalf("datagram of %d bytes, %v", n, err)
+	}
+	io.ReadFull(st, make([]byte, n))
+	reply, _ := control.AppendDatagram(nil, []byte("answer-9b"))
+	if _, err := st.Write(reply); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AwaitMetrics(t, url, testutil.AllOf(
+		testutil.MetricEqual(17, "sluice_edge_tunnel_bytes_total", "tunnel", "dns", "direction", "in"),
+		testutil.MetricEqual(9, "sluice_edge_tunnel_bytes_total", "tunnel", "dns", "direction", "out"),
+		testutil.MetricEqual(1, "sluice_edge_tunnels", "kind", "udp"),
+	))
 }

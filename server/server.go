@@ -111,13 +111,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.openAdmin(); err != nil {
-		ln.Close()
-		if s.httpLn != nil {
-			s.httpLn.Close()
-		}
-		if s.https != nil {
-			s.https.ln.Close()
-		}
+		s.closeListeners()
 		return nil, err
 	}
 	return s, nil
@@ -164,7 +158,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()

@@ -337,6 +337,7 @@ func (f *udpFlow) run() {
 			if _, err := st.Write(d); err != nil {
 				return
 			}
+			u.t.meter.AToB.Add(int64(len(d) - 2)) // the payload, for metrics and the admin view
 		case <-f.done:
 			return
 		}
@@ -361,6 +362,7 @@ func (f *udpFlow) replies(st *mux.Stream) {
 		}
 		f.touch()
 		f.u.pc.WriteToUDPAddrPort(p, f.src)
+		f.u.t.meter.BToA.Add(int64(n))
 		if cap(buf) > 2048 {
 			// A rare large reply does not pin 64 KiB per idle flow.
 			buf = make([]byte, 0, 2048)

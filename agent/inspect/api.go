@@ -259,6 +259,11 @@ func (in *Inspector) getRequest(w http.ResponseWriter, r *http.Request) {
 // "request". A client that falls behind is cut off; EventSource then
 // reconnects and the page reloads the list.
 func (in *Inspector) events(w http.ResponseWriter, r *http.Request) {
+	// Subscribe before the client learns the stream is open: the page
+	// loads the list when it opens, and an entry added in between must
+	// come through one or the other.
+	ch := in.ring.subscribe()
+	defer in.ring.unsubscribe(ch)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
@@ -266,8 +271,6 @@ func (in *Inspector) events(w http.ResponseWriter, r *http.Request) {
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	ch := in.ring.subscribe()
-	defer in.ring.unsubscribe(ch)
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {

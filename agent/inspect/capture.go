@@ -34,6 +34,8 @@ type Entry struct {
 	// Err is set when the handler panicked or the client went away
 	// before a response.
 	Err string
+
+	size int64 // footprint, counted once when the ring takes the entry
 }
 
 // footprint is roughly what the entry holds in memory, for the ring's

@@ -30,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/cfgerr"
 )
 
 // DefaultAddr is where the inspector listens unless told otherwise: ngrok's
@@ -62,12 +64,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ConfigError names the Config field that is wrong.
-type ConfigError struct {
-	Field, Problem string
-}
-
-func (e *ConfigError) Error() string { return "inspect: " + e.Field + ": " + e.Problem }
+// ConfigError says which field of a Config is wrong and why; New returns it
+// for every invalid Config.
+type ConfigError = cfgerr.Error
 
 // ListenError means the inspector's address could not be bound.
 type ListenError struct {
@@ -92,13 +91,13 @@ func (c *Config) fill() error {
 		c.MaxRequests = DefaultMaxRequests
 	}
 	if c.MaxRequests < 0 {
-		return &ConfigError{"MaxRequests", fmt.Sprintf("%d is negative: give a positive count", c.MaxRequests)}
+		return cfgerr.New("inspect", "MaxRequests", "%d is negative: give a positive count", c.MaxRequests)
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.MaxBytes < 0 {
-		return &ConfigError{"MaxBytes", fmt.Sprintf("%d is negative: give a positive byte count", c.MaxBytes)}
+		return cfgerr.New("inspect", "MaxBytes", "%d is negative: give a positive byte count", c.MaxBytes)
 	}
 	if c.Secret == "" {
 		var b [16]byte

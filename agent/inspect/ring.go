@@ -1,46 +1,52 @@
 package inspect
 
-import (
-	"sort"
-	"sync"
-)
+import "sync"
 
 // ring holds the latest entries within a count and a byte budget: the
 // oldest go first, so memory stays flat however much traffic passes.
+// Entries sit in a circular buffer in ID order, and IDs are consecutive, so
+// adding, evicting and finding an entry by ID cost O(1).
 // Subscribers (the live list's event streams) hear of each entry added.
 type ring struct {
 	mu       sync.Mutex
-	entries  []*Entry // oldest first; IDs ascending
+	buf      []*Entry // circular; buf[head] is the oldest of n entries
+	head, n  int
 	bytes    int64
-	maxCount int
 	maxBytes int64
 	nextID   uint64
 	subs     map[chan *Entry]struct{}
 }
 
 func newRing(maxCount int, maxBytes int64) *ring {
-	return &ring{maxCount: maxCount, maxBytes: maxBytes, subs: map[chan *Entry]struct{}{}}
+	return &ring{buf: make([]*Entry, maxCount), maxBytes: maxBytes, subs: map[chan *Entry]struct{}{}}
+}
+
+func (r *ring) at(i int) *Entry { return r.buf[(r.head+i)%len(r.buf)] }
+
+func (r *ring) evictOldest() {
+	old := r.buf[r.head]
+	r.bytes -= old.size
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
 }
 
 // add numbers e, stores it, evicts what no longer fits and tells the
 // subscribers. A subscriber too slow to take the entry is dropped (its
 // channel closed): its client reconnects and reloads the list.
 func (r *ring) add(e *Entry) {
+	e.size = e.footprint()
 	r.mu.Lock()
 	r.nextID++
 	e.ID = r.nextID
-	r.entries = append(r.entries, e)
-	r.bytes += e.footprint()
-	drop := 0
-	for len(r.entries)-drop > r.maxCount || (r.bytes > r.maxBytes && len(r.entries)-drop > 1) {
-		r.bytes -= r.entries[drop].footprint()
-		r.entries[drop] = nil
-		drop++
+	if r.n == len(r.buf) {
+		r.evictOldest()
 	}
-	if drop > 0 {
-		n := copy(r.entries, r.entries[drop:])
-		clear(r.entries[n:])
-		r.entries = r.entries[:n]
+	r.buf[(r.head+r.n)%len(r.buf)] = e
+	r.n++
+	r.bytes += e.size
+	for r.bytes > r.maxBytes && r.n > 1 {
+		r.evictOldest()
 	}
 	for ch := range r.subs {
 		select {
@@ -57,11 +63,14 @@ func (r *ring) add(e *Entry) {
 func (r *ring) get(id uint64) (*Entry, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	i := sort.Search(len(r.entries), func(i int) bool { return r.entries[i].ID >= id })
-	if i < len(r.entries) && r.entries[i].ID == id {
-		return r.entries[i], true
+	if r.n == 0 {
+		return nil, false
 	}
-	return nil, false
+	first := r.at(0).ID
+	if id < first || id >= first+uint64(r.n) {
+		return nil, false
+	}
+	return r.at(int(id - first)), true
 }
 
 // list returns the entries that pass keep, newest first, at most limit.
@@ -69,9 +78,9 @@ func (r *ring) list(keep func(*Entry) bool, limit int) []*Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []*Entry
-	for i := len(r.entries) - 1; i >= 0 && len(out) < limit; i-- {
-		if keep(r.entries[i]) {
-			out = append(out, r.entries[i])
+	for i := r.n - 1; i >= 0 && len(out) < limit; i-- {
+		if e := r.at(i); keep(e) {
+			out = append(out, e)
 		}
 	}
 	return out
@@ -81,7 +90,7 @@ func (r *ring) list(keep func(*Entry) bool, limit int) []*Entry {
 func (r *ring) usage() (int, int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.entries), r.bytes
+	return r.n, r.bytes
 }
 
 func (r *ring) subscribe() chan *Entry {

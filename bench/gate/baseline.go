@@ -103,6 +103,11 @@ func (e Entry) describe(system string) string {
 
 // New makes a baseline from a run's results.
 func New(r *results.Results, system string) (*Baseline, error) {
+	return newOf(r, system, Metrics)
+}
+
+// newOf makes a baseline of the given entries.
+func newOf(r *results.Results, system string, entries []Entry) (*Baseline, error) {
 	b := &Baseline{
 		Comment:  "Reference for `make bench-gate`; regenerate with `go run ./cmd/sluice-bench gate -write-baseline` on the CI machine class when a change legitimately moves these figures.",
 		Command:  r.Command,
@@ -110,7 +115,7 @@ func New(r *results.Results, system string) (*Baseline, error) {
 		Measured: r.Started.Format("2006-01-02T15:04:05Z07:00"),
 		System:   system,
 	}
-	for _, e := range Metrics {
+	for _, e := range entries {
 		v, err := e.figure(r, system)
 		if err != nil {
 			return nil, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -100,9 +99,9 @@ func Parallel(addr string, conns int, size int64, upload bool, progress *atomic.
 
 // TransferFor moves up to size bytes over one fresh connection in one
 // direction, stopping early at maxDur, and returns the bytes that crossed
-// and how long that took. An upload counts what reached the target (it
-// half-closes at the cap and waits for the target's count), so bytes still
-// in buffers when the cap struck are not counted as moved.
+// and how long that took. An upload ends in-band and waits for the
+// target's count of what arrived (target.OpCount), so its time includes
+// draining what sat in buffers when it stopped.
 func TransferFor(addr string, size int64, upload bool, maxDur time.Duration, progress *atomic.Int64) (int64, time.Duration, error) {
 	c, err := dial(addr)
 	if err != nil {
@@ -145,35 +144,29 @@ func TransferFor(addr string, size int64, upload bool, maxDur time.Duration, pro
 		}
 		return got, time.Since(start), nil
 	}
+	// Frames of up to a chunk, each behind its length; an empty frame ends
+	// the upload in-band, at size or at the time cap.
+	frame := make([]byte, target.CountFrameHeader+len(buf))
 	var sent int64
 	for sent < size && time.Now().Before(stop) {
 		n := int64(len(buf))
 		if size-sent < n {
 			n = size - sent
 		}
-		dl := time.Now().Add(ioTimeout)
-		if dl.After(stop) {
-			dl = stop
-		}
-		c.SetWriteDeadline(dl)
-		w, err := c.Write(buf[:n])
-		sent += int64(w)
-		if progress != nil {
-			progress.Add(int64(w))
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
+		binary.BigEndian.PutUint32(frame, uint32(n))
+		c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write(frame[:target.CountFrameHeader+n]); err != nil {
 			return 0, 0, fmt.Errorf("upload after %d of %d bytes: %w", sent, size, err)
 		}
-	}
-	if sent < size {
-		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-			return 0, 0, fmt.Errorf("end the upload at the time cap: %w", err)
+		sent += n
+		if progress != nil {
+			progress.Add(n)
 		}
 	}
-	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	if _, err := c.Write(make([]byte, target.CountFrameHeader)); err != nil {
+		return 0, 0, fmt.Errorf("end the upload after %d bytes: %w", sent, err)
+	}
 	var reply [8]byte
 	if _, err := io.ReadFull(c, reply[:]); err != nil {
 		return 0, 0, fmt.Errorf("upload of %d bytes: the target did not say how many arrived: %v", sent, err)

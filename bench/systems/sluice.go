@@ -20,7 +20,8 @@ import (
 // peers are configured: rathole RUST_LOG=error, frp log.level=error), so no
 // system pays for a log line per request; for the same reason the HTTP
 // agent runs with --log-requests=false (its default parses and logs every
-// request, which neither peer does at log level error).
+// request, which neither peer does at log level error) and --inspect=false
+// (the request inspector captures every request).
 //
 // Plain, the agent and the edge speak TCP (--insecure), as the peers do in
 // their default configurations; with tls, TLS 1.3 with a certificate the
@@ -123,7 +124,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	in.Procs = append(in.Procs, ag)
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
-		args = append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error", "--log-requests=false"}, agentTransport...)
+		args = append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error", "--log-requests=false", "--inspect=false"}, agentTransport...)
 		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)
 		if err != nil {
 			in.Stop()

@@ -15,10 +15,12 @@ const (
 	OpDownload = 'D' // target sends size bytes
 	OpEcho     = 'E' // target echoes every byte until EOF
 	OpSink     = 'S' // target discards everything until EOF
-	// OpCount: the client sends at most size bytes and may stop early by
-	// half-closing; the target answers how many bytes arrived, as a
-	// big-endian uint64, once size bytes or EOF have. Time-capped uploads
-	// use it: the count tells what crossed, not what sat in buffers.
+	// OpCount: the client sends frames, each a big-endian uint32 length
+	// and that many bytes, and ends with an empty frame; the target then
+	// answers how many payload bytes arrived, as a big-endian uint64 (size
+	// is unused). Time-capped uploads use it: the count tells what crossed,
+	// not what sat in buffers, and ending in-band needs no half-close,
+	// which not every tunnel carries (frp ends both directions).
 	OpCount   = 'C'
 	HeaderLen = 9
 	// Chunk is the read and write size of bulk transfers on both ends.
@@ -39,3 +41,6 @@ func WriteHeader(w io.Writer, op byte, size uint64) error {
 	_, err := w.Write(h[:])
 	return err
 }
+
+// CountFrameHeader is the length prefix of an OpCount frame.
+const CountFrameHeader = 4

@@ -123,12 +123,24 @@ func serveTargetConn(c net.Conn) {
 		drain(c, buf[:4<<10], -1) // wait for the client's close
 	case OpCount:
 		buf := make([]byte, Chunk)
-		n, err := drain(c, buf, int64(size))
-		if err != nil {
-			return
+		var total uint64
+		for {
+			var fh [CountFrameHeader]byte
+			if _, err := io.ReadFull(c, fh[:]); err != nil {
+				return
+			}
+			n := binary.BigEndian.Uint32(fh[:])
+			if n == 0 {
+				break
+			}
+			got, err := drain(c, buf, int64(n))
+			total += uint64(got)
+			if err != nil || got != int64(n) {
+				return
+			}
 		}
 		var reply [8]byte
-		binary.BigEndian.PutUint64(reply[:], uint64(n))
+		binary.BigEndian.PutUint64(reply[:], total)
 		c.Write(reply[:])
 		drain(c, buf[:4<<10], -1)
 	case OpDownload:

@@ -76,6 +76,8 @@ var flagOf = map[string]string{
 	"server.StateDir":            "--state-dir",
 	"server.TokenRules":          "--tokens-file",
 	"server.PublicHTTPSPort":     "--https",
+	"server.Admin":               "--admin",
+	"server.AdminToken":          "--admin-token",
 	"agent.Server":               "--server (or SLUICE_SERVER)",
 	"agent.Token":                "--token (or SLUICE_TOKEN)",
 }

@@ -141,9 +141,10 @@ func observeAgent(cfg *agent.Config, metricsAddr string, inf *inspectFlags, log 
 		}
 		stops = append(stops, s)
 	}
+	// A tunnel that sends a PROXY header pipes bytes: nothing to inspect.
 	hasHTTP := false
 	for _, t := range cfg.Tunnels {
-		hasHTTP = hasHTTP || t.Kind == control.KindHTTP
+		hasHTTP = hasHTTP || (t.Kind == control.KindHTTP && t.ProxyProtocol == "")
 	}
 	if inf == nil || inf.off() || !hasHTTP {
 		return stop, nil

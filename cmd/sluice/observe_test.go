@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sluicehq/sluice/internal/metricstest"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -56,9 +55,9 @@ func TestSmokeDevInspectorAndMetrics(t *testing.T) {
 		t.Fatalf("inspector lists %+v", list.Requests)
 	}
 
-	sc := metricstest.Await(t, "http://"+metrics+"/metrics", metricstest.All(
-		metricstest.Equal(1, "sluice_edge_http_requests_total", "tunnel", name+".localhost", "class", "2xx"),
-		metricstest.Equal(1, "sluice_agent_http_requests_total", "tunnel", name, "class", "2xx"),
+	sc := testutil.AwaitMetrics(t, "http://"+metrics+"/metrics", testutil.AllOf(
+		testutil.MetricEqual(1, "sluice_edge_http_requests_total", "tunnel", name+".localhost", "class", "2xx"),
+		testutil.MetricEqual(1, "sluice_agent_http_requests_total", "tunnel", name, "class", "2xx"),
 	))
 	if v := sc.Must(t, "sluice_build_info", "version", version); v != 1 {
 		t.Fatalf("sluice_build_info = %v", v)

@@ -40,6 +40,11 @@ func runUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	cfg.Tunnels = []agent.Tunnel{t}
+	stop, err := observeAgent(&cfg, af.metrics, nil, cfg.Logger, stdout)
+	defer stop()
+	if err != nil {
+		return err
+	}
 	return runAgent(ctx, cfg, stdout)
 }
 

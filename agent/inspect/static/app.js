@@ -87,6 +87,7 @@ function connect() {
     const s = JSON.parse(ev.data);
     if (filtering()) { reloadSoon(); return; }
     const body = $("#rows");
+    if (body.querySelector(`tr[data-id="${s.id}"]`)) return; // the reload on open had it
     const empty = body.querySelector("tr.empty");
     if (empty) empty.remove();
     body.prepend(row(s));

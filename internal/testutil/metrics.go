@@ -1,7 +1,8 @@
-// Package metricstest scrapes a Prometheus /metrics endpoint over HTTP, as
-// Prometheus would, and looks series up by name and labels, so tests of the
-// edge, the agent and the CLI assert what an operator would see.
-package metricstest
+package testutil
+
+// Scraping a Prometheus /metrics endpoint over HTTP, as Prometheus would,
+// and looking series up by name and labels, so tests of the edge, the agent
+// and the CLI assert what an operator would see.
 
 import (
 	"bufio"
@@ -23,8 +24,8 @@ type Sample struct {
 // Scrape is one scrape's samples.
 type Scrape []Sample
 
-// Get scrapes url (the full /metrics URL).
-func Get(t testing.TB, url string) Scrape {
+// ScrapeMetrics scrapes url (the full /metrics URL).
+func ScrapeMetrics(t testing.TB, url string) Scrape {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
@@ -35,15 +36,15 @@ func Get(t testing.TB, url string) Scrape {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape %s: %s", url, resp.Status)
 	}
-	s, err := Parse(bufio.NewScanner(resp.Body))
+	s, err := ParseMetrics(bufio.NewScanner(resp.Body))
 	if err != nil {
 		t.Fatalf("scrape %s: %v", url, err)
 	}
 	return s
 }
 
-// Parse reads the text exposition format (comments skipped).
-func Parse(sc *bufio.Scanner) (Scrape, error) {
+// ParseMetrics reads the text exposition format (comments skipped).
+func ParseMetrics(sc *bufio.Scanner) (Scrape, error) {
 	var out Scrape
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -143,15 +144,15 @@ func (s Scrape) Must(t testing.TB, name string, kv ...string) float64 {
 	return v
 }
 
-// Await scrapes url until check passes, for up to 10 s, and fails the test
+// AwaitMetrics scrapes url until check passes, for up to 10 s, and fails the test
 // with check's last complaint otherwise. Counters are bumped just after the
 // bytes they count are handed on, so a peer can see the bytes a moment
 // before a scrape sees the count.
-func Await(t testing.TB, url string, check func(Scrape) error) Scrape {
+func AwaitMetrics(t testing.TB, url string, check func(Scrape) error) Scrape {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s := Get(t, url)
+		s := ScrapeMetrics(t, url)
 		err := check(s)
 		if err == nil {
 			return s
@@ -163,8 +164,8 @@ func Await(t testing.TB, url string, check func(Scrape) error) Scrape {
 	}
 }
 
-// Equal is a check for Await: the series name{kv} sums to want.
-func Equal(want float64, name string, kv ...string) func(Scrape) error {
+// MetricEqual is a check for AwaitMetrics: the series name{kv} sums to want.
+func MetricEqual(want float64, name string, kv ...string) func(Scrape) error {
 	return func(s Scrape) error {
 		v, ok := s.Value(name, kv...)
 		if !ok {
@@ -177,8 +178,8 @@ func Equal(want float64, name string, kv ...string) func(Scrape) error {
 	}
 }
 
-// All combines checks.
-func All(checks ...func(Scrape) error) func(Scrape) error {
+// AllOf combines checks.
+func AllOf(checks ...func(Scrape) error) func(Scrape) error {
 	return func(s Scrape) error {
 		for _, c := range checks {
 			if err := c(s); err != nil {

@@ -10,7 +10,8 @@ COPY . .
 # CGO off: a static binary that runs on scratch; -trimpath: reproducible.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice ./cmd/sluice \
  && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice-bench ./cmd/sluice-bench \
- && mkdir -m 1777 /out/tmp
+ && mkdir -m 1777 /out/tmp \
+ && mkdir -p -m 0700 /out/state/sluice
 
 # The harness: load generator and target service (docker-compose.bench.yml).
 FROM scratch AS bench
@@ -23,6 +24,11 @@ ENTRYPOINT ["/usr/local/bin/sluice-bench"]
 FROM scratch AS sluice
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/sluice /usr/local/bin/sluice
+# The edge keeps leases and certificates in $XDG_STATE_HOME/sluice; the user
+# nobody has no home, so the image gives it /var/lib/sluice (mount a volume
+# there to keep them across container restarts).
+COPY --from=build --chown=65534:65534 /out/state /var/lib
+ENV XDG_STATE_HOME=/var/lib
 USER 65534:65534
 EXPOSE 7835 8080
 ENTRYPOINT ["/usr/local/bin/sluice"]

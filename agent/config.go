@@ -120,7 +120,7 @@ func (c *Config) validate() error {
 			}
 		}
 		if t.RemotePort < 0 || t.RemotePort > 65535 {
-			return configErr(field+".RemotePort", "%d is not a port: give 1-65535, or 0 to let the edge choose", t.RemotePort)
+			return configErr(field+".RemotePort", "%d is out of range 1-65535: give a port, or 0 to let the edge choose", t.RemotePort)
 		}
 	}
 	if err := c.Mux.Validate(); err != nil {

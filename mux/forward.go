@@ -116,16 +116,7 @@ func (st *Stream) drainForward(f *forwarder) {
 			st.finishForward(f, err)
 			return
 		}
-		bb, off := st.rq[st.rqHead], st.rOff
-		st.rq[st.rqHead] = nil
-		st.rqHead++
-		st.rOff = 0
-		if st.rqHead == len(st.rq) {
-			st.rq, st.rqHead = st.rq[:0], 0
-		}
-		data := bb.B[off:]
-		st.rBuffered -= len(data)
-		st.s.buffered.Add(-int64(len(data)))
+		bb, data := st.takeHead()
 		st.mu.Unlock()
 		n, err := f.dst.Write(data)
 		putBuf(bb)

@@ -55,16 +55,7 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 			st.mu.Unlock()
 			return total, err
 		}
-		bb, off := st.rq[st.rqHead], st.rOff
-		st.rq[st.rqHead] = nil
-		st.rqHead++
-		st.rOff = 0
-		if st.rqHead == len(st.rq) {
-			st.rq, st.rqHead = st.rq[:0], 0
-		}
-		data := bb.B[off:]
-		st.rBuffered -= len(data)
-		st.s.buffered.Add(-int64(len(data)))
+		bb, data := st.takeHead()
 		st.mu.Unlock()
 		n, err := w.Write(data)
 		putBuf(bb)
@@ -280,4 +271,23 @@ func (st *Stream) deliver(bb *buffer) {
 		st.credit(off, inc)
 	}
 	st.wakeReader()
+}
+
+// takeHead removes the oldest received payload from the stream's queue,
+// with what of it an earlier Read left (from rOff), and takes its bytes off
+// the stream's and the session's buffered counts. The caller holds st.mu,
+// the queue is not empty, and the caller returns bb with putBuf once done
+// with data. The bytes' credit goes back separately, once they are delivered.
+func (st *Stream) takeHead() (bb *buffer, data []byte) {
+	bb, off := st.rq[st.rqHead], st.rOff
+	st.rq[st.rqHead] = nil
+	st.rqHead++
+	st.rOff = 0
+	if st.rqHead == len(st.rq) {
+		st.rq, st.rqHead = st.rq[:0], 0
+	}
+	data = bb.B[off:]
+	st.rBuffered -= len(data)
+	st.s.buffered.Add(-int64(len(data)))
+	return bb, data
 }

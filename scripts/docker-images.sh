@@ -19,8 +19,9 @@ FRPC_IMAGE=snowdreamtech/frpc:0.66.0
 # images_context DIR: the build context of Dockerfile.local.
 images_context() {
   local ctx="$1"
-  mkdir -p "$ctx/tmp" "$ctx/peer"
+  mkdir -p "$ctx/tmp" "$ctx/peer" "$ctx/state/sluice"
   chmod 1777 "$ctx/tmp"
+  chmod 0700 "$ctx/state/sluice"
   cp Dockerfile.local "$ctx/Dockerfile"
   say "images: building static sluice and sluice-bench on the host (CGO_ENABLED=0, $(go env GOVERSION))"
   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/sluice" ./cmd/sluice

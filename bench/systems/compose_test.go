@@ -186,6 +186,42 @@ func TestDockerfileLocalIsOffline(t *testing.T) {
 	}
 }
 
+// dockerStage returns the text of one stage of a Dockerfile.
+func dockerStage(df, name string) string {
+	loc := regexp.MustCompile(`(?mi)^FROM\s+\S+\s+AS\s+` + regexp.QuoteMeta(name) + `\s*$`).FindStringIndex(df)
+	if loc == nil {
+		return ""
+	}
+	rest := df[loc[1]:]
+	if next := regexp.MustCompile(`(?mi)^FROM\s`).FindStringIndex(rest); next != nil {
+		rest = rest[:next[0]]
+	}
+	return rest
+}
+
+// The edge refuses to start without a state directory it can write, and
+// the image's user (nobody) has no home: both images give it one.
+func TestDockerfilesGiveTheEdgeAStateDirectory(t *testing.T) {
+	for _, file := range []string{"Dockerfile", "Dockerfile.local"} {
+		df, err := os.ReadFile("../../" + file)
+		if err != nil {
+			t.Fatalf("read %s: %v", file, err)
+		}
+		stage := dockerStage(string(df), "sluice")
+		user := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindStringSubmatch(stage)
+		if user == nil {
+			t.Errorf("%s: the sluice stage names no USER", file)
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^ENV XDG_STATE_HOME=/var/lib$`).MatchString(stage) {
+			t.Errorf("%s: the sluice stage does not point XDG_STATE_HOME at /var/lib", file)
+		}
+		if !regexp.MustCompile(`(?m)^COPY .*--chown=` + regexp.QuoteMeta(user[1]) + ` \S+ /var/lib$`).MatchString(stage) {
+			t.Errorf("%s: the sluice stage copies no state directory owned by its user %s into /var/lib", file, user[1])
+		}
+	}
+}
+
 // A peer image made from RATHOLE_BIN / FRPS_BIN / FRPC_BIN puts each
 // binary where the pinned images have it, since compose names the entry
 // point for both.

@@ -97,7 +97,9 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 		agentTransport = []string{"--ca", cert, "--server-name", "localhost"}
 	}
 	in := &Instance{System: s.Name(), Addr: pub, Started: time.Now()}
-	args := append([]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--log-level", "error"}, serverTransport...)
+	// Each run's edge keeps its leases and certificate in the run's own
+	// directory, not in the user's state directory.
+	args := append([]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--log-level", "error", "--state-dir", filepath.Join(env.Dir, "sluice-state")}, serverTransport...)
 	srv, err := proc.Start("sluice server", true, env.Dir, s.bin, args, nil)
 	if err != nil {
 		return nil, err

@@ -74,12 +74,16 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 // by the agent's own rule.
 func localAddr(s string) (string, error) { return agent.LocalAddr(s) }
 
-// runTunnel is `sluice http` and `sluice tcp`: one tunnel from flags.
+// runTunnel is `sluice http`, `sluice tcp` and `sluice udp`: one tunnel
+// from flags.
 func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, stderr io.Writer) error {
 	name := string(kind)
 	synopsis := "http PORT|HOST:PORT|https://HOST:PORT --server ADDR --token TOKEN [--name NAME] [flags]"
-	if kind == control.KindTCP {
+	switch kind {
+	case control.KindTCP:
 		synopsis = "tcp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]"
+	case control.KindUDP:
+		synopsis = "udp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]"
 	}
 	c := newCommand(name, synopsis, stderr)
 	var af agentFlags
@@ -96,10 +100,12 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		uf.register(c.fs, &t)
 		c.fs.StringVar(&t.Name, "name", "", "subdomain `name` to ask for (default: a random readable one)")
 		c.fs.StringVar(&t.Hostname, "hostname", "", "exact `host` to route here instead of NAME.DOMAIN")
-		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false pipes bytes untouched, faster)")
+		c.fs.BoolVar(&t.LogRequests, "log-requests", true, "log one line per request (parses HTTP on the agent; false, with --inspect=false, pipes bytes untouched, faster)")
 		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service (needs --log-requests=false)")
 	} else {
-		c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service")
+		if kind == control.KindTCP {
+			c.fs.StringVar(&t.ProxyProtocol, "proxy-protocol", "", "send a PROXY protocol header `v1|v2` naming the public client to the local service")
+		}
 		c.fs.IntVar(&t.RemotePort, "remote-port", 0, "public `port` to ask the edge for (default: the edge picks one)")
 		c.fs.StringVar(&t.Name, "name", "", "a `label` for the tunnel in the edge's logs")
 	}
@@ -126,7 +132,9 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	if err != nil {
 		return err
 	}
-	t.Pool, t.Takeover = af.pool, af.takeover
+	if kind != control.KindUDP { // UDP ports are held by their owner, not leased or pooled
+		t.Pool, t.Takeover = af.pool, af.takeover
+	}
 	cfg.Tunnels = []agent.Tunnel{t}
 	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)
 	defer stop()

@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "tcp":
 		err = runTunnel(ctx, control.KindTCP, rest, stdout, stderr)
 	case "udp":
-		err = runUDP(ctx, rest, stdout, stderr)
+		err = runTunnel(ctx, control.KindUDP, rest, stdout, stderr)
 	case "start":
 		err = runStart(ctx, rest, stdout, stderr)
 	case "dev":

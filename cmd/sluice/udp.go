@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -12,41 +10,6 @@ import (
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/server"
 )
-
-// runUDP is `sluice udp HOST:PORT`: one UDP tunnel from flags.
-func runUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("udp", "udp HOST:PORT --server ADDR --token TOKEN [--remote-port N] [flags]", stderr)
-	var af agentFlags
-	af.register(c)
-	t := agent.Tunnel{Kind: control.KindUDP}
-	c.fs.IntVar(&t.RemotePort, "remote-port", 0, "public UDP `port` to ask the edge for (default: the edge picks one)")
-	c.fs.StringVar(&t.Name, "name", "", "a `label` for the tunnel in the edge's logs")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		c.fs.Usage()
-		return usagef("udp: give exactly one local service (got %d arguments: %q)", len(pos), pos)
-	}
-	if t.Local, err = localAddr(pos[0]); err != nil {
-		return usagef("udp: %v", err)
-	}
-	if t.RemotePort < 0 || t.RemotePort > 65535 {
-		return usagef("udp: --remote-port %d is out of range 1-65535", t.RemotePort)
-	}
-	cfg, err := af.config(c)
-	if err != nil {
-		return err
-	}
-	cfg.Tunnels = []agent.Tunnel{t}
-	stop, err := observeAgent(&cfg, af.metrics, nil, cfg.Logger, stdout)
-	defer stop()
-	if err != nil {
-		return err
-	}
-	return runAgent(ctx, cfg, stdout)
-}
 
 // proxyProtocolFlag checks --proxy-protocol of `sluice tcp` and `sluice
 // http` (empty: off).

@@ -11,6 +11,8 @@
 package leasestore
 
 import (
+	"github.com/sluicehq/sluice/internal/atomicfile"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -270,27 +272,8 @@ func writeAtomic(path string, doc fileFormat) error {
 	if err != nil {
 		return fmt.Errorf("leasestore: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("leasestore: %w", err)
-	}
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("leasestore: writing %s: %w", path, err)
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		dir.Sync()
-		dir.Close()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -127,6 +128,24 @@ func EncodePEM(cert tls.Certificate) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("transport: encode private key: %w", err)
 	}
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// WritePEMFiles writes cert to dir/name.crt and its key to dir/name.key (mode
+// 0600) and returns both paths.
+func WritePEMFiles(dir, name string, cert tls.Certificate) (certPath, keyPath string, err error) {
+	certPEM, keyPEM, err := EncodePEM(cert)
+	if err != nil {
+		return "", "", err
+	}
+	certPath = filepath.Join(dir, name+".crt")
+	keyPath = filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("transport: write certificate: %w; check the directory exists and is writable", err)
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("transport: write private key: %w; check the directory exists and is writable", err)
+	}
+	return certPath, keyPath, nil
 }
 
 // WriteCAFile writes the CA certificate to path in PEM.

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,15 +44,15 @@ func newPKI(t *testing.T) *pki {
 
 	p.serverCert, err = p.ca.Issue("edge.test", "127.0.0.1", "::1")
 	must(err)
-	p.serverCrt, p.serverKey, err = writePEMFiles(p.dir, "server", p.serverCert)
+	p.serverCrt, p.serverKey, err = WritePEMFiles(p.dir, "server", p.serverCert)
 	must(err)
 	client, err := p.ca.Issue("agent-1")
 	must(err)
-	p.clientCrt, p.clientKey, err = writePEMFiles(p.dir, "client", client)
+	p.clientCrt, p.clientKey, err = WritePEMFiles(p.dir, "client", client)
 	must(err)
 	rogue, err := p.otherCA.Issue("agent-rogue")
 	must(err)
-	p.rogueCrt, p.rogueKey, err = writePEMFiles(p.dir, "rogue", rogue)
+	p.rogueCrt, p.rogueKey, err = WritePEMFiles(p.dir, "rogue", rogue)
 	must(err)
 	return p
 }
@@ -464,22 +463,4 @@ func TestBadFiles(t *testing.T) {
 			}
 		})
 	}
-}
-
-// writePEMFiles writes cert to dir/name.crt and its key to dir/name.key (mode
-// 0600) and returns both paths.
-func writePEMFiles(dir, name string, cert tls.Certificate) (certPath, keyPath string, err error) {
-	certPEM, keyPEM, err := EncodePEM(cert)
-	if err != nil {
-		return "", "", err
-	}
-	certPath = filepath.Join(dir, name+".crt")
-	keyPath = filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
-		return "", "", fmt.Errorf("transport: write certificate: %w; check the directory exists and is writable", err)
-	}
-	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-		return "", "", fmt.Errorf("transport: write private key: %w; check the directory exists and is writable", err)
-	}
-	return certPath, keyPath, nil
 }

@@ -131,7 +131,9 @@ func EncodePEM(cert tls.Certificate) (certPEM, keyPEM []byte, err error) {
 }
 
 // WritePEMFiles writes cert to dir/name.crt and its key to dir/name.key (mode
-// 0600) and returns both paths.
+// 0600) and returns both paths: the files `sluice server --tls-cert/--tls-key`
+// and an agent's --ca read, for a program or test that issues its own edge
+// certificate with NewCA.
 func WritePEMFiles(dir, name string, cert tls.Certificate) (certPath, keyPath string, err error) {
 	certPEM, keyPEM, err := EncodePEM(cert)
 	if err != nil {

@@ -53,6 +53,27 @@ func tstReaderPaths(t *testing.T) []struct {
 			<-drained
 			return n, err
 		}},
+		{"Forward into a socket", true, func(st *Stream) (int64, error) {
+			dst, far := tcpPair(t)
+			defer dst.Close()
+			drained := tstCall(func() error {
+				_, err := io.Copy(io.Discard, far)
+				far.Close()
+				return err
+			})
+			type result struct {
+				n   int64
+				err error
+			}
+			done := make(chan result, 1)
+			if err := st.Forward(dst.(*net.TCPConn), nil, func(n int64, err error) { done <- result{n, err} }); err != nil {
+				return 0, err
+			}
+			r := <-done
+			dst.Close()
+			<-drained
+			return r.n, r.err
+		}},
 	}
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/mux"
 
 	"bytes"
 	"context"
@@ -223,5 +224,41 @@ func TestTCPLocalServiceDownClosesCallers(t *testing.T) {
 	}
 	if got := strings.Count(logged.String(), "local service unreachable"); got != 1 {
 		t.Fatalf("%d log lines for a burst of 5 failures, want 1:\n%s", got, logged.String())
+	}
+}
+
+// TestTunnelWindowGrowsOverLongLink: with 50 ms of round trip between agent
+// and edge, a download through a TCP tunnel grows the edge's stream window
+// past the initial one, which alone would cap the tunnel at 256 KiB per
+// round trip (5 MB/s here). The relay's stream-to-socket path is the one a
+// tunnel uses, so this is the path users' bytes take.
+func TestTunnelWindowGrowsOverLongLink(t *testing.T) {
+	e := startEdge(t, nil)
+	link := testutil.DelayProxy(t, e.srv.Addr().String(), 25*time.Millisecond)
+	const total = 24 << 20
+	release := make(chan struct{})
+	local := testutil.Serve(t, func(c net.Conn) {
+		io.Copy(c, io.LimitReader(testutil.RandReader(3), total))
+		select { // hold the stream open until the client has looked at the window
+		case <-release:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	as, _ := runAgent(t, e, func(c *Config) { c.Server = link }, Tunnel{Kind: control.KindTCP, Local: local})
+	c, err := net.Dial("tcp", tcpAddrOf(t, as[0].URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if n, err := io.CopyN(io.Discard, c, total); err != nil {
+		t.Fatalf("downloaded %d of %d bytes: %v", n, total, err)
+	}
+	w := e.srv.Stats().LargestStreamWindow
+	close(release)
+	initial := int64(mux.DefaultConfig().InitialStreamWindow)
+	t.Logf("edge's largest stream window after %d MiB over a 50 ms round trip: %d KiB", total>>20, w>>10)
+	if w <= initial {
+		t.Fatalf("the tunnel's stream window stayed at %d bytes (initial %d): auto-tuning did not grow it on the tunnel's path", w, initial)
 	}
 }

@@ -135,6 +135,10 @@ type Stats struct {
 	Streams   int // streams open across all sessions
 	Hostnames int // hostnames held by a session or reserved for a reconnecting agent
 	Ports     int // TCP and UDP ports held by a session or reserved for a reconnecting agent
+	// LargestStreamWindow is the largest receive window among the streams
+	// open on the edge, in bytes: above the initial 256 KiB only when
+	// window auto-tuning grew it for a long, fast link.
+	LargestStreamWindow int64
 }
 
 // Stats returns a snapshot of the edge's load.
@@ -142,7 +146,9 @@ func (s *Server) Stats() Stats {
 	var st Stats
 	s.sessions.Range(func(k, _ any) bool {
 		st.Sessions++
-		st.Streams += k.(*agentConn).sess.NumStreams()
+		sess := k.(*agentConn).sess
+		st.Streams += sess.NumStreams()
+		st.LargestStreamWindow = max(st.LargestStreamWindow, sess.Stats().LargestStreamWindow)
 		return true
 	})
 	st.Hostnames, st.Ports = s.reg.Count()

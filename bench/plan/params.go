@@ -15,14 +15,18 @@ const (
 	Sluice = "sluice" // plain TCP between agent and edge (--insecure)
 	// SluiceTLS is sluice as users run it: TLS 1.3 between agent and edge.
 	SluiceTLS = "sluice-tls"
-	Rathole   = "rathole"
-	FRP       = "frp"
-	Relay     = "relay" // the harness's one-process relay, a yardstick
+	// SluiceInspect is sluice with its HTTP agent's request inspector on,
+	// as `sluice http` runs by default: measured in the HTTP scenario only,
+	// beside sluice, so the inspector's cost is a ratio in one run.
+	SluiceInspect = "sluice-inspect"
+	Rathole       = "rathole"
+	FRP           = "frp"
+	Relay         = "relay" // the harness's one-process relay, a yardstick
 )
 
 // KnownSystems lists the system names for error messages.
 func KnownSystems() string {
-	return strings.Join([]string{Direct, Sluice, SluiceTLS, Rathole, FRP, Relay}, ", ")
+	return strings.Join([]string{Direct, Sluice, SluiceTLS, SluiceInspect, Rathole, FRP, Relay}, ", ")
 }
 
 // Scenario names, in the order a round runs them.
@@ -108,7 +112,7 @@ type Params struct {
 func Preset(name string) (Params, error) {
 	p := Params{
 		Preset:            name,
-		Systems:           []string{Direct, Sluice, SluiceTLS, Rathole, FRP},
+		Systems:           []string{Direct, Sluice, SluiceTLS, SluiceInspect, Rathole, FRP},
 		Scenarios:         append([]string(nil), All...),
 		Rounds:            3,
 		ThroughputMiB:     512,

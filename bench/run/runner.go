@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -190,10 +191,10 @@ func (r *Runner) fail(label string, err error) {
 func (r *Runner) runRound(ctx context.Context, s systems.System, round int) {
 	name := s.Name()
 	tag := fmt.Sprintf("round %d/%d %-10s", round, r.Params.Rounds, name)
-	p := r.Params
+	p := paramsFor(r.Params, s)
 	needMain := p.Has(plan.Startup) || p.Has(plan.Throughput) || p.Has(plan.Parallel) || p.Has(plan.Latency) || p.Has(plan.Loaded) || p.Has(plan.ConnRate) || p.Has(plan.HTTP)
 	if needMain {
-		r.runMain(ctx, s, round, tag)
+		r.runMain(ctx, p, s, round, tag)
 	}
 	_, external := s.(*systems.ExternalSystem)
 	if p.Has(plan.Memory) && name != plan.Direct {
@@ -231,8 +232,25 @@ func (r *Runner) runRound(ctx context.Context, s systems.System, round int) {
 	}
 }
 
-func (r *Runner) runMain(ctx context.Context, s systems.System, round int, tag string) {
-	p, name := r.Params, s.Name()
+// paramsFor is the run's parameters with the scenarios a system is not
+// measured in taken out.
+func paramsFor(p plan.Params, s systems.System) plan.Params {
+	l, ok := s.(systems.ScenarioLimiter)
+	if !ok || l.OnlyScenarios() == nil {
+		return p
+	}
+	var keep []string
+	for _, scen := range p.Scenarios {
+		if slices.Contains(l.OnlyScenarios(), scen) {
+			keep = append(keep, scen)
+		}
+	}
+	p.Scenarios = keep
+	return p
+}
+
+func (r *Runner) runMain(ctx context.Context, p plan.Params, s systems.System, round int, tag string) {
+	name := s.Name()
 	httpWanted := p.Has(plan.HTTP) && s.HTTPRouting()
 	r.Progress.Begin(tag+" start", 0, "")
 	in, err := s.Start(ctx, r.env(name, round), systems.StartOptions{HTTP: httpWanted})

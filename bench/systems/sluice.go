@@ -27,9 +27,10 @@ import (
 // their default configurations; with tls, TLS 1.3 with a certificate the
 // harness issues and the agent verifies with --ca, as users deploy it.
 type sluiceSystem struct {
-	bin    string
-	binErr error // why there is no binary (e.g. the build failed)
-	tls    bool
+	bin     string
+	binErr  error // why there is no binary (e.g. the build failed)
+	tls     bool
+	inspect bool // the HTTP agent logs and captures every request, as by default
 }
 
 // Sluice returns the plain-transport sluice system for a binary, or one
@@ -43,13 +44,32 @@ func SluiceTLS(bin string, binErr error) System {
 	return &sluiceSystem{bin: bin, binErr: binErr, tls: true}
 }
 
+// SluiceInspect is Sluice with the HTTP agent as `sluice http` runs by
+// default: request logging and the request inspector on. It is measured in
+// the HTTP scenario only.
+func SluiceInspect(bin string, binErr error) System {
+	return &sluiceSystem{bin: bin, binErr: binErr, inspect: true}
+}
+
 const sluiceToken = "bench"
 
 func (s *sluiceSystem) Name() string {
-	if s.tls {
+	switch {
+	case s.tls:
 		return plan.SluiceTLS
+	case s.inspect:
+		return plan.SluiceInspect
 	}
 	return plan.Sluice
+}
+
+// OnlyScenarios limits sluice-inspect to the HTTP scenario, the only one the
+// inspector touches.
+func (s *sluiceSystem) OnlyScenarios() []string {
+	if s.inspect {
+		return []string{plan.HTTP}
+	}
+	return nil
 }
 
 func (s *sluiceSystem) HTTPRouting() bool { return true }
@@ -74,6 +94,9 @@ func (s *sluiceSystem) Version() string {
 	}
 	if s.tls {
 		v += "; TLS 1.3, ECDSA P-256 certificate verified with --ca"
+	}
+	if s.inspect {
+		v += "; HTTP agent with request logging and the inspector on (its defaults)"
 	}
 	return v
 }
@@ -126,7 +149,13 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	in.Procs = append(in.Procs, ag)
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
-		args = append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error", "--log-requests=false", "--inspect=false"}, agentTransport...)
+		httpFlags := []string{"--log-requests=false", "--inspect=false"}
+		if s.inspect {
+			// The default agent, but with its log lines discarded by the log
+			// level like every system's, and the inspector on a free port.
+			httpFlags = []string{"--inspect", "127.0.0.1:0"}
+		}
+		args = append(append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error"}, httpFlags...), agentTransport...)
 		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)
 		if err != nil {
 			in.Stop()

@@ -48,6 +48,12 @@ type System interface {
 	HTTPRouting() bool
 }
 
+// ScenarioLimiter is implemented by a system that is measured in some
+// scenarios only: the runner skips the others for it.
+type ScenarioLimiter interface {
+	OnlyScenarios() []string
+}
+
 // New returns the named system. sluiceBin is used only by sluice and
 // sluice-tls.
 func New(name, sluiceBin string) (System, error) {
@@ -58,6 +64,8 @@ func New(name, sluiceBin string) (System, error) {
 		return Sluice(sluiceBin, nil), nil
 	case plan.SluiceTLS:
 		return SluiceTLS(sluiceBin, nil), nil
+	case plan.SluiceInspect:
+		return SluiceInspect(sluiceBin, nil), nil
 	case plan.Rathole:
 		return &ratholeSystem{bin: lookBin("RATHOLE_BIN", "rathole")}, nil
 	case plan.FRP:

@@ -49,21 +49,8 @@ func (f *frpSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Ins
 	if err := os.WriteFile(sp, []byte(frps), 0o644); err != nil {
 		return nil, fmt.Errorf("write frp config: %w", err)
 	}
-	srv, err := proc.Start("frps", true, env.Dir, f.frps, []string{"-c", sp}, nil)
+	edge, err := in.startEdge(ctx, env, opts, "frps", f.frps, []string{"-c", sp}, nil, fmt.Sprintf("127.0.0.1:%d", ports[0]))
 	if err != nil {
-		return nil, err
-	}
-	in.Procs = append(in.Procs, srv)
-	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", ports[0]), in.Procs); err != nil {
-		in.Stop()
-		return nil, fmt.Errorf("frps: %w", err)
-	}
-	if opts.EdgeBase {
-		in.markEdgeBase()
-	}
-	edge, err := in.linkTo(env, opts, fmt.Sprintf("127.0.0.1:%d", ports[0]))
-	if err != nil {
-		in.Stop()
 		return nil, err
 	}
 	host, port, _ := net.SplitHostPort(edge)

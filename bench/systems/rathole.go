@@ -40,21 +40,8 @@ func (r *ratholeSystem) Start(ctx context.Context, env Env, opts StartOptions) (
 	}
 	envv := []string{"RUST_LOG=error"}
 	in := &Instance{System: plan.Rathole, Addr: pub, Started: time.Now()}
-	srv, err := proc.Start("rathole server", true, env.Dir, r.bin, []string{"-s", sp}, envv)
+	edge, err := in.startEdge(ctx, env, opts, "rathole server", r.bin, []string{"-s", sp}, envv, ctrl)
 	if err != nil {
-		return nil, err
-	}
-	in.Procs = append(in.Procs, srv)
-	if err := waitListening(ctx, ctrl, in.Procs); err != nil {
-		in.Stop()
-		return nil, fmt.Errorf("rathole server: %w", err)
-	}
-	if opts.EdgeBase {
-		in.markEdgeBase()
-	}
-	edge, err := in.linkTo(env, opts, ctrl)
-	if err != nil {
-		in.Stop()
 		return nil, err
 	}
 	clientToml := fmt.Sprintf("[client]\nremote_addr = %q\n[client.services.bench]\ntoken = \"bench\"\nlocal_addr = %q\n", edge, env.TargetTCP)

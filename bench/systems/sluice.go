@@ -123,21 +123,8 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	// Each run's edge keeps its leases and certificate in the run's own
 	// directory, not in the user's state directory.
 	args := append([]string{"server", "--listen", ctrl, "--http", httpAddr, "--domain", "localhost", "--token", sluiceToken, "--log-level", "error", "--state-dir", filepath.Join(env.Dir, "sluice-state")}, serverTransport...)
-	srv, err := proc.Start("sluice server", true, env.Dir, s.bin, args, nil)
+	edge, err := in.startEdge(ctx, env, opts, "sluice server", s.bin, args, nil, ctrl)
 	if err != nil {
-		return nil, err
-	}
-	in.Procs = append(in.Procs, srv)
-	if err := waitListening(ctx, ctrl, in.Procs); err != nil {
-		in.Stop()
-		return nil, fmt.Errorf("sluice server: %w", err)
-	}
-	if opts.EdgeBase {
-		in.markEdgeBase()
-	}
-	edge, err := in.linkTo(env, opts, ctrl)
-	if err != nil {
-		in.Stop()
 		return nil, err
 	}
 	args = append([]string{"tcp", env.TargetTCP, "--server", edge, "--token", sluiceToken, "--remote-port", fmt.Sprint(ports[2]), "--log-level", "error"}, agentTransport...)

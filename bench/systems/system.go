@@ -197,6 +197,31 @@ func (in *Instance) CPU(edgeOnly bool) (time.Duration, error) {
 	return sum, nil
 }
 
+// startEdge starts a system's edge process, waits until it listens on ctrl
+// (where agents connect), takes the edge's memory baseline when asked, and
+// puts the link (opts.Link) in front of it. It returns the address agents
+// dial; on an error the instance is stopped.
+func (in *Instance) startEdge(ctx context.Context, env Env, opts StartOptions, label, bin string, args, envv []string, ctrl string) (string, error) {
+	srv, err := proc.Start(label, true, env.Dir, bin, args, envv)
+	if err != nil {
+		return "", err
+	}
+	in.Procs = append(in.Procs, srv)
+	if err := waitListening(ctx, ctrl, in.Procs); err != nil {
+		in.Stop()
+		return "", fmt.Errorf("%s: %w", label, err)
+	}
+	if opts.EdgeBase {
+		in.markEdgeBase()
+	}
+	edge, err := in.linkTo(env, opts, ctrl)
+	if err != nil {
+		in.Stop()
+		return "", err
+	}
+	return edge, nil
+}
+
 // linkTo starts the instance's link (opts.Link) in front of addr and
 // returns the address to use instead; addr itself without a link.
 func (in *Instance) linkTo(env Env, opts StartOptions, addr string) (string, error) {

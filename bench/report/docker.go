@@ -112,22 +112,7 @@ func DockerSection(in DockerInputs) (string, []Chart, error) {
 	for _, m := range r.Metrics {
 		row := fmt.Sprintf("| %s | %s |", m.Title, m.Unit)
 		for _, s := range systems {
-			se := m.Values[s]
-			switch {
-			case se == nil || se.N == 0:
-				row += " – |"
-			case se.N == 1:
-				row += " " + results.Number(se.Median) + " |"
-			default:
-				row += fmt.Sprintf(" %s (%s–%s) |", results.Number(se.Median), results.Number(se.Min), results.Number(se.Max))
-			}
-			if s != plan.Direct {
-				if se != nil && se.RatioToDirect != 0 {
-					row += fmt.Sprintf(" %.2f |", se.RatioToDirect)
-				} else {
-					row += " – |"
-				}
-			}
+			row += systemCells(m.Values[s], s)
 		}
 		p("%s", row)
 	}

@@ -114,21 +114,7 @@ func Markdown(in Inputs) (string, error) {
 			}
 			row := fmt.Sprintf("| %s | %s |", m.Title, m.Unit)
 			for _, s := range systems {
-				se := m.Values[s]
-				if se == nil || se.N == 0 {
-					row += " – |"
-				} else if se.N == 1 {
-					row += " " + results.Number(se.Median) + " |"
-				} else {
-					row += fmt.Sprintf(" %s (%s–%s) |", results.Number(se.Median), results.Number(se.Min), results.Number(se.Max))
-				}
-				if s != plan.Direct {
-					if se != nil && se.RatioToDirect != 0 {
-						row += fmt.Sprintf(" %.2f |", se.RatioToDirect)
-					} else {
-						row += " – |"
-					}
-				}
+				row += systemCells(m.Values[s], s)
 			}
 			p("%s", row)
 		}
@@ -263,4 +249,26 @@ func systemsLine(r *results.Results) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// systemCells renders one system's cells of a results table row: the median
+// with the range over rounds, and for a tunnel its ratio to direct.
+func systemCells(se *results.Series, system string) string {
+	var cell string
+	switch {
+	case se == nil || se.N == 0:
+		cell = " – |"
+	case se.N == 1:
+		cell = " " + results.Number(se.Median) + " |"
+	default:
+		cell = fmt.Sprintf(" %s (%s–%s) |", results.Number(se.Median), results.Number(se.Min), results.Number(se.Max))
+	}
+	if system != plan.Direct {
+		if se != nil && se.RatioToDirect != 0 {
+			cell += fmt.Sprintf(" %.2f |", se.RatioToDirect)
+		} else {
+			cell += " – |"
+		}
+	}
+	return cell
 }

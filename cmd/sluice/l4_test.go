@@ -50,6 +50,7 @@ func TestL4UsageErrors(t *testing.T) {
 		{[]string{"udp", "53", "--remote-port", "70000", "--server", "x:1", "--token", "T"}, "out of range"},
 		{[]string{"tcp", "22", "--proxy-protocol", "v3", "--server", "x:1", "--token", "T"}, "use v1 or v2"},
 		{[]string{"http", "3000", "--proxy-protocol", "v1", "--server", "x:1", "--token", "T"}, "--log-requests=false"},
+		{[]string{"udp", "53", "--server", "x:1", "--token", "T", "--pool"}, "--pool"},
 		{[]string{"server", "--token", "T", "--udp-ports", "9-1"}, "--udp-ports"},
 		{[]string{"server", "--token", "T", "--accept-proxy-protocol", "lb.example.com"}, "neither a CIDR"},
 	}

@@ -193,13 +193,21 @@ func (st *Stream) Write(p []byte) (int, error) {
 			n += k
 			continue
 		}
-		bb := getBuf(k)
-		copy(bb.B, p[n:n+k])
-		if err := st.enqueue(bb); err != nil {
-			putBuf(bb)
-			return n, err
+		// Queued, one frame per buffer, so that the writer interleaves
+		// this stream's frames with other streams'.
+		for end := n + k; n < end; {
+			m := min(end-n, st.s.cfg.MaxFramePayload)
+			bb := getBuf(m)
+			copy(bb.B, p[n:n+m])
+			if err := st.enqueue(bb); err != nil {
+				putBuf(bb)
+				if end-n > m {
+					st.s.giveCredit(int64(end - n - m))
+				}
+				return n, err
+			}
+			n += m
 		}
-		n += k
 	}
 	return n, nil
 }
@@ -215,10 +223,10 @@ func (st *Stream) writeErr() error {
 }
 
 // reserve waits for stream credit, session credit and queue room, and
-// takes up to want bytes of them (at most one frame's worth).
+// takes up to want bytes of them (at most maxWriteFrames frames' worth).
 func (st *Stream) reserve(want int) (int, error) {
 	s := st.s
-	want = min(want, s.cfg.MaxFramePayload)
+	want = min(want, maxWriteFrames*s.cfg.MaxFramePayload)
 	var w *waiters
 	for {
 		st.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -416,5 +417,38 @@ func TestConcurrentWritesStayWhole(t *testing.T) {
 		if bytes.Count(run, run[:1]) != size {
 			t.Fatalf("bytes %d..%d mix writers: one Write was interleaved with another", off, off+size)
 		}
+	}
+}
+
+// A Write of several frames' worth goes out as DATA frames no larger than
+// MaxFramePayload, in order, whether it is written through or queued.
+func TestWriteSplitsIntoFrames(t *testing.T) {
+	for _, payload := range []int{1024, 4096, DefaultMaxFramePayload} {
+		t.Run(fmt.Sprint(payload), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.MaxFramePayload = payload
+			sess, raw := tstRawPair(t, true, cfg)
+			st, err := sess.OpenStream(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 3*payload + payload/2 // within the initial stream window
+			if _, err := st.Write(make([]byte, want)); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			got := 0
+			for got < want {
+				h := raw.waitFrame(t, "the stream's DATA", func(h frame.Header) bool {
+					return h.Type == frame.TypeData && h.StreamID == st.ID()
+				})
+				if int(h.Length) > payload {
+					t.Fatalf("a DATA frame of %d bytes; MaxFramePayload is %d", h.Length, payload)
+				}
+				got += int(h.Length)
+			}
+			if got != want {
+				t.Fatalf("the peer received %d bytes, want %d", got, want)
+			}
+		})
 	}
 }

@@ -13,6 +13,11 @@ import (
 // written with one writev under connMu, by sendLoop or, for a lone DATA
 // frame, by the writing goroutine itself (write-through).
 
+// maxWriteFrames is how many DATA frames one Stream.Write may send in one
+// writev when it writes through: a relay that reads a socket in chunks of
+// several frames then pays one system call per chunk, not per frame.
+const maxWriteFrames = 4
+
 // maxBatchBytes and maxBatchFrames bound one writev, so the writer goes
 // back for fresh control frames (window updates, pongs) often enough.
 const (
@@ -175,8 +180,8 @@ func (w *batchWriter) takeCtrl() {
 	}
 }
 
-// buildThrough makes a batch of the queued control frames and one DATA
-// frame of p for st, if no stream has data queued (st included) and st is
+// buildThrough makes a batch of the queued control frames and the DATA
+// frames of p for st (p is at most maxWriteFrames frames' worth), if no stream has data queued (st included) and st is
 // not half-closed. connMu is held.
 func (w *batchWriter) buildThrough(st *Stream, p []byte) bool {
 	s := w.s
@@ -187,10 +192,15 @@ func (w *batchWriter) buildThrough(st *Stream, p []byte) bool {
 		return false
 	}
 	w.takeCtrl()
-	w.hdrs = frame.AppendData(w.hdrs, st.id, len(p))
-	w.iov = append(w.iov, w.hdrs, p)
-	w.frames++
 	s.stats.bytesSent.Add(uint64(len(p)))
+	for len(p) > 0 {
+		k := min(len(p), s.cfg.MaxFramePayload)
+		start := len(w.hdrs)
+		w.hdrs = frame.AppendData(w.hdrs, st.id, k)
+		w.iov = append(w.iov, w.hdrs[start:], p[:k])
+		w.frames++
+		p = p[k:]
+	}
 	return true
 }
 

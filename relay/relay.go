@@ -20,9 +20,10 @@ import (
 	"github.com/sluicehq/sluice/mux"
 )
 
-// BufferSize is the size of each direction's copy buffer: one mux DATA frame
-// (64 KiB by default), so a full read becomes a single frame.
-const BufferSize = 64 << 10
+// BufferSize is the size of each direction's copy buffer: four mux DATA
+// frames (64 KiB each by default), which a stream writes with one system
+// call, so a busy socket costs one read and one write per 256 KiB.
+const BufferSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 

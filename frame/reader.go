@@ -113,12 +113,61 @@ func (r *Reader) readFull(dst []byte) error {
 		r.r += copy(rest, r.buf[r.r:r.w])
 		return nil
 	}
+	if vr, ok := r.src.(VectorReader); ok {
+		return r.readVector(vr, dst[k:])
+	}
 	if _, err := io.ReadFull(r.src, dst[k:]); err != nil {
 		r.err = err
 		if errors.Is(err, io.EOF) {
 			return io.ErrUnexpectedEOF
 		}
 		return err
+	}
+	return nil
+}
+
+// VectorReader is a source that reads into two buffers with one call, the
+// way readv(2) does: the first filled before the second. A Reader whose
+// source is one reads the end of each large DATA payload together with
+// what follows it on the wire (the next header, usually), so that a stream
+// of bulk frames costs one system call per frame, not two.
+type VectorReader interface {
+	ReadVector(a, b []byte) (int, error)
+}
+
+// tailSize bounds what a vector read takes after a payload: the next
+// frame's header and a few control frames, never much of the next payload,
+// which would then be copied out of buf instead of read into place.
+const tailSize = 256
+
+// readVector reads dst from vr, with up to tailSize bytes of what follows
+// it into buf. buf holds nothing unread when it is called.
+func (r *Reader) readVector(vr VectorReader, dst []byte) error {
+	r.r, r.w = 0, 0
+	tail := r.buf[:min(len(r.buf), tailSize)]
+	for empty := 0; len(dst) > 0; {
+		n, err := vr.ReadVector(dst, tail)
+		if n > len(dst) {
+			r.w = n - len(dst)
+			n = len(dst)
+		}
+		dst = dst[n:]
+		if err != nil {
+			r.err = err
+			if len(dst) == 0 {
+				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if n == 0 {
+			if empty++; empty >= 100 {
+				r.err = io.ErrNoProgress
+				return r.err
+			}
+		}
 	}
 	return nil
 }

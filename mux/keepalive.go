@@ -179,12 +179,26 @@ func silenceLeft(heard, now, timeout time.Duration) time.Duration {
 // read per read from the connection, not per frame.
 type heardReader struct {
 	r     io.Reader
+	vec   *vectorConn // r read with readv(2), where it can be
 	start time.Time
 	last  atomic.Int64 // when bytes last arrived, as time since start
 }
 
 func (h *heardReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
+	if n > 0 {
+		h.last.Store(int64(time.Since(h.start)))
+	}
+	return n, err
+}
+
+// ReadVector reads into a, then b, with one system call where the
+// connection allows it (frame.VectorReader); elsewhere it reads a alone.
+func (h *heardReader) ReadVector(a, b []byte) (int, error) {
+	if h.vec == nil {
+		return h.Read(a)
+	}
+	n, err := h.vec.read(a, b)
 	if n > 0 {
 		h.last.Store(int64(time.Since(h.start)))
 	}

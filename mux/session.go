@@ -127,7 +127,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		pings:    make(map[uint64]chan time.Duration),
 	}
 	s.bw = newBatchWriter(s)
-	s.in.r, s.in.start = conn, s.start
+	s.in.r, s.in.vec, s.in.start = conn, newVectorConn(conn), s.start
 	s.fr = frame.NewReader(&s.in, readBufferSize)
 	if client {
 		s.nextID.Store(1)

@@ -252,19 +252,26 @@ func abortConn(c net.Conn) {
 	}
 }
 
-// BufferPool lends the relay's pooled buffers to httputil.ReverseProxy (it
-// satisfies httputil.BufferPool), which otherwise allocates a fresh 32 KiB
-// buffer for every response body it copies.
+// ProxyBufferSize is the size of the buffers BufferPool lends: one mux
+// DATA frame. An HTTP body is copied by a ReverseProxy per request, and
+// requests in flight at once each hold one, so they stay at a frame.
+const ProxyBufferSize = 64 << 10
+
+var proxyPool = sync.Pool{New: func() any { b := make([]byte, ProxyBufferSize); return &b }}
+
+// BufferPool lends pooled buffers to httputil.ReverseProxy (it satisfies
+// httputil.BufferPool), which otherwise allocates a fresh 32 KiB buffer for
+// every response body it copies.
 type BufferPool struct{}
 
-// Get returns a BufferSize buffer from the pool.
-func (BufferPool) Get() []byte { return *bufPool.Get().(*[]byte) }
+// Get returns a ProxyBufferSize buffer from the pool.
+func (BufferPool) Get() []byte { return *proxyPool.Get().(*[]byte) }
 
 // Put returns a buffer obtained from Get.
 func (BufferPool) Put(b []byte) {
-	if cap(b) != BufferSize {
+	if cap(b) != ProxyBufferSize {
 		return
 	}
-	b = b[:BufferSize]
-	bufPool.Put(&b)
+	b = b[:ProxyBufferSize]
+	proxyPool.Put(&b)
 }

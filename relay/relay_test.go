@@ -126,13 +126,13 @@ func TestRelayHonoursReadDeadline(t *testing.T) {
 func TestBufferPool(t *testing.T) {
 	var p BufferPool
 	b := p.Get()
-	if len(b) != BufferSize {
-		t.Fatalf("Get returned %d bytes, want %d", len(b), BufferSize)
+	if len(b) != ProxyBufferSize {
+		t.Fatalf("Get returned %d bytes, want %d", len(b), ProxyBufferSize)
 	}
 	p.Put(b)
 	p.Put(make([]byte, 10)) // a foreign buffer is dropped, not pooled
 	for i := 0; i < 100; i++ {
-		if b := p.Get(); len(b) != BufferSize {
+		if b := p.Get(); len(b) != ProxyBufferSize {
 			t.Fatalf("Get after a foreign Put returned %d bytes", len(b))
 		}
 	}

@@ -321,6 +321,7 @@ func TestHeadOfLineManyStalled(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.SessionWindow = frame.InitialSessionWindow
+			cfg.InitialStreamWindow = frame.InitialStreamWindow
 			// No auto-tuning: the free stream's window stays small, so the
 			// stalled streams' share of the session window is exact.
 			cfg.MaxStreamWindow = cfg.InitialStreamWindow

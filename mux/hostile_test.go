@@ -130,6 +130,9 @@ func TestHostilePeer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
+			// The session grants exactly the credit the protocol lets a
+			// peer assume, which is what the overruns are measured from.
+			cfg.InitialStreamWindow = frame.InitialStreamWindow
 			if tc.sessionWindow != 0 {
 				cfg.SessionWindow = tc.sessionWindow
 			}
@@ -185,7 +188,9 @@ func TestHostilePeer(t *testing.T) {
 // well-formed hand-written frames are accepted, so the failures above come
 // from the broken frames alone.
 func TestRawPeerConforming(t *testing.T) {
-	sess, raw := tstRawPair(t, false, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.InitialStreamWindow = frame.InitialStreamWindow // the credit the raw peer assumes
+	sess, raw := tstRawPair(t, false, cfg)
 	raw.send(t, tstCat(
 		tstPreface,
 		frame.AppendOpen(nil, 1),

@@ -45,6 +45,16 @@ type recvWindow struct {
 	// reader that never wakes (the session's reader hands the data to
 	// WriteTo's socket itself) is seen to be waiting all along.
 	waitingSince time.Duration
+
+	// The current burst: payloads arriving less than a quarter of a round
+	// trip apart. How fast a burst arrives is what the path delivers
+	// (a window-limited sender sends each credit at once, and the path
+	// spreads it out at its rate), so growth can jump to the window the
+	// path needs instead of doubling towards it. 16 bytes, so a Stream
+	// stays within 256.
+	burstStart time.Duration // when its first payload arrived
+	burstSpan  int32         // µs from burstStart to the latest payload
+	burstBytes int32         // bytes that arrived after the first payload
 }
 
 // notWaiting is waitingSince while the reader is not waiting: no reading
@@ -85,6 +95,45 @@ func (w *recvWindow) restart(now time.Duration) {
 	w.epoch, w.waited = now, 0
 }
 
+// burstGap is the silence that ends a burst: a quarter of the round trip.
+// A window-limited sender falls silent for most of a round trip between
+// credits; a path's own pacing leaves far shorter gaps.
+func burstGap(rtt time.Duration) time.Duration { return rtt / 4 }
+
+// minBurstSpan is the shortest burst whose rate counts: payloads read
+// back to back from a socket buffer, or bunched on the way, say nothing
+// of the path's rate.
+const minBurstSpan = 100 * time.Microsecond
+
+// maxBurst keeps a burst's counters within their int32s; a longer burst
+// starts afresh (its rate is known by then).
+const maxBurst = 1 << 30
+
+// arrival records n bytes arriving at now, for the burst's rate; rtt is
+// the smallest round trip.
+func (w *recvWindow) arrival(n int64, now, rtt time.Duration) {
+	last := w.burstStart + time.Duration(w.burstSpan)*time.Microsecond
+	if w.burstStart == 0 || now-last > burstGap(rtt) || int64(w.burstBytes)+n > maxBurst || now < last {
+		w.burstStart, w.burstSpan, w.burstBytes = now, 0, 0
+		return
+	}
+	w.burstSpan = int32((now - w.burstStart) / time.Microsecond)
+	w.burstBytes += int32(n)
+}
+
+// pathWindow is twice the bandwidth-delay product the current burst
+// shows at round trip rtt (the window that keeps the path busy while
+// credit is on its way back), or 0 if the burst is too short to tell.
+func (w *recvWindow) pathWindow(rtt time.Duration) int64 {
+	span := time.Duration(w.burstSpan) * time.Microsecond
+	if span < minBurstSpan {
+		return 0
+	}
+	// bytes/span × rtt, in that order so that nothing overflows: rtt/span
+	// is at most an hour over 100 µs.
+	return 2 * int64(float64(w.burstBytes)*float64(rtt)/float64(span))
+}
+
 // startWait records that the reader began waiting for data at now.
 func (w *recvWindow) startWait(now time.Duration) {
 	if w.waitingSince == notWaiting {
@@ -118,8 +167,11 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // Credit goes back once half the window has been consumed, and the window
 // is tuned at that moment:
 //
-// Grow (double, up to lim.max, as QUIC implementations do) when the window
-// is what limits the stream: half of it went by within two round trips and
+// Grow when the window is what limits the stream: to twice the
+// bandwidth-delay product the latest burst of arrivals shows (its rate
+// times the smallest round trip), so that one step reaches the window the
+// path needs, or double if that is more (as QUIC implementations do), up
+// to lim.max. It grows when half of it went by within two round trips and
 // the reader spent at least half of that time waiting for data; and not
 // when data already waits in a queue on the way for half a round trip or
 // more: the link, not the window, is then the limit, and a larger window
@@ -162,7 +214,8 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 			inc -= shrink
 		}
 	case !busy && l.min > 0 && epoch < 2*l.min && l.queue < l.min/2 && 2*w.window <= windowFor10Gbps(l.min):
-		if grow := min(w.window, lim.max-w.window); grow > 0 {
+		target := max(2*w.window, min(w.pathWindow(l.min), windowFor10Gbps(l.min)))
+		if grow := min(target, lim.max) - w.window; grow > 0 {
 			w.window += grow
 			inc += grow
 		}

@@ -294,3 +294,133 @@ func TestRecvWindowQueueShrinks(t *testing.T) {
 		t.Fatalf("window %d with a round trip of queue, want about half, %d", w.window, want)
 	}
 }
+
+// tstBurst delivers frames payloads of size bytes into w, every gap
+// starting at start, as a path with rate size/gap spreads out a burst a
+// window-limited sender sent at once. It returns when the last arrived.
+func tstBurst(w *recvWindow, start time.Duration, frames int, size int64, gap, rtt time.Duration) time.Duration {
+	at := start
+	for i := 0; i < frames; i++ {
+		at = start + time.Duration(i)*gap
+		w.arrival(size, at, rtt)
+	}
+	return at
+}
+
+// TestRecvWindowJumpsToPathWindow: a window-limited stream whose data
+// arrives at the path's rate grows in one step to twice the
+// bandwidth-delay product that rate shows, not just to double, however
+// far that is; doubling stays the least growth; the 10 Gbit/s bound and
+// the maximum still hold; and no burst makes a stream grow that the rules
+// would not let grow.
+func TestRecvWindowJumpsToPathWindow(t *testing.T) {
+	lim := windowLimits{initial: 256 << 10, max: 64 << 20}
+	const frame = 64 << 10
+	// 64 KiB every 655.36 µs is 100 MB/s.
+	at100MBps := time.Duration(float64(frame) / 100e6 * float64(time.Second))
+	tests := []struct {
+		name       string
+		rtt, gap   time.Duration
+		frames     int
+		size       int64 // of each payload
+		lim        windowLimits
+		queue      time.Duration
+		wantAbout  int64 // window afterwards, within 1%
+		wantExact  bool
+		readerBusy bool
+	}{
+		{"100 MB/s at 200 ms: 2 x 20 MB", 200 * time.Millisecond, at100MBps, 4, frame, lim, 0, 40e6, false, false},
+		{"100 MB/s at 50 ms: 2 x 5 MB", 50 * time.Millisecond, at100MBps, 4, frame, lim, 0, 10e6, false, false},
+		{"beyond the maximum: the maximum", 200 * time.Millisecond, at100MBps, 4, frame, tstLim, 0, tstLim.max, true, false},
+		// 16 KiB every 8.192 ms is 2 MB/s: 2 x 100 KB at 50 ms.
+		{"2 MB/s at 50 ms: 200 KB is less than double, so double", 50 * time.Millisecond, 8192 * time.Microsecond, 4, 16 << 10, lim, 0, 2 * lim.initial, true, false},
+		{"payloads read back to back: too short to tell, so double", 200 * time.Millisecond, time.Microsecond, 4, frame, lim, 0, 2 * lim.initial, true, false},
+		{"a busy reader does not grow, burst or not", 200 * time.Millisecond, at100MBps, 4, frame, lim, 0, lim.initial, true, true},
+		{"half a round trip of queue stops growth, burst or not", 200 * time.Millisecond, at100MBps, 4, frame, lim, 100 * time.Millisecond, lim.initial, true, false},
+		// 1 ms: the 10 Gbit/s product is 2.5 MB; 4 GB/s (64 KiB per
+		// 16 µs, over 100 µs) would ask for 8 MB.
+		{"never beyond the 10 Gbit/s product", time.Millisecond, 16 * time.Microsecond, 8, frame, lim, 0, windowFor10Gbps(time.Millisecond), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newRecvWindow(&tc.lim, tstT0)
+			half := tc.lim.initial / 2
+			if !w.admit(half) {
+				t.Fatal("admit refused half the window")
+			}
+			if !tc.readerBusy {
+				w.startWait(tstT0)
+			}
+			if tc.gap > tc.rtt/4 {
+				t.Fatalf("frames %s apart are not one burst at %s", tc.gap, tc.rtt)
+			}
+			now := tstBurst(&w, tstT0, tc.frames, tc.size, tc.gap, tc.rtt)
+			inc := w.consume(half, now, link{min: tc.rtt, queue: tc.queue}, 0, false, &tc.lim)
+			if tc.wantExact && w.window != tc.wantAbout {
+				t.Errorf("window %d, want %d", w.window, tc.wantAbout)
+			}
+			if !tc.wantExact && (w.window < tc.wantAbout*99/100 || w.window > tc.wantAbout*101/100) {
+				t.Errorf("window %d, want about %d", w.window, tc.wantAbout)
+			}
+			if want := half + w.window - tc.lim.initial; inc != want {
+				t.Errorf("credit %d, want %d: what was read plus the growth", inc, want)
+			}
+		})
+	}
+}
+
+// TestRecvWindowBurstEndsAtSilence: a silence of more than a quarter round
+// trip ends a burst, so the rate is that of the latest burst alone, never
+// one averaged over the pauses of a window-limited sender (which would
+// read as the window's own rate).
+func TestRecvWindowBurstEndsAtSilence(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	const frame = 64 << 10
+	w := newRecvWindow(&tstLim, tstT0)
+	// 10 MB/s, then a pause of a round trip, then 100 MB/s.
+	end := tstBurst(&w, tstT0, 4, frame, 6553600*time.Nanosecond, rtt)
+	slow := w.pathWindow(rtt)
+	if slow < 3.9e6 || slow > 4.1e6 {
+		t.Fatalf("after a 10 MB/s burst the path window is %d, want about 2 x 2 MB", slow)
+	}
+	tstBurst(&w, end+rtt, 4, frame, 655360*time.Nanosecond, rtt)
+	if fast := w.pathWindow(rtt); fast < 39e6 || fast > 41e6 {
+		t.Fatalf("after a pause and a 100 MB/s burst the path window is %d, want about 2 x 20 MB", fast)
+	}
+	// A silence just under a quarter round trip stays in the burst.
+	w = newRecvWindow(&tstLim, tstT0)
+	w.arrival(frame, tstT0, rtt)
+	w.arrival(frame, tstT0+rtt/4, rtt)
+	if w.burstBytes != frame {
+		t.Fatalf("a gap of a quarter round trip ended the burst (%d bytes after its first payload, want %d)", w.burstBytes, frame)
+	}
+}
+
+// TestRecvWindowGrowsToPathWindowOverEpochs: a stream over a 200 ms,
+// 100 MB/s path whose reader keeps up reaches the window the path needs
+// in the first epoch, where doubling would take more than six.
+func TestRecvWindowGrowsToPathWindowOverEpochs(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	lim := windowLimits{initial: 256 << 10, max: 32 << 20}
+	const frame = 64 << 10
+	gap := 655360 * time.Nanosecond
+	w := newRecvWindow(&lim, tstT0)
+	w.startWait(tstT0)
+	now := tstT0
+	epochs := 0
+	for w.window < 20e6 {
+		if epochs == 2 {
+			t.Fatalf("window %d after %d epochs at 100 MB/s and %s, want past the 20 MB the path holds", w.window, epochs, rtt)
+		}
+		half := w.window / 2
+		if !w.admit(half) {
+			t.Fatal("admit refused half the window")
+		}
+		now = tstBurst(&w, now+rtt, int(half/frame), frame, gap, rtt)
+		_ = w.consume(half, now, link{min: rtt}, 0, false, &lim)
+		epochs++
+	}
+	if w.window != lim.max {
+		t.Fatalf("window %d, want the maximum %d (2 x 20 MB is beyond it)", w.window, lim.max)
+	}
+}

@@ -100,9 +100,10 @@ func (w *recvWindow) restart(now time.Duration) {
 // credits; a path's own pacing leaves far shorter gaps.
 func burstGap(rtt time.Duration) time.Duration { return rtt / 4 }
 
-// minBurstSpan is the shortest burst whose rate counts: payloads read
-// back to back from a socket buffer, or bunched on the way, say nothing
-// of the path's rate.
+// minBurstSpan is the shortest time a burst's rate is measured over:
+// payloads read back to back from a socket buffer take no measurable time,
+// and a burst that came in faster than this is known only to be at least
+// that fast.
 const minBurstSpan = 100 * time.Microsecond
 
 // maxBurst keeps a burst's counters within their int32s; a longer burst
@@ -123,14 +124,9 @@ func (w *recvWindow) arrival(n int64, now, rtt time.Duration) {
 
 // pathWindow is twice the bandwidth-delay product the current burst
 // shows at round trip rtt (the window that keeps the path busy while
-// credit is on its way back), or 0 if the burst is too short to tell.
+// credit is on its way back), or 0 while the burst is a single payload.
 func (w *recvWindow) pathWindow(rtt time.Duration) int64 {
-	span := time.Duration(w.burstSpan) * time.Microsecond
-	if span < minBurstSpan {
-		return 0
-	}
-	// bytes/span × rtt, in that order so that nothing overflows: rtt/span
-	// is at most an hour over 100 µs.
+	span := max(time.Duration(w.burstSpan)*time.Microsecond, minBurstSpan)
 	return 2 * int64(float64(w.burstBytes)*float64(rtt)/float64(span))
 }
 
@@ -205,7 +201,10 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 	// busy: the reader had data waiting for most of the epoch. A reader
 	// that waited for it keeps up, however much a burst left buffered at
 	// this moment (a window-limited sender delivers a whole window at once).
-	busy := 2*waited < epoch
+	// So does one that took half the window in under a quarter of a round
+	// trip, waits or not, since the sender needs a round trip to refill
+	// it: a new stream's first data arrives before its reader starts.
+	busy := 2*waited < epoch && 4*epoch >= l.min
 	switch {
 	case busy && buffered >= w.window/2, l.min > 0 && l.queue >= l.min:
 		shrink := min(w.window-max(w.window/2, lim.initial), w.unacked-1)

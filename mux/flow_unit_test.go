@@ -42,8 +42,10 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start - time.Second)
 			}, 0, 2 * tstLim.initial},
-		{"reader never waited: it, not the window, is the limit", rtt, 20 * time.Millisecond,
+		{"reader never waited over a quarter round trip: it, not the window, is the limit", rtt, 20 * time.Millisecond,
 			func(w *recvWindow, start, now time.Duration) {}, 0, tstLim.initial},
+		{"reader never waited but took half the window in under a quarter round trip", rtt, 12 * time.Millisecond,
+			func(w *recvWindow, start, now time.Duration) {}, 0, 2 * tstLim.initial},
 		{"reader waited under half the epoch", rtt, 40 * time.Millisecond,
 			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start)
@@ -334,7 +336,10 @@ func TestRecvWindowJumpsToPathWindow(t *testing.T) {
 		{"beyond the maximum: the maximum", 200 * time.Millisecond, at100MBps, 4, frame, tstLim, 0, tstLim.max, true, false},
 		// 16 KiB every 8.192 ms is 2 MB/s: 2 x 100 KB at 50 ms.
 		{"2 MB/s at 50 ms: 200 KB is less than double, so double", 50 * time.Millisecond, 8192 * time.Microsecond, 4, 16 << 10, lim, 0, 2 * lim.initial, true, false},
-		{"payloads read back to back: too short to tell, so double", 200 * time.Millisecond, time.Microsecond, 4, frame, lim, 0, 2 * lim.initial, true, false},
+		// 16 KiB 1 µs after the first is timed as if over 100 µs:
+		// 164 MB/s at least, 2 x 8.2 MB at 50 ms.
+		{"payloads read back to back: at least bytes per 100 µs", 50 * time.Millisecond, time.Microsecond, 2, 16 << 10, lim, 0, 2 * (16 << 10) * 500, false, false},
+		{"a single payload says nothing of the rate, so double", 200 * time.Millisecond, time.Microsecond, 1, frame, lim, 0, 2 * lim.initial, true, false},
 		{"a busy reader does not grow, burst or not", 200 * time.Millisecond, at100MBps, 4, frame, lim, 0, lim.initial, true, true},
 		{"half a round trip of queue stops growth, burst or not", 200 * time.Millisecond, at100MBps, 4, frame, lim, 100 * time.Millisecond, lim.initial, true, false},
 		// 1 ms: the 10 Gbit/s product is 2.5 MB; 4 GB/s (64 KiB per
@@ -354,7 +359,9 @@ func TestRecvWindowJumpsToPathWindow(t *testing.T) {
 			if tc.gap > tc.rtt/4 {
 				t.Fatalf("frames %s apart are not one burst at %s", tc.gap, tc.rtt)
 			}
-			now := tstBurst(&w, tstT0, tc.frames, tc.size, tc.gap, tc.rtt)
+			// The burst comes half a round trip into the epoch, as credit
+			// takes that long to reach the sender.
+			now := tstBurst(&w, tstT0+tc.rtt/2, tc.frames, tc.size, tc.gap, tc.rtt)
 			inc := w.consume(half, now, link{min: tc.rtt, queue: tc.queue}, 0, false, &tc.lim)
 			if tc.wantExact && w.window != tc.wantAbout {
 				t.Errorf("window %d, want %d", w.window, tc.wantAbout)

@@ -431,3 +431,40 @@ func TestRecvWindowGrowsToPathWindowOverEpochs(t *testing.T) {
 		t.Fatalf("window %d, want the maximum %d (2 x 20 MB is beyond it)", w.window, lim.max)
 	}
 }
+
+// TestRecvWindowGrownCreditsQuarter: an initial window is credited back
+// at half, so WINDOW_UPDATEs stay rare where windows never grow; a grown
+// one at a quarter, so three quarters of it stay in flight while credit
+// travels; and a quarter of a grown window read within a round trip is
+// quick enough to grow it again, within more than one not.
+func TestRecvWindowGrownCreditsQuarter(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	w.admit(tstLim.initial)
+	if inc := w.consume(tstLim.initial/4, tstT0, link{}, 0, false, &tstLim); inc != 0 {
+		t.Fatalf("the initial window credited %d after a quarter, want nothing before half", inc)
+	}
+	for _, tc := range []struct {
+		took time.Duration
+		want int64
+	}{
+		{rtt - time.Millisecond, 8 * tstLim.initial},
+		{rtt + time.Millisecond, 4 * tstLim.initial},
+	} {
+		w := newRecvWindow(&tstLim, tstT0)
+		w.window = 4 * tstLim.initial
+		quarter := w.window / 4
+		w.admit(w.window)
+		w.startWait(tstT0)
+		if inc := w.consume(quarter-1, tstT0+tc.took/2, link{min: rtt}, 0, false, &tstLim); inc != 0 {
+			t.Fatalf("a grown window credited %d before a quarter of it was read", inc)
+		}
+		inc := w.consume(1, tstT0+tc.took, link{min: rtt}, 0, false, &tstLim)
+		if w.window != tc.want {
+			t.Errorf("a quarter read in %s: window %d, want %d", tc.took, w.window, tc.want)
+		}
+		if want := quarter + tc.want - 4*tstLim.initial; inc != want {
+			t.Errorf("a quarter read in %s: credit %d, want %d", tc.took, inc, want)
+		}
+	}
+}

@@ -169,7 +169,6 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // credited at half, so WINDOW_UPDATEs (each a wake-up for the peer's
 // reader) stay rare there.
 //
-//
 // Grow when the window is what limits the stream: to twice the
 // bandwidth-delay product the latest burst of arrivals shows (its rate
 // times the smallest round trip), so that one step reaches the window the

@@ -106,15 +106,19 @@ func burstGap(rtt time.Duration) time.Duration { return rtt / 4 }
 // that fast.
 const minBurstSpan = 100 * time.Microsecond
 
-// maxBurst keeps a burst's counters within their int32s; a longer burst
-// starts afresh (its rate is known by then).
-const maxBurst = 1 << 30
+// maxBurst and maxBurstSpan keep a burst's counters within their int32s;
+// a longer burst starts afresh (its rate is known by then).
+const (
+	maxBurst     = 1 << 30
+	maxBurstSpan = (1 << 30) * time.Microsecond
+)
 
 // arrival records n bytes arriving at now, for the burst's rate; rtt is
 // the smallest round trip.
 func (w *recvWindow) arrival(n int64, now, rtt time.Duration) {
 	last := w.burstStart + time.Duration(w.burstSpan)*time.Microsecond
-	if w.burstStart == 0 || now-last > burstGap(rtt) || int64(w.burstBytes)+n > maxBurst || now < last {
+	if w.burstStart == 0 || now < last || now-last > burstGap(rtt) ||
+		int64(w.burstBytes)+n > maxBurst || now-w.burstStart > maxBurstSpan {
 		w.burstStart, w.burstSpan, w.burstBytes = now, 0, 0
 		return
 	}
@@ -209,9 +213,10 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 	// busy: the reader had data waiting for most of the epoch. A reader
 	// that waited for it keeps up, however much a burst left buffered at
 	// this moment (a window-limited sender delivers a whole window at once).
-	// So does one that took half the window in under a quarter of a round
-	// trip, waits or not, since the sender needs a round trip to refill
-	// it: a new stream's first data arrives before its reader starts.
+	// So does one that took what it credits back in under a quarter of a
+	// round trip, waits or not, since the sender needs a round trip to
+	// refill it: a new stream's first data arrives before its reader
+	// starts.
 	busy := 2*waited < epoch && 4*epoch >= l.min
 	switch {
 	case busy && buffered >= w.window/2, l.min > 0 && l.queue >= l.min:

@@ -468,3 +468,21 @@ func TestRecvWindowGrownCreditsQuarter(t *testing.T) {
 		}
 	}
 }
+
+// TestRecvWindowBurstCountersBounded: a burst that goes on for longer than
+// its int32 counters can hold starts afresh instead of wrapping round.
+func TestRecvWindowBurstCountersBounded(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	// A payload every 40 ms, well within a quarter round trip, for an hour.
+	for at := tstT0; at < tstT0+time.Hour; at += 40 * time.Millisecond {
+		w.arrival(100, at, rtt)
+		if w.burstSpan < 0 || w.burstBytes < 0 {
+			t.Fatalf("at %s the burst counters wrapped: span %d µs, bytes %d", at-tstT0, w.burstSpan, w.burstBytes)
+		}
+	}
+	// 100 bytes per 40 ms is 2.5 kB/s: 2 x 500 bytes at 200 ms.
+	if pw := w.pathWindow(rtt); pw < 990 || pw > 1010 {
+		t.Fatalf("path window %d after an hour at 2.5 kB/s, want about 1000", pw)
+	}
+}

@@ -42,10 +42,11 @@ type TCPOptions struct {
 	// frame can still overtake it, instead of in the kernel's send buffer,
 	// a FIFO that autotunes to megabytes (40 ms at 100 MB/s) in front of
 	// every small frame. Zero leaves it unset. [DefaultTCPOptions] sets
-	// [DefaultNotSentLowat]: BenchmarkNotSentLowatThroughput shows 16 KiB
-	// costing about half of the bulk throughput over loopback, since the
-	// writer then wakes for every few frames; 256 KiB is four 64 KiB frames
-	// and costs nothing measurable there (docs/DATAPATH.md has the figures).
+	// [DefaultNotSentLowat]. Lower costs bulk throughput, since the writer
+	// then wakes every few frames: BenchmarkNotSentLowatThroughput shows
+	// 16 KiB halving it over loopback, and through the tunnel on loopback
+	// 128 and 256 KiB cost 10-20% of one connection's throughput where
+	// 1 MiB costs nothing measurable (docs/DATAPATH.md has the figures).
 	NotSentLowat int
 }
 
@@ -58,9 +59,10 @@ const (
 )
 
 // DefaultNotSentLowat is the TCP_NOTSENT_LOWAT of [DefaultTCPOptions]: at
-// most this much of a session's data waits unsent in the kernel, ahead of
-// a small frame the mux would send first (2.6 ms at 100 MB/s).
-const DefaultNotSentLowat = 256 << 10
+// most about this much of a session's data waits unsent in the kernel,
+// ahead of a small frame the mux would send first (10 ms at 100 MB/s,
+// where the kernel's own send buffer grows to 4 MB, 40 ms).
+const DefaultNotSentLowat = 1 << 20
 
 // DefaultTCPOptions returns the options for a tunnel connection: TCP_NODELAY
 // on, keepalive on with the default timings, kernel buffer autotuning, and

@@ -46,7 +46,7 @@ type TCPOptions struct {
 	// then wakes every few frames: BenchmarkNotSentLowatThroughput shows
 	// 16 KiB halving it over loopback, and through the tunnel on loopback
 	// 128 and 256 KiB cost 10-20% of one connection's throughput where
-	// 1 MiB costs nothing measurable (docs/DATAPATH.md has the figures).
+	// 1 MiB costs 0-7%, within the noise (docs/DATAPATH.md has the figures).
 	NotSentLowat int
 }
 

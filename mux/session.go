@@ -307,8 +307,11 @@ func (s *Session) fail(err error) {
 			s.err = &sessionEnded{cause: err}
 		}
 		s.errMu.Unlock()
-		// Tell the peer why, if the connection is free right now. A writer
-		// stuck in a write means the connection is of no use anyway.
+		// Tell the peer why, once the connection is free: a writer in
+		// the middle of a batch finishes it within microseconds. One
+		// stuck in a write (or one that failed and now waits for this
+		// very Do) means the connection is of no use anyway, so the wait
+		// is bounded.
 		var code frame.Code = frame.CodeNoError
 		var fe *frame.Error
 		var re *readError
@@ -324,7 +327,7 @@ func (s *Session) fail(err error) {
 			code = frame.CodeInternal
 		}
 		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout || re != nil {
-			if s.connMu.TryLock() {
+			if s.lockConnWithin(100 * time.Millisecond) {
 				var msg []byte
 				if !s.prefaceSent {
 					msg = frame.AppendPreface(nil)
@@ -342,6 +345,21 @@ func (s *Session) fail(err error) {
 		close(s.done)
 		_ = s.conn.Close()
 	})
+}
+
+// lockConnWithin takes connMu if it comes free within d, and reports
+// whether it did. It polls rather than blocks: the goroutine holding connMu
+// may itself be about to wait for the session's end (writeThrough calls
+// fail with connMu held), which must not deadlock with the caller.
+func (s *Session) lockConnWithin(d time.Duration) bool {
+	until := time.Now().Add(d)
+	for !s.connMu.TryLock() {
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return true
 }
 
 // signalWriter wakes the writer without blocking.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/frame"
 	"github.com/sluicehq/sluice/mux"
 )
 
@@ -24,6 +25,7 @@ func udpAgent(t *testing.T, s *Server, r control.Register) (*mux.Session, contro
 		t.Fatal(err)
 	}
 	cfg := mux.DefaultConfig()
+	cfg.InitialStreamWindow = frame.InitialStreamWindow
 	cfg.MaxStreamWindow = cfg.InitialStreamWindow
 	cfg.SessionWindow = 16 << 20
 	sess, err := mux.Client(conn, cfg)

@@ -32,7 +32,7 @@ func (c *countingConn) count() int {
 
 // tlsPair returns the two ends of a TLS 1.3 connection over loopback TCP,
 // the client's socket counting its writes.
-func tlsPair(t *testing.T) (*TLSConn, *TLSConn, *countingConn) {
+func tlsPair(t testing.TB) (*TLSConn, *TLSConn, *countingConn) {
 	t.Helper()
 	p := newPKI(t)
 	ccfg, err := ClientTLS{CAFile: p.caFile, ServerName: "edge.test"}.Config()

@@ -102,9 +102,17 @@ type batchWriter struct {
 	frames   int
 	raw      *sink // the connection's socket, for ctrlThrough; nil if it is not TCP
 	tw       tryWriter
+	bufw     buffersWriter // for connections without writev that take pieces
 	// owed: a TryWrite left bytes in the connection that only a Flush or
 	// the next write sends.
 	owed bool
+}
+
+// buffersWriter is a connection that writes a batch's pieces without their
+// being copied into one first: transport.TLSConn, which seals them where
+// they lie.
+type buffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int64, error)
 }
 
 // tryWriter is a connection other than a plain socket that can take a write
@@ -134,6 +142,9 @@ func newBatchWriter(s *Session) *batchWriter {
 	}
 	if w.raw == nil {
 		w.tw, _ = s.conn.(tryWriter)
+	}
+	if !w.vectored {
+		w.bufw, _ = s.conn.(buffersWriter)
 	}
 	return w
 }
@@ -228,10 +239,13 @@ func (w *batchWriter) write() error {
 		}
 	}
 	var err error
-	if w.vectored {
+	switch {
+	case w.vectored:
 		w.out = w.iov
 		_, err = w.out.WriteTo(s.conn)
-	} else {
+	case w.bufw != nil:
+		_, err = w.bufw.WriteBuffers(w.iov)
+	default:
 		w.flat = w.flat[:0]
 		for _, b := range w.iov {
 			w.flat = append(w.flat, b...)

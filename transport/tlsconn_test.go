@@ -243,3 +243,49 @@ func TestTLSConnTryWriteAfterDeadline(t *testing.T) {
 		t.Fatalf("the peer read %q, %v; want %q", got, err, msg)
 	}
 }
+
+// WriteBuffers sends the pieces of a mux batch as a Write of their
+// concatenation would: every byte in order, small pieces gathered and large
+// ones sealed where they lie, a header and a 64 KiB payload in one socket
+// write, and no gather or batch buffer kept afterwards.
+func TestTLSConnWriteBuffers(t *testing.T) {
+	piece := func(n int) []byte { b := make([]byte, n); rand.Read(b); return b }
+	for _, tc := range []struct {
+		name      string
+		bufs      [][]byte
+		maxWrites int
+	}{
+		{"header and payload", [][]byte{piece(9), piece(64 << 10)}, 1},
+		{"small pieces", [][]byte{piece(9), piece(100), piece(9), piece(3000), piece(17)}, 1},
+		{"small pieces over a record", [][]byte{piece(9), piece(8000), piece(9), piece(8000), piece(9), piece(8000)}, 1},
+		{"mixed", [][]byte{piece(30), piece(9), piece(20 << 10), piece(9), piece(10), piece(9), piece(64 << 10), piece(5)}, 2},
+		{"empty pieces", [][]byte{nil, piece(9), {}, piece(10 << 10)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server, cc := tlsPair(t)
+			var want []byte
+			for _, b := range tc.bufs {
+				want = append(want, b...)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				b := make([]byte, len(want))
+				io.ReadFull(server, b)
+				got <- b
+			}()
+			before := cc.count()
+			if n, err := client.WriteBuffers(tc.bufs); n != int64(len(want)) || err != nil {
+				t.Fatalf("WriteBuffers = %d, %v; want %d, nil", n, err, len(want))
+			}
+			if w := cc.count() - before; w > tc.maxWrites {
+				t.Errorf("WriteBuffers took %d socket writes, want at most %d", w, tc.maxWrites)
+			}
+			if b := <-got; !bytes.Equal(b, want) {
+				t.Fatal("the peer read different bytes, or in another order")
+			}
+			if client.out.buf != nil {
+				t.Fatal("the batch buffer is still held after WriteBuffers")
+			}
+		})
+	}
+}

@@ -68,6 +68,7 @@ type Session struct {
 	buffered atomic.Int64 // received and not yet read, all streams
 
 	goAwaySent atomic.Bool
+	refusing   atomic.Bool // RefuseStreams was called
 	goAwayRecv atomic.Bool
 	remoteCode atomic.Uint32 // error code of the peer's GOAWAY, if any
 
@@ -95,6 +96,7 @@ type Session struct {
 	pingMu    sync.Mutex
 	pingSeq   uint64
 	pings     map[uint64]chan time.Duration
+	ka        keepalive
 
 	stats counters
 }
@@ -146,8 +148,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	go s.recvLoop()
 	go s.sendLoop()
 	if cfg.keepAlive() {
-		s.loops.Add(1)
-		go s.keepalive()
+		s.startKeepalive()
 	}
 	return s, nil
 }
@@ -203,6 +204,29 @@ func (s *Session) AcceptStream(ctx context.Context) (*Stream, error) {
 		return nil, ctx.Err()
 	case <-s.done:
 		return nil, s.Err()
+	}
+}
+
+// RefuseStreams makes the session refuse every stream the peer opens from
+// now on (a RESET with REFUSED_STREAM, as beyond MaxConcurrentStreams)
+// instead of queueing it for AcceptStream, and resets those already queued.
+// A side that takes a fixed set of streams from its peer (an edge takes
+// only the agent's control stream) calls it once it has them, and needs
+// no goroutine that accepts and resets whatever else arrives.
+func (s *Session) RefuseStreams() {
+	s.refusing.Store(true)
+	s.resetQueued()
+}
+
+// resetQueued resets the streams waiting for AcceptStream.
+func (s *Session) resetQueued() {
+	for {
+		select {
+		case st := <-s.acceptCh:
+			st.Reset()
+		default:
+			return
+		}
 	}
 }
 
@@ -304,6 +328,7 @@ func (s *Session) fail(err error) {
 		}
 		close(s.done)
 		_ = s.conn.Close()
+		s.stopKeepalive()
 	})
 }
 
@@ -473,7 +498,7 @@ func (s *Session) handleOpen(id uint32) error {
 		return frame.SessionError(frame.CodeProtocol, "the peer opened stream %d again or out of order (last opened: %d); stream IDs are never reused", id, s.lastPeerID)
 	}
 	s.lastPeerID = id
-	if s.goAwaySent.Load() || int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
+	if s.goAwaySent.Load() || s.refusing.Load() || int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
 		if err := s.ctrlFlooded(); err != nil {
 			return err
 		}
@@ -491,6 +516,11 @@ func (s *Session) handleOpen(id uint32) error {
 			return err
 		}
 		s.queueReset(id, frame.CodeRefusedStream)
+		return nil
+	}
+	if s.refusing.Load() {
+		// RefuseStreams ran between the check above and the queueing.
+		s.resetQueued()
 		return nil
 	}
 	if extra := s.cfg.InitialStreamWindow - frame.InitialStreamWindow; extra > 0 {

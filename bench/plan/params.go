@@ -89,7 +89,9 @@ type Params struct {
 	MemoryWorkers int      `json:"memory_dial_workers"`
 	// MemoryAgents is how many further agents, one TCP tunnel each, join
 	// a fresh edge after its first, so that the edge's RSS growth divided
-	// by them is what one more idle agent session costs; 0 skips it.
+	// by them is what one more idle agent session costs; 0 skips it. A
+	// Go edge's heap may grow to 4 MB before its first collection, so a
+	// few dozen sessions would mostly measure that floor filling up.
 	MemoryAgents       int       `json:"memory_agents,omitempty"`
 	ConnRateWorkers    int       `json:"connrate_workers"`
 	ConnRateSec        float64   `json:"connrate_sec"`
@@ -131,7 +133,7 @@ func Preset(name string) (Params, error) {
 		LoadedMaxSec:      8,
 		MemoryConns:       []int{1000, 10000},
 		MemoryWorkers:     32,
-		MemoryAgents:      40,
+		MemoryAgents:      150,
 		ConnRateWorkers:   4,
 		ConnRateSec:       2,
 		HTTPConns:         50,
@@ -165,7 +167,7 @@ func Preset(name string) (Params, error) {
 		p.LoadedRounds = 2000
 		p.LoadedMaxSec = 3
 		p.MemoryConns = []int{1000}
-		p.MemoryAgents = 20
+		p.MemoryAgents = 100
 		p.ConnRateSec = 1
 		p.HTTPSec = 1.5
 		p.HTTPWarmupSec = 0.3

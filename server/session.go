@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -276,23 +277,42 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 }
 
 // controlLoop answers Register messages until the control stream ends.
+// A session spends its life parked here, waiting for the next message's
+// first byte with a shallow stack; decoding and answering it (JSON, a
+// listener, the lease store) run on a goroutine of their own, so the deep
+// stack they need is freed when they are done instead of staying with
+// every idle session.
 func (ac *agentConn) controlLoop() error {
+	var first [1]byte
 	for {
-		m, err := control.ReadMessage(ac.ctrl)
-		if err != nil {
+		if _, err := io.ReadFull(ac.ctrl, first[:]); err != nil {
 			return err
 		}
-		var reply control.Message
-		switch m := m.(type) {
-		case control.Register:
-			reply = ac.register(m)
-		default:
-			reply = &control.Error{Code: control.CodeBadRequest, Message: fmt.Sprintf("unexpected %s message after the handshake", m.Type())}
-		}
-		if err := ac.write(reply); err != nil {
+		errc := make(chan error, 1)
+		go func() { errc <- ac.answer(io.MultiReader(bytes.NewReader(first[:]), ac.ctrl)) }()
+		if err := <-errc; err != nil {
 			return err
 		}
 	}
+}
+
+// answer reads one control message from r and writes the reply.
+func (ac *agentConn) answer(r io.Reader) error {
+	m, err := control.ReadMessage(r)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the message's first byte had come
+		}
+		return err
+	}
+	var reply control.Message
+	switch m := m.(type) {
+	case control.Register:
+		reply = ac.register(m)
+	default:
+		reply = &control.Error{Code: control.CodeBadRequest, Message: fmt.Sprintf("unexpected %s message after the handshake", m.Type())}
+	}
+	return ac.write(reply)
 }
 
 func (ac *agentConn) write(m control.Message) error {

@@ -60,7 +60,12 @@ type Session struct {
 	wmu   sync.Mutex
 	ctrl  []byte
 	sched writeScheduler
-	wake  chan struct{}
+	// The writer goroutine, running only while there is work (sendLoop);
+	// guarded by writerMu.
+	writerMu    sync.Mutex
+	writerOn    bool // a sendLoop runs
+	writerAgain bool // work was signalled while it ran
+	writerEnded bool // the session ended: no sendLoop starts any more
 
 	send     *sessionSend // credit the peer granted to the session as a whole
 	recv     sessionRecv  // the session receive window
@@ -121,7 +126,6 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		recv:     sessionRecv{window: int64(cfg.SessionWindow)},
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		sched:    &roundRobin{},
-		wake:     make(chan struct{}, 1),
 		send:     newSessionSend(frame.InitialSessionWindow),
 		lim:      windowLimits{initial: int64(cfg.InitialStreamWindow), max: int64(cfg.MaxStreamWindow)},
 		done:     make(chan struct{}),
@@ -143,10 +147,9 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, 0, extra)
 	}
 	s.ctrl = frame.AppendPing(s.ctrl, false, s.newPing(nil))
-	s.wake <- struct{}{}
-	s.loops.Add(2)
+	s.loops.Add(1)
 	go s.recvLoop()
-	go s.sendLoop()
+	s.signalWriter()
 	if cfg.keepAlive() {
 		s.startKeepalive()
 	}
@@ -329,15 +332,8 @@ func (s *Session) fail(err error) {
 		close(s.done)
 		_ = s.conn.Close()
 		s.stopKeepalive()
+		s.endWriter()
 	})
-}
-
-// signalWriter wakes the writer without blocking.
-func (s *Session) signalWriter() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 }
 
 // queueCtrl appends a control frame to the writer's queue.

@@ -3,10 +3,10 @@
 // between an edge and an agent. It stands on its own: any program that has
 // a net.Conn can use it in place of hashicorp/yamux or xtaci/smux.
 //
-// A Session reads frames in one goroutine and writes them in another. The
-// writer batches every queued frame into one writev: control frames first,
-// then one DATA frame per stream in turn, so a bulk stream cannot starve a
-// small request. Each stream has its own credit (a receive window that
+// A Session reads frames in one goroutine and writes them in another,
+// which runs only while there is something to write. The writer batches
+// every queued frame into one writev: control frames first, then one DATA
+// frame per stream in turn, so a bulk stream cannot starve a small request. Each stream has its own credit (a receive window that
 // auto-tunes towards the bandwidth-delay product) and the session has a
 // window of its own that bounds what all streams together may buffer.
 //

@@ -66,6 +66,7 @@ type Session struct {
 	writerOn    bool // a sendLoop runs
 	writerAgain bool // work was signalled while it ran
 	writerEnded bool // the session ended: no sendLoop starts any more
+	wake        chan struct{} // wakes a sendLoop waiting for work
 
 	send     *sessionSend // credit the peer granted to the session as a whole
 	recv     sessionRecv  // the session receive window
@@ -129,6 +130,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		send:     newSessionSend(frame.InitialSessionWindow),
 		lim:      windowLimits{initial: int64(cfg.InitialStreamWindow), max: int64(cfg.MaxStreamWindow)},
 		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 		start:    time.Now(),
 		pings:    make(map[uint64]chan time.Duration),
 	}

@@ -20,15 +20,27 @@ const (
 	maxBatchFrames = 512
 )
 
+// writerLinger is how long the writer waits for more work before it ends:
+// while a session is busy its writer is woken for each batch, as a parked
+// goroutine, rather than started anew; a moment after a session's last
+// frame it is gone.
+const writerLinger = 100 * time.Millisecond
+
 // sendLoop writes whatever is queued: control frames, and DATA of streams
 // whose Write found the connection busy. Batches are built and written
 // under connMu, so frames leave in the order they were taken from the queue,
-// whoever writes them. It runs only while there is something to write:
-// signalWriter starts it and it ends once the queue is empty, so an idle
-// session (most of an edge's agent sessions) holds no writer goroutine and
-// no stack for one.
+// whoever writes them. It runs only while the session has something to
+// write: signalWriter starts it, and it ends once nothing more has come for
+// writerLinger, so an idle session (most of an edge's agent sessions) holds
+// no writer goroutine and no stack for one.
 func (s *Session) sendLoop() {
 	defer s.loops.Done()
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	for {
 		for {
 			select {
@@ -50,9 +62,22 @@ func (s *Session) sendLoop() {
 				return
 			}
 		}
+		if idle == nil {
+			idle = time.NewTimer(writerLinger)
+		} else {
+			idle.Reset(writerLinger)
+		}
+		select {
+		case <-s.wake:
+			continue
+		case <-s.done:
+			s.stopWriter()
+			return
+		case <-idle.C:
+		}
 		s.writerMu.Lock()
 		if s.writerAgain && !s.writerEnded {
-			// Something was queued while the last batch was built.
+			// Something was queued as the wait ended.
 			s.writerAgain = false
 			s.writerMu.Unlock()
 			continue
@@ -63,15 +88,18 @@ func (s *Session) sendLoop() {
 	}
 }
 
-// signalWriter makes sure the writer runs: it starts one unless one runs
-// (which then looks at the queue again before it ends) or the session has
-// ended.
+// signalWriter makes sure the writer runs: it wakes the one that runs, or
+// starts one unless the session has ended.
 func (s *Session) signalWriter() {
 	s.writerMu.Lock()
 	defer s.writerMu.Unlock()
 	switch {
 	case s.writerOn:
 		s.writerAgain = true
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	case !s.writerEnded:
 		s.writerOn, s.writerAgain = true, false
 		s.loops.Add(1)

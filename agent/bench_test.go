@@ -84,3 +84,32 @@ func BenchmarkTCPRoundTrip64(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTCPNewConnection opens a connection through a TCP tunnel (and
+// directly, for comparison), makes one 64-byte round trip and closes it,
+// as the harness's connection-rate scenario does: its allocations per
+// operation are those of one tunnelled connection, end to end, in both
+// the edge and the agent (the close finishes in the background).
+func BenchmarkTCPNewConnection(b *testing.B) {
+	tun, direct := tunnelAndDirect(b)
+	for _, tc := range []struct{ name, addr string }{{"direct", direct}, {"tunnel", tun}} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, err := net.Dial("tcp", tc.addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}

@@ -26,9 +26,10 @@ type Config struct {
 	// stream opens.
 	InitialStreamWindow uint32
 	// MaxStreamWindow caps window auto-tuning: a stream whose reader keeps
-	// up with the link doubles its window, up to this, each time it consumes
-	// half a window in less than two round trips. Default 32 MiB (or
-	// InitialStreamWindow, if that is larger).
+	// up with the link grows its window, up to this, each time it consumes
+	// half a window in less than two round trips: to twice the
+	// bandwidth-delay product its arrivals show, or double if that is more.
+	// Default 32 MiB (or InitialStreamWindow, if that is larger).
 	MaxStreamWindow uint32
 	// SessionWindow bounds the bytes received and not yet read across all
 	// streams of the session. It must be at least frame.InitialSessionWindow

@@ -45,6 +45,16 @@ type recvWindow struct {
 	// reader that never wakes (the session's reader hands the data to
 	// WriteTo's socket itself) is seen to be waiting all along.
 	waitingSince time.Duration
+
+	// The current burst: payloads arriving less than a quarter of a round
+	// trip apart. How fast a burst arrives is what the path delivers
+	// (a window-limited sender sends each credit at once, and the path
+	// spreads it out at its rate), so growth can jump to the window the
+	// path needs instead of doubling towards it. 16 bytes, so a Stream
+	// stays within 256.
+	burstStart time.Duration // when its first payload arrived
+	burstSpan  int32         // µs from burstStart to the latest payload
+	burstBytes int32         // bytes that arrived after the first payload
 }
 
 // notWaiting is waitingSince while the reader is not waiting: no reading
@@ -85,6 +95,45 @@ func (w *recvWindow) restart(now time.Duration) {
 	w.epoch, w.waited = now, 0
 }
 
+// burstGap is the silence that ends a burst: a quarter of the round trip.
+// A window-limited sender falls silent for most of a round trip between
+// credits; a path's own pacing leaves far shorter gaps.
+func burstGap(rtt time.Duration) time.Duration { return rtt / 4 }
+
+// minBurstSpan is the shortest time a burst's rate is measured over:
+// payloads read back to back from a socket buffer take no measurable time,
+// and a burst that came in faster than this is known only to be at least
+// that fast.
+const minBurstSpan = 100 * time.Microsecond
+
+// maxBurst and maxBurstSpan keep a burst's counters within their int32s;
+// a longer burst starts afresh (its rate is known by then).
+const (
+	maxBurst     = 1 << 30
+	maxBurstSpan = (1 << 30) * time.Microsecond
+)
+
+// arrival records n bytes arriving at now, for the burst's rate; rtt is
+// the smallest round trip.
+func (w *recvWindow) arrival(n int64, now, rtt time.Duration) {
+	last := w.burstStart + time.Duration(w.burstSpan)*time.Microsecond
+	if w.burstStart == 0 || now < last || now-last > burstGap(rtt) ||
+		int64(w.burstBytes)+n > maxBurst || now-w.burstStart > maxBurstSpan {
+		w.burstStart, w.burstSpan, w.burstBytes = now, 0, 0
+		return
+	}
+	w.burstSpan = int32((now - w.burstStart) / time.Microsecond)
+	w.burstBytes += int32(n)
+}
+
+// pathWindow is twice the bandwidth-delay product the current burst
+// shows at round trip rtt (the window that keeps the path busy while
+// credit is on its way back), or 0 while the burst is a single payload.
+func (w *recvWindow) pathWindow(rtt time.Duration) int64 {
+	span := max(time.Duration(w.burstSpan)*time.Microsecond, minBurstSpan)
+	return 2 * int64(float64(w.burstBytes)*float64(rtt)/float64(span))
+}
+
 // startWait records that the reader began waiting for data at now.
 func (w *recvWindow) startWait(now time.Duration) {
 	if w.waitingSince == notWaiting {
@@ -115,12 +164,22 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // unread after them, l the path (l.min is 0 before the RTT is known), fin
 // whether the peer has finished sending (no credit is needed then).
 //
-// Credit goes back once half the window has been consumed, and the window
-// is tuned at that moment:
+// Credit goes back once half the window has been consumed, or a quarter
+// once the window has grown, and the window is tuned at that moment. A
+// grown window is one the path needs: crediting at half of it would leave
+// only half in flight while the credit travels, and a quarter keeps three
+// quarters in flight (the 32 MiB maximum then fills a 200 ms, 100 MB/s
+// path); an initial window, which on loopback and LANs never grows, is
+// credited at half, so WINDOW_UPDATEs (each a wake-up for the peer's
+// reader) stay rare there.
 //
-// Grow (double, up to lim.max, as QUIC implementations do) when the window
-// is what limits the stream: half of it went by within two round trips and
-// the reader spent at least half of that time waiting for data; and not
+// Grow when the window is what limits the stream: to twice the
+// bandwidth-delay product the latest burst of arrivals shows (its rate
+// times the smallest round trip), so that one step reaches the window the
+// path needs, or double if that is more (as QUIC implementations do), up
+// to lim.max. It grows when what was credited went by at a quarter of the
+// window per round trip or faster (half of it within two round trips), the
+// reader spent at least half of that time waiting for data; and not
 // when data already waits in a queue on the way for half a round trip or
 // more: the link, not the window, is then the limit, and a larger window
 // would only lengthen the queue that small messages of other streams wait
@@ -132,7 +191,8 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // sign against growing: a window-limited sender delivers a whole window
 // in one burst, which a reader that keeps up finds buffered.
 //
-// Shrink (halve, down to lim.initial) when the reader is the bottleneck:
+// Shrink (towards half, down to lim.initial, by at most the credit due)
+// when the reader is the bottleneck:
 // it had data waiting for most of the epoch and half a window or more is
 // still buffered; or when data waits a whole round trip in a queue on the
 // way, so that the windows of bulk streams settle near the link's
@@ -142,7 +202,7 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // to double the CPU cost per byte through cache misses.
 func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64, fin bool, lim *windowLimits) (inc int64) {
 	w.unacked += n
-	if fin || w.unacked < w.window/2 {
+	if fin || w.unacked < w.creditAt(lim) {
 		return 0
 	}
 	epoch := now - w.epoch
@@ -153,7 +213,11 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 	// busy: the reader had data waiting for most of the epoch. A reader
 	// that waited for it keeps up, however much a burst left buffered at
 	// this moment (a window-limited sender delivers a whole window at once).
-	busy := 2*waited < epoch
+	// So does one that took what it credits back in under a quarter of a
+	// round trip, waits or not, since the sender needs a round trip to
+	// refill it: a new stream's first data arrives before its reader
+	// starts.
+	busy := 2*waited < epoch && 4*epoch >= l.min
 	switch {
 	case busy && buffered >= w.window/2, l.min > 0 && l.queue >= l.min:
 		shrink := min(w.window-max(w.window/2, lim.initial), w.unacked-1)
@@ -161,8 +225,9 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 			w.window -= shrink
 			inc -= shrink
 		}
-	case !busy && l.min > 0 && epoch < 2*l.min && l.queue < l.min/2 && 2*w.window <= windowFor10Gbps(l.min):
-		if grow := min(w.window, lim.max-w.window); grow > 0 {
+	case !busy && l.min > 0 && fastEpoch(w.unacked, w.window, epoch, l.min) && l.queue < l.min/2 && 2*w.window <= windowFor10Gbps(l.min):
+		target := max(2*w.window, min(w.pathWindow(l.min), windowFor10Gbps(l.min)))
+		if grow := min(target, lim.max) - w.window; grow > 0 {
 			w.window += grow
 			inc += grow
 		}
@@ -172,6 +237,21 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 	w.inFlight -= w.unacked
 	w.unacked = 0
 	return inc
+}
+
+// creditAt is how much of the window is consumed before credit goes back.
+func (w *recvWindow) creditAt(lim *windowLimits) int64 {
+	if w.window > lim.initial {
+		return w.window / 4
+	}
+	return w.window / 2
+}
+
+// fastEpoch reports whether consumed bytes of a window went by in epoch
+// quickly enough to show the window limits the stream: at least a quarter
+// of the window per round trip, such as half of it within two.
+func fastEpoch(consumed, window int64, epoch, rtt time.Duration) bool {
+	return float64(epoch)*float64(window) < 4*float64(consumed)*float64(rtt)
 }
 
 // windowFor10Gbps is twice the bandwidth-delay product of a 10 Gbit/s

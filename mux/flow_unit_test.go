@@ -42,8 +42,10 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start - time.Second)
 			}, 0, 2 * tstLim.initial},
-		{"reader never waited: it, not the window, is the limit", rtt, 20 * time.Millisecond,
+		{"reader never waited over a quarter round trip: it, not the window, is the limit", rtt, 20 * time.Millisecond,
 			func(w *recvWindow, start, now time.Duration) {}, 0, tstLim.initial},
+		{"reader never waited but took half the window in under a quarter round trip", rtt, 12 * time.Millisecond,
+			func(w *recvWindow, start, now time.Duration) {}, 0, 2 * tstLim.initial},
 		{"reader waited under half the epoch", rtt, 40 * time.Millisecond,
 			func(w *recvWindow, start, now time.Duration) {
 				w.startWait(start)
@@ -292,5 +294,195 @@ func TestRecvWindowQueueShrinks(t *testing.T) {
 	_ = w.consume(half, tstT0+rtt, link{min: rtt, queue: rtt}, 0, false, &tstLim)
 	if want := 4*tstLim.initial + 1; w.window != want {
 		t.Fatalf("window %d with a round trip of queue, want about half, %d", w.window, want)
+	}
+}
+
+// tstBurst delivers frames payloads of size bytes into w, every gap
+// starting at start, as a path with rate size/gap spreads out a burst a
+// window-limited sender sent at once. It returns when the last arrived.
+func tstBurst(w *recvWindow, start time.Duration, frames int, size int64, gap, rtt time.Duration) time.Duration {
+	at := start
+	for i := 0; i < frames; i++ {
+		at = start + time.Duration(i)*gap
+		w.arrival(size, at, rtt)
+	}
+	return at
+}
+
+// TestRecvWindowJumpsToPathWindow: a window-limited stream whose data
+// arrives at the path's rate grows in one step to twice the
+// bandwidth-delay product that rate shows, not just to double, however
+// far that is; doubling stays the least growth; the 10 Gbit/s bound and
+// the maximum still hold; and no burst makes a stream grow that the rules
+// would not let grow.
+func TestRecvWindowJumpsToPathWindow(t *testing.T) {
+	lim := windowLimits{initial: 256 << 10, max: 64 << 20}
+	const frame = 64 << 10
+	// 64 KiB every 655.36 µs is 100 MB/s.
+	at100MBps := time.Duration(float64(frame) / 100e6 * float64(time.Second))
+	tests := []struct {
+		name       string
+		rtt, gap   time.Duration
+		frames     int
+		size       int64 // of each payload
+		lim        windowLimits
+		queue      time.Duration
+		wantAbout  int64 // window afterwards, within 1%
+		wantExact  bool
+		readerBusy bool
+	}{
+		{"100 MB/s at 200 ms: 2 x 20 MB", 200 * time.Millisecond, at100MBps, 4, frame, lim, 0, 40e6, false, false},
+		{"100 MB/s at 50 ms: 2 x 5 MB", 50 * time.Millisecond, at100MBps, 4, frame, lim, 0, 10e6, false, false},
+		{"beyond the maximum: the maximum", 200 * time.Millisecond, at100MBps, 4, frame, tstLim, 0, tstLim.max, true, false},
+		// 16 KiB every 8.192 ms is 2 MB/s: 2 x 100 KB at 50 ms.
+		{"2 MB/s at 50 ms: 200 KB is less than double, so double", 50 * time.Millisecond, 8192 * time.Microsecond, 4, 16 << 10, lim, 0, 2 * lim.initial, true, false},
+		// 16 KiB 1 µs after the first is timed as if over 100 µs:
+		// 164 MB/s at least, 2 x 8.2 MB at 50 ms.
+		{"payloads read back to back: at least bytes per 100 µs", 50 * time.Millisecond, time.Microsecond, 2, 16 << 10, lim, 0, 2 * (16 << 10) * 500, false, false},
+		{"a single payload says nothing of the rate, so double", 200 * time.Millisecond, time.Microsecond, 1, frame, lim, 0, 2 * lim.initial, true, false},
+		{"a busy reader does not grow, burst or not", 200 * time.Millisecond, at100MBps, 4, frame, lim, 0, lim.initial, true, true},
+		{"half a round trip of queue stops growth, burst or not", 200 * time.Millisecond, at100MBps, 4, frame, lim, 100 * time.Millisecond, lim.initial, true, false},
+		// 1 ms: the 10 Gbit/s product is 2.5 MB; 4 GB/s (64 KiB per
+		// 16 µs, over 100 µs) would ask for 8 MB.
+		{"never beyond the 10 Gbit/s product", time.Millisecond, 16 * time.Microsecond, 8, frame, lim, 0, windowFor10Gbps(time.Millisecond), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newRecvWindow(&tc.lim, tstT0)
+			half := tc.lim.initial / 2
+			if !w.admit(half) {
+				t.Fatal("admit refused half the window")
+			}
+			if !tc.readerBusy {
+				w.startWait(tstT0)
+			}
+			if tc.gap > tc.rtt/4 {
+				t.Fatalf("frames %s apart are not one burst at %s", tc.gap, tc.rtt)
+			}
+			// The burst comes half a round trip into the epoch, as credit
+			// takes that long to reach the sender.
+			now := tstBurst(&w, tstT0+tc.rtt/2, tc.frames, tc.size, tc.gap, tc.rtt)
+			inc := w.consume(half, now, link{min: tc.rtt, queue: tc.queue}, 0, false, &tc.lim)
+			if tc.wantExact && w.window != tc.wantAbout {
+				t.Errorf("window %d, want %d", w.window, tc.wantAbout)
+			}
+			if !tc.wantExact && (w.window < tc.wantAbout*99/100 || w.window > tc.wantAbout*101/100) {
+				t.Errorf("window %d, want about %d", w.window, tc.wantAbout)
+			}
+			if want := half + w.window - tc.lim.initial; inc != want {
+				t.Errorf("credit %d, want %d: what was read plus the growth", inc, want)
+			}
+		})
+	}
+}
+
+// TestRecvWindowBurstEndsAtSilence: a silence of more than a quarter round
+// trip ends a burst, so the rate is that of the latest burst alone, never
+// one averaged over the pauses of a window-limited sender (which would
+// read as the window's own rate).
+func TestRecvWindowBurstEndsAtSilence(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	const frame = 64 << 10
+	w := newRecvWindow(&tstLim, tstT0)
+	// 10 MB/s, then a pause of a round trip, then 100 MB/s.
+	end := tstBurst(&w, tstT0, 4, frame, 6553600*time.Nanosecond, rtt)
+	slow := w.pathWindow(rtt)
+	if slow < 3.9e6 || slow > 4.1e6 {
+		t.Fatalf("after a 10 MB/s burst the path window is %d, want about 2 x 2 MB", slow)
+	}
+	tstBurst(&w, end+rtt, 4, frame, 655360*time.Nanosecond, rtt)
+	if fast := w.pathWindow(rtt); fast < 39e6 || fast > 41e6 {
+		t.Fatalf("after a pause and a 100 MB/s burst the path window is %d, want about 2 x 20 MB", fast)
+	}
+	// A silence just under a quarter round trip stays in the burst.
+	w = newRecvWindow(&tstLim, tstT0)
+	w.arrival(frame, tstT0, rtt)
+	w.arrival(frame, tstT0+rtt/4, rtt)
+	if w.burstBytes != frame {
+		t.Fatalf("a gap of a quarter round trip ended the burst (%d bytes after its first payload, want %d)", w.burstBytes, frame)
+	}
+}
+
+// TestRecvWindowGrowsToPathWindowOverEpochs: a stream over a 200 ms,
+// 100 MB/s path whose reader keeps up reaches the window the path needs
+// in the first epoch, where doubling would take more than six.
+func TestRecvWindowGrowsToPathWindowOverEpochs(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	lim := windowLimits{initial: 256 << 10, max: 32 << 20}
+	const frame = 64 << 10
+	gap := 655360 * time.Nanosecond
+	w := newRecvWindow(&lim, tstT0)
+	w.startWait(tstT0)
+	now := tstT0
+	epochs := 0
+	for w.window < 20e6 {
+		if epochs == 2 {
+			t.Fatalf("window %d after %d epochs at 100 MB/s and %s, want past the 20 MB the path holds", w.window, epochs, rtt)
+		}
+		half := w.window / 2
+		if !w.admit(half) {
+			t.Fatal("admit refused half the window")
+		}
+		now = tstBurst(&w, now+rtt, int(half/frame), frame, gap, rtt)
+		_ = w.consume(half, now, link{min: rtt}, 0, false, &lim)
+		epochs++
+	}
+	if w.window != lim.max {
+		t.Fatalf("window %d, want the maximum %d (2 x 20 MB is beyond it)", w.window, lim.max)
+	}
+}
+
+// TestRecvWindowGrownCreditsQuarter: an initial window is credited back
+// at half, so WINDOW_UPDATEs stay rare where windows never grow; a grown
+// one at a quarter, so three quarters of it stay in flight while credit
+// travels; and a quarter of a grown window read within a round trip is
+// quick enough to grow it again, within more than one not.
+func TestRecvWindowGrownCreditsQuarter(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	w.admit(tstLim.initial)
+	if inc := w.consume(tstLim.initial/4, tstT0, link{}, 0, false, &tstLim); inc != 0 {
+		t.Fatalf("the initial window credited %d after a quarter, want nothing before half", inc)
+	}
+	for _, tc := range []struct {
+		took time.Duration
+		want int64
+	}{
+		{rtt - time.Millisecond, 8 * tstLim.initial},
+		{rtt + time.Millisecond, 4 * tstLim.initial},
+	} {
+		w := newRecvWindow(&tstLim, tstT0)
+		w.window = 4 * tstLim.initial
+		quarter := w.window / 4
+		w.admit(w.window)
+		w.startWait(tstT0)
+		if inc := w.consume(quarter-1, tstT0+tc.took/2, link{min: rtt}, 0, false, &tstLim); inc != 0 {
+			t.Fatalf("a grown window credited %d before a quarter of it was read", inc)
+		}
+		inc := w.consume(1, tstT0+tc.took, link{min: rtt}, 0, false, &tstLim)
+		if w.window != tc.want {
+			t.Errorf("a quarter read in %s: window %d, want %d", tc.took, w.window, tc.want)
+		}
+		if want := quarter + tc.want - 4*tstLim.initial; inc != want {
+			t.Errorf("a quarter read in %s: credit %d, want %d", tc.took, inc, want)
+		}
+	}
+}
+
+// TestRecvWindowBurstCountersBounded: a burst that goes on for longer than
+// its int32 counters can hold starts afresh instead of wrapping round.
+func TestRecvWindowBurstCountersBounded(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	w := newRecvWindow(&tstLim, tstT0)
+	// A payload every 40 ms, well within a quarter round trip, for an hour.
+	for at := tstT0; at < tstT0+time.Hour; at += 40 * time.Millisecond {
+		w.arrival(100, at, rtt)
+		if w.burstSpan < 0 || w.burstBytes < 0 {
+			t.Fatalf("at %s the burst counters wrapped: span %d µs, bytes %d", at-tstT0, w.burstSpan, w.burstBytes)
+		}
+	}
+	// 100 bytes per 40 ms is 2.5 kB/s: 2 x 500 bytes at 200 ms.
+	if pw := w.pathWindow(rtt); pw < 990 || pw > 1010 {
+		t.Fatalf("path window %d after an hour at 2.5 kB/s, want about 1000", pw)
 	}
 }

@@ -21,16 +21,20 @@ type forwarder struct {
 
 // Forward copies everything the peer sends on st into dst, like WriteTo,
 // and returns at once. While dst takes the data, no goroutine waits for
-// it: the session's reader writes each payload straight into dst. A
-// goroutine starts only when dst is full, writes what is queued, and ends
-// once it has caught up. done is called once, on a goroutine other than
-// the session's reader, with the bytes written and a nil error after the
-// peer's CloseWrite, or the error that ended the copy (a reset, a local
-// Close or Reset, the session's end, a failed write to dst). Read
-// deadlines do not apply; end the copy with Close or Reset. Do not call
-// Read or WriteTo on st while a Forward runs. count, if not nil, has every
-// byte added as dst takes it, so a long connection's traffic shows in
-// metrics while it is still open.
+// it: the session's reader writes each payload straight into dst, and
+// what arrived before Forward was called is written by Forward itself,
+// without waiting. A goroutine starts only when dst is full, writes what
+// is queued, and ends once it has caught up. done is called once with the
+// bytes written and a nil error after the peer's CloseWrite, or the error
+// that ended the copy (a reset, a local Close or Reset, the session's end,
+// a failed write to dst). When the end comes with nothing left to write,
+// done runs on the session's reader, so it must not block: a half-close or
+// close of dst, a send on a channel with room, and resetting st are fine.
+// It is never called before Forward returns, nor from Close or Reset of st.
+// Read deadlines do not apply; end the copy with Close or Reset. Do not
+// call Read or WriteTo on st while a Forward runs. count, if not nil, has
+// every byte added as dst takes it, so a long connection's traffic shows
+// in metrics while it is still open.
 func (st *Stream) Forward(dst *net.TCPConn, count *atomic.Int64, done func(n int64, err error)) error {
 	k := newSink(dst)
 	if k == nil {
@@ -44,15 +48,33 @@ func (st *Stream) Forward(dst *net.TCPConn, count *atomic.Int64, done func(n int
 	// coming after this look finds the forwarder to kick.
 	st.fwd.Store(f)
 	st.mu.Unlock()
-	st.kickForward()
+	st.kickForward(kickOwner)
 	return nil
 }
+
+// kicker says who kicks a Forward, which decides what the kick may do on
+// the kicker's goroutine instead of starting one: each goroutine started
+// is a thread wake-up on a 2-core machine, paid per connection.
+type kicker uint8
+
+const (
+	// kickAny: any goroutine (a local Close or Reset, a Read's hand-off).
+	// It may only start the drain goroutine.
+	kickAny kicker = iota
+	// kickReader: the session's reader, having seen the stream's end (the
+	// peer's CLOSE or RESET, the session's end). With nothing left to
+	// write it reports the end itself.
+	kickReader
+	// kickOwner: Forward's caller. It writes what is queued, without
+	// waiting for the socket.
+	kickOwner
+)
 
 // kickForward starts a drain goroutine unless one runs or the stream is
 // idle with nothing to report, in which case the session's reader feeds
 // the socket. It is called whenever data is queued or the stream's state
-// changes (through wakeReader) and once the session has ended.
-func (st *Stream) kickForward() {
+// changes (through wakeReader), once the session has ended, and by Forward.
+func (st *Stream) kickForward(by kicker) {
 	f := st.fwd.Load()
 	if f == nil {
 		return
@@ -62,30 +84,72 @@ func (st *Stream) kickForward() {
 		st.mu.Unlock()
 		return
 	}
-	if st.rBuffered == 0 && !st.forwardEnded() {
+	var wrote int
+	var inc int64
+	if by == kickOwner && st.rBuffered > 0 {
+		if wrote = st.writeQueued(); wrote > 0 {
+			inc = st.consume(wrote)
+		}
+	}
+	ended, err := st.forwardEnd()
+	switch {
+	case st.rBuffered == 0 && !ended:
 		st.sinkIdle = true
 		st.inflow.startWait(st.s.now())
 		st.mu.Unlock()
-		return
+	case st.rBuffered == 0 && by == kickReader:
+		st.finishForward(f, err)
+	default:
+		f.running = true
+		st.sinkIdle = false
+		st.inflow.stopWait(st.s.now())
+		st.mu.Unlock()
+		go st.drainForward(f)
 	}
-	f.running = true
-	st.sinkIdle = false
-	st.inflow.stopWait(st.s.now())
-	st.mu.Unlock()
-	go st.drainForward(f)
+	if wrote > 0 {
+		st.credit(wrote, inc)
+	}
 }
 
-// forwardEnded reports whether no more data can come. st.mu is held.
-func (st *Stream) forwardEnded() bool {
-	if st.readStateLocked() != nil {
-		return true
+// forwardEnd reports whether no more data can come, and the error a
+// Forward ends with then (nil after the peer's CloseWrite). st.mu is held.
+func (st *Stream) forwardEnd() (ended bool, err error) {
+	err = st.readStateLocked()
+	if err == nil {
+		select {
+		case <-st.s.done:
+			err = st.s.Err()
+		default:
+			return false, nil
+		}
 	}
-	select {
-	case <-st.s.done:
-		return true
-	default:
-		return false
+	if err == io.EOF {
+		err = nil
 	}
+	return true, err
+}
+
+// writeQueued writes queued payloads into the sink, oldest first, as far
+// as the socket takes them without waiting, and returns the bytes written.
+// st.mu is held; the caller credits the bytes back.
+func (st *Stream) writeQueued() (n int) {
+	for st.rBuffered > 0 {
+		bb := st.rq[st.rqHead]
+		data := bb.B[st.rOff:]
+		k := st.sink.tryWrite(data)
+		st.sink.written += int64(k)
+		st.s.stats.sinkBytes.Add(uint64(k))
+		n += k
+		if k < len(data) {
+			st.rOff += k
+			st.rBuffered -= k
+			st.s.buffered.Add(-int64(k))
+			break
+		}
+		bb, _ = st.takeHead()
+		putBuf(bb)
+	}
+	return n
 }
 
 // drainForward writes the queued payloads into the socket, waiting for it
@@ -95,23 +159,13 @@ func (st *Stream) drainForward(f *forwarder) {
 	for {
 		st.mu.Lock()
 		if st.rBuffered == 0 {
-			err := st.readStateLocked()
-			if err == nil {
-				select {
-				case <-st.s.done:
-					err = st.s.Err()
-				default:
-				}
-			}
-			if err == nil {
+			ended, err := st.forwardEnd()
+			if !ended {
 				f.running = false
 				st.sinkIdle = true
 				st.inflow.startWait(st.s.now())
 				st.mu.Unlock()
 				return
-			}
-			if err == io.EOF {
-				err = nil
 			}
 			st.finishForward(f, err)
 			return
@@ -148,10 +202,11 @@ func (st *Stream) finishForward(f *forwarder, err error) {
 	f.done(n, err)
 }
 
-// kickForwarders lets every Forward learn that the session has ended.
+// kickForwarders lets every Forward learn that the session has ended. It
+// runs on the session's reader, once that has stopped.
 func (s *Session) kickForwarders() {
 	s.streams.Range(func(_, v any) bool {
-		v.(*Stream).kickForward()
+		v.(*Stream).kickForward(kickReader)
 		return true
 	})
 }

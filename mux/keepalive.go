@@ -108,9 +108,8 @@ func (s *Session) link(now time.Duration) link {
 // what keeps auto-tuning from growing windows into a queue.
 func (s *Session) probeDue() uint64 {
 	min := s.tuningRTT()
-	if min == 0 || windowFor10Gbps(min) < 2*s.lim.initial {
-		// Unknown yet, or so short (loopback, a LAN) that windows never
-		// grow: there is nothing to keep from growing.
+	if !s.windowsGrow(min) {
+		// There is nothing to keep from growing.
 		return 0
 	}
 	now := int64(time.Since(s.start))
@@ -119,6 +118,13 @@ func (s *Session) probeDue() uint64 {
 		return 0
 	}
 	return s.newPing(nil)
+}
+
+// windowsGrow reports whether stream windows can grow at round trip rtt:
+// not before it is measured (0), nor where it is so short (loopback, a
+// LAN) that the initial window already covers 10 Gbit/s.
+func (s *Session) windowsGrow(rtt time.Duration) bool {
+	return rtt > 0 && windowFor10Gbps(rtt) >= 2*s.lim.initial
 }
 
 // now reads the session's clock: the time since the session started, on

@@ -63,9 +63,9 @@ type Session struct {
 	// The writer goroutine, running only while there is work (sendLoop);
 	// guarded by writerMu.
 	writerMu    sync.Mutex
-	writerOn    bool // a sendLoop runs
-	writerAgain bool // work was signalled while it ran
-	writerEnded bool // the session ended: no sendLoop starts any more
+	writerOn    bool          // a sendLoop runs
+	writerAgain bool          // work was signalled while it ran
+	writerEnded bool          // the session ended: no sendLoop starts any more
 	wake        chan struct{} // wakes a sendLoop waiting for work
 
 	send     *sessionSend // credit the peer granted to the session as a whole
@@ -162,6 +162,44 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 // written right away travels behind the OPEN frame. If the peer refuses the
 // stream, the stream's calls fail with ErrStreamRefused.
 func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
+	st, err := s.openStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.signalWriter()
+	return st, nil
+}
+
+// OpenStreamWith opens a new stream and writes first on it, as OpenStream
+// followed by Write would, but when the connection is free the OPEN and
+// the first DATA frame go out together in one write on the caller's
+// goroutine, with no wake-up of the session's writer: a new stream whose
+// opener has something to say at once (a header, a request) costs one
+// system call. If the write fails the stream is reset and the error
+// returned.
+func (s *Session) OpenStreamWith(ctx context.Context, first []byte) (*Stream, error) {
+	st, err := s.openStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The OPEN waits in the control queue for the first DATA frame, which
+	// writes it through or queues itself and wakes the writer. A Write
+	// that would wait for session credit first must not hold the OPEN
+	// back meanwhile.
+	if len(first) == 0 || s.send.credit.Load() < int64(min(len(first), s.cfg.MaxFramePayload)) {
+		s.signalWriter()
+	}
+	if _, err := st.Write(first); err != nil {
+		s.signalWriter()
+		st.Reset()
+		return nil, err
+	}
+	return st, nil
+}
+
+// openStream takes the next ID and queues the stream's OPEN; the caller
+// wakes the writer, or writes through it.
+func (s *Session) openStream(ctx context.Context) (*Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -196,7 +234,6 @@ func (s *Session) OpenStream(ctx context.Context) (*Stream, error) {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, extra)
 	}
 	s.wmu.Unlock()
-	s.signalWriter()
 	return st, nil
 }
 
@@ -299,8 +336,11 @@ func (s *Session) fail(err error) {
 			s.err = &sessionEnded{cause: err}
 		}
 		s.errMu.Unlock()
-		// Tell the peer why, if the connection is free right now. A writer
-		// stuck in a write means the connection is of no use anyway.
+		// Tell the peer why, once the connection is free: a writer in
+		// the middle of a batch finishes it within microseconds. One
+		// stuck in a write (or one that failed and now waits for this
+		// very Do) means the connection is of no use anyway, so the wait
+		// is bounded.
 		var code frame.Code = frame.CodeNoError
 		var fe *frame.Error
 		var re *readError
@@ -316,7 +356,7 @@ func (s *Session) fail(err error) {
 			code = frame.CodeInternal
 		}
 		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout || re != nil {
-			if s.connMu.TryLock() {
+			if s.lockConnWithin(100 * time.Millisecond) {
 				var msg []byte
 				if !s.prefaceSent {
 					msg = frame.AppendPreface(nil)
@@ -336,6 +376,21 @@ func (s *Session) fail(err error) {
 		s.stopKeepalive()
 		s.endWriter()
 	})
+}
+
+// lockConnWithin takes connMu if it comes free within d, and reports
+// whether it did. It polls rather than blocks: the goroutine holding connMu
+// may itself be about to wait for the session's end (writeThrough calls
+// fail with connMu held), which must not deadlock with the caller.
+func (s *Session) lockConnWithin(d time.Duration) bool {
+	until := time.Now().Add(d)
+	for !s.connMu.TryLock() {
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return true
 }
 
 // queueCtrl appends a control frame to the writer's queue.

@@ -693,3 +693,23 @@ func TestOpenCostsNoRoundTrip(t *testing.T) {
 		t.Fatalf("first DATA carries %d bytes, want the 18 written", h.Length)
 	}
 }
+
+// OpenStreamWith sends the OPEN and the first bytes, which the peer reads
+// with no answer sent back; on a closed session it fails and opens nothing.
+func TestOpenStreamWith(t *testing.T) {
+	sess, raw := tstRawPair(t, true, DefaultConfig())
+	raw.send(t, frame.AppendPreface(nil))
+	st, err := sess.OpenStreamWith(context.Background(), []byte("GET / HTTP/1.1\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.waitFrame(t, "the OPEN", func(h frame.Header) bool { return h.Type == frame.TypeOpen && h.StreamID == st.ID() })
+	h := raw.waitFrame(t, "the first DATA", func(h frame.Header) bool { return h.Type == frame.TypeData && h.StreamID == st.ID() })
+	if h.Length != 18 {
+		t.Fatalf("first DATA carries %d bytes, want the 18 given", h.Length)
+	}
+	sess.Close()
+	if st, err := sess.OpenStreamWith(context.Background(), []byte("x")); err == nil || st != nil {
+		t.Fatalf("OpenStreamWith on a closed session: %v, %v; want an error and no stream", st, err)
+	}
+}

@@ -81,12 +81,16 @@ func (st *Stream) waiters() *waiters {
 }
 
 // wakeReader and wakeWriter signal a blocked Read or Write, if any.
-func (st *Stream) wakeReader() {
+func (st *Stream) wakeReader() { st.wakeReaderAs(kickAny) }
+
+// wakeReaderAs is wakeReader for a caller that a Forward may ask more of
+// (see kicker).
+func (st *Stream) wakeReaderAs(by kicker) {
 	if w := st.w.Load(); w != nil {
 		signal(w.readCh)
 	}
 	if st.fwd.Load() != nil {
-		st.kickForward()
+		st.kickForward(by)
 	}
 }
 
@@ -130,7 +134,7 @@ func (st *Stream) receiveFin() error {
 	st.finRecv = true
 	bothDone := st.wErr != nil
 	st.mu.Unlock()
-	st.wakeReader()
+	st.wakeReaderAs(kickReader)
 	if bothDone {
 		st.remove()
 	}
@@ -152,7 +156,7 @@ func (st *Stream) receiveReset(code frame.Code) {
 	st.mu.Unlock()
 	st.abortSend()
 	st.remove()
-	st.wakeReader()
+	st.wakeReaderAs(kickReader)
 	st.wakeWriter()
 }
 
@@ -317,21 +321,34 @@ func (st *Stream) CloseWrite() error {
 }
 
 // queueFin puts the stream's CLOSE (and, with reset, a RESET right after
-// it) behind its queued data.
+// it) behind its queued data. With none queued, every DATA frame of the
+// stream is already in a batch, written before the next batch takes the
+// control frames: the CLOSE joins them, and goes out on this goroutine if
+// the connection is free (ctrlThrough), sparing the writer a wake-up per
+// stream end.
 func (st *Stream) queueFin(reset bool) {
 	s := st.s
 	s.wmu.Lock()
-	if st.sq.finWritten {
+	switch {
+	case st.sq.finWritten:
 		if reset {
 			s.ctrl = frame.AppendReset(s.ctrl, st.id, frame.CodeCancel)
 		}
-	} else {
+	case !st.sq.hasData():
+		st.sq.finQueued, st.sq.finWritten = true, true
+		s.ctrl = frame.AppendClose(s.ctrl, st.id)
+		if reset || st.sq.resetAfterFin {
+			s.ctrl = frame.AppendReset(s.ctrl, st.id, frame.CodeCancel)
+		}
+	default:
 		st.sq.finQueued = true
 		st.sq.resetAfterFin = st.sq.resetAfterFin || reset
 		s.sched.Push(&st.sq)
 	}
 	s.wmu.Unlock()
-	s.signalWriter()
+	if !s.ctrlThrough() {
+		s.signalWriter()
+	}
 }
 
 // Close ends both directions: data already written is still delivered,

@@ -237,8 +237,18 @@ func (st *Stream) deliver(bb *buffer) {
 		clear(st.rq[k:])
 		st.rq, st.rqHead = st.rq[:k], 0
 	}
-	if st.inflow.first(int64(n)) {
-		st.inflow.arrived(st.s.now(), st.s.tuningRTT())
+	// Arrivals are timed only where windows can grow: on loopback and
+	// LANs a clock read per payload would buy nothing.
+	rtt := st.s.tuningRTT()
+	grows := st.s.windowsGrow(rtt)
+	if first := st.inflow.first(int64(n)); first || grows {
+		now := st.s.now()
+		if first {
+			st.inflow.arrived(now, rtt)
+		}
+		if grows {
+			st.inflow.arrival(int64(n), now, rtt)
+		}
 	}
 	off := 0
 	if st.sinkIdle && st.rBuffered == 0 {

@@ -117,6 +117,9 @@ func forward(src, dst net.Conn, n *int64, count *atomic.Int64, abort func(), don
 	if !ok {
 		return false
 	}
+	// The callback may run on the session's reader, so nothing in it
+	// blocks: a shutdown, an abort (a stream reset and a socket close),
+	// and a send on done, which has room for this one.
 	err := st.Forward(tc, count, func(m int64, err error) {
 		*n = m
 		if err == nil {

@@ -86,18 +86,15 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := t.ac.sess.OpenStream(ctx)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
 	var hdr [7 + 2*control.MaxAddrLen]byte
 	h := control.StreamHeader{Tunnel: t.id, RemoteAddr: remote}
 	if t.proxyProto != "" || t.kind == control.KindUDP {
 		h.LocalAddr, h.WithLocal = local, true
 	}
-	if _, err := st.Write(control.AppendHeader(hdr[:0], h)); err != nil {
-		st.Reset()
+	// The header goes out with the OPEN, in one write when the session's
+	// connection is free.
+	st, err := t.ac.sess.OpenStreamWith(ctx, control.AppendHeader(hdr[:0], h))
+	if err != nil {
 		release()
 		return nil, nil, err
 	}

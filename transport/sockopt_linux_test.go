@@ -4,9 +4,6 @@ package transport
 
 import (
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -114,14 +111,6 @@ func TestTCPOptionsOff(t *testing.T) {
 }
 
 func TestTCPDefaultOptionsApplied(t *testing.T) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_notsent_lowat")
-	if err != nil {
-		t.Skipf("cannot read the system TCP_NOTSENT_LOWAT: %v", err)
-	}
-	sysLowat, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("parse /proc/sys/net/ipv4/tcp_notsent_lowat %q: %v", b, err)
-	}
 	client, server := dialPair(t, DefaultTCPOptions())
 	for side, c := range map[string]net.Conn{"dialer": client, "listener": server} {
 		if v := getsockopt(t, c, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); v != int(DefaultKeepAliveIdle/time.Second) {
@@ -130,10 +119,8 @@ func TestTCPDefaultOptionsApplied(t *testing.T) {
 		if v := getsockopt(t, c, unix.IPPROTO_TCP, unix.TCP_KEEPCNT); v != DefaultKeepAliveCount {
 			t.Errorf("%s side: TCP_KEEPCNT = %d, want %d", side, v, DefaultKeepAliveCount)
 		}
-		// Off by default: the socket keeps the system-wide setting, which
-		// reads back as 0 ("use the sysctl") or as the sysctl's value.
-		if v := getsockopt(t, c, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT); v != 0 && uint32(v) != uint32(sysLowat) {
-			t.Errorf("%s side: TCP_NOTSENT_LOWAT = %d, want the system default %d", side, v, sysLowat)
+		if v := getsockopt(t, c, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT); v != DefaultNotSentLowat {
+			t.Errorf("%s side: TCP_NOTSENT_LOWAT = %d, want %d", side, v, DefaultNotSentLowat)
 		}
 	}
 }

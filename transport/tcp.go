@@ -38,13 +38,15 @@ type TCPOptions struct {
 
 	// NotSentLowat sets TCP_NOTSENT_LOWAT in bytes (Linux only): the socket
 	// reports writable only while less than this much data waits unsent in
-	// the kernel, which keeps bulk data in the mux's queue where a small
-	// frame can still overtake it. Zero (the default) leaves it unset:
-	// BenchmarkNotSentLowat shows 16 KiB cutting a small frame's wait behind
-	// bulk data from tens of milliseconds to a few, but
-	// BenchmarkNotSentLowatThroughput shows it costing about half of the
-	// bulk throughput over loopback, so turn it on only where latency under
-	// load matters more and the mux schedules small frames first.
+	// the kernel, which keeps bulk data in the mux's queue, where a small
+	// frame can still overtake it, instead of in the kernel's send buffer,
+	// a FIFO that autotunes to megabytes (40 ms at 100 MB/s) in front of
+	// every small frame. Zero leaves it unset. [DefaultTCPOptions] sets
+	// [DefaultNotSentLowat]. Lower costs bulk throughput, since the writer
+	// then wakes every few frames: BenchmarkNotSentLowatThroughput shows
+	// 16 KiB halving it over loopback, and through the tunnel on loopback
+	// 128 and 256 KiB cost 10-20% of one connection's throughput where
+	// 1 MiB costs 0-7%, within the noise (docs/DATAPATH.md has the figures).
 	NotSentLowat int
 }
 
@@ -56,9 +58,15 @@ const (
 	DefaultKeepAliveCount    = 3
 )
 
+// DefaultNotSentLowat is the TCP_NOTSENT_LOWAT of [DefaultTCPOptions]: at
+// most about this much of a session's data waits unsent in the kernel,
+// ahead of a small frame the mux would send first (10 ms at 100 MB/s,
+// where the kernel's own send buffer grows to 4 MB, 40 ms).
+const DefaultNotSentLowat = 1 << 20
+
 // DefaultTCPOptions returns the options for a tunnel connection: TCP_NODELAY
-// on, keepalive on with the default timings, kernel buffer autotuning, no
-// TCP_NOTSENT_LOWAT.
+// on, keepalive on with the default timings, kernel buffer autotuning, and
+// TCP_NOTSENT_LOWAT at [DefaultNotSentLowat].
 func DefaultTCPOptions() TCPOptions {
 	return TCPOptions{
 		NoDelay:           true,
@@ -66,6 +74,7 @@ func DefaultTCPOptions() TCPOptions {
 		KeepAliveIdle:     DefaultKeepAliveIdle,
 		KeepAliveInterval: DefaultKeepAliveInterval,
 		KeepAliveCount:    DefaultKeepAliveCount,
+		NotSentLowat:      DefaultNotSentLowat,
 	}
 }
 

@@ -3,6 +3,8 @@ package load
 import (
 	"math"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +97,24 @@ func TestProbeAndLatency(t *testing.T) {
 	closed.Close()
 	if err := Probe(addr, 200*time.Millisecond); err == nil {
 		t.Fatal("a probe of a closed port succeeded")
+	}
+}
+
+// The connection-rate load by hand completes connections against a live
+// target and fails, naming the cause, against a closed port.
+func TestManualConnRate(t *testing.T) {
+	tg := startTarget(t)
+	out, err := Manual(tg.TCPAddr(), "connrate", 0, 200, 2)
+	if err != nil || !strings.Contains(out, "over 2 workers, 0 failed") {
+		t.Fatalf("Manual connrate: %q, %v", out, err)
+	}
+	if rate, _ := strconv.Atoi(strings.Fields(out)[0]); rate <= 0 {
+		t.Fatalf("Manual connrate reported %q: want a positive rate first", out)
+	}
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := closed.Addr().String()
+	closed.Close()
+	if _, err := Manual(addr, "connrate", 0, 50, 1); err == nil || !strings.Contains(err.Error(), "no connection completed") {
+		t.Fatalf("Manual connrate against a closed port: %v, want no connection completed", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // Manual runs one load by hand (sluice-bench load) and describes the result;
 // it is how a tunnel is driven while a profiler watches it.
-func Manual(addr, mode string, mib, rounds int) (string, error) {
+func Manual(addr, mode string, mib, rounds, workers int) (string, error) {
 	switch mode {
 	case "upload", "download":
 		size := int64(mib) << 20
@@ -35,6 +35,14 @@ func Manual(addr, mode string, mib, rounds int) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("%.0f req/s over 50 connections, P50 %d µs, P99 %d µs, %d failed", rps, h.ValueAtQuantile(50), h.ValueAtQuantile(99), failed), nil
+	case "connrate":
+		// The harness's connection-rate load: workers each connecting,
+		// making one round trip and closing, for rounds milliseconds.
+		rate, failed, err := ConnRate(addr, workers, time.Duration(rounds)*time.Millisecond, nil)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%.0f connections/s (connect, round trip, close) over %d workers, %d failed", rate, workers, failed), nil
 	}
-	return "", fmt.Errorf("load mode %q: want upload, download, latency or http", mode)
+	return "", fmt.Errorf("load mode %q: want upload, download, latency, http or connrate", mode)
 }

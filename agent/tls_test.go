@@ -3,8 +3,12 @@ package agent
 import (
 	"github.com/sluicehq/sluice/internal/testutil"
 
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +163,40 @@ func TestMutualTLS(t *testing.T) {
 	as, _ := runAgent(t, e, func(c *Config) { c.TLS = withCert }, Tunnel{Kind: control.KindTCP, Local: local})
 	if !strings.HasPrefix(as[0].URL, "tcp://") {
 		t.Fatalf("url %q", as[0].URL)
+	}
+}
+
+// Bulk data crosses a TLS session both ways at once, many stream windows'
+// worth each way, and every byte comes back in order.
+func TestTLSBulkEcho(t *testing.T) {
+	e, ca := tlsEdge(t)
+	caFile := t.TempDir() + "/ca.pem"
+	if err := ca.WriteCAFile(caFile); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := transport.ClientTLS{CAFile: caFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := testutil.EchoServer(t)
+	as, _ := runAgent(t, e, func(c *Config) { c.TLS = cfg }, Tunnel{Kind: control.KindTCP, Local: local})
+	c, err := net.Dial("tcp", tcpAddrOf(t, as[0].URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg := make([]byte, 16<<20)
+	rand.Read(msg)
+	go func() {
+		c.Write(msg)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	back, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if !bytes.Equal(back, msg) {
+		t.Fatalf("the echo (%d bytes) differs from the %d bytes sent", len(back), len(msg))
 	}
 }

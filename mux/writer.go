@@ -51,7 +51,12 @@ func (s *Session) sendLoop() {
 			}
 			s.connMu.Lock()
 			if !s.bw.build() {
+				err := s.bw.flushOwed()
 				s.connMu.Unlock()
+				if err != nil {
+					s.failWrite(err)
+					return
+				}
 				break
 			}
 			err := s.bw.write()
@@ -189,6 +194,29 @@ type batchWriter struct {
 	vectored bool
 	frames   int
 	raw      *sink // the connection's socket, for ctrlThrough; nil if it is not TCP
+	tw       tryWriter
+	bufw     buffersWriter // for connections without writev that take pieces
+	// owed: a TryWrite left bytes in the connection that only a Flush or
+	// the next write sends.
+	owed bool
+}
+
+// buffersWriter is a connection that writes a batch's pieces without their
+// being copied into one first: transport.TLSConn, which seals them where
+// they lie.
+type buffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int64, error)
+}
+
+// tryWriter is a connection other than a plain socket that can take a write
+// without waiting: transport.TLSConn, whose records, once sealed, must go
+// out whole and in order, so it holds what the socket did not take instead
+// of handing it back. ctrlThrough uses it as it uses a TCP socket.
+type tryWriter interface {
+	// TryWrite writes p without waiting; held reports that part of it
+	// stays in the connection until Flush or the next Write.
+	TryWrite(p []byte) (held bool, err error)
+	Flush() error
 }
 
 func newBatchWriter(s *Session) *batchWriter {
@@ -198,13 +226,20 @@ func newBatchWriter(s *Session) *batchWriter {
 	// session's batches need: an idle session (most agent sessions on an
 	// edge) then holds a few hundred bytes here, not the 16 KiB a full
 	// batch of 512 frames would take.
-	return &batchWriter{
+	w := &batchWriter{
 		s:        s,
 		hdrs:     make([]byte, 0, 16*(2*frame.HeaderSize+4)),
 		spare:    make([]byte, 0, 256),
 		vectored: tcp || unix,
 		raw:      newSink(s.conn),
 	}
+	if w.raw == nil {
+		w.tw, _ = s.conn.(tryWriter)
+	}
+	if !w.vectored {
+		w.bufw, _ = s.conn.(buffersWriter)
+	}
+	return w
 }
 
 // build takes queued frames into the batch; false if there were none.
@@ -297,10 +332,13 @@ func (w *batchWriter) write() error {
 		}
 	}
 	var err error
-	if w.vectored {
+	switch {
+	case w.vectored:
 		w.out = w.iov
 		_, err = w.out.WriteTo(s.conn)
-	} else {
+	case w.bufw != nil:
+		_, err = w.bufw.WriteBuffers(w.iov)
+	default:
 		w.flat = w.flat[:0]
 		for _, b := range w.iov {
 			w.flat = append(w.flat, b...)
@@ -310,7 +348,22 @@ func (w *batchWriter) write() error {
 	s.stats.batches.Add(1)
 	s.stats.framesSent.Add(uint64(w.frames))
 	w.releaseBuffers()
+	w.owed = false // a write sends what a TryWrite held first
 	return err
+}
+
+// flushOwed sends what a TryWrite left in the connection. connMu is held.
+func (w *batchWriter) flushOwed() error {
+	if !w.owed {
+		return nil
+	}
+	w.owed = false
+	if s := w.s; s.cfg.WriteTimeout > 0 {
+		if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+			return err
+		}
+	}
+	return w.tw.Flush()
 }
 
 func (w *batchWriter) releaseBuffers() {
@@ -347,7 +400,7 @@ func (w *batchWriter) releaseAll() {
 // up a Read), so others always go through the writer.
 func (s *Session) ctrlThrough() bool {
 	w := s.bw
-	if w.raw == nil || !s.connMu.TryLock() {
+	if (w.raw == nil && w.tw == nil) || !s.connMu.TryLock() {
 		return false
 	}
 	defer s.connMu.Unlock()
@@ -362,6 +415,9 @@ func (s *Session) ctrlThrough() bool {
 	b := s.ctrl
 	s.ctrl, w.spare = w.spare[:0], nil
 	s.wmu.Unlock()
+	if w.tw != nil {
+		return w.tryWriteHeld(b)
+	}
 	n := w.raw.tryWrite(b)
 	if n > 0 {
 		s.stats.batches.Add(1)
@@ -379,4 +435,21 @@ func (s *Session) ctrlThrough() bool {
 	s.wmu.Unlock()
 	w.spare = b[:0]
 	return false
+}
+
+// tryWriteHeld writes the control frames b through a tryWriter; false if
+// the connection holds part of them, for the writer to flush. connMu is
+// held.
+func (w *batchWriter) tryWriteHeld(b []byte) bool {
+	s := w.s
+	held, err := w.tw.TryWrite(b)
+	w.spare = b[:0]
+	s.stats.batches.Add(1)
+	s.stats.framesSent.Add(1) // counted as one, as in a batch
+	if err != nil {
+		s.failWrite(err)
+		return true // nothing more can be written; the session is ending
+	}
+	w.owed = held
+	return !held
 }

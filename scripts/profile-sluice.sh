@@ -6,6 +6,9 @@
 # Usage: scripts/profile-sluice.sh [MiB]   (default 1024; needs Debian's linux-perf)
 # WAN=delay=25ms,rate=100MB puts the harness's link (sluice-bench link) between
 # agent and edge, so the profile is of a tunnel across an emulated WAN.
+# TLS=1 runs agent and edge with TLS 1.3 (an ECDSA P-256 certificate made
+# with openssl, verified by the agent with --ca) instead of --insecure.
+# SLUICE_BIN=path profiles that binary instead of one built from this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-1024}
@@ -14,10 +17,19 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-go build -o "$tmp/sluice" ./cmd/sluice
+if [ -n "${SLUICE_BIN:-}" ]; then cp "$SLUICE_BIN" "$tmp/sluice"; else go build -o "$tmp/sluice" ./cmd/sluice; fi
 go build -o "$tmp/sluice-bench" ./cmd/sluice-bench
 "$tmp/sluice-bench" target -tcp 127.0.0.1:25201 -http 127.0.0.1:23000 >"$tmp/target.log" 2>&1 & pids+=($!)
-"$tmp/sluice" server --listen 127.0.0.1:27835 --http 127.0.0.1:28080 --domain localhost --token T --insecure --log-level error >"$tmp/server.log" 2>&1 & srv=$!; pids+=($srv)
+srv_tls=(--insecure)
+ag_tls=(--insecure)
+if [ -n "${TLS:-}" ]; then
+  command -v openssl >/dev/null || { echo "profile-sluice: TLS=1 needs openssl to make the edge's certificate" >&2; exit 1; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$tmp/edge.key" -out "$tmp/edge.crt" 2>/dev/null
+  srv_tls=(--tls-cert "$tmp/edge.crt" --tls-key "$tmp/edge.key")
+  ag_tls=(--ca "$tmp/edge.crt" --server-name localhost)
+fi
+"$tmp/sluice" server --listen 127.0.0.1:27835 --http 127.0.0.1:28080 --domain localhost --token T "${srv_tls[@]}" --state-dir "$tmp/state" --log-level error >"$tmp/server.log" 2>&1 & srv=$!; pids+=($srv)
 sleep 0.5
 edge=127.0.0.1:27835
 if [ -n "${WAN:-}" ]; then
@@ -25,7 +37,7 @@ if [ -n "${WAN:-}" ]; then
   edge=127.0.0.1:27836
   sleep 0.2
 fi
-"$tmp/sluice" tcp 127.0.0.1:25201 --server "$edge" --token T --remote-port 26002 --insecure --log-level error >"$tmp/agent.log" 2>&1 & ag=$!; pids+=($ag)
+"$tmp/sluice" tcp 127.0.0.1:25201 --server "$edge" --token T --remote-port 26002 "${ag_tls[@]}" --log-level error >"$tmp/agent.log" 2>&1 & ag=$!; pids+=($ag)
 live=0
 for _ in $(seq 100); do
   if "$tmp/sluice-bench" load -addr 127.0.0.1:26002 -mode upload -mib 1 >/dev/null 2>&1; then live=1; break; fi

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
+	"github.com/sluicehq/sluice/transport"
 )
 
 // errNoPreface means the peer sent something other than the sluice preface.
@@ -35,6 +36,11 @@ func awaitPreface(conn net.Conn, deadline time.Time) (net.Conn, error) {
 	}
 	if err := checkPreface(buf[:]); err != nil {
 		return nil, err
+	}
+	if tc, ok := conn.(*transport.TLSConn); ok {
+		// Keep TLSConn's methods in view of the session, which writes
+		// window updates with TryWrite rather than waking its writer.
+		return &replayTLSConn{TLSConn: tc, head: buf[:]}, nil
 	}
 	return &replayConn{Conn: conn, head: buf[:]}, nil
 }
@@ -89,13 +95,23 @@ type replayConn struct {
 	head []byte
 }
 
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.head) > 0 {
-		n := copy(p, c.head)
-		c.head = c.head[n:]
+func (c *replayConn) Read(p []byte) (int, error) { return replay(&c.head, c.Conn, p) }
+
+// replayTLSConn is a replayConn over TLS.
+type replayTLSConn struct {
+	*transport.TLSConn
+	head []byte
+}
+
+func (c *replayTLSConn) Read(p []byte) (int, error) { return replay(&c.head, c.TLSConn, p) }
+
+func replay(head *[]byte, r io.Reader, p []byte) (int, error) {
+	if len(*head) > 0 {
+		n := copy(p, *head)
+		*head = (*head)[n:]
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	return r.Read(p)
 }
 
 // namePeer answers a peer that did not start with the preface with the

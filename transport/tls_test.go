@@ -23,7 +23,7 @@ type pki struct {
 	rogueCrt, rogueKey   string // issued by otherCA
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	p := &pki{dir: t.TempDir()}
 	var err error
@@ -57,7 +57,7 @@ func newPKI(t *testing.T) *pki {
 	return p
 }
 
-func serverConfig(t *testing.T, s ServerTLS) *tls.Config {
+func serverConfig(t testing.TB, s ServerTLS) *tls.Config {
 	t.Helper()
 	cfg, err := s.Config()
 	if err != nil {

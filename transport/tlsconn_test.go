@@ -32,7 +32,14 @@ func (c *countingConn) count() int {
 
 // tlsPair returns the two ends of a TLS 1.3 connection over loopback TCP,
 // the client's socket counting its writes.
-func tlsPair(t *testing.T) (*TLSConn, *TLSConn, *countingConn) {
+func tlsPair(t testing.TB) (*TLSConn, *TLSConn, *countingConn) {
+	t.Helper()
+	return tlsPairOver(t, true)
+}
+
+// tlsPairOver is tlsPair with the client straight on its *net.TCPConn
+// unless counting is set (then the returned countingConn is nil).
+func tlsPairOver(t testing.TB, counting bool) (*TLSConn, *TLSConn, *countingConn) {
 	t.Helper()
 	p := newPKI(t)
 	ccfg, err := ClientTLS{CAFile: p.caFile, ServerName: "edge.test"}.Config()
@@ -58,8 +65,14 @@ func tlsPair(t *testing.T) (*TLSConn, *TLSConn, *countingConn) {
 	if sraw == nil {
 		t.Fatal("accept failed")
 	}
-	cc := &countingConn{Conn: raw}
-	client := newTLSConn(cc, ccfg, true)
+	var cc *countingConn
+	var client *TLSConn
+	if counting {
+		cc = &countingConn{Conn: raw}
+		client = newTLSConn(cc, ccfg, true)
+	} else {
+		client = newTLSConn(raw, ccfg, true)
+	}
 	server := newTLSConn(sraw, scfg, false)
 	t.Cleanup(func() { client.Close(); server.Close() })
 	for _, c := range []*TLSConn{client, server} {
@@ -121,5 +134,158 @@ func TestTLSConnWriteFailure(t *testing.T) {
 	}
 	if _, err := client.Write([]byte("x")); err == nil {
 		t.Fatal("a Write after a failed one reported no error")
+	}
+}
+
+// A TryWrite into a socket with room sends everything at once: nothing is
+// held, no batch buffer stays, and the peer reads the bytes without a Flush.
+func TestTLSConnTryWriteWithRoom(t *testing.T) {
+	client, server, _ := tlsPairOver(t, false)
+	msg := []byte("a window update's worth of bytes")
+	held, err := client.TryWrite(msg)
+	if err != nil || held {
+		t.Fatalf("TryWrite into an empty socket = held %v, %v; want everything written", held, err)
+	}
+	if client.out.buf != nil {
+		t.Fatal("the batch buffer is still held after a TryWrite that wrote everything")
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("the peer read %q, %v; want %q", got, err, msg)
+	}
+}
+
+// A TryWrite into a full socket does not wait: it holds the records the
+// socket did not take, and they arrive, in order and before what is written
+// after them, once a Write or a Flush runs.
+func TestTLSConnTryWriteHolds(t *testing.T) {
+	for _, then := range []string{"Flush", "small Write", "large Write"} {
+		t.Run(then, func(t *testing.T) {
+			client, server, _ := tlsPairOver(t, false)
+			var sent []byte
+			chunk := make([]byte, 64<<10)
+			held := false
+			// The peer does not read, so the socket buffers fill: a few MiB
+			// on loopback.
+			for i := 0; !held; i++ {
+				if i == 4096 {
+					t.Fatal("256 MiB of TryWrite and the socket never filled")
+				}
+				rand.Read(chunk)
+				var err error
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					held, err = client.TryWrite(chunk)
+				}()
+				select {
+				case <-done:
+				case <-time.After(testTimeout):
+					t.Fatal("TryWrite waited for a full socket")
+				}
+				if err != nil {
+					t.Fatalf("TryWrite: %v", err)
+				}
+				sent = append(sent, chunk...)
+			}
+			last := make([]byte, 100)
+			if then == "large Write" {
+				last = make([]byte, 100<<10)
+			}
+			rand.Read(last)
+			errc := make(chan error, 1)
+			go func() {
+				switch then {
+				case "Flush":
+					errc <- client.Flush()
+				default:
+					_, err := client.Write(last)
+					errc <- err
+				}
+			}()
+			if then != "Flush" {
+				sent = append(sent, last...)
+			}
+			got := make([]byte, len(sent))
+			if _, err := io.ReadFull(server, got); err != nil {
+				t.Fatalf("reading what was sent: %v", err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("%s after the held TryWrite: %v", then, err)
+			}
+			if !bytes.Equal(got, sent) {
+				t.Fatalf("the peer read different bytes, or in another order, than the %d sent", len(sent))
+			}
+			if client.out.buf != nil {
+				t.Fatalf("the batch buffer is still held after the %s; an idle connection must hold none", then)
+			}
+		})
+	}
+}
+
+// A write deadline that passed since the last write is no failure for a
+// TryWrite, which never waits: it holds the records, and the Flush that
+// follows under a fresh deadline sends them.
+func TestTLSConnTryWriteAfterDeadline(t *testing.T) {
+	client, server, _ := tlsPairOver(t, false)
+	client.SetWriteDeadline(time.Now().Add(-time.Second))
+	msg := []byte("credit")
+	held, err := client.TryWrite(msg)
+	if err != nil || !held {
+		t.Fatalf("TryWrite past the write deadline = held %v, %v; want held, no error", held, err)
+	}
+	client.SetWriteDeadline(time.Now().Add(testTimeout))
+	if err := client.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("the peer read %q, %v; want %q", got, err, msg)
+	}
+}
+
+// WriteBuffers sends the pieces of a mux batch as a Write of their
+// concatenation would: every byte in order, small pieces gathered and large
+// ones sealed where they lie, a header and a 64 KiB payload in one socket
+// write, and no gather or batch buffer kept afterwards.
+func TestTLSConnWriteBuffers(t *testing.T) {
+	piece := func(n int) []byte { b := make([]byte, n); rand.Read(b); return b }
+	for _, tc := range []struct {
+		name      string
+		bufs      [][]byte
+		maxWrites int
+	}{
+		{"header and payload", [][]byte{piece(9), piece(64 << 10)}, 1},
+		{"small pieces", [][]byte{piece(9), piece(100), piece(9), piece(3000), piece(17)}, 1},
+		{"small pieces over a record", [][]byte{piece(9), piece(8000), piece(9), piece(8000), piece(9), piece(8000)}, 1},
+		{"mixed", [][]byte{piece(30), piece(9), piece(20 << 10), piece(9), piece(10), piece(9), piece(64 << 10), piece(5)}, 2},
+		{"empty pieces", [][]byte{nil, piece(9), {}, piece(10 << 10)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server, cc := tlsPair(t)
+			var want []byte
+			for _, b := range tc.bufs {
+				want = append(want, b...)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				b := make([]byte, len(want))
+				io.ReadFull(server, b)
+				got <- b
+			}()
+			before := cc.count()
+			if n, err := client.WriteBuffers(tc.bufs); n != int64(len(want)) || err != nil {
+				t.Fatalf("WriteBuffers = %d, %v; want %d, nil", n, err, len(want))
+			}
+			if w := cc.count() - before; w > tc.maxWrites {
+				t.Errorf("WriteBuffers took %d socket writes, want at most %d", w, tc.maxWrites)
+			}
+			if b := <-got; !bytes.Equal(b, want) {
+				t.Fatal("the peer read different bytes, or in another order")
+			}
+			if client.out.buf != nil {
+				t.Fatal("the batch buffer is still held after WriteBuffers")
+			}
+		})
 	}
 }

@@ -55,6 +55,7 @@ func (s *Session) sendLoop() {
 				s.connMu.Unlock()
 				if err != nil {
 					s.failWrite(err)
+					s.stopWriter()
 					return
 				}
 				break

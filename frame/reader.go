@@ -26,8 +26,8 @@ type Reader struct {
 // initialBufSize is where a Reader's buffer starts. It doubles, up to the
 // size given to NewReader, each time one read fills it, so a connection
 // that carries bursts of small frames soon reads them in one system call,
-// while an idle one (most of a busy edge's agent sessions) holds 2 KiB.
-const initialBufSize = 2 << 10
+// while an idle one (most of a busy edge's agent sessions) holds 512 bytes.
+const initialBufSize = 512
 
 // NewReader returns a Reader whose read buffer grows to bufSize bytes.
 func NewReader(r io.Reader, bufSize int) *Reader {

@@ -3,6 +3,7 @@ package mux
 import (
 	"context"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -139,38 +140,72 @@ func (s *Session) tuningRTT() time.Duration { return time.Duration(s.minRTT.Load
 // when nothing has arrived from it for KeepAliveTimeout. The deadline is
 // kept to the moment (a timer set for when the silence would reach the
 // timeout), not checked on the ping ticks, which would let a dead peer
-// linger up to an interval longer.
-func (s *Session) keepalive() {
-	defer s.loops.Done()
-	ping := time.NewTicker(s.cfg.KeepAliveInterval)
-	defer ping.Stop()
-	dead := time.NewTimer(s.cfg.KeepAliveTimeout)
-	defer dead.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-dead.C:
-			left := silenceLeft(s.in.heard(), time.Since(s.start), s.cfg.KeepAliveTimeout)
-			if left <= 0 {
-				s.fail(ErrKeepAliveTimeout)
-				return
-			}
-			dead.Reset(left)
-		case <-ping.C:
-			s.pingMu.Lock()
-			// Forget keepalive pings that were never answered, so a
-			// silent peer cannot grow the map.
-			for id, ch := range s.pings {
-				if ch == nil {
-					delete(s.pings, id)
-				}
-			}
-			s.pingMu.Unlock()
-			id := s.newPing(nil)
-			s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, id) })
+// linger up to an interval longer. Both are timers, not a goroutine: an
+// idle session (most of an edge's) holds no stack for them between pings.
+type keepalive struct {
+	mu      sync.Mutex
+	stopped bool
+	ping    *time.Timer
+	dead    *time.Timer
+}
+
+// startKeepalive arms the session's keepalive timers.
+func (s *Session) startKeepalive() {
+	s.ka.mu.Lock()
+	defer s.ka.mu.Unlock()
+	if s.ka.stopped {
+		return // the session ended before it started
+	}
+	s.ka.ping = time.AfterFunc(s.cfg.KeepAliveInterval, s.keepalivePing)
+	s.ka.dead = time.AfterFunc(s.cfg.KeepAliveTimeout, s.keepaliveCheck)
+}
+
+// stopKeepalive disarms the timers; once it returns, no timer's work is
+// running or will run.
+func (s *Session) stopKeepalive() {
+	s.ka.mu.Lock()
+	defer s.ka.mu.Unlock()
+	s.ka.stopped = true
+	if s.ka.ping != nil {
+		s.ka.ping.Stop()
+		s.ka.dead.Stop()
+	}
+}
+
+func (s *Session) keepalivePing() {
+	s.ka.mu.Lock()
+	defer s.ka.mu.Unlock()
+	if s.ka.stopped {
+		return
+	}
+	s.pingMu.Lock()
+	// Forget keepalive pings that were never answered, so a silent peer
+	// cannot grow the map.
+	for id, ch := range s.pings {
+		if ch == nil {
+			delete(s.pings, id)
 		}
 	}
+	s.pingMu.Unlock()
+	id := s.newPing(nil)
+	s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, id) })
+	s.ka.ping.Reset(s.cfg.KeepAliveInterval)
+}
+
+func (s *Session) keepaliveCheck() {
+	s.ka.mu.Lock()
+	if s.ka.stopped {
+		s.ka.mu.Unlock()
+		return
+	}
+	left := silenceLeft(s.in.heard(), time.Since(s.start), s.cfg.KeepAliveTimeout)
+	if left > 0 {
+		s.ka.dead.Reset(left)
+		s.ka.mu.Unlock()
+		return
+	}
+	s.ka.mu.Unlock()
+	s.fail(ErrKeepAliveTimeout) // stops the timers
 }
 
 // silenceLeft is how much longer the peer may stay silent before it counts

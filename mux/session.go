@@ -3,10 +3,10 @@
 // between an edge and an agent. It stands on its own: any program that has
 // a net.Conn can use it in place of hashicorp/yamux or xtaci/smux.
 //
-// A Session reads frames in one goroutine and writes them in another. The
-// writer batches every queued frame into one writev: control frames first,
-// then one DATA frame per stream in turn, so a bulk stream cannot starve a
-// small request. Each stream has its own credit (a receive window that
+// A Session reads frames in one goroutine and writes them in another,
+// which runs only while there is something to write. The writer batches
+// every queued frame into one writev: control frames first, then one DATA
+// frame per stream in turn, so a bulk stream cannot starve a small request. Each stream has its own credit (a receive window that
 // auto-tunes towards the bandwidth-delay product) and the session has a
 // window of its own that bounds what all streams together may buffer.
 //
@@ -60,7 +60,13 @@ type Session struct {
 	wmu   sync.Mutex
 	ctrl  []byte
 	sched writeScheduler
-	wake  chan struct{}
+	// The writer goroutine, running only while there is work (sendLoop);
+	// guarded by writerMu.
+	writerMu    sync.Mutex
+	writerOn    bool          // a sendLoop runs
+	writerAgain bool          // work was signalled while it ran
+	writerEnded bool          // the session ended: no sendLoop starts any more
+	wake        chan struct{} // wakes a sendLoop waiting for work
 
 	send     *sessionSend // credit the peer granted to the session as a whole
 	recv     sessionRecv  // the session receive window
@@ -68,6 +74,7 @@ type Session struct {
 	buffered atomic.Int64 // received and not yet read, all streams
 
 	goAwaySent atomic.Bool
+	refusing   atomic.Bool // RefuseStreams was called
 	goAwayRecv atomic.Bool
 	remoteCode atomic.Uint32 // error code of the peer's GOAWAY, if any
 
@@ -95,6 +102,7 @@ type Session struct {
 	pingMu    sync.Mutex
 	pingSeq   uint64
 	pings     map[uint64]chan time.Duration
+	ka        keepalive
 
 	stats counters
 }
@@ -119,10 +127,10 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		recv:     sessionRecv{window: int64(cfg.SessionWindow)},
 		acceptCh: make(chan *Stream, cfg.AcceptBacklog),
 		sched:    &roundRobin{},
-		wake:     make(chan struct{}, 1),
 		send:     newSessionSend(frame.InitialSessionWindow),
 		lim:      windowLimits{initial: int64(cfg.InitialStreamWindow), max: int64(cfg.MaxStreamWindow)},
 		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 		start:    time.Now(),
 		pings:    make(map[uint64]chan time.Duration),
 	}
@@ -141,13 +149,11 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, 0, extra)
 	}
 	s.ctrl = frame.AppendPing(s.ctrl, false, s.newPing(nil))
-	s.wake <- struct{}{}
-	s.loops.Add(2)
+	s.loops.Add(1)
 	go s.recvLoop()
-	go s.sendLoop()
+	s.signalWriter()
 	if cfg.keepAlive() {
-		s.loops.Add(1)
-		go s.keepalive()
+		s.startKeepalive()
 	}
 	return s, nil
 }
@@ -240,6 +246,29 @@ func (s *Session) AcceptStream(ctx context.Context) (*Stream, error) {
 		return nil, ctx.Err()
 	case <-s.done:
 		return nil, s.Err()
+	}
+}
+
+// RefuseStreams makes the session refuse every stream the peer opens from
+// now on (a RESET with REFUSED_STREAM, as beyond MaxConcurrentStreams)
+// instead of queueing it for AcceptStream, and resets those already queued.
+// A side that takes a fixed set of streams from its peer (an edge takes
+// only the agent's control stream) calls it once it has them, and needs
+// no goroutine that accepts and resets whatever else arrives.
+func (s *Session) RefuseStreams() {
+	s.refusing.Store(true)
+	s.resetQueued()
+}
+
+// resetQueued resets the streams waiting for AcceptStream.
+func (s *Session) resetQueued() {
+	for {
+		select {
+		case st := <-s.acceptCh:
+			st.Reset()
+		default:
+			return
+		}
 	}
 }
 
@@ -344,6 +373,8 @@ func (s *Session) fail(err error) {
 		}
 		close(s.done)
 		_ = s.conn.Close()
+		s.stopKeepalive()
+		s.endWriter()
 	})
 }
 
@@ -360,14 +391,6 @@ func (s *Session) lockConnWithin(d time.Duration) bool {
 		time.Sleep(50 * time.Microsecond)
 	}
 	return true
-}
-
-// signalWriter wakes the writer without blocking.
-func (s *Session) signalWriter() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 }
 
 // queueCtrl appends a control frame to the writer's queue.
@@ -528,7 +551,7 @@ func (s *Session) handleOpen(id uint32) error {
 		return frame.SessionError(frame.CodeProtocol, "the peer opened stream %d again or out of order (last opened: %d); stream IDs are never reused", id, s.lastPeerID)
 	}
 	s.lastPeerID = id
-	if s.goAwaySent.Load() || int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
+	if s.goAwaySent.Load() || s.refusing.Load() || int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
 		if err := s.ctrlFlooded(); err != nil {
 			return err
 		}
@@ -546,6 +569,11 @@ func (s *Session) handleOpen(id uint32) error {
 			return err
 		}
 		s.queueReset(id, frame.CodeRefusedStream)
+		return nil
+	}
+	if s.refusing.Load() {
+		// RefuseStreams ran between the check above and the queueing.
+		s.resetQueued()
 		return nil
 	}
 	if extra := s.cfg.InitialStreamWindow - frame.InitialStreamWindow; extra > 0 {

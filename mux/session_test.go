@@ -421,6 +421,54 @@ func TestGoAwayRefusesStreamOpenedAnyway(t *testing.T) {
 	}
 }
 
+func TestRefuseStreamsResetsQueuedAndRefusesNew(t *testing.T) {
+	c, s := tstPair(t, DefaultConfig(), DefaultConfig())
+	queued, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = queued.SetDeadline(time.Now().Add(tstTimeout))
+	_, _ = queued.Write([]byte("hello"))
+	// Wait until the server holds it in its accept backlog.
+	deadline := time.Now().Add(tstTimeout)
+	for s.NumStreams() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never queued the stream (NumStreams %d)", s.NumStreams())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.RefuseStreams()
+	if _, err := queued.Read(make([]byte, 8)); !errors.Is(err, ErrStreamReset) {
+		t.Fatalf("Read on a stream queued when the peer began refusing: %v; want ErrStreamReset", err)
+	}
+	later, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = later.SetDeadline(time.Now().Add(tstTimeout))
+	_, _ = later.Write([]byte("hello"))
+	if _, err := later.Read(make([]byte, 8)); !errors.Is(err, ErrStreamRefused) {
+		t.Fatalf("Read on a stream opened after RefuseStreams: %v; want ErrStreamRefused", err)
+	}
+	if n := s.NumStreams(); n != 0 {
+		t.Fatalf("the refusing side still counts %d streams", n)
+	}
+	// The session itself carries on: this side can still open streams.
+	tstServe(t, c, tstEcho)
+	st, err := s.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.SetDeadline(time.Now().Add(tstTimeout))
+	if _, err := st.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo on a stream the refusing side opened: %q, %v", buf, err)
+	}
+}
+
 func TestStreamLimitsRefuse(t *testing.T) {
 	tests := []struct {
 		name          string

@@ -25,30 +25,42 @@ const (
 	maxBatchFrames = 512
 )
 
+// writerLinger is how long the writer waits for more work before it ends:
+// while a session is busy its writer is woken for each batch, as a parked
+// goroutine, rather than started anew; a moment after a session's last
+// frame it is gone.
+const writerLinger = 100 * time.Millisecond
+
 // sendLoop writes whatever is queued: control frames, and DATA of streams
 // whose Write found the connection busy. Batches are built and written
 // under connMu, so frames leave in the order they were taken from the queue,
-// whoever writes them.
+// whoever writes them. It runs only while the session has something to
+// write: signalWriter starts it, and it ends once nothing more has come for
+// writerLinger, so an idle session (most of an edge's agent sessions) holds
+// no writer goroutine and no stack for one.
 func (s *Session) sendLoop() {
 	defer s.loops.Done()
+	var idle *time.Timer
 	defer func() {
-		s.connMu.Lock()
-		s.bw.releaseAll()
-		s.connMu.Unlock()
+		if idle != nil {
+			idle.Stop()
+		}
 	}()
 	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-			return
-		}
 		for {
+			select {
+			case <-s.done:
+				s.stopWriter()
+				return
+			default:
+			}
 			s.connMu.Lock()
 			if !s.bw.build() {
 				err := s.bw.flushOwed()
 				s.connMu.Unlock()
 				if err != nil {
 					s.failWrite(err)
+					s.stopWriter()
 					return
 				}
 				break
@@ -57,10 +69,92 @@ func (s *Session) sendLoop() {
 			s.connMu.Unlock()
 			if err != nil {
 				s.failWrite(err)
+				s.stopWriter()
 				return
 			}
 		}
+		if idle == nil {
+			idle = time.NewTimer(writerLinger)
+		} else {
+			idle.Reset(writerLinger)
+		}
+		select {
+		case <-s.wake:
+			continue
+		case <-s.done:
+			s.stopWriter()
+			return
+		case <-idle.C:
+		}
+		s.writerMu.Lock()
+		if s.writerAgain && !s.writerEnded {
+			// Something was queued as the wait ended.
+			s.writerAgain = false
+			s.writerMu.Unlock()
+			continue
+		}
+		s.writerMu.Unlock()
+		s.stopWriter()
+		return
 	}
+}
+
+// signalWriter makes sure the writer runs: it wakes the one that runs, or
+// starts one unless the session has ended.
+func (s *Session) signalWriter() {
+	s.writerMu.Lock()
+	defer s.writerMu.Unlock()
+	switch {
+	case s.writerOn:
+		s.writerAgain = true
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	case !s.writerEnded:
+		s.writerOn, s.writerAgain = true, false
+		s.loops.Add(1)
+		go s.sendLoop()
+	}
+}
+
+// stopWriter records that the writer ended; if the session is over, the
+// batch writer's buffers go back to their pool.
+func (s *Session) stopWriter() {
+	s.writerMu.Lock()
+	s.writerOn = false
+	ended := s.writerEnded
+	s.writerMu.Unlock()
+	if ended {
+		s.releaseWriter()
+	}
+}
+
+// endWriter is called once as the session ends: no writer starts after it,
+// and the buffers are released now if no writer runs, or by the writer as
+// it ends.
+func (s *Session) endWriter() {
+	s.writerMu.Lock()
+	s.writerEnded = true
+	running := s.writerOn
+	if !running {
+		s.loops.Add(1)
+	}
+	s.writerMu.Unlock()
+	if !running {
+		// fail may run under connMu (a write-through that failed): release
+		// from a goroutine that can wait for it.
+		go func() {
+			defer s.loops.Done()
+			s.releaseWriter()
+		}()
+	}
+}
+
+func (s *Session) releaseWriter() {
+	s.connMu.Lock()
+	s.bw.releaseAll()
+	s.connMu.Unlock()
 }
 
 func (s *Session) failWrite(err error) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -100,8 +101,29 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 	return st, release, nil
 }
 
-// serveAgent runs one agent connection from handshake to teardown.
+// serveAgent takes one agent connection through its handshakes (TLS, the
+// sluice preface, the session, Hello and Auth) and then runs the session on
+// a goroutine of its own. The handshakes grow this goroutine's stack (TLS
+// above all), and a goroutine keeps a grown stack until the collector
+// shrinks it, which an edge with idle agents seldom runs: the session's
+// goroutine starts small, and this one's stack is freed when it returns.
 func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
+	ac, unhook := s.admitAgent(ctx, conn, src)
+	if ac == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer unhook()
+		s.runAgent(ctx, ac)
+	}()
+}
+
+// admitAgent runs an agent connection's handshakes. It returns the admitted
+// agent, whose session ctx's end closes until unhook is called, or nil
+// after closing the connection.
+func (s *Server) admitAgent(ctx context.Context, conn net.Conn, src string) (*agentConn, func() bool) {
 	remote := conn.RemoteAddr().String()
 	log := s.log.With("agent", remote)
 	pending := true
@@ -118,7 +140,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 	if err := transport.Handshake(hctx, conn); err != nil {
 		s.warn.warn(src, "agent TLS handshake failed", "err", err)
 		conn.Close()
-		return
+		return nil, nil
 	}
 	pconn, err := awaitPreface(conn, deadline)
 	if err != nil {
@@ -127,24 +149,33 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 			namePeer(conn)
 		}
 		conn.Close()
-		return
+		return nil, nil
 	}
 	conn = pconn
 	sess, err := mux.Server(conn, s.cfg.Mux)
 	if err != nil {
 		log.Warn("starting the agent session failed", "err", err)
 		conn.Close()
-		return
+		return nil, nil
 	}
-	defer sess.Close()
 	// The edge shutting down ends the session wherever it is, even one still
 	// in its handshake that Serve's sweep of registered sessions would miss.
-	defer context.AfterFunc(ctx, func() { sess.Close() })()
+	unhook := context.AfterFunc(ctx, func() { sess.Close() })
+	admitted := false
+	defer func() {
+		if !admitted {
+			unhook()
+			sess.Close()
+		}
+	}()
 	ctrl, err := sess.AcceptStream(hctx)
 	if err != nil {
 		s.warn.warn(src, "agent opened no control stream", "err", err)
-		return
+		return nil, nil
 	}
+	// The agent opens only the control stream; anything else is refused so it
+	// cannot pile up in the accept backlog.
+	sess.RefuseStreams()
 	ctrl.SetDeadline(deadline)
 	ac := &agentConn{s: s, sess: sess, ctrl: ctrl, id: newSessionID(), remote: remote, since: time.Now()}
 	if refused, err := s.handshake(ac, src, log); err != nil {
@@ -155,30 +186,25 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 			ctrl.SetReadDeadline(time.Now().Add(2 * time.Second))
 			io.Copy(io.Discard, ctrl)
 		}
-		return
+		return nil, nil
 	}
 	leave()
 	ctrl.SetDeadline(time.Time{})
 	ac.log = log.With("session", ac.id, "owner", ac.currentRule().ownerName)
+	admitted = true
+	return ac, unhook
+}
+
+// runAgent serves an admitted agent's control stream until it ends, then
+// unroutes its tunnels and closes its session.
+func (s *Server) runAgent(ctx context.Context, ac *agentConn) {
+	sess := ac.sess
+	defer sess.Close()
 	s.sessions.Store(ac, struct{}{})
 	defer s.sessions.Delete(ac)
 	ac.log.Info("agent connected")
 
-	// The agent opens only the control stream; anything else is refused so it
-	// cannot pile up in the accept backlog.
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			st, err := sess.AcceptStream(context.Background())
-			if err != nil {
-				return
-			}
-			st.Reset()
-		}
-	}()
-
-	err = ac.controlLoop()
+	err := ac.controlLoop()
 	gone := ac.teardown()
 	if errors.Is(err, io.EOF) {
 		// The agent closed the control stream: it is shutting down and has
@@ -248,23 +274,42 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 }
 
 // controlLoop answers Register messages until the control stream ends.
+// A session spends its life parked here, waiting for the next message's
+// first byte with a shallow stack; decoding and answering it (JSON, a
+// listener, the lease store) run on a goroutine of their own, so the deep
+// stack they need is freed when they are done instead of staying with
+// every idle session.
 func (ac *agentConn) controlLoop() error {
+	var first [1]byte
 	for {
-		m, err := control.ReadMessage(ac.ctrl)
-		if err != nil {
+		if _, err := io.ReadFull(ac.ctrl, first[:]); err != nil {
 			return err
 		}
-		var reply control.Message
-		switch m := m.(type) {
-		case control.Register:
-			reply = ac.register(m)
-		default:
-			reply = &control.Error{Code: control.CodeBadRequest, Message: fmt.Sprintf("unexpected %s message after the handshake", m.Type())}
-		}
-		if err := ac.write(reply); err != nil {
+		errc := make(chan error, 1)
+		go func() { errc <- ac.answer(io.MultiReader(bytes.NewReader(first[:]), ac.ctrl)) }()
+		if err := <-errc; err != nil {
 			return err
 		}
 	}
+}
+
+// answer reads one control message from r and writes the reply.
+func (ac *agentConn) answer(r io.Reader) error {
+	m, err := control.ReadMessage(r)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the message's first byte had come
+		}
+		return err
+	}
+	var reply control.Message
+	switch m := m.(type) {
+	case control.Register:
+		reply = ac.register(m)
+	default:
+		reply = &control.Error{Code: control.CodeBadRequest, Message: fmt.Sprintf("unexpected %s message after the handshake", m.Type())}
+	}
+	return ac.write(reply)
 }
 
 func (ac *agentConn) write(m control.Message) error {

@@ -44,6 +44,29 @@ func TestSize(t *testing.T) {
 	}
 }
 
+// With the per-session figure measured, tunnels are sized by it and not by
+// the first agent's growth, which carries code pages paid once.
+func TestSizePrefersThePerSessionFigure(t *testing.T) {
+	r := resultstest.Synthetic(map[string]map[string]float64{
+		results.MMemEdgeBase:         {plan.Sluice: 10240},
+		results.MMemTunnel:           {plan.Sluice: 400},
+		results.MMemSession:          {plan.Sluice: 60},
+		results.MemEdgePerConn(1000): {plan.Sluice: 8},
+		results.MCPUEdge:             {plan.Sluice: 1000},
+	}, plan.Sluice)
+	r.Params.MemoryConns = []int{1000}
+	p, err := Size(r, Input{Tunnels: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.TunnelKB != 60 || p.TunnelMetric != results.MMemSession {
+		t.Fatalf("per tunnel %v KB from %s, want 60 from %s", p.TunnelKB, p.TunnelMetric, results.MMemSession)
+	}
+	if want := (10240 + 1000*60) / 1024.0; math.Abs(p.RAMMB-want) > 1e-6 {
+		t.Fatalf("RAM = %v MB, want %v", p.RAMMB, want)
+	}
+}
+
 func TestPlanCapacityNeedsFigures(t *testing.T) {
 	r := resultstest.Synthetic(map[string]map[string]float64{results.MMemEdgeBase: {plan.Sluice: 1}}, plan.Sluice)
 	_, err := Size(r, Input{Conns: 1, Tunnels: 1, Mbps: 1})

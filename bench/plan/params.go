@@ -71,22 +71,28 @@ func (l WANLink) Title() string {
 
 // Params are the knobs of a run; they are recorded in the results JSON.
 type Params struct {
-	Preset             string    `json:"preset"`
-	Systems            []string  `json:"systems"`
-	Scenarios          []string  `json:"scenarios"`
-	Rounds             int       `json:"rounds"`
-	ThroughputMiB      int       `json:"throughput_mib"`
-	ParallelConns      int       `json:"parallel_conns"`
-	ParallelMiB        int       `json:"parallel_mib_per_conn"`
-	LatencyWarmup      int       `json:"latency_warmup"`
-	LatencyRounds      int       `json:"latency_rounds"`
-	LatencyMaxSec      float64   `json:"latency_max_sec"`
-	LoadedStreams      int       `json:"loaded_bulk_streams"`
-	LoadedWarmup       int       `json:"loaded_warmup"`
-	LoadedRounds       int       `json:"loaded_rounds"`
-	LoadedMaxSec       float64   `json:"loaded_max_sec"`
-	MemoryConns        []int     `json:"memory_conns"`
-	MemoryWorkers      int       `json:"memory_dial_workers"`
+	Preset        string   `json:"preset"`
+	Systems       []string `json:"systems"`
+	Scenarios     []string `json:"scenarios"`
+	Rounds        int      `json:"rounds"`
+	ThroughputMiB int      `json:"throughput_mib"`
+	ParallelConns int      `json:"parallel_conns"`
+	ParallelMiB   int      `json:"parallel_mib_per_conn"`
+	LatencyWarmup int      `json:"latency_warmup"`
+	LatencyRounds int      `json:"latency_rounds"`
+	LatencyMaxSec float64  `json:"latency_max_sec"`
+	LoadedStreams int      `json:"loaded_bulk_streams"`
+	LoadedWarmup  int      `json:"loaded_warmup"`
+	LoadedRounds  int      `json:"loaded_rounds"`
+	LoadedMaxSec  float64  `json:"loaded_max_sec"`
+	MemoryConns   []int    `json:"memory_conns"`
+	MemoryWorkers int      `json:"memory_dial_workers"`
+	// MemoryAgents is how many further agents, one TCP tunnel each, join
+	// a fresh edge after its first, so that the edge's RSS growth divided
+	// by them is what one more idle agent session costs; 0 skips it. A
+	// Go edge's heap may grow to 4 MB before its first collection, so a
+	// few dozen sessions would mostly measure that floor filling up.
+	MemoryAgents       int       `json:"memory_agents,omitempty"`
 	ConnRateWorkers    int       `json:"connrate_workers"`
 	ConnRateSec        float64   `json:"connrate_sec"`
 	HTTPConns          int       `json:"http_conns"`
@@ -127,6 +133,7 @@ func Preset(name string) (Params, error) {
 		LoadedMaxSec:      8,
 		MemoryConns:       []int{1000, 10000},
 		MemoryWorkers:     32,
+		MemoryAgents:      150,
 		ConnRateWorkers:   4,
 		ConnRateSec:       2,
 		HTTPConns:         50,
@@ -160,6 +167,7 @@ func Preset(name string) (Params, error) {
 		p.LoadedRounds = 2000
 		p.LoadedMaxSec = 3
 		p.MemoryConns = []int{1000}
+		p.MemoryAgents = 100
 		p.ConnRateSec = 1
 		p.HTTPSec = 1.5
 		p.HTTPWarmupSec = 0.3
@@ -173,6 +181,7 @@ func Preset(name string) (Params, error) {
 			// the median P99.9 (10 slowest of 10,000) is steadier.
 			p.Systems = []string{Direct, Sluice}
 			p.Scenarios = []string{Throughput, Latency, Memory, WAN}
+			p.MemoryAgents = 0
 			// The WAN case only moves data: a window that stops growing
 			// shows as a one-connection rate far below the link's.
 			p.WANParallelConns = 0
@@ -214,6 +223,9 @@ func (p Params) Validate() error {
 		if n < 1 {
 			return fmt.Errorf("memory connection count %d: must be positive", n)
 		}
+	}
+	if p.MemoryAgents < 0 {
+		return fmt.Errorf("memory agents = %d: must not be negative (0 skips the per-session figure)", p.MemoryAgents)
 	}
 	if p.Has(WAN) {
 		if len(p.WANLinks) == 0 || p.WANMiB < 1 || p.WANMaxSec <= 0 {

@@ -17,6 +17,17 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
+func TestParseResident(t *testing.T) {
+	status := []byte("Name:\tsluice\nVmRSS:\t    4321 kB\nRssAnon:\t    1000 kB\nRssFile:\t    3300 kB\nRssShmem:\t      21 kB\n")
+	r, err := parseResident(status)
+	if err != nil || r != (Resident{RSS: 4321, Anon: 1000, File: 3300, Shmem: 21}) {
+		t.Fatalf("parseResident = %+v, %v; want 4321 = 1000 anon + 3300 file + 21 shmem", r, err)
+	}
+	if _, err := parseResident([]byte("Name:\tx\nVmRSS:\t 5 kB\n")); err == nil {
+		t.Fatal("a status without RssAnon must be an error, not zeros")
+	}
+}
+
 func TestParseStatCPU(t *testing.T) {
 	// The command name holds spaces and a ')' to make sure parsing starts
 	// after the last ')'. utime=150, stime=50 ticks.
@@ -40,6 +51,9 @@ func TestParseCtxSwitches(t *testing.T) {
 func TestOwnRSSAndCPUReadable(t *testing.T) {
 	if kb, err := RSSKB(os.Getpid()); err != nil || kb <= 0 {
 		t.Fatalf("RSSKB(self) = %d, %v", kb, err)
+	}
+	if r, err := ResidentKB(os.Getpid()); err != nil || r.Anon <= 0 || r.File <= 0 || r.Anon+r.File+r.Shmem != r.RSS {
+		t.Fatalf("ResidentKB(self) = %+v, %v; want anon, file and shmem adding up to RSS", r, err)
 	}
 	if _, err := CPUTime(os.Getpid()); err != nil {
 		t.Fatalf("CPUTime(self): %v", err)

@@ -20,8 +20,46 @@ func RSSKB(pid int) (int64, error) {
 }
 
 func parseVmRSS(status []byte) (int64, error) {
+	return statusKB(status, "VmRSS:")
+}
+
+// Resident is a process's resident memory split by what backs it, in KiB
+// (/proc/<pid>/status): Anon is what the process allocated (heap, stacks,
+// the runtime's metadata), File the pages of mapped files, its binary's
+// code above all, which are paged in once and shared between processes
+// running the same binary.
+type Resident struct {
+	RSS, Anon, File, Shmem int64
+}
+
+// ResidentKB returns a process's resident memory split by backing.
+func ResidentKB(pid int) (Resident, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Resident{}, fmt.Errorf("read RSS of pid %d: %w (did the process exit?)", pid, err)
+	}
+	return parseResident(b)
+}
+
+func parseResident(status []byte) (Resident, error) {
+	var r Resident
+	for _, f := range []struct {
+		key string
+		dst *int64
+	}{{"VmRSS:", &r.RSS}, {"RssAnon:", &r.Anon}, {"RssFile:", &r.File}, {"RssShmem:", &r.Shmem}} {
+		v, err := statusKB(status, f.key)
+		if err != nil {
+			return Resident{}, err
+		}
+		*f.dst = v
+	}
+	return r, nil
+}
+
+// statusKB reads one "Key:   123 kB" line of /proc/<pid>/status.
+func statusKB(status []byte, key string) (int64, error) {
 	for _, line := range bytes.Split(status, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte(key)); ok {
 			f := strings.Fields(string(v))
 			if len(f) == 0 {
 				break
@@ -29,7 +67,7 @@ func parseVmRSS(status []byte) (int64, error) {
 			return strconv.ParseInt(f[0], 10, 64)
 		}
 	}
-	return 0, errors.New("no VmRSS line in /proc status")
+	return 0, fmt.Errorf("no %s line in /proc status", strings.TrimSuffix(key, ":"))
 }
 
 // CtxSwitches sums voluntary and involuntary context switches over a

@@ -130,6 +130,27 @@ func TestChecksTLSAgainstPlainInTheSameRun(t *testing.T) {
 	}
 }
 
+func TestChecksHoldEachIdleAgentSessionTo64KB(t *testing.T) {
+	r := resultstest.Synthetic(map[string]map[string]float64{
+		// The first agent's growth carries code pages and is no target;
+		// each further session is, with TLS and without.
+		results.MMemTunnel:  {plan.Sluice: 400, plan.SluiceTLS: 500},
+		results.MMemSession: {plan.Sluice: 50, plan.SluiceTLS: 80},
+	}, plan.Direct, plan.Sluice, plan.SluiceTLS)
+	checks := mustTargets(t).Checks(r)
+	if c := findCheck(t, checks, "Edge RSS per further idle agent session"); c.Verdict != "met" {
+		t.Errorf("50 KB per session against a 64 KB target: %+v", c)
+	}
+	if c := findCheck(t, checks, "sluice-tls: Edge RSS per further idle agent session"); c.Verdict != "missed: 25% over" {
+		t.Errorf("80 KB per TLS session against a 64 KB target: %+v", c)
+	}
+	for _, c := range checks {
+		if strings.HasPrefix(c.Target, "Edge RSS added by one agent") {
+			t.Errorf("the first agent's growth is reported, not held to a target: %+v", c)
+		}
+	}
+}
+
 func TestChecksNeedSluice(t *testing.T) {
 	r := resultstest.Synthetic(map[string]map[string]float64{results.MUpload: {plan.Direct: 1000}}, plan.Direct)
 	if c := mustTargets(t).Checks(r); len(c) != 0 {

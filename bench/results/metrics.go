@@ -10,34 +10,43 @@ import (
 // Metric ids and their descriptions. The gate and the capacity planner
 // refer to them by id, so they are constants.
 const (
-	MStartup         = "startup.ms"
-	MUpload          = "throughput.upload_mbps"
-	MDownload        = "throughput.download_mbps"
-	MCPUTotal        = "throughput.cpu_ms_per_gib"
-	MCPUEdge         = "throughput.edge_cpu_ms_per_gib"
-	MCtxSw           = "throughput.ctxsw_per_mib"
-	MParUpload       = "parallel.upload_mbps"
-	MParDownload     = "parallel.download_mbps"
-	MLatP50          = "latency.p50_us"
-	MLatP90          = "latency.p90_us"
-	MLatP99          = "latency.p99_us"
-	MLatP999         = "latency.p999_us"
-	MLatMax          = "latency.max_us"
-	MLoadP50         = "loaded.p50_us"
-	MLoadP90         = "loaded.p90_us"
-	MLoadP99         = "loaded.p99_us"
-	MLoadP999        = "loaded.p999_us"
-	MLoadMax         = "loaded.max_us"
-	MLoadBulk        = "loaded.bulk_mbps"
-	MLoadCount       = "loaded.rounds"
-	MConnRate        = "connrate.per_sec"
-	MHTTPRPS         = "http.rps"
-	MHTTPP50         = "http.p50_us"
-	MHTTPP99         = "http.p99_us"
-	MHTTPP999        = "http.p999_us"
-	MMemEdgeBase     = "memory.edge_base_kb"
-	MMemTunnel       = "memory.tunnel_kb"
-	MMemIdle         = "memory.idle_kb"
+	MStartup     = "startup.ms"
+	MUpload      = "throughput.upload_mbps"
+	MDownload    = "throughput.download_mbps"
+	MCPUTotal    = "throughput.cpu_ms_per_gib"
+	MCPUEdge     = "throughput.edge_cpu_ms_per_gib"
+	MCtxSw       = "throughput.ctxsw_per_mib"
+	MParUpload   = "parallel.upload_mbps"
+	MParDownload = "parallel.download_mbps"
+	MLatP50      = "latency.p50_us"
+	MLatP90      = "latency.p90_us"
+	MLatP99      = "latency.p99_us"
+	MLatP999     = "latency.p999_us"
+	MLatMax      = "latency.max_us"
+	MLoadP50     = "loaded.p50_us"
+	MLoadP90     = "loaded.p90_us"
+	MLoadP99     = "loaded.p99_us"
+	MLoadP999    = "loaded.p999_us"
+	MLoadMax     = "loaded.max_us"
+	MLoadBulk    = "loaded.bulk_mbps"
+	MLoadCount   = "loaded.rounds"
+	MConnRate    = "connrate.per_sec"
+	MHTTPRPS     = "http.rps"
+	MHTTPP50     = "http.p50_us"
+	MHTTPP99     = "http.p99_us"
+	MHTTPP999    = "http.p999_us"
+	MMemEdgeBase = "memory.edge_base_kb"
+	MMemTunnel   = "memory.tunnel_kb"
+	MMemIdle     = "memory.idle_kb"
+	// The edge's RSS growth per further idle agent session (one TCP tunnel
+	// each), over Params.MemoryAgents agents after the first, and its
+	// anonymous (heap, stacks, runtime) and file-backed (code) parts.
+	MMemSession     = "memory.session_kb"
+	MMemSessionAnon = "memory.session_anon_kb"
+	MMemSessionFile = "memory.session_file_kb"
+	// The anonymous part of MMemTunnel: the first agent's growth less the
+	// code pages it is the first to run.
+	MMemTunnelAnon   = "memory.tunnel_anon_kb"
 	MemPerConnFormat = "memory.c%d.kb_per_conn"
 	memEdgeConnFmt   = "memory.c%d.edge_kb_per_conn"
 	memSuccessFmt    = "memory.c%d.success_pct"
@@ -59,34 +68,38 @@ type Def struct {
 }
 
 var defs = map[string]Def{
-	MStartup:     {plan.Startup, "Start to first round trip", "ms", false},
-	MUpload:      {plan.Throughput, "One connection, upload", "MB/s", true},
-	MDownload:    {plan.Throughput, "One connection, download", "MB/s", true},
-	MCPUTotal:    {plan.Throughput, "Tunnel CPU per GiB moved (all processes)", "ms/GiB", false},
-	MCPUEdge:     {plan.Throughput, "Edge CPU per GiB moved", "ms/GiB", false},
-	MCtxSw:       {plan.Throughput, "Tunnel context switches per MiB moved", "per MiB", false},
-	MParUpload:   {plan.Parallel, "Parallel connections, upload, aggregate", "MB/s", true},
-	MParDownload: {plan.Parallel, "Parallel connections, download, aggregate", "MB/s", true},
-	MLatP50:      {plan.Latency, "64 B round trip P50", "µs", false},
-	MLatP90:      {plan.Latency, "64 B round trip P90", "µs", false},
-	MLatP99:      {plan.Latency, "64 B round trip P99", "µs", false},
-	MLatP999:     {plan.Latency, "64 B round trip P99.9", "µs", false},
-	MLatMax:      {plan.Latency, "64 B round trip max", "µs", false},
-	MLoadP50:     {plan.Loaded, "64 B round trip under load P50", "µs", false},
-	MLoadP90:     {plan.Loaded, "64 B round trip under load P90", "µs", false},
-	MLoadP99:     {plan.Loaded, "64 B round trip under load P99", "µs", false},
-	MLoadP999:    {plan.Loaded, "64 B round trip under load P99.9", "µs", false},
-	MLoadMax:     {plan.Loaded, "64 B round trip under load max", "µs", false},
-	MLoadBulk:    {plan.Loaded, "Bulk upload rate meanwhile", "MB/s", true},
-	MLoadCount:   {plan.Loaded, "Round trips measured (the time cap may end them early)", "rounds", true},
-	MConnRate:    {plan.ConnRate, "New connections (connect, round trip, close)", "conn/s", true},
-	MHTTPRPS:     {plan.HTTP, "HTTP GET, 50 keep-alive connections", "req/s", true},
-	MHTTPP50:     {plan.HTTP, "HTTP GET latency P50", "µs", false},
-	MHTTPP99:     {plan.HTTP, "HTTP GET latency P99", "µs", false},
-	MHTTPP999:    {plan.HTTP, "HTTP GET latency P99.9", "µs", false},
-	MMemEdgeBase: {plan.Memory, "Edge RSS before any agent", "KB", false},
-	MMemTunnel:   {plan.Memory, "Edge RSS added by one agent with one tunnel", "KB", false},
-	MMemIdle:     {plan.Memory, "All processes' RSS, tunnel idle", "KB", false},
+	MStartup:        {plan.Startup, "Start to first round trip", "ms", false},
+	MUpload:         {plan.Throughput, "One connection, upload", "MB/s", true},
+	MDownload:       {plan.Throughput, "One connection, download", "MB/s", true},
+	MCPUTotal:       {plan.Throughput, "Tunnel CPU per GiB moved (all processes)", "ms/GiB", false},
+	MCPUEdge:        {plan.Throughput, "Edge CPU per GiB moved", "ms/GiB", false},
+	MCtxSw:          {plan.Throughput, "Tunnel context switches per MiB moved", "per MiB", false},
+	MParUpload:      {plan.Parallel, "Parallel connections, upload, aggregate", "MB/s", true},
+	MParDownload:    {plan.Parallel, "Parallel connections, download, aggregate", "MB/s", true},
+	MLatP50:         {plan.Latency, "64 B round trip P50", "µs", false},
+	MLatP90:         {plan.Latency, "64 B round trip P90", "µs", false},
+	MLatP99:         {plan.Latency, "64 B round trip P99", "µs", false},
+	MLatP999:        {plan.Latency, "64 B round trip P99.9", "µs", false},
+	MLatMax:         {plan.Latency, "64 B round trip max", "µs", false},
+	MLoadP50:        {plan.Loaded, "64 B round trip under load P50", "µs", false},
+	MLoadP90:        {plan.Loaded, "64 B round trip under load P90", "µs", false},
+	MLoadP99:        {plan.Loaded, "64 B round trip under load P99", "µs", false},
+	MLoadP999:       {plan.Loaded, "64 B round trip under load P99.9", "µs", false},
+	MLoadMax:        {plan.Loaded, "64 B round trip under load max", "µs", false},
+	MLoadBulk:       {plan.Loaded, "Bulk upload rate meanwhile", "MB/s", true},
+	MLoadCount:      {plan.Loaded, "Round trips measured (the time cap may end them early)", "rounds", true},
+	MConnRate:       {plan.ConnRate, "New connections (connect, round trip, close)", "conn/s", true},
+	MHTTPRPS:        {plan.HTTP, "HTTP GET, 50 keep-alive connections", "req/s", true},
+	MHTTPP50:        {plan.HTTP, "HTTP GET latency P50", "µs", false},
+	MHTTPP99:        {plan.HTTP, "HTTP GET latency P99", "µs", false},
+	MHTTPP999:       {plan.HTTP, "HTTP GET latency P99.9", "µs", false},
+	MMemEdgeBase:    {plan.Memory, "Edge RSS before any agent", "KB", false},
+	MMemTunnel:      {plan.Memory, "Edge RSS added by one agent with one tunnel", "KB", false},
+	MMemIdle:        {plan.Memory, "All processes' RSS, tunnel idle", "KB", false},
+	MMemTunnelAnon:  {plan.Memory, "Edge RSS added by one agent with one tunnel, anonymous (not code)", "KB", false},
+	MMemSession:     {plan.Memory, "Edge RSS per further idle agent session (one tunnel each)", "KB", false},
+	MMemSessionAnon: {plan.Memory, "Edge RSS per further idle agent session, anonymous (heap, stacks)", "KB", false},
+	MMemSessionFile: {plan.Memory, "Edge RSS per further idle agent session, file-backed (code)", "KB", false},
 }
 
 // order is the order metrics appear in tables and reports.
@@ -95,7 +108,7 @@ var order = []string{
 	MLatP50, MLatP90, MLatP99, MLatP999, MLatMax,
 	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk, MLoadCount,
 	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999,
-	MMemEdgeBase, MMemTunnel, MMemIdle,
+	MMemEdgeBase, MMemTunnel, MMemTunnelAnon, MMemSession, MMemSessionAnon, MMemSessionFile, MMemIdle,
 }
 
 // rank sorts metric ids: the fixed list first, then the memory

@@ -24,6 +24,7 @@ func tinyParams(systems ...string) plan.Params {
 	p.LatencyWarmup, p.LatencyRounds, p.LatencyMaxSec = 50, 300, 2
 	p.LoadedWarmup, p.LoadedRounds, p.LoadedMaxSec = 20, 100, 1
 	p.MemoryConns = []int{50}
+	p.MemoryAgents = 3
 	p.ConnRateSec = 0.3
 	p.HTTPConns, p.HTTPWarmupSec, p.HTTPSec = 4, 0.1, 0.3
 	p.StartupTimeoutSec = 10

@@ -209,6 +209,15 @@ func (r *Runner) runRound(ctx context.Context, s systems.System, round int) {
 				}
 				r.runMemory(ctx, s, round, tag, n)
 			}
+			if p.MemoryAgents > 0 && ctx.Err() == nil {
+				if external || name == plan.Relay {
+					if round == 1 {
+						r.note("%s: the harness cannot start further agents for it, so no memory per agent session", name)
+					}
+				} else {
+					r.runAgents(ctx, s, round, tag, p.MemoryAgents)
+				}
+			}
 		}
 	}
 	if p.Has(plan.WAN) {
@@ -466,6 +475,7 @@ func (r *Runner) runMemory(ctx context.Context, s systems.System, round int, tag
 		return
 	}
 	idleEdge, edgeErr := in.RSSKB(true)
+	idleRes, resErr := in.EdgeResident()
 	held := load.Hold(in.Addr, n, p.MemoryWorkers, c)
 	defer held.Close()
 	time.Sleep(300 * time.Millisecond)
@@ -502,6 +512,9 @@ func (r *Runner) runMemory(ctx context.Context, s systems.System, round int, tag
 		if in.EdgeBaseKB > 0 {
 			r.add(results.MMemEdgeBase, name, float64(in.EdgeBaseKB))
 			r.add(results.MMemTunnel, name, float64(idleEdge-in.EdgeBaseKB))
+			if resErr == nil && in.EdgeBaseAnonKB > 0 {
+				r.add(results.MMemTunnelAnon, name, float64(idleRes.Anon-in.EdgeBaseAnonKB))
+			}
 		}
 	}
 	r.Progress.End(fmt.Sprintf("%.1f KB/conn (edge %.1f), %d/%d live, idle %d KB", per, perEdge, ok, n, idle))

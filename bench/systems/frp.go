@@ -65,5 +65,22 @@ func (f *frpSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Ins
 		return nil, err
 	}
 	in.Procs = append(in.Procs, cl)
+	in.addAgent = func(_ context.Context, i int) (string, error) {
+		pub, err := freePorts(1)
+		if err != nil {
+			return "", err
+		}
+		cfg := fmt.Sprintf("serverAddr = %q\nserverPort = %s\nauth.token = \"bench\"\nlog.level = \"error\"\n\n[[proxies]]\nname = \"bench-agent%d\"\ntype = \"tcp\"\nlocalIP = \"127.0.0.1\"\nlocalPort = %s\nremotePort = %d\n", host, port, i, tport, pub[0])
+		path := filepath.Join(env.Dir, fmt.Sprintf("frpc-agent%d.toml", i))
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return "", fmt.Errorf("write frp config: %w", err)
+		}
+		p, err := proc.Start(fmt.Sprintf("frpc %d", i), false, env.Dir, f.frpc, []string{"-c", path}, nil)
+		if err != nil {
+			return "", err
+		}
+		in.Procs = append(in.Procs, p)
+		return fmt.Sprintf("127.0.0.1:%d", pub[0]), nil
+	}
 	return in, nil
 }

@@ -26,7 +26,9 @@ func (r *ratholeSystem) Available() error {
 func (r *ratholeSystem) Version() string { return firstLine(r.bin, "--version") }
 
 func (r *ratholeSystem) Start(ctx context.Context, env Env, opts StartOptions) (*Instance, error) {
-	ports, err := freePorts(2)
+	// The server lists every service it will carry: the first agent's and
+	// one for each further agent (opts.Agents).
+	ports, err := freePorts(2 + opts.Agents)
 	if err != nil {
 		return nil, err
 	}
@@ -35,6 +37,9 @@ func (r *ratholeSystem) Start(ctx context.Context, env Env, opts StartOptions) (
 	sp := filepath.Join(env.Dir, "rathole-server.toml")
 	cp := filepath.Join(env.Dir, "rathole-client.toml")
 	serverToml := fmt.Sprintf("[server]\nbind_addr = %q\n[server.services.bench]\ntoken = \"bench\"\nbind_addr = %q\n", ctrl, pub)
+	for i := 1; i <= opts.Agents; i++ {
+		serverToml += fmt.Sprintf("[server.services.agent%d]\ntoken = \"bench\"\nbind_addr = \"127.0.0.1:%d\"\n", i, ports[1+i])
+	}
 	if err := os.WriteFile(sp, []byte(serverToml), 0o644); err != nil {
 		return nil, fmt.Errorf("write rathole config: %w", err)
 	}
@@ -55,5 +60,21 @@ func (r *ratholeSystem) Start(ctx context.Context, env Env, opts StartOptions) (
 		return nil, err
 	}
 	in.Procs = append(in.Procs, cl)
+	in.addAgent = func(_ context.Context, i int) (string, error) {
+		if i > opts.Agents {
+			return "", fmt.Errorf("the server was configured for %d further agents (StartOptions.Agents)", opts.Agents)
+		}
+		cfg := fmt.Sprintf("[client]\nremote_addr = %q\n[client.services.agent%d]\ntoken = \"bench\"\nlocal_addr = %q\n", edge, i, env.TargetTCP)
+		path := filepath.Join(env.Dir, fmt.Sprintf("rathole-agent%d.toml", i))
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return "", fmt.Errorf("write rathole config: %w", err)
+		}
+		p, err := proc.Start(fmt.Sprintf("rathole client %d", i), false, env.Dir, r.bin, []string{"-c", path}, envv)
+		if err != nil {
+			return "", err
+		}
+		in.Procs = append(in.Procs, p)
+		return fmt.Sprintf("127.0.0.1:%d", ports[1+i]), nil
+	}
 	return in, nil
 }

@@ -127,13 +127,26 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	args = append([]string{"tcp", env.TargetTCP, "--server", edge, "--token", sluiceToken, "--remote-port", fmt.Sprint(ports[2]), "--log-level", "error"}, agentTransport...)
-	ag, err := proc.Start("sluice tcp agent", false, env.Dir, s.bin, args, nil)
-	if err != nil {
+	tcpAgent := func(label string, port int) error {
+		args := append([]string{"tcp", env.TargetTCP, "--server", edge, "--token", sluiceToken, "--remote-port", fmt.Sprint(port), "--log-level", "error"}, agentTransport...)
+		ag, err := proc.Start(label, false, env.Dir, s.bin, args, nil)
+		if err != nil {
+			return err
+		}
+		in.Procs = append(in.Procs, ag)
+		return nil
+	}
+	if err := tcpAgent("sluice tcp agent", ports[2]); err != nil {
 		in.Stop()
 		return nil, err
 	}
-	in.Procs = append(in.Procs, ag)
+	in.addAgent = func(_ context.Context, i int) (string, error) {
+		port, err := freePorts(1)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("127.0.0.1:%d", port[0]), tcpAgent(fmt.Sprintf("sluice tcp agent %d", i), port[0])
+	}
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
 		httpFlags := []string{"--log-requests=false", "--inspect=false"}
@@ -142,7 +155,7 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 			// level like every system's, and the inspector on a free port.
 			httpFlags = []string{"--inspect", "127.0.0.1:0"}
 		}
-		args = append(append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error"}, httpFlags...), agentTransport...)
+		args := append(append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error"}, httpFlags...), agentTransport...)
 		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)
 		if err != nil {
 			in.Stop()

@@ -76,3 +76,66 @@ func TestSluiceSystemsCarryTraffic(t *testing.T) {
 		})
 	}
 }
+
+// Further agents join the same edge, each with a tunnel of its own that
+// carries a round trip, and the edge's memory reads split by backing.
+func TestSluiceAddAgentJoinsTheSameEdge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds sluice; skipped with -short")
+	}
+	bin := buildSluice(t)
+	tg, err := target.Start("127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in, err := SluiceTLS(bin, nil).Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, StartOptions{Agents: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop()
+	probe := func(addr string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for load.Probe(addr, time.Second) != nil {
+			if err := in.Alive(); err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no round trip through %s within 30s", addr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	probe(in.Addr)
+	edges := 0
+	for _, p := range in.Procs {
+		if p.Edge {
+			edges++
+		}
+	}
+	seen := map[string]bool{in.Addr: true}
+	for i := 0; i < 2; i++ {
+		addr, err := in.AddAgent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("agent %d got address %s, already another tunnel's", i+1, addr)
+		}
+		seen[addr] = true
+		probe(addr)
+	}
+	if len(in.Procs) != 4 || edges != 1 {
+		t.Fatalf("want one edge and three agent processes, got %d processes of which %d edges", len(in.Procs), edges)
+	}
+	res, err := in.EdgeResident()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Anon <= 0 || res.File <= 0 || res.Anon+res.File+res.Shmem != res.RSS {
+		t.Fatalf("edge memory %+v: want anonymous and file-backed parts adding up to RSS", res)
+	}
+}

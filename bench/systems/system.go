@@ -32,6 +32,10 @@ type StartOptions struct {
 	// agent and the edge (for direct: between the client and the target),
 	// so the tunnel's session crosses an emulated WAN.
 	Link *link.Shape
+	// Agents is how many further agents Instance.AddAgent will start; a
+	// system whose edge must list every tunnel in its configuration
+	// (rathole) lists that many more.
+	Agents int
 }
 
 // System is something the harness can measure.
@@ -90,11 +94,59 @@ type Instance struct {
 	// EdgeBaseKB is the edge's RSS once it listens but before any agent
 	// connected: the fixed cost of an edge, before tunnels and connections.
 	EdgeBaseKB int64
+	// EdgeBaseAnonKB is the anonymous part of EdgeBaseKB (not the
+	// binary's pages); 0 where memory comes from cgroups.
+	EdgeBaseAnonKB int64
 	// External instances were started by someone else (containers): they
 	// are not stopped, have no startup time, and, when Cgroups is set, their
 	// memory and CPU come from those cgroups.
 	External bool
 	Cgroups  proc.Cgroups
+
+	// addAgent, set by the systems that can, starts agent number i (from
+	// 1) with one TCP tunnel of its own and returns its public address.
+	addAgent func(ctx context.Context, i int) (string, error)
+	agents   int
+}
+
+// AddAgent starts one more agent process, connected to the instance's edge
+// with one TCP tunnel of its own to the target, as another user's machine
+// would, and returns that tunnel's public address. The runner uses it to
+// measure what each further agent session costs the edge. The agent is
+// stopped with the instance.
+func (in *Instance) AddAgent(ctx context.Context) (string, error) {
+	if in.addAgent == nil {
+		return "", fmt.Errorf("%s: the harness cannot add agents to this system", in.System)
+	}
+	in.agents++
+	addr, err := in.addAgent(ctx, in.agents)
+	if err != nil {
+		return "", fmt.Errorf("%s: agent %d: %w", in.System, in.agents, err)
+	}
+	return addr, nil
+}
+
+// EdgeResident sums the resident memory of the instance's edge processes,
+// split by backing; cgroups (External instances) give no such split.
+func (in *Instance) EdgeResident() (proc.Resident, error) {
+	if in.Cgroups.Set() {
+		return proc.Resident{}, fmt.Errorf("%s: cgroups do not split memory by backing", in.System)
+	}
+	var sum proc.Resident
+	for _, p := range in.Procs {
+		if !p.Edge {
+			continue
+		}
+		r, err := proc.ResidentKB(p.PID())
+		if err != nil {
+			return proc.Resident{}, err
+		}
+		sum.RSS += r.RSS
+		sum.Anon += r.Anon
+		sum.File += r.File
+		sum.Shmem += r.Shmem
+	}
+	return sum, nil
 }
 
 // markEdgeBase records EdgeBaseKB; call it when the edge listens and no
@@ -104,6 +156,9 @@ func (in *Instance) markEdgeBase() {
 	time.Sleep(50 * time.Millisecond)
 	if kb, err := in.RSSKB(true); err == nil {
 		in.EdgeBaseKB = kb
+	}
+	if res, err := in.EdgeResident(); err == nil {
+		in.EdgeBaseAnonKB = res.Anon
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 type runFlags struct {
 	preset, systems, scenarios, memConns, sluiceBin, dir, out string
 	rounds, tputMiB, parConns, parMiB, latRounds, wanMiB      int
+	memAgents                                                 int
 	wan                                                       string
 	target, source, engine, commit                            string
 	external                                                  listFlag
@@ -37,6 +38,7 @@ func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.IntVar(&f.parMiB, "parallel-mib", 0, "MiB per connection in the parallel scenario")
 	fs.IntVar(&f.latRounds, "latency-rounds", 0, "measured ping-pong rounds")
 	fs.StringVar(&f.memConns, "memory-conns", "", "comma-separated held-connection counts, e.g. 1000,10000")
+	fs.IntVar(&f.memAgents, "memory-agents", -1, "further agents (one tunnel each) whose edge RSS growth gives the memory per idle agent session; 0 skips it (default: the preset's)")
 	fs.StringVar(&f.wan, "wan", "", "comma-separated WAN links, e.g. rtt50-100MB,rtt200-100MB,rtt50-uncapped (round trip in ms, rate cap per direction in MB/s; default: the preset's)")
 	fs.IntVar(&f.wanMiB, "wan-mib", 0, "MiB per one-connection transfer across each WAN link (default: the preset's)")
 	fs.StringVar(&f.sluiceBin, "sluice-bin", os.Getenv("SLUICE_BIN"), "sluice binary (default: $SLUICE_BIN, else built from this repository)")
@@ -117,6 +119,9 @@ func (f *runFlags) params() (plan.Params, error) {
 	setIf(&p.ParallelMiB, f.parMiB)
 	setIf(&p.LatencyRounds, f.latRounds)
 	setIf(&p.WANMiB, f.wanMiB)
+	if f.memAgents >= 0 {
+		p.MemoryAgents = f.memAgents
+	}
 	if f.wan != "" {
 		p.WANLinks = nil
 		for _, name := range splitList(f.wan) {

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/frame"
 )
 
 // Flow control: what this side may send and what it lets the peer send, for
@@ -164,8 +166,10 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // unread after them, l the path (l.min is 0 before the RTT is known), fin
 // whether the peer has finished sending (no credit is needed then).
 //
-// Credit goes back once half the window has been consumed, or a quarter
-// once the window has grown, and the window is tuned at that moment. A
+// Credit goes back once half the window has been consumed (half of what
+// the peer could use so far, in a new stream's first round trip: see
+// usable), or a quarter once the window has grown, and the window is
+// tuned at that moment. A
 // grown window is one the path needs: crediting at half of it would leave
 // only half in flight while the credit travels, and a quarter keeps three
 // quarters in flight (the 32 MiB maximum then fills a 200 ms, 100 MB/s
@@ -202,10 +206,14 @@ func (w *recvWindow) waitedSince(start, now time.Duration) time.Duration {
 // to double the CPU cost per byte through cache misses.
 func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64, fin bool, lim *windowLimits) (inc int64) {
 	w.unacked += n
-	if fin || w.unacked < w.creditAt(lim) {
+	if fin {
 		return 0
 	}
 	epoch := now - w.epoch
+	usable := w.usable(epoch, l.min, lim)
+	if w.unacked < w.creditAt(usable, lim) {
+		return 0
+	}
 	waited := w.waited
 	if w.waiting() {
 		waited += w.waitedSince(w.waitingSince, now)
@@ -225,7 +233,7 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 			w.window -= shrink
 			inc -= shrink
 		}
-	case !busy && l.min > 0 && fastEpoch(w.unacked, w.window, epoch, l.min) && l.queue < l.min/2 && 2*w.window <= windowFor10Gbps(l.min):
+	case !busy && l.min > 0 && fastEpoch(w.unacked, usable, epoch, l.min) && l.queue < l.min/2 && 2*w.window <= windowFor10Gbps(l.min):
 		target := max(2*w.window, min(w.pathWindow(l.min), windowFor10Gbps(l.min)))
 		if grow := min(target, lim.max) - w.window; grow > 0 {
 			w.window += grow
@@ -239,12 +247,31 @@ func (w *recvWindow) consume(n int64, now time.Duration, l link, buffered int64,
 	return inc
 }
 
-// creditAt is how much of the window is consumed before credit goes back.
-func (w *recvWindow) creditAt(lim *windowLimits) int64 {
+// creditAt is how much of the window is consumed before credit goes back,
+// given the part of it the peer could use (see usable).
+func (w *recvWindow) creditAt(usable int64, lim *windowLimits) int64 {
 	if w.window > lim.initial {
 		return w.window / 4
 	}
-	return w.window / 2
+	return usable / 2
+}
+
+// usable is how much of an initial window the peer can have used an
+// epoch old, at round trip rtt. Credit takes half a round trip to reach
+// the peer and its data as long to come back, so within a round trip of
+// the epoch's start it can have sent only what it held then: for a new
+// stream, the protocol's initial credit, since a larger initial window is
+// granted by a WINDOW_UPDATE at open. Crediting and tuning at half of what
+// the peer could send keeps the first decision on the first burst, as
+// with a window of the protocol's size; waiting for half a larger window
+// would put it a round trip later, and across a WAN that round trip is
+// most of a short transfer's time. A window that has grown, or an epoch
+// past a round trip, counts whole.
+func (w *recvWindow) usable(epoch, rtt time.Duration, lim *windowLimits) int64 {
+	if epoch < rtt && w.window == lim.initial && w.window > frame.InitialStreamWindow {
+		return frame.InitialStreamWindow
+	}
+	return w.window
 }
 
 // fastEpoch reports whether consumed bytes of a window went by in epoch

@@ -486,3 +486,108 @@ func TestRecvWindowBurstCountersBounded(t *testing.T) {
 		t.Fatalf("path window %d after an hour at 2.5 kB/s, want about 1000", pw)
 	}
 }
+
+// TestRecvWindowFirstRoundTrip: a new stream whose initial window is
+// larger than the protocol's credit is credited and tuned at half that
+// credit within its first round trip, since the peer can have sent no more
+// before the grant at open reaches it; so its first decision falls on the
+// first burst, as with a window of the protocol's size, and not a round
+// trip later. After a round trip, before the RTT is known, and once the
+// window has grown, the whole window counts as before.
+func TestRecvWindowFirstRoundTrip(t *testing.T) {
+	lim := windowLimits{initial: 1 << 20, max: 32 << 20}
+	const credit = 256 << 10 // frame.InitialStreamWindow
+	const payload = 16 << 10
+	// 16 KiB every 163.84 µs is 100 MB/s: 2 x 5 MB at 50 ms.
+	at100MBps := 163840 * time.Nanosecond
+	tests := []struct {
+		name      string
+		rtt       time.Duration
+		start     time.Duration // from the stream's start to its first data
+		window    int64         // before; 0: lim.initial
+		read      int64         // consumed, back to back from the first data
+		wantCred  bool          // some credit goes back
+		wantAbout int64         // window afterwards, within 1%
+	}{
+		{"first round trip at 50 ms: half the protocol's credit decides, on the first burst", 50 * time.Millisecond, time.Millisecond, 0, credit / 2, true, 10e6},
+		{"first round trip: nothing before half the protocol's credit", 50 * time.Millisecond, time.Millisecond, 0, credit/2 - 1, false, 1 << 20},
+		{"past a round trip the peer had the whole window: half of it decides", 50 * time.Millisecond, 50 * time.Millisecond, 0, credit / 2, false, 1 << 20},
+		{"past a round trip, at half the window", 50 * time.Millisecond, 50 * time.Millisecond, 0, 1 << 19, true, 10e6},
+		{"RTT not measured yet: half the window decides", 0, time.Millisecond, 0, credit / 2, false, 1 << 20},
+		{"loopback: the round trip is over long before half the credit is read, so half the window decides", 50 * time.Microsecond, 0, 0, credit / 2, false, 1 << 20},
+		{"loopback, at half the window: no growth past the 10 Gbit/s product", 50 * time.Microsecond, 0, 0, 1 << 19, true, 1 << 20},
+		{"a grown window credits at a quarter of itself", 50 * time.Millisecond, time.Millisecond, 4 << 20, credit / 2, false, 4 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newRecvWindow(&lim, tstT0)
+			if tc.window != 0 {
+				w.window = tc.window
+			}
+			before := w.window
+			if !w.admit(tc.read) {
+				t.Fatal("admit refused what was read")
+			}
+			w.startWait(tstT0)
+			first := tstT0 + tc.start
+			now := first
+			// The read keeps pace with payloads arriving at 100 MB/s.
+			for got := int64(0); got < tc.read; got += payload {
+				n := min(payload, tc.read-got)
+				w.arrival(n, now, tc.rtt)
+				w.stopWait(now)
+				inc := w.consume(n, now, link{min: tc.rtt}, 0, false, &lim)
+				w.startWait(now)
+				if inc != 0 && got+n < tc.read {
+					t.Fatalf("credit %d after %d bytes, before %d", inc, got+n, tc.read)
+				}
+				if got+n == tc.read {
+					if (inc != 0) != tc.wantCred {
+						t.Fatalf("credit %d after %d bytes; want credit: %v", inc, tc.read, tc.wantCred)
+					}
+					if tc.wantCred {
+						if want := tc.read + w.window - before; inc != want {
+							t.Errorf("credit %d, want %d: what was read plus the growth", inc, want)
+						}
+					}
+				}
+				now += at100MBps
+			}
+			if w.window < tc.wantAbout*99/100 || w.window > tc.wantAbout*101/100 {
+				t.Errorf("window %d, want about %d", w.window, tc.wantAbout)
+			}
+		})
+	}
+}
+
+// TestRecvWindowFirstDecisionAsWithProtocolWindow: across a 50 ms link the
+// first credit of a stream with a 1 MiB initial window goes back when that
+// of a stream with the protocol's 256 KiB does, and grows it as far: the
+// peer sends the same 256 KiB at open either way.
+func TestRecvWindowFirstDecisionAsWithProtocolWindow(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	const payload = 16 << 10
+	at100MBps := 163840 * time.Nanosecond
+	firstCredit := func(lim windowLimits) (after int64, window int64) {
+		w := newRecvWindow(&lim, tstT0)
+		w.startWait(tstT0)
+		now := tstT0 + rtt/2 // the OPEN and its data come half a round trip after the open
+		for got := int64(0); got < 256<<10; got += payload {
+			w.admit(payload)
+			w.arrival(payload, now, rtt)
+			if inc := w.consume(payload, now, link{min: rtt}, 0, false, &lim); inc != 0 {
+				return got + payload, w.window
+			}
+			now += at100MBps
+		}
+		return 0, w.window
+	}
+	smallAt, smallWin := firstCredit(windowLimits{initial: 256 << 10, max: 32 << 20})
+	bigAt, bigWin := firstCredit(windowLimits{initial: 1 << 20, max: 32 << 20})
+	if smallAt == 0 || bigAt != smallAt {
+		t.Fatalf("first credit after %d bytes with a 1 MiB window, %d with 256 KiB; want the same, within the 256 KiB the peer sends at open", bigAt, smallAt)
+	}
+	if bigWin < smallWin {
+		t.Fatalf("the first decision grew a 1 MiB window to %d, a 256 KiB one to %d", bigWin, smallWin)
+	}
+}

@@ -27,7 +27,10 @@ type Config struct {
 	// Default 1 MiB: with 256 KiB a bulk stream on loopback or a LAN, where
 	// the window does not auto-tune, waited for credit every 128 KiB, and
 	// each WINDOW_UPDATE woke both sides' threads (twice the context
-	// switches per MiB measured with 1 MiB).
+	// switches per MiB measured with 1 MiB). Across a WAN it costs no
+	// round trip: in a stream's first round trip the peer can only have
+	// sent the protocol's credit, and the window is credited and tuned at
+	// half of that, as a 256 KiB one would be.
 	InitialStreamWindow uint32
 	// MaxStreamWindow caps window auto-tuning: a stream whose reader keeps
 	// up with the link grows its window, up to this, each time it consumes

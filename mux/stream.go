@@ -39,6 +39,7 @@ type Stream struct {
 	// sink is the socket a WriteTo copies into; guarded by mu.
 	sink    *sink
 	fwd     atomic.Pointer[forwarder] // set while a Forward runs
+	ready   atomic.Pointer[func()]    // set while an AfterReadable waits
 	writeMu sync.Mutex                // keeps one Write's bytes together on the wire
 	queued  atomic.Int64              // bytes in sq
 
@@ -91,6 +92,9 @@ func (st *Stream) wakeReaderAs(by kicker) {
 	}
 	if st.fwd.Load() != nil {
 		st.kickForward(by)
+	}
+	if st.ready.Load() != nil {
+		st.fireReadable()
 	}
 }
 

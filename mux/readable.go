@@ -8,7 +8,7 @@ package mux
 // is idle; call AfterReadable again from f to wait for more. A later call
 // replaces an f that has not started yet. Do not mix it with Forward.
 func (st *Stream) AfterReadable(f func()) {
-	st.ready.Store(&f)
+	st.waiters().ready.Store(&f)
 	st.fireReadable()
 }
 
@@ -17,7 +17,11 @@ func (st *Stream) AfterReadable(f func()) {
 // (through wakeReader, or at the session's end), and AfterReadable after
 // publishing f, so that one of them sees both; the swap starts f once.
 func (st *Stream) fireReadable() {
-	f := st.ready.Load()
+	w := st.w.Load()
+	if w == nil {
+		return
+	}
+	f := w.ready.Load()
 	if f == nil {
 		return
 	}
@@ -31,7 +35,7 @@ func (st *Stream) fireReadable() {
 			return
 		}
 	}
-	if st.ready.CompareAndSwap(f, nil) {
+	if w.ready.CompareAndSwap(f, nil) {
 		go (*f)()
 	}
 }

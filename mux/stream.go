@@ -39,7 +39,6 @@ type Stream struct {
 	// sink is the socket a WriteTo copies into; guarded by mu.
 	sink    *sink
 	fwd     atomic.Pointer[forwarder] // set while a Forward runs
-	ready   atomic.Pointer[func()]    // set while an AfterReadable waits
 	writeMu sync.Mutex                // keeps one Write's bytes together on the wire
 	queued  atomic.Int64              // bytes in sq
 
@@ -57,7 +56,8 @@ func newStream(s *Session, id uint32) *Stream {
 	return st
 }
 
-// waiters is what only a stream whose calls block, or that has deadlines,
+// waiters is what only a stream whose calls block, that has deadlines or
+// that waits with AfterReadable,
 // needs. It is made on first use, so that a stream held open with no call
 // waiting on it costs little memory.
 type waiters struct {
@@ -65,6 +65,7 @@ type waiters struct {
 	writeCh chan struct{} // signalled when credit or queue room appears
 	rdl     deadline
 	wdl     deadline
+	ready   atomic.Pointer[func()] // set while an AfterReadable waits
 }
 
 // waiters returns the stream's waiters, making them if needed. A call must
@@ -87,13 +88,14 @@ func (st *Stream) wakeReader() { st.wakeReaderAs(kickAny) }
 // wakeReaderAs is wakeReader for a caller that a Forward may ask more of
 // (see kicker).
 func (st *Stream) wakeReaderAs(by kicker) {
-	if w := st.w.Load(); w != nil {
+	w := st.w.Load()
+	if w != nil {
 		signal(w.readCh)
 	}
 	if st.fwd.Load() != nil {
 		st.kickForward(by)
 	}
-	if st.ready.Load() != nil {
+	if w != nil && w.ready.Load() != nil {
 		st.fireReadable()
 	}
 }

@@ -57,9 +57,8 @@ func newStream(s *Session, id uint32) *Stream {
 }
 
 // waiters is what only a stream whose calls block, that has deadlines or
-// that waits with AfterReadable,
-// needs. It is made on first use, so that a stream held open with no call
-// waiting on it costs little memory.
+// that waits with AfterReadable needs. It is made on first use, so that a
+// stream held open with no call waiting on it costs little memory.
 type waiters struct {
 	readCh  chan struct{} // signalled when data, FIN or reset arrives
 	writeCh chan struct{} // signalled when credit or queue room appears

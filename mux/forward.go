@@ -202,11 +202,13 @@ func (st *Stream) finishForward(f *forwarder, err error) {
 	f.done(n, err)
 }
 
-// kickForwarders lets every Forward learn that the session has ended. It
-// runs on the session's reader, once that has stopped.
+// kickForwarders lets every Forward, and every AfterReadable, learn that
+// the session has ended. It runs on the session's reader, once that has
+// stopped.
 func (s *Session) kickForwarders() {
 	s.streams.Range(func(_, v any) bool {
 		v.(*Stream).kickForward(kickReader)
+		v.(*Stream).fireReadable()
 		return true
 	})
 }

@@ -56,14 +56,15 @@ func newStream(s *Session, id uint32) *Stream {
 	return st
 }
 
-// waiters is what only a stream whose calls block, or that has deadlines,
-// needs. It is made on first use, so that a stream held open with no call
-// waiting on it costs little memory.
+// waiters is what only a stream whose calls block, that has deadlines or
+// that waits with AfterReadable needs. It is made on first use, so that a
+// stream held open with no call waiting on it costs little memory.
 type waiters struct {
 	readCh  chan struct{} // signalled when data, FIN or reset arrives
 	writeCh chan struct{} // signalled when credit or queue room appears
 	rdl     deadline
 	wdl     deadline
+	ready   atomic.Pointer[func()] // set while an AfterReadable waits
 }
 
 // waiters returns the stream's waiters, making them if needed. A call must
@@ -86,11 +87,15 @@ func (st *Stream) wakeReader() { st.wakeReaderAs(kickAny) }
 // wakeReaderAs is wakeReader for a caller that a Forward may ask more of
 // (see kicker).
 func (st *Stream) wakeReaderAs(by kicker) {
-	if w := st.w.Load(); w != nil {
+	w := st.w.Load()
+	if w != nil {
 		signal(w.readCh)
 	}
 	if st.fwd.Load() != nil {
 		st.kickForward(by)
+	}
+	if w != nil && w.ready.Load() != nil {
+		st.fireReadable()
 	}
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -102,22 +101,24 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 }
 
 // serveAgent takes one agent connection through its handshakes (TLS, the
-// sluice preface, the session, Hello and Auth) and then runs the session on
-// a goroutine of its own. The handshakes grow this goroutine's stack (TLS
-// above all), and a goroutine keeps a grown stack until the collector
-// shrinks it, which an edge with idle agents seldom runs: the session's
-// goroutine starts small, and this one's stack is freed when it returns.
+// sluice preface, the session, Hello and Auth) and then serves its control
+// stream with no goroutine of its own: each control message is answered on
+// a goroutine started when it arrives (see serveControl), and the session's
+// end is handled on the one that finds it. The handshakes grow this
+// goroutine's stack (TLS above all); it is freed when this returns.
 func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 	ac, unhook := s.admitAgent(ctx, conn, src)
 	if ac == nil {
 		return
 	}
 	s.wg.Add(1)
-	go func() {
+	s.sessions.Store(ac, struct{}{})
+	ac.log.Info("agent connected")
+	ac.serveControl(func(err error) {
 		defer s.wg.Done()
 		defer unhook()
-		s.runAgent(ctx, ac)
-	}()
+		s.endAgent(ctx, ac, err)
+	})
 }
 
 // admitAgent runs an agent connection's handshakes. It returns the admitted
@@ -195,16 +196,12 @@ func (s *Server) admitAgent(ctx context.Context, conn net.Conn, src string) (*ag
 	return ac, unhook
 }
 
-// runAgent serves an admitted agent's control stream until it ends, then
-// unroutes its tunnels and closes its session.
-func (s *Server) runAgent(ctx context.Context, ac *agentConn) {
+// endAgent unroutes an admitted agent's tunnels once its control stream
+// ended with err, and closes its session.
+func (s *Server) endAgent(ctx context.Context, ac *agentConn, err error) {
 	sess := ac.sess
-	defer sess.Close()
-	s.sessions.Store(ac, struct{}{})
 	defer s.sessions.Delete(ac)
-	ac.log.Info("agent connected")
-
-	err := ac.controlLoop()
+	defer sess.Close()
 	gone := ac.teardown()
 	if errors.Is(err, io.EOF) {
 		// The agent closed the control stream: it is shutting down and has
@@ -273,33 +270,27 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
 }
 
-// controlLoop answers Register messages until the control stream ends.
-// A session spends its life parked here, waiting for the next message's
-// first byte with a shallow stack; decoding and answering it (JSON, a
-// listener, the lease store) run on a goroutine of their own, so the deep
-// stack they need is freed when they are done instead of staying with
-// every idle session.
-func (ac *agentConn) controlLoop() error {
-	var first [1]byte
-	for {
-		if _, err := io.ReadFull(ac.ctrl, first[:]); err != nil {
-			return err
+// serveControl answers Register messages until the control stream ends,
+// then calls end with why (io.EOF when the agent closed it). An idle
+// session spends its life here with no goroutine waiting: one starts when a
+// message arrives, decodes and answers it (JSON, a listener, the lease
+// store) and ends, so neither a goroutine nor the deep stack those need
+// stays with every idle session.
+func (ac *agentConn) serveControl(end func(error)) {
+	ac.ctrl.AfterReadable(func() {
+		if err := ac.answer(ac.ctrl); err != nil {
+			end(err)
+			return
 		}
-		errc := make(chan error, 1)
-		go func() { errc <- ac.answer(io.MultiReader(bytes.NewReader(first[:]), ac.ctrl)) }()
-		if err := <-errc; err != nil {
-			return err
-		}
-	}
+		ac.serveControl(end)
+	})
 }
 
-// answer reads one control message from r and writes the reply.
+// answer reads one control message from r and writes the reply. It returns
+// io.EOF if r ended before the message's first byte.
 func (ac *agentConn) answer(r io.Reader) error {
 	m, err := control.ReadMessage(r)
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // the message's first byte had come
-		}
 		return err
 	}
 	var reply control.Message

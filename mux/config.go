@@ -23,14 +23,16 @@ type Config struct {
 	// InitialStreamWindow is the receive window of a new stream, and the
 	// smallest that auto-tuning shrinks it to. It must be at least
 	// frame.InitialStreamWindow (256 KiB, the credit every peer may
-	// assume); more is granted with a WINDOW_UPDATE when the stream opens.
-	// Default 1 MiB: with 256 KiB a bulk stream on loopback or a LAN, where
-	// the window does not auto-tune, waited for credit every 128 KiB, and
-	// each WINDOW_UPDATE woke both sides' threads (twice the context
-	// switches per MiB measured with 1 MiB). Across a WAN it costs no
-	// round trip: in a stream's first round trip the peer can only have
-	// sent the protocol's credit, and the window is credited and tuned at
-	// half of that, as a 256 KiB one would be.
+	// assume, and the default); more is granted with a WINDOW_UPDATE when
+	// the stream opens. A larger one costs no round trip across a WAN: in
+	// a stream's first round trip the peer can only have sent the
+	// protocol's credit, and the window is credited and tuned at half of
+	// that, as a 256 KiB one would be. It is a trade-off on loopback and
+	// LANs, where windows do not auto-tune: 1 MiB halves the context
+	// switches per MiB of a bulk stream (fewer WINDOW_UPDATEs to wait
+	// for), but the bulk streams' larger windows then queue in front of
+	// small messages, and a 64-byte round trip under two bulk streams took
+	// twice as long (docs/DATAPATH.md has the figures).
 	InitialStreamWindow uint32
 	// MaxStreamWindow caps window auto-tuning: a stream whose reader keeps
 	// up with the link grows its window, up to this, each time it consumes
@@ -67,7 +69,7 @@ type Config struct {
 // The defaults, field by field.
 const (
 	DefaultMaxConcurrentStreams = 65536
-	DefaultInitialStreamWindow  = 1 << 20
+	DefaultInitialStreamWindow  = frame.InitialStreamWindow
 	DefaultAcceptBacklog        = 1024
 	DefaultMaxStreamWindow      = 32 << 20
 	DefaultSessionWindow        = 128 << 20

@@ -76,11 +76,7 @@ func BenchmarkTCPRoundTrip64(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 			}
 			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
-			b.ReportMetric(q(0.50), "p50-µs")
-			b.ReportMetric(q(0.99), "p99-µs")
-			b.ReportMetric(q(0.999), "p99.9-µs")
+			reportLatencies(b, lat)
 		})
 	}
 }
@@ -112,4 +108,14 @@ func BenchmarkTCPNewConnection(b *testing.B) {
 			}
 		})
 	}
+}
+
+// reportLatencies reports the P50, P99 and P99.9 of the round trips in lat
+// (sorted in place), in µs.
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+	b.ReportMetric(q(0.999), "p99.9-µs")
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"net"
 	"runtime"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -49,11 +48,7 @@ func BenchmarkUDPRoundTrip(b *testing.B) {
 					lat = append(lat, time.Since(t0))
 				}
 				b.StopTimer()
-				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-				q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
-				b.ReportMetric(q(0.50), "p50-µs")
-				b.ReportMetric(q(0.99), "p99-µs")
-				b.ReportMetric(q(0.999), "p99.9-µs")
+				reportLatencies(b, lat)
 			})
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/sluicehq/sluice/internal/trywrite"
 )
 
 // TLSConn is what Listen and a TLS Dialer hand out: a *tls.Conn whose Write
@@ -137,24 +139,17 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchLimit+16<<
 // connection holds none.
 type recordBatcher struct {
 	net.Conn
-	rc  syscall.RawConn // the socket for writes that must not wait; nil if it has none
-	mu  sync.Mutex      // held while collecting and while writing a batch, so writes keep their order
+	tw  *trywrite.Writer // the socket for writes that must not wait; nil if it has none
+	mu  sync.Mutex       // held while collecting and while writing a batch, so writes keep their order
 	on  bool
 	buf *[]byte // collected records; between calls, those a TryWrite held
 	err error   // a failed batch write: the connection is unusable
-	// The write in progress for writeFd: a method value made once, since a
-	// closure over each call's state would be allocated anew every time.
-	n       int
-	writeFn func(fd uintptr) bool
 }
 
 func newTLSConn(raw net.Conn, cfg *tls.Config, client bool) *TLSConn {
 	b := &recordBatcher{Conn: raw}
 	if sc, ok := raw.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			b.rc = rc
-			b.writeFn = b.writeFd
-		}
+		b.tw = trywrite.New(sc)
 	}
 	var tc *tls.Conn
 	if client {
@@ -219,18 +214,16 @@ func (b *recordBatcher) endNow() (held bool, err error) {
 	if b.buf == nil {
 		return false, nil
 	}
-	if b.rc != nil {
-		b.n = 0
+	if b.tw != nil {
 		// A write deadline that passed since the last blocking write
 		// refuses the attempt: then everything is held, and the Flush
 		// that follows (under a fresh deadline) reports any real error.
-		if err := b.rc.Write(b.writeFn); err != nil && b.err == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		n, err := b.tw.Write(*b.buf)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			b.err = err
+			return false, err
 		}
-		if b.err != nil {
-			return false, b.err
-		}
-		rest := copy(*b.buf, (*b.buf)[b.n:])
+		rest := copy(*b.buf, (*b.buf)[n:])
 		*b.buf = (*b.buf)[:rest]
 	}
 	if len(*b.buf) > 0 {
@@ -238,27 +231,6 @@ func (b *recordBatcher) endNow() (held bool, err error) {
 	}
 	b.releaseLocked()
 	return false, nil
-}
-
-// writeFd writes buf[n:] without waiting: a full socket leaves the rest
-// for the next blocking write.
-func (b *recordBatcher) writeFd(fd uintptr) bool {
-	for p := *b.buf; b.n < len(p); {
-		m, err := syscall.Write(int(fd), p[b.n:])
-		if m > 0 {
-			b.n += m
-		}
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil || m <= 0 {
-			if err != nil && !errors.Is(err, syscall.EAGAIN) {
-				b.err = err
-			}
-			break
-		}
-	}
-	return true
 }
 
 // releaseLocked gives the batch buffer back to the pool.

@@ -40,62 +40,53 @@ const writerLinger = 100 * time.Millisecond
 // no writer goroutine and no stack for one.
 func (s *Session) sendLoop() {
 	defer s.loops.Done()
-	var idle *time.Timer
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
+	idle := time.NewTimer(writerLinger)
+	defer idle.Stop()
 	for {
-		for {
-			select {
-			case <-s.done:
-				s.stopWriter()
-				return
-			default:
-			}
-			s.connMu.Lock()
-			if !s.bw.build() {
-				err := s.bw.flushOwed()
-				s.connMu.Unlock()
-				if err != nil {
-					s.failWrite(err)
-					s.stopWriter()
-					return
-				}
-				break
-			}
-			err := s.bw.write()
-			s.connMu.Unlock()
-			if err != nil {
-				s.failWrite(err)
-				s.stopWriter()
-				return
-			}
+		if !s.writeQueued() {
+			s.retireWriter(true)
+			return
 		}
-		if idle == nil {
-			idle = time.NewTimer(writerLinger)
-		} else {
-			idle.Reset(writerLinger)
-		}
+		idle.Reset(writerLinger)
 		select {
 		case <-s.wake:
 			continue
 		case <-s.done:
-			s.stopWriter()
+			s.retireWriter(true)
 			return
 		case <-idle.C:
 		}
-		s.writerMu.Lock()
-		if s.writerAgain && !s.writerEnded {
-			// Something was queued as the wait ended.
-			s.writerAgain = false
-			s.writerMu.Unlock()
-			continue
+		if s.retireWriter(false) {
+			return
 		}
-		s.writerMu.Unlock()
-		s.stopWriter()
-		return
+	}
+}
+
+// writeQueued writes batches until nothing is left queued; false if the
+// session ended or a write failed.
+func (s *Session) writeQueued() bool {
+	for {
+		select {
+		case <-s.done:
+			return false
+		default:
+		}
+		s.connMu.Lock()
+		if !s.bw.build() {
+			err := s.bw.flushOwed()
+			s.connMu.Unlock()
+			if err != nil {
+				s.failWrite(err)
+				return false
+			}
+			return true
+		}
+		err := s.bw.write()
+		s.connMu.Unlock()
+		if err != nil {
+			s.failWrite(err)
+			return false
+		}
 	}
 }
 
@@ -118,16 +109,27 @@ func (s *Session) signalWriter() {
 	}
 }
 
-// stopWriter records that the writer ended; if the session is over, the
-// batch writer's buffers go back to their pool.
-func (s *Session) stopWriter() {
+// retireWriter ends the writer's run and reports true; if the session is
+// over, the batch writer's buffers go back to their pool. A writer that
+// found nothing to do for writerLinger (force false) goes on instead, and
+// false is returned, when work was signalled meanwhile: the check and the
+// end are one step under writerMu, so a signalWriter either sees the writer
+// still on (and it goes on) or off (and starts a new one), and no queued
+// frame waits for a writer that has left.
+func (s *Session) retireWriter(force bool) bool {
 	s.writerMu.Lock()
+	if !force && s.writerAgain && !s.writerEnded {
+		s.writerAgain = false
+		s.writerMu.Unlock()
+		return false
+	}
 	s.writerOn = false
 	ended := s.writerEnded
 	s.writerMu.Unlock()
 	if ended {
 		s.releaseWriter()
 	}
+	return true
 }
 
 // endWriter is called once as the session ends: no writer starts after it,
@@ -337,10 +339,8 @@ func (w *batchWriter) buildThrough(st *Stream, p []byte) bool {
 func (w *batchWriter) write() error {
 	s := w.s
 	s.prefaceSent = true // every session's first batch starts with it
-	if s.cfg.WriteTimeout > 0 {
-		if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
-			return err
-		}
+	if err := w.armDeadline(); err != nil {
+		return err
 	}
 	var err error
 	switch {
@@ -369,12 +369,20 @@ func (w *batchWriter) flushOwed() error {
 		return nil
 	}
 	w.owed = false
-	if s := w.s; s.cfg.WriteTimeout > 0 {
-		if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
-			return err
-		}
+	if err := w.armDeadline(); err != nil {
+		return err
 	}
 	return w.tw.Flush()
+}
+
+// armDeadline gives the blocking write about to start WriteTimeout to
+// finish in. connMu is held.
+func (w *batchWriter) armDeadline() error {
+	s := w.s
+	if s.cfg.WriteTimeout <= 0 {
+		return nil
+	}
+	return s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 }
 
 func (w *batchWriter) releaseBuffers() {

@@ -136,9 +136,7 @@ func (st *Stream) writeQueued() (n int) {
 	for st.rBuffered > 0 {
 		bb := st.rq[st.rqHead]
 		data := bb.B[st.rOff:]
-		k := st.sink.tryWrite(data)
-		st.sink.written += int64(k)
-		st.s.stats.sinkBytes.Add(uint64(k))
+		k := st.sinkWrite(data)
 		n += k
 		if k < len(data) {
 			st.rOff += k

@@ -255,9 +255,7 @@ func (st *Stream) deliver(bb *buffer) {
 		// WriteTo is waiting and nothing is queued ahead of this payload:
 		// hand it to the socket here, and wake WriteTo only for what the
 		// socket does not take.
-		off = st.sink.tryWrite(bb.B)
-		st.sink.written += int64(off)
-		st.s.stats.sinkBytes.Add(uint64(off))
+		off = st.sinkWrite(bb.B)
 		if off == n {
 			inc := st.consume(n)
 			st.mu.Unlock()
@@ -281,6 +279,15 @@ func (st *Stream) deliver(bb *buffer) {
 		st.credit(off, inc)
 	}
 	st.wakeReader()
+}
+
+// sinkWrite writes p into the stream's sink as far as the socket takes it
+// without waiting, counts what it took, and returns that. st.mu is held.
+func (st *Stream) sinkWrite(p []byte) int {
+	n := st.sink.tryWrite(p)
+	st.sink.written += int64(n)
+	st.s.stats.sinkBytes.Add(uint64(n))
+	return n
 }
 
 // takeHead removes the oldest received payload from the stream's queue,

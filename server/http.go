@@ -162,7 +162,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h1.Forwardable(r) {
-		if s.metrics != nil {
+		if s.metering {
 			s.proxyCounted(w, r, t, func(w http.ResponseWriter, r *http.Request) { s.serveFast(w, r, t) })
 			return
 		}
@@ -175,7 +175,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
-	if s.metrics != nil {
+	if s.metering {
 		s.proxyCounted(w, r.WithContext(ctx), t, s.proxy.ServeHTTP)
 		return
 	}

@@ -335,7 +335,12 @@ func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel,
 			code = http.StatusSwitchingProtocols
 		}
 	}
-	s.metrics.observeRequest(t, code, time.Since(start))
+	if c := code / 100; c >= 1 && c <= 5 {
+		t.requests[c-1].Add(1)
+	}
+	if s.metrics != nil {
+		s.metrics.observeRequest(t, code, time.Since(start))
+	}
 }
 
 // meteredConn is a stream of an HTTP tunnel's proxy pool: it counts bytes

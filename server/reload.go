@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sluicehq/sluice/control"
 )
 
 // limits returns the limits in force.
@@ -75,17 +74,7 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	if cfg.ReclaimGrace != 0 {
 		s.reg.SetGrace(cfg.ReclaimGrace)
 	}
-	closed := 0
-	s.sessions.Range(func(k, _ any) bool {
-		ac := k.(*agentConn)
-		if r := auth.lookup(ac.currentRule().hash); r != nil {
-			ac.rulep.Store(r)
-			return true
-		}
-		closed++
-		ac.revoke(control.CodeRevoked, "the edge's operator removed this agent's token: get a current token")
-		return true
-	})
+	closed := s.dropUnauthorized(auth, "the edge's operator removed this agent's token: get a current token")
 	if len(restart) > 0 {
 		slices.Sort(restart)
 		note = "changed settings that take effect only after a restart: " + strings.Join(restart, ", ")

@@ -30,6 +30,8 @@ type agentConn struct {
 	since  time.Time
 	owner  Owner
 	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
+	// software is what the agent says it runs, from its hello.
+	software string
 	log    *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
@@ -62,6 +64,8 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+	// requests counts HTTP responses by class (1xx..5xx) while metering.
+	requests [5]atomic.Int64
 }
 
 func (t *tunnel) owner() Owner { return t.ac.owner }
@@ -113,6 +117,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 	}
 	s.wg.Add(1)
 	s.sessions.Store(ac, struct{}{})
+	s.consoleChanged()
 	ac.log.Info("agent connected")
 	ac.serveControl(func(err error) {
 		defer s.wg.Done()
@@ -267,6 +272,7 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	}
 	ac.rulep.Store(r)
 	ac.owner = r.owner
+	ac.software = hello.Software
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
 }
 
@@ -389,5 +395,6 @@ func (ac *agentConn) teardown() []*tunnel {
 			ac.s.metrics.forget(t)
 		}
 	}
+	ac.s.consoleChanged()
 	return tunnels
 }

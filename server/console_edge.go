@@ -1,0 +1,520 @@
+package server
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server/console"
+)
+
+// consoleEdge is the edge as its operator console sees it (a
+// console.Backend), and what the console shows that the edge keeps nowhere
+// else: refusals by reason, and how often agents came back for their
+// addresses. It exists only when the admin address is set.
+type consoleEdge struct {
+	s       *Server
+	started time.Time
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed at the next change
+	refusals map[refusalKey]*refusalStat
+	reclaims map[string]int // lease key → times an agent came back for it
+	certs    map[string]cachedCert
+}
+
+type refusalKey struct{ kind, reason string }
+
+type refusalStat struct {
+	count   int64
+	sources map[string]struct{}
+	lastSrc string
+	last    time.Time
+}
+
+// Bounds on what the refusal summary remembers, so a flood of distinct
+// sources or reasons cannot grow it without end.
+const (
+	maxRefusalReasons = 256
+	maxRefusalSources = 1024
+	maxReclaimKeys    = 10000
+)
+
+type cachedCert struct {
+	mod  time.Time
+	leaf *x509.Certificate
+}
+
+func newConsoleEdge(s *Server) *consoleEdge {
+	return &consoleEdge{
+		s: s, started: time.Now(), changed: make(chan struct{}),
+		refusals: map[refusalKey]*refusalStat{}, reclaims: map[string]int{}, certs: map[string]cachedCert{},
+	}
+}
+
+// ConsoleBackend returns the edge as a console.Backend, or nil when the
+// edge has no admin address. A fleet's console takes one per edge.
+func (s *Server) ConsoleBackend() console.Backend {
+	if s.con == nil {
+		return nil
+	}
+	return s.con
+}
+
+func (c *consoleEdge) notify() {
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *consoleEdge) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// consoleChanged tells the console that sessions or tunnels changed.
+func (s *Server) consoleChanged() {
+	if s.con != nil {
+		s.con.notify()
+	}
+}
+
+// consoleOnline tells the console a tunnel came online, reclaimed when the
+// agent came back for its address with its lease.
+func (s *Server) consoleOnline(t *tunnel, reclaimed bool) {
+	c := s.con
+	if c == nil {
+		return
+	}
+	if reclaimed && t.ep != nil {
+		c.mu.Lock()
+		if _, ok := c.reclaims[t.ep.key]; ok || len(c.reclaims) < maxReclaimKeys {
+			c.reclaims[t.ep.key]++
+		}
+		c.mu.Unlock()
+	}
+	c.notify()
+}
+
+// refusalKind sorts the edge's warnings about refused clients.
+func refusalKind(msg string) string {
+	switch {
+	case strings.Contains(msg, "authentication failed"):
+		return console.RefusedAuth
+	case strings.Contains(msg, "limit"), strings.Contains(msg, "refused before its handshake"):
+		return console.RefusedLimit
+	}
+	return console.RefusedHandshake
+}
+
+// registrationKind sorts a refused tunnel registration by its error code.
+func registrationKind(code string) string {
+	switch code {
+	case control.CodeForbidden:
+		return console.RefusedPolicy
+	case control.CodeLimit:
+		return console.RefusedLimit
+	case control.CodeNameTaken, control.CodePortTaken:
+		return console.RefusedClaim
+	}
+	return console.RefusedHandshake
+}
+
+// registrationReason says in words why a registration was refused.
+func registrationReason(code string) string {
+	switch code {
+	case control.CodeForbidden:
+		return "tunnel refused: the token's rules do not allow the name or port"
+	case control.CodeLimit:
+		return "tunnel refused: a tunnel limit is reached"
+	case control.CodeNameTaken:
+		return "tunnel refused: the name is another owner's"
+	case control.CodePortTaken:
+		return "tunnel refused: the port is taken or outside the range"
+	}
+	return "tunnel refused: " + code
+}
+
+// consoleRefused counts one refusal for the console's summary.
+func (s *Server) consoleRefused(kind, reason, src string) {
+	c := s.con
+	if c == nil {
+		return
+	}
+	now := time.Now()
+	k := refusalKey{kind, reason}
+	c.mu.Lock()
+	st := c.refusals[k]
+	if st == nil {
+		if len(c.refusals) >= maxRefusalReasons {
+			c.mu.Unlock()
+			return
+		}
+		st = &refusalStat{sources: map[string]struct{}{}}
+		c.refusals[k] = st
+	}
+	st.count++
+	st.last, st.lastSrc = now, src
+	if len(st.sources) < maxRefusalSources {
+		st.sources[src] = struct{}{}
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// tokenID names a token in the console without revealing it: the start of
+// its SHA-256.
+func tokenID(h [32]byte) string { return "sha256:" + hex.EncodeToString(h[:6]) }
+
+// Snapshot implements console.Backend.
+func (c *consoleEdge) Snapshot() console.Snapshot {
+	s := c.s
+	now := time.Now()
+	sn := console.Snapshot{
+		Edge: console.Edge{ID: s.Addr().String(), Version: Software, Started: c.started, Agents: s.Addr().String(),
+			HTTP: addrString(s.HTTPAddr()), HTTPS: addrString(s.HTTPSAddr())},
+		Time: now, Sessions: []console.Session{}, Tunnels: []console.Tunnel{}, Owners: []console.Owner{},
+		Leases: []console.Lease{}, Refusals: []console.Refusal{},
+	}
+	c.mu.Lock()
+	reclaims := make(map[string]int, len(c.reclaims))
+	for k, n := range c.reclaims {
+		reclaims[k] = n
+	}
+	c.mu.Unlock()
+	perOwner := map[Owner]int{}
+	perToken := map[[32]byte]int{}
+	s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		r := ac.currentRule()
+		perOwner[ac.owner]++
+		perToken[r.hash]++
+		ac.mu.Lock()
+		tunnels := append([]*tunnel(nil), ac.tunnels...)
+		ac.mu.Unlock()
+		ss := console.Session{
+			ID: ac.id, Owner: r.ownerName, TokenID: tokenID(r.hash), RemoteAddr: ac.remote, Software: ac.software,
+			Since: ac.since, RTT: ac.sess.RTT(), Streams: ac.sess.NumStreams(), Tunnels: len(tunnels),
+		}
+		for _, t := range tunnels {
+			ct := console.Tunnel{
+				ID: strconv.FormatUint(uint64(t.id), 10), URL: t.url, Kind: string(t.kind), Name: t.name,
+				Owner: r.ownerName, Session: ac.id, AgentAddr: ac.remote, Since: ac.since, Members: 1,
+				Streams: t.streams.Load(), BytesIn: t.meter.AToB.Load(), BytesOut: t.meter.BToA.Load(),
+			}
+			for i := range ct.Requests {
+				ct.Requests[i] = t.requests[i].Load()
+			}
+			if ep := t.ep; ep != nil {
+				ct.Members = max(1, ep.size())
+				ep.mu.Lock()
+				ct.Since = ep.since
+				ep.mu.Unlock()
+				ss.Reconnects = max(ss.Reconnects, reclaims[ep.key])
+			}
+			sn.Tunnels = append(sn.Tunnels, ct)
+		}
+		sn.Sessions = append(sn.Sessions, ss)
+		return true
+	})
+	sn.Owners = c.owners(perOwner, perToken)
+	sn.Leases = c.leases(now)
+	sn.Refusals = c.refusalList()
+	sn.Certificates = c.certificates()
+	return sn
+}
+
+func (c *consoleEdge) owners(perOwner map[Owner]int, perToken map[[32]byte]int) []console.Owner {
+	s := c.s
+	lim := s.limits()
+	s.ownerMu.Lock()
+	tunnels := make(map[Owner]int, len(s.ownerTunnels))
+	for o, n := range s.ownerTunnels {
+		tunnels[o] = n
+	}
+	s.ownerMu.Unlock()
+	revocable := s.cfg.TokensFile != ""
+	byOwner := map[Owner]*console.Owner{}
+	var order []Owner
+	for _, r := range s.auth.Load().rules {
+		o := byOwner[r.owner]
+		if o == nil {
+			o = &console.Owner{Name: r.ownerName, Sessions: perOwner[r.owner], Tunnels: tunnels[r.owner],
+				MaxTunnels: r.maxTunnels, MaxStreams: r.maxStreams, Names: strings.Join(r.names, ", "), Ports: r.portList()}
+			if o.MaxTunnels == 0 {
+				o.MaxTunnels = lim.TunnelsPerOwner
+			}
+			if o.MaxStreams == 0 {
+				o.MaxStreams = lim.StreamsPerOwner
+			}
+			if v, ok := s.ownerStreams.Load(r.owner); ok {
+				o.Streams = v.(*atomic.Int64).Load()
+			}
+			byOwner[r.owner] = o
+			order = append(order, r.owner)
+		}
+		tk := console.Token{ID: tokenID(r.hash), Source: "configuration", Sessions: perToken[r.hash]}
+		if r.index > 0 {
+			tk.Source = "tokens file entry " + strconv.Itoa(r.index)
+			tk.Revocable = revocable
+		}
+		o.Tokens = append(o.Tokens, tk)
+	}
+	out := make([]console.Owner, 0, len(order))
+	for _, o := range order {
+		out = append(out, *byOwner[o])
+	}
+	return out
+}
+
+func (c *consoleEdge) leases(now time.Time) []console.Lease {
+	r := c.s.reg
+	out := []console.Lease{}
+	r.mu.Lock()
+	for k, l := range r.leases {
+		if l.ep == nil && now.Before(l.until) {
+			out = append(out, console.Lease{Key: k, Label: keyLabel(k), Owner: l.rec.OwnerName, Until: l.until})
+		}
+	}
+	r.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func (c *consoleEdge) refusalList() []console.Refusal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]console.Refusal, 0, len(c.refusals))
+	for k, st := range c.refusals {
+		out = append(out, console.Refusal{Kind: k.kind, Reason: k.reason, Count: st.count, Sources: len(st.sources), LastSource: st.lastSrc, Last: st.last})
+	}
+	return out
+}
+
+// acmeRenewBefore is when autocert starts renewing: its default, 30 days
+// before expiry.
+const acmeRenewBefore = 30 * 24 * time.Hour
+
+// certificates lists the agent listener's certificate, the HTTPS ingress's
+// static one, or the ones ACME issued (from the certificate store) and the
+// names whose issuance is failing.
+func (c *consoleEdge) certificates() []console.Certificate {
+	s := c.s
+	out := []console.Certificate{}
+	static := func(listener string, leaves []*x509.Certificate) {
+		for _, l := range leaves {
+			out = append(out, console.Certificate{Listener: listener, Subject: certSubject(l), Issuer: l.Issuer.CommonName, NotAfter: l.NotAfter, State: "static"})
+		}
+	}
+	if s.cfg.TLS != nil {
+		static("agents", leaves(s.cfg.TLS.Certificates))
+	}
+	if s.https == nil {
+		return out
+	}
+	if s.https.issuer == nil {
+		static("https", leaves(s.https.srv.TLSConfig.Certificates))
+		return out
+	}
+	iss := s.https.issuer
+	iss.mu.Lock()
+	held := make(map[string]hold, len(iss.held))
+	for k, h := range iss.held {
+		held[k] = h
+	}
+	iss.mu.Unlock()
+	for name, leaf := range c.issued(filepath.Join(s.cfg.StateDir, "acme")) {
+		ct := console.Certificate{Listener: "https", Subject: name, Issuer: leaf.Issuer.CommonName, NotAfter: leaf.NotAfter,
+			State: "issued", Renewal: leaf.NotAfter.Add(-acmeRenewBefore)}
+		if h, ok := held[name]; ok {
+			ct.State, ct.Retry, ct.LastError = "failing", h.until, h.err.Error()
+			delete(held, name)
+		}
+		out = append(out, ct)
+	}
+	for name, h := range held {
+		out = append(out, console.Certificate{Listener: "https", Subject: name, State: "failing", Retry: h.until, LastError: h.err.Error()})
+	}
+	return out
+}
+
+func certSubject(l *x509.Certificate) string {
+	if len(l.DNSNames) > 0 {
+		return strings.Join(l.DNSNames, ", ")
+	}
+	if len(l.IPAddresses) > 0 {
+		return l.IPAddresses[0].String()
+	}
+	return l.Subject.CommonName
+}
+
+// issued reads the certificates autocert stored in dir (one file per name,
+// the key and the chain in PEM), re-parsing only files that changed.
+func (c *consoleEdge) issued(dir string) map[string]*x509.Certificate {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[string]*x509.Certificate{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, "acme_account") || strings.Contains(name, "+token") || strings.HasSuffix(name, "+rsa") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		cc, ok := c.certs[name]
+		if !ok || !cc.mod.Equal(info.ModTime()) {
+			cc = cachedCert{mod: info.ModTime(), leaf: readLeaf(filepath.Join(dir, name))}
+			c.certs[name] = cc
+		}
+		if cc.leaf != nil {
+			out[name] = cc.leaf
+		}
+	}
+	return out
+}
+
+func readLeaf(file string) *x509.Certificate {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return nil
+		}
+		if b.Type == "CERTIFICATE" {
+			l, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil
+			}
+			return l
+		}
+	}
+}
+
+// Disconnect implements console.Backend: it closes the session, and the
+// agent reconnects as after any dropped connection.
+func (c *consoleEdge) Disconnect(id string, by console.Actor) error {
+	var found *agentConn
+	c.s.sessions.Range(func(k, _ any) bool {
+		if ac := k.(*agentConn); ac.id == id {
+			found = ac
+			return false
+		}
+		return true
+	})
+	if found == nil {
+		return fmt.Errorf("session %s: %w (it disconnected already)", id, console.ErrNotFound)
+	}
+	found.log.Warn("the operator disconnected this agent session", "by", by.String())
+	found.sess.Close()
+	return nil
+}
+
+// RevokeToken implements console.Backend: the token leaves the tokens file
+// (rewritten atomically, so a reload or restart keeps it out) and then the
+// edge's table, closing its sessions as a reload that dropped it would.
+func (c *consoleEdge) RevokeToken(id string, by console.Actor) error {
+	s := c.s
+	old := s.auth.Load()
+	var target *rule
+	for _, r := range old.rules {
+		if tokenID(r.hash) == id && r.index > 0 {
+			target = r
+		}
+	}
+	if target == nil {
+		for _, r := range old.rules {
+			if tokenID(r.hash) == id {
+				return fmt.Errorf("token %s is given in the edge's configuration, not its tokens file: remove it there and restart", id)
+			}
+		}
+		return fmt.Errorf("token %s: %w (revoked already?)", id, console.ErrNotFound)
+	}
+	if s.cfg.TokensFile == "" {
+		return errors.New("the edge was given its token rules without a tokens file to rewrite: remove the token where they come from")
+	}
+	removed, err := removeTokenFromFile(s.cfg.TokensFile, target.hash)
+	if err != nil {
+		return err
+	}
+	next := &authTable{}
+	for _, r := range old.rules {
+		if r.hash != target.hash {
+			next.rules = append(next.rules, r)
+		}
+	}
+	if !s.auth.CompareAndSwap(old, next) {
+		return errors.New("the edge's tokens changed at the same moment (a reload): look again and retry")
+	}
+	closed := s.dropUnauthorized(next, "the edge's operator revoked this agent's token: get a current token")
+	s.log.Warn("token revoked from the console", "token", id, "owner", target.ownerName, "by", by.String(),
+		"tokens_file", s.cfg.TokensFile, "entries_removed", removed, "sessions_closed", closed)
+	c.notify()
+	return nil
+}
+
+// ReleaseLease implements console.Backend: the key is forgotten, here and
+// in the lease store, if no agent holds it right now.
+func (c *consoleEdge) ReleaseLease(key string, by console.Actor) error {
+	r := c.s.reg
+	r.mu.Lock()
+	l, ok := r.leases[key]
+	if !ok || l.ep != nil || !r.now().Before(l.until) {
+		r.mu.Unlock()
+		if ok && l.ep != nil {
+			return fmt.Errorf("%s is in use by a connected agent: disconnect it first", keyLabel(key))
+		}
+		return fmt.Errorf("%s: %w (not held, or its grace ended)", keyLabel(key), console.ErrNotFound)
+	}
+	delete(r.leases, key)
+	r.mu.Unlock()
+	c.mu.Lock()
+	delete(c.reclaims, key)
+	c.mu.Unlock()
+	if err := r.store.Delete(key); err != nil {
+		return fmt.Errorf("%s released, but the lease store failed to forget it (it may return after a restart): %w", keyLabel(key), err)
+	}
+	c.s.log.Warn("lease released from the console", "address", keyLabel(key), "owner", l.rec.OwnerName, "by", by.String())
+	c.notify()
+	return nil
+}
+
+// dropUnauthorized closes the sessions whose token auth no longer accepts
+// and moves the others onto auth's rules. It returns how many it closed.
+func (s *Server) dropUnauthorized(auth *authTable, why string) int {
+	closed := 0
+	s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		if r := auth.lookup(ac.currentRule().hash); r != nil {
+			ac.rulep.Store(r)
+			return true
+		}
+		closed++
+		ac.revoke(control.CodeRevoked, why)
+		return true
+	})
+	s.consoleChanged()
+	return closed
+}

@@ -90,7 +90,15 @@ func (c *Console) describe(action, edge, target string) (confirmView, error) {
 				if !t.Revocable {
 					return v, fmt.Errorf("token %s is given in the edge's configuration, not its tokens file: remove it there and restart the edge", t.ID)
 				}
-				v.What = fmt.Sprintf("The edge stops accepting this token now and for good: its %d session(s) are told and closed (their agents stop, exit code 3), and its entry is removed from the tokens file, so a reload or a restart keeps it revoked.", t.Sessions)
+				sessions := "It has no session connected now."
+				switch t.Sessions {
+				case 0:
+				case 1:
+					sessions = "Its one session is told and closed (the agent stops, exit code 3)."
+				default:
+					sessions = fmt.Sprintf("Its %d sessions are told and closed (their agents stop, exit code 3).", t.Sessions)
+				}
+				v.What = "The edge stops accepting this token now and for good. " + sessions + " Its entry is removed from the tokens file, so a reload or a restart keeps it revoked."
 				v.Facts = []fact{{"Token", t.ID}, {"Owner", o.Name}, {"Source", t.Source}, {"Sessions", fmt.Sprint(t.Sessions)}}
 				return v, nil
 			}

@@ -58,6 +58,9 @@ var tmpl = template.Must(template.New("console").Funcs(template.FuncMap{
 		if d <= 0 {
 			return "—"
 		}
+		if d < time.Millisecond {
+			return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
+		}
 		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
 	},
 	"soon": func(now, t time.Time) bool { return !t.IsZero() && t.Sub(now) < 14*24*time.Hour },

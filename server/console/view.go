@@ -93,8 +93,10 @@ func makeSpark(s series) spark {
 			return ""
 		}
 		var b strings.Builder
-		step := float64(sparkW) / float64(histLen-1)
-		x0 := float64(sparkW) - step*float64(len(v)-1)
+		// A young series fills the width too: a line squeezed into the
+		// right edge reads as nothing.
+		step := float64(sparkW) / float64(max(len(v)-1, 1))
+		x0 := 0.0
 		for i, y := range v {
 			h := float64(sparkH - 2)
 			if peak > 0 {
@@ -155,12 +157,21 @@ func build(page string, smp *sample, now time.Time) *view {
 	}
 	v.Totals.Sessions, v.Totals.Tunnels, v.Totals.Leases = len(v.Sessions), len(v.Tunnels), len(v.Leases)
 	sort.SliceStable(v.Tunnels, func(i, j int) bool { return v.Tunnels[i].URL < v.Tunnels[j].URL })
+	if page == "overview" {
+		sort.SliceStable(v.Tunnels, func(i, j int) bool {
+			return v.Tunnels[i].InRate+v.Tunnels[i].OutRate > v.Tunnels[j].InRate+v.Tunnels[j].OutRate
+		})
+		v.Tunnels = v.Tunnels[:min(len(v.Tunnels), busiestShown)]
+	}
 	sort.SliceStable(v.Sessions, func(i, j int) bool { return v.Sessions[i].Since.Before(v.Sessions[j].Since) })
 	sort.SliceStable(v.Owners, func(i, j int) bool { return v.Owners[i].Name < v.Owners[j].Name })
 	sort.SliceStable(v.Refusals, func(i, j int) bool { return v.Refusals[i].Last.After(v.Refusals[j].Last) })
 	sort.SliceStable(v.Certs, func(i, j int) bool { return v.Certs[i].NotAfter.Before(v.Certs[j].NotAfter) })
 	return v
 }
+
+// busiestShown is how many tunnels the overview lists.
+const busiestShown = 8
 
 var pageTitles = map[string]string{
 	"overview": "Overview", "tunnels": "Tunnels", "agents": "Agents", "owners": "Owners",

@@ -32,7 +32,7 @@ type agentConn struct {
 	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
 	// software is what the agent says it runs, from its hello.
 	software string
-	log    *slog.Logger
+	log      *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
 

@@ -11,13 +11,13 @@ import (
 // view is what a page is rendered from: the latest sample arranged for
 // one page, across every edge.
 type view struct {
-	Page  string
-	Title string
-	Fleet bool // more than one edge: show which edge each row is on
-	Now   time.Time
-	Edges []Edge
-	Who   string
-	CSRF  string
+	Page     string
+	Title    string
+	Fleet    bool // more than one edge: show which edge each row is on
+	Now      time.Time
+	Edges    []Edge
+	Who      string
+	CSRF     string
 	Flash    string
 	FlashBad bool
 
@@ -34,13 +34,13 @@ type view struct {
 }
 
 type totals struct {
-	Edges, Agents, Sessions, Tunnels int
-	Streams                          int64
+	Edges, Agents, Sessions, Tunnels  int
+	Streams                           int64
 	ReqRate, ErrRate, InRate, OutRate float64
-	Refused                          int64
-	Leases                           int
-	CertSoonest                      *certRow
-	CertFailing                      int
+	Refused                           int64
+	Leases                            int
+	CertSoonest                       *certRow
+	CertFailing                       int
 }
 
 type tunnelRow struct {

@@ -346,3 +346,30 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetIsAListOfEdges: with two edges the pages name each row's edge,
+// and an action goes to the edge its row is on.
+func TestFleetIsAListOfEdges(t *testing.T) {
+	a := &edge{snap: Snapshot{Edge: Edge{ID: "edge-a"}, Sessions: []Session{{ID: "sa", Owner: "alice"}}}}
+	b := &edge{snap: Snapshot{Edge: Edge{ID: "edge-b"}, Sessions: []Session{{ID: "sb", Owner: "bob"}}}}
+	con, err := New(Config{Token: adminToken, Edges: []Backend{b, a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(con.Handler())
+	defer srv.Close()
+	c := client(srv)
+	signIn(t, c, srv)
+	_, body := get(t, c, srv.URL+"/agents", nil)
+	if !strings.Contains(body, "<th>Edge</th>") || strings.Index(body, "<td>edge-a</td>") > strings.Index(body, "<td>edge-b</td>") ||
+		!strings.Contains(body, "edge=edge-b&amp;target=sb") {
+		t.Fatalf("the fleet's agents page does not name each row's edge:\n%s", body)
+	}
+	post(t, c, srv.URL+"/actions/disconnect", url.Values{"edge": {"edge-b"}, "target": {"sb"}, "csrf": {csrfOf(t, c, srv)}}, nil)
+	if len(a.done()) != 0 || len(b.done()) != 1 {
+		t.Fatalf("edge a was asked %q, edge b %q; want only b", a.done(), b.done())
+	}
+	if resp := post(t, c, srv.URL+"/actions/disconnect", url.Values{"edge": {"edge-c"}, "target": {"sb"}, "csrf": {csrfOf(t, c, srv)}}, map[string]string{"Accept": "text/html"}); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an action on an unknown edge: %d, want 404", resp.StatusCode)
+	}
+}

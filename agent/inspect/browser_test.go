@@ -17,8 +17,8 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/inspect"
-	"github.com/sluicehq/sluice/internal/browsertest"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/browsertest"
 	"github.com/sluicehq/sluice/server"
 )
 

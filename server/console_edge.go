@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,6 +26,7 @@ import (
 // addresses. It exists only when the admin address is set.
 type consoleEdge struct {
 	s       *Server
+	id      string // host name and agent port: unique across a fleet
 	started time.Time
 
 	mu       sync.Mutex
@@ -57,8 +59,13 @@ type cachedCert struct {
 }
 
 func newConsoleEdge(s *Server) *consoleEdge {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "edge"
+	}
+	_, port, _ := net.SplitHostPort(s.Addr().String())
 	return &consoleEdge{
-		s: s, started: time.Now(), changed: make(chan struct{}),
+		s: s, id: net.JoinHostPort(host, port), started: time.Now(), changed: make(chan struct{}),
 		refusals: map[refusalKey]*refusalStat{}, reclaims: map[string]int{}, certs: map[string]cachedCert{},
 	}
 }
@@ -184,7 +191,7 @@ func (c *consoleEdge) Snapshot() console.Snapshot {
 	s := c.s
 	now := time.Now()
 	sn := console.Snapshot{
-		Edge: console.Edge{ID: s.Addr().String(), Version: Software, Started: c.started, Agents: s.Addr().String(),
+		Edge: console.Edge{ID: c.id, Version: Software, Started: c.started, Agents: s.Addr().String(),
 			HTTP: addrString(s.HTTPAddr()), HTTPS: addrString(s.HTTPSAddr())},
 		Time: now, Sessions: []console.Session{}, Tunnels: []console.Tunnel{}, Owners: []console.Owner{},
 		Leases: []console.Lease{}, Refusals: []console.Refusal{},

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,6 +53,8 @@ func TestConsoleInChromium(t *testing.T) {
 		"--insecure", "--admin", admin, "--admin-token", "console-admin-token", "--reclaim-grace", "10m")
 	edge.waitLine(`admin view on http://` + admin)
 	base := "http://" + admin
+	host, _ := os.Hostname()
+	edgeID := net.JoinHostPort(host, strings.Split(listen, ":")[1])
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		if r.URL.Path == "/missing" {
@@ -195,7 +198,7 @@ document.getElementById("f").submit();
 fetch("%[1]s/actions/disconnect", {method: "POST", mode: "no-cors", credentials: "include", body: new URLSearchParams({edge: "%[2]s", target: "x"})})
   .then(() => fetch("%[1]s/api/snapshot", {credentials: "include"}))
   .then(r => r.text()).then(t => { window.result = "read: " + t; }, e => { window.result = "blocked: " + e; });
-</script>`, base, listen)
+</script>`, base, edgeID)
 	}))
 	defer evil.Close()
 	do("a foreign page", chromedp.Navigate(evil.URL))
@@ -208,9 +211,14 @@ fetch("%[1]s/actions/disconnect", {method: "POST", mode: "no-cors", credentials:
 	}
 	// The console's own origin, without the form's CSRF token: refused.
 	do("back to the console", chromedp.Navigate(base+"/owners"), chromedp.WaitVisible(css(`tr.owner[data-owner=alice]`)))
-	code := eval(`fetch("/actions/disconnect", {method: "POST", body: new URLSearchParams({edge: "` + listen + `", target: "x"})}).then(r => String(r.status))`)
+	disconnects := strings.Count(edge.stderr.String(), "disconnected this agent session")
+	code := eval(`fetch("/api/snapshot").then(r => r.json()).then(j => fetch("/actions/disconnect", {method: "POST",
+		body: new URLSearchParams({edge: j.edges[0].edge.id, target: j.edges[0].sessions[0].id})})).then(r => String(r.status))`)
 	if code != "403" {
 		t.Fatalf("a same-origin action without the CSRF token answered %s, want 403", code)
+	}
+	if strings.Count(edge.stderr.String(), "disconnected this agent session") != disconnects {
+		t.Fatalf("a session was disconnected without the CSRF token:\n%s", edge.stderr.String())
 	}
 	if b, _ := os.ReadFile(tokens); string(b) != consoleTokens {
 		t.Fatalf("the tokens file changed before any revoke:\n%s", b)

@@ -54,7 +54,7 @@ type Snapshot struct {
 
 // Edge names the edge a snapshot is of.
 type Edge struct {
-	ID      string    `json:"id"` // unique in a fleet: the agent address
+	ID      string    `json:"id"` // unique in a fleet, e.g. host:agent-port
 	Version string    `json:"version"`
 	Started time.Time `json:"started"`
 	Agents  string    `json:"agents_addr"`

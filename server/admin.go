@@ -101,20 +101,6 @@ func (s *Server) Status() AdminStatus {
 	return st
 }
 
-// validateAdmin checks the admin fields (part of Config.validate).
-func (c *Config) validateAdmin() error {
-	if c.Admin == "" {
-		return nil
-	}
-	if _, _, err := net.SplitHostPort(c.Admin); err != nil {
-		return configErr("Admin", "%q: %v: write it as host:port, e.g. 127.0.0.1:7836", c.Admin, err)
-	}
-	if c.AdminToken == "" {
-		return configErr("AdminToken", "the admin view needs a bearer token: it lists every agent's address")
-	}
-	return nil
-}
-
 type adminServer struct {
 	ln   net.Listener
 	srv  *http.Server

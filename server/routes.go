@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -56,4 +57,19 @@ func (r *Registry) releaseRoute(m *sync.Map, key any, resKey string, rt Route) {
 			}
 		}
 	}
+}
+
+// udpPort keys UDP ports in the registry apart from TCP ports: the two are
+// separate namespaces on a host.
+type udpPort int
+
+// ClaimUDPPort maps a UDP port to rt, with the same rules as ClaimHost.
+func (r *Registry) ClaimUDPPort(port int, rt Route) (replaced Route, err error) {
+	return r.claimRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt, ErrPortTaken)
+}
+
+// ReleaseUDPPort unmaps a UDP port if it still maps to rt, and reserves it
+// for rt's owner for the grace period.
+func (r *Registry) ReleaseUDPPort(port int, rt Route) {
+	r.releaseRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt)
 }

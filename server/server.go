@@ -62,13 +62,14 @@ type Server struct {
 	served     atomic.Bool
 }
 
-// New validates cfg and opens the edge's listeners, so that Addr and HTTPAddr
-// are known before Serve runs and a port already in use is reported here.
+// New fills cfg's zero fields, validates it and opens the edge's listeners,
+// so that Addr and HTTPAddr are known before Serve runs and a port already in
+// use is reported here.
 func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, cfg.Domain)
 	if err != nil {
 		return nil, configErr("TokenRules", "%v", err)

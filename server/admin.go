@@ -67,7 +67,7 @@ type AdminTotals struct {
 // URL.
 func (s *Server) Status() AdminStatus {
 	st := AdminStatus{Time: time.Now().UTC(), Agents: []AdminAgent{}, Tunnels: []AdminTunnel{}}
-	owners := map[Owner]struct{}{}
+	owners := map[ownerID]struct{}{}
 	s.sessions.Range(func(k, _ any) bool {
 		ac := k.(*agentConn)
 		owners[ac.owner] = struct{}{}

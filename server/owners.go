@@ -20,7 +20,7 @@ func (s *Server) reserveTunnel(ac *agentConn) bool {
 	return true
 }
 
-func (s *Server) countTunnel(o Owner, delta int) {
+func (s *Server) countTunnel(o ownerID, delta int) {
 	s.ownerMu.Lock()
 	defer s.ownerMu.Unlock()
 	if s.ownerTunnels[o] += delta; s.ownerTunnels[o] <= 0 {

@@ -14,8 +14,8 @@ func regError(ref uint32, code, format string, args ...any) *control.Error {
 
 // claimError turns a registry refusal into the agent's error.
 func claimError(ref uint32, code string, err error) *control.Error {
-	var held *HeldError
-	var res *ReservedError
+	var held *heldError
+	var res *reservedError
 	if errors.As(err, &held) || errors.As(err, &res) {
 		return regError(ref, code, "%v", err)
 	}
@@ -91,7 +91,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 	}
 	label := ""
 	if r.Hostname != "" {
-		if !ValidHostname(r.Hostname) {
+		if !validHostname(r.Hostname) {
 			return claimed{}, regError(r.Ref, control.CodeBadRequest, "hostname %q is not a valid DNS name", r.Hostname)
 		}
 		t.host = strings.ToLower(r.Hostname)
@@ -101,7 +101,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 		if t.host == s.cfg.Domain {
 			return claimed{}, regError(r.Ref, control.CodeBadRequest, "hostname %q is the edge's own domain, which serves its health check: pick a name under it", r.Hostname)
 		}
-	} else if t.name != "" && !ValidName(t.name) {
+	} else if t.name != "" && !validName(t.name) {
 		return claimed{}, regError(r.Ref, control.CodeBadRequest, "name %q is not a valid DNS label: use 1-63 letters, digits and hyphens", t.name)
 	}
 	random := r.Name == "" && r.Hostname == ""
@@ -109,7 +109,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 	for attempt := 0; ; attempt++ {
 		if r.Hostname == "" {
 			if random {
-				t.name = RandomName()
+				t.name = randomName()
 			}
 			label = strings.ToLower(t.name)
 			t.host = label + "." + s.cfg.Domain

@@ -46,7 +46,7 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	s.lim.Store(&lim)
 	s.auth.Store(auth)
 	if cfg.ReclaimGrace != 0 {
-		s.reg.SetGrace(cfg.ReclaimGrace)
+		s.reg.setGrace(cfg.ReclaimGrace)
 	}
 	closed := 0
 	s.sessions.Range(func(k, _ any) bool {

@@ -6,23 +6,23 @@ import (
 	"time"
 )
 
-// Route is what the registry maps a UDP port to: the older, lease-less rule
+// udpRoute is what the registry maps a UDP port to: the older, lease-less rule
 // UDP tunnels still follow (a port released by a session stays reserved for
 // its owner for the grace; the same owner reclaims it, another cannot).
-type Route interface {
-	owner() Owner
+type udpRoute interface {
+	owner() ownerID
 }
 
 type reservation struct {
-	owner Owner
+	owner ownerID
 	until time.Time
 }
 
-func (r *Registry) claimRoute(m *sync.Map, key any, resKey string, rt Route, taken error) (Route, error) {
+func (r *registry) claimRoute(m *sync.Map, key any, resKey string, rt udpRoute, taken error) (udpRoute, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if v, ok := m.Load(key); ok {
-		old := v.(Route)
+		old := v.(udpRoute)
 		if old.owner() != rt.owner() {
 			return nil, taken
 		}
@@ -39,7 +39,7 @@ func (r *Registry) claimRoute(m *sync.Map, key any, resKey string, rt Route, tak
 	return nil, nil
 }
 
-func (r *Registry) releaseRoute(m *sync.Map, key any, resKey string, rt Route) {
+func (r *registry) releaseRoute(m *sync.Map, key any, resKey string, rt udpRoute) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !m.CompareAndDelete(key, rt) {
@@ -64,12 +64,12 @@ func (r *Registry) releaseRoute(m *sync.Map, key any, resKey string, rt Route) {
 type udpPort int
 
 // ClaimUDPPort maps a UDP port to rt, with the same rules as ClaimHost.
-func (r *Registry) ClaimUDPPort(port int, rt Route) (replaced Route, err error) {
-	return r.claimRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt, ErrPortTaken)
+func (r *registry) claimUDPPort(port int, rt udpRoute) (replaced udpRoute, err error) {
+	return r.claimRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt, errPortTaken)
 }
 
 // ReleaseUDPPort unmaps a UDP port if it still maps to rt, and reserves it
 // for rt's owner for the grace period.
-func (r *Registry) ReleaseUDPPort(port int, rt Route) {
+func (r *registry) releaseUDPPort(port int, rt udpRoute) {
 	r.releaseRoute(&r.ports, udpPort(port), fmt.Sprintf("u:%d", port), rt)
 }

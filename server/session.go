@@ -28,7 +28,7 @@ type agentConn struct {
 	id     string
 	remote string
 	since  time.Time
-	owner  Owner
+	owner  ownerID
 	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
 	log    *slog.Logger
 
@@ -64,7 +64,7 @@ type tunnel struct {
 	streams atomic.Int64
 }
 
-func (t *tunnel) owner() Owner { return t.ac.owner }
+func (t *tunnel) owner() ownerID { return t.ac.owner }
 
 // open starts a stream to the agent for one public connection and writes the
 // stream header naming the tunnel and the public client. The address the
@@ -376,7 +376,7 @@ func (ac *agentConn) teardown() []*tunnel {
 	for _, t := range tunnels {
 		if t.kind == control.KindUDP {
 			t.udp.close()
-			ac.s.reg.ReleaseUDPPort(t.port, t)
+			ac.s.reg.releaseUDPPort(t.port, t)
 		} else {
 			ac.s.reg.release(t)
 		}

@@ -127,6 +127,10 @@ func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
 		if t == nil {
 			break
 		}
+		if err := s.admit(access{t: t, remote: addrPortOf(c.RemoteAddr())}); err != nil {
+			t.ac.log.Debug("public TCP connection refused by policy", "port", ep.port, "err", err)
+			break
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		st, release, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
 		cancel()

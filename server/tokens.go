@@ -93,7 +93,7 @@ type portRange struct{ lo, hi int }
 // rule is a TokenRule made ready for authentication.
 type rule struct {
 	hash       [32]byte
-	owner      Owner
+	owner      ownerID
 	ownerName  string
 	names      []string
 	ports      []portRange
@@ -175,7 +175,7 @@ func newAuthTable(tokens []string, file []TokenRule, domain string) (*authTable,
 	}
 	// The limit is the owner's, whichever token it uses: the first entry of
 	// an owner that sets one gives it to the others.
-	first := map[Owner]int{}
+	first := map[ownerID]int{}
 	for _, r := range t.rules {
 		if _, ok := first[r.owner]; !ok && r.maxTunnels > 0 {
 			first[r.owner] = r.maxTunnels

@@ -93,7 +93,7 @@ func (ac *agentConn) registerUDP(t *tunnel, r control.Register) *control.Error {
 func (ac *agentConn) bindUDP(t *tunnel, port int) error {
 	s := ac.s
 	if port != 0 {
-		old, err := s.reg.ClaimUDPPort(port, t)
+		old, err := s.reg.claimUDPPort(port, t)
 		if err != nil {
 			return fmt.Errorf("UDP port %d is in use by another agent", port)
 		}
@@ -105,13 +105,13 @@ func (ac *agentConn) bindUDP(t *tunnel, port int) error {
 	pc, err := listenUDP(net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port)))
 	if err != nil {
 		if port != 0 {
-			s.reg.ReleaseUDPPort(port, t)
+			s.reg.releaseUDPPort(port, t)
 		}
 		return fmt.Errorf("edge cannot listen on UDP port %d: %v", port, err)
 	}
 	if port == 0 {
 		port = pc.LocalAddr().(*net.UDPAddr).Port
-		if _, err := s.reg.ClaimUDPPort(port, t); err != nil {
+		if _, err := s.reg.claimUDPPort(port, t); err != nil {
 			pc.Close()
 			return fmt.Errorf("ephemeral UDP port %d is reserved for another agent", port)
 		}

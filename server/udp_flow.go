@@ -99,6 +99,11 @@ func (u *udpTunnel) deliver(src netip.AddrPort, p []byte) {
 			u.dropped.Add(1)
 			return
 		}
+		if err := u.t.ac.s.admit(access{t: u.t, remote: src}); err != nil {
+			u.mu.Unlock()
+			u.dropped.Add(1)
+			return
+		}
 		f = &udpFlow{u: u, src: src, q: make(chan []byte, u.cfg.UDPFlowQueue), done: make(chan struct{})}
 		f.touch()
 		u.flows[src] = f

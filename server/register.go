@@ -50,13 +50,9 @@ func (ac *agentConn) register(r control.Register) control.Message {
 			case control.KindHTTP:
 				c, err = ac.registerHTTP(t, r)
 			case control.KindTCP:
-				c, err = ac.registerTCP(t, r)
+				c, err = ac.registerPort(t, r, s.tcpPorts())
 			case control.KindUDP:
-				// UDP ports keep the edge's older rule: the same owner may
-				// reclaim them, another may not.
-				if err = ac.registerUDP(t, r); err == nil {
-					c.ep = &endpoint{kind: control.KindUDP, port: t.port, url: t.url, members: []*tunnel{t}}
-				}
+				c, err = ac.registerPort(t, r, s.udpPorts())
 			default:
 				err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http, tcp or udp", r.Kind)
 			}

@@ -29,8 +29,8 @@ var (
 	// errNameTaken means another agent holds the name, or held it moments
 	// ago and may come back for it.
 	errNameTaken = errors.New("name is held by another agent")
-	// errPortTaken means another agent holds the TCP port.
-	errPortTaken = errors.New("TCP port is held by another agent")
+	// errPortTaken means another agent holds the TCP or UDP port.
+	errPortTaken = errors.New("port is held by another agent")
 )
 
 // heldError refuses a claim on a key a live agent serves.
@@ -75,7 +75,7 @@ func (e *reservedError) Error() string {
 func (e *reservedError) Is(target error) bool { return target == keyErr(e.Key) }
 
 func keyErr(key string) error {
-	if strings.HasPrefix(key, "port:") {
+	if strings.HasPrefix(key, "port:") || strings.HasPrefix(key, "udp:") {
 		return errPortTaken
 	}
 	return errNameTaken
@@ -85,11 +85,18 @@ func keyLabel(key string) string {
 	if p, ok := strings.CutPrefix(key, "port:"); ok {
 		return "TCP port " + p
 	}
+	if p, ok := strings.CutPrefix(key, "udp:"); ok {
+		return "UDP port " + p
+	}
 	return strings.TrimPrefix(key, "host:")
 }
 
+// The keys of the three kinds of public address: a hostname, a TCP port
+// ("port:", the key leases have always had) and a UDP port. TCP and UDP
+// ports are separate name spaces on a host.
 func hostKey(host string) string { return "host:" + strings.ToLower(host) }
 func portKey(port int) string    { return "port:" + strconv.Itoa(port) }
+func udpKey(port int) string     { return "udp:" + strconv.Itoa(port) }
 
 // endpoint is what a public hostname or port routes to: one tunnel, or
 // several of one owner when they pool it.
@@ -97,10 +104,11 @@ type endpoint struct {
 	kind   control.Kind
 	key    string
 	host   string // HTTP
-	port   int    // TCP
+	port   int    // TCP and UDP
 	name   string
 	url    string
 	ln     net.Listener // TCP: the public listener, which outlives members
+	udp    *udpIngress  // UDP: the public socket and its flows, which outlive members
 	since  time.Time
 	pooled bool
 
@@ -152,20 +160,21 @@ func (l *lease) addSecret(h string) {
 	}
 }
 
-// registry maps public hostnames and TCP ports to live endpoints, and keeps
-// the lease of every key, live or within its grace. Lookups, on every
+// registry maps every kind of public address (hostnames, TCP ports, UDP
+// ports) to live endpoints, and keeps the lease of every key, live or within
+// its grace: one reservation scheme for all of them. Lookups, on every
 // request, are lock-free (sync.Map); claims and releases are serialized.
 type registry struct {
 	hosts sync.Map // lower-case hostname → *endpoint
-	ports sync.Map // int → *endpoint
+	ports sync.Map // TCP port (int) → *endpoint
+	udp   sync.Map // UDP port (int) → *endpoint
 
-	mu       sync.Mutex
-	leases   map[string]*lease
-	reserved map[string]reservation // UDP ports (see routes.go)
-	grace    time.Duration
-	store    leasestore.Store
-	now      func() time.Time
-	onErr    func(error)
+	mu     sync.Mutex
+	leases map[string]*lease
+	grace  time.Duration
+	store  leasestore.Store
+	now    func() time.Time
+	onErr  func(error)
 }
 
 // newRegistry returns a registry whose released keys stay leased to their
@@ -242,11 +251,23 @@ func (r *registry) isReserved(host string) bool {
 	return ok && l.ep == nil && r.now().Before(l.until)
 }
 
-// Count returns the number of hostnames and ports routed.
+// count returns the number of hostnames and ports (TCP and UDP) routed.
 func (r *registry) count() (hosts, ports int) {
 	r.hosts.Range(func(any, any) bool { hosts++; return true })
 	r.ports.Range(func(any, any) bool { ports++; return true })
+	r.udp.Range(func(any, any) bool { ports++; return true })
 	return hosts, ports
+}
+
+// routes returns the map that routes ep, by its kind, and its key there.
+func (r *registry) routes(ep *endpoint) (*sync.Map, any) {
+	switch ep.kind {
+	case control.KindTCP:
+		return &r.ports, ep.port
+	case control.KindUDP:
+		return &r.udp, ep.port
+	}
+	return &r.hosts, ep.host
 }
 
 // leaseValid reports whether secret is a current lease on key for owner: a
@@ -412,11 +433,8 @@ func (r *registry) openLease(l *lease, q claimReq, presented string, res *claime
 	}
 	l.rec.Owner, l.rec.OwnerName, l.rec.Pooled = q.owner.String(), q.ownerName, q.pool
 	l.ep, l.until = ep, time.Time{}
-	if ep.port != 0 {
-		r.ports.Store(ep.port, ep)
-	} else {
-		r.hosts.Store(ep.host, ep)
-	}
+	m, k := r.routes(ep)
+	m.Store(k, ep)
 	res.ep = ep
 	return nil
 }
@@ -449,11 +467,8 @@ func (r *registry) release(t *tunnel) {
 		r.mu.Unlock()
 		return
 	}
-	if ep.port != 0 {
-		r.ports.CompareAndDelete(ep.port, ep)
-	} else {
-		r.hosts.CompareAndDelete(ep.host, ep)
-	}
+	m, k := r.routes(ep)
+	m.CompareAndDelete(k, ep)
 	l := r.leases[ep.key]
 	var rec leasestore.Record
 	drop := false
@@ -481,6 +496,9 @@ func (r *registry) release(t *tunnel) {
 	r.mu.Unlock()
 	if ep.ln != nil {
 		ep.ln.Close()
+	}
+	if ep.udp != nil {
+		ep.udp.close()
 	}
 	var err error
 	switch {

@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -16,83 +16,28 @@ import (
 // back), its accept loop, and one stream to a member agent per public
 // connection.
 
-func (ac *agentConn) registerTCP(t *tunnel, r control.Register) (claimed, *control.Error) {
-	s := ac.s
-	lo, hi := s.cfg.TCPPortMin, s.cfg.TCPPortMax
-	ranged := lo != 0 || hi != 0
-	if r.RemotePort < 0 || r.RemotePort > 65535 {
-		return claimed{}, regError(r.Ref, control.CodeBadRequest, "remote port %d is out of range 1-65535", r.RemotePort)
-	}
-	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
-		return claimed{}, regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d: pick one inside it or let the edge choose", r.RemotePort, lo, hi)
-	}
-	if r.RemotePort != 0 && !s.reg.leaseValid(portKey(r.RemotePort), r.Lease, ac.owner) {
-		if err := ac.currentRule().allowPort(r.RemotePort); err != nil {
-			return claimed{}, regError(r.Ref, control.CodeForbidden, "%v", err)
-		}
-	}
-	if t.name == "" {
-		t.name = "tcp"
-	}
-	var lastErr error
-	for attempt := 0; attempt < 50; attempt++ {
-		port := r.RemotePort
-		if port == 0 && ranged {
-			port = lo + randInt(hi-lo+1)
-		} else if port == 0 && len(ac.currentRule().ports) > 0 {
-			pr := ac.currentRule().ports[randInt(len(ac.currentRule().ports))]
-			port = pr.lo + randInt(pr.hi-pr.lo+1)
-		}
-		if r.RemotePort == 0 && port != 0 && ac.currentRule().allowPort(port) != nil {
-			continue
-		}
-		var ln net.Listener
-		if port == 0 {
-			// An ephemeral port: bind first to learn which, then claim it.
-			var err error
-			if ln, err = net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, "0")); err != nil {
-				lastErr = fmt.Errorf("edge cannot listen on a TCP port: %v", err)
-				continue
+// tcpPorts says how TCP ports are bound and served: a listener per port,
+// behind the PROXY protocol when load balancers are configured, and an
+// accept loop that outlives the endpoint's members.
+func (s *Server) tcpPorts() portKind {
+	return portKind{
+		kind: control.KindTCP, label: "TCP", lo: s.cfg.TCPPortMin, hi: s.cfg.TCPPortMax, key: portKey,
+		bind: func(port int) (io.Closer, int, error) {
+			ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port)))
+			if err != nil {
+				return nil, 0, err
 			}
-			port = ln.Addr().(*net.TCPAddr).Port
-		}
-		t.port = port
-		t.url = "tcp://" + net.JoinHostPort(s.cfg.PublicHost, strconv.Itoa(port))
-		q := ac.claimReq(t, r, portKey(port), r.RemotePort == 0)
-		q.open = func() (*endpoint, error) {
-			l := ln
-			if l == nil {
-				var err error
-				if l, err = net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port))); err != nil {
-					return nil, fmt.Errorf("edge cannot listen on TCP port %d: %v: pick another port", port, err)
-				}
-			}
-			ln = nil // the endpoint owns it now
-			ep := &endpoint{kind: control.KindTCP, key: q.key, port: port, name: t.name, url: t.url, ln: s.acceptProxy(l)}
+			return ln, ln.Addr().(*net.TCPAddr).Port, nil
+		},
+		serve: func(ep *endpoint, sock io.Closer) {
+			ep.ln = s.acceptProxy(sock.(net.Listener))
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
 				s.serveTCP(ep)
 			}()
-			return ep, nil
-		}
-		c, err := s.reg.claim(q)
-		if ln != nil {
-			ln.Close()
-		}
-		if err == nil {
-			t.ep = c.ep
-			return c, nil
-		}
-		lastErr = err
-		if r.RemotePort != 0 {
-			break
-		}
+		},
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no free TCP port was found")
-	}
-	return claimed{}, claimError(r.Ref, control.CodePortTaken, lastErr)
 }
 
 // serveTCP accepts public connections of a TCP endpoint until its listener

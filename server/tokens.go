@@ -31,8 +31,8 @@ type TokenRule struct {
 	// ("*.alice.example.com"). Empty allows every name. Names the edge
 	// picks at random are always allowed.
 	Names []string `yaml:"names"`
-	// Ports are the TCP ports the token may claim, "N" or "MIN-MAX". Empty
-	// allows every port the edge serves.
+	// Ports are the ports the token may claim, TCP and UDP alike, "N" or
+	// "MIN-MAX". Empty allows every port the edge serves.
 	Ports []string `yaml:"ports"`
 	// MaxTunnels caps the tunnels the owner has open at once across all its
 	// sessions and tokens. Zero means the value of the owner's first entry
@@ -251,7 +251,7 @@ func (r *rule) allowPort(port int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s may claim only TCP ports %s, not %d", r.label(), r.portList(), port)
+	return fmt.Errorf("%s may claim only ports %s, not %d", r.label(), r.portList(), port)
 }
 
 func (r *rule) portList() string {

@@ -23,17 +23,19 @@ import (
 // local service is slower than the public senders), new datagrams are
 // dropped, as a congested router would, instead of growing memory.
 
-// udpTunnel is the public side of one UDP tunnel.
-type udpTunnel struct {
-	t   *tunnel
+// udpIngress is the public side of one UDP endpoint: its socket and its
+// flows, each of which goes to one of the endpoint's members.
+type udpIngress struct {
+	s   *Server
+	ep  *endpoint
 	pc  *net.UDPConn
 	cfg *Config
 
 	mu     sync.Mutex
 	flows  map[netip.AddrPort]*udpFlow
 	closed bool
-	stop   chan struct{}   // closed with the tunnel
-	ctx    context.Context // ends with the tunnel, so flows opening a stream give up
+	stop   chan struct{}   // closed with the endpoint
+	ctx    context.Context // ends with the endpoint, so flows opening a stream give up
 	cancel context.CancelFunc
 
 	queued  atomic.Int64
@@ -43,7 +45,8 @@ type udpTunnel struct {
 
 // udpFlow is one public source address and its stream.
 type udpFlow struct {
-	u    *udpTunnel
+	u    *udpIngress
+	t    *tunnel // the member it goes to
 	src  netip.AddrPort
 	q    chan []byte // each a datagram with its length prefix
 	last atomic.Int64
@@ -54,7 +57,7 @@ type udpFlow struct {
 
 // serve reads public datagrams until the socket closes, and expires idle
 // flows.
-func (u *udpTunnel) serve() {
+func (u *udpIngress) serve() {
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
@@ -72,7 +75,7 @@ func (u *udpTunnel) serve() {
 			// the socket. A socket that only fails is broken, though, and
 			// spinning on it would burn a core.
 			if failures++; failures > 100 {
-				u.t.ac.log.Warn("UDP tunnel socket keeps failing; closing the tunnel's port", "port", u.t.port, "err", err)
+				u.s.log.Warn("UDP tunnel socket keeps failing; closing the tunnel's port", "port", u.ep.port, "err", err)
 				break
 			}
 			continue
@@ -86,7 +89,7 @@ func (u *udpTunnel) serve() {
 
 // deliver queues one public datagram on its source's flow, opening the flow
 // if it is new, or drops it when a bound is reached.
-func (u *udpTunnel) deliver(src netip.AddrPort, p []byte) {
+func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
@@ -99,12 +102,18 @@ func (u *udpTunnel) deliver(src netip.AddrPort, p []byte) {
 			u.dropped.Add(1)
 			return
 		}
-		if err := u.t.ac.s.admit(access{t: u.t, remote: src}); err != nil {
+		t := u.ep.pick()
+		if t == nil {
 			u.mu.Unlock()
 			u.dropped.Add(1)
 			return
 		}
-		f = &udpFlow{u: u, src: src, q: make(chan []byte, u.cfg.UDPFlowQueue), done: make(chan struct{})}
+		if err := u.s.admit(access{t: t, remote: src}); err != nil {
+			u.mu.Unlock()
+			u.dropped.Add(1)
+			return
+		}
+		f = &udpFlow{u: u, t: t, src: src, q: make(chan []byte, u.cfg.UDPFlowQueue), done: make(chan struct{})}
 		f.touch()
 		u.flows[src] = f
 		u.wg.Add(1)
@@ -140,10 +149,10 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
-	st, release, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
+	st, release, err := f.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
 	cancel()
 	if err != nil {
-		u.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.t.port, "from", f.src, "err", err)
+		f.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.ep.port, "from", f.src, "err", err)
 		return
 	}
 	defer release()
@@ -167,7 +176,7 @@ func (f *udpFlow) run() {
 			if _, err := st.Write(d); err != nil {
 				return
 			}
-			u.t.meter.AToB.Add(int64(len(d) - 2)) // the payload, for metrics and the admin view
+			f.t.meter.AToB.Add(int64(len(d) - 2)) // the payload, for metrics and the admin view
 		case <-f.done:
 			return
 		}
@@ -192,7 +201,7 @@ func (f *udpFlow) replies(st *mux.Stream) {
 		}
 		f.touch()
 		f.u.pc.WriteToUDPAddrPort(p, f.src)
-		f.u.t.meter.BToA.Add(int64(n))
+		f.t.meter.BToA.Add(int64(n))
 		if cap(buf) > 2048 {
 			// A rare large reply does not pin 64 KiB per idle flow.
 			buf = make([]byte, 0, 2048)
@@ -232,7 +241,7 @@ func (f *udpFlow) finish() {
 
 // expire ends flows idle for longer than the idle timeout, checking a few
 // times per timeout so a flow lives at most about 1.25 timeouts.
-func (u *udpTunnel) expire() {
+func (u *udpIngress) expire() {
 	idle := u.cfg.UDPIdleTimeout
 	tick := time.NewTicker(max(idle/4, time.Millisecond))
 	defer tick.Stop()
@@ -253,8 +262,20 @@ func (u *udpTunnel) expire() {
 	}
 }
 
-// close ends the tunnel: its socket and every flow.
-func (u *udpTunnel) close() {
+// endFlowsOf ends the flows that go to t, a member leaving the endpoint:
+// the next datagram from each source opens a flow to a member still there.
+func (u *udpIngress) endFlowsOf(t *tunnel) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, f := range u.flows {
+		if f.t == t {
+			f.end()
+		}
+	}
+}
+
+// close ends the endpoint's socket and every flow.
+func (u *udpIngress) close() {
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()

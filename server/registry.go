@@ -327,6 +327,13 @@ func hashSecret(s string) string {
 // presents its lease (the same agent, reconnecting before its old session
 // was seen to die), both pool it, or the claimant of the same owner takes it
 // over. An offline key within its grace goes back to its lease or owner only.
+//
+// Every claim on every kind of public address (hostname, TCP port, UDP port)
+// is decided here, under r.mu, against r.leases, the edge's copy of the
+// store; the store learns the outcome in the one Put below. A store shared
+// by several edges would make that Put a compare-and-set against the record
+// the decision was made on, and turn a lost race into a refusal or a retry
+// with the key reloaded: a change to this function alone.
 func (r *registry) claim(q claimReq) (claimed, error) {
 	presented := hashSecret(q.secret)
 	r.mu.Lock()

@@ -202,7 +202,7 @@ func (c *consoleEdge) Snapshot() console.Snapshot {
 		reclaims[k] = n
 	}
 	c.mu.Unlock()
-	perOwner := map[Owner]int{}
+	perOwner := map[ownerID]int{}
 	perToken := map[[32]byte]int{}
 	s.sessions.Range(func(k, _ any) bool {
 		ac := k.(*agentConn)
@@ -244,18 +244,18 @@ func (c *consoleEdge) Snapshot() console.Snapshot {
 	return sn
 }
 
-func (c *consoleEdge) owners(perOwner map[Owner]int, perToken map[[32]byte]int) []console.Owner {
+func (c *consoleEdge) owners(perOwner map[ownerID]int, perToken map[[32]byte]int) []console.Owner {
 	s := c.s
 	lim := s.limits()
 	s.ownerMu.Lock()
-	tunnels := make(map[Owner]int, len(s.ownerTunnels))
+	tunnels := make(map[ownerID]int, len(s.ownerTunnels))
 	for o, n := range s.ownerTunnels {
 		tunnels[o] = n
 	}
 	s.ownerMu.Unlock()
 	revocable := s.cfg.TokensFile != ""
-	byOwner := map[Owner]*console.Owner{}
-	var order []Owner
+	byOwner := map[ownerID]*console.Owner{}
+	var order []ownerID
 	for _, r := range s.auth.Load().rules {
 		o := byOwner[r.owner]
 		if o == nil {

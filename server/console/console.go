@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/cfgerr"
+	"github.com/sluicehq/sluice/internal/page"
 )
 
 // Defaults of Config.
@@ -158,12 +159,7 @@ func sameOrigin(r *http.Request) (bool, string) {
 // another origin before anything else sees them.
 func (c *Console) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hdr := w.Header()
-		hdr.Set("Cache-Control", "no-store")
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		hdr.Set("X-Frame-Options", "DENY")
-		hdr.Set("Referrer-Policy", "same-origin")
-		hdr.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		page.Private(w.Header())
 		// A top-level navigation from another site's link is harmless (the
 		// Strict cookie does not come along) and lands on the sign-in page.
 		navigation := r.Method == http.MethodGet && r.Header.Get("Sec-Fetch-Mode") == "navigate"

@@ -44,10 +44,13 @@ func (c *Console) snapshotOf(edge string) (Snapshot, bool) {
 	return Snapshot{}, false
 }
 
+// backend finds an edge by its ID in the latest sample, whose snapshots
+// are in the order of Config.Edges.
 func (c *Console) backend(edge string) Backend {
-	for _, b := range c.cfg.Edges {
-		if b.Snapshot().Edge.ID == edge {
-			return b
+	smp, _ := c.live.latest()
+	for i, sn := range smp.snaps {
+		if sn.Edge.ID == edge {
+			return c.cfg.Edges[i]
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -371,5 +372,59 @@ func TestFleetIsAListOfEdges(t *testing.T) {
 	}
 	if resp := post(t, c, srv.URL+"/actions/disconnect", url.Values{"edge": {"edge-c"}, "target": {"sb"}, "csrf": {csrfOf(t, c, srv)}}, map[string]string{"Accept": "text/html"}); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("an action on an unknown edge: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestEventsEndAtSignOut: the live stream of a browser that signed out
+// ends at the next sample instead of showing the edge to a closed session.
+func TestEventsEndAtSignOut(t *testing.T) {
+	con, _, srv := newConsole(t, false)
+	c := client(srv)
+	signIn(t, c, srv)
+	csrf := csrfOf(t, c, srv)
+	resp, err := c.Get(srv.URL + "/events?page=agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines) // when the console ends the stream
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// Samples until a page arrives: the stream may subscribe after the
+	// first one.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for seen := false; !seen; {
+		select {
+		case l := <-lines:
+			seen = l == "event: main"
+		case <-tick.C:
+			con.live.sample(time.Now())
+		case <-deadline:
+			t.Fatal("no page on the event stream")
+		}
+	}
+	post(t, c, srv.URL+"/logout", url.Values{"csrf": {csrf}}, nil)
+	deadline = time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				return
+			}
+		case <-tick.C:
+			con.live.sample(time.Now())
+		case <-deadline:
+			t.Fatal("the event stream outlived the sign-out")
+		}
 	}
 }

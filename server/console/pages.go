@@ -166,11 +166,17 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	a := authOf(r)
 	var buf bytes.Buffer
 	for {
 		_, updated := c.live.latest()
 		select {
 		case <-updated:
+			// A browser signed out (or expired) stops receiving at once; its
+			// reconnection then gets a 401 and the page goes to sign-in.
+			if a.sess != nil && c.sessions.get(a.sess.id, time.Now()) == nil {
+				return
+			}
 			buf.Reset()
 			if err := tmpl.ExecuteTemplate(&buf, "main", c.view(page, r)); err != nil {
 				return

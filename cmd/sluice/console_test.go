@@ -184,6 +184,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	shot("console-agents.png")
 	do("the refusals", chromedp.Navigate(base+"/refusals"), chromedp.WaitVisible(css(`#refusals .badge.auth`)))
+	shot("console-refusals.png")
 
 	// A page of another origin, in the browser holding the session, tries
 	// to revoke bob's token with a form and with fetch: refused.

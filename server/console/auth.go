@@ -297,7 +297,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if !c.tokenMatches(r.PostFormValue("token")) {
 		c.logins.fail(src, now)
 		c.cfg.Logger.Warn("console sign-in failed: wrong admin token", "from", src)
-		c.renderLogin(w, http.StatusUnauthorized, next, "That is not this edge's admin token. It is printed when the edge starts (or set with its admin token setting).", false)
+		c.renderLogin(w, http.StatusUnauthorized, next, "That is not this edge's admin token. The edge prints it when it starts (\"sluice edge: admin token …\"), unless its operator chose one.", false)
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))

@@ -145,7 +145,18 @@ func (c *Console) renderLogin(w http.ResponseWriter, code int, next, msg string,
 	render(w, code, "login", struct {
 		Next, Error, TTL string
 		Out              bool
-	}{safeNext(next), msg, roughDuration(c.cfg.SessionTTL), out})
+	}{safeNext(next), msg, ttlText(c.cfg.SessionTTL), out})
+}
+
+// ttlText writes a sign-in's lifetime as people say it: "12 hours".
+func ttlText(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0 && d > time.Hour:
+		return fmt.Sprint(int(d.Hours()), " hours")
+	case d%time.Minute == 0 && d < time.Hour:
+		return fmt.Sprint(int(d.Minutes()), " minutes")
+	}
+	return d.String()
 }
 
 // events streams the page's main part, rendered afresh at every sample, as

@@ -116,8 +116,19 @@ func (c *Console) Run(ctx context.Context) {
 	defer c.stopOnce.Do(func() { close(c.stop) })
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for !c.live.waitChange(ctx.Done(), tick.C) {
 		c.live.sample(time.Now())
+		// A burst of changes (a flood of refused connections, agents
+		// reconnecting together) is taken in one sample per fifth of the
+		// interval rather than one each.
+		gap.Reset(c.cfg.Interval / 5)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gap.C:
+		}
 	}
 }
 

@@ -104,6 +104,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, host string
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.draining.Load() {
+		// A load balancer stops sending here; requests that still arrive
+		// are served until the drain ends.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return true
+	}
 	fmt.Fprintln(w, "ok")
 	return true
 }

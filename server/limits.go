@@ -18,6 +18,11 @@ type Limits struct {
 	// TunnelsPerOwner caps the tunnels one owner (token) has open across
 	// all its sessions. Default 256.
 	TunnelsPerOwner int
+	// LeasesPerOwner caps the leases one owner holds, live and offline: a
+	// new lease beyond it evicts the owner's offline lease that went offline
+	// first, so an agent restarted in a loop cannot hoard names or ports.
+	// Default 512 (twice the default TunnelsPerOwner).
+	LeasesPerOwner int
 	// StreamsPerSession caps the streams open at once on one session (the
 	// public connections in flight to one agent). Default 16384.
 	StreamsPerSession int
@@ -45,6 +50,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.TunnelsPerOwner <= 0 {
 		l.TunnelsPerOwner = 256
+	}
+	if l.LeasesPerOwner <= 0 {
+		l.LeasesPerOwner = 512
 	}
 	if l.StreamsPerSession <= 0 {
 		l.StreamsPerSession = 16384

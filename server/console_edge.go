@@ -254,6 +254,12 @@ func (c *consoleEdge) owners(perOwner map[ownerID]int, perToken map[[32]byte]int
 	}
 	s.ownerMu.Unlock()
 	revocable := s.cfg.TokensFile != ""
+	leases := map[ownerID]int{}
+	s.reg.mu.Lock()
+	for _, l := range s.reg.leases {
+		leases[parseOwner(l.rec.Owner)]++
+	}
+	s.reg.mu.Unlock()
 	byOwner := map[ownerID]*console.Owner{}
 	var order []ownerID
 	for _, r := range s.auth.Load().rules {
@@ -266,6 +272,10 @@ func (c *consoleEdge) owners(perOwner map[ownerID]int, perToken map[[32]byte]int
 			}
 			if o.MaxStreams == 0 {
 				o.MaxStreams = lim.StreamsPerOwner
+			}
+			o.MaxLeases, o.Leases = r.maxLeases, leases[r.owner]
+			if o.MaxLeases == 0 {
+				o.MaxLeases = lim.LeasesPerOwner
 			}
 			if v, ok := s.ownerStreams.Load(r.owner); ok {
 				o.Streams = v.(*atomic.Int64).Load()

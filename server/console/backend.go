@@ -105,6 +105,8 @@ type Owner struct {
 	MaxTunnels int     `json:"max_tunnels"`
 	Streams    int64   `json:"streams"`
 	MaxStreams int     `json:"max_streams"`
+	Leases     int     `json:"leases"` // addresses held, live and in grace
+	MaxLeases  int     `json:"max_leases"`
 	Names      string  `json:"names,omitempty"` // the hostname patterns it may claim; empty: any
 	Ports      string  `json:"ports,omitempty"`
 }
@@ -154,8 +156,8 @@ type Certificate struct {
 	Subject  string    `json:"subject"`
 	Issuer   string    `json:"issuer,omitempty"`
 	NotAfter time.Time `json:"not_after,omitzero"`
-	// State is "static" (from a file), "issued" (ACME), "failing" (ACME,
-	// held off until Retry) or "pending".
+	// State is "static" (from a file), "issued" (ACME) or "failing" (ACME,
+	// held off until Retry).
 	State     string    `json:"state"`
 	Renewal   time.Time `json:"renewal,omitzero"` // ACME: when renewal starts
 	Retry     time.Time `json:"retry,omitzero"`

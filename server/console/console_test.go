@@ -142,6 +142,15 @@ func csrfOf(t *testing.T, c *http.Client, srv *httptest.Server) string {
 	return tok
 }
 
+// signedIn returns a browser-like client signed in to srv and the CSRF
+// token its pages carry.
+func signedIn(t *testing.T, srv *httptest.Server) (*http.Client, string) {
+	t.Helper()
+	c := client(srv)
+	signIn(t, c, srv)
+	return c, csrfOf(t, c, srv)
+}
+
 func TestSignInCookieAttributes(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		_, _, srv := newConsole(t, tls)
@@ -214,9 +223,7 @@ func TestCookieSignatureExpiryAndSignOut(t *testing.T) {
 
 	// Signing out ends the session on the console, not only in the browser:
 	// the same cookie replayed is refused.
-	c := client(srv)
-	signIn(t, c, srv)
-	csrf := csrfOf(t, c, srv)
+	c, csrf := signedIn(t, srv)
 	u, _ := url.Parse(srv.URL)
 	old := c.Jar.Cookies(u)
 	if resp := post(t, c, srv.URL+"/logout", url.Values{"csrf": {csrf}}, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?out=1" {
@@ -231,9 +238,7 @@ func TestCookieSignatureExpiryAndSignOut(t *testing.T) {
 
 func TestActionsNeedTheCSRFToken(t *testing.T) {
 	_, e, srv := newConsole(t, false)
-	c := client(srv)
-	signIn(t, c, srv)
-	csrf := csrfOf(t, c, srv)
+	c, csrf := signedIn(t, srv)
 	form := func(tok string) url.Values {
 		v := url.Values{"edge": {"edge-1"}, "target": {"s1"}}
 		if tok != "" {
@@ -264,9 +269,7 @@ func TestActionsNeedTheCSRFToken(t *testing.T) {
 
 func TestForeignOriginsRefused(t *testing.T) {
 	_, e, srv := newConsole(t, false)
-	c := client(srv)
-	signIn(t, c, srv)
-	csrf := csrfOf(t, c, srv)
+	c, csrf := signedIn(t, srv)
 	form := url.Values{"edge": {"edge-1"}, "target": {"s1"}, "csrf": {csrf}}
 	for name, hdr := range map[string]map[string]string{
 		"foreign Origin":      {"Origin": "http://evil.example"},
@@ -379,9 +382,7 @@ func TestFleetIsAListOfEdges(t *testing.T) {
 // ends at the next sample instead of showing the edge to a closed session.
 func TestEventsEndAtSignOut(t *testing.T) {
 	con, _, srv := newConsole(t, false)
-	c := client(srv)
-	signIn(t, c, srv)
-	csrf := csrfOf(t, c, srv)
+	c, csrf := signedIn(t, srv)
 	resp, err := c.Get(srv.URL + "/events?page=agents")
 	if err != nil {
 		t.Fatal(err)

@@ -310,7 +310,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	s := c.sessions.create(name, src, now)
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: c.sign(s.id, s.expires), Path: "/", Expires: s.expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overHTTPS(r),
 	})
 	c.cfg.Logger.Info("console sign-in", "who", name, "from", src)
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
@@ -326,6 +326,6 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		c.sessions.drop(a.sess.id)
 		c.cfg.Logger.Info("console sign-out", "who", a.actor.Name, "from", a.actor.Addr)
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overHTTPS(r)})
 	http.Redirect(w, r, "/login?out=1", http.StatusSeeOther)
 }

@@ -20,6 +20,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -144,21 +145,23 @@ func (c *Console) tokenMatches(tok string) bool {
 	return subtle.ConstantTimeCompare(h[:], c.tokenHash[:]) == 1
 }
 
-// origin is the console's own origin as the browser addressed it.
-func origin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+// overHTTPS reports whether the browser reached the console over HTTPS:
+// directly, or through a proxy that terminated TLS and says so.
+func overHTTPS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 // sameOrigin reports whether a request may act for the signed-in browser:
 // a browser names its page's origin in Origin on every POST and on
-// cross-origin fetches, and marks cross-site ones in Sec-Fetch-Site.
+// cross-origin fetches, and marks cross-site ones in Sec-Fetch-Site. The
+// Origin's host must be the Host the request was sent to; its scheme may
+// differ, since a proxy in front may have terminated TLS.
 func sameOrigin(r *http.Request) (bool, string) {
-	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, origin(r)) {
-		return false, "requests from another origin (" + o + ") may not use the console"
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, r.Host) {
+			return false, "requests from another origin (" + o + ") may not use the console"
+		}
 	}
 	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
 		return false, "requests from another site may not use the console"

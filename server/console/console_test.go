@@ -165,6 +165,17 @@ func TestSignInCookieAttributes(t *testing.T) {
 	}
 }
 
+// TestSecureCookieBehindTLSProxy: a proxy that terminated TLS and says so
+// (X-Forwarded-Proto) gets a Secure cookie although the console speaks
+// plain HTTP to it.
+func TestSecureCookieBehindTLSProxy(t *testing.T) {
+	_, _, srv := newConsole(t, false)
+	resp := post(t, client(srv), srv.URL+"/login", url.Values{"token": {adminToken}}, map[string]string{"X-Forwarded-Proto": "https"})
+	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure {
+		t.Fatalf("cookies behind a TLS proxy: %v, want one Secure session cookie", cks)
+	}
+}
+
 func TestPagesNeedSignIn(t *testing.T) {
 	_, _, srv := newConsole(t, false)
 	c := client(srv)
@@ -285,6 +296,15 @@ func TestForeignOriginsRefused(t *testing.T) {
 	}
 	if got := e.done(); len(got) != 0 {
 		t.Fatalf("a foreign origin made the edge act: %q", got)
+	}
+	// Behind a proxy that terminated TLS the page's origin is https while
+	// the console is reached over http: the host decides. A null origin
+	// (a sandboxed frame, a privacy setting) is not the console.
+	if resp := post(t, c, srv.URL+"/actions/revoke", form, map[string]string{"Origin": "https://" + strings.TrimPrefix(srv.URL, "http://")}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("own host over a TLS-terminating proxy: %d, want 303", resp.StatusCode)
+	}
+	if resp := post(t, c, srv.URL+"/actions/revoke", form, map[string]string{"Origin": "null"}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("Origin null: %d, want 403", resp.StatusCode)
 	}
 	// The console's own origin passes; so does a link followed from
 	// another site (a navigation), which the Strict cookie leaves signed

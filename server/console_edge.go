@@ -441,7 +441,15 @@ func (c *consoleEdge) Disconnect(id string, by console.Actor) error {
 		}
 		return true
 	})
-	if found == nil {
+	closed := false
+	if found != nil {
+		select {
+		case <-found.sess.Done():
+			closed = true // on its way out of the table
+		default:
+		}
+	}
+	if found == nil || closed {
 		return fmt.Errorf("session %s: %w (it disconnected already)", id, console.ErrNotFound)
 	}
 	found.log.Warn("the operator disconnected this agent session", "by", by.String())

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/sluicehq/sluice/control"
 )
 
 // Reload applies what can change without a restart from cfg: the tokens and
@@ -53,4 +55,22 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	}
 	s.log.Info("configuration reloaded", "tokens", len(auth.rules), "sessions_closed", closed)
 	return note, nil
+}
+
+// dropUnauthorized closes the sessions whose token auth no longer accepts
+// and moves the others onto auth's rules. It returns how many it closed.
+func (s *Server) dropUnauthorized(auth *authTable, why string) int {
+	closed := 0
+	s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		if r := auth.lookup(ac.currentRule().hash); r != nil {
+			ac.rulep.Store(r)
+			return true
+		}
+		closed++
+		ac.revoke(control.CodeRevoked, why)
+		return true
+	})
+	s.consoleChanged()
+	return closed
 }

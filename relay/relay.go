@@ -22,7 +22,9 @@ import (
 
 // BufferSize is the size of each direction's copy buffer: four mux DATA
 // frames (64 KiB each by default), which a stream writes with one system
-// call, so a busy socket costs one read and one write per 256 KiB.
+// call, so a busy socket costs one read and one write per 256 KiB. Only
+// MaxLargeBuffers of them are lent at once (budget.go); beyond, a busy
+// connection reads SmallBufferSize at a time.
 const BufferSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
@@ -165,7 +167,7 @@ func copyHalf(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
-			bufPool.Put(bp)
+			putBuf(bp)
 		}
 	}()
 	var total int64
@@ -176,7 +178,7 @@ func copyHalf(dst, src net.Conn, count *atomic.Int64) (int64, error) {
 			n, rerr = sr.read(&bp)
 		} else {
 			if bp == nil {
-				bp = bufPool.Get().(*[]byte)
+				bp = getBuf()
 			}
 			n, rerr = src.Read(*bp)
 		}

@@ -41,7 +41,7 @@ func sockReaderOf(c net.Conn) *sockReader {
 // tryRead is the RawConn.Read callback: false means "not ready, wait".
 func (s *sockReader) tryRead(fd uintptr) bool {
 	if s.bp == nil {
-		s.bp = bufPool.Get().(*[]byte)
+		s.bp = getBuf()
 	}
 	for {
 		s.n, s.errno = unix.Read(int(fd), *s.bp)
@@ -50,7 +50,7 @@ func (s *sockReader) tryRead(fd uintptr) bool {
 		}
 	}
 	if s.errno == unix.EAGAIN {
-		bufPool.Put(s.bp)
+		putBuf(s.bp)
 		s.bp = nil
 		return false
 	}

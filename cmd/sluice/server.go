@@ -31,6 +31,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := c.maybeStartPprof(log); err != nil {
 		return err
 	}
+	sc.memLimit.apply(log)
+	trimCtx, stopTrim := context.WithCancel(ctx)
+	trimDone := make(chan struct{})
+	go func() {
+		defer close(trimDone)
+		returnIdleMemory(trimCtx, log)
+	}()
+	defer func() {
+		stopTrim()
+		<-trimDone
+	}()
 	cfg.Logger = log
 	if err := cfg.Validate(); err != nil {
 		return err // before a certificate is made and its pin printed
@@ -100,6 +111,7 @@ type serverCommand struct {
 	certFile, keyFile, caFile string
 	metricsAddr               string
 	admin                     adminFlags
+	memLimit                  memoryLimit
 }
 
 // parseServer reads the flags, environment and config file of `sluice
@@ -129,6 +141,7 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.StringVar(&tcpPorts, "tcp-ports", "", "`MIN-MAX` range for TCP tunnel ports (default: any requested port, else an ephemeral one)")
 	fs.StringVar(&cfg.PublicHost, "public-host", "", "`host` shown in tcp:// URLs (default: --tcp-host, or --domain when that is a wildcard)")
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
+	fs.Var(&sc.memLimit, "memory-limit", "soft limit on the edge's memory, e.g. 256MiB: the Go runtime collects harder near it and returns memory above it to the system (default: GOMEMLIMIT, else none)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long requests and connections in flight may finish before they are cut (the health check answers 503 meanwhile; a second signal exits at once)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")

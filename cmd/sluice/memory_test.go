@@ -1,0 +1,88 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestMemoryLimitSizes(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"256MiB", 256 << 20, ""},
+		{"256m", 256 << 20, ""},
+		{"1GiB", 1 << 30, ""},
+		{"1.5G", 3 << 29, ""},
+		{"2gb", 2 << 30, ""},
+		{"536870912", 512 << 20, ""},
+		{"off", 0, ""},
+		{"0", 0, ""},
+		{"lots", 0, "not a size"},
+		{"12XB", 0, "not a size"},
+		{"-1GiB", 0, "not a size"},
+		{"1MiB", 0, "below 32MiB"},
+	}
+	for _, tc := range cases {
+		var m memoryLimit
+		err := m.Set(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Set(%q) = %v; want an error saying %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || m.bytes != tc.want {
+			t.Errorf("Set(%q) = %d, %v; want %d", tc.in, m.bytes, err, tc.want)
+		}
+	}
+}
+
+// TestMemoryLimitFromFlagEnvAndFile: --memory-limit is read like every other
+// server flag, and a bad value names where it came from.
+func TestMemoryLimitFromFlagEnvAndFile(t *testing.T) {
+	t.Setenv("SLUICE_MEMORY_LIMIT", "")
+	sc, err := parseServer([]string{"--token", "t", "--memory-limit", "300MiB"}, io.Discard)
+	if err != nil || sc.memLimit.bytes != 300<<20 {
+		t.Fatalf("flag: %+v, %v", sc.memLimit, err)
+	}
+	file := writeFile(t, "token: t\nmemory_limit: 400MiB\n")
+	if sc, err = parseServer([]string{"-c", file}, io.Discard); err != nil || sc.memLimit.bytes != 400<<20 {
+		t.Fatalf("file: %+v, %v", sc.memLimit, err)
+	}
+	t.Setenv("SLUICE_MEMORY_LIMIT", "500MiB")
+	if sc, err = parseServer([]string{"-c", file}, io.Discard); err != nil || sc.memLimit.bytes != 500<<20 {
+		t.Fatalf("env over file: %+v, %v", sc.memLimit, err)
+	}
+	t.Setenv("SLUICE_MEMORY_LIMIT", "much")
+	if _, err = parseServer([]string{"--token", "t"}, io.Discard); err == nil || !strings.Contains(err.Error(), "SLUICE_MEMORY_LIMIT") {
+		t.Fatalf("bad env value: %v; want an error naming SLUICE_MEMORY_LIMIT", err)
+	}
+	t.Setenv("SLUICE_MEMORY_LIMIT", "")
+	if sc, err = parseServer([]string{"--token", "t"}, io.Discard); err != nil || sc.memLimit.given {
+		t.Fatalf("unset: %+v, %v; want the runtime's own (GOMEMLIMIT) left alone", sc.memLimit, err)
+	}
+}
+
+// TestTrimOnlyAfterAPeak: free heap is returned when it is large and far
+// above what is live (the load has gone), not during steady use.
+func TestTrimOnlyAfterAPeak(t *testing.T) {
+	const mib = 1 << 20
+	cases := []struct {
+		free, live uint64
+		want       bool
+	}{
+		{500 * mib, 20 * mib, true},  // after a burst
+		{10 * mib, 1 * mib, false},   // too little to be worth a collection
+		{60 * mib, 200 * mib, false}, // steady load: free is headroom
+		{64 * mib, 32 * mib, false},  // at twice live, not above
+		{100 * mib, 40 * mib, true},
+	}
+	for _, tc := range cases {
+		if got := shouldTrim(tc.free, tc.live); got != tc.want {
+			t.Errorf("shouldTrim(free %d MiB, live %d MiB) = %v; want %v", tc.free/mib, tc.live/mib, got, tc.want)
+		}
+	}
+}

@@ -73,32 +73,59 @@ func (m *memoryLimit) apply(log *slog.Logger) {
 }
 
 // Giving memory back after a peak. The runtime returns freed heap pages
-// only above its heap goal, and that goal falls only when a collection
-// runs: an edge that goes quiet after a burst allocates almost nothing, so
-// the next collection is the runtime's forced one two minutes later, and
-// pooled buffers survive it once more. Meanwhile the process keeps its
-// peak. So the edge checks every trimInterval, and when the heap holds
-// far more free memory than live (the load is gone), it collects and
-// returns it at once (debug.FreeOSMemory). A collection of the small live
-// heap left after a burst costs milliseconds; under steady load the
-// condition rarely holds, and at most one such collection runs per
-// interval.
+// only above its heap goal, and both the goal and the garbage of a burst
+// stay until a collection runs: an edge that goes quiet after a burst
+// allocates almost nothing, so the next collection is the runtime's forced
+// one two minutes later (pooled buffers survive it once more), and the
+// process keeps its peak meanwhile. So every trimInterval the edge looks at
+// what it holds: when no collection ran during the interval (it is quiet)
+// and it holds at least trimMinHeld not returned to the system, it collects
+// and returns the free memory at once (debug.FreeOSMemory). That collection
+// walks the small live heap left after a burst (milliseconds); a busy edge
+// collects on its own and is left alone, and a quiet one is trimmed once,
+// not again until a collection of its own has run.
 const (
 	trimInterval = 15 * time.Second
-	// trimMinFree is the free heap worth a collection to return.
-	trimMinFree = 32 << 20
+	// trimMinHeld is the memory held worth a collection to return.
+	trimMinHeld = 64 << 20
 )
 
-// shouldTrim reports whether free heap bytes not yet returned to the
-// system are worth a forced collection, given the live heap.
-func shouldTrim(free, live uint64) bool {
-	return free >= trimMinFree && free > 2*live
+// trimmer decides when to return memory, from the runtime's counters.
+type trimmer struct {
+	lastCycles uint64 // collections counted at the previous look
+	trimmedAt  uint64 // the count right after our last trim
 }
 
-// returnIdleMemory runs until ctx ends, returning free heap to the system
-// after a peak (see shouldTrim).
+// due reports whether to trim, given the collections counted so far and
+// the bytes held and not returned to the system.
+func (t *trimmer) due(cycles, held uint64) bool {
+	quiet := cycles == t.lastCycles
+	t.lastCycles = cycles
+	return quiet && cycles != t.trimmedAt && held >= trimMinHeld
+}
+
+// trimmed records the collections counted after a trim.
+func (t *trimmer) trimmed(cycles uint64) { t.lastCycles, t.trimmedAt = cycles, cycles }
+
+// returnIdleMemory runs until ctx ends, returning memory to the system
+// when the edge has gone quiet holding a lot of it (see trimmer).
 func returnIdleMemory(ctx context.Context, log *slog.Logger) {
-	samples := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	samples := []metrics.Sample{
+		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
+	read := func() (cycles, held uint64, ok bool) {
+		metrics.Read(samples)
+		for _, s := range samples {
+			if s.Value.Kind() != metrics.KindUint64 {
+				return 0, 0, false // a runtime without these: leave it to the scavenger
+			}
+		}
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64() - samples[2].Value.Uint64(), true
+	}
+	var tr trimmer
+	tr.lastCycles, _, _ = read()
 	t := time.NewTicker(trimInterval)
 	defer t.Stop()
 	for {
@@ -107,14 +134,15 @@ func returnIdleMemory(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
-		metrics.Read(samples)
-		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
-			return // a runtime without these metrics: leave it to the scavenger
+		cycles, held, ok := read()
+		if !ok {
+			return
 		}
-		free, live := samples[0].Value.Uint64(), samples[1].Value.Uint64()
-		if shouldTrim(free, live) {
+		if tr.due(cycles, held) {
 			debug.FreeOSMemory()
-			log.Debug("returned free memory to the system after a peak", "free_MiB", free>>20, "live_MiB", live>>20)
+			after, left, _ := read()
+			tr.trimmed(after)
+			log.Debug("returned memory to the system after a peak", "held_MiB", held>>20, "now_MiB", left>>20)
 		}
 	}
 }

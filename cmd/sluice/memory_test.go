@@ -66,23 +66,39 @@ func TestMemoryLimitFromFlagEnvAndFile(t *testing.T) {
 	}
 }
 
-// TestTrimOnlyAfterAPeak: free heap is returned when it is large and far
-// above what is live (the load has gone), not during steady use.
-func TestTrimOnlyAfterAPeak(t *testing.T) {
+// TestTrimOnceWhenQuiet: memory is returned when the edge holds a lot of
+// it and no collection ran in the interval (the load is gone), once, and
+// not while it collects on its own (busy).
+func TestTrimOnceWhenQuiet(t *testing.T) {
 	const mib = 1 << 20
-	cases := []struct {
-		free, live uint64
-		want       bool
+	var tr trimmer
+	steps := []struct {
+		cycles, held uint64
+		want         bool
 	}{
-		{500 * mib, 20 * mib, true},  // after a burst
-		{10 * mib, 1 * mib, false},   // too little to be worth a collection
-		{60 * mib, 200 * mib, false}, // steady load: free is headroom
-		{64 * mib, 32 * mib, false},  // at twice live, not above
-		{100 * mib, 40 * mib, true},
+		{10, 600 * mib, false}, // collections ran: busy
+		{14, 600 * mib, false}, // still busy
+		{14, 600 * mib, true},  // quiet, holding its peak
 	}
-	for _, tc := range cases {
-		if got := shouldTrim(tc.free, tc.live); got != tc.want {
-			t.Errorf("shouldTrim(free %d MiB, live %d MiB) = %v; want %v", tc.free/mib, tc.live/mib, got, tc.want)
+	for i, s := range steps {
+		if got := tr.due(s.cycles, s.held); got != s.want {
+			t.Fatalf("step %d (cycles %d, held %d MiB): due = %v; want %v", i, s.cycles, s.held/mib, got, s.want)
 		}
+	}
+	tr.trimmed(15) // the trim's own collection
+	if tr.due(15, 80*mib) {
+		t.Fatal("trimmed again with no collection of its own since the last trim")
+	}
+	if tr.due(15, 80*mib) {
+		t.Fatal("trimmed again on a later look with nothing changed")
+	}
+	if tr.due(16, 300*mib) {
+		t.Fatal("trimmed in an interval in which a collection ran")
+	}
+	if !tr.due(16, 300*mib) {
+		t.Fatal("not trimmed once quiet again after new load")
+	}
+	if tr.due(16, 10*mib) {
+		t.Fatal("trimmed with little held")
 	}
 }

@@ -307,8 +307,8 @@ func (ls *liveSession) fatal() error {
 // costs one round trip after the transport is up.
 //
 // A peer that accepts but is slow to answer, or answers wrongly, is probed
-// on a separate connection to find out what it is (see probePeer), so an
-// agent pointed at the wrong port says what it found within seconds.
+// on connections of its own to find out what it is (see probePeer), so an
+// agent pointed at the wrong port says what it found within about a second.
 func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
@@ -353,8 +353,11 @@ func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	return nil, err
 }
 
-// probeAfter is how long a handshake may take before the peer is probed.
-const probeAfter = time.Second
+// probeAfter is how long a handshake may take before the peer is probed: a
+// healthy edge has answered by then on most links, and with probeBudget it
+// bounds naming a wrong peer to about a second. Probing a slow but healthy
+// edge costs it two short connections and changes nothing.
+const probeAfter = 250 * time.Millisecond
 
 // attempt is one connection attempt; dialed reports whether the transport
 // came up, so a failure after it is worth a probe.

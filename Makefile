@@ -1,8 +1,11 @@
 GO ?= go
 FUZZTIME ?= 15s
+# make fuzz-long: each target this long, at low priority, the log kept.
+FUZZLONGTIME ?= 10m
+FUZZLOG ?= fuzz-long.log
 PKGS := ./...
 
-.PHONY: all build test lint fuzz bench bench-quick bench-gate bench-mux bench-docker clean
+.PHONY: all build test lint fuzz fuzz-long bench bench-quick bench-gate bench-mux bench-docker clean
 
 all: lint test
 
@@ -22,6 +25,11 @@ lint:
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+# Not part of CI (CI runs the short smoke above): every fuzz target for
+# FUZZLONGTIME (an hour for the six at 10m), under nice, output kept in FUZZLOG.
+fuzz-long:
+	bash -o pipefail -c 'nice -n 10 bash scripts/fuzz.sh $(FUZZLONGTIME) 2>&1 | tee $(FUZZLOG)'
 
 bench:
 	SLUICE_BENCH_VIA="make bench" $(GO) run ./cmd/sluice-bench run -preset full -out bench/results.json -report

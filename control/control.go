@@ -8,11 +8,13 @@
 package control
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // Version is the control protocol version carried in Hello. The edge refuses a
@@ -176,13 +178,9 @@ var ErrMessageTooLarge = errors.New("control: message larger than 64 KiB (peer i
 // WriteMessage writes m to w as one length-prefixed frame, in a single Write so
 // that concurrent writers serialized by the caller never interleave.
 func WriteMessage(w io.Writer, m Message) error {
-	body, err := json.Marshal(m)
+	env, err := encode(m)
 	if err != nil {
-		return fmt.Errorf("control: encode %s: %w", m.Type(), err)
-	}
-	env, err := json.Marshal(envelope{Type: m.Type(), Body: body})
-	if err != nil {
-		return fmt.Errorf("control: encode %s: %w", m.Type(), err)
+		return err
 	}
 	if len(env) > MaxMessageSize {
 		return fmt.Errorf("control: %s message is %d bytes, over the %d byte limit: shorten names and tokens", m.Type(), len(env), MaxMessageSize)
@@ -194,6 +192,24 @@ func WriteMessage(w io.Writer, m Message) error {
 		return fmt.Errorf("control: send %s: %w", m.Type(), err)
 	}
 	return nil
+}
+
+// encode returns m's envelope as JSON. '<', '>' and '&' are written as they
+// are: the default HTML escaping would make a message up to six times longer
+// on the wire than the text it carries.
+func encode(m Message) ([]byte, error) {
+	var body, env bytes.Buffer
+	be := json.NewEncoder(&body)
+	be.SetEscapeHTML(false)
+	if err := be.Encode(m); err != nil {
+		return nil, fmt.Errorf("control: encode %s: %w", m.Type(), err)
+	}
+	ee := json.NewEncoder(&env)
+	ee.SetEscapeHTML(false)
+	if err := ee.Encode(envelope{Type: m.Type(), Body: bytes.TrimSuffix(body.Bytes(), []byte("\n"))}); err != nil {
+		return nil, fmt.Errorf("control: encode %s: %w", m.Type(), err)
+	}
+	return bytes.TrimSuffix(env.Bytes(), []byte("\n")), nil
 }
 
 // ReadMessage reads one frame written by WriteMessage and returns the concrete
@@ -215,6 +231,11 @@ func ReadMessage(r io.Reader) (Message, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("control: read message body: %w", err)
+	}
+	// Invalid UTF-8 would decode to U+FFFD, three bytes for one, and a
+	// message read must be one this side could write again.
+	if !utf8.Valid(buf) {
+		return nil, errors.New("control: malformed message: not valid UTF-8 (peer is not a sluice endpoint or is misbehaving)")
 	}
 	var env envelope
 	if err := json.Unmarshal(buf, &env); err != nil {
@@ -242,6 +263,18 @@ func ReadMessage(r io.Reader) (Message, error) {
 	}
 	if err := json.Unmarshal(env.Body, m); err != nil {
 		return nil, fmt.Errorf("control: malformed %s message: %w", env.Type, err)
+	}
+	// Written again, a message can grow past the limit even without HTML
+	// escaping: U+2028 and U+2029 are always escaped (three bytes become
+	// six) and fields left out are written. Refuse it here, where the
+	// peer's mistake is visible, rather than fail later when a value from
+	// it is sent on.
+	again, err := encode(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(again) > MaxMessageSize {
+		return nil, fmt.Errorf("control: %s message would not fit in %d bytes when written again: %w", env.Type, MaxMessageSize, ErrMessageTooLarge)
 	}
 	// Return values, not pointers, for every type but *Error, so callers switch
 	// on plain types and *Error stays usable as an error.

@@ -152,10 +152,38 @@ func TestReadHeaderRejects(t *testing.T) {
 	}
 }
 
+// TestReadMessageOnlyReturnsWhatCanBeWritten: a message near the size limit
+// whose text grows when written again (HTML escaping, U+2028, invalid UTF-8
+// becoming U+FFFD) is either written within the limit or refused on read,
+// never accepted and then unsendable.
+func TestReadMessageOnlyReturnsWhatCanBeWritten(t *testing.T) {
+	auth := func(token string) []byte { return frameOf(`{"type":"auth","body":{"token":"` + token + `"}}`) }
+	// HTML-special characters are written as they are: 20,000 '<' used
+	// to become 120,000 bytes of \u003c.
+	m, err := ReadMessage(bytes.NewReader(auth(strings.Repeat("<&>", 20000))))
+	if err != nil {
+		t.Fatalf("a token of '<&>': %v", err)
+	}
+	if err := WriteMessage(io.Discard, m); err != nil {
+		t.Fatalf("a token of '<&>' read but not written again: %v", err)
+	}
+	// U+2028 is always escaped (3 bytes become 6): refused on read.
+	if _, err := ReadMessage(bytes.NewReader(auth(strings.Repeat("\u2028", 15000)))); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("a token that doubles when written again: %v, want ErrMessageTooLarge", err)
+	}
+	// Invalid UTF-8 is refused with a clear error.
+	if _, err := ReadMessage(bytes.NewReader(auth("\xff\xfe"))); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("invalid UTF-8: %v, want an error naming UTF-8", err)
+	}
+}
+
 func FuzzReadMessage(f *testing.F) {
 	var buf bytes.Buffer
 	_ = WriteMessage(&buf, Register{Ref: 1, Kind: KindHTTP, Name: "x"})
 	f.Add(buf.Bytes())
+	// Near the limit, with text that grows when written again.
+	f.Add(frameOf(`{"type":"auth","body":{"token":"` + strings.Repeat("<", 20000) + `"}}`))
+	f.Add(frameOf(`{"type":"error","body":{"message":"` + strings.Repeat("\u2028", 15000) + `"}}`))
 	f.Add(frameOf(`{"type":"error","body":{"code":"x"}}`))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {

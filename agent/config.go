@@ -97,6 +97,11 @@ func (c *Config) validate() error {
 			default:
 				return configErr(field+".UpstreamProtocol", "%q is not an upstream protocol: use %s or %s", t.UpstreamProtocol, UpstreamHTTP1, UpstreamHTTP2)
 			}
+			if t.Name != "" && t.Hostname != "" {
+				// The hostname would route the tunnel and the name only
+				// label it in the edge's logs: nobody means that.
+				return configErr(field+".Hostname", "HTTP tunnel %d has both a name (%q) and a hostname (%q): give one; the name asks for NAME.DOMAIN, the hostname routes that exact host", i+1, t.Name, t.Hostname)
+			}
 			if h := t.HostHeader; h != "" && h != HostPreserve && h != HostRewrite && !validHost(h) {
 				return configErr(field+".HostHeader", "%q is neither %s, %s nor a host or host:port", h, HostPreserve, HostRewrite)
 			}

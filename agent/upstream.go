@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -106,4 +109,23 @@ func newStdTransport(t Tunnel) *http.Transport {
 		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return tr
+}
+
+// The fix for a local service whose certificate the agent does not trust,
+// in the words of the sluice command, which is how such a tunnel is set up.
+const (
+	upstreamTLSFix         = "trust the CA that signed it (--upstream-ca FILE) or skip verification for this local service (--upstream-insecure)"
+	upstreamTLSFixSentence = "Trust the CA that signed it (--upstream-ca FILE), or skip verification for this local service (--upstream-insecure)"
+)
+
+// upstreamCertRefused reports whether err is the agent refusing the local
+// service's certificate, as opposed to not reaching it at all.
+func upstreamCertRefused(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname)
 }

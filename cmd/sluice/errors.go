@@ -98,6 +98,8 @@ func explain(err error) error {
 				return usageError{fmt.Errorf("--remote-port: %s", cfe.Message())}
 			case "ProxyProtocol":
 				return usageError{fmt.Errorf("--proxy-protocol: %s", cfe.Message())}
+			case "Hostname":
+				return usageError{fmt.Errorf("--name and --hostname (name: and hostname: in a config file): %s", cfe.Message())}
 			}
 		}
 		if f, ok := flagOf[cfe.Pkg+"."+cfe.Field]; ok {

@@ -28,7 +28,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+	// Pebble, the ACME server some tests run in process, leaves its
+	// validation loop running.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/letsencrypt/pebble/v2/va.VAImpl.processTasks"), goleak.Cleanup(func(code int) {
 		if buildDir != "" {
 			os.RemoveAll(buildDir)
 		}

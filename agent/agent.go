@@ -7,7 +7,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -255,15 +254,10 @@ func fatal(err error) bool {
 
 func isTLSFailure(err error) bool {
 	var (
-		unknown  x509.UnknownAuthorityError
-		invalid  x509.CertificateInvalidError
-		hostname x509.HostnameError
-		pin      *transport.PinMismatchError
-		record   tls.RecordHeaderError
-		verify   *tls.CertificateVerificationError
+		pin    *transport.PinMismatchError
+		record tls.RecordHeaderError
 	)
-	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
-		errors.As(err, &pin) || errors.As(err, &record) || errors.As(err, &verify)
+	return certRefused(err) || errors.As(err, &pin) || errors.As(err, &record)
 }
 
 func classify(addr string, err error) error {

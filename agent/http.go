@@ -74,7 +74,7 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 				ts.cfg.Fallback.ServeHTTP(w, r)
 				return
 			}
-			if upstreamCertRefused(err) {
+			if certRefused(err) {
 				ts.down.log(logger, "local service's TLS certificate not trusted: answering 502; "+upstreamTLSFix, "local", local, "err", err)
 				errorPage(w, http.StatusBadGateway, "Local service's certificate not trusted",
 					fmt.Sprintf("The tunnel is up and the local service at %s answered, but the sluice agent could not verify its TLS certificate (%v). %s.", local, err, upstreamTLSFixSentence))

@@ -118,9 +118,10 @@ const (
 	upstreamTLSFixSentence = "Trust the CA that signed it (--upstream-ca FILE), or skip verification for this local service (--upstream-insecure)"
 )
 
-// upstreamCertRefused reports whether err is the agent refusing the local
-// service's certificate, as opposed to not reaching it at all.
-func upstreamCertRefused(err error) bool {
+// certRefused reports whether err is the agent refusing a peer's
+// certificate (the edge's or a local service's), as opposed to not reaching
+// the peer at all.
+func certRefused(err error) bool {
 	var (
 		unknown  x509.UnknownAuthorityError
 		invalid  x509.CertificateInvalidError

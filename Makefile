@@ -5,7 +5,7 @@ FUZZLONGTIME ?= 10m
 FUZZLOG ?= fuzz-long.log
 PKGS := ./...
 
-.PHONY: all build test lint fuzz fuzz-long bench bench-quick bench-gate bench-mux bench-docker clean
+.PHONY: all build test lint fuzz fuzz-long bench bench-quick bench-gate bench-mux bench-docker screenshots clean
 
 all: lint test
 
@@ -45,6 +45,11 @@ bench-docker:
 
 bench-mux:
 	bash scripts/bench-mux.sh
+
+# The inspector's and the console's screenshots, taken by their browser
+# tests in Debian's chromium, into docs/img.
+screenshots:
+	SLUICE_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestInspectorInChromium|TestConsoleInChromium' ./agent/inspect/ ./cmd/sluice/
 
 clean:
 	rm -rf bin dist

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluicehq/sluice/internal/browsertest"
 )
 
 // snapshotHold sits between chromium and the inspector and holds each
@@ -100,9 +102,8 @@ func (f flushHeader) Flush() { f.ResponseWriter.(http.Flusher).Flush() }
 // asked for its list and before the answer arrived. The event stream shows
 // the webhook first; the older list that follows must not wipe it out.
 func TestInspectorKeepsRequestsArrivingDuringLoad(t *testing.T) {
-	exe := chromium(t)
+	ctx := browsertest.New(t, 1400, 800, 90*time.Second)
 	f := startTunnel(t)
-	ctx := browser(t, exe)
 	h := &snapshotHold{gates: make(chan chan struct{}, 16), done: make(chan struct{})}
 	proxy := h.proxy(t, f.in.Addr().String())
 	// The login link sets the cookie; every later load goes through the proxy.

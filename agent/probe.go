@@ -105,8 +105,8 @@ const (
 // "PING" line, which line-based servers answer in words (Redis with +PONG or
 // an error, and it drops a connection whose first bytes look like HTTP), and
 // only then an HTTP request. A sluice edge names itself by its preface.
-// The TLS probe's answer wins when it has one, except that a line-based
-// answer is certain enough to end the wait at once.
+// A banner or an answer to PING ends the wait at once; otherwise the TLS
+// probe's answer wins when it has one.
 func probePeer(ctx context.Context, addr string, expectTLS bool) *WrongPeerError {
 	ctx, cancel := context.WithTimeout(ctx, probeBudget)
 	type tlsAnswer struct {
@@ -132,23 +132,39 @@ func probePeer(ctx context.Context, addr string, expectTLS bool) *WrongPeerError
 		line              *WrongPeerError
 		tlsDone, lineDone bool
 	)
+	var tlsAns tlsAnswer
 	for {
 		select {
-		case a := <-tlsCh:
-			if a.decided {
-				return a.wp
-			}
-			if lineDone {
-				return line
-			}
+		case tlsAns = <-tlsCh:
 			tlsDone = true
 		case line = <-lineCh:
-			if tlsDone || (line != nil && line.Kind != PeerHTTP && line.Kind != PeerUnknown) {
-				return line
-			}
 			lineDone = true
 		}
+		switch {
+		case lineDone && lineCertain(line):
+			return line
+		case tlsDone && tlsAns.decided && !vague(tlsAns.wp):
+			return tlsAns.wp
+		case tlsDone && lineDone:
+			if line != nil && (tlsAns.wp == nil || !tlsAns.decided) {
+				return line
+			}
+			return tlsAns.wp
+		}
 	}
+}
+
+// lineCertain reports whether the line probe's answer names the peer beyond
+// doubt: a banner or an answer to PING comes from no TLS server.
+func lineCertain(wp *WrongPeerError) bool {
+	return wp != nil && (wp.Kind == PeerRedis || wp.Kind == PeerSSH || wp.Kind == PeerLineBased)
+}
+
+// vague reports whether a TLS probe's answer is one the line probe may name
+// better: Redis answers a ClientHello that happens to hold a newline with
+// a bare -ERR.
+func vague(wp *WrongPeerError) bool {
+	return wp != nil && (wp.Kind == PeerLineBased || wp.Kind == PeerUnknown)
 }
 
 // probeTLS waits for a banner and then tries a TLS handshake; decided

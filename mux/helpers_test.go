@@ -47,6 +47,24 @@ func tstSessions(t testing.TB, a, b net.Conn, clientCfg, serverCfg Config) (*Ses
 	return c, s
 }
 
+// tstPipePair is tstPair over net.Pipe: connections in memory, with no
+// socket, which a testing/synctest bubble can hold. Inside a bubble every
+// goroutine of both sessions then waits on channels and timers only, so
+// the bubble's clock jumps ahead whenever all of them wait: keepalive and
+// RTT rules are tested in virtual time, with no real sleep.
+func tstPipePair(t testing.TB, clientCfg, serverCfg Config) (*Session, *Session) {
+	t.Helper()
+	a, b := net.Pipe()
+	return tstSessions(t, a, b, clientCfg, serverCfg)
+}
+
+// tstPipeRawPair is tstRawPair over net.Pipe (see tstPipePair).
+func tstPipeRawPair(t testing.TB, sessionIsClient bool, cfg Config) (*Session, *tstRawPeer) {
+	t.Helper()
+	a, b := net.Pipe()
+	return tstRawPairOver(t, a, b, sessionIsClient, cfg, true)
+}
+
 // tstWindow is a stream's current receive window.
 func tstWindow(st *Stream) int64 {
 	st.mu.Lock()

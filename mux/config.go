@@ -129,9 +129,6 @@ func (c Config) withDefaults() Config {
 // keepAlive reports whether keepalive and dead-peer detection run.
 func (c Config) keepAlive() bool { return c.KeepAliveInterval > 0 }
 
-// writeTimeout is the limit on one write, 0 for none.
-func (c Config) writeTimeout() time.Duration { return max(c.WriteTimeout, 0) }
-
 // Validate reports the first setting that cannot work, as a *ConfigError,
 // after filling in the defaults of the fields left zero.
 func (c Config) Validate() error {

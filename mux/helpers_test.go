@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -56,6 +57,14 @@ func tstPipePair(t testing.TB, clientCfg, serverCfg Config) (*Session, *Session)
 	t.Helper()
 	a, b := net.Pipe()
 	return tstSessions(t, a, b, clientCfg, serverCfg)
+}
+
+// tstAdvance moves a synctest bubble's clock on by d, then waits until
+// every other goroutine of the bubble is blocked again: whatever the
+// sessions do in that time is done when it returns. Only inside a bubble.
+func tstAdvance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 // tstPipeRawPair is tstRawPair over net.Pipe (see tstPipePair).

@@ -3,6 +3,7 @@ package mux
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -76,7 +77,7 @@ func TestKeepAliveSilenceCountsFromLastBytes(t *testing.T) {
 		// Every 2.5 s a WINDOW_UPDATE for the session, then nothing.
 		var last time.Time
 		for range 4 {
-			time.Sleep(2500 * time.Millisecond)
+			tstAdvance(2500 * time.Millisecond)
 			raw.send(t, frame.AppendWindowUpdate(nil, 0, 1))
 			last = time.Now()
 			if err := sess.Err(); err != nil {
@@ -195,4 +196,104 @@ func (w *tstTrip) Write(p []byte) (int, error) {
 		f()
 	}
 	return len(p), nil
+}
+
+// TestRTTOverDelayLink: a Ping over a link with 25 ms each way measures
+// the 50 ms round trip, to the microsecond the PING carries, and so do
+// the start-up probes that window tuning works from.
+func TestRTTOverDelayLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const oneWay = 25 * time.Millisecond
+		a, b := tstPipeDelayLink(t, oneWay)
+		c, s := tstSessions(t, a, b, DefaultConfig(), DefaultConfig())
+		rtt, err := c.Ping(context.Background())
+		if err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if rtt != 2*oneWay {
+			t.Errorf("Ping over a link of %s each way = %s; want %s", oneWay, rtt, 2*oneWay)
+		}
+		tstAdvance(time.Second) // the start-up probes are answered
+		for _, x := range []struct {
+			name string
+			s    *Session
+		}{{"client", c}, {"server", s}} {
+			if got := x.s.RTT(); got != 2*oneWay {
+				t.Errorf("%s RTT() = %s; want %s", x.name, got, 2*oneWay)
+			}
+			if got := x.s.tuningRTT(); got != 2*oneWay {
+				t.Errorf("%s tunes windows on a round trip of %s; want %s", x.name, got, 2*oneWay)
+			}
+		}
+	})
+}
+
+// TestStartupProbesTuneOnSmallestRTT: a session sends five PINGs one
+// after another at start; each answer sets RTT, and window tuning takes
+// the smallest sample but the first, which also timed the peer's own
+// start-up. A late answer (queueing) shows in the link's queue for four
+// round trips, then no more; a queue-timing PING goes with stream credit
+// at most once per round trip. The raw peer answers after delays the test
+// chooses, on the bubble's clock.
+func TestStartupProbesTuneOnSmallestRTT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.KeepAliveInterval = -1 // only the start-up probes ping
+		sess, raw := tstPipeRawPair(t, true, cfg)
+		raw.send(t, frame.AppendPreface(nil))
+		isPing := func(h frame.Header) bool { return h.Type == frame.TypePing }
+		for i, p := range []struct{ delay, tuning time.Duration }{
+			{80 * time.Millisecond, 0}, // not used for tuning
+			{30 * time.Millisecond, 30 * time.Millisecond},
+			{20 * time.Millisecond, 20 * time.Millisecond},
+			{40 * time.Millisecond, 20 * time.Millisecond},
+			{25 * time.Millisecond, 20 * time.Millisecond},
+		} {
+			h := raw.waitFrame(t, fmt.Sprintf("start-up probe %d", i+1), isPing)
+			tstAdvance(p.delay)
+			raw.send(t, frame.AppendPing(nil, true, h.Value))
+			synctest.Wait()
+			if got := sess.RTT(); got != p.delay {
+				t.Errorf("probe %d answered after %s: RTT() = %s", i+1, p.delay, got)
+			}
+			if got := sess.tuningRTT(); got != p.tuning {
+				t.Errorf("after probe %d: tuning RTT %s, want %s", i+1, got, p.tuning)
+			}
+		}
+		// The last answer came 5 ms later than the smallest: queueing, for
+		// four smallest round trips (80 ms) from when it was measured.
+		if q := sess.link(sess.now()).queue; q != 5*time.Millisecond {
+			t.Errorf("queue right after the last probe: %s, want 5ms", q)
+		}
+		tstAdvance(80 * time.Millisecond)
+		if q := sess.link(sess.now()).queue; q != 5*time.Millisecond {
+			t.Errorf("queue four round trips after the last probe: %s, want 5ms", q)
+		}
+		tstAdvance(time.Millisecond)
+		if q := sess.link(sess.now()).queue; q != 0 {
+			t.Errorf("queue more than four round trips after the last probe: %s, want 0 (the sample is stale)", q)
+		}
+		// No sixth probe follows the fifth.
+		tstAdvance(time.Second)
+		for len(raw.frames) > 0 {
+			if h := <-raw.frames; isPing(h) {
+				t.Errorf("a PING (%v) after the five start-up probes, with keepalive off", h)
+			}
+		}
+		// Queue-timing PINGs: at most one per smallest round trip.
+		if sess.probeDue() == 0 {
+			t.Errorf("no queue-timing PING due a second after the last one")
+		}
+		if sess.probeDue() != 0 {
+			t.Errorf("a second queue-timing PING due at the same instant")
+		}
+		tstAdvance(20*time.Millisecond - time.Microsecond)
+		if sess.probeDue() != 0 {
+			t.Errorf("a queue-timing PING due within one round trip of the last")
+		}
+		tstAdvance(time.Microsecond)
+		if sess.probeDue() == 0 {
+			t.Errorf("no queue-timing PING due one round trip after the last")
+		}
+	})
 }

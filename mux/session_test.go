@@ -430,14 +430,7 @@ func TestRefuseStreamsResetsQueuedAndRefusesNew(t *testing.T) {
 	}
 	_ = queued.SetDeadline(time.Now().Add(tstTimeout))
 	_, _ = queued.Write([]byte("hello"))
-	// Wait until the server holds it in its accept backlog.
-	deadline := time.Now().Add(tstTimeout)
-	for s.NumStreams() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never queued the stream (NumStreams %d)", s.NumStreams())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	tstEventually(t, "the server to hold the stream in its accept backlog", func() bool { return s.NumStreams() == 1 })
 	s.RefuseStreams()
 	if _, err := queued.Read(make([]byte, 8)); !errors.Is(err, ErrStreamReset) {
 		t.Fatalf("Read on a stream queued when the peer began refusing: %v; want ErrStreamReset", err)
@@ -615,7 +608,7 @@ func TestKeepAliveHealthyPeerMeasuresRTT(t *testing.T) {
 		}
 		// More than a timeout passes on an idle but answering peer, checked
 		// at every one of some thirty pings: the session must stay up.
-		time.Sleep(cfg.KeepAliveTimeout * 3 / 2)
+		tstAdvance(cfg.KeepAliveTimeout * 3 / 2)
 		if c.Err() != nil || s.Err() != nil {
 			t.Fatalf("keepalive ended a healthy idle session: client %v, server %v", c.Err(), s.Err())
 		}

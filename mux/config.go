@@ -59,7 +59,7 @@ type Config struct {
 	KeepAliveInterval time.Duration
 	// KeepAliveTimeout ends the session with ErrKeepAliveTimeout when
 	// nothing at all has arrived from the peer for this long. Default 30s
-	// (or three intervals, if that is longer). docs/PROTOCOL.md says why.
+	// (or three intervals, if that is longer). docs/DATAPATH.md says why.
 	KeepAliveTimeout time.Duration
 	// WriteTimeout ends the session when one write to the connection stays
 	// blocked this long. Default 30s; negative means no limit.

@@ -355,3 +355,24 @@ func (c *tstReadTrip) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// TestCloseAfterIdleSendsGoAway: a session idle for longer than
+// WriteTimeout still tells its peer why it ends: the write deadline left
+// by its last batch has long passed, and the GOAWAY must not be refused by
+// it.
+func TestCloseAfterIdleSendsGoAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.KeepAliveInterval = -1 // the raw peer answers no PING
+		sess, raw := tstPipeRawPair(t, true, cfg)
+		raw.send(t, frame.AppendPreface(nil))
+		tstAdvance(2 * cfg.WriteTimeout)
+		if err := sess.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-raw.done
+		if !raw.sawGoAway.Load() || frame.Code(raw.goAway.Load()) != frame.CodeNoError {
+			t.Fatalf("the peer saw no GOAWAY(NO_ERROR) after %s idle (GOAWAY %v, code %d; reader ended with %v)", 2*cfg.WriteTimeout, raw.sawGoAway.Load(), raw.goAway.Load(), raw.readErr)
+		}
+	})
+}

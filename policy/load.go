@@ -15,10 +15,12 @@ import (
 // Error is a policy that cannot be read or enforced. It names where the rule
 // is (file and line, when it came from a file), its phase, the rule and why.
 type Error struct {
-	// Source is the file name, or what the spec came from ("agent",
-	// "owner contractors", "server") when it is not a file.
+	// Source is what the spec came from ("agent", "owner contractors",
+	// "server"), or its file name.
 	Source string
-	Line   int
+	// File and Line are where the rule is written, when in a file.
+	File string
+	Line int
 	Phase  Phase
 	// Rule is the rule's name, or "#N" for the Nth rule of its phase.
 	Rule   string
@@ -27,13 +29,15 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	if e.Source != "" {
-		b.WriteString(e.Source)
-		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d", e.Line)
-		}
-		b.WriteString(": ")
-	} else if e.Line > 0 {
+	if e.Source != "" && e.Source != e.File {
+		b.WriteString(e.Source + ": ")
+	}
+	switch {
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	case e.Line > 0:
 		fmt.Fprintf(&b, "line %d: ", e.Line)
 	}
 	if e.Rule != "" {
@@ -63,7 +67,7 @@ func Load(path string) (*Spec, error) {
 func Parse(data []byte, name string) (*Spec, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{Source: name, Reason: "not valid YAML: " + err.Error()}
+		return nil, &Error{File: name, Reason: "not valid YAML: " + err.Error()}
 	}
 	spec := &Spec{}
 	if len(doc.Content) == 0 {
@@ -71,7 +75,7 @@ func Parse(data []byte, name string) (*Spec, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, &Error{Source: name, Line: root.Line, Reason: "a policy is a mapping of phases (on_tcp_connect, on_http_request, on_http_response) to lists of rules"}
+		return nil, &Error{File: name, Line: root.Line, Reason: "a policy is a mapping of phases (on_tcp_connect, on_http_request, on_http_response) to lists of rules"}
 	}
 	p := parser{name: name, dir: filepath.Dir(name)}
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -85,7 +89,7 @@ func Parse(data []byte, name string) (*Spec, error) {
 		case OnHTTPResponse:
 			dst = &spec.OnHTTPResponse
 		default:
-			return nil, &Error{Source: name, Line: k.Line, Reason: fmt.Sprintf("unknown phase %q: the phases are on_tcp_connect, on_http_request and on_http_response", k.Value)}
+			return nil, &Error{File: name, Line: k.Line, Reason: fmt.Sprintf("unknown phase %q: the phases are on_tcp_connect, on_http_request and on_http_response", k.Value)}
 		}
 		rules, err := p.rules(Phase(k.Value), v)
 		if err != nil {
@@ -101,7 +105,7 @@ type parser struct {
 }
 
 func (p *parser) errf(n *yaml.Node, ph Phase, rule, format string, args ...any) *Error {
-	return &Error{Source: p.name, Line: n.Line, Phase: ph, Rule: rule, Reason: fmt.Sprintf(format, args...)}
+	return &Error{File: p.name, Line: n.Line, Phase: ph, Rule: rule, Reason: fmt.Sprintf(format, args...)}
 }
 
 func (p *parser) rules(ph Phase, n *yaml.Node) ([]Rule, error) {
@@ -113,7 +117,7 @@ func (p *parser) rules(ph Phase, n *yaml.Node) ([]Rule, error) {
 	}
 	out := make([]Rule, 0, len(n.Content))
 	for i, rn := range n.Content {
-		r := Rule{Line: rn.Line}
+		r := Rule{File: p.name, Line: rn.Line}
 		label := fmt.Sprintf("#%d", i+1)
 		if rn.Kind != yaml.MappingNode {
 			return nil, p.errf(rn, ph, label, "a rule is a mapping with name, expressions and actions")

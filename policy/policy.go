@@ -174,7 +174,7 @@ var guards = map[string]bool{
 func (p *Policy) compileRule(e *envs, l Layer, ph Phase, src *Rule, i int) (*rule, error) {
 	label := src.label(i)
 	fail := func(line int, format string, args ...any) error {
-		return &Error{Source: l.Source, Line: line, Phase: ph, Rule: label, Reason: fmt.Sprintf(format, args...)}
+		return &Error{Source: l.Source, File: src.File, Line: line, Phase: ph, Rule: label, Reason: fmt.Sprintf(format, args...)}
 	}
 	if len(src.Actions) == 0 {
 		return nil, fail(src.Line, "the rule has no actions")

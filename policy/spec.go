@@ -123,9 +123,10 @@ type Rule struct {
 	Name        string   `json:"name,omitempty"`
 	Expressions []string `json:"expressions,omitempty"`
 	Actions     []Action `json:"actions"`
-	// Line is where the rule starts in its file (0 when it did not come
-	// from a file).
-	Line int `json:"-"`
+	// File and Line are where the rule starts in its file (empty when it
+	// did not come from a file), for errors.
+	File string `json:"-"`
+	Line int    `json:"-"`
 }
 
 // Action is one action of a rule: its type and the config of that type

@@ -98,6 +98,8 @@ func explain(err error) error {
 				return usageError{fmt.Errorf("--remote-port: %s", cfe.Message())}
 			case "ProxyProtocol":
 				return usageError{fmt.Errorf("--proxy-protocol: %s", cfe.Message())}
+			case "Policy":
+				return usageError{fmt.Errorf("policy: %s", cfe.Message())}
 			}
 		}
 		if f, ok := flagOf[cfe.Pkg+"."+cfe.Field]; ok {

@@ -1,13 +1,3 @@
-// Package server is the sluice edge: it accepts agents on a control listener
-// (one mux session per agent), authenticates them, gives their tunnels public
-// hostnames and TCP ports, and carries every public connection to the right
-// agent as a new stream of that agent's session.
-//
-// Embed it with New and Serve:
-//
-//	srv, err := server.New(server.Config{Listen: "127.0.0.1:7835", HTTP: "127.0.0.1:8080", Domain: "localhost", Tokens: []string{"T"}})
-//	if err != nil { ... }
-//	err = srv.Serve(ctx) // until ctx is done
 package server
 
 import (
@@ -35,7 +25,7 @@ const Software = "sluice-edge/0.1"
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	reg   *Registry
+	reg   *registry
 	auth  atomic.Pointer[authTable]
 	lim   atomic.Pointer[Limits]
 	gate  gate
@@ -43,8 +33,8 @@ type Server struct {
 	warn  *summary
 
 	ownerMu      sync.Mutex
-	ownerTunnels map[Owner]int
-	ownerStreams sync.Map // Owner → *atomic.Int64
+	ownerTunnels map[ownerID]int
+	ownerStreams sync.Map // ownerID → *atomic.Int64
 
 	ctrlLn  net.Listener
 	httpLn  net.Listener
@@ -62,18 +52,19 @@ type Server struct {
 	served     atomic.Bool
 }
 
-// New validates cfg and opens the edge's listeners, so that Addr and HTTPAddr
-// are known before Serve runs and a port already in use is reported here.
+// New fills cfg's zero fields, validates it and opens the edge's listeners,
+// so that Addr and HTTPAddr are known before Serve runs and a port already in
+// use is reported here.
 func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, cfg.Domain)
 	if err != nil {
 		return nil, configErr("TokenRules", "%v", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[Owner]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)
@@ -151,7 +142,7 @@ func (s *Server) Stats() Stats {
 		st.LargestStreamWindow = max(st.LargestStreamWindow, sess.Stats().LargestStreamWindow)
 		return true
 	})
-	st.Hostnames, st.Ports = s.reg.Count()
+	st.Hostnames, st.Ports = s.reg.count()
 	return st
 }
 

@@ -164,7 +164,7 @@ func TestRegisterValidation(t *testing.T) {
 		{control.Register{Ref: 3, Kind: control.KindHTTP, Hostname: "a..b"}, control.CodeBadRequest},
 		{control.Register{Ref: 7, Kind: control.KindHTTP, Hostname: "LOCALHOST"}, control.CodeBadRequest},
 		{control.Register{Ref: 4, Kind: control.KindTCP, RemotePort: 70000}, control.CodeBadRequest},
-		{control.Register{Ref: 5, Kind: control.KindTCP, RemotePort: 39999}, control.CodePortTaken},
+		{control.Register{Ref: 5, Kind: control.KindTCP, RemotePort: 39999}, control.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		send(t, ctrl, tc.reg)

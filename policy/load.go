@@ -69,15 +69,36 @@ func Parse(data []byte, name string) (*Spec, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{File: name, Reason: "not valid YAML: " + err.Error()}
 	}
-	spec := &Spec{}
 	if len(doc.Content) == 0 {
+		return &Spec{}, nil
+	}
+	p := parser{name: name, dir: filepath.Dir(name)}
+	return p.spec(doc.Content[0])
+}
+
+// UnmarshalYAML reads a policy inside another YAML document (an entry of
+// the edge's tokens file), with the same checks as Parse; errors give the
+// line in that document. htpasswd files are relative to the working
+// directory.
+func (s *Spec) UnmarshalYAML(n *yaml.Node) error {
+	p := parser{dir: "."}
+	spec, err := p.spec(n)
+	if err != nil {
+		return err
+	}
+	*s = *spec
+	return nil
+}
+
+func (p *parser) spec(root *yaml.Node) (*Spec, error) {
+	spec := &Spec{}
+	name := p.name
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return spec, nil
 	}
-	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{File: name, Line: root.Line, Reason: "a policy is a mapping of phases (on_tcp_connect, on_http_request, on_http_response) to lists of rules"}
 	}
-	p := parser{name: name, dir: filepath.Dir(name)}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		var dst *[]Rule

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -64,31 +65,16 @@ func BenchmarkHTTPGet(b *testing.B) {
 }
 
 func benchEdge(b *testing.B) (*server.Server, func()) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	ctx, cancel := contextWithCancel()
-	go func() { done <- srv.Serve(ctx) }()
-	return srv, func() { cancel(); <-done }
+	e := edgetest.Start(b, server.New, server.Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost", Tokens: []string{token}})
+	return e.S, func() { e.Stop() }
 }
 
 func benchAgent(b *testing.B, srv *server.Server, tun agent.Tunnel) func() {
-	up := make(chan struct{}, 1)
-	a, err := agent.New(agent.Config{Server: srv.Addr().String(), Token: token, Tunnels: []agent.Tunnel{tun},
-		OnAssigned: func(int, control.Assigned) {
-			select {
-			case up <- struct{}{}:
-			default:
-			}
-		}})
+	as := edgetest.NewAssignments()
+	a, err := agent.New(agent.Config{Server: srv.Addr().String(), Token: token, Tunnels: []agent.Tunnel{tun}, OnAssigned: as.Hook})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := contextWithCancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	<-up
-	return func() { cancel(); <-done }
+	_, stop := edgetest.RunAgent(b, a, as, 1)
+	return stop
 }

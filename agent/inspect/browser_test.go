@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/inspect"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -62,43 +63,26 @@ func startTunnel(t *testing.T) *tunnelFixture {
 		fmt.Fprintf(w, `{"ok":true,"path":%q}`, r.URL.Path)
 	}))
 	t.Cleanup(f.service.Close)
-	edge, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.edge = edge
+	f.edge = edgetest.Start(t, server.New, server.Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost", Tokens: []string{"T"}}).S
 	in, err := inspect.New(inspect.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.in = in
-	assigned := make(chan control.Assigned, 4)
+	served := make(chan struct{})
+	go func() { in.Serve(); close(served) }()
+	t.Cleanup(func() { in.Close(); <-served })
+	as := edgetest.NewAssignments()
 	a, err := agent.New(agent.Config{
-		Server: edge.Addr().String(), Token: "T", HTTPMiddleware: in.Wrap,
+		Server: f.edge.Addr().String(), Token: "T", HTTPMiddleware: in.Wrap,
 		Tunnels:    []agent.Tunnel{{Kind: control.KindHTTP, Name: "webhooks", Local: f.service.Listener.Addr().String()}},
-		OnAssigned: func(_ int, a control.Assigned) { assigned <- a },
+		OnAssigned: as.Hook,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 3)
-	go func() { edge.Serve(ctx); done <- struct{}{} }()
-	go func() { a.Run(ctx); done <- struct{}{} }()
-	go func() { in.Serve(); done <- struct{}{} }()
-	t.Cleanup(func() {
-		cancel()
-		in.Close()
-		for range 3 {
-			<-done
-		}
-	})
-	select {
-	case as := <-assigned:
-		f.public = as.URL
-	case <-time.After(10 * time.Second):
-		t.Fatal("tunnel not assigned in 10 s")
-	}
+	assigned, _ := edgetest.RunAgent(t, a, as, 1)
+	f.public = assigned[0].URL
 	return f
 }
 

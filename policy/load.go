@@ -19,9 +19,9 @@ type Error struct {
 	// "server"), or its file name.
 	Source string
 	// File and Line are where the rule is written, when in a file.
-	File string
-	Line int
-	Phase  Phase
+	File  string
+	Line  int
+	Phase Phase
 	// Rule is the rule's name, or "#N" for the Nth rule of its phase.
 	Rule   string
 	Reason string

@@ -44,7 +44,9 @@ type Server struct {
 
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
-	admin    *adminServer // nil unless Config.Admin is set
+	// policyKey seals the traffic policy's sign-in cookies.
+	policyKey [32]byte
+	admin     *adminServer // nil unless Config.Admin is set
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -65,6 +67,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, configErr("TokenRules", "%v", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
+	// Sign-in sessions of the traffic policy survive an agent's reconnect
+	// (the key is the edge's), not an edge restart.
+	_, _ = rand.Read(s.policyKey[:])
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)

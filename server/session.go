@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -61,6 +62,12 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+
+	// policy is the tunnel's compiled traffic policy (the edge's, the
+	// owner's and the agent's rules), nil when it has none; refusals
+	// batches what the agent is told of its refusals.
+	policy   *policy.Policy
+	refusals *refusals
 }
 
 // open starts a stream to the agent for one public connection and writes the

@@ -75,6 +75,7 @@ var flagOf = map[string]string{
 	"server.HTTPPlain":           "--http-plain",
 	"server.StateDir":            "--state-dir",
 	"server.TokenRules":          "--tokens-file",
+	"server.Policy":              "--policy",
 	"server.PublicHTTPSPort":     "--https",
 	"server.Admin":               "--admin",
 	"server.AdminToken":          "--admin-token",

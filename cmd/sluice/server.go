@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/statedir"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -131,7 +132,9 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")
-	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (re-read on SIGHUP)")
+	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, tunnel limits and owners' policies (re-read on SIGHUP)")
+	var policyFile string
+	fs.StringVar(&policyFile, "policy", "", "traffic policy `file` for every tunnel (YAML rules with CEL conditions, see docs/POLICY.md); agents' rules cannot skip it")
 	hf.register(fs, &cfg)
 	l4.register(c)
 	metricsFlag(c, &sc.metricsAddr)
@@ -149,6 +152,13 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 			return nil, usagef("server: --tokens-file: %v", err)
 		}
 		cfg.TokenRules = rules
+	}
+	if policyFile != "" {
+		spec, err := policy.Load(policyFile)
+		if err != nil {
+			return nil, usagef("server: --policy: %v", err)
+		}
+		cfg.Policy = spec
 	}
 	if cfg.StateDir == "" {
 		// Leases and the loopback certificate outlive the process here

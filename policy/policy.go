@@ -64,9 +64,10 @@ type Layer struct {
 	Source string
 	Spec   *Spec
 	// Imposed marks the operator's and owners' layers: on a TCP or UDP
-	// tunnel, their HTTP rules that only shape headers are skipped, and
-	// those that guard access refuse the tunnel (they cannot be enforced
-	// there and must not be escaped by choosing another kind).
+	// tunnel, their HTTP rules are skipped, but those that authenticate
+	// (basic-auth, openid-connect, verify-webhook) refuse the tunnel: they
+	// cannot be enforced there and must not be escaped by choosing another
+	// kind.
 	Imposed bool
 }
 
@@ -164,12 +165,12 @@ func Compile(opts Options, layers ...Layer) (*Policy, error) {
 	return p, nil
 }
 
-// guards lists the action types that keep clients out: an imposed rule
-// with one cannot be skipped on a tunnel where it cannot run.
-var guards = map[string]bool{
-	"basic-auth": true, "openid-connect": true, "verify-webhook": true, "deny": true,
-	"custom-response": true, "redirect": true, "restrict-ips": true, "rate-limit": true,
-}
+// guards lists the action types that say who may reach a tunnel at all
+// and have no TCP or UDP equivalent: an imposed rule with one cannot be
+// skipped on a tunnel where it cannot run. Other imposed HTTP rules (a
+// path denied, a header set) mean nothing on a TCP tunnel and are skipped
+// there.
+var guards = map[string]bool{"basic-auth": true, "openid-connect": true, "verify-webhook": true}
 
 func (p *Policy) compileRule(e *envs, l Layer, ph Phase, src *Rule, i int) (*rule, error) {
 	label := src.label(i)

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/edgetest"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -77,4 +78,69 @@ func benchAgent(b *testing.B, srv *server.Server, tun agent.Tunnel) func() {
 	}
 	_, stop := edgetest.RunAgent(b, a, as, 1)
 	return stop
+}
+
+// BenchmarkHTTPGetPolicy is BenchmarkHTTPGet's piped case with and without
+// a traffic policy on the tunnel: an IP allow rule, basic auth and one CEL
+// condition, all passing, so both cases do the same work past the edge.
+// "on" should stay within 5% of "off" (run them interleaved, see
+// docs/POLICY.md).
+func BenchmarkHTTPGetPolicy(b *testing.B) {
+	body := []byte("hello, sluice\n")
+	spec, err := policy.Parse([]byte(`
+on_tcp_connect:
+  - name: loopback only
+    actions: [{type: restrict-ips, config: {allow: [127.0.0.0/8, "::1"]}}]
+on_http_request:
+  - name: team
+    expressions: ["!req.path.startsWith('/public')"]
+    actions: [{type: basic-auth, config: {credentials: ["bench:bench-password"]}}]
+`), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []struct {
+		name string
+		spec *policy.Spec
+	}{{"off", nil}, {"on", spec}} {
+		b.Run(mode.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ls := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
+			go ls.Serve(ln)
+			defer ls.Close()
+			srv, stop := benchEdge(b)
+			defer stop()
+			astop := benchAgent(b, srv, agent.Tunnel{Kind: control.KindHTTP, Name: "bench", Local: ln.Addr().String(), Policy: mode.spec})
+			defer astop()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			url := fmt.Sprintf("http://%s/", srv.HTTPAddr())
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("GET", url, nil)
+					req.Host = "bench.localhost"
+					req.SetBasicAuth("bench", "bench-password")
+					resp, err := tr.RoundTrip(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
 }

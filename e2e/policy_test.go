@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/agent/inspect"
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/internal/proxyproto"
@@ -255,6 +257,15 @@ func TestPolicyRefusesAtTheEdgeBeforeAStreamOpens(t *testing.T) {
 	if n := counter(t, reg, "sluice_edge_policy_refused_total", "kind", "http", "action", "basic-auth"); n != 4 {
 		t.Fatalf("edge counted %v basic-auth refusals, want 4", n)
 	}
+	// The admin listing and the metrics name the rules, never the password.
+	st, _ := json.Marshal(srv.Status())
+	if !strings.Contains(string(st), "basic-auth") || strings.Contains(string(st), "s3cret") {
+		t.Fatalf("admin listing: %s", st)
+	}
+	mfs, _ := reg.Gather()
+	if m, _ := json.Marshal(mfs); strings.Contains(string(m), "s3cret") {
+		t.Fatal("a secret in the metrics")
+	}
 }
 
 // TestPolicyIPRulesUseTheRealClient: behind a load balancer's PROXY header
@@ -479,5 +490,59 @@ on_http_request:
 	var ce *control.Error
 	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || !strings.Contains(ce.Message, `rule "staff sign-in"`) || !strings.Contains(ce.Message, "owner iot") {
 		t.Fatalf("a TCP tunnel under an owner's HTTP guard: %v", err)
+	}
+}
+
+// TestPolicyRefusalsShowInTheInspector: the inspector lists a request the
+// edge refused, naming the rule, with no header or body of it.
+func TestPolicyRefusalsShowInTheInspector(t *testing.T) {
+	srv := startEdge(t, nil)
+	in, err := inspect.New(inspect.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.Serve() }()
+	t.Cleanup(func() { in.Close(); <-done })
+	addr, ln := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "in") }))
+	as := edgetest.NewAssignments()
+	a, err := agent.New(agent.Config{Server: srv.Addr().String(), Token: token, OnAssigned: as.Hook,
+		HTTPMiddleware: in.Wrap, OnPolicyRefused: in.Refused,
+		Tunnels: []agent.Tunnel{{Kind: control.KindHTTP, Name: "team", Local: addr, LogRequests: true,
+			Policy: mustSpec(t, policy.Simple{BasicAuth: []string{"ana:plum"}})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edgetest.RunAgent(t, a, as, 1)
+	c := viaEdge(t, srv.HTTPAddr().String())
+	for range 2 {
+		policyGet(t, c, "http://team.localhost/secret/page?x=1", func(r *http.Request) { r.SetBasicAuth("ana", "wrong-password") })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", in.URL(), nil)
+		req.URL.Path, req.URL.RawQuery = "/api/requests", ""
+		req.Header.Set("Authorization", "Bearer "+in.Secret())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct{ Requests []inspect.Summary }
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if len(out.Requests) > 0 {
+			s := out.Requests[0]
+			if s.Method != "GET" || s.Path != "/secret/page" || s.Status != 401 || !strings.Contains(s.RefusedBy, `agent rule "basic-auth" (basic-auth)`) {
+				t.Fatalf("inspector shows %+v", s)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the inspector did not show the refusals within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ln.n.Load() != 0 {
+		t.Fatal("a refused request reached the local service")
 	}
 }

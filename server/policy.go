@@ -177,10 +177,11 @@ func (ac *agentConn) compilePolicy(t *tunnel, r control.Register) (string, *cont
 		return "", regError(r.Ref, control.CodeBadRequest, "the edge cannot enforce this tunnel's policy: %v", err)
 	}
 	t.policy = p
+	t.policySummary = strings.Join(summary, "; ")
 	if r.PolicyEvents {
 		t.refusals = &refusals{}
 	}
-	return strings.Join(summary, "; "), nil
+	return t.policySummary, nil
 }
 
 // checkImposedPolicy checks an operator's or owner's policy once for each

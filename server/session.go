@@ -66,8 +66,9 @@ type tunnel struct {
 	// policy is the tunnel's compiled traffic policy (the edge's, the
 	// owner's and the agent's rules), nil when it has none; refusals
 	// batches what the agent is told of its refusals.
-	policy   *policy.Policy
-	refusals *refusals
+	policy        *policy.Policy
+	policySummary string
+	refusals      *refusals
 }
 
 // open starts a stream to the agent for one public connection and writes the

@@ -546,3 +546,32 @@ func TestPolicyRefusalsShowInTheInspector(t *testing.T) {
 		t.Fatal("a refused request reached the local service")
 	}
 }
+
+// TestPolicyReloadTightensLiveTunnels: a reload that adds an owner's rule
+// holds for the owner's tunnels already online.
+func TestPolicyReloadTightensLiveTunnels(t *testing.T) {
+	base := server.Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost",
+		TokenRules: []server.TokenRule{{Token: token, Owner: "iot"}}}
+	srv := edgetest.Start(t, server.New, base).S
+	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "in") }))
+	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "sensor", Local: addr})
+	c := viaEdge(t, srv.HTTPAddr().String())
+	if resp := policyGet(t, c, "http://sensor.localhost/", nil); resp.StatusCode != 200 {
+		t.Fatalf("before the reload: %d", resp.StatusCode)
+	}
+	lan, err := policy.Parse([]byte("on_tcp_connect:\n  - name: lan only\n    actions: [{type: restrict-ips, config: {allow: [10.0.0.0/8]}}]\n"), "tokens.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := base
+	next.TokenRules = []server.TokenRule{{Token: token, Owner: "iot", Policy: lan}}
+	if _, err := srv.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if resp := policyGet(t, c, "http://sensor.localhost/", nil); resp.StatusCode != 403 {
+		t.Fatalf("after the reload: %d, want 403", resp.StatusCode)
+	}
+	if st := srv.Status(); len(st.Tunnels) != 1 || !strings.Contains(st.Tunnels[0].Policy, "lan only") {
+		t.Fatalf("admin listing after the reload: %+v", st.Tunnels)
+	}
+}

@@ -87,7 +87,7 @@ func (s *Server) Status() AdminStatus {
 			at := AdminTunnel{
 				URL: t.url, Kind: string(t.kind), Name: t.name, Session: ac.id,
 				BytesIn: t.meter.AToB.Load(), BytesOut: t.meter.BToA.Load(), OpenStreams: t.streams.Load(),
-				Policy: t.policySummary,
+				Policy: t.policySummary(),
 			}
 			st.Tunnels = append(st.Tunnels, at)
 			st.Totals.BytesIn += at.BytesIn

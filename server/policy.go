@@ -2,9 +2,11 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +40,7 @@ type access struct {
 // request goes on with the returned writer, which applies the policy's
 // response rules.
 func (s *Server) admit(a access) (http.ResponseWriter, bool) {
-	p := a.t.policy
+	p := a.t.policy.Load()
 	if p == nil {
 		return a.w, true
 	}
@@ -149,19 +151,33 @@ func (q *refusals) flush(ac *agentConn) {
 // owner's and the one the agent sent. A policy the edge cannot enforce is
 // refused naming the rule. It returns the summary Assigned echoes.
 func (ac *agentConn) compilePolicy(t *tunnel, r control.Register) (string, *control.Error) {
-	s := ac.s
-	var mine *policy.Spec
 	if len(r.Policy) > 0 {
-		mine = new(policy.Spec)
-		if err := json.Unmarshal(r.Policy, mine); err != nil {
+		t.agentPolicy = new(policy.Spec)
+		if err := json.Unmarshal(r.Policy, t.agentPolicy); err != nil {
 			return "", regError(r.Ref, control.CodeBadRequest, "the tunnel's policy is malformed: %v", err)
 		}
 	}
-	rule := ac.currentRule()
+	if r.PolicyEvents {
+		t.refusals = &refusals{}
+	}
+	if err := ac.applyPolicy(t, ac.currentRule()); err != nil {
+		return "", regError(r.Ref, control.CodeBadRequest, "the edge cannot enforce this tunnel's policy: %v", err)
+	}
+	ps := t.policy.Load()
+	if ps == nil {
+		return "", nil
+	}
+	return ps.summary, nil
+}
+
+// applyPolicy compiles t's layers as they are now (at registration, and
+// again when a reload changed the edge's or the owner's rules).
+func (ac *agentConn) applyPolicy(t *tunnel, rule *rule) error {
+	s := ac.s
 	layers := []policy.Layer{
-		{Source: "server", Spec: s.cfg.Policy, Imposed: true},
+		{Source: "server", Spec: s.policy.Load(), Imposed: true},
 		{Source: "owner " + rule.ownerName, Spec: rule.policy, Imposed: true},
-		{Source: "agent", Spec: mine},
+		{Source: "agent", Spec: t.agentPolicy},
 	}
 	var summary []string
 	for _, l := range layers {
@@ -170,18 +186,41 @@ func (ac *agentConn) compilePolicy(t *tunnel, r control.Register) (string, *cont
 		}
 	}
 	if len(summary) == 0 {
-		return "", nil
+		t.policy.Store(nil)
+		return nil
 	}
-	p, err := policy.Compile(policy.Options{Kind: string(r.Kind), SessionKey: s.policyKey[:]}, layers...)
+	p, err := policy.Compile(policy.Options{Kind: string(t.kind), SessionKey: s.policyKey[:]}, layers...)
 	if err != nil {
-		return "", regError(r.Ref, control.CodeBadRequest, "the edge cannot enforce this tunnel's policy: %v", err)
+		return err
 	}
-	t.policy = p
-	t.policySummary = strings.Join(summary, "; ")
-	if r.PolicyEvents {
-		t.refusals = &refusals{}
-	}
-	return t.policySummary, nil
+	t.policy.Store(&tunnelPolicy{Policy: p, summary: strings.Join(summary, "; ")})
+	return nil
+}
+
+// tunnelPolicy is a tunnel's compiled policy and its summary.
+type tunnelPolicy struct {
+	*policy.Policy
+	summary string
+}
+
+// reapplyPolicies recompiles every live tunnel's policy after a reload:
+// tightened rules hold at once. A tunnel whose policy no longer compiles
+// (an owner's new sign-in rule on a TCP tunnel) ends its session, naming
+// the rule.
+func (s *Server) reapplyPolicies() {
+	s.sessions.Range(func(k, _ any) bool {
+		ac := k.(*agentConn)
+		ac.mu.Lock()
+		ts := slices.Clone(ac.tunnels)
+		ac.mu.Unlock()
+		for _, t := range ts {
+			if err := ac.applyPolicy(t, ac.currentRule()); err != nil {
+				ac.revoke(control.CodeForbidden, fmt.Sprintf("the edge's policy changed and cannot be enforced on %s: %v", t.url, err))
+				break
+			}
+		}
+		return true
+	})
 }
 
 // checkImposedPolicy checks an operator's or owner's policy once for each
@@ -203,4 +242,12 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
+}
+
+// policySummary is the tunnel's policy summary for the admin listing.
+func (t *tunnel) policySummary() string {
+	if p := t.policy.Load(); p != nil {
+		return p.summary
+	}
+	return ""
 }

@@ -26,6 +26,9 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("server: reload: %w: the old configuration stays", err)
 	}
+	if err := checkImposedPolicy("server", cfg.Policy); err != nil {
+		return "", fmt.Errorf("server: reload: policy: %w: the old configuration stays", err)
+	}
 	var restart []string
 	for _, f := range []struct {
 		name     string
@@ -63,6 +66,8 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 		slices.Sort(restart)
 		note = "changed settings that take effect only after a restart: " + strings.Join(restart, ", ")
 	}
+	s.policy.Store(cfg.Policy)
+	s.reapplyPolicies()
 	s.log.Info("configuration reloaded", "tokens", len(auth.rules), "sessions_closed", closed)
 	return note, nil
 }

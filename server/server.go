@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/transport"
 )
 
@@ -44,8 +45,10 @@ type Server struct {
 
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
-	// policyKey seals the traffic policy's sign-in cookies.
+	// policyKey seals the traffic policy's sign-in cookies; policy is the
+	// operator's rules for every tunnel (Config.Policy), replaced on reload.
 	policyKey [32]byte
+	policy    atomic.Pointer[policy.Spec]
 	admin     *adminServer // nil unless Config.Admin is set
 
 	nextTunnel atomic.Uint32
@@ -70,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 	// Sign-in sessions of the traffic policy survive an agent's reconnect
 	// (the key is the edge's), not an edge restart.
 	_, _ = rand.Read(s.policyKey[:])
+	s.policy.Store(cfg.Policy)
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)

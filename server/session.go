@@ -64,11 +64,11 @@ type tunnel struct {
 	streams atomic.Int64
 
 	// policy is the tunnel's compiled traffic policy (the edge's, the
-	// owner's and the agent's rules), nil when it has none; refusals
-	// batches what the agent is told of its refusals.
-	policy        *policy.Policy
-	policySummary string
-	refusals      *refusals
+	// owner's and the agent's rules), nil when it has none; a reload
+	// replaces it. refusals batches what the agent is told of refusals.
+	policy      atomic.Pointer[tunnelPolicy]
+	agentPolicy *policy.Spec // what the agent sent, kept for reloads
+	refusals    *refusals
 }
 
 // open starts a stream to the agent for one public connection and writes the

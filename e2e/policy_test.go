@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/agent/inspect"
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/edgetest"
+	"github.com/sluicehq/sluice/internal/oidctest"
 	"github.com/sluicehq/sluice/internal/proxyproto"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/server"
@@ -573,5 +575,62 @@ func TestPolicyReloadTightensLiveTunnels(t *testing.T) {
 	}
 	if st := srv.Status(); len(st.Tunnels) != 1 || !strings.Contains(st.Tunnels[0].Policy, "lan only") {
 		t.Fatalf("admin listing after the reload: %+v", st.Tunnels)
+	}
+}
+
+// TestPolicyOIDCThroughTheEdge: a real OpenID provider, an edge and an
+// agent: the edge runs the sign-in for the tunnel's own hostname and the
+// app sees only signed-in, allowed visitors, with the identity the edge
+// verified.
+func TestPolicyOIDCThroughTheEdge(t *testing.T) {
+	srv := startEdge(t, nil)
+	_, port, _ := net.SplitHostPort(srv.HTTPAddr().String())
+	public := "http://sso.localhost:" + port
+	idp := oidctest.Start(t, public+policy.OIDCCallbackPath)
+	var seen atomic.Int64
+	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
+	}))
+	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
+		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
+			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})})
+	// A browser: *.localhost is this machine, cookies kept per host.
+	client := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			if h, p, _ := net.SplitHostPort(a); strings.HasSuffix(h, ".localhost") {
+				a = net.JoinHostPort("127.0.0.1", p)
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, a)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
+	}
+	code, body := idp.SignIn(t, client(), public+"/dashboard", oidctest.Mallory, oidctest.MalloryPassword)
+	if code != 403 || !strings.Contains(body, oidctest.MalloryEmail) {
+		t.Fatalf("mallory: %d %s", code, body)
+	}
+	if seen.Load() != 0 {
+		t.Fatal("the app was reached before anyone allowed signed in")
+	}
+	alice := client()
+	code, body = idp.SignIn(t, alice, public+"/dashboard", oidctest.Alice, oidctest.AlicePassword)
+	if code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("alice: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("GET", public+"/again", nil)
+	req.Header.Set(policy.HeaderEmail, "ceo@example.com")
+	resp, err := alice.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello "+oidctest.AliceEmail || seen.Load() != 2 {
+		t.Fatalf("second visit: %q, app reached %d times", b, seen.Load())
+	}
+	if st, _ := json.Marshal(srv.Status()); strings.Contains(string(st), oidctest.ClientSecret) {
+		t.Fatal("the client secret is in the admin listing")
 	}
 }

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,59 +11,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/sluicehq/sluice/internal/oidctest"
 )
-
-// provider is a real OpenID provider (zitadel/oidc's op package, with its
-// example storage and login page) on loopback.
-type provider struct {
-	issuer string
-	srv    *httptest.Server
-}
-
-const (
-	clientID     = "tunnel-app"
-	clientSecret = "tunnel-client-secret"
-)
-
-func startProvider(t *testing.T, redirectURIs ...string) *provider {
-	t.Helper()
-	users := map[string]any{
-		"u1": map[string]any{"ID": "u1", "Username": "alice", "Password": "alice-pw", "FirstName": "Alice", "LastName": "Doe",
-			"Email": "alice@example.com", "EmailVerified": true, "PreferredLanguage": "en"},
-		"u2": map[string]any{"ID": "u2", "Username": "mallory", "Password": "mallory-pw", "FirstName": "Mallory", "LastName": "X",
-			"Email": "mallory@elsewhere.test", "EmailVerified": true, "PreferredLanguage": "en"},
-	}
-	file := filepath.Join(t.TempDir(), "users.json")
-	b, _ := json.Marshal(users)
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	us, err := storage.StoreFromFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := storage.NewStorageWithClients(us, map[string]*storage.Client{
-		clientID: storage.WebClient(clientID, clientSecret, redirectURIs...),
-	})
-	srv := httptest.NewUnstartedServer(nil)
-	// The provider answers on "localhost" and the app on 127.0.0.1, so the
-	// browser keeps their cookies apart.
-	issuer := "http://localhost:" + portOf(srv.Listener.Addr().String())
-	srv.Config.Handler = exampleop.SetupServer(issuer, st, nil, false)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return &provider{issuer: issuer, srv: srv}
-}
 
 func portOf(addr string) string {
 	return addr[strings.LastIndexByte(addr, ':')+1:]
@@ -79,11 +33,11 @@ type oidcApp struct {
 	srv    *httptest.Server
 }
 
-func startOIDCApp(t *testing.T, extra string) (*oidcApp, *provider) {
+func startOIDCApp(t *testing.T, extra string) (*oidcApp, *oidctest.Provider) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	appURL := "http://127.0.0.1:" + portOf(srv.Listener.Addr().String())
-	idp := startProvider(t, appURL+OIDCCallbackPath)
+	idp := oidctest.Start(t, appURL+OIDCCallbackPath)
 	c := &clock{now: time.Now()}
 	spec, err := Parse([]byte(fmt.Sprintf(`
 on_http_request:
@@ -96,7 +50,7 @@ on_http_request:
           client_secret: %s
           allow_domains: [example.com]
           session_duration: 1h%s
-`, idp.issuer, clientID, clientSecret, extra)), "sso.yaml")
+`, idp.Issuer, oidctest.ClientID, oidctest.ClientSecret, extra)), "sso.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +143,7 @@ func TestOIDCSignInInABrowser(t *testing.T) {
 	// Login: the page redirects to the provider, the visitor signs in, the
 	// callback sets the session and returns to the page first asked for.
 	do("opening a guarded page", chromedp.Navigate(app.url+"/private/page?x=1"))
-	signIn("alice", "alice-pw")
+	signIn(oidctest.Alice, oidctest.AlicePassword)
 	do("waiting for the app", chromedp.WaitVisible(css("#who")))
 	if who, loc := text("#who"), location(); who != "hello alice@example.com" || loc != app.url+"/private/page?x=1" {
 		t.Fatalf("after sign-in: %q at %s", who, loc)
@@ -234,7 +188,7 @@ func TestOIDCSignInInABrowser(t *testing.T) {
 		t.Fatalf("logout page: %q", h)
 	}
 	do("visiting after logout", chromedp.Navigate(app.url+"/after-logout"))
-	signIn("alice", "alice-pw")
+	signIn(oidctest.Alice, oidctest.AlicePassword)
 	do("waiting for the app", chromedp.WaitVisible(css("#who")))
 	if loc := location(); loc != app.url+"/after-logout" {
 		t.Fatalf("after signing in again: %s", loc)
@@ -246,7 +200,7 @@ func TestOIDCSignInInABrowser(t *testing.T) {
 	app.clock.Advance(-61 * time.Minute) // the provider's tokens live in real time
 
 	// An email outside the allowed domain signs in at the provider but is refused.
-	signIn("mallory", "mallory-pw")
+	signIn(oidctest.Mallory, oidctest.MalloryPassword)
 	do("waiting for the refusal", chromedp.WaitVisible(css("h1")))
 	if body := text("body"); !strings.Contains(body, "403 Not allowed") || !strings.Contains(body, "mallory@elsewhere.test") {
 		t.Fatalf("mallory: %q", body)
@@ -274,29 +228,10 @@ func newBrowserless(t *testing.T, stopAtCallback bool) *browserless {
 	return b
 }
 
-var idField = regexp.MustCompile(`name="id" value="([^"]+)"`)
-
-// signIn visits target, fills the provider's login form and returns the
-// final response's status and body.
-func (b *browserless) signIn(t *testing.T, idp *provider, target, user, pass string) (int, string) {
+// signIn signs in through b's client.
+func (b *browserless) signIn(t *testing.T, idp *oidctest.Provider, target, user, pass string) (int, string) {
 	t.Helper()
-	resp, err := b.c.Get(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := idField.FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no login form at %s: %d %s", resp.Request.URL, resp.StatusCode, page)
-	}
-	resp, err = b.c.PostForm(idp.issuer+"/login/username", url.Values{"id": {string(m[1])}, "username": {user}, "password": {pass}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return idp.SignIn(t, b.c, target, user, pass)
 }
 
 func TestOIDCRefusals(t *testing.T) {
@@ -304,7 +239,7 @@ func TestOIDCRefusals(t *testing.T) {
 
 	t.Run("a signed-in visitor cannot claim another identity", func(t *testing.T) {
 		b := newBrowserless(t, false)
-		code, body := b.signIn(t, idp, app.url+"/", "alice", "alice-pw")
+		code, body := b.signIn(t, idp, app.url+"/", oidctest.Alice, oidctest.AlicePassword)
 		if code != 200 || !strings.Contains(body, "hello alice@example.com") {
 			t.Fatalf("%d %s", code, body)
 		}
@@ -323,7 +258,7 @@ func TestOIDCRefusals(t *testing.T) {
 	})
 
 	t.Run("an email outside the allow-list", func(t *testing.T) {
-		code, body := newBrowserless(t, false).signIn(t, idp, app.url+"/", "mallory", "mallory-pw")
+		code, body := newBrowserless(t, false).signIn(t, idp, app.url+"/", oidctest.Mallory, oidctest.MalloryPassword)
 		if code != 403 || !strings.Contains(body, "may not use this tunnel") {
 			t.Fatalf("%d %s", code, body)
 		}
@@ -331,7 +266,7 @@ func TestOIDCRefusals(t *testing.T) {
 
 	t.Run("a state mismatch", func(t *testing.T) {
 		b := newBrowserless(t, true)
-		b.signIn(t, idp, app.url+"/", "alice", "alice-pw")
+		b.signIn(t, idp, app.url+"/", oidctest.Alice, oidctest.AlicePassword)
 		if b.callback == nil {
 			t.Fatal("never reached the callback")
 		}
@@ -351,7 +286,7 @@ func TestOIDCRefusals(t *testing.T) {
 
 	t.Run("a callback without the state cookie", func(t *testing.T) {
 		b := newBrowserless(t, true)
-		b.signIn(t, idp, app.url+"/", "alice", "alice-pw")
+		b.signIn(t, idp, app.url+"/", oidctest.Alice, oidctest.AlicePassword)
 		resp, err := http.Get(b.callback.String()) // another browser
 		if err != nil {
 			t.Fatal(err)
@@ -387,12 +322,12 @@ func TestOIDCRefusals(t *testing.T) {
 			"expired":          mustSeal(t, o, session{Email: "alice@example.com", Expires: app.clock.Now().Add(-time.Second).Unix()}, sessionCookie+"|"+strings.TrimPrefix(app.url, "http://")),
 		} {
 			resp := try(v)
-			if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), idp.issuer) {
+			if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), idp.Issuer) {
 				t.Errorf("%s cookie: %d to %q, want a redirect to the provider", name, resp.StatusCode, resp.Header.Get("Location"))
 			}
 		}
 		// A key of another edge (or another client secret) does not open it.
-		other, err := newSealer([]byte("another edge's key, 32 bytes...."), "openid-connect", idp.issuer, clientID, clientSecret)
+		other, err := newSealer([]byte("another edge's key, 32 bytes...."), "openid-connect", idp.Issuer, oidctest.ClientID, oidctest.ClientSecret)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -126,10 +126,12 @@ func (o *oidcAction) request(x *exchange) *Decision {
 		if s.Name != "" {
 			h.Set(HeaderName, s.Name)
 		}
-		dropCookies(x.r, sessionCookie, stateCookie)
+		dropCookies(x.r, sessionCookie)
 		return nil
 	}
-	if x.r.Method != http.MethodGet && x.r.Method != http.MethodHead {
+	// Only a page the visitor navigates to starts a sign-in: a browser's
+	// own fetches (a favicon, a script) must not start flows of their own.
+	if dest := x.r.Header.Get("Sec-Fetch-Dest"); x.r.Method != http.MethodGet && x.r.Method != http.MethodHead || dest != "" && dest != "document" {
 		return o.page(x, http.StatusUnauthorized, true, "Sign-in required", "This tunnel needs a signed-in visitor: open it in a browser first.")
 	}
 	return o.start(x)
@@ -163,7 +165,9 @@ func (o *oidcAction) start(x *exchange) *Decision {
 	if err != nil {
 		return o.page(x, http.StatusInternalServerError, true, "Sign-in failed", err.Error())
 	}
-	http.SetCookie(x.w, o.cookie(x, stateCookie, v, ReservedPrefix+"oidc/", stateTTL))
+	// A cookie per flow, named by its state: sign-ins started in two tabs
+	// at once do not overwrite each other's.
+	http.SetCookie(x.w, o.cookie(x, flowCookie(f.State), v, ReservedPrefix+"oidc/", stateTTL))
 	to := cfg.AuthCodeURL(f.State, oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier))
 	x.w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(x.w, x.r, to, http.StatusFound)
@@ -176,14 +180,16 @@ func (o *oidcAction) callback(x *exchange) *Decision {
 		return o.page(x, http.StatusForbidden, true, "Sign-in refused", "The identity provider refused the sign-in: "+e+" "+q.Get("error_description"))
 	}
 	var f flow
-	c, err := x.r.Cookie(stateCookie)
-	if err != nil || o.seal.open(c.Value, stateCookie+"|"+x.r.Host, &f) != nil || x.in.now.Unix() >= f.Expires {
-		return o.page(x, http.StatusBadRequest, true, "Sign-in expired", "This sign-in was not started here or took too long. Open the page you wanted again.")
+	state := q.Get("state")
+	c, err := x.r.Cookie(flowCookie(state))
+	if err != nil || o.seal.open(c.Value, stateCookie+"|"+x.r.Host, &f) != nil ||
+		subtle.ConstantTimeCompare([]byte(state), []byte(f.State)) != 1 {
+		return o.page(x, http.StatusBadRequest, true, "Sign-in state mismatch", "This answer of the identity provider does not belong to a sign-in started in this browser. Open the page you wanted again.")
 	}
-	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
-		return o.page(x, http.StatusBadRequest, true, "Sign-in state mismatch", "The answer of the identity provider does not belong to this sign-in. Open the page you wanted again.")
+	if x.in.now.Unix() >= f.Expires {
+		return o.page(x, http.StatusBadRequest, true, "Sign-in expired", "The sign-in took more than 10 minutes. Open the page you wanted again.")
 	}
-	o.clearCookie(x, stateCookie, ReservedPrefix+"oidc/")
+	o.clearCookie(x, c.Name, ReservedPrefix+"oidc/")
 	cfg, verifier, err := o.config(x)
 	if err != nil {
 		return o.page(x, http.StatusBadGateway, true, "Identity provider unreachable", "The edge could not reach the identity provider: "+err.Error())
@@ -328,6 +334,15 @@ func dropCookies(r *http.Request, names ...string) {
 			r.AddCookie(c)
 		}
 	}
+}
+
+// flowCookie names the state cookie of the flow whose state is state
+// (from the callback's query: only looked up, never set from it).
+func flowCookie(state string) string {
+	if len(state) > 16 {
+		state = state[:16]
+	}
+	return stateCookie + "_" + state
 }
 
 func randomString() string {

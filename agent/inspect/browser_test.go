@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,24 +19,10 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/inspect"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/browsertest"
 	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/server"
 )
-
-// chromium finds Debian's chromium. Outside CI a machine without it skips
-// the browser test with a clear message; in CI (CI=true) it must be there.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed, and CI is set: the inspector's browser test must run in CI (apt-get install -y chromium)")
-	}
-	t.Skip("skipping the inspector's browser test: chromium is not installed (apt-get install -y chromium to run it)")
-	return ""
-}
 
 // tunnelFixture is a real edge, an agent with the inspector as its HTTP
 // middleware and a local service that counts what reaches it.
@@ -123,39 +108,13 @@ func screenshotDir(t *testing.T) string {
 // reload, opens it, replays it (the local service sees it twice), and a
 // page on another origin cannot make it replay anything.
 func TestInspectorInChromium(t *testing.T) {
-	exe := chromium(t)
 	f := startTunnel(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 800),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
+	page := browsertest.Open(t, "the inspector's browser test", 90*time.Second, chromedp.WindowSize(1400, 800))
+	ctx := page.Ctx
 	shots := screenshotDir(t)
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return v
-	}
+	text, do := page.Text, page.Do
 	timeOrigin := func() float64 {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`performance.timeOrigin`))
@@ -163,12 +122,6 @@ func TestInspectorInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 		return v
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
 	}
 
 	do("opening the inspector from its link", chromedp.Navigate(f.in.URL()), chromedp.WaitVisible(css(`#live:not(.off)`)))

@@ -20,49 +20,61 @@ import (
 // "logged" parses on the agent and logs nothing (discard logger); "piped"
 // is --log-requests=false.
 func BenchmarkHTTPGet(b *testing.B) {
-	body := []byte("hello, sluice\n")
 	for _, mode := range []struct {
 		name   string
 		parsed bool
 	}{{"logged", true}, {"piped", false}} {
 		b.Run(mode.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			ls := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
-			go ls.Serve(ln)
-			defer ls.Close()
-			srv, stop := benchEdge(b)
-			defer stop()
-			astop := benchAgent(b, srv, agent.Tunnel{Kind: control.KindHTTP, Name: "bench", Local: ln.Addr().String(), LogRequests: mode.parsed})
-			defer astop()
-			edge := srv.HTTPAddr().String()
-			tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			url := fmt.Sprintf("http://%s/", edge)
-			b.SetParallelism(8)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, _ := http.NewRequest("GET", url, nil)
-					req.Host = "bench.localhost"
-					resp, err := tr.RoundTrip(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						b.Errorf("status %d", resp.StatusCode)
-						return
-					}
-				}
-			})
+			benchGet(b, agent.Tunnel{Kind: control.KindHTTP, Name: "bench", LogRequests: mode.parsed}, nil)
 		})
 	}
+}
+
+// benchGet runs the GETs of BenchmarkHTTPGet through a fresh edge and an
+// agent with tun (its Local filled in); mod, when set, changes each
+// request.
+func benchGet(b *testing.B, tun agent.Tunnel, mod func(*http.Request)) {
+	body := []byte("hello, sluice\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ls := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
+	go ls.Serve(ln)
+	defer ls.Close()
+	srv, stop := benchEdge(b)
+	defer stop()
+	tun.Local = ln.Addr().String()
+	astop := benchAgent(b, srv, tun)
+	defer astop()
+	tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	url := fmt.Sprintf("http://%s/", srv.HTTPAddr())
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Host = "bench.localhost"
+			if mod != nil {
+				mod(req)
+			}
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
 func benchEdge(b *testing.B) (*server.Server, func()) {
@@ -86,7 +98,6 @@ func benchAgent(b *testing.B, srv *server.Server, tun agent.Tunnel) func() {
 // "on" should stay within 5% of "off" (run them interleaved, see
 // docs/POLICY.md).
 func BenchmarkHTTPGetPolicy(b *testing.B) {
-	body := []byte("hello, sluice\n")
 	spec, err := policy.Parse([]byte(`
 on_tcp_connect:
   - name: loopback only
@@ -104,43 +115,8 @@ on_http_request:
 		spec *policy.Spec
 	}{{"off", nil}, {"on", spec}} {
 		b.Run(mode.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			ls := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
-			go ls.Serve(ln)
-			defer ls.Close()
-			srv, stop := benchEdge(b)
-			defer stop()
-			astop := benchAgent(b, srv, agent.Tunnel{Kind: control.KindHTTP, Name: "bench", Local: ln.Addr().String(), Policy: mode.spec})
-			defer astop()
-			tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			url := fmt.Sprintf("http://%s/", srv.HTTPAddr())
-			b.SetParallelism(8)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req, _ := http.NewRequest("GET", url, nil)
-					req.Host = "bench.localhost"
-					req.SetBasicAuth("bench", "bench-password")
-					resp, err := tr.RoundTrip(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						b.Errorf("status %d", resp.StatusCode)
-						return
-					}
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			benchGet(b, agent.Tunnel{Kind: control.KindHTTP, Name: "bench", Policy: mode.spec},
+				func(r *http.Request) { r.SetBasicAuth("bench", "bench-password") })
 		})
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,59 @@ func TestTCPHasNoHTTPPolicyFlags(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"tcp", "22", "--server", "127.0.0.1:1", "--token", "t", "--basic-auth", "a:b"}, &stdout, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "basic-auth") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// The same keys in a `sluice start` file make the tunnel's policy; a
+// policy file is read relative to the config file.
+func TestStartTunnelPolicyKeys(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "admin.yaml"), []byte("on_http_request:\n  - name: admin\n    expressions: [\"req.path.startsWith('/admin')\"]\n    actions: [{type: deny}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sluice.yml")
+	if err := os.WriteFile(cfg, []byte(`server: 127.0.0.1:1
+token: t
+tunnels:
+  - type: http
+    local: 3000
+    basic_auth: ["ana:plum"]
+    allow_cidr: [10.0.0.0/8]
+    rate_limit: 10/s
+    response_header_add: ["X-Frame-Options: DENY"]
+    policy: admin.yaml
+  - type: tcp
+    local: 22
+    deny_cidr: [192.0.2.0/24]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, tunnels, err := parseStart([]string{"-c", cfg}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{tunnels[0].Policy.Summary(), tunnels[1].Policy.Summary()}
+	want := []string{
+		"on_tcp_connect: restrict-ips[restrict-ips] rate-limit[rate-limit]; on_http_request: basic-auth[basic-auth] admin[deny]; on_http_response: response headers added[add-headers]",
+		"on_tcp_connect: restrict-ips[restrict-ips]",
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("tunnel %d: %s\nwant %s", i+1, got[i], want[i])
+		}
+	}
+}
+
+// sluice server --policy checks the file at start: exit 2 naming the line.
+func TestServerPolicyFileIsChecked(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(bad, []byte("on_http_request:\n  - name: everyone\n    actions:\n      - type: rate-limit\n        config: {limit: fast}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"server", "--listen", "127.0.0.1:0", "--token", "t", "--insecure", "--policy", bad}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "--policy") || !strings.Contains(stderr.String(), bad+":4") || !strings.Contains(stderr.String(), `rule "everyone"`) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/inspect"
@@ -632,5 +634,29 @@ func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	}
 	if st, _ := json.Marshal(srv.Status()); strings.Contains(string(st), oidctest.ClientSecret) {
 		t.Fatal("the client secret is in the admin listing")
+	}
+}
+
+// TestPolicyRefusesGRPCWithAStatus: a gRPC client refused by the policy
+// gets a gRPC status, not an HTML page.
+func TestPolicyRefusesGRPCWithAStatus(t *testing.T) {
+	srv := startEdge(t, nil)
+	addr, ln := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	startPolicyAgent(t, srv, nil,
+		agent.Tunnel{Kind: control.KindHTTP, Name: "rpc", Local: addr, Policy: mustSpec(t, policy.Simple{BasicAuth: []string{"svc:key"}})},
+		agent.Tunnel{Kind: control.KindHTTP, Name: "lan", Local: addr, Policy: mustSpec(t, policy.Simple{AllowCIDRs: []string{"10.0.0.0/8"}})})
+	port := srv.HTTPAddr().(*net.TCPAddr).Port
+	for host, want := range map[string]codes.Code{"rpc": codes.Unauthenticated, "lan": codes.PermissionDenied} {
+		cc := grpcTo(t, srv.HTTPAddr().String(), host+".localhost:"+strconv.Itoa(port))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		in, out := []byte("ping"), []byte(nil)
+		err := cc.Invoke(ctx, "/sluice.test.Echo/Echo", &in, &out)
+		cancel()
+		if st, _ := status.FromError(err); st.Code() != want {
+			t.Errorf("%s: %v, want %s", host, err, want)
+		}
+	}
+	if ln.n.Load() != 0 {
+		t.Fatal("a refused call reached the agent")
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
-
-	errpage "github.com/sluicehq/sluice/internal/page"
 )
 
 // Identity headers: the edge sets them on requests of a visitor signed in
@@ -46,9 +44,8 @@ func (p *Policy) Request(w http.ResponseWriter, r *http.Request, client netip.Ad
 			ok, err := x.matches(ru)
 			if err != nil {
 				x.action = "condition"
-				errpage.Write(w, http.StatusInternalServerError, "Policy error",
-					"The rule "+ru.name+" of this tunnel's policy could not be evaluated ("+err.Error()+"). Its owner should guard the condition, e.g. with 'name' in req.headers.", footer)
-				return w, x.decide(http.StatusInternalServerError, true)
+				return w, x.refuse(http.StatusInternalServerError, "Policy error",
+					"The rule "+ru.name+" of this tunnel's policy could not be evaluated ("+err.Error()+"). Its owner should guard the condition, e.g. with 'name' in req.headers.")
 			}
 			if !ok {
 				continue
@@ -71,7 +68,7 @@ const footer = "sluice edge policy"
 
 // refuse writes one of the policy's refusal pages.
 func (x *exchange) refuse(code int, title, text string) *Decision {
-	errpage.Write(x.w, code, title, text, footer)
+	x.p.opts.Page(x.w, x.r, code, title, text)
 	return x.decide(code, true)
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+
+	errpage "github.com/sluicehq/sluice/internal/page"
 )
 
 // The tunnel kinds a policy is compiled for.
@@ -30,6 +32,10 @@ type Options struct {
 	// HTTPClient talks to OpenID providers (default: one with a 10s
 	// timeout).
 	HTTPClient *http.Client
+	// Page writes the policy's own answers (refusals, sign-in errors):
+	// the edge passes its own, which answers gRPC calls with a gRPC
+	// status. Default: the edge's HTML status page.
+	Page func(w http.ResponseWriter, r *http.Request, code int, title, text string)
 	// MaxClients bounds each per-address table (rate limits, failed
 	// sign-ins): past it, entries whose state is spent are dropped, then
 	// the oldest. Default 65536.
@@ -46,6 +52,11 @@ func (o *Options) withDefaults() {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.Page == nil {
+		o.Page = func(w http.ResponseWriter, _ *http.Request, code int, title, text string) {
+			errpage.Write(w, code, title, text, footer)
+		}
 	}
 	if o.MaxClients <= 0 {
 		o.MaxClients = 65536

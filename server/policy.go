@@ -189,7 +189,7 @@ func (ac *agentConn) applyPolicy(t *tunnel, rule *rule) error {
 		t.policy.Store(nil)
 		return nil
 	}
-	p, err := policy.Compile(policy.Options{Kind: string(t.kind), SessionKey: s.policyKey[:]}, layers...)
+	p, err := policy.Compile(policy.Options{Kind: string(t.kind), SessionKey: s.policyKey[:], Page: page}, layers...)
 	if err != nil {
 		return err
 	}

@@ -77,9 +77,8 @@ func (*basicAuth) kind() string { return "basic-auth" }
 
 func (b *basicAuth) request(x *exchange) *Decision {
 	addr := x.in.client.Addr()
-	if d := b.fails.wait(addr, x.in.now); d > 0 {
-		retryAfter(x.w.Header(), d)
-		return x.refuse(http.StatusTooManyRequests, "Too many failed sign-ins", "Too many wrong passwords came from your address. Retry after the time in the Retry-After header.")
+	if d := b.fails.locked(x, "wrong passwords"); d != nil {
+		return d
 	}
 	user, pass, given := x.r.BasicAuth()
 	if given {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -47,6 +48,17 @@ func (f *failures) wait(a netip.Addr, now time.Time) time.Duration {
 		return s.until.Sub(now)
 	}
 	return 0
+}
+
+// locked answers 429 with Retry-After while the client is locked out after
+// its failures (what names them), or returns nil.
+func (f *failures) locked(x *exchange, what string) *Decision {
+	d := f.wait(x.in.client.Addr(), x.in.now)
+	if d <= 0 {
+		return nil
+	}
+	retryAfter(x.w.Header(), d)
+	return x.refuse(http.StatusTooManyRequests, "Too many failures", "Too many "+what+" came from your address. Retry after the time in the Retry-After header.")
 }
 
 // fail counts a failure of a.

@@ -55,9 +55,8 @@ func (*webhook) kind() string { return "verify-webhook" }
 
 func (w *webhook) request(x *exchange) *Decision {
 	addr := x.in.client.Addr()
-	if d := w.fails.wait(addr, x.in.now); d > 0 {
-		retryAfter(x.w.Header(), d)
-		return x.refuse(http.StatusTooManyRequests, "Too many bad signatures", "Too many requests with bad signatures came from your address. Retry after the time in the Retry-After header.")
+	if d := w.fails.locked(x, "requests with bad signatures"); d != nil {
+		return d
 	}
 	body, err := io.ReadAll(io.LimitReader(x.r.Body, MaxWebhookBody+1))
 	if err != nil {

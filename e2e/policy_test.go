@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -658,5 +661,64 @@ func TestPolicyRefusesGRPCWithAStatus(t *testing.T) {
 	}
 	if ln.n.Load() != 0 {
 		t.Fatal("a refused call reached the agent")
+	}
+}
+
+// TestPolicyHeadersAndWebhooksThroughTheEdge: header rules change what the
+// app and the client see, on the proxy's fast path (GET) and its general
+// one (POST); a webhook signed as GitHub does reaches the app with its body
+// intact, and a tampered one does not.
+func TestPolicyHeadersAndWebhooksThroughTheEdge(t *testing.T) {
+	srv := startEdge(t, nil)
+	var hooks atomic.Int64
+	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/hook" {
+			hooks.Add(1)
+		}
+		w.Header().Set("Server", "app/1.0")
+		io.WriteString(w, "env="+r.Header.Get("X-Env")+" debug="+r.Header.Get("X-Debug")+" body="+string(b))
+	}))
+	startPolicyAgent(t, srv, nil,
+		agent.Tunnel{Kind: control.KindHTTP, Name: "shaped", Local: addr, Policy: mustSpec(t, policy.Simple{
+			RequestHeaderAdd: []string{"X-Env: prod"}, RequestHeaderRemove: []string{"X-Debug"},
+			ResponseHeaderAdd: []string{"X-Frame-Options: DENY"}, ResponseHeaderRemove: []string{"Server"}})},
+		agent.Tunnel{Kind: control.KindHTTP, Name: "hooks", Local: addr, Policy: mustSpec(t, policy.Simple{
+			VerifyWebhooks: []string{"github:whsec"}})})
+	c := viaEdge(t, srv.HTTPAddr().String())
+	for _, method := range []string{"GET", "POST"} {
+		req, _ := http.NewRequest(method, "http://shaped.localhost/", strings.NewReader(map[string]string{"GET": "", "POST": "data"}[method]))
+		req.Header.Set("X-Debug", "1")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.HasPrefix(string(b), "env=prod debug= ") || resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Server") != "" {
+			t.Fatalf("%s: %q %v", method, b, resp.Header)
+		}
+	}
+	const payload = `{"zen":"Keep it logically awesome."}`
+	sign := func(body string) string {
+		m := hmac.New(sha256.New, []byte("whsec"))
+		m.Write([]byte(body))
+		return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	}
+	for body, want := range map[string]int{payload: 200, payload + " ": 403} {
+		req, _ := http.NewRequest("POST", "http://hooks.localhost/hook", strings.NewReader(body))
+		req.Header.Set("X-Hub-Signature-256", sign(payload))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 200 && !strings.HasSuffix(string(b), "body="+payload) {
+			t.Fatalf("webhook %q: %d %q", body, resp.StatusCode, b)
+		}
+	}
+	if hooks.Load() != 1 {
+		t.Fatalf("the app got %d webhooks, want 1", hooks.Load())
 	}
 }

@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // A policy mistake stops the command with exit 2 before it dials the edge,
@@ -113,5 +122,56 @@ func TestServerPolicyFileIsChecked(t *testing.T) {
 	code := run([]string{"server", "--listen", "127.0.0.1:0", "--token", "t", "--insecure", "--policy", bad}, &stdout, &stderr)
 	if code != 2 || !strings.Contains(stderr.String(), "--policy") || !strings.Contains(stderr.String(), bad+":4") || !strings.Contains(stderr.String(), `rule "everyone"`) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestSmokePolicyFlags: the sluice binaries: an edge with --policy for
+// every tunnel and an agent with --basic-auth and --response-header-add;
+// curl-like requests get 401, then 200 with the header, and the edge's rule
+// holds on the agent's tunnel.
+func TestSmokePolicyFlags(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	httpPort := testutil.FreePort(t)
+	edgePolicy := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(edgePolicy, []byte("on_http_request:\n  - name: no admin\n    expressions: [\"req.path.startsWith('/admin')\"]\n    actions: [{type: deny, config: {status: 404}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startProc(t, "server", "--listen", listen, "--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--domain", "localhost", "--token", "T", "--insecure", "--policy", edgePolicy)
+	srv.waitLine(`agents connect to`)
+	var reached atomic.Int64
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1); io.WriteString(w, "app") }))
+	defer app.Close()
+	appPort := strconv.Itoa(app.Listener.Addr().(*net.TCPAddr).Port)
+	hp := startProc(t, "http", appPort, "--server", listen, "--token", "T", "--name", "guarded", "--insecure", "--inspect=false",
+		"--basic-auth", "ana:plum-tree", "--response-header-add", "X-Frame-Options: DENY")
+	m := hp.waitLine(`^Forwarding (http://guarded\.localhost:\d+) -> `)
+	hc := viaIngress(fmt.Sprintf("127.0.0.1:%d", httpPort))
+	defer hc.CloseIdleConnections()
+	do := func(path string, auth bool) *http.Response {
+		req, _ := http.NewRequest("GET", m[1]+path, nil)
+		if auth {
+			req.SetBasicAuth("ana", "plum-tree")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := do("/", false); resp.StatusCode != 401 || reached.Load() != 0 {
+		t.Fatalf("without a password: %d, app reached %d times", resp.StatusCode, reached.Load())
+	}
+	if resp := do("/", true); resp.StatusCode != 200 || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("with the password: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := do("/admin/x", true); resp.StatusCode != 404 || reached.Load() != 1 {
+		t.Fatalf("the edge's rule: %d, app reached %d times", resp.StatusCode, reached.Load())
+	}
+	for _, p := range []*proc{hp, srv} {
+		if code := p.stop(syscall.SIGTERM); code != 0 {
+			t.Errorf("%v exited %d after SIGTERM; stderr:\n%s", p.cmd.Args, code, p.stderr.String())
+		}
 	}
 }

@@ -73,10 +73,22 @@ on_http_request:
 
 func TestOIDCSignInInABrowser(t *testing.T) {
 	app, _ := startOIDCApp(t, "")
-	page := browsertest.Open(t, "the sign-in browser test", 90*time.Second)
-	ctx := page.Ctx
+	ctx := browsertest.New(t, 1280, 800, 90*time.Second)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	do, text := page.Do, page.Text
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return v
+	}
 	location := func() string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Location())

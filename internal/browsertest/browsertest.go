@@ -1,7 +1,6 @@
-// Package browsertest drives Debian's chromium, headless, for the tests
-// that need a real browser (the inspector's page, the edge's sign-in).
-// Outside CI a machine without chromium skips those tests with a clear
-// message; in CI (CI=true) chromium must be there.
+// Package browsertest starts Debian's chromium, headless, for the tests
+// that drive sluice's web pages (the agent's inspector, the edge's
+// console) through chromedp, and takes their screenshots.
 package browsertest
 
 import (
@@ -14,9 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// Chromium returns chromium's path, or skips (fails in CI) naming what
-// needs it.
-func Chromium(t testing.TB, what string) string {
+// Exec finds chromium. Outside CI a machine without it skips the test with
+// a clear message; in CI (CI=true) it must be there.
+func Exec(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -24,24 +23,19 @@ func Chromium(t testing.TB, what string) string {
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatalf("chromium is not installed, and CI is set: %s must run in CI (apt-get install -y chromium)", what)
+		t.Fatal("chromium is not installed, and CI is set: the browser tests must run in CI (apt-get install -y chromium)")
 	}
-	t.Skipf("skipping %s: chromium is not installed (apt-get install -y chromium to run it)", what)
+	t.Skip("skipping a browser test: chromium is not installed (apt-get install -y chromium to run it)")
 	return ""
 }
 
-// Page is one headless browser tab, closed when the test ends.
-type Page struct {
-	Ctx context.Context
-	t   testing.TB
-}
-
-// Open starts chromium with a profile of the test's own and returns a tab
-// whose every step must finish within timeout.
-func Open(t testing.TB, what string, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) *Page {
+// New starts a headless chromium with a fresh profile and a window of w×h
+// and returns a context for chromedp bounded by timeout; the browser ends
+// with the test.
+func New(t *testing.T, w, h int, timeout time.Duration) context.Context {
 	t.Helper()
-	exe := Chromium(t, what)
-	opts := append([]chromedp.ExecAllocatorOption{
+	exe := Exec(t)
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.ExecPath(exe),
 		chromedp.Flag("headless", true),
@@ -52,29 +46,37 @@ func Open(t testing.TB, what string, timeout time.Duration, extra ...chromedp.Ex
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
 		chromedp.UserDataDir(t.TempDir()),
-	}, extra...)
+		chromedp.WindowSize(w, h),
+	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
 	ctx, cancel := context.WithTimeout(bctx, timeout)
-	t.Cleanup(func() { cancel(); bcancel(); acancel() })
-	return &Page{Ctx: ctx, t: t}
+	t.Cleanup(func() {
+		cancel()
+		bcancel()
+		acancel()
+	})
+	return ctx
 }
 
-// Do runs steps, failing the test with what on error.
-func (p *Page) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	p.t.Helper()
-	if err := chromedp.Do(p.Ctx, steps...); err != nil {
-		p.t.Fatalf("%s: %v", what, err)
+// ScreenshotDir is where screenshots go: SLUICE_SCREENSHOTS (make
+// screenshots writes docs/img), else the test's temporary directory.
+func ScreenshotDir(t *testing.T) string {
+	if d := os.Getenv("SLUICE_SCREENSHOTS"); d != "" {
+		return d
 	}
+	return t.TempDir()
 }
 
-// Text returns the text of the first element matching the CSS selector.
-func (p *Page) Text(sel string) string {
-	p.t.Helper()
-	v, err := chromedp.Run(p.Ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		p.t.Fatalf("reading %s: %v", sel, err)
-	}
-	return v
+// Screenshot saves the visible page as a PNG.
+func Screenshot(path string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		buf, err := chromedp.CaptureScreenshot()(ctx, t)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(path, buf, 0o644)
+	})
 }

@@ -51,6 +51,9 @@ type AdminTunnel struct {
 	BytesIn     int64 `json:"bytes_in"`
 	BytesOut    int64 `json:"bytes_out"`
 	OpenStreams int64 `json:"open_streams"`
+	// Policy summarises the traffic policy's rules by layer, phase, name
+	// and action type; never their secrets.
+	Policy string `json:"policy,omitempty"`
 }
 
 // AdminTotals sums the listing.
@@ -84,6 +87,7 @@ func (s *Server) Status() AdminStatus {
 			at := AdminTunnel{
 				URL: t.url, Kind: string(t.kind), Name: t.name, Session: ac.id,
 				BytesIn: t.meter.AToB.Load(), BytesOut: t.meter.BToA.Load(), OpenStreams: t.streams.Load(),
+				Policy: t.policySummary(),
 			}
 			st.Tunnels = append(st.Tunnels, at)
 			st.Totals.BytesIn += at.BytesIn

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -63,6 +64,13 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+
+	// policy is the tunnel's compiled traffic policy (the edge's, the
+	// owner's and the agent's rules), nil when it has none; a reload
+	// replaces it. refusals batches what the agent is told of refusals.
+	policy      atomic.Pointer[tunnelPolicy]
+	agentPolicy *policy.Spec // what the agent sent, kept for reloads
+	refusals    *refusals
 	// requests counts HTTP responses by class (1xx..5xx) while metering.
 	requests [5]atomic.Int64
 }

@@ -155,6 +155,13 @@ func observeAgent(cfg *agent.Config, metricsAddr string, inf *inspectFlags, log 
 	}
 	stops = append(stops, func() { in.Close() })
 	cfg.HTTPMiddleware = in.Wrap
+	prevRefused := cfg.OnPolicyRefused
+	cfg.OnPolicyRefused = func(i int, m control.PolicyRefused) {
+		if prevRefused != nil {
+			prevRefused(i, m)
+		}
+		in.Refused(i, m)
+	}
 	var once sync.Once
 	prev := cfg.OnAssigned
 	cfg.OnAssigned = func(i int, a control.Assigned) {

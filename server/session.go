@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/h1"
@@ -29,8 +31,11 @@ type agentConn struct {
 	remote string
 	since  time.Time
 	owner  Owner
-	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
-	log    *slog.Logger
+	// software is what the agent's Hello says it is ("sluice-agent/v1.2.3"),
+	// for the admin listing and the logs.
+	software string
+	rulep    atomic.Pointer[rule] // the token's rule; replaced on reload
+	log      *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
 
@@ -113,7 +118,7 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 	}
 	s.wg.Add(1)
 	s.sessions.Store(ac, struct{}{})
-	ac.log.Info("agent connected")
+	ac.log.Info("agent connected", "software", ac.software)
 	ac.serveControl(func(err error) {
 		defer s.wg.Done()
 		defer unhook()
@@ -267,7 +272,26 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	}
 	ac.rulep.Store(r)
 	ac.owner = r.owner
+	ac.software = printable(hello.Software, maxSoftware)
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
+}
+
+// maxSoftware bounds the agent's self-description kept for the listing.
+const maxSoftware = 100
+
+// printable keeps at most n bytes of s, without control characters, so an
+// agent's self-description cannot forge lines in a log or a terminal.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	return s
 }
 
 // serveControl answers Register messages until the control stream ends,

@@ -2,7 +2,7 @@ GO ?= go
 FUZZTIME ?= 15s
 PKGS := ./...
 
-.PHONY: all build test lint cross release release-check fuzz bench bench-quick bench-gate bench-mux bench-docker clean
+.PHONY: all build test lint cross release release-check image fuzz bench bench-quick bench-gate bench-mux bench-docker clean
 
 all: lint test
 
@@ -54,6 +54,11 @@ cross:
 release:
 	@if [ "$(MODIFIED)" = true ]; then echo "release: the tree has uncommitted changes: the binaries will say modified (commit first for a release others can reproduce)"; fi
 	$(GO) run ./scripts/release -out $(DIST) -version "$(VERSION)" -ldflags "$(LDFLAGS)" -epoch "$(SOURCE_DATE_EPOCH)" -targets "$(RELEASE_TARGETS)"
+
+# The edge image from the pinned multi-stage Dockerfile (needs a registry
+# that serves its golang base image), stamped like `make build`.
+image:
+	docker build --build-arg SLUICE_VERSION=$(VERSION) --build-arg SLUICE_REVISION=$(REVISION) --build-arg SLUICE_MODIFIED=$(MODIFIED) -t sluice:$(VERSION) -t sluice:local .
 
 # Builds the release twice, the second time from a fresh clone elsewhere with
 # an empty build cache, and compares the checksums.

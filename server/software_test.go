@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 // network. The edge's Welcome names its own build.
 func TestAdminListsAgentSoftware(t *testing.T) {
 	s, _ := metricsEdge(t)
+	i := 0
 	for _, tc := range []struct{ sent, shown string }{
 		{"sluice-agent/v1.2.3", "sluice-agent/v1.2.3"},
 		{"sluice-agent/v1.2.3+dirty", "sluice-agent/v1.2.3+dirty"},
@@ -20,6 +22,7 @@ func TestAdminListsAgentSoftware(t *testing.T) {
 		{"a" + strings.Repeat("é", 80), "a" + strings.Repeat("é", (maxSoftware-2)/2)}, // cut inside a rune
 		{"", ""},
 	} {
+		i++
 		sess, ctrl := rawAgent(t, s)
 		send(t, ctrl, control.Hello{Version: control.Version, Software: tc.sent}, control.Auth{Token: "T"})
 		m, err := control.ReadMessage(ctrl)
@@ -30,6 +33,8 @@ func TestAdminListsAgentSoftware(t *testing.T) {
 		if !ok || w.Software != Software || !strings.HasPrefix(w.Software, "sluice-edge/") {
 			t.Fatalf("welcome %#v; want software %q", m, Software)
 		}
+		// An answered Register: the session is listed by now.
+		register(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP, Name: fmt.Sprintf("sw%d", i)})
 		var shown *AdminAgent
 		st := adminGet(t, s, "admin-secret")
 		for i := range st.Agents {

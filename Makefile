@@ -53,7 +53,7 @@ cross:
 # the same bytes.
 release:
 	@if [ "$(MODIFIED)" = true ]; then echo "release: the tree has uncommitted changes: the binaries will say modified (commit first for a release others can reproduce)"; fi
-	$(GO) run ./scripts/release -out $(DIST) -version "$(VERSION)" -ldflags "$(LDFLAGS)" -epoch "$(SOURCE_DATE_EPOCH)" -targets "$(RELEASE_TARGETS)"
+	$(GO) run ./scripts/release -go $(GO) -out $(DIST) -version "$(VERSION)" -ldflags "$(LDFLAGS)" -epoch "$(SOURCE_DATE_EPOCH)" -targets "$(RELEASE_TARGETS)"
 
 # The edge image from the pinned multi-stage Dockerfile (needs a registry
 # that serves its golang base image), stamped like `make build`.

@@ -42,8 +42,10 @@ func main() {
 	version := flag.String("version", "", "the release's version, e.g. v1.2.3 (it names the archives)")
 	ldflags := flag.String("ldflags", "", "linker flags that stamp the build (see internal/buildinfo)")
 	targets := flag.String("targets", strings.Join(Targets, " "), "GOOS/GOARCH pairs to build, separated by spaces")
+	goTool := flag.String("go", "go", "the go command to build with")
 	epoch := flag.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time of every archive entry, in Unix seconds (the commit's time; default $SOURCE_DATE_EPOCH)")
 	flag.Parse()
+	goCmd = *goTool
 	if err := run(*out, *version, *ldflags, strings.Fields(*targets), *epoch); err != nil {
 		fmt.Fprintln(os.Stderr, "release:", err)
 		os.Exit(1)
@@ -107,9 +109,12 @@ func run(out, version, ldflags string, targets []string, epoch string) error {
 	return writeSums(out, archives)
 }
 
+// goCmd is the go command that builds the binaries.
+var goCmd = "go"
+
 // build builds the static binary for one target.
 func build(bin, goos, goarch, ldflags string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false",
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-buildvcs=false",
 		"-ldflags", strings.TrimSpace(ldflags+" -s -w -buildid="), "-o", bin, "./cmd/sluice")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch, "GOFLAGS=")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

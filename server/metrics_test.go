@@ -10,13 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/testutil"
@@ -31,9 +29,7 @@ func metricsEdge(t *testing.T) (s *Server, metricsURL string) {
 		c.Metrics = reg
 		c.Admin, c.AdminToken = "127.0.0.1:0", "admin-secret"
 	})
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(hs.Close)
-	return s, hs.URL + "/metrics"
+	return s, testutil.ServeMetrics(t, reg)
 }
 
 func register(t *testing.T, ctrl io.ReadWriter, r control.Register) control.Assigned {
@@ -265,9 +261,7 @@ func TestMetricsCertificateExpiry(t *testing.T) {
 		c.Metrics, c.TLS = reg, tlsCfg
 		c.HTTPS, c.HTTPSCertFile, c.HTTPSKeyFile = "127.0.0.1:0", certFile, keyFile
 	})
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer hs.Close()
-	sc := testutil.ScrapeMetrics(t, hs.URL+"/metrics")
+	sc := testutil.ScrapeMetrics(t, testutil.ServeMetrics(t, reg))
 	leaf, _ := x509.ParseCertificate(agentCert.Certificate[0])
 	if v := sc.Must(t, "sluice_edge_certificate_expiry_timestamp_seconds", "listener", "agents"); v != float64(leaf.NotAfter.Unix()) {
 		t.Errorf("agents certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,18 +137,25 @@ func adminGet(t *testing.T, s *Server, token string) AdminStatus {
 
 func TestAdminRequiresToken(t *testing.T) {
 	s, _ := metricsEdge(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, auth := range []string{"", "Bearer wrong", "admin-secret"} {
-		req, _ := http.NewRequest("GET", "http://"+s.AdminAddr().String()+"/", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("Authorization %q: %s, want 401", auth, resp.Status)
+		for path, want := range map[string]int{"/api/status": http.StatusUnauthorized, "/api/snapshot": http.StatusUnauthorized, "/": http.StatusSeeOther} {
+			req, _ := http.NewRequest("GET", "http://"+s.AdminAddr().String()+path, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s with Authorization %q: %s, want %d", path, auth, resp.Status, want)
+			}
+			// The console's pages send a browser to its sign-in form.
+			if want == http.StatusSeeOther && !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+				t.Errorf("%s with Authorization %q: redirected to %q, want the sign-in form", path, auth, resp.Header.Get("Location"))
+			}
 		}
 	}
 	_, err := New(Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}, Admin: "127.0.0.1:0"})

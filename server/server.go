@@ -47,6 +47,7 @@ type Server struct {
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
 	admin    *adminServer // nil unless Config.Admin is set
+	con      *consoleEdge // the console's view of this edge; nil without admin
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -184,7 +185,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	s.serveHTTPS(errc)
-	s.serveAdmin(errc)
+	s.serveAdmin(ctx, errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error

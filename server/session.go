@@ -66,6 +66,8 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+	// requests counts HTTP responses by class (1xx..5xx) while metering.
+	requests [5]atomic.Int64
 }
 
 // open starts a stream to the agent for one public connection and writes the
@@ -115,6 +117,7 @@ func (s *Server) serveAgent(ctx context.Context, p *pending, src string) {
 	}
 	s.wg.Add(1)
 	s.sessions.Store(ac, struct{}{})
+	s.consoleChanged()
 	ac.log.Info("agent connected", "software", ac.software)
 	ac.serveControl(func(err error) {
 		defer s.wg.Done()
@@ -407,5 +410,6 @@ func (ac *agentConn) teardown() []*tunnel {
 		ac.s.countTunnel(ac.owner, -1)
 		ac.log.Info("tunnel offline", "url", t.url)
 	}
+	ac.s.consoleChanged()
 	return tunnels
 }

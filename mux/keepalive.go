@@ -80,7 +80,11 @@ func (s *Session) handlePong(id uint64) {
 	}
 	for {
 		old := s.minRTT.Load()
-		if old != 0 && old <= int64(rtt) || s.minRTT.CompareAndSwap(old, int64(rtt)) {
+		if old != 0 && old <= int64(rtt) {
+			return
+		}
+		if s.minRTT.CompareAndSwap(old, int64(rtt)) {
+			s.rttChanged(rtt)
 			return
 		}
 	}

@@ -310,7 +310,7 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
-	st, release, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
+	st, release, err := u.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String(), nil)
 	cancel()
 	if err != nil {
 		u.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.t.port, "from", f.src, "err", err)

@@ -148,12 +148,13 @@ func localDialer(addr string, timeout time.Duration) net.Dialer {
 	return d
 }
 
-// New validates cfg and prepares an agent; Run connects it.
+// New fills cfg's zero fields, validates it and prepares an agent; Run
+// connects it.
 func New(cfg Config) (*Agent, error) {
+	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	log := cfg.Logger
 	a := &Agent{cfg: cfg, log: log}
 	for i, t := range cfg.Tunnels {

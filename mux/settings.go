@@ -109,15 +109,15 @@ func (s *Session) handleSettings(h frame.Header) error {
 	if err := s.ctrlFlooded(); err != nil {
 		return err
 	}
-	// The new credit and the acknowledgement are one step under wmu, the
+	// The new credit and the acknowledgement are one step under sendMu, the
 	// lock OPENs are queued under: every OPEN before the acknowledgement
 	// on the wire assumed the old credit, every one after it the new.
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	if id == frame.SettingInitialStreamWindow {
 		s.openWindow = int64(v)
 	}
 	s.ctrl = frame.AppendSettings(s.ctrl, true, id, v)
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	s.signalWriter()
 	return nil
 }

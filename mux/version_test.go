@@ -15,8 +15,8 @@ import (
 // tstOpenWindow is the credit s's next stream starts with, as its peer
 // announced it.
 func tstOpenWindow(s *Session) int64 {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	return s.openWindow
 }
 

@@ -122,7 +122,7 @@ func (m *edgeMetrics) watchHTTPS(tc *tls.Config) {
 		defer mu.Unlock()
 		var out []*x509.Certificate
 		for name, leaf := range issued {
-			if _, ok := m.s.reg.Host(name); !ok {
+			if _, ok := m.s.reg.host(name); !ok {
 				delete(issued, name)
 				continue
 			}
@@ -169,7 +169,7 @@ type tunnelSeries struct {
 // Collect implements prometheus.Collector: it reads the live sessions.
 func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
 	var sessions, streams int
-	owners := map[Owner]struct{}{}
+	owners := map[ownerID]struct{}{}
 	kinds := map[control.Kind]int{control.KindHTTP: 0, control.KindTCP: 0}
 	// Keyed by URL: while a reconnected agent takes its tunnel over from
 	// a session not yet known dead, two tunnels share one URL, and a
@@ -274,7 +274,8 @@ func (m *edgeMetrics) refuse(code string) {
 // upgrades) working through it.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	start time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -321,11 +322,14 @@ func (s *Server) countRefusal(code string) {
 	}
 }
 
-// proxyCounted proxies one request with serve and counts it by status class.
-func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel, serve func(http.ResponseWriter, *http.Request)) {
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	serve(sw, r)
+// observe starts observing one proxied request: the proxy writes its
+// response through the returned writer, and observed counts it.
+func (m *edgeMetrics) observe(w http.ResponseWriter) *statusWriter {
+	return &statusWriter{ResponseWriter: w, start: time.Now()}
+}
+
+// observed counts the request sw observed, by status class and duration.
+func (m *edgeMetrics) observed(sw *statusWriter, r *http.Request, t *tunnel) {
 	code := sw.code
 	if code == 0 {
 		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101
@@ -335,7 +339,7 @@ func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel,
 			code = http.StatusSwitchingProtocols
 		}
 	}
-	s.metrics.observeRequest(t, code, time.Since(start))
+	m.observeRequest(t, code, time.Since(sw.start))
 }
 
 // meteredConn is a stream of an HTTP tunnel's proxy pool: it counts bytes

@@ -31,8 +31,8 @@ type TokenRule struct {
 	// ("*.alice.example.com"). Empty allows every name. Names the edge
 	// picks at random are always allowed.
 	Names []string `yaml:"names"`
-	// Ports are the TCP ports the token may claim, "N" or "MIN-MAX". Empty
-	// allows every port the edge serves.
+	// Ports are the ports the token may claim, TCP and UDP alike, "N" or
+	// "MIN-MAX". Empty allows every port the edge serves.
 	Ports []string `yaml:"ports"`
 	// MaxTunnels caps the tunnels the owner has open at once across all its
 	// sessions and tokens. Zero means the value of the owner's first entry
@@ -93,7 +93,7 @@ type portRange struct{ lo, hi int }
 // rule is a TokenRule made ready for authentication.
 type rule struct {
 	hash       [32]byte
-	owner      Owner
+	owner      ownerID
 	ownerName  string
 	names      []string
 	ports      []portRange
@@ -175,7 +175,7 @@ func newAuthTable(tokens []string, file []TokenRule, domain string) (*authTable,
 	}
 	// The limit is the owner's, whichever token it uses: the first entry of
 	// an owner that sets one gives it to the others.
-	first := map[Owner]int{}
+	first := map[ownerID]int{}
 	for _, r := range t.rules {
 		if _, ok := first[r.owner]; !ok && r.maxTunnels > 0 {
 			first[r.owner] = r.maxTunnels
@@ -251,7 +251,7 @@ func (r *rule) allowPort(port int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s may claim only TCP ports %s, not %d", r.label(), r.portList(), port)
+	return fmt.Errorf("%s may claim only ports %s, not %d", r.label(), r.portList(), port)
 }
 
 func (r *rule) portList() string {

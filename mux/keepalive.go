@@ -75,6 +75,11 @@ func (s *Session) handlePong(id uint64) {
 		next := s.newPing(nil)
 		s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, next) })
 		if n == 1 {
+			// New streams' windows may take it, though: a window sized
+			// to too long a round trip only allows more than the path
+			// needs, and a round trip earlier is when a WAN session's
+			// first streams open. The next sample corrects it.
+			s.rttChanged(rtt)
 			return
 		}
 	}

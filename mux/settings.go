@@ -63,8 +63,9 @@ func wanWindow(rtt time.Duration, lim *windowLimits) int64 {
 // configured one, or the path's (wanWindow) if that is larger.
 func (s *Session) streamWindow() int64 { return max(s.lim.initial, s.wanWin.Load()) }
 
-// rttChanged is called when the smallest round trip changes: new streams
-// get the window the path now needs, and the peer learns it. recvLoop only.
+// rttChanged is called with the first round-trip sample and whenever the
+// smallest one changes: new streams get the window the path now needs, and
+// the peer learns it. recvLoop only.
 func (s *Session) rttChanged(rtt time.Duration) {
 	s.wanWin.Store(wanWindow(rtt, &s.lim))
 	s.announceStreamWindow()

@@ -292,3 +292,21 @@ func TestVersion1Peer(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionOfferFromALaterVersion: a peer that offers a version beyond
+// this side's gets this side's highest, and SETTINGS with it.
+func TestVersionOfferFromALaterVersion(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.InitialStreamWindow = 1 << 20
+	sess, raw := tstRawPair(t, false, cfg)
+	offer := frame.AppendVersionOffer(nil)
+	offer[len(offer)-1] = 9 // "SLUICE", version 9
+	raw.send(t, tstCat(tstPreface, offer))
+	h := raw.waitFrame(t, "the session's SETTINGS", func(h frame.Header) bool { return h.Type == frame.TypeSettings })
+	if id, v := h.Setting(); h.Flags != 0 || id != frame.SettingInitialStreamWindow || v != 1<<20 {
+		t.Fatalf("SETTINGS %+v (setting %d = %d); want INITIAL_STREAM_WINDOW = %d", h, id, v, 1<<20)
+	}
+	if v := sess.ProtocolVersion(); v != int(frame.MaxVersion) {
+		t.Fatalf("ProtocolVersion() = %d with a peer offering 9; want %d", v, frame.MaxVersion)
+	}
+}

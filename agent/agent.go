@@ -129,23 +129,6 @@ type tunnelState struct {
 	// confirmed for this tunnel (name, URL).
 	meter    relay.Meter
 	assigned atomic.Pointer[control.Assigned]
-	// dialer connects to the local service of a TCP tunnel (localDialer).
-	dialer net.Dialer
-}
-
-// localDialer dials the local service at addr. A service on this host
-// cannot vanish without its kernel resetting the connection, so for a
-// loopback address TCP keepalive is left off: the four socket options that
-// set it up are a tenth of the system calls a short connection costs the
-// agent. A service on another host keeps Go's keepalive, which notices one
-// that went away without a word.
-func localDialer(addr string, timeout time.Duration) net.Dialer {
-	d := net.Dialer{Timeout: timeout}
-	host, _, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err == nil && (host == "localhost" || ip != nil && ip.IsLoopback()) {
-		d.KeepAlive = -1
-	}
-	return d
 }
 
 // New fills cfg's zero fields, validates it and prepares an agent; Run
@@ -158,7 +141,7 @@ func New(cfg Config) (*Agent, error) {
 	log := cfg.Logger
 	a := &Agent{cfg: cfg, log: log}
 	for i, t := range cfg.Tunnels {
-		ts := &tunnelState{index: i, cfg: t, dialer: localDialer(t.Local, cfg.DialTimeout)}
+		ts := &tunnelState{index: i, cfg: t}
 		// Parsing HTTP on the agent is what logs each request and answers a
 		// 502 page when the local service is down; without those, the tunnel
 		// pipes bytes like a TCP tunnel, which served ~20% more small
@@ -608,7 +591,7 @@ func (a *Agent) handleStream(st *mux.Stream, ls *liveSession) (relay func()) {
 // and st, or nil when the service cannot be reached.
 func (a *Agent) forwardTCP(ts *tunnelState, st *mux.Stream, hdr control.StreamHeader) func() {
 	remote := hdr.RemoteAddr
-	local, err := ts.dialer.Dial("tcp", ts.cfg.Local)
+	local, err := net.DialTimeout("tcp", ts.cfg.Local, a.cfg.DialTimeout)
 	if err != nil {
 		ts.down.log(a.log, "local service unreachable: public connections are being closed; start it or fix the address", "local", ts.cfg.Local, "err", err)
 		st.Reset()

@@ -67,17 +67,24 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		ac.mu.Lock()
 		ac.tunnels = append(ac.tunnels, t)
 		ac.mu.Unlock()
+		s.consoleOnline(t, c.reused)
 		ac.log.Info("tunnel online", "kind", t.kind, "url", t.url, "pooled", c.ep.isPooled(), "members", c.ep.size(), "reclaimed", c.reused)
 		return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, Lease: c.secret, ProxyProtocol: t.proxyProto}
 	}
 	ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "hostname", r.Hostname, "port", r.RemotePort, "code", err.Code, "reason", err.Message)
 	s.countRefusal(err.Code)
+	s.consoleRefused(registrationKind(err.Code), registrationReason(err.Code), ac.remote)
 	return err
 }
 
 func (ac *agentConn) claimReq(t *tunnel, r control.Register, key string, random bool) claimReq {
-	return claimReq{key: key, kind: r.Kind, name: t.name, owner: ac.owner, ownerName: ac.currentRule().ownerName, remote: ac.remote,
-		secret: r.Lease, random: random, pool: r.Pool, takeover: r.Takeover, t: t}
+	rule := ac.currentRule()
+	maxLeases := rule.maxLeases
+	if maxLeases == 0 {
+		maxLeases = ac.s.limits().LeasesPerOwner
+	}
+	return claimReq{key: key, kind: r.Kind, name: t.name, owner: ac.owner, ownerName: rule.ownerName, remote: ac.remote,
+		secret: r.Lease, random: random, pool: r.Pool, takeover: r.Takeover, maxLeases: maxLeases, t: t}
 }
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *control.Error) {

@@ -45,6 +45,7 @@ type Server struct {
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
 	admin    *adminServer // nil unless Config.Admin is set
+	con      *consoleEdge // the console's view of this edge; nil without admin
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -182,7 +183,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	s.serveHTTPS(errc)
-	s.serveAdmin(errc)
+	s.serveAdmin(ctx, errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -242,7 +243,8 @@ func (s *Server) acceptAgents(ctx, life context.Context) error {
 		}
 		backoff = 0
 		src := sourceIP(conn.RemoteAddr())
-		if ok, why := s.gate.enter(src, s.limits()); !ok {
+		p, why := s.gate.enter(conn, s.limits())
+		if p == nil {
 			s.warn.warn(src, "agent connection refused before its handshake", "why", why)
 			conn.Close()
 			continue
@@ -250,7 +252,7 @@ func (s *Server) acceptAgents(ctx, life context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(life, conn, src)
+			s.serveAgent(life, p, src)
 		}()
 	}
 }

@@ -88,11 +88,12 @@ func (t *tunnel) open(ctx context.Context, remote string) (st *mux.Stream, relea
 	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
 		local = a.String()
 	}
-	return t.openFor(ctx, remote, local)
+	return t.openFor(ctx, remote, local, nil)
 }
 
-// openFor is open with the client's local address given.
-func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, func(), error) {
+// openFor is open with the client's local address given; first, if any,
+// is what the client already sent, which goes out with the stream header.
+func (t *tunnel) openFor(ctx context.Context, remote, local string, first []byte) (*mux.Stream, func(), error) {
 	release, err := t.ac.s.acquireStream(t.ac)
 	if err != nil {
 		return nil, nil, err
@@ -102,9 +103,9 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 	if t.proxyProto != "" || t.kind == control.KindUDP {
 		h.LocalAddr, h.WithLocal = local, true
 	}
-	// The header goes out with the OPEN, in one write when the session's
-	// connection is free.
-	st, err := t.ac.sess.OpenStreamWith(ctx, control.AppendHeader(hdr[:0], h))
+	// The header (and the client's first bytes) go out with the OPEN, in
+	// one write when the session's connection is free.
+	st, err := t.ac.sess.OpenStreamWith(ctx, append(control.AppendHeader(hdr[:0], h), first...))
 	if err != nil {
 		release()
 		return nil, nil, err

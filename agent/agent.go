@@ -7,7 +7,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,13 +17,16 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/buildinfo"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
 
-// Software names this build in the Hello message.
-const Software = "sluice-agent/0.1"
+// Software names this build in the Hello message; the edge shows it in its
+// admin listing.
+var Software = buildinfo.Get().Software("sluice-agent")
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
@@ -74,6 +76,11 @@ type Tunnel struct {
 	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
 	// Fallback). Empty sends none.
 	ProxyProtocol string
+	// Policy is the tunnel's traffic policy: rules the edge enforces before
+	// a request or connection reaches the agent (see package policy). Nil
+	// or empty: none of its own (the edge may still apply the operator's
+	// and the owner's).
+	Policy *policy.Spec
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -255,15 +262,10 @@ func fatal(err error) bool {
 
 func isTLSFailure(err error) bool {
 	var (
-		unknown  x509.UnknownAuthorityError
-		invalid  x509.CertificateInvalidError
-		hostname x509.HostnameError
-		pin      *transport.PinMismatchError
-		record   tls.RecordHeaderError
-		verify   *tls.CertificateVerificationError
+		pin    *transport.PinMismatchError
+		record tls.RecordHeaderError
 	)
-	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
-		errors.As(err, &pin) || errors.As(err, &record) || errors.As(err, &verify)
+	return certRefused(err) || errors.As(err, &pin) || errors.As(err, &record)
 }
 
 func classify(addr string, err error) error {
@@ -308,8 +310,8 @@ func (ls *liveSession) fatal() error {
 // costs one round trip after the transport is up.
 //
 // A peer that accepts but is slow to answer, or answers wrongly, is probed
-// on a separate connection to find out what it is (see probePeer), so an
-// agent pointed at the wrong port says what it found within seconds.
+// on connections of its own to find out what it is (see probePeer), so an
+// agent pointed at the wrong port says what it found within about a second.
 func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
@@ -354,8 +356,11 @@ func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	return nil, err
 }
 
-// probeAfter is how long a handshake may take before the peer is probed.
-const probeAfter = time.Second
+// probeAfter is how long a handshake may take before the peer is probed: a
+// healthy edge has answered by then on most links, and with probeBudget it
+// bounds naming a wrong peer to about a second. Probing a slow but healthy
+// edge costs it two short connections and changes nothing.
+const probeAfter = 250 * time.Millisecond
 
 // attempt is one connection attempt; dialed reports whether the transport
 // came up, so a failure after it is worth a probe.
@@ -430,6 +435,9 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
 				return nil, err
 			}
+			if err := a.fwds[m.Ref-1].checkPolicyAssigned(m, a.cfg.Server); err != nil {
+				return nil, err
+			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
 			assigned = append(assigned, m)
 		case *control.Error:
@@ -490,6 +498,10 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 				ls.endedBy = ce
 				ls.mu.Unlock()
 				ls.sess.Close()
+				continue
+			}
+			if pr, ok := m.(control.PolicyRefused); ok {
+				a.policyRefused(ls, pr)
 				continue
 			}
 			a.log.Debug("ignoring an unexpected control message", "type", m.Type())

@@ -54,6 +54,10 @@ type Config struct {
 	// session and after every reconnect; index is the tunnel's position in
 	// Tunnels.
 	OnAssigned func(index int, a control.Assigned)
+	// OnPolicyRefused is called when the edge reports that its traffic
+	// policy answered clients of a tunnel itself (the request inspector
+	// shows them); index is the tunnel's position in Tunnels.
+	OnPolicyRefused func(index int, m control.PolicyRefused)
 	// Metrics, when set, receives the agent's Prometheus collectors (see
 	// docs/METRICS.md). Nil turns metrics off.
 	Metrics prometheus.Registerer
@@ -97,6 +101,11 @@ func (c *Config) validate() error {
 			default:
 				return configErr(field+".UpstreamProtocol", "%q is not an upstream protocol: use %s or %s", t.UpstreamProtocol, UpstreamHTTP1, UpstreamHTTP2)
 			}
+			if t.Name != "" && t.Hostname != "" {
+				// The hostname would route the tunnel and the name only
+				// label it in the edge's logs: nobody means that.
+				return configErr(field+".Hostname", "HTTP tunnel %d has both a name (%q) and a hostname (%q): give one; the name asks for NAME.DOMAIN, the hostname routes that exact host", i+1, t.Name, t.Hostname)
+			}
 			if h := t.HostHeader; h != "" && h != HostPreserve && h != HostRewrite && !validHost(h) {
 				return configErr(field+".HostHeader", "%q is neither %s, %s nor a host or host:port", h, HostPreserve, HostRewrite)
 			}
@@ -112,6 +121,9 @@ func (c *Config) validate() error {
 			return configErr(field+".Kind", "tunnel %d has kind %q: use http, tcp or udp", i+1, t.Kind)
 		}
 		if err := checkProxyProtocol(field, i, t); err != nil {
+			return err
+		}
+		if err := checkPolicy(field, t); err != nil {
 			return err
 		}
 		if t.Local != "" {

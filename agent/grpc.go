@@ -65,6 +65,8 @@ func grpcError(w http.ResponseWriter, r *http.Request, local string, err error) 
 		code, msg = grpcDeadlineExceeded, "sluice agent: deadline exceeded before the local service answered"
 	case errors.Is(ctx.Err(), context.Canceled):
 		code, msg = grpcCanceled, "sluice agent: the call was cancelled"
+	case certRefused(err):
+		msg = fmt.Sprintf("sluice agent: the TLS certificate of the local gRPC service at %s is not trusted (%v): %s", local, err, upstreamTLSFix)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		msg = fmt.Sprintf("sluice agent: the local gRPC service at %s refused the connection: start it, or check the port given to sluice", local)
 	}

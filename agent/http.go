@@ -74,6 +74,12 @@ func newHTTPForwarder(ts *tunnelState, logger *slog.Logger) *httpForwarder {
 				ts.cfg.Fallback.ServeHTTP(w, r)
 				return
 			}
+			if certRefused(err) {
+				ts.down.log(logger, "local service's TLS certificate not trusted: answering 502; "+upstreamTLSFix, "local", local, "err", err)
+				errorPage(w, http.StatusBadGateway, "Local service's certificate not trusted",
+					fmt.Sprintf("The tunnel is up and the local service at %s answered, but the sluice agent could not verify its TLS certificate (%v). %s.", local, err, upstreamTLSFixSentence))
+				return
+			}
 			ts.down.log(logger, "local service unreachable: answering 502; start it or fix the port", "local", local, "err", err)
 			errorPage(w, http.StatusBadGateway, "Local service unreachable",
 				fmt.Sprintf("The tunnel is up, but the sluice agent could not reach the local service at %s (%v). Start the service, or check the port given to sluice.", local, err))

@@ -27,6 +27,15 @@ func rewriteLocations(r *http.Response, local, sentHost string) {
 			}
 		}
 	}
+	if cookies := r.Header["Set-Cookie"]; len(cookies) > 0 {
+		publicHost := public[strings.Index(public, "://")+3:]
+		if h, _, err := net.SplitHostPort(publicHost); err == nil {
+			publicHost = h
+		}
+		for i, c := range cookies {
+			cookies[i] = rewriteCookieDomain(c, local, sentHost, publicHost)
+		}
+	}
 	if v := r.Header.Get("Refresh"); v != "" {
 		// "5; url=http://localhost:3000/next"
 		lower := strings.ToLower(v)
@@ -37,6 +46,43 @@ func rewriteLocations(r *http.Response, local, sentHost string) {
 			}
 		}
 	}
+}
+
+// rewriteCookieDomain points a Set-Cookie whose Domain names the local
+// service's host (its host, a loopback name when it listens on loopback, or
+// the Host that was sent to it) at the public host, as Location is: a
+// browser drops a cookie whose Domain does not match the host it came from.
+// Other cookies and attributes are left as written.
+func rewriteCookieDomain(cookie, local, sentHost, publicHost string) string {
+	parts := strings.Split(cookie, ";")
+	for i, p := range parts[1:] {
+		name, value, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "domain") {
+			continue
+		}
+		domain := strings.TrimPrefix(strings.TrimSpace(value), ".")
+		if domain == "" || strings.EqualFold(domain, publicHost) || !namesLocal(domain, local, sentHost) {
+			return cookie
+		}
+		parts[i+1] = " Domain=" + publicHost
+		return strings.Join(parts, ";")
+	}
+	return cookie
+}
+
+// namesLocal reports whether host (no port) is the local service's host.
+func namesLocal(host, local, sentHost string) bool {
+	lh, _, err := net.SplitHostPort(local)
+	if err != nil {
+		lh = local
+	}
+	if strings.EqualFold(host, lh) || (loopbackName(lh) && loopbackName(host)) {
+		return true
+	}
+	if sh, _, err := net.SplitHostPort(sentHost); err == nil {
+		sentHost = sh
+	}
+	return sentHost != "" && strings.EqualFold(host, sentHost)
 }
 
 // publicBase is scheme://host of the URL the public client used, from the

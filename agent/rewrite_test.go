@@ -40,3 +40,20 @@ func TestParseGRPCTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestRewriteCookieDomain(t *testing.T) {
+	for _, tc := range []struct{ cookie, local, sent, want string }{
+		{"s=1; Domain=localhost; Path=/", "localhost:3000", "app.tunnel.test", "s=1; Domain=app.tunnel.test; Path=/"},
+		{"s=1; path=/; domain=.LOCALHOST", "127.0.0.1:3000", "app.tunnel.test", "s=1; path=/; Domain=app.tunnel.test"},
+		{"s=1; Domain=myapp.test", "localhost:3000", "myapp.test:8000", "s=1; Domain=app.tunnel.test"}, // --host-header sent it
+		{"s=1; Domain=dev.internal", "dev.internal:8080", "app.tunnel.test", "s=1; Domain=app.tunnel.test"},
+		{"s=1; Domain=example.org", "localhost:3000", "app.tunnel.test", "s=1; Domain=example.org"},
+		{"s=1; Domain=app.tunnel.test", "localhost:3000", "app.tunnel.test", "s=1; Domain=app.tunnel.test"},
+		{"s=1; Path=/", "localhost:3000", "app.tunnel.test", "s=1; Path=/"},
+		{"s=Domain=localhost", "localhost:3000", "app.tunnel.test", "s=Domain=localhost"}, // a value, not an attribute
+	} {
+		if got := rewriteCookieDomain(tc.cookie, tc.local, tc.sent, "app.tunnel.test"); got != tc.want {
+			t.Errorf("%q (local %s, sent %s): got %q, want %q", tc.cookie, tc.local, tc.sent, got, tc.want)
+		}
+	}
+}

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -106,4 +109,24 @@ func newStdTransport(t Tunnel) *http.Transport {
 		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return tr
+}
+
+// The fix for a local service whose certificate the agent does not trust,
+// in the words of the sluice command, which is how such a tunnel is set up.
+const (
+	upstreamTLSFix         = "trust the CA that signed it (--upstream-ca FILE) or skip verification for this local service (--upstream-insecure)"
+	upstreamTLSFixSentence = "Trust the CA that signed it (--upstream-ca FILE), or skip verification for this local service (--upstream-insecure)"
+)
+
+// certRefused reports whether err is the agent refusing a peer's
+// certificate (the edge's or a local service's), as opposed to not reaching
+// the peer at all.
+func certRefused(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname)
 }

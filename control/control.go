@@ -8,11 +8,13 @@
 package control
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // Version is the control protocol version carried in Hello. The edge refuses a
@@ -107,6 +109,16 @@ type Register struct {
 	// itself. An edge that does not know the field ignores it, and then does
 	// not echo it in Assigned.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+	// Policy is the tunnel's traffic policy in its JSON form (see package
+	// policy and docs/POLICY.md): rules the edge enforces before it opens a
+	// stream. An edge that knows the field compiles it and refuses the
+	// registration (bad_request, naming the rule) when it cannot enforce it,
+	// and echoes a summary in Assigned.Policy; one that predates it ignores
+	// it, and the agent then stops rather than run unprotected.
+	Policy json.RawMessage `json:"policy,omitempty"`
+	// PolicyEvents asks the edge to tell the agent when its policy refused a
+	// client (PolicyRefused messages).
+	PolicyEvents bool `json:"policy_events,omitempty"`
 }
 
 // Assigned tells the agent its tunnel is live.
@@ -128,6 +140,30 @@ type Assigned struct {
 	Lease string `json:"lease,omitempty"`
 	// ProxyProtocol echoes Register.ProxyProtocol when the edge honours it.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+	// Policy summarises the rules the edge enforces on this tunnel (the
+	// operator's, the owner's and the agent's; never their secrets). It is
+	// set whenever Register.Policy was.
+	Policy string `json:"policy,omitempty"`
+}
+
+// PolicyRefused tells an agent that asked for it (Register.PolicyEvents)
+// that the edge's policy answered clients of its tunnel itself. It carries
+// what the inspector shows, never a body: the rule, the action, the status
+// and the first request's method, path and client. Count is how many
+// refusals by that rule it stands for since the last message (the edge
+// batches them).
+type PolicyRefused struct {
+	Tunnel uint32 `json:"tunnel"`
+	Source string `json:"source"`
+	Rule   string `json:"rule"`
+	Action string `json:"action"`
+	// Status is the HTTP status the client got, 0 for a refused TCP
+	// connection or dropped UDP datagram.
+	Status int    `json:"status,omitempty"`
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Client string `json:"client,omitempty"`
+	Count  uint64 `json:"count"`
 }
 
 // Error reports a failure. Ref is the Register it answers, or 0 for a failure
@@ -156,6 +192,9 @@ func (Assigned) Type() string { return "assigned" }
 // Type implements Message.
 func (*Error) Type() string { return "error" }
 
+// Type implements Message.
+func (PolicyRefused) Type() string { return "policy_refused" }
+
 // Error makes *Error usable as a Go error, so the agent can return what the edge
 // said unchanged.
 func (e *Error) Error() string {
@@ -176,13 +215,9 @@ var ErrMessageTooLarge = errors.New("control: message larger than 64 KiB (peer i
 // WriteMessage writes m to w as one length-prefixed frame, in a single Write so
 // that concurrent writers serialized by the caller never interleave.
 func WriteMessage(w io.Writer, m Message) error {
-	body, err := json.Marshal(m)
+	env, err := encode(m)
 	if err != nil {
-		return fmt.Errorf("control: encode %s: %w", m.Type(), err)
-	}
-	env, err := json.Marshal(envelope{Type: m.Type(), Body: body})
-	if err != nil {
-		return fmt.Errorf("control: encode %s: %w", m.Type(), err)
+		return err
 	}
 	if len(env) > MaxMessageSize {
 		return fmt.Errorf("control: %s message is %d bytes, over the %d byte limit: shorten names and tokens", m.Type(), len(env), MaxMessageSize)
@@ -196,8 +231,26 @@ func WriteMessage(w io.Writer, m Message) error {
 	return nil
 }
 
+// encode returns m's envelope as JSON. '<', '>' and '&' are written as they
+// are: the default HTML escaping would make a message up to six times longer
+// on the wire than the text it carries.
+func encode(m Message) ([]byte, error) {
+	var body, env bytes.Buffer
+	be := json.NewEncoder(&body)
+	be.SetEscapeHTML(false)
+	if err := be.Encode(m); err != nil {
+		return nil, fmt.Errorf("control: encode %s: %w", m.Type(), err)
+	}
+	ee := json.NewEncoder(&env)
+	ee.SetEscapeHTML(false)
+	if err := ee.Encode(envelope{Type: m.Type(), Body: bytes.TrimSuffix(body.Bytes(), []byte("\n"))}); err != nil {
+		return nil, fmt.Errorf("control: encode %s: %w", m.Type(), err)
+	}
+	return bytes.TrimSuffix(env.Bytes(), []byte("\n")), nil
+}
+
 // ReadMessage reads one frame written by WriteMessage and returns the concrete
-// message (Hello, Auth, Welcome, Register, Assigned or *Error). An unknown type
+// message (Hello, Auth, Welcome, Register, Assigned, PolicyRefused or *Error). An unknown type
 // or malformed body is an error: the protocol is versioned through Hello, so a
 // peer that speaks the same version never sends one.
 func ReadMessage(r io.Reader) (Message, error) {
@@ -215,6 +268,11 @@ func ReadMessage(r io.Reader) (Message, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("control: read message body: %w", err)
+	}
+	// Invalid UTF-8 would decode to U+FFFD, three bytes for one, and a
+	// message read must be one this side could write again.
+	if !utf8.Valid(buf) {
+		return nil, errors.New("control: malformed message: not valid UTF-8 (peer is not a sluice endpoint or is misbehaving)")
 	}
 	var env envelope
 	if err := json.Unmarshal(buf, &env); err != nil {
@@ -234,6 +292,8 @@ func ReadMessage(r io.Reader) (Message, error) {
 		m = &Assigned{}
 	case "error":
 		m = &Error{}
+	case "policy_refused":
+		m = &PolicyRefused{}
 	default:
 		return nil, fmt.Errorf("control: unknown message type %q (peer speaks a different protocol version?)", env.Type)
 	}
@@ -242,6 +302,18 @@ func ReadMessage(r io.Reader) (Message, error) {
 	}
 	if err := json.Unmarshal(env.Body, m); err != nil {
 		return nil, fmt.Errorf("control: malformed %s message: %w", env.Type, err)
+	}
+	// Written again, a message can grow past the limit even without HTML
+	// escaping: U+2028 and U+2029 are always escaped (three bytes become
+	// six) and fields left out are written. Refuse it here, where the
+	// peer's mistake is visible, rather than fail later when a value from
+	// it is sent on.
+	again, err := encode(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(again) > MaxMessageSize {
+		return nil, fmt.Errorf("control: %s message would not fit in %d bytes when written again: %w", env.Type, MaxMessageSize, ErrMessageTooLarge)
 	}
 	// Return values, not pointers, for every type but *Error, so callers switch
 	// on plain types and *Error stays usable as an error.
@@ -255,6 +327,8 @@ func ReadMessage(r io.Reader) (Message, error) {
 	case *Register:
 		return *v, nil
 	case *Assigned:
+		return *v, nil
+	case *PolicyRefused:
 		return *v, nil
 	}
 	return m, nil

@@ -18,7 +18,10 @@ func TestMessageRoundTrip(t *testing.T) {
 		Welcome{Version: Version, Software: "edge", Session: "s1"},
 		Register{Ref: 7, Kind: KindHTTP, Name: "myapp", Hostname: "app.example.com"},
 		Register{Ref: 8, Kind: KindTCP, RemotePort: 6002},
+		Register{Ref: 9, Kind: KindHTTP, Policy: []byte(`{"on_tcp_connect":[{"actions":[{"type":"deny"}]}]}`), PolicyEvents: true},
 		Assigned{Ref: 7, Tunnel: 3, Kind: KindHTTP, Name: "myapp", URL: "http://myapp.localhost:8080"},
+		Assigned{Ref: 9, Tunnel: 4, Kind: KindHTTP, Name: "x", URL: "http://x.localhost", Policy: "on_tcp_connect: #1[deny]"},
+		PolicyRefused{Tunnel: 4, Source: "agent", Rule: "#1", Action: "deny", Status: 403, Method: "GET", Path: "/", Client: "192.0.2.1", Count: 3},
 		&Error{Ref: 8, Code: CodePortTaken, Message: "port 6002 is in use"},
 	}
 	var buf bytes.Buffer
@@ -152,10 +155,38 @@ func TestReadHeaderRejects(t *testing.T) {
 	}
 }
 
+// TestReadMessageOnlyReturnsWhatCanBeWritten: a message near the size limit
+// whose text grows when written again (HTML escaping, U+2028, invalid UTF-8
+// becoming U+FFFD) is either written within the limit or refused on read,
+// never accepted and then unsendable.
+func TestReadMessageOnlyReturnsWhatCanBeWritten(t *testing.T) {
+	auth := func(token string) []byte { return frameOf(`{"type":"auth","body":{"token":"` + token + `"}}`) }
+	// HTML-special characters are written as they are: 20,000 '<' used
+	// to become 120,000 bytes of \u003c.
+	m, err := ReadMessage(bytes.NewReader(auth(strings.Repeat("<&>", 20000))))
+	if err != nil {
+		t.Fatalf("a token of '<&>': %v", err)
+	}
+	if err := WriteMessage(io.Discard, m); err != nil {
+		t.Fatalf("a token of '<&>' read but not written again: %v", err)
+	}
+	// U+2028 is always escaped (3 bytes become 6): refused on read.
+	if _, err := ReadMessage(bytes.NewReader(auth(strings.Repeat("\u2028", 15000)))); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("a token that doubles when written again: %v, want ErrMessageTooLarge", err)
+	}
+	// Invalid UTF-8 is refused with a clear error.
+	if _, err := ReadMessage(bytes.NewReader(auth("\xff\xfe"))); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("invalid UTF-8: %v, want an error naming UTF-8", err)
+	}
+}
+
 func FuzzReadMessage(f *testing.F) {
 	var buf bytes.Buffer
 	_ = WriteMessage(&buf, Register{Ref: 1, Kind: KindHTTP, Name: "x"})
 	f.Add(buf.Bytes())
+	// Near the limit, with text that grows when written again.
+	f.Add(frameOf(`{"type":"auth","body":{"token":"` + strings.Repeat("<", 20000) + `"}}`))
+	f.Add(frameOf(`{"type":"error","body":{"message":"` + strings.Repeat("\u2028", 15000) + `"}}`))
 	f.Add(frameOf(`{"type":"error","body":{"code":"x"}}`))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {

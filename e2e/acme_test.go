@@ -6,20 +6,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/agent"
@@ -37,25 +31,8 @@ type pebble struct {
 
 func startPebble(t *testing.T) *pebble {
 	t.Helper()
-	// Challenges are answered as valid without connecting back: the edge
-	// listens on random loopback ports, not 80 and 443.
-	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	logger := log.New(io.Discard, "", 0)
-	if os.Getenv("SLUICE_TEST_LOG") != "" {
-		logger = log.New(os.Stderr, "pebble ", 0)
-	}
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, 80, 443, false, "", store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 3, 5)
-	api := httptest.NewTLSServer(front.Handler())
-	t.Cleanup(api.Close)
-	p := &pebble{directory: api.URL + wfe.DirectoryPath, apiRoots: x509.NewCertPool(), roots: x509.NewCertPool()}
-	p.apiRoots.AddCert(api.Certificate())
-	p.roots.AddCert(authority.GetRootCert(0).Cert)
-	return p
+	p := testutil.StartPebble(t)
+	return &pebble{directory: p.Directory, apiRoots: p.APIRoots, roots: p.Roots}
 }
 
 // httpsClient trusts roots and sends every connection to addr.

@@ -66,7 +66,7 @@ func newIssuer(s *Server) (*issuer, error) {
 	i := &issuer{reg: s.reg, log: s.log, now: time.Now, held: make(map[string]hold)}
 	i.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
-		Cache:      autocert.DirCache(dir),
+		Cache:      loggedCache{autocert.DirCache(dir), s.log},
 		HostPolicy: i.policy,
 		Client:     client,
 		Email:      s.cfg.ACMEEmail,

@@ -179,7 +179,7 @@ func (d *dialer) DialContext(ctx context.Context, addr string) (net.Conn, error)
 	tc := newTLSConn(c, cfg, true)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
-		return nil, handshakeError("with edge "+addr, err)
+		return nil, handshakeError("with edge "+addr, err, trustOf(cfg.RootCAs, "the configured CA file"))
 	}
 	return tc, nil
 }
@@ -247,7 +247,7 @@ func Handshake(ctx context.Context, c net.Conn) error {
 		return nil
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return handshakeError("with agent "+c.RemoteAddr().String(), err)
+		return handshakeError("with agent "+c.RemoteAddr().String(), err, "the configured client CA file")
 	}
 	return nil
 }

@@ -264,6 +264,15 @@ func readFile(path, what string) ([]byte, error) {
 	return b, nil
 }
 
+// trustOf names the CAs a configuration checks certificates against, for
+// errors: a CA file given, or the system's store when none was.
+func trustOf(pool *x509.CertPool, configured string) string {
+	if pool == nil {
+		return "the system's trusted CAs (no CA file was given)"
+	}
+	return configured
+}
+
 func hasBlock(data []byte, match func(string) bool) bool {
 	for {
 		var b *pem.Block
@@ -278,8 +287,8 @@ func hasBlock(data []byte, match func(string) bool) bool {
 }
 
 // handshakeError wraps a TLS handshake failure with a hint about the usual
-// cause.
-func handshakeError(peer string, err error) error {
+// cause; trust names the CAs the peer's certificate was checked against.
+func handshakeError(peer string, err error, trust string) error {
 	var (
 		unknownCA x509.UnknownAuthorityError
 		hostname  x509.HostnameError
@@ -293,7 +302,7 @@ func handshakeError(peer string, err error) error {
 	case errors.As(err, &pin):
 		return err
 	case errors.As(err, &unknownCA):
-		hint = "the peer's certificate is not signed by a CA in the configured CA file; give the CA that issued it, or pin the edge's key"
+		hint = "the peer's certificate is not signed by a CA in " + trust + "; give the CA that issued it, or pin the edge's key"
 	case errors.As(err, &hostname):
 		hint = "the certificate does not name the host dialed; set the server name to one the certificate lists"
 	case errors.As(err, &invalid):

@@ -128,6 +128,23 @@ func TestTLSWrongCARefused(t *testing.T) {
 	}
 }
 
+// TestTLSNoCAFileSaysSystemStore: without a CA file the certificate is
+// checked against the system's store, and the error says so rather than
+// blaming a CA file nobody gave.
+func TestTLSNoCAFileSaysSystemStore(t *testing.T) {
+	p := newPKI(t)
+	addr, got := serveOne(t, DefaultTCPOptions(), serverConfig(t, ServerTLS{CertFile: p.serverCrt, KeyFile: p.serverKey}))
+	_, err := dialTLS(t, addr, ClientTLS{})
+	var ua x509.UnknownAuthorityError
+	if !errors.As(err, &ua) {
+		t.Fatalf("dial without a CA file: err = %v, want x509.UnknownAuthorityError", err)
+	}
+	if !strings.Contains(err.Error(), "not signed by a CA in the system's trusted CAs (no CA file was given)") || strings.Contains(err.Error(), "configured CA file") {
+		t.Fatalf("error does not say which CAs were asked: %v", err)
+	}
+	recvAccepted(t, got)
+}
+
 func TestTLSServerName(t *testing.T) {
 	p := newPKI(t)
 	for _, tt := range []struct {

@@ -230,7 +230,7 @@ func TestCaptureDetailAndMasking(t *testing.T) {
 		t.Errorf("curl shows the hidden token: %s", d.Curl)
 	}
 	r := f.detail(t, list[2].ID, "?reveal=1")
-	if !strings.Contains(r.Curl, "'Authorization: Bearer tok123'") || !strings.Contains(r.Curl, "-X 'POST' 'http://web.localhost:8080/form?x=1'") || !strings.Contains(r.Curl, "--data-binary 'name=Ada+Lovelace&lang=en'") {
+	if !strings.Contains(r.Curl, "'Authorization: Bearer tok123'") || !strings.Contains(r.Curl, "-X 'POST' 'http://web.localhost:8080/form?x=1'") || !strings.Contains(r.Curl, "--data-raw 'name=Ada+Lovelace&lang=en'") {
 		t.Errorf("revealed curl = %s", r.Curl)
 	}
 	j := f.detail(t, list[1].ID, "")

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The JSON shapes of the API. Summary is a row of the live list; Detail
@@ -31,6 +33,7 @@ type Summary struct {
 	Replay     bool    `json:"replay"`
 	ReplayOf   uint64  `json:"replay_of,omitempty"`
 	Error      string  `json:"error,omitempty"`
+	RefusedBy  string  `json:"refused_by,omitempty"`
 }
 
 // Detail is GET /api/requests/{id}.
@@ -81,6 +84,7 @@ func summarize(e *Entry) Summary {
 		Method: e.Method, Path: path, Host: e.Host, Status: e.Status,
 		DurationMS: float64(e.Duration.Microseconds()) / 1000,
 		ReqSize:    e.ReqSize, RespSize: e.RespSize, Replay: e.ReplayOf != 0, ReplayOf: e.ReplayOf, Error: e.Err,
+		RefusedBy: e.RefusedBy,
 	}
 }
 
@@ -151,21 +155,33 @@ func viewBody(b []byte, size int64, truncated bool, ctype string) BodyView {
 	return v
 }
 
-// curlCommand repeats e against the public URL the client used.
+// curlCommand repeats e against the public URL the client used. Every
+// captured byte is a shell-quoted argument of an option that takes it as
+// data, so none can become an option or a file to read: the body goes in
+// --data-raw (--data-binary would read '@FILE'), --globoff keeps curl from
+// expanding [] and {} in the URL, a header curl would read as '@FILE' or
+// that could not be sent as captured is left out with a note, and a body
+// the shell cannot carry (binary, or cut at the capture limit) is left for
+// the user to supply.
 func curlCommand(e *Entry, reveal bool) string {
 	scheme := "http"
 	if p := e.ReqHeader.Get("X-Forwarded-Proto"); p == "https" {
 		scheme = "https"
 	}
 	var b strings.Builder
-	b.WriteString("curl")
+	b.WriteString("curl --globoff")
 	if e.Method != http.MethodGet {
 		b.WriteString(" -X " + shellQuote(e.Method))
 	}
 	b.WriteString(" " + shellQuote(scheme+"://"+e.Host+e.URI))
 	skip := map[string]bool{"Content-Length": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "Accept-Encoding": true, "Connection": true}
+	var left []string
 	for _, kv := range headerList(e.ReqHeader, reveal) {
 		if skip[http.CanonicalHeaderKey(kv[0])] {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(kv[0]) || !httpguts.ValidHeaderFieldValue(kv[1]) {
+			left = append(left, kv[0])
 			continue
 		}
 		b.WriteString(" -H " + shellQuote(kv[0]+": "+kv[1]))
@@ -174,11 +190,14 @@ func curlCommand(e *Entry, reveal bool) string {
 		switch {
 		case e.ReqTruncated:
 			b.WriteString(" --data-binary @BODY_FILE  # the body was larger than the capture limit")
-		case utf8.Valid(e.ReqBody):
-			b.WriteString(" --data-binary " + shellQuote(string(e.ReqBody)))
+		case utf8.Valid(e.ReqBody) && !bytes.ContainsRune(e.ReqBody, 0):
+			b.WriteString(" --data-raw " + shellQuote(string(e.ReqBody)))
 		default:
 			b.WriteString(" --data-binary @BODY_FILE  # binary body: save it to a file first")
 		}
+	}
+	if len(left) > 0 {
+		b.WriteString("  # left out, not valid in a header: " + strconv.Quote(strings.Join(left, ", ")))
 	}
 	return b.String()
 }

@@ -17,13 +17,28 @@ import (
 
 // edgeHTTPSFlags are the public HTTPS and forwarding flags of sluice server.
 type edgeHTTPSFlags struct {
-	trusted string
+	trusted  string
+	acmeRoot string
+}
+
+// caPool adds the PEM certificates of the file at path to pool; flag names
+// the flag that gave the path, for errors.
+func caPool(flag, path string, pool *x509.CertPool) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", flag, path)
+	}
+	return pool, nil
 }
 
 func (f *edgeHTTPSFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.HTTPS, "https", "", "public HTTPS ingress `address`, e.g. :443 (certificates over ACME unless --https-cert is given)")
 	fs.StringVar(&cfg.StateDir, "state-dir", "", "`directory` for state kept across restarts: leases, the loopback certificate, ACME certificates (default: $XDG_STATE_HOME/sluice or ~/.local/state/sluice)")
 	fs.StringVar(&cfg.ACMEDirectory, "acme-ca", "", "ACME directory `URL` (default: Let's Encrypt production)")
+	fs.StringVar(&f.acmeRoot, "acme-ca-root", "", "CA `file` (PEM) to trust, besides the system's, for the ACME directory's HTTPS: a private ACME CA (step-ca, Pebble)")
 	fs.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact `email` for the ACME account (expiry and policy notices)")
 	fs.StringVar(&cfg.HTTPSCertFile, "https-cert", "", "static certificate `file` (PEM) for --https, e.g. a wildcard for *.DOMAIN, instead of ACME")
 	fs.StringVar(&cfg.HTTPSKeyFile, "https-key", "", "private key `file` (PEM) of --https-cert")
@@ -32,6 +47,20 @@ func (f *edgeHTTPSFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 }
 
 func (f *edgeHTTPSFlags) apply(cfg *server.Config) error {
+	if f.acmeRoot != "" {
+		if cfg.HTTPS == "" || cfg.HTTPSCertFile != "" {
+			return usagef("server: --acme-ca-root trusts the CA of ACME certificates for --https: add --https, or drop it with --https-cert")
+		}
+		system, err := x509.SystemCertPool()
+		if err != nil {
+			system = x509.NewCertPool()
+		}
+		pool, err := caPool("--acme-ca-root", f.acmeRoot, system)
+		if err != nil {
+			return usageError{fmt.Errorf("server: %w", err)}
+		}
+		cfg.ACMERoots = pool
+	}
 	if f.trusted == "" {
 		return nil
 	}
@@ -95,13 +124,9 @@ func (f *upstreamFlags) apply(arg string, t *agent.Tunnel) error {
 	case f.insecure:
 		cfg.InsecureSkipVerify = true
 	case f.ca != "":
-		pem, err := os.ReadFile(f.ca)
+		pool, err := caPool("--upstream-ca", f.ca, x509.NewCertPool())
 		if err != nil {
-			return fmt.Errorf("--upstream-ca: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--upstream-ca %s holds no PEM certificate", f.ca)
+			return err
 		}
 		cfg.RootCAs = pool
 	}

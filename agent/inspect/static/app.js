@@ -35,6 +35,7 @@ function row(s) {
   const path = el("td", { class: "path", title: s.path }, s.path);
   if (s.replay) path.append(el("span", { class: "badge replay", title: "replay of #" + s.replay_of }, "replay"));
   if (s.error) path.append(el("span", { class: "badge", title: s.error }, "error"));
+  if (s.refused_by) path.append(el("span", { class: "badge", title: s.refused_by }, "refused at edge"));
   const tr = el("tr", { class: "req", "data-id": s.id },
     el("td", {}, new Date(s.time).toLocaleTimeString()),
     el("td", { class: "method" }, s.method),
@@ -64,16 +65,32 @@ async function api(path, opts) {
   return body;
 }
 
+// A snapshot from /api/requests can be older than entries the event stream
+// has already shown (a request that arrives while the page loads, or while a
+// reload is on its way). So only the newest reload's answer is used, and the
+// streamed entries newer than its newest one are merged in by id.
 let reloadTimer = null;
+let reloadSeq = 0;
+const streamed = new Map(); // id -> summary, streamed entries a snapshot may not have yet
+
+function mergeStreamed(list) {
+  const newest = list.length ? list[0].id : 0;
+  for (const id of streamed.keys()) if (id <= newest) streamed.delete(id); // the snapshot has them
+  const later = [...streamed.values()].sort((a, b) => b.id - a.id);
+  return later.concat(list).slice(0, 1000);
+}
+
 async function reload() {
   clearTimeout(reloadTimer);
   reloadTimer = null;
+  const seq = ++reloadSeq;
   try {
     const data = await api("/api/requests?" + filterQuery());
+    if (seq !== reloadSeq) return; // a newer reload is on its way
     $("#filter-error").textContent = "";
-    setRows(data.requests);
+    setRows(filtering() ? data.requests : mergeStreamed(data.requests));
   } catch (e) {
-    $("#filter-error").textContent = e.message;
+    if (seq === reloadSeq) $("#filter-error").textContent = e.message;
   }
 }
 const reloadSoon = () => { if (!reloadTimer) reloadTimer = setTimeout(reload, 150); };
@@ -85,6 +102,8 @@ function connect() {
   es.onerror = () => { live.textContent = "reconnecting…"; live.classList.add("off"); };
   es.addEventListener("request", (ev) => {
     const s = JSON.parse(ev.data);
+    streamed.set(s.id, s);
+    if (streamed.size > 1000) streamed.delete(streamed.keys().next().value);
     if (filtering()) { reloadSoon(); return; }
     const body = $("#rows");
     if (body.querySelector(`tr[data-id="${s.id}"]`)) return; // the reload on open had it
@@ -154,7 +173,8 @@ async function show(id) {
   head.replaceChildren(el("strong", {}, `#${d.id} ${d.method} ${d.path}`), " → ",
     el("span", { class: "status s" + Math.floor(d.status / 100) }, d.status || "no response"),
     el("div", { class: "meta" }, `${d.host} · ${d.proto} · from ${d.remote_addr} · ${d.duration_ms.toFixed(1)} ms · ${new Date(d.time).toLocaleString()}` +
-      (d.replay ? ` · replay of #${d.replay_of}` : "") + (d.error ? " · " + d.error : "")));
+      (d.replay ? ` · replay of #${d.replay_of}` : "") + (d.error ? " · " + d.error : "") +
+      (d.refused_by ? " · refused at the edge by " + d.refused_by : "")));
   $("#req").replaceChildren(headerTable(d.request.headers), bodyView(d.request.body));
   $("#resp").replaceChildren(headerTable(d.response.headers), bodyView(d.response.body));
 }

@@ -90,22 +90,30 @@ const (
 	trimMinHeld = 64 << 20
 )
 
-// trimmer decides when to return memory, from the runtime's counters.
+// trimmer decides when to return memory, from the runtime's counters and
+// the goroutines (each public connection has at least one): a trim during
+// the tail of a burst returns little, and the rest becomes garbage that no
+// collection finds while the edge is quiet, so a quiet edge is trimmed
+// again once its goroutines have halved since the last trim.
 type trimmer struct {
 	lastCycles uint64 // collections counted at the previous look
 	trimmedAt  uint64 // the count right after our last trim
+	trimmedG   uint64 // goroutines at our last trim
 }
 
-// due reports whether to trim, given the collections counted so far and
-// the bytes held and not returned to the system.
-func (t *trimmer) due(cycles, held uint64) bool {
+// due reports whether to trim, given the collections counted so far, the
+// bytes held and not returned to the system, and the goroutines.
+func (t *trimmer) due(cycles, held, goroutines uint64) bool {
 	quiet := cycles == t.lastCycles
 	t.lastCycles = cycles
-	return quiet && cycles != t.trimmedAt && held >= trimMinHeld
+	fresh := cycles != t.trimmedAt || 2*goroutines <= t.trimmedG
+	return quiet && fresh && held >= trimMinHeld
 }
 
-// trimmed records the collections counted after a trim.
-func (t *trimmer) trimmed(cycles uint64) { t.lastCycles, t.trimmedAt = cycles, cycles }
+// trimmed records the collections counted after a trim and the goroutines.
+func (t *trimmer) trimmed(cycles, goroutines uint64) {
+	t.lastCycles, t.trimmedAt, t.trimmedG = cycles, cycles, goroutines
+}
 
 // returnIdleMemory runs until ctx ends, returning memory to the system
 // when the edge has gone quiet holding a lot of it (see trimmer).
@@ -114,18 +122,19 @@ func returnIdleMemory(ctx context.Context, log *slog.Logger) {
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/memory/classes/total:bytes"},
 		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/sched/goroutines:goroutines"},
 	}
-	read := func() (cycles, held uint64, ok bool) {
+	read := func() (cycles, held, goroutines uint64, ok bool) {
 		metrics.Read(samples)
 		for _, s := range samples {
 			if s.Value.Kind() != metrics.KindUint64 {
-				return 0, 0, false // a runtime without these: leave it to the scavenger
+				return 0, 0, 0, false // a runtime without these: leave it to the scavenger
 			}
 		}
-		return samples[0].Value.Uint64(), samples[1].Value.Uint64() - samples[2].Value.Uint64(), true
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64() - samples[2].Value.Uint64(), samples[3].Value.Uint64(), true
 	}
 	var tr trimmer
-	tr.lastCycles, _, _ = read()
+	tr.lastCycles, _, _, _ = read()
 	t := time.NewTicker(trimInterval)
 	defer t.Stop()
 	for {
@@ -134,14 +143,14 @@ func returnIdleMemory(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
-		cycles, held, ok := read()
+		cycles, held, g, ok := read()
 		if !ok {
 			return
 		}
-		if tr.due(cycles, held) {
+		if tr.due(cycles, held, g) {
 			debug.FreeOSMemory()
-			after, left, _ := read()
-			tr.trimmed(after)
+			after, left, _, _ := read()
+			tr.trimmed(after, g)
 			log.Debug("returned memory to the system after a peak", "held_MiB", held>>20, "now_MiB", left>>20)
 		}
 	}

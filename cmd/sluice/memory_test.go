@@ -66,39 +66,45 @@ func TestMemoryLimitFromFlagEnvAndFile(t *testing.T) {
 	}
 }
 
-// TestTrimOnceWhenQuiet: memory is returned when the edge holds a lot of
-// it and no collection ran in the interval (the load is gone), once, and
-// not while it collects on its own (busy).
-func TestTrimOnceWhenQuiet(t *testing.T) {
+// TestTrimWhenQuiet: memory is returned when the edge holds a lot of it
+// and no collection ran in the interval (it is quiet); not while it
+// collects on its own (busy); not twice for the same quiet spell, unless
+// its goroutines (connections) have halved since, which a trim during the
+// tail of a burst needs.
+func TestTrimWhenQuiet(t *testing.T) {
 	const mib = 1 << 20
 	var tr trimmer
 	steps := []struct {
-		cycles, held uint64
-		want         bool
+		cycles, held, goroutines uint64
+		want                     bool
 	}{
-		{10, 600 * mib, false}, // collections ran: busy
-		{14, 600 * mib, false}, // still busy
-		{14, 600 * mib, true},  // quiet, holding its peak
+		{10, 600 * mib, 2000, false}, // collections ran: busy
+		{14, 600 * mib, 2000, false}, // still busy
+		{14, 600 * mib, 1800, true},  // quiet, holding its peak
 	}
 	for i, s := range steps {
-		if got := tr.due(s.cycles, s.held); got != s.want {
+		if got := tr.due(s.cycles, s.held, s.goroutines); got != s.want {
 			t.Fatalf("step %d (cycles %d, held %d MiB): due = %v; want %v", i, s.cycles, s.held/mib, got, s.want)
 		}
 	}
-	tr.trimmed(15) // the trim's own collection
-	if tr.due(15, 80*mib) {
-		t.Fatal("trimmed again with no collection of its own since the last trim")
+	tr.trimmed(15, 1800) // the trim's own collection, in the burst's tail
+	if tr.due(15, 500*mib, 1500) {
+		t.Fatal("trimmed again with no collection since and most connections still open")
 	}
-	if tr.due(15, 80*mib) {
-		t.Fatal("trimmed again on a later look with nothing changed")
+	if !tr.due(15, 500*mib, 13) {
+		t.Fatal("not trimmed again once the connections of the tail had gone")
 	}
-	if tr.due(16, 300*mib) {
+	tr.trimmed(16, 13)
+	if tr.due(16, 80*mib, 13) {
+		t.Fatal("trimmed again with nothing changed since the last trim")
+	}
+	if tr.due(17, 300*mib, 900) {
 		t.Fatal("trimmed in an interval in which a collection ran")
 	}
-	if !tr.due(16, 300*mib) {
+	if !tr.due(17, 300*mib, 900) {
 		t.Fatal("not trimmed once quiet again after new load")
 	}
-	if tr.due(16, 10*mib) {
+	if tr.due(18, 10*mib, 13) || tr.due(18, 10*mib, 13) {
 		t.Fatal("trimmed with little held")
 	}
 }

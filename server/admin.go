@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/observe"
 )
 
 // The edge's admin view: a status page and a JSON listing of the agents
@@ -197,21 +199,8 @@ func (s *Server) closeAdmin() {
 	}
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
-	"bytes": humanBytes,
+	"bytes": observe.Bytes,
 	"since": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
 }).Parse(`<!doctype html><html><head><meta charset="utf-8"><title>sluice edge</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}th{background:#f4f4f4}code{font-size:.95em}</style></head>

@@ -62,9 +62,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if m := s.metrics; m != nil {
-		sw := m.observe(w)
-		s.forward(sw, r, t)
-		m.observed(sw, r, t)
+		o := m.observe(w)
+		s.forward(&o.rec, r, t)
+		m.observed(o, r, t)
 		return
 	}
 	s.forward(w, r, t)

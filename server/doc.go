@@ -25,9 +25,10 @@
 //   - Ingress, the public side: HTTP and HTTPS (ingress_http.go,
 //     ingress_https.go, ingress_acme.go), strict request parsing, forwarding
 //     headers and the proxy to the agent (ingress_strict.go,
-//     ingress_forwarded.go, ingress_proxy.go, ingress_fastpath.go); TCP
-//     listeners (tcp.go); UDP ports and their datagram path (udp.go,
-//     udp_flow.go); PROXY protocol from load balancers (proxyproto.go).
+//     ingress_forwarded.go, ingress_proxy.go, ingress_fastpath.go); public
+//     ports, claimed alike for TCP and UDP (ports.go), TCP listeners
+//     (tcp.go), UDP sockets and their datagram path (udp.go, udp_flow.go);
+//     PROXY protocol from load balancers (proxyproto.go).
 //   - policy.go: the one check every public request and connection passes
 //     before a stream to its agent is opened.
 //   - Accounting and observation: streams.go and owners.go (per-owner

@@ -25,6 +25,10 @@ type access struct {
 // admit lets a through, or returns why it is refused: the HTTP ingress
 // answers 403 with the reason, a TCP connection is closed and a UDP
 // datagram dropped. Today every access is let through.
+//
+// It runs on the request's goroutine, on the TCP connection's, and for UDP
+// on the socket's read loop with the flow table locked: it must decide
+// without blocking (no network round trip per call).
 func (s *Server) admit(a access) error { return nil }
 
 // addrPortOf is a connection's address as a netip.AddrPort (zero when it

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -291,5 +292,43 @@ func TestUDPTunnelKeepsItsPortAcrossReconnect(t *testing.T) {
 	reply, err := exchange(c, []byte("after"))
 	if err != nil || len(reply) != 5 || reply[0] != ^byte('a') {
 		t.Fatalf("after reconnect: reply %q, %v", reply, err)
+	}
+}
+
+// TestUDPRandomPortComesBackAfterAnEdgeRestart: a UDP port the edge chose
+// is a lease kept in the edge's state directory, so after the edge restarts
+// the agent gets the same port back and datagrams flow again.
+func TestUDPRandomPortComesBackAfterAnEdgeRestart(t *testing.T) {
+	svc := startDNSService(t)
+	ctrlAddr, dir := testutil.FreeAddr(t), t.TempDir()
+	fixed := func(c *server.Config) { c.Listen, c.StateDir = ctrlAddr, dir }
+	e1 := startEdge(t, fixed)
+	assigned := make(chan control.Assigned, 4)
+	runAgent(t, e1, func(c *Config) {
+		orig := c.OnAssigned
+		c.OnAssigned = func(i int, a control.Assigned) {
+			orig(i, a)
+			assigned <- a
+		}
+	}, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	first := <-assigned
+	e1.stop()
+
+	startEdge(t, fixed)
+	select {
+	case again := <-assigned:
+		if again.URL != first.URL {
+			t.Fatalf("after the edge restarted the URL changed: %s -> %s", first.URL, again.URL)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the agent did not re-register within 15 s of the edge restarting")
+	}
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, first.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if reply, err := exchange(c, []byte("again")); err != nil || len(reply) != 5 {
+		t.Fatalf("after the restart: reply %q, %v", reply, err)
 	}
 }

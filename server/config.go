@@ -75,6 +75,10 @@ type Config struct {
 	// MaxHeaderBytes bounds the request headers of a public HTTP client.
 	// Zero means 64 KiB.
 	MaxHeaderBytes int
+	// DrainTimeout bounds a graceful stop: when Serve's context ends, the
+	// requests and connections in flight get this long to finish before
+	// they are cut. Zero means DefaultDrainTimeout; negative, no drain.
+	DrainTimeout time.Duration
 	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
 	// auth. Zero means 5 s.
 	HandshakeTimeout time.Duration
@@ -185,6 +189,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second

@@ -3,12 +3,18 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
 // HealthPath answers 200 "ok" on any host of the HTTP ingress; on the bare
 // domain, /healthz does too. The /_sluice/ prefix is reserved for the edge.
 const HealthPath = "/_sluice/healthz"
+
+// reservedPrefix is the path prefix the edge keeps for itself on every host.
+const reservedPrefix = "/_sluice/"
+
+func reservedPath(p string) bool { return strings.HasPrefix(p, reservedPrefix) }
 
 func (s *Server) initHTTP() {
 	s.initProxy()
@@ -58,6 +64,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, r, http.StatusForbidden, "Forbidden", err.Error())
 		return
 	}
+	if reservedPath(r.URL.Path) {
+		// Whatever the edge did not answer above under its own prefix is
+		// not the app's either: a link into it must not reach the app.
+		page(w, r, http.StatusNotFound, "Reserved path",
+			fmt.Sprintf("%s is reserved for the sluice edge and never forwarded to the app; the edge answers %s here.", r.URL.Path, HealthPath))
+		return
+	}
 	if m := s.metrics; m != nil {
 		o := m.observe(w)
 		s.forward(&o.rec, r, t)
@@ -88,11 +101,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, host string) *tun
 	}
 	if t == nil {
 		if s.reg.isReserved(host) {
-			page(w, http.StatusBadGateway, "Tunnel offline",
+			page(w, r, http.StatusBadGateway, "Tunnel offline",
 				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
 			return nil
 		}
-		page(w, http.StatusNotFound, "No tunnel here",
+		page(w, r, http.StatusNotFound, "No tunnel here",
 			fmt.Sprintf("No tunnel is registered for %s. Start one with: sluice http PORT --name NAME (it answers at NAME.%s).", host, s.cfg.Domain))
 		return nil
 	}
@@ -112,6 +125,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, host string
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.draining.Load() {
+		// A load balancer stops sending here; requests that still arrive
+		// are served until the drain ends.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return true
+	}
 	fmt.Fprintln(w, "ok")
 	return true
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -106,17 +105,6 @@ func (s *Server) serveHTTPS(errc chan<- error) {
 		}
 		errc <- err
 	}()
-}
-
-func (s *Server) shutdownHTTPS() {
-	if s.https == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if s.https.srv.Shutdown(ctx) != nil {
-		s.https.srv.Close()
-	}
 }
 
 func (s *Server) httpsPort() int {

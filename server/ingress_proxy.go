@@ -128,7 +128,7 @@ func (s *Server) proxyErrorFor(w http.ResponseWriter, r *http.Request, t *tunnel
 		return // the public client went away; nobody reads this response
 	}
 	if errors.Is(err, errTunnelGone) || errors.Is(err, mux.ErrSessionClosed) || errors.Is(err, mux.ErrGoAway) {
-		page(w, http.StatusBadGateway, "Tunnel offline",
+		page(w, r, http.StatusBadGateway, "Tunnel offline",
 			fmt.Sprintf("The tunnel %s is offline: its agent disconnected or is shutting down.", host))
 		return
 	}
@@ -136,15 +136,20 @@ func (s *Server) proxyErrorFor(w http.ResponseWriter, r *http.Request, t *tunnel
 		t.ac.log.Debug("proxying to the agent failed", "host", host, "err", err)
 	}
 	if errors.Is(err, mux.ErrStreamReset) {
-		page(w, http.StatusBadGateway, "Local service unreachable",
+		page(w, r, http.StatusBadGateway, "Local service unreachable",
 			fmt.Sprintf("The tunnel %s is up, but its agent could not reach the local service (or the service dropped the connection).", host))
 		return
 	}
-	page(w, http.StatusBadGateway, "Bad gateway",
+	page(w, r, http.StatusBadGateway, "Bad gateway",
 		fmt.Sprintf("The agent of %s did not return a response (%v).", host, err))
 }
 
-// page writes the edge's own status pages.
-func page(w http.ResponseWriter, code int, title, text string) {
+// page writes the edge's own status pages; a gRPC client gets the same
+// answer as a gRPC status it can read (see grpcStatus).
+func page(w http.ResponseWriter, r *http.Request, code int, title, text string) {
+	if isGRPC(r) {
+		grpcStatus(w, code, title+": "+text)
+		return
+	}
 	errpage.Write(w, code, title, text, "sluice edge")
 }

@@ -50,6 +50,7 @@ type Server struct {
 	sessions   sync.Map // *agentConn → struct{}
 	wg         sync.WaitGroup
 	served     atomic.Bool
+	draining   atomic.Bool // the health check answers 503
 }
 
 // New fills cfg's zero fields, validates it and opens the edge's listeners,
@@ -153,17 +154,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
+	// Agents' sessions live on life, not ctx: when ctx ends they carry the
+	// work in flight through the drain, and end with it.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLife()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		s.warn.run(ctx, s.cfg.Limits.WarnInterval)
+		s.warn.run(life, s.cfg.Limits.WarnInterval)
 	}()
 	go func() {
 		defer s.wg.Done()
-		errc <- s.acceptAgents(ctx)
+		errc <- s.acceptAgents(ctx, life)
 	}()
 	if s.httpSrv != nil {
 		s.wg.Add(1)
@@ -183,24 +188,22 @@ func (s *Server) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.log.Info("edge stopping: draining requests and connections in flight", "timeout", s.cfg.DrainTimeout)
 	case err = <-errc:
 		if err != nil {
 			err = fmt.Errorf("server: %w", err)
 		}
 	}
 	cancel()
-	s.ctrlLn.Close()
-	if s.httpSrv != nil {
-		// Let requests in flight finish briefly; hijacked (upgraded)
-		// connections end when their sessions close below.
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if s.httpSrv.Shutdown(sctx) != nil {
-			s.httpSrv.Close()
-		}
-		scancel()
+	if err == nil && s.cfg.DrainTimeout > 0 {
+		s.drain(s.cfg.DrainTimeout)
 	}
-	s.shutdownHTTPS()
+	s.ctrlLn.Close()
+	for _, srv := range s.publicServers() {
+		srv.Close()
+	}
 	s.closeAdmin()
+	endLife()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true
@@ -217,7 +220,8 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func (s *Server) acceptAgents(ctx context.Context) error {
+// acceptAgents accepts agents until ctx ends; their sessions live on life.
+func (s *Server) acceptAgents(ctx, life context.Context) error {
 	var backoff time.Duration
 	for {
 		conn, err := s.ctrlLn.Accept()
@@ -246,7 +250,7 @@ func (s *Server) acceptAgents(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(ctx, conn, src)
+			s.serveAgent(life, conn, src)
 		}()
 	}
 }

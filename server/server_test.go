@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +228,17 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestHealthzSaysDraining: while the edge drains, its health check answers
+// 503 so that a load balancer stops sending it new work.
+func TestHealthzSaysDraining(t *testing.T) {
+	s := startServer(t, nil)
+	s.draining.Store(true)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "http://x.localhost"+HealthPath, nil)
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "draining\n" {
+		t.Fatalf("health while draining: %d %q, want 503 \"draining\"", rec.Code, rec.Body.String())
+	}
 }

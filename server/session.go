@@ -380,9 +380,6 @@ func (ac *agentConn) teardown() []*tunnel {
 		}
 		ac.s.countTunnel(ac.owner, -1)
 		ac.log.Info("tunnel offline", "url", t.url)
-		if ac.s.metrics != nil {
-			ac.s.metrics.forget(t)
-		}
 	}
 	return tunnels
 }

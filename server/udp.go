@@ -42,7 +42,7 @@ func (s *Server) UDPStats() UDPStats {
 		st.Flows += len(u.flows)
 		u.mu.Unlock()
 		st.QueuedBytes += u.queued.Load()
-		st.Dropped += u.dropped.Load()
+		st.Dropped += u.drops.total()
 		return true
 	})
 	return st

@@ -38,9 +38,9 @@ type udpIngress struct {
 	ctx    context.Context // ends with the endpoint, so flows opening a stream give up
 	cancel context.CancelFunc
 
-	queued  atomic.Int64
-	dropped atomic.Uint64
-	wg      sync.WaitGroup
+	queued atomic.Int64
+	drops  udpDrops
+	wg     sync.WaitGroup
 }
 
 // udpFlow is one public source address and its stream.
@@ -99,18 +99,18 @@ func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 	if f == nil {
 		if len(u.flows) >= u.cfg.UDPMaxFlows {
 			u.mu.Unlock()
-			u.dropped.Add(1)
+			u.drops.add(dropFlowLimit)
 			return
 		}
 		t := u.ep.pick()
 		if t == nil {
 			u.mu.Unlock()
-			u.dropped.Add(1)
+			u.drops.add(dropNoAgent)
 			return
 		}
 		if err := u.s.admit(access{t: t, remote: src}); err != nil {
 			u.mu.Unlock()
-			u.dropped.Add(1)
+			u.drops.add(dropPolicy)
 			return
 		}
 		f = &udpFlow{u: u, t: t, src: src, q: make(chan []byte, u.cfg.UDPFlowQueue), done: make(chan struct{})}
@@ -129,7 +129,7 @@ func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 	size := int64(len(p) + control.DatagramOverhead)
 	if u.queued.Add(size) > u.cfg.UDPQueueBytes {
 		u.queued.Add(-size)
-		u.dropped.Add(1)
+		u.drops.add(dropByteBudget)
 		return
 	}
 	d, _ := control.AppendDatagram(make([]byte, 0, size), p)
@@ -137,7 +137,7 @@ func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 	case f.q <- d:
 	default:
 		u.queued.Add(-size)
-		u.dropped.Add(1)
+		u.drops.add(dropFlowQueue)
 	}
 }
 
@@ -245,10 +245,16 @@ func (u *udpIngress) expire() {
 	idle := u.cfg.UDPIdleTimeout
 	tick := time.NewTicker(max(idle/4, time.Millisecond))
 	defer tick.Stop()
+	summary := time.NewTicker(u.cfg.Limits.WarnInterval)
+	defer summary.Stop()
 	for {
 		select {
 		case <-tick.C:
+		case <-summary.C:
+			u.drops.summarize(u.s.log, u.ep.port)
+			continue
 		case <-u.stop:
+			u.drops.summarize(u.s.log, u.ep.port)
 			return
 		}
 		u.mu.Lock()

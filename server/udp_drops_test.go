@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"net/http/httptest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"net/http/httptest"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/testutil"

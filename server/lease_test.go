@@ -300,3 +300,47 @@ func freeTCPPortB(b *testing.B) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// TestLeasesPerOwnerAreBounded: an agent restarted in a loop gets a new
+// random name each time; past the owner's max_leases, each new lease evicts
+// the owner's offline lease that went offline first, so one token cannot
+// hoard the name space. Live leases stay.
+func TestLeasesPerOwnerAreBounded(t *testing.T) {
+	const max = 3
+	s := startServer(t, func(c *Config) {
+		c.Tokens = nil
+		c.TokenRules = []TokenRule{{Token: "T", Owner: "loop", MaxLeases: max}, {Token: "U", Owner: "other"}}
+	})
+	_, otherCtrl := agentAs(t, s, "U")
+	other := expectAssigned(t, otherCtrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+	live, liveCtrl := handshake(t, s)
+	kept := expectAssigned(t, liveCtrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+	var names []string
+	for range 6 {
+		sess, ctrl := handshake(t, s)
+		a := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+		names = append(names, a.Hostname)
+		waitGone(t, s, sess)
+	}
+	if n := s.reg.leaseCount(); n != max+1 {
+		t.Fatalf("%d leases held, want %d: %d for the looping owner (one live), 1 for the other", n, max+1, max)
+	}
+	// The live lease and the two newest offline ones stay; older ones went.
+	for _, h := range names[:4] {
+		if s.reg.isReserved(h) {
+			t.Errorf("%s, among the first to go offline, is still leased", h)
+		}
+	}
+	for _, h := range names[4:] {
+		if !s.reg.isReserved(h) {
+			t.Errorf("%s, among the last to go offline, lost its lease", h)
+		}
+	}
+	if _, ok := s.reg.host(kept.Hostname); !ok {
+		t.Errorf("the live tunnel %s lost its route", kept.Hostname)
+	}
+	if _, ok := s.reg.host(other.Hostname); !ok {
+		t.Errorf("another owner's tunnel %s lost its route", other.Hostname)
+	}
+	live.Close()
+}

@@ -76,8 +76,13 @@ func (ac *agentConn) register(r control.Register) control.Message {
 }
 
 func (ac *agentConn) claimReq(t *tunnel, r control.Register, key string, random bool) claimReq {
-	return claimReq{key: key, kind: r.Kind, name: t.name, owner: ac.owner, ownerName: ac.currentRule().ownerName, remote: ac.remote,
-		secret: r.Lease, random: random, pool: r.Pool, takeover: r.Takeover, t: t}
+	rule := ac.currentRule()
+	maxLeases := rule.maxLeases
+	if maxLeases == 0 {
+		maxLeases = ac.s.limits().LeasesPerOwner
+	}
+	return claimReq{key: key, kind: r.Kind, name: t.name, owner: ac.owner, ownerName: rule.ownerName, remote: ac.remote,
+		secret: r.Lease, random: random, pool: r.Pool, takeover: r.Takeover, maxLeases: maxLeases, t: t}
 }
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *control.Error) {

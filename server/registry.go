@@ -295,6 +295,7 @@ type claimReq struct {
 	random    bool
 	pool      bool
 	takeover  bool
+	maxLeases int // the owner's lease bound; 0: none
 	t         *tunnel
 	// open makes the endpoint when no live one exists (binding a TCP port).
 	open func() (*endpoint, error)
@@ -364,10 +365,12 @@ func (r *registry) claim(q claimReq) (claimed, error) {
 		}
 	}
 	var rec leasestore.Record
+	var evicted []string
 	if err == nil {
 		l.rec.Connected = true
 		rec = l.rec
 		rec.Secrets = slices.Clone(rec.Secrets)
+		evicted = r.evictOver(q.owner, q.maxLeases)
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -376,7 +379,43 @@ func (r *registry) claim(q claimReq) (claimed, error) {
 	if perr := r.store.Put(rec); perr != nil {
 		r.onErr(perr)
 	}
+	for _, k := range evicted {
+		if derr := r.store.Delete(k); derr != nil {
+			r.onErr(derr)
+		}
+	}
 	return res, nil
+}
+
+// evictOver drops owner's offline leases, those that went offline first,
+// until the owner holds at most max, and returns their keys (r.mu held).
+// Live leases are never evicted: the tunnel limits bound those.
+func (r *registry) evictOver(owner ownerID, max int) []string {
+	if max <= 0 {
+		return nil
+	}
+	o := owner.String()
+	held := 0
+	var idle []*lease
+	for _, l := range r.leases {
+		if l.rec.Owner != o {
+			continue
+		}
+		held++
+		if l.ep == nil {
+			idle = append(idle, l)
+		}
+	}
+	if held <= max {
+		return nil
+	}
+	slices.SortFunc(idle, func(a, b *lease) int { return a.until.Compare(b.until) })
+	var keys []string
+	for _, l := range idle[:min(held-max, len(idle))] {
+		delete(r.leases, l.rec.Key)
+		keys = append(keys, l.rec.Key)
+	}
+	return keys
 }
 
 // joinLive handles a claim on a key a live endpoint serves (r.mu held).

@@ -242,7 +242,8 @@ func (s *Server) acceptAgents(ctx, life context.Context) error {
 		}
 		backoff = 0
 		src := sourceIP(conn.RemoteAddr())
-		if ok, why := s.gate.enter(src, s.limits()); !ok {
+		p, why := s.gate.enter(conn, s.limits())
+		if p == nil {
 			s.warn.warn(src, "agent connection refused before its handshake", "why", why)
 			conn.Close()
 			continue
@@ -250,7 +251,7 @@ func (s *Server) acceptAgents(ctx, life context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(life, conn, src)
+			s.serveAgent(life, p, src)
 		}()
 	}
 }

@@ -103,8 +103,8 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 // a goroutine started when it arrives (see serveControl), and the session's
 // end is handled on the one that finds it. The handshakes grow this
 // goroutine's stack (TLS above all); it is freed when this returns.
-func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
-	ac, unhook := s.admitAgent(ctx, conn, src)
+func (s *Server) serveAgent(ctx context.Context, p *pending, src string) {
+	ac, unhook := s.admitAgent(ctx, p, src)
 	if ac == nil {
 		return
 	}
@@ -121,14 +121,15 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 // admitAgent runs an agent connection's handshakes. It returns the admitted
 // agent, whose session ctx's end closes until unhook is called, or nil
 // after closing the connection.
-func (s *Server) admitAgent(ctx context.Context, conn net.Conn, src string) (*agentConn, func() bool) {
+func (s *Server) admitAgent(ctx context.Context, p *pending, src string) (*agentConn, func() bool) {
+	conn := p.conn
 	remote := conn.RemoteAddr().String()
 	log := s.log.With("agent", remote)
-	pending := true
+	inGate := true
 	leave := func() {
-		if pending {
-			pending = false
-			s.gate.leave(src)
+		if inGate {
+			inGate = false
+			s.gate.leave(p)
 		}
 	}
 	defer leave()
@@ -150,6 +151,7 @@ func (s *Server) admitAgent(ctx context.Context, conn net.Conn, src string) (*ag
 		return nil, nil
 	}
 	conn = pconn
+	s.gate.spoke(p)
 	sess, err := mux.Server(conn, s.cfg.Mux)
 	if err != nil {
 		log.Warn("starting the agent session failed", "err", err)

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,30 +17,12 @@ import (
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
-// syncBuffer is a log sink tests read while the edge writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUDPDropsAreCountedAndSummarised: datagrams the edge drops at a bound
 // show in a counter by tunnel and reason, and in one log line per interval
 // (not one per datagram).
 func TestUDPDropsAreCountedAndSummarised(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	s := startServer(t, func(c *Config) {
 		c.Metrics = reg
 		c.UDPMaxFlows = 1

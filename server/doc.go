@@ -18,7 +18,8 @@
 //   - Admission of agents (admission.go: the gate on unauthenticated
 //     connections, auth back-off, log summaries; limits.go), their sessions
 //     (preface.go, session.go) and their tokens (tokens.go).
-//   - The registry of public addresses (registry.go, lease.go, names.go):
+//   - The registry of public addresses (registry.go, addresses.go, endpoint.go,
+//     lease.go, names.go):
 //     every hostname and port is a lease with one owner, kept through
 //     reconnects and restarts in a leasestore.Store; register.go turns an
 //     agent's Register into a claim on it.

@@ -5,8 +5,9 @@
 // headers decode into a value, control payloads decode into fields of that
 // value, and DATA payloads are left on the wire for the caller to read into a
 // buffer of its own. Every field is validated before anything is allocated,
-// and every violation is an *Error that says whether the whole session or
-// only one stream must die.
+// and every violation is an *Error carrying the code the session ends with:
+// in this version of the protocol a violation always ends the whole
+// session, never one stream alone.
 package frame
 
 import (

@@ -59,7 +59,7 @@ type Config struct {
 	KeepAliveInterval time.Duration
 	// KeepAliveTimeout ends the session with ErrKeepAliveTimeout when
 	// nothing at all has arrived from the peer for this long. Default 30s
-	// (or three intervals, if that is longer). docs/PROTOCOL.md says why.
+	// (or three intervals, if that is longer). docs/DATAPATH.md says why.
 	KeepAliveTimeout time.Duration
 	// WriteTimeout ends the session when one write to the connection stays
 	// blocked this long. Default 30s; negative means no limit.
@@ -128,9 +128,6 @@ func (c Config) withDefaults() Config {
 
 // keepAlive reports whether keepalive and dead-peer detection run.
 func (c Config) keepAlive() bool { return c.KeepAliveInterval > 0 }
-
-// writeTimeout is the limit on one write, 0 for none.
-func (c Config) writeTimeout() time.Duration { return max(c.WriteTimeout, 0) }
 
 // Validate reports the first setting that cannot work, as a *ConfigError,
 // after filling in the defaults of the fields left zero.

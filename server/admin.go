@@ -1,24 +1,24 @@
 package server
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"sort"
-	"strings"
+	"text/template"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/observe"
+	"github.com/sluicehq/sluice/server/console"
 )
 
-// The edge's admin view: a status page and a JSON listing of the agents
-// connected, their tunnels and the totals, on an address of its own and
-// behind a bearer token, since it shows who is connected from where.
+// The edge's admin address: the operator's console and a JSON listing of
+// the agents connected, their tunnels and the totals, on an address of its
+// own and behind the admin token, since it shows who is connected from
+// where and can revoke tokens.
 
 // AdminStatus is what GET /api/status on the admin address returns.
 type AdminStatus struct {
@@ -53,6 +53,9 @@ type AdminTunnel struct {
 	BytesIn     int64 `json:"bytes_in"`
 	BytesOut    int64 `json:"bytes_out"`
 	OpenStreams int64 `json:"open_streams"`
+	// Policy summarises the traffic policy's rules by layer, phase, name
+	// and action type; never their secrets.
+	Policy string `json:"policy,omitempty"`
 }
 
 // AdminTotals sums the listing.
@@ -86,6 +89,7 @@ func (s *Server) Status() AdminStatus {
 			at := AdminTunnel{
 				URL: t.url, Kind: string(t.kind), Name: t.name, Session: ac.id,
 				BytesIn: t.meter.AToB.Load(), BytesOut: t.meter.BToA.Load(), OpenStreams: t.streams.Load(),
+				Policy: t.policySummary(),
 			}
 			st.Tunnels = append(st.Tunnels, at)
 			st.Totals.BytesIn += at.BytesIn
@@ -104,9 +108,9 @@ func (s *Server) Status() AdminStatus {
 }
 
 type adminServer struct {
-	ln   net.Listener
-	srv  *http.Server
-	hash [32]byte
+	ln      net.Listener
+	srv     *http.Server
+	console *console.Console
 }
 
 // AdminAddr returns the admin listener's address, or nil when there is none.
@@ -117,14 +121,21 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.admin.ln.Addr()
 }
 
-// openAdmin opens the admin listener. It runs last in New, so it also
-// hooks the metrics onto the HTTPS ingress's certificates.
+// openAdmin opens the admin listener: the operator's console (see package
+// console) and the JSON status behind the same sign-in. It runs last in
+// New, so it also hooks the metrics onto the HTTPS ingress's certificates.
 func (s *Server) openAdmin() error {
 	if s.metrics != nil && s.https != nil {
 		s.metrics.watchHTTPS(s.https.srv.TLSConfig)
 	}
 	if s.cfg.Admin == "" {
 		return nil
+	}
+	s.con = newConsoleEdge(s)
+	s.warn.record = func(src, msg string) { s.consoleRefused(refusalKind(msg), msg, src) }
+	con, err := console.New(console.Config{Token: s.cfg.AdminToken, Edges: []console.Backend{s.con}, Logger: s.log})
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
@@ -133,45 +144,28 @@ func (s *Server) openAdmin() error {
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		s.log.Warn("the admin view is reachable from the network: it lists every agent's address; bind it to 127.0.0.1 unless that is intended", "addr", ln.Addr().String())
 	}
-	a := &adminServer{ln: ln, hash: sha256.Sum256([]byte(s.cfg.AdminToken))}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/status", con.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(s.Status())
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		adminPage.Execute(w, s.Status())
-	})
-	a.srv = &http.Server{Handler: a.authorize(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(s.log)}
-	s.admin = a
+	})))
+	mux.Handle("/", con.Handler())
+	s.admin = &adminServer{ln: ln, console: con,
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(s.log)}}
 	return nil
 }
 
-// authorize lets through requests carrying the token as a bearer token,
-// compared in constant time.
-func (a *adminServer) authorize(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		got := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(got[:], a.hash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice edge admin"`)
-			http.Error(w, "401 unauthorized: send the edge's admin token as Authorization: Bearer TOKEN", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) serveAdmin(errc chan<- error) {
+func (s *Server) serveAdmin(ctx context.Context, errc chan<- error) {
 	if s.admin == nil {
 		return
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.admin.console.Run(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		err := s.admin.srv.Serve(s.admin.ln)

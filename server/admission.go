@@ -57,7 +57,8 @@ func (a *authFailures) fail(src string, base time.Duration) time.Duration {
 // summary logs a warning about a source once, then counts its repeats and
 // logs one line per source and interval with the count.
 type summary struct {
-	log *slog.Logger
+	log    *slog.Logger
+	record func(src, msg string) // also told of every warning (the console's refusals); may be nil
 
 	mu   sync.Mutex
 	seen map[summaryKey]*summaryEntry
@@ -71,6 +72,9 @@ type summaryEntry struct {
 }
 
 func (s *summary) warn(src, msg string, args ...any) {
+	if s.record != nil {
+		s.record(src, msg)
+	}
 	s.mu.Lock()
 	if s.seen == nil {
 		s.seen = map[summaryKey]*summaryEntry{}

@@ -60,8 +60,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	if err := s.admit(access{t: t, r: r}); err != nil {
-		refuse(w, r, http.StatusForbidden, "Forbidden", err.Error())
+	w, ok = s.admit(access{t: t, r: r, w: w})
+	if !ok {
 		return
 	}
 	if reservedPath(r.URL.Path) {
@@ -71,10 +71,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%s is reserved for the sluice edge and never forwarded to the app; the edge answers %s here.", r.URL.Path, HealthPath))
 		return
 	}
-	if m := s.metrics; m != nil {
-		o := m.observe(w)
+	if s.metering {
+		o := startObservation(w)
 		s.forward(&o.rec, r, t)
-		m.observed(o, r, t)
+		s.observed(o, r, t)
 		return
 	}
 	s.forward(w, r, t)

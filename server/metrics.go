@@ -36,6 +36,8 @@ type edgeMetrics struct {
 	grpc      *prometheus.CounterVec
 	durations *prometheus.HistogramVec
 	refused   *prometheus.CounterVec
+	// policy counts the clients the traffic policy answered itself.
+	policy *prometheus.CounterVec
 
 	sessionsDesc, agentsDesc, tunnelsDesc, streamsDesc *prometheus.Desc
 	rttDesc, tunnelRTTDesc                             *prometheus.Desc
@@ -79,6 +81,10 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 			Name: "sluice_edge_registrations_refused_total",
 			Help: "Agent sessions and tunnel registrations the edge refused, by reason (the control protocol's error code).",
 		}, []string{"reason"}),
+		policy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_edge_policy_refused_total",
+			Help: "Public requests, TCP connections and UDP datagrams the traffic policy refused before a stream was opened, by tunnel kind, rule source (server, owner NAME, agent) and action.",
+		}, []string{"kind", "source", "action"}),
 		sessionsDesc:      prometheus.NewDesc("sluice_edge_sessions", "Agent sessions connected and authenticated.", nil, nil),
 		agentsDesc:        prometheus.NewDesc("sluice_edge_agents", "Distinct agent tokens with at least one session connected.", nil, nil),
 		tunnelsDesc:       prometheus.NewDesc("sluice_edge_tunnels", "Tunnels online, by kind.", []string{"kind"}, nil),
@@ -94,7 +100,7 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 	if tc := s.cfg.TLS; tc != nil {
 		m.addCertSource("agents", func() []*x509.Certificate { return leaves(tc.Certificates) })
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.grpc, m.durations, m.refused, m} {
+	for _, c := range []prometheus.Collector{m.requests, m.grpc, m.durations, m.refused, m.policy, m} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -343,13 +349,15 @@ type observation struct {
 	start time.Time
 }
 
-// observe starts observing one proxied request; observed counts it.
-func (m *edgeMetrics) observe(w http.ResponseWriter) *observation {
+// startObservation starts observing one proxied request; observed counts
+// it.
+func startObservation(w http.ResponseWriter) *observation {
 	return &observation{rec: observe.StatusRecorder{ResponseWriter: w}, start: time.Now()}
 }
 
-// observed counts the request o observed, by status class and duration.
-func (m *edgeMetrics) observed(o *observation, r *http.Request, t *tunnel) {
+// observed counts the request o observed, by status class for the console
+// and the metrics, and by duration for the metrics.
+func (s *Server) observed(o *observation, r *http.Request, t *tunnel) {
 	code := o.rec.Status
 	if code == 0 {
 		// Nothing written: an upgrade whose 101 went out on a connection
@@ -358,6 +366,13 @@ func (m *edgeMetrics) observed(o *observation, r *http.Request, t *tunnel) {
 		if r.Header.Get("Upgrade") != "" {
 			code = http.StatusSwitchingProtocols
 		}
+	}
+	if c := code / 100; c >= 1 && c <= 5 {
+		t.requests[c-1].Add(1)
+	}
+	m := s.metrics
+	if m == nil {
+		return
 	}
 	m.observeRequest(t, code, time.Since(o.start))
 	if isGRPC(r) {

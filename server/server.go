@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/transport"
 )
 
@@ -44,7 +45,12 @@ type Server struct {
 
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
-	admin    *adminServer // nil unless Config.Admin is set
+	// policyKey seals the traffic policy's sign-in cookies; policy is the
+	// operator's rules for every tunnel (Config.Policy), replaced on reload.
+	policyKey [32]byte
+	policy    atomic.Pointer[policy.Spec]
+	admin     *adminServer // nil unless Config.Admin is set
+	con       *consoleEdge // the console's view of this edge; nil without admin
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -66,6 +72,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, configErr("TokenRules", "%v", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
+	// Sign-in sessions of the traffic policy survive an agent's reconnect
+	// (the key is the edge's), not an edge restart.
+	_, _ = rand.Read(s.policyKey[:])
+	s.policy.Store(cfg.Policy)
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)
@@ -182,7 +192,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	s.serveHTTPS(errc)
-	s.serveAdmin(errc)
+	s.serveAdmin(ctx, errc)
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -30,7 +31,9 @@ type agentConn struct {
 	since  time.Time
 	owner  ownerID
 	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
-	log    *slog.Logger
+	// software is what the agent says it runs, from its hello.
+	software string
+	log      *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
 
@@ -61,6 +64,15 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+
+	// policy is the tunnel's compiled traffic policy (the edge's, the
+	// owner's and the agent's rules), nil when it has none; a reload
+	// replaces it. refusals batches what the agent is told of refusals.
+	policy      atomic.Pointer[tunnelPolicy]
+	agentPolicy *policy.Spec // what the agent sent, kept for reloads
+	refusals    *refusals
+	// requests counts HTTP responses by class (1xx..5xx) while metering.
+	requests [5]atomic.Int64
 }
 
 // open starts a stream to the agent for one public connection and writes the
@@ -110,6 +122,7 @@ func (s *Server) serveAgent(ctx context.Context, p *pending, src string) {
 	}
 	s.wg.Add(1)
 	s.sessions.Store(ac, struct{}{})
+	s.consoleChanged()
 	ac.log.Info("agent connected")
 	ac.serveControl(func(err error) {
 		defer s.wg.Done()
@@ -266,6 +279,7 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	}
 	ac.rulep.Store(r)
 	ac.owner = r.owner
+	ac.software = hello.Software
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
 }
 
@@ -383,5 +397,6 @@ func (ac *agentConn) teardown() []*tunnel {
 		ac.s.countTunnel(ac.owner, -1)
 		ac.log.Info("tunnel offline", "url", t.url)
 	}
+	ac.s.consoleChanged()
 	return tunnels
 }

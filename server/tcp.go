@@ -72,8 +72,8 @@ func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
 		if t == nil {
 			break
 		}
-		if err := s.admit(access{t: t, remote: addrPortOf(c.RemoteAddr())}); err != nil {
-			t.ac.log.Debug("public TCP connection refused by policy", "port", ep.port, "err", err)
+		if _, ok := s.admit(access{t: t, remote: addrPortOf(c.RemoteAddr())}); !ok {
+			t.ac.log.Debug("public TCP connection refused by policy", "port", ep.port, "client", c.RemoteAddr().String())
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

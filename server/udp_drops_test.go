@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"net/http/httptest"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/testutil"
@@ -29,8 +26,7 @@ func TestUDPDropsAreCountedAndSummarised(t *testing.T) {
 		c.Limits.WarnInterval = 50 * time.Millisecond
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer hs.Close()
+	url := testutil.ServeMetrics(t, reg)
 	_, m := udpAgent(t, s, control.Register{Ref: 1, Kind: control.KindUDP, Name: "dns"})
 	a, ok := m.(control.Assigned)
 	if !ok {
@@ -59,7 +55,7 @@ func TestUDPDropsAreCountedAndSummarised(t *testing.T) {
 	for range burst {
 		second.Write([]byte("over the flow limit"))
 	}
-	testutil.AwaitMetrics(t, hs.URL+"/metrics", testutil.MetricEqual(burst, "sluice_edge_udp_datagrams_dropped_total", "tunnel", "dns", "reason", "flow_limit"))
+	testutil.AwaitMetrics(t, url, testutil.MetricEqual(burst, "sluice_edge_udp_datagrams_dropped_total", "tunnel", "dns", "reason", "flow_limit"))
 	if got := s.UDPStats().Dropped; got != burst {
 		t.Fatalf("UDPStats().Dropped = %d, want %d", got, burst)
 	}

@@ -108,7 +108,7 @@ func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 			u.drops.add(dropNoAgent)
 			return
 		}
-		if err := u.s.admit(access{t: t, remote: src}); err != nil {
+		if _, ok := u.s.admit(access{t: t, remote: src}); !ok {
 			u.mu.Unlock()
 			u.drops.add(dropPolicy)
 			return

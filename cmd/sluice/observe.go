@@ -155,6 +155,13 @@ func observeAgent(cfg *agent.Config, metricsAddr string, inf *inspectFlags, log 
 	}
 	stops = append(stops, func() { in.Close() })
 	cfg.HTTPMiddleware = in.Wrap
+	prevRefused := cfg.OnPolicyRefused
+	cfg.OnPolicyRefused = func(i int, m control.PolicyRefused) {
+		if prevRefused != nil {
+			prevRefused(i, m)
+		}
+		in.Refused(i, m)
+	}
 	var once sync.Once
 	prev := cfg.OnAssigned
 	cfg.OnAssigned = func(i int, a control.Assigned) {
@@ -193,7 +200,7 @@ type adminFlags struct {
 }
 
 func (f *adminFlags) register(c *command) {
-	c.fs.StringVar(&f.addr, "admin", "", "serve the edge's status page and JSON (/api/status) on this `host:port`; a bare :port binds 127.0.0.1 (off when empty)")
+	c.fs.StringVar(&f.addr, "admin", "", "serve the edge's operator console and JSON (/api/status) on this `host:port`; a bare :port binds 127.0.0.1 (off when empty)")
 	c.fs.StringVar(&f.token, "admin-token", "", "bearer `token` for --admin (default: a random one, printed at start)")
 }
 

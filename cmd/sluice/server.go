@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/statedir"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -57,7 +58,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if a := srv.AdminAddr(); a != nil {
-		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (console: sign in with the admin token; API: Authorization: Bearer TOKEN)\n", a)
 	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {
@@ -132,7 +133,9 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long requests and connections in flight may finish before they are cut (the health check answers 503 meanwhile; a second signal exits at once)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")
-	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (re-read on SIGHUP)")
+	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, tunnel limits and owners' policies (re-read on SIGHUP)")
+	var policyFile string
+	fs.StringVar(&policyFile, "policy", "", "traffic policy `file` for every tunnel (YAML rules with CEL conditions, see docs/POLICY.md); agents' rules cannot skip it")
 	hf.register(fs, &cfg)
 	l4.register(c)
 	metricsFlag(c, &sc.metricsAddr)
@@ -150,6 +153,14 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 			return nil, usagef("server: --tokens-file: %v", err)
 		}
 		cfg.TokenRules = rules
+		cfg.TokensFile = tokensFile
+	}
+	if policyFile != "" {
+		spec, err := policy.Load(policyFile)
+		if err != nil {
+			return nil, usagef("server: --policy: %v", err)
+		}
+		cfg.Policy = spec
 	}
 	if cfg.StateDir == "" {
 		// Leases and the loopback certificate outlive the process here

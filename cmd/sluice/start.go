@@ -29,7 +29,7 @@ type runningTunnel struct {
 // tunnelKey identifies a tunnel by everything the file says about it: a
 // changed entry is a removed tunnel and an added one.
 func tunnelKey(t agent.Tunnel) string {
-	return fmt.Sprintf("%s|%s|%s|%d|%s|%t|%s|%s|%s|%t", t.Kind, t.Name, t.Hostname, t.RemotePort, t.Local, t.Pool, t.UpstreamProtocol, t.HostHeader, t.ProxyProtocol, t.LogRequests)
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%t|%s|%s|%s|%t|%s", t.Kind, t.Name, t.Hostname, t.RemotePort, t.Local, t.Pool, t.UpstreamProtocol, t.HostHeader, t.ProxyProtocol, t.LogRequests, policyKey(t.Policy))
 }
 
 // superviseStart runs an agent per tunnel and applies the config file again

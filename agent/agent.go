@@ -18,14 +18,16 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/buildinfo"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
 
-// Software names this build in the Hello message.
-const Software = "sluice-agent/0.1"
+// Software names this build in the Hello message; the edge shows it in its
+// admin listing.
+var Software = buildinfo.Get().Software("sluice-agent")
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {

@@ -37,9 +37,12 @@ type AdminAgent struct {
 	Owner          string    `json:"owner"`
 	RemoteAddr     string    `json:"remote_addr"`
 	ConnectedSince time.Time `json:"connected_since"`
-	RTTMillis      float64   `json:"rtt_ms"`
-	Streams        int       `json:"streams"`
-	Tunnels        []string  `json:"tunnels"` // their URLs
+	// Software is what the agent says it is: its program and version,
+	// e.g. "sluice-agent/v1.2.3" ("+dirty" when built from a modified tree).
+	Software  string   `json:"software"`
+	RTTMillis float64  `json:"rtt_ms"`
+	Streams   int      `json:"streams"`
+	Tunnels   []string `json:"tunnels"` // their URLs
 }
 
 // AdminTunnel is one tunnel online.
@@ -78,7 +81,7 @@ func (s *Server) Status() AdminStatus {
 		owners[ac.owner] = struct{}{}
 		a := AdminAgent{
 			Session: ac.id, Owner: ac.currentRule().ownerName, RemoteAddr: ac.remote,
-			ConnectedSince: ac.since.UTC(), RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
+			ConnectedSince: ac.since.UTC(), Software: ac.software, RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
 			Streams: ac.sess.NumStreams(), Tunnels: []string{},
 		}
 		ac.mu.Lock()

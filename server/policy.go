@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/policy"
+	"github.com/sluicehq/sluice/server/console"
 )
 
 // The policy hook: every public request and connection passes admit once,
@@ -82,6 +83,11 @@ func (s *Server) policyRefused(a access, d *policy.Decision) {
 	if s.metrics != nil {
 		s.metrics.policy.WithLabelValues(string(a.t.kind), d.Source, d.Action).Inc()
 	}
+	client := a.remote.Addr()
+	if a.r != nil {
+		client = s.httpClient(a.r).Addr()
+	}
+	s.consoleRefused(console.RefusedPolicy, fmt.Sprintf("%s rule %q (%s) refused a client of %s", d.Source, d.Rule, d.Action, a.t.url), sourceIP(net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0))))
 	if a.t.refusals == nil {
 		return
 	}

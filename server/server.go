@@ -15,12 +15,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/buildinfo"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/transport"
 )
 
-// Software names this build in Hello and Welcome messages.
-const Software = "sluice-edge/0.1"
+// Software names this build in Welcome messages and the ACME client's
+// User-Agent.
+var Software = buildinfo.Get().Software("sluice-edge")
 
 // Server is a running edge. Create it with New, run it with Serve.
 type Server struct {

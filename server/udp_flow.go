@@ -149,7 +149,7 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
-	st, release, err := f.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
+	st, release, err := f.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String(), nil)
 	cancel()
 	if err != nil {
 		f.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.ep.port, "from", f.src, "err", err)

@@ -73,6 +73,30 @@ func runAgent(t testing.TB, e *edge, mod func(*Config), tunnels ...Tunnel) (assi
 	return edgetest.RunAgent(t, a, as, len(tunnels))
 }
 
+// everyAssignment makes the agent of c also send every assignment on ch,
+// those after a reconnect too.
+func everyAssignment(c *Config, ch chan<- control.Assigned) {
+	orig := c.OnAssigned
+	c.OnAssigned = func(i int, a control.Assigned) {
+		orig(i, a)
+		ch <- a
+	}
+}
+
+// expectSameURL waits for the agent's next assignment, after a reconnect,
+// and fails unless it has first's URL.
+func expectSameURL(t *testing.T, assigned <-chan control.Assigned, first control.Assigned, within time.Duration) {
+	t.Helper()
+	select {
+	case again := <-assigned:
+		if again.URL != first.URL {
+			t.Fatalf("after reconnecting the URL changed: %s -> %s", first.URL, again.URL)
+		}
+	case <-time.After(within):
+		t.Fatalf("the agent did not re-register within %v", within)
+	}
+}
+
 func tcpAddrOf(t testing.TB, url string) string {
 	t.Helper()
 	if !strings.HasPrefix(url, "tcp://") {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/observe"
+
 	"github.com/sluicehq/sluice/internal/page"
 
 	"github.com/sluicehq/sluice/internal/h1"
@@ -139,53 +141,14 @@ func (f *httpForwarder) close() {
 func logRequests(h http.Handler, l *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &observe.StatusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
-		status := rec.status
+		status := rec.Status
 		if status == 0 {
 			status = http.StatusOK
 		}
 		l.Info(r.Method+" "+r.URL.RequestURI(), "status", status, "duration", time.Since(start).Round(time.Microsecond))
 	})
-}
-
-// statusRecorder remembers the final status of a response. Unwrap keeps
-// http.ResponseController (flush, deadlines) working through it; Hijack is
-// explicit because an upgrade never calls WriteHeader.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
-	if err == nil && s.status == 0 {
-		s.status = http.StatusSwitchingProtocols
-	}
-	return c, rw, err
-}
-
-func (s *statusRecorder) Flush() {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func errorPage(w http.ResponseWriter, code int, title, text string) {

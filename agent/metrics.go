@@ -6,9 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/observe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,8 +35,6 @@ type agentMetrics struct {
 	connectedDesc, rttDesc, streamsDesc, tunnelsDesc, bytesDesc *prometheus.Desc
 }
 
-var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-
 func newAgentMetrics(a *Agent, reg prometheus.Registerer) (*agentMetrics, error) {
 	m := &agentMetrics{
 		a: a,
@@ -54,7 +53,7 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) (*agentMetrics, error)
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_agent_http_request_duration_seconds",
 			Help:    "Time the local service took to answer a forwarded HTTP request, body included, by tunnel.",
-			Buckets: durationBuckets,
+			Buckets: observe.DurationBuckets,
 		}, []string{"tunnel"}),
 		policyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_agent_policy_refused_total",
@@ -158,23 +157,16 @@ func (m *agentMetrics) failed(err error) {
 func (m *agentMetrics) instrument(ts *tunnelState, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &observe.StatusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
-		code := rec.status
+		code := rec.Status
 		if code == 0 {
 			code = http.StatusOK
 		}
 		name := ts.label()
-		m.requests.WithLabelValues(name, statusClass(code)).Inc()
+		m.requests.WithLabelValues(name, observe.StatusClass(code)).Inc()
 		m.durations.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	})
-}
-
-func statusClass(code int) string {
-	if code < 100 || code > 599 {
-		return "other"
-	}
-	return strconv.Itoa(code/100) + "xx"
 }
 
 // label is the tunnel's name as the edge assigned it.

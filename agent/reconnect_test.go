@@ -127,22 +127,11 @@ func TestSameTokenReclaimsNameAfterReconnect(t *testing.T) {
 	assigned := make(chan control.Assigned, 4)
 	_, _ = runAgent(t, e, func(c *Config) {
 		c.Server = proxy.addr()
-		orig := c.OnAssigned
-		c.OnAssigned = func(i int, a control.Assigned) {
-			orig(i, a)
-			assigned <- a
-		}
+		everyAssignment(c, assigned)
 	}, Tunnel{Kind: control.KindHTTP, Name: "keep", Local: local.Listener.Addr().String()})
 	first := <-assigned
 	proxy.kill()
-	select {
-	case again := <-assigned:
-		if again.URL != first.URL {
-			t.Fatalf("after reconnecting the URL changed: %s -> %s", first.URL, again.URL)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the agent did not re-register within 10 s of losing the edge")
-	}
+	expectSameURL(t, assigned, first, 10*time.Second)
 	c := clientFor(e)
 	defer c.CloseIdleConnections()
 	if code, body := getBody(t, c, first.URL+"/"); code != 200 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -264,11 +265,7 @@ func TestUDPTunnelKeepsItsPortAcrossReconnect(t *testing.T) {
 	assigned := make(chan control.Assigned, 4)
 	runAgent(t, e, func(c *Config) {
 		c.Server = proxy.addr()
-		orig := c.OnAssigned
-		c.OnAssigned = func(i int, a control.Assigned) {
-			orig(i, a)
-			assigned <- a
-		}
+		everyAssignment(c, assigned)
 	}, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String(), RemotePort: port})
 	first := <-assigned
 	c, err := net.DialUDP("udp", nil, udpAddrOf(t, first.URL))
@@ -280,16 +277,36 @@ func TestUDPTunnelKeepsItsPortAcrossReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy.kill()
-	select {
-	case again := <-assigned:
-		if again.URL != first.URL {
-			t.Fatalf("after reconnecting the URL changed: %s -> %s", first.URL, again.URL)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the agent did not re-register within 10 s of losing the edge")
-	}
+	expectSameURL(t, assigned, first, 10*time.Second)
 	reply, err := exchange(c, []byte("after"))
 	if err != nil || len(reply) != 5 || reply[0] != ^byte('a') {
 		t.Fatalf("after reconnect: reply %q, %v", reply, err)
+	}
+}
+
+// TestUDPRandomPortComesBackAfterAnEdgeRestart: a UDP port the edge chose
+// is a lease kept in the edge's state directory, so after the edge restarts
+// the agent gets the same port back and datagrams flow again.
+func TestUDPRandomPortComesBackAfterAnEdgeRestart(t *testing.T) {
+	svc := startDNSService(t)
+	ctrlAddr, dir := testutil.FreeAddr(t), t.TempDir()
+	fixed := func(c *server.Config) { c.Listen, c.StateDir = ctrlAddr, dir }
+	e1 := startEdge(t, fixed)
+	assigned := make(chan control.Assigned, 4)
+	runAgent(t, e1, func(c *Config) {
+		everyAssignment(c, assigned)
+	}, Tunnel{Kind: control.KindUDP, Local: svc.pc.LocalAddr().String()})
+	first := <-assigned
+	e1.stop()
+
+	startEdge(t, fixed)
+	expectSameURL(t, assigned, first, 15*time.Second)
+	c, err := net.DialUDP("udp", nil, udpAddrOf(t, first.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if reply, err := exchange(c, []byte("again")); err != nil || len(reply) != 5 {
+		t.Fatalf("after the restart: reply %q, %v", reply, err)
 	}
 }

@@ -18,16 +18,18 @@
 //   - Admission of agents (admission.go: the gate on unauthenticated
 //     connections, auth back-off, log summaries; limits.go), their sessions
 //     (preface.go, session.go) and their tokens (tokens.go).
-//   - The registry of public addresses (registry.go, lease.go, names.go):
+//   - The registry of public addresses (registry.go, addresses.go, endpoint.go,
+//     lease.go, names.go):
 //     every hostname and port is a lease with one owner, kept through
 //     reconnects and restarts in a leasestore.Store; register.go turns an
 //     agent's Register into a claim on it.
 //   - Ingress, the public side: HTTP and HTTPS (ingress_http.go,
 //     ingress_https.go, ingress_acme.go), strict request parsing, forwarding
 //     headers and the proxy to the agent (ingress_strict.go,
-//     ingress_forwarded.go, ingress_proxy.go, ingress_fastpath.go); TCP
-//     listeners (tcp.go); UDP ports and their datagram path (udp.go,
-//     udp_flow.go); PROXY protocol from load balancers (proxyproto.go).
+//     ingress_forwarded.go, ingress_proxy.go, ingress_fastpath.go); public
+//     ports, claimed alike for TCP and UDP (ports.go), TCP listeners
+//     (tcp.go), UDP sockets and their datagram path (udp.go, udp_flow.go);
+//     PROXY protocol from load balancers (proxyproto.go).
 //   - policy.go: the one check every public request and connection passes
 //     before a stream to its agent is opened.
 //   - Accounting and observation: streams.go and owners.go (per-owner

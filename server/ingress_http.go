@@ -52,11 +52,8 @@ func plainProtocols() *http.Protocols {
 // policy check, then the proxy. Metrics, when on, observe the response on
 // the way; they do not take part in proxying it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host, ok := s.checkRequest(w, r)
+	host, ok := s.front(w, r)
 	if !ok {
-		return
-	}
-	if s.serveHealth(w, r, host) {
 		return
 	}
 	t := s.route(w, r, host)
@@ -75,12 +72,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.metering {
-		sw := observe(w)
-		s.forward(sw, r, t)
-		s.observed(sw, r, t)
+		o := startObservation(w)
+		s.forward(&o.rec, r, t)
+		s.observed(o, r, t)
 		return
 	}
 	s.forward(w, r, t)
+}
+
+// front is what every public request meets first, on every ingress: strict
+// parsing of its Host, then the health check. It returns the host to route
+// by, or false when it answered the request itself.
+func (s *Server) front(w http.ResponseWriter, r *http.Request) (host string, ok bool) {
+	host, ok = s.checkRequest(w, r)
+	if !ok || s.serveHealth(w, r, host) {
+		return "", false
+	}
+	return host, true
 }
 
 // route returns the tunnel a request for host goes to, or answers the

@@ -128,11 +128,8 @@ func (s *Server) httpsURL(host string) string {
 // is sent to the same URL over HTTPS, except the health check, which load
 // balancers probe on the plain port.
 func (s *Server) redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
-	host, ok := s.checkRequest(w, r)
+	host, ok := s.front(w, r)
 	if !ok {
-		return
-	}
-	if s.serveHealth(w, r, host) {
 		return
 	}
 	// 307 keeps the method and body and is not cached forever, so turning

@@ -226,12 +226,8 @@ func TestPoolNeedsBothToAsk(t *testing.T) {
 }
 
 func TestLeasesSurviveAnEdgeRestart(t *testing.T) {
-	dir := t.TempDir()
-	port := freeTCPPort(t)
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := func(c *Config) { c.Listen, c.StateDir = listen, dir }
-
-	e1 := edgetest.Start(t, New, Config{Listen: listen, HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}, StateDir: dir})
+	cfg := restartable(t)
+	e1 := startEdge(t, cfg)
 	_, ctrl := handshake(t, e1.S)
 	h := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
 	p := expectAssigned(t, ctrl, control.Register{Ref: 2, Kind: control.KindTCP})

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/observe"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/control"
@@ -59,9 +61,6 @@ type certSource struct {
 // rttBuckets spans loopback (tens of microseconds) to intercontinental links.
 var rttBuckets = []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
 
-// durationBuckets suits proxied HTTP requests, from cache hits to slow APIs.
-var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-
 func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		s: s,
@@ -76,7 +75,7 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_edge_http_request_duration_seconds",
 			Help:    "Time from a public HTTP request's arrival until its response was fully sent, by tunnel.",
-			Buckets: durationBuckets,
+			Buckets: observe.DurationBuckets,
 		}, []string{"tunnel"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_edge_registrations_refused_total",
@@ -290,18 +289,10 @@ func (m *edgeMetrics) sweep() {
 	}
 }
 
-// statusClass turns 404 into "4xx"; anything outside 100-599 is "other".
-func statusClass(code int) string {
-	if code < 100 || code > 599 {
-		return "other"
-	}
-	return strconv.Itoa(code/100) + "xx"
-}
-
 // observeRequest counts one proxied request of t.
 func (m *edgeMetrics) observeRequest(t *tunnel, code int, d time.Duration) {
 	m.track(t.host)
-	m.requests.WithLabelValues(t.host, statusClass(code)).Inc()
+	m.requests.WithLabelValues(t.host, observe.StatusClass(code)).Inc()
 	m.durations.WithLabelValues(t.host).Observe(d.Seconds())
 }
 
@@ -322,31 +313,6 @@ func (m *edgeMetrics) forgetHost(host string) {
 func (m *edgeMetrics) refuse(code string) {
 	m.refused.WithLabelValues(code).Inc()
 }
-
-// statusWriter remembers the status of a proxied response for the request
-// metrics. Unwrap keeps http.ResponseController (flush, hijack for
-// upgrades) working through it.
-type statusWriter struct {
-	http.ResponseWriter
-	code  int
-	start time.Time
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // initObservability sets up what Config.Metrics and Config.Admin ask for.
 func (s *Server) initObservability() error {
@@ -376,19 +342,26 @@ func (s *Server) countRefusal(code string) {
 	}
 }
 
-// observe starts observing one proxied request: the proxy writes its
-// response through the returned writer, and observed counts it.
-func observe(w http.ResponseWriter) *statusWriter {
-	return &statusWriter{ResponseWriter: w, start: time.Now()}
+// observation is one proxied request being observed: the proxy writes its
+// response through rec.
+type observation struct {
+	rec   observe.StatusRecorder
+	start time.Time
 }
 
-// observed counts the request sw observed, by status class for the console
+// startObservation starts observing one proxied request; observed counts
+// it.
+func startObservation(w http.ResponseWriter) *observation {
+	return &observation{rec: observe.StatusRecorder{ResponseWriter: w}, start: time.Now()}
+}
+
+// observed counts the request o observed, by status class for the console
 // and the metrics, and by duration for the metrics.
-func (s *Server) observed(sw *statusWriter, r *http.Request, t *tunnel) {
-	code := sw.code
+func (s *Server) observed(o *observation, r *http.Request, t *tunnel) {
+	code := o.rec.Status
 	if code == 0 {
-		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101
-		// on the raw connection) or an empty 200.
+		// Nothing written: an upgrade whose 101 went out on a connection
+		// hijacked past the recorder, or an empty 200.
 		code = http.StatusOK
 		if r.Header.Get("Upgrade") != "" {
 			code = http.StatusSwitchingProtocols
@@ -401,9 +374,9 @@ func (s *Server) observed(sw *statusWriter, r *http.Request, t *tunnel) {
 	if m == nil {
 		return
 	}
-	m.observeRequest(t, code, time.Since(sw.start))
+	m.observeRequest(t, code, time.Since(o.start))
 	if isGRPC(r) {
-		m.grpc.WithLabelValues(t.host, grpcOutcome(sw.Header())).Inc()
+		m.grpc.WithLabelValues(t.host, grpcOutcome(o.rec.Header())).Inc()
 	}
 }
 

@@ -325,3 +325,57 @@ func TestMetricsCountUDPDatagrams(t *testing.T) {
 		testutil.MetricEqual(1, "sluice_edge_tunnels", "kind", "udp"),
 	))
 }
+
+// TestUpgradeCountsAs1xx: a WebSocket-style upgrade the agent answers with
+// 101 is one request of class 1xx (the proxy writes the 101 on a hijacked
+// connection), and a refused upgrade counts by the status it got.
+func TestUpgradeCountsAs1xx(t *testing.T) {
+	s, url := metricsEdge(t)
+	sess, ctrl := handshake(t, s)
+	register(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP, Name: "ws"})
+	ln := &sessListener{sess: sess}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+		rw.Flush()
+		io.Copy(c, rw) // echo until the client hangs up
+	})}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+
+	for _, path := range []string{"/", "/refuse"} {
+		c, err := net.Dial("tcp", s.HTTPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: ws.localhost\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sc := testutil.ScrapeMetrics(t, url)
+		up, _ := sc.Value("sluice_edge_http_requests_total", "tunnel", "ws.localhost", "class", "1xx")
+		refused, _ := sc.Value("sluice_edge_http_requests_total", "tunnel", "ws.localhost", "class", "4xx")
+		if up == 1 && refused == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requests by class: 1xx %v, 4xx %v; want 1 and 1", up, refused)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

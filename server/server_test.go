@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,11 +23,24 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func startServer(t *testing.T, mod func(*Config)) *Server {
 	t.Helper()
+	return startEdge(t, mod).S
+}
+
+// startEdge is startServer for a test that stops the edge itself.
+func startEdge(t *testing.T, mod func(*Config)) *edgetest.Edge[*Server] {
+	t.Helper()
 	cfg := Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost", Tokens: []string{"T"}, HandshakeTimeout: 2 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
-	return edgetest.Start(t, New, cfg).S
+	return edgetest.Start(t, New, cfg)
+}
+
+// restartable gives an edge a fixed agent address and a state directory of
+// the test's: an edge started again with it is the first one restarted.
+func restartable(t *testing.T) func(*Config) {
+	dir, listen := t.TempDir(), fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	return func(c *Config) { c.Listen, c.StateDir = listen, dir }
 }
 
 // rawAgent dials the edge and opens the control stream, speaking the control

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/mux"
 )
 
@@ -118,16 +117,15 @@ func TestPooledUDPAgentsShareFlows(t *testing.T) {
 }
 
 func TestUDPLeaseSurvivesAnEdgeRestart(t *testing.T) {
-	dir := t.TempDir()
-	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	e1 := edgetest.Start(t, New, Config{Listen: listen, Tokens: []string{"T"}, StateDir: dir})
+	restart := restartable(t)
+	e1 := startEdge(t, restart)
 	_, ctrl := handshake(t, e1.S)
 	p := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindUDP})
 	if err := e1.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
-	s2 := startServer(t, func(c *Config) { c.Listen, c.StateDir, c.Tokens = listen, dir, []string{"T", "U"} })
+	s2 := startServer(t, func(c *Config) { restart(c); c.Tokens = []string{"T", "U"} })
 	_, u := agentAs(t, s2, "U")
 	expectRefused(t, u, control.Register{Ref: 1, Kind: control.KindUDP, RemotePort: p.Port}, control.CodePortTaken, "reserved")
 	_, ctrl2 := agentAs(t, s2, "T")

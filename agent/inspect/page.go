@@ -5,7 +5,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strconv"
+
+	"github.com/sluicehq/sluice/internal/observe"
 )
 
 // The page is the project's own: a template and a small script and style
@@ -23,20 +24,9 @@ type pageData struct {
 	MaxRequests int
 }
 
-// humanBytes writes 1048576 as "1 MiB".
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + " MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + " KiB"
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
-}
-
 func (in *Inspector) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	pageTmpl.Execute(w, pageData{Port: in.port, BodyLimit: humanBytes(in.cfg.BodyLimit), MaxRequests: in.cfg.MaxRequests})
+	pageTmpl.Execute(w, pageData{Port: in.port, BodyLimit: observe.Bytes(in.cfg.BodyLimit), MaxRequests: in.cfg.MaxRequests})
 }
 
 var staticServer = func() http.Handler {

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/observe"
 )
 
 // The pages are the project's own: templates, a style sheet and a small
@@ -51,7 +53,7 @@ var tmpl = template.Must(template.New("console").Funcs(template.FuncMap{
 	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
 	"date":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-	"bytes": humanBytes,
+	"bytes": observe.Bytes,
 	"rate":  humanRate,
 	"add":   func(a, b float64) float64 { return a + b },
 	"ms": func(d time.Duration) string {

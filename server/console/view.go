@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/observe"
 )
 
 // view is what a page is rendered from: the latest sample arranged for
@@ -180,25 +182,11 @@ var pageTitles = map[string]string{
 
 var pageOrder = []string{"overview", "tunnels", "agents", "owners", "refusals", "certificates"}
 
-// humanBytes writes a byte count with a binary unit: 1.5 KiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func humanRate(f float64) string {
 	if f < 0.05 {
 		return "0 B/s"
 	}
-	return humanBytes(int64(f+0.5)) + "/s"
+	return observe.Bytes(int64(f+0.5)) + "/s"
 }
 
 // ago writes how long before now t was, to a useful precision.

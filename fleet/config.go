@@ -60,8 +60,10 @@ type Config struct {
 	// Heartbeat is how often this edge renews its membership; EdgeTTL is
 	// how long the membership outlives the last renewal, so an edge that
 	// dies is forgotten (and what only it held released) after about
-	// EdgeTTL. Defaults 1s and 4s; EdgeTTL is whole seconds (the store's
-	// per-key expiry has a resolution of a second).
+	// EdgeTTL. Defaults 1s and 10s: the TTL outlasts the leader election
+	// that follows the loss of a store node (several seconds), during which
+	// no edge can renew, so live edges are not forgotten meanwhile. EdgeTTL
+	// is whole seconds (the store's per-key expiry counts in seconds).
 	Heartbeat, EdgeTTL time.Duration
 	// Info is published with this edge's membership, for the other edges
 	// and the agents that ask (e.g. the address agents dial).
@@ -79,7 +81,7 @@ const (
 	DefaultStartTimeout = 30 * time.Second
 	DefaultOpTimeout    = 5 * time.Second
 	DefaultHeartbeat    = time.Second
-	DefaultEdgeTTL      = 4 * time.Second
+	DefaultEdgeTTL      = 10 * time.Second
 	// MaxReplicas is the replica count of a fleet of three or more edges:
 	// three copies survive the loss of any one store node.
 	MaxReplicas = 3

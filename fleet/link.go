@@ -477,4 +477,3 @@ func readStatus(r io.Reader) error {
 	}
 	return fmt.Errorf("%w: %s", ErrRefused, reason)
 }
-

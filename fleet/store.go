@@ -115,17 +115,24 @@ type Store struct {
 	cache   map[string]Lease
 	members map[string]Member
 	held    map[string]bool
+	gone    map[string]bool // edges seen leaving that may still hold leases
 
 	ops, errs, latency atomic.Uint64
 	down               atomic.Bool
 
 	stop     chan struct{}
+	sweepNow chan struct{}
+	watching chan struct{} // closed to end the current watches
+	// ownSeen is the newest revision of this edge's membership the watch
+	// delivered; checkRev and checkAt are a renewal it must deliver soon.
+	ownSeen  atomic.Uint64
+	checkRev uint64
+	checkAt  time.Time
 	life     context.Context // ends at Close
 	endLife  context.CancelFunc
 	wg       sync.WaitGroup
 	closeMu  sync.Mutex
 	closed   bool
-	watchers []jetstream.KeyWatcher
 }
 
 // Open joins the fleet: it starts the embedded store node (or connects to
@@ -140,12 +147,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	var idb [6]byte
 	rand.Read(idb[:])
 	s := &Store{
-		cfg:     cfg,
-		id:      hex.EncodeToString(idb[:]),
-		cache:   map[string]Lease{},
-		members: map[string]Member{},
-		held:    map[string]bool{},
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		id:       hex.EncodeToString(idb[:]),
+		cache:    map[string]Lease{},
+		members:  map[string]Member{},
+		held:     map[string]bool{},
+		gone:     map[string]bool{},
+		stop:     make(chan struct{}),
+		sweepNow: make(chan struct{}, 1),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	var err error
@@ -163,8 +172,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.wg.Add(2)
-	go s.watch()
 	go s.heartbeat()
+	go s.sweeper()
 	return s, nil
 }
 
@@ -262,63 +271,12 @@ func (s *Store) openOnce(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.watchers == nil {
-		// A watch lives as long as the context it was made with.
-		lw, err := s.leases.WatchAll(s.life)
-		if err != nil {
+	if s.watching == nil {
+		if err := s.startWatches(ctx, false); err != nil {
 			return err
 		}
-		ew, err := s.edges.WatchAll(s.life)
-		if err != nil {
-			lw.Stop()
-			return err
-		}
-		s.watchers = []jetstream.KeyWatcher{lw, ew}
-		// The watches send every current entry, then nil: after that this
-		// edge knows the fleet as it is.
-		for i, w := range s.watchers {
-			if err := s.initial(ctx, w, i == 0); err != nil {
-				return err
-			}
-		}
-	}
-	// Whatever edges no longer renew their membership still hold is
-	// theirs no more.
-	s.mu.RLock()
-	var stale []string
-	for _, l := range s.cache {
-		for _, h := range l.Holders {
-			if _, ok := s.members[h]; !ok && !slices.Contains(stale, h) {
-				stale = append(stale, h)
-			}
-		}
-	}
-	s.mu.RUnlock()
-	for _, h := range stale {
-		s.sweep(h)
 	}
 	return nil
-}
-
-func (s *Store) initial(ctx context.Context, w jetstream.KeyWatcher, leases bool) error {
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("fleet: the store closed a watch")
-			}
-			if e == nil {
-				return nil
-			}
-			if leases {
-				s.applyLease(e, false)
-			} else {
-				s.applyEdge(e, false)
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 func (s *Store) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
@@ -580,6 +538,8 @@ func (s *Store) modify(ctx context.Context, key string, f func(*Lease) bool) (Le
 				return Lease{}, err
 			}
 		}
+		// The copy's slice is shared with the cache: change a clone.
+		l.Holders = slices.Clone(l.Holders)
 		if !f(&l) {
 			return l, nil
 		}
@@ -626,121 +586,80 @@ func (s *Store) op(ctx context.Context, f func(context.Context) error) error {
 	return err
 }
 
-// watch keeps this edge's copy of the fleet current until Close.
-func (s *Store) watch() {
+// sweepGone removes the edges that left from every lease they held. Every
+// edge that sees one go does it, and the compare-and-set makes the second
+// a no-op; what fails (the store electing a leader) is tried again at the
+// next heartbeat.
+func (s *Store) sweepGone() {
+	s.mu.RLock()
+	gone := make([]string, 0, len(s.gone))
+	for id := range s.gone {
+		gone = append(gone, id)
+	}
+	s.mu.RUnlock()
+	for _, edge := range gone {
+		clean := true
+		for _, l := range s.Leases() {
+			if !l.Held(edge) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(s.life, s.cfg.OpTimeout)
+			_, err := s.release(ctx, l.Key, edge)
+			cancel()
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				clean = false
+				if s.life.Err() == nil {
+					s.cfg.Logger.Debug("fleet: could not yet release a lease of a gone edge", "key", l.Key, "edge", edge, "err", err)
+				}
+			}
+		}
+		if clean {
+			s.mu.Lock()
+			if _, back := s.members[edge]; back || s.stillHeld(edge) == false {
+				delete(s.gone, edge)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// stillHeld reports whether any lease in the copy lists edge; s.mu is held.
+func (s *Store) stillHeld(edge string) bool {
+	for _, l := range s.cache {
+		if l.Held(edge) {
+			return true
+		}
+	}
+	return false
+}
+
+// sweeper sweeps when an edge leaves, and at every heartbeat while some
+// sweep is unfinished.
+func (s *Store) sweeper() {
 	defer s.wg.Done()
-	lw, ew := s.watchers[0].Updates(), s.watchers[1].Updates()
+	t := time.NewTicker(s.cfg.Heartbeat)
+	defer t.Stop()
 	for {
 		select {
-		case e, ok := <-lw:
-			if !ok {
-				return
-			}
-			if e != nil {
-				s.applyLease(e, true)
-			}
-		case e, ok := <-ew:
-			if !ok {
-				return
-			}
-			if e != nil {
-				s.applyEdge(e, true)
+		case <-s.sweepNow:
+		case <-t.C:
+			s.mu.RLock()
+			idle := len(s.gone) == 0
+			s.mu.RUnlock()
+			if idle {
+				continue
 			}
 		case <-s.stop:
 			return
 		}
+		s.sweepGone()
 	}
 }
 
-func (s *Store) applyLease(e jetstream.KeyValueEntry, notify bool) {
-	key, err := decodeKey(e.Key())
-	if err != nil {
-		return
-	}
-	var ev Event
-	s.mu.Lock()
-	if e.Operation() == jetstream.KeyValuePut {
-		l, err := decodeLease(e)
-		if err != nil {
-			s.mu.Unlock()
-			s.cfg.Logger.Warn("fleet: unreadable lease in the store; ignored", "key", key, "err", err)
-			return
-		}
-		if cur, ok := s.cache[key]; ok && cur.Revision >= l.Revision {
-			l = cur
-		}
-		s.cache[key] = l
-		ev = Event{Kind: LeaseSet, Lease: l}
-	} else {
-		if cur, ok := s.cache[key]; ok && cur.Revision > e.Revision() {
-			s.mu.Unlock()
-			return // re-created since; the watch brings that version next
-		}
-		delete(s.cache, key)
-		ev = Event{Kind: LeaseGone, Lease: Lease{Key: key, Revision: e.Revision()}}
-	}
-	s.mu.Unlock()
-	if notify && s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(ev)
-	}
-}
-
-func (s *Store) applyEdge(e jetstream.KeyValueEntry, notify bool) {
-	id := e.Key()
-	var ev Event
-	s.mu.Lock()
-	if e.Operation() == jetstream.KeyValuePut {
-		var m Member
-		if err := json.Unmarshal(e.Value(), &m); err != nil {
-			s.mu.Unlock()
-			return
-		}
-		_, known := s.members[id]
-		s.members[id] = m
-		if known {
-			s.mu.Unlock()
-			return
-		}
-		ev = Event{Kind: EdgeUp, Member: m}
-	} else {
-		m, known := s.members[id]
-		delete(s.members, id)
-		if !known {
-			s.mu.Unlock()
-			return
-		}
-		ev = Event{Kind: EdgeDown, Member: m}
-	}
-	s.mu.Unlock()
-	if ev.Kind == EdgeDown {
-		if id == s.id {
-			s.cfg.Logger.Warn("fleet: this edge's membership expired (the store was out of reach); joining again")
-		} else {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.sweep(id)
-			}()
-		}
-	}
-	if notify && s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(ev)
-	}
-}
-
-// sweep removes a gone edge from every lease it held. Every edge that sees
-// the edge go does it; the compare-and-set makes the second one a no-op.
-func (s *Store) sweep(edge string) {
-	for _, l := range s.Leases() {
-		if !l.Held(edge) {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
-		_, err := s.release(ctx, l.Key, edge)
-		cancel()
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			s.cfg.Logger.Warn("fleet: could not release a lease of a gone edge; another edge will", "key", l.Key, "edge", edge, "err", err)
-		}
+func (s *Store) kickSweep() {
+	select {
+	case s.sweepNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -773,7 +692,7 @@ func (s *Store) heartbeat() {
 func (s *Store) renew() error {
 	data, _ := json.Marshal(s.member)
 	var rev uint64
-	err := s.op(context.Background(), func(ctx context.Context) error {
+	err := s.op(s.life, func(ctx context.Context) error {
 		ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + edgeBucket + "." + s.id, Data: data},
 			jetstream.WithExpectLastSequencePerSubject(s.edgeRev.Load()), jetstream.WithMsgTTL(s.cfg.EdgeTTL))
 		if err != nil {
@@ -784,6 +703,7 @@ func (s *Store) renew() error {
 	})
 	if err == nil {
 		s.edgeRev.Store(rev)
+		s.checkWatch(rev)
 		return nil
 	}
 	var apiErr *jetstream.APIError
@@ -791,7 +711,7 @@ func (s *Store) renew() error {
 		return err
 	}
 	// The membership expired: join again, and hold again.
-	err = s.op(context.Background(), func(ctx context.Context) error { return s.register(ctx) })
+	err = s.op(s.life, func(ctx context.Context) error { return s.register(ctx) })
 	if err != nil {
 		return err
 	}
@@ -802,7 +722,7 @@ func (s *Store) renew() error {
 	}
 	s.mu.RUnlock()
 	for _, k := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+		ctx, cancel := context.WithTimeout(s.life, s.cfg.OpTimeout)
 		_, err := s.Hold(ctx, k)
 		cancel()
 		if err != nil {
@@ -823,7 +743,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	close(s.stop)
 	if s.edges != nil && s.edgeRev.Load() != 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+		// Leaving is a courtesy that saves the others EdgeTTL; a store
+		// that does not answer at once is not waited for.
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.OpTimeout, time.Second))
 		s.edges.Purge(ctx, s.id, jetstream.PurgeTTL(markerTTL))
 		cancel()
 	}
@@ -834,9 +756,9 @@ func (s *Store) Close() error {
 
 func (s *Store) shutdown() {
 	s.endLife()
-	for _, w := range s.watchers {
-		w.Stop()
-	}
+	// Closing the connection ends the watches too; stopping them one by
+	// one would first ask the store to delete their consumers, which waits
+	// out a timeout when the store has lost its majority.
 	if s.nc != nil {
 		s.nc.Close()
 	}

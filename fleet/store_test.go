@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,7 @@ func (f *testFleet) config(i int, tweak func(*Config)) Config {
 		StateDir:     f.dirs[i],
 		StartTimeout: 30 * time.Second,
 		Heartbeat:    250 * time.Millisecond,
-		EdgeTTL:      time.Second,
+		EdgeTTL:      2 * time.Second,
 		Logger:       quietLogger(),
 	}
 	if tweak != nil {
@@ -94,12 +95,20 @@ func (f *testFleet) config(i int, tweak func(*Config)) Config {
 	return c
 }
 
+// close stops the edges together, as a fleet shut down at once would be:
+// one by one, the last would wait for a store that lost its majority.
 func (f *testFleet) close() {
+	var wg sync.WaitGroup
 	for _, e := range f.edges {
 		if e != nil {
-			e.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.Close()
+			}()
 		}
 	}
+	wg.Wait()
 }
 
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
@@ -259,18 +268,20 @@ func TestFleetDeadEdgeReleasesItsHolds(t *testing.T) {
 	// removed, only no longer renewed.
 	f.edges[2].abandon()
 	f.edges[2] = nil
-	waitFor(t, "the dead edge's holds released", 10*time.Second, func() bool {
-		a, okA := f.edges[0].Lookup("host:only2.example.com")
-		b, okB := f.edges[0].Lookup("host:both.example.com")
-		return okA && okB && !a.Held(dead) && !b.Held(dead)
+	// The store elects new leaders after the loss, and a live edge whose
+	// renewals failed meanwhile may be forgotten and join again: wait for
+	// the state to settle, at most EdgeTTL past the election.
+	live := f.edges[1].ID()
+	var only, both Lease
+	waitFor(t, "the dead edge's holds released, the live one's kept", 30*time.Second, func() bool {
+		var err1, err2 error
+		only, err1 = f.edges[0].Get(ctx, "host:only2.example.com")
+		both, err2 = f.edges[0].Get(ctx, "host:both.example.com")
+		return err1 == nil && err2 == nil && len(only.Holders) == 0 && !only.Released.IsZero() &&
+			slices.Equal(both.Holders, []string{live}) && both.Released.IsZero()
 	})
-	a, _ := f.edges[0].Get(ctx, "host:only2.example.com")
-	if len(a.Holders) != 0 || a.Released.IsZero() {
-		t.Fatalf("lease held only by the dead edge: holders %v released %v; want none, and a release time", a.Holders, a.Released)
-	}
-	b, _ := f.edges[0].Get(ctx, "host:both.example.com")
-	if !b.Held(f.edges[1].ID()) || !b.Released.IsZero() {
-		t.Fatalf("lease also held by a live edge: holders %v released %v", b.Holders, b.Released)
+	if string(only.Value) != "{}" {
+		t.Fatalf("the lease held only by the dead edge lost its record: %s", only.Value)
 	}
 	if _, ok := f.edges[1].Member(dead); ok {
 		t.Fatal("the dead edge is still a member")

@@ -48,7 +48,8 @@ type Config struct {
 	// StateDir/fleet). Required for the embedded store.
 	StateDir string
 	// Replicas is how many copies of each lease the store keeps. Default:
-	// 3, or the number of edges in Join (this one included) when fewer.
+	// 3, or the number of edges in Join (this one included) when fewer;
+	// with NATS, 3 or 1 when the server is not clustered.
 	Replicas int
 	// StartTimeout bounds how long Open waits for the store to answer; a
 	// fleet's embedded store answers once a majority of its nodes run.
@@ -103,11 +104,10 @@ func (c Config) withDefaults() Config {
 			}
 		}
 	}
-	if c.Replicas == 0 {
-		c.Replicas = MaxReplicas
-		if c.NATS == "" {
-			c.Replicas = min(MaxReplicas, len(edgeSet(c.Listen, c.Join)))
-		}
+	// With an external NATS, zero stays: the store tries three replicas
+	// and takes one on a server that is not clustered.
+	if c.Replicas == 0 && c.NATS == "" {
+		c.Replicas = min(MaxReplicas, len(edgeSet(c.Listen, c.Join)))
 	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = DefaultStartTimeout
@@ -153,7 +153,7 @@ func (c Config) validate() error {
 	} else if len(c.Join) > 0 {
 		return cfgerr.New("fleet", "Join", "joining edges' embedded stores and using an external NATS are exclusive; give one or the other")
 	}
-	if c.Replicas < 1 || c.Replicas > 5 {
+	if c.Replicas < 0 || c.Replicas > 5 || (c.Replicas == 0 && c.NATS == "") {
 		return cfgerr.New("fleet", "Replicas", "%d replicas: JetStream keeps 1 to 5", c.Replicas)
 	}
 	if c.Heartbeat <= 0 || c.EdgeTTL < 2*c.Heartbeat || c.EdgeTTL%time.Second != 0 {

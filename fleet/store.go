@@ -280,20 +280,32 @@ func (s *Store) openOnce(ctx context.Context) error {
 }
 
 func (s *Store) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
-	kv, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         name,
-		Description:    "sluice fleet",
-		History:        1,
-		Replicas:       s.cfg.Replicas,
-		Storage:        jetstream.FileStorage,
-		LimitMarkerTTL: markerTTL,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Made by another edge, perhaps with another replica count while
-		// the fleet was smaller: use it as it is.
-		return s.js.KeyValue(ctx, name)
+	replicas := s.cfg.Replicas
+	if replicas == 0 {
+		replicas = MaxReplicas
 	}
-	return kv, err
+	for {
+		kv, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:         name,
+			Description:    "sluice fleet",
+			History:        1,
+			Replicas:       replicas,
+			Storage:        jetstream.FileStorage,
+			LimitMarkerTTL: markerTTL,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			// Made by another edge, perhaps with another replica count
+			// while the fleet was smaller: use it as it is.
+			return s.js.KeyValue(ctx, name)
+		}
+		var apiErr *jetstream.APIError
+		if s.cfg.Replicas == 0 && replicas > 1 && errors.As(err, &apiErr) && (apiErr.ErrorCode == errReplicasNotSupported || apiErr.ErrorCode == errClusterNoPeers) {
+			s.cfg.Logger.Warn("fleet: the NATS server keeps one copy of the leases (it is not a cluster of three)", "bucket", name)
+			replicas = 1
+			continue
+		}
+		return kv, err
+	}
 }
 
 // register writes this edge's membership, which expires unless renewed.
@@ -821,3 +833,10 @@ func decodeKey(k string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// JetStream's error codes for a replica count the server cannot keep: it
+// is not clustered, or has too few peers.
+const (
+	errReplicasNotSupported jetstream.ErrorCode = 10074
+	errClusterNoPeers       jetstream.ErrorCode = 10005
+)

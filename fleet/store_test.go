@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 const testSecret = "fleet-test-secret-0123456789"
@@ -423,4 +425,80 @@ func (s *Store) abandon() {
 	close(s.stop)
 	s.shutdown()
 	s.wg.Wait()
+}
+
+// An operator's NATS: a standalone JetStream server, two edges using it;
+// the buckets fall back to one replica, and a race still has one winner.
+func TestFleetExternalNATS(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	var edges []*Store
+	for i := range 2 {
+		e, err := Open(context.Background(), Config{
+			Name: "ext" + strconv.Itoa(i), Listen: freePair(t), Secret: testSecret, NATS: srv.ClientURL(),
+			StartTimeout: 10 * time.Second, Logger: quietLogger(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		edges = append(edges, e)
+	}
+	ctx := context.Background()
+	for r := range 50 {
+		key := "port:" + strconv.Itoa(20000+r)
+		var won atomic.Int32
+		var wg sync.WaitGroup
+		for _, e := range edges {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := e.Claim(ctx, key, []byte(`{}`), true); err == nil {
+					won.Add(1)
+				} else if !errors.Is(err, ErrTaken) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("round %d: %d winners", r, won.Load())
+		}
+	}
+	waitFor(t, "both edges see each other", 5*time.Second, func() bool { return len(edges[0].Members()) == 2 && len(edges[1].Members()) == 2 })
+}
+
+// An edge whose store loses its majority keeps what it knows, says it is
+// cut off, and grants nothing.
+func TestFleetStoreLostServesWhatIsKnown(t *testing.T) {
+	f := newTestFleet(t, 3, func(c *Config) { c.OpTimeout = time.Second })
+	ctx := context.Background()
+	if _, err := f.edges[0].Claim(ctx, "host:known.example.com", []byte(`{"v":1}`), true); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		f.edges[i].abandon()
+		f.edges[i] = nil
+	}
+	waitFor(t, "edge 0 reports the store lost", 10*time.Second, func() bool { return !f.edges[0].Stats().Connected })
+	if l, ok := f.edges[0].Lookup("host:known.example.com"); !ok || string(l.Value) != `{"v":1}` {
+		t.Fatalf("the known lease: %+v %v", l, ok)
+	}
+	errsBefore := f.edges[0].Stats().Errors
+	if _, err := f.edges[0].Claim(ctx, "host:new.example.com", []byte(`{}`), true); err == nil || errors.Is(err, ErrTaken) {
+		t.Fatalf("a claim without a store majority: %v, want a store error", err)
+	}
+	if f.edges[0].Stats().Errors <= errsBefore {
+		t.Fatal("the failed claim was not counted as a store error")
+	}
 }

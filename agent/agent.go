@@ -131,12 +131,13 @@ type tunnelState struct {
 	assigned atomic.Pointer[control.Assigned]
 }
 
-// New validates cfg and prepares an agent; Run connects it.
+// New fills cfg's zero fields, validates it and prepares an agent; Run
+// connects it.
 func New(cfg Config) (*Agent, error) {
+	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	log := cfg.Logger
 	a := &Agent{cfg: cfg, log: log}
 	for i, t := range cfg.Tunnels {

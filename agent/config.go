@@ -70,8 +70,8 @@ func configErr(field, format string, args ...any) error {
 	return cfgerr.New("agent", field, format, args...)
 }
 
-// validate checks the fields a caller must set or may set wrongly. It runs
-// before setDefaults, so a zero field means "not set".
+// validate names the first field that cannot work, once setDefaults has
+// filled the zero ones: each error names one field and says what to give.
 func (c *Config) validate() error {
 	if c.Server == "" {
 		return configErr("Server", "no edge address: give host:port, e.g. tunnel.example.com:7835")

@@ -20,9 +20,11 @@ import (
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -132,5 +134,41 @@ func TestHTTPSWithACMEReachesTunnelOverH2(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != want+"/hook?x=1" {
 		t.Fatalf("plain HTTP answered %s Location %q, want 307 to %s/hook?x=1", resp.Status, resp.Header.Get("Location"), want)
+	}
+}
+
+// TestACMECertificatesHaveASeriesEach: every certificate the edge got over
+// ACME has its own expiry series, named by its DNS name (ACME certificates
+// have an empty subject, and used to collapse into one series).
+func TestACMECertificatesHaveASeriesEach(t *testing.T) {
+	p := startPebble(t)
+	reg := prometheus.NewRegistry()
+	srv := startEdge(t, func(c *server.Config) {
+		c.Domain = "sluice.test"
+		c.HTTPS = "127.0.0.1:0"
+		c.StateDir = t.TempDir()
+		c.ACMEDirectory = p.directory
+		c.ACMERoots = p.apiRoots
+		c.Metrics = reg
+	})
+	local := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	startAgent(t, srv,
+		agent.Tunnel{Kind: control.KindHTTP, Name: "one", Local: local},
+		agent.Tunnel{Kind: control.KindHTTP, Name: "two", Local: local})
+	c := httpsClient(t, srv.HTTPSAddr().String(), p.roots)
+	port := srv.HTTPSAddr().(*net.TCPAddr).Port
+	for _, name := range []string{"one", "two"} {
+		resp, err := c.Get(fmt.Sprintf("https://%s.sluice.test:%d/", name, port))
+		if err != nil {
+			t.Fatalf("GET over HTTPS for %s: %v", name, err)
+		}
+		resp.Body.Close()
+	}
+	url := metricsURL(t, reg)
+	sc := testutil.ScrapeMetrics(t, url)
+	for _, name := range []string{"one.sluice.test", "two.sluice.test"} {
+		if v, ok := sc.Value("sluice_edge_certificate_expiry_timestamp_seconds", "listener", "https", "name", name); !ok || v < float64(time.Now().Unix()) {
+			t.Errorf("no expiry series in the future for %s (got %v, %v)", name, v, ok)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
 )
 
 // rawCodec carries messages as plain bytes, so the test service needs no
@@ -123,6 +124,13 @@ var echoDesc = grpc.ServiceDesc{
 // service through the edge's plain (h2c) ingress.
 func grpcThroughTunnel(t *testing.T) (*grpc.ClientConn, *echoService) {
 	t.Helper()
+	return grpcThroughTunnelWith(t, nil)
+}
+
+// grpcThroughTunnelWith is grpcThroughTunnel with the edge's config changed
+// by mod.
+func grpcThroughTunnelWith(t *testing.T, mod func(*server.Config)) (*grpc.ClientConn, *echoService) {
+	t.Helper()
 	svc := &echoService{sleeping: make(chan struct{}, 1), woke: make(chan error, 1)}
 	gs := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}))
 	gs.RegisterService(&echoDesc, svc)
@@ -133,7 +141,7 @@ func grpcThroughTunnel(t *testing.T) (*grpc.ClientConn, *echoService) {
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 
-	srv := startEdge(t, nil)
+	srv := startEdge(t, mod)
 	startAgent(t, srv, agent.Tunnel{Kind: control.KindHTTP, Name: "grpc", Local: ln.Addr().String(), LogRequests: true, UpstreamProtocol: agent.UpstreamHTTP2})
 	edgeAddr := srv.HTTPAddr().String()
 	target := fmt.Sprintf("passthrough:///grpc.localhost:%d", srv.HTTPAddr().(*net.TCPAddr).Port)

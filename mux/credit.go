@@ -71,9 +71,9 @@ func (s *Session) grantSession(inc int64) error {
 }
 
 func (s *Session) queueWindowUpdate(id uint32, inc uint32) {
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	if !s.ctrlThrough() {
 		s.signalWriter()
 	}
@@ -83,12 +83,12 @@ func (s *Session) queueWindowUpdate(id uint32, inc uint32) {
 // if one is due (probeDue).
 func (s *Session) queueStreamCredit(id uint32, inc uint32) {
 	ping := s.probeDue()
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, inc)
 	if ping != 0 {
 		s.ctrl = frame.AppendPing(s.ctrl, false, ping)
 	}
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	if !s.ctrlThrough() {
 		s.signalWriter()
 	}

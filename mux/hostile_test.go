@@ -302,8 +302,8 @@ func TestPrefaceAlwaysFirst(t *testing.T) {
 
 // tstQueuedCtrl is the size of a session's queue of control frames.
 func tstQueuedCtrl(s *Session) int {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	return len(s.ctrl)
 }
 

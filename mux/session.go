@@ -42,6 +42,21 @@ var errPeerClosed = errors.New("the peer closed the connection")
 // Session is one multiplexed connection. Both ends can open and accept
 // streams. A Session is also a net.Listener whose Accept yields the
 // streams the peer opens.
+//
+// Lock order: a goroutine holding one of these locks takes only locks
+// further down the list, never one above it.
+//
+//	Stream.writeMu  one Write's frames, kept together on the wire
+//	Stream.mu       a stream's receive queue and state
+//	connMu          writing to conn: the batch writer and prefaceSent
+//	ka.mu           the keepalive timers
+//	sendMu          the send queue: ctrl, sched and every stream's sq
+//	writerMu        the writer goroutine's lifecycle (writerstate.go)
+//
+// Under Stream.mu, connMu is only tried (ctrlThrough's TryLock), never
+// waited for. errMu, pingMu, the session send credit's lock (sessionSend)
+// and a deadline's lock are leaves: nothing else is taken while one is
+// held.
 type Session struct {
 	conn   net.Conn
 	cfg    Config
@@ -55,18 +70,18 @@ type Session struct {
 	numStreams atomic.Int32
 	acceptCh   chan *Stream
 
-	// Writer queue, guarded by wmu: control frames, and the streams with
-	// data in the scheduler.
-	wmu   sync.Mutex
-	ctrl  []byte
-	sched writeScheduler
+	// The send queue, guarded by sendMu: control frames, the streams with
+	// frames in the scheduler, and the GOAWAY that fail queues as the
+	// session's last frame.
+	sendMu  sync.Mutex
+	ctrl    []byte
+	sched   writeScheduler
+	lastMsg []byte
 	// The writer goroutine, running only while there is work (sendLoop);
-	// guarded by writerMu.
-	writerMu    sync.Mutex
-	writerOn    bool          // a sendLoop runs
-	writerAgain bool          // work was signalled while it ran
-	writerEnded bool          // the session ended: no sendLoop starts any more
-	wake        chan struct{} // wakes a sendLoop waiting for work
+	// its state is guarded by writerMu.
+	writerMu sync.Mutex
+	writer   writerState
+	wake     chan struct{} // wakes a sendLoop waiting for work
 
 	send     *sessionSend // credit the peer granted to the session as a whole
 	recv     sessionRecv  // the session receive window
@@ -82,11 +97,15 @@ type Session struct {
 	closeOnce sync.Once
 	errMu     sync.Mutex
 	err       error
-	connMu    sync.Mutex   // held by whoever builds a batch and writes it to conn
-	bw        *batchWriter // the batch being built and written; guarded by connMu
+	// lastWriteBy closes conn if the last write has not done so within
+	// lastWriteWait of the session's end; set by fail before the last
+	// write can start.
+	lastWriteBy *time.Timer
+	connMu      sync.Mutex   // held by whoever builds a batch and writes it to conn
+	bw          *batchWriter // the batch being built and written; guarded by connMu
 	// prefaceSent: the preface has gone out (guarded by connMu). A GOAWAY
-	// written by fail before the first batch must bring the preface along,
-	// or the peer reads the GOAWAY as a garbled preface and never learns why.
+	// written before the first batch must bring the preface along, or the
+	// peer reads the GOAWAY as a garbled preface and never learns why.
 	prefaceSent bool
 	loops       sync.WaitGroup
 
@@ -215,14 +234,14 @@ func (s *Session) openStream(ctx context.Context) (*Stream, error) {
 	if int(s.numStreams.Load()) >= s.cfg.MaxConcurrentStreams {
 		return nil, fmt.Errorf("mux: %d streams already open, the MaxConcurrentStreams limit: %w", s.cfg.MaxConcurrentStreams, ErrStreamRefused)
 	}
-	// The ID is taken under the writer's lock, in the same step that
+	// The ID is taken under the send queue's lock, in the same step that
 	// queues the OPEN: OPENs must reach the peer in ID order, and two
 	// goroutines opening at once would otherwise queue theirs the other
 	// way round, which the peer must treat as a protocol error.
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	id := s.nextID.Load()
 	if id > math.MaxInt32 {
-		s.wmu.Unlock()
+		s.sendMu.Unlock()
 		return nil, fmt.Errorf("mux: stream IDs are used up on this session; open a new session: %w", ErrSessionClosed)
 	}
 	s.nextID.Store(id + 2)
@@ -233,7 +252,7 @@ func (s *Session) openStream(ctx context.Context) (*Stream, error) {
 	if extra := s.cfg.InitialStreamWindow - frame.InitialStreamWindow; extra > 0 {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, extra)
 	}
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	return st, nil
 }
 
@@ -336,75 +355,61 @@ func (s *Session) fail(err error) {
 			s.err = &sessionEnded{cause: err}
 		}
 		s.errMu.Unlock()
-		// Tell the peer why, once the connection is free: a writer in
-		// the middle of a batch finishes it within microseconds. One
-		// stuck in a write (or one that failed and now waits for this
-		// very Do) means the connection is of no use anyway, so the wait
-		// is bounded.
-		var code frame.Code = frame.CodeNoError
-		var fe *frame.Error
-		var re *readError
-		switch {
-		case errors.As(err, &fe):
-			code = fe.Code
-		case err == ErrKeepAliveTimeout:
-			code = frame.CodeKeepalive
-		case errors.As(err, &re):
-			// Reading failed on this side (a TLS record that does not
-			// decrypt, say) while writing may still work: the peer
-			// learns that the fault is here.
-			code = frame.CodeInternal
-		}
-		if err == ErrSessionClosed || fe != nil || err == ErrKeepAliveTimeout || re != nil {
-			if s.lockConnWithin(100 * time.Millisecond) {
-				var msg []byte
-				if !s.prefaceSent {
-					msg = frame.AppendPreface(nil)
-					s.prefaceSent = true
-				}
-				_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				_, _ = s.conn.Write(frame.AppendGoAway(msg, code))
-				// Close before letting the writer in again: its next
-				// batch may start with the preface, which must not
-				// follow the GOAWAY.
-				_ = s.conn.Close()
-				s.connMu.Unlock()
-			}
+		code, tell := goAwayCode(err)
+		if tell {
+			// Tell the peer why: the GOAWAY is the last frame the session
+			// writes (lastWrite), after the batch being written, if any.
+			// A writer stuck in a write (the peer reads nothing) makes
+			// the connection of no use anyway, so the wait is bounded:
+			// the connection is closed after lastWriteWait regardless.
+			s.sendMu.Lock()
+			s.lastMsg = frame.AppendGoAway(nil, code)
+			s.sendMu.Unlock()
+			s.lastWriteBy = time.AfterFunc(lastWriteWait, func() { _ = s.conn.Close() })
 		}
 		close(s.done)
-		_ = s.conn.Close()
+		if !tell {
+			_ = s.conn.Close()
+		}
 		s.stopKeepalive()
 		s.endWriter()
 	})
 }
 
-// lockConnWithin takes connMu if it comes free within d, and reports
-// whether it did. It polls rather than blocks: the goroutine holding connMu
-// may itself be about to wait for the session's end (writeThrough calls
-// fail with connMu held), which must not deadlock with the caller.
-func (s *Session) lockConnWithin(d time.Duration) bool {
-	until := time.Now().Add(d)
-	for !s.connMu.TryLock() {
-		if time.Now().After(until) {
-			return false
-		}
-		time.Sleep(50 * time.Microsecond)
+// goAwayCode is the code of the GOAWAY that tells the peer why the session
+// ended with err, and whether one is sent: not after a failed write, nor
+// once the peer has closed the connection.
+func goAwayCode(err error) (frame.Code, bool) {
+	var fe *frame.Error
+	var re *readError
+	switch {
+	case err == ErrSessionClosed:
+		return frame.CodeNoError, true
+	case errors.As(err, &fe):
+		return fe.Code, true
+	case err == ErrKeepAliveTimeout:
+		return frame.CodeKeepalive, true
+	case errors.As(err, &re):
+		// Reading failed on this side (a TLS record that does not
+		// decrypt, say) while writing may still work: the peer learns
+		// that the fault is here.
+		return frame.CodeInternal, true
 	}
-	return true
+	return frame.CodeNoError, false
 }
 
 // queueCtrl appends a control frame to the writer's queue.
 func (s *Session) queueCtrl(appendFrame func([]byte) []byte) {
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	s.ctrl = appendFrame(s.ctrl)
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	s.signalWriter()
 }
 
 func (s *Session) queueReset(id uint32, code frame.Code) {
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	s.ctrl = frame.AppendReset(s.ctrl, id, code)
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	s.signalWriter()
 }
 
@@ -585,9 +590,9 @@ func (s *Session) handleOpen(id uint32) error {
 // ctrlFlooded fails when the answers queued for the peer pass
 // maxQueuedCtrl: the peer asks for more than it reads.
 func (s *Session) ctrlFlooded() error {
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	n := len(s.ctrl)
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	if n < maxQueuedCtrl {
 		return nil
 	}

@@ -314,8 +314,8 @@ func TestOpenCloseManyStreamsBaseline(t *testing.T) {
 			t.Errorf("%d streams left in the table with NumStreams() == 0", left)
 		}
 		tstEventually(t, "the writer's queues to drain", func() bool {
-			x.wmu.Lock()
-			defer x.wmu.Unlock()
+			x.sendMu.Lock()
+			defer x.sendMu.Unlock()
 			return x.sched.Len() == 0
 		})
 	}

@@ -42,7 +42,7 @@ type Stream struct {
 	writeMu sync.Mutex                // keeps one Write's bytes together on the wire
 	queued  atomic.Int64              // bytes in sq
 
-	sq sendQueue // frames waiting for the writer; guarded by s.wmu
+	sq sendQueue // frames waiting for the writer; guarded by s.sendMu
 }
 
 func newStream(s *Session, id uint32) *Stream {
@@ -273,9 +273,9 @@ func (st *Stream) reserve(want int) (int, error) {
 func (st *Stream) enqueue(bb *buffer) error {
 	s := st.s
 	n := int64(len(bb.B))
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	if st.sq.finQueued {
-		s.wmu.Unlock()
+		s.sendMu.Unlock()
 		s.giveCredit(n)
 		if err := st.writeErr(); err != nil {
 			return err
@@ -285,13 +285,13 @@ func (st *Stream) enqueue(bb *buffer) error {
 	st.sq.push(bb)
 	st.queued.Add(n)
 	s.sched.Push(&st.sq)
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	s.signalWriter()
 	return nil
 }
 
 // dropSendQueue discards queued payloads and returns how many bytes they
-// held. s.wmu is held.
+// held. s.sendMu is held.
 func (st *Stream) dropSendQueue() int64 {
 	n := st.sq.drop()
 	st.queued.Add(-n)
@@ -302,9 +302,9 @@ func (st *Stream) dropSendQueue() int64 {
 // held was never used on the wire, so it is given back.
 func (st *Stream) abortSend() {
 	s := st.s
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	n := st.dropSendQueue()
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	if n > 0 {
 		s.giveCredit(n)
 	}
@@ -341,7 +341,7 @@ func (st *Stream) CloseWrite() error {
 // stream end.
 func (st *Stream) queueFin(reset bool) {
 	s := st.s
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	switch {
 	case st.sq.finWritten:
 		if reset {
@@ -358,7 +358,7 @@ func (st *Stream) queueFin(reset bool) {
 		st.sq.resetAfterFin = st.sq.resetAfterFin || reset
 		s.sched.Push(&st.sq)
 	}
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	if !s.ctrlThrough() {
 		s.signalWriter()
 	}

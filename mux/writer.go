@@ -9,9 +9,11 @@ import (
 	"github.com/sluicehq/sluice/frame"
 )
 
-// The writer: batches of queued frames built under the session's wmu and
-// written with one writev under connMu, by sendLoop or, for a lone DATA
-// frame, by the writing goroutine itself (write-through).
+// The writer: batches of queued frames built under the session's sendMu and
+// written with one writev under connMu. Three paths write them: sendLoop,
+// and on the caller's own goroutine when the connection is free,
+// writeThrough (a Write's DATA frames) and ctrlThrough (control frames);
+// lastWrite writes the session's GOAWAY and closes the connection.
 
 // maxWriteFrames is how many DATA frames one Stream.Write may send in one
 // writev when it writes through: a relay that reads a socket in chunks of
@@ -31,35 +33,51 @@ const (
 // frame it is gone.
 const writerLinger = 100 * time.Millisecond
 
+// lastWriteWait bounds the session's last write (the GOAWAY that says why
+// it ended): the connection is closed this long after the end at the
+// latest, whether the GOAWAY went out or not.
+const lastWriteWait = 100 * time.Millisecond
+
 // sendLoop writes whatever is queued: control frames, and DATA of streams
 // whose Write found the connection busy. Batches are built and written
 // under connMu, so frames leave in the order they were taken from the queue,
 // whoever writes them. It runs only while the session has something to
 // write: signalWriter starts it, and it ends once nothing more has come for
 // writerLinger, so an idle session (most of an edge's agent sessions) holds
-// no writer goroutine and no stack for one.
+// no writer goroutine and no stack for one. The writer that runs when the
+// session ends does the session's last write as it stops.
 func (s *Session) sendLoop() {
 	defer s.loops.Done()
 	idle := time.NewTimer(writerLinger)
 	defer idle.Stop()
-	for {
-		if !s.writeQueued() {
-			s.retireWriter(true)
-			return
-		}
+	for s.writeQueued() {
 		idle.Reset(writerLinger)
 		select {
 		case <-s.wake:
 			continue
 		case <-s.done:
-			s.retireWriter(true)
+			s.retire(writerStopped)
 			return
 		case <-idle.C:
 		}
-		if s.retireWriter(false) {
+		if s.retire(writerLingered) {
 			return
 		}
 	}
+	s.retire(writerStopped)
+}
+
+// retire takes the writer through e (it lingered, or it stops), does the
+// session's last write if that falls to it, and reports whether the
+// writer returns.
+func (s *Session) retire(e writerEvent) bool {
+	switch s.writerStep(e) {
+	case writerGoOn:
+		return false
+	case writerLast:
+		s.lastWrite()
+	}
+	return true
 }
 
 // writeQueued writes batches until nothing is left queued; false if the
@@ -90,73 +108,76 @@ func (s *Session) writeQueued() bool {
 	}
 }
 
+// writerStep takes the writer's lifecycle through e (writerstate.go) and
+// returns what the caller must do. A goroutine it asks for is counted in
+// loops here, in the same step, so that Close cannot stop waiting before
+// it is started.
+func (s *Session) writerStep(e writerEvent) writerAction {
+	s.writerMu.Lock()
+	var act writerAction
+	s.writer, act = s.writer.on(e)
+	if act == writerStart || e == writerEnd && act == writerLast {
+		s.loops.Add(1)
+	}
+	s.writerMu.Unlock()
+	return act
+}
+
 // signalWriter makes sure the writer runs: it wakes the one that runs, or
 // starts one unless the session has ended.
 func (s *Session) signalWriter() {
-	s.writerMu.Lock()
-	defer s.writerMu.Unlock()
-	switch {
-	case s.writerOn:
-		s.writerAgain = true
+	switch s.writerStep(writerSignal) {
+	case writerStart:
+		go s.sendLoop()
+	case writerWake:
 		select {
 		case s.wake <- struct{}{}:
 		default:
 		}
-	case !s.writerEnded:
-		s.writerOn, s.writerAgain = true, false
-		s.loops.Add(1)
-		go s.sendLoop()
 	}
-}
-
-// retireWriter ends the writer's run and reports true; if the session is
-// over, the batch writer's buffers go back to their pool. A writer that
-// found nothing to do for writerLinger (force false) goes on instead, and
-// false is returned, when work was signalled meanwhile: the check and the
-// end are one step under writerMu, so a signalWriter either sees the writer
-// still on (and it goes on) or off (and starts a new one), and no queued
-// frame waits for a writer that has left.
-func (s *Session) retireWriter(force bool) bool {
-	s.writerMu.Lock()
-	if !force && s.writerAgain && !s.writerEnded {
-		s.writerAgain = false
-		s.writerMu.Unlock()
-		return false
-	}
-	s.writerOn = false
-	ended := s.writerEnded
-	s.writerMu.Unlock()
-	if ended {
-		s.releaseWriter()
-	}
-	return true
 }
 
 // endWriter is called once as the session ends: no writer starts after it,
-// and the buffers are released now if no writer runs, or by the writer as
-// it ends.
+// and the last write is left to the writer that runs, or done on a
+// goroutine of its own. fail may run under connMu (a write-through that
+// failed), so it cannot do it itself.
 func (s *Session) endWriter() {
-	s.writerMu.Lock()
-	s.writerEnded = true
-	running := s.writerOn
-	if !running {
-		s.loops.Add(1)
-	}
-	s.writerMu.Unlock()
-	if !running {
-		// fail may run under connMu (a write-through that failed): release
-		// from a goroutine that can wait for it.
+	if s.writerStep(writerEnd) == writerLast {
 		go func() {
 			defer s.loops.Done()
-			s.releaseWriter()
+			s.lastWrite()
 		}()
 	}
 }
 
-func (s *Session) releaseWriter() {
+// lastWrite is the last thing a session writes: the GOAWAY fail queued,
+// behind whatever the connection was in the middle of, unless a write has
+// failed (the peer could not tell where the GOAWAY starts); then the
+// connection is closed and every buffer still queued goes back to its pool.
+func (s *Session) lastWrite() {
 	s.connMu.Lock()
-	s.bw.releaseAll()
-	s.connMu.Unlock()
+	defer s.connMu.Unlock()
+	w := s.bw
+	s.sendMu.Lock()
+	var msg []byte
+	if s.lastMsg != nil && !w.broken {
+		if !s.prefaceSent {
+			msg = frame.AppendPreface(msg)
+		}
+		// The rest of control frames a non-blocking write began.
+		msg = append(msg, s.ctrl[:w.ctrlBegun]...)
+		msg = append(msg, s.lastMsg...)
+	}
+	s.sendMu.Unlock()
+	if msg != nil {
+		s.prefaceSent = true
+		_, _ = s.conn.Write(msg)
+	}
+	if s.lastWriteBy != nil {
+		s.lastWriteBy.Stop()
+	}
+	_ = s.conn.Close()
+	w.releaseAll()
 }
 
 func (s *Session) failWrite(err error) {
@@ -207,6 +228,13 @@ type batchWriter struct {
 	// owed: a TryWrite left bytes in the connection that only a Flush or
 	// the next write sends.
 	owed bool
+	// ctrlBegun is how many bytes at the head of the session's ctrl finish
+	// control frames a non-blocking write began (ctrlThrough): they go
+	// before anything else, the session's last GOAWAY included.
+	ctrlBegun int
+	// broken: a write failed, so the peer cannot know where the next
+	// frame would start; lastWrite writes nothing more.
+	broken bool
 }
 
 // buffersWriter is a connection that writes a batch's pieces without their
@@ -251,47 +279,47 @@ func newBatchWriter(s *Session) *batchWriter {
 }
 
 // build takes queued frames into the batch; false if there were none.
-// Each scheduled stream gives one frame per batch; a stream with more to
-// send goes back behind the streams not reached yet.
+// Every stream scheduled when it starts gives at most one turn (a DATA
+// frame, its CLOSE, or both), in the scheduler's order.
 func (w *batchWriter) build() bool {
 	s := w.s
 	w.reset()
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	w.takeCtrl()
 	budget := maxBatchBytes
 	for turns := s.sched.Len(); turns > 0 && budget > 0 && w.frames < maxBatchFrames; turns-- {
-		q := s.sched.Pop()
-		st := q.st
-		if q.hasData() {
-			bb := q.pop()
-			n := len(bb.B)
-			st.queued.Add(-int64(n))
-			start := len(w.hdrs)
-			w.hdrs = frame.AppendData(w.hdrs, st.id, n)
-			w.iov = append(w.iov, w.hdrs[start:], bb.B)
-			w.release = append(w.release, bb)
-			budget -= n
-			w.frames++
-			s.stats.bytesSent.Add(uint64(n))
-			st.wakeWriter()
-		}
-		if q.finDue() {
-			q.finWritten = true
-			start := len(w.hdrs)
-			w.hdrs = frame.AppendClose(w.hdrs, st.id)
-			w.frames++
-			if q.resetAfterFin {
-				w.hdrs = frame.AppendReset(w.hdrs, st.id, frame.CodeCancel)
-				w.frames++
-			}
-			w.iov = append(w.iov, w.hdrs[start:])
-		}
-		if q.hasData() {
-			s.sched.Push(q)
-		}
+		f, _ := nextFrame(s.sched)
+		budget -= w.appendFrame(f)
 	}
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	return len(w.iov) > 0
+}
+
+// appendFrame adds one turn of a stream to the batch and returns the DATA
+// bytes it carries. s.sendMu is held.
+func (w *batchWriter) appendFrame(f outFrame) int {
+	id := f.st.id
+	start := len(w.hdrs)
+	n := 0
+	if f.data != nil {
+		n = len(f.data.B)
+		w.hdrs = frame.AppendData(w.hdrs, id, n)
+		w.iov = append(w.iov, w.hdrs[start:], f.data.B)
+		w.release = append(w.release, f.data)
+		w.frames++
+		w.s.stats.bytesSent.Add(uint64(n))
+		start = len(w.hdrs)
+	}
+	if f.fin {
+		w.hdrs = frame.AppendClose(w.hdrs, id)
+		w.frames++
+		if f.reset {
+			w.hdrs = frame.AppendReset(w.hdrs, id, frame.CodeCancel)
+			w.frames++
+		}
+		w.iov = append(w.iov, w.hdrs[start:])
+	}
+	return n
 }
 
 // reset empties the batch. connMu is held.
@@ -301,10 +329,11 @@ func (w *batchWriter) reset() {
 	w.frames = 0
 }
 
-// takeCtrl moves the queued control frames into the batch. s.wmu is held.
+// takeCtrl moves the queued control frames into the batch. s.sendMu is held.
 func (w *batchWriter) takeCtrl() {
 	s := w.s
 	if len(s.ctrl) > 0 {
+		w.ctrlBegun = 0
 		w.ctrl, s.ctrl, w.spare = s.ctrl, w.spare[:0], nil
 		w.iov = append(w.iov, w.ctrl)
 		w.frames++ // counted as one; exact counts are not worth a parse
@@ -317,8 +346,8 @@ func (w *batchWriter) takeCtrl() {
 func (w *batchWriter) buildThrough(st *Stream, p []byte) bool {
 	s := w.s
 	w.reset()
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	if s.sched.Len() > 0 || st.sq.scheduled || st.sq.finQueued {
 		return false
 	}
@@ -360,6 +389,7 @@ func (w *batchWriter) write() error {
 	s.stats.framesSent.Add(uint64(w.frames))
 	w.releaseBuffers()
 	w.owed = false // a write sends what a TryWrite held first
+	w.broken = w.broken || err != nil
 	return err
 }
 
@@ -369,10 +399,12 @@ func (w *batchWriter) flushOwed() error {
 		return nil
 	}
 	w.owed = false
-	if err := w.armDeadline(); err != nil {
-		return err
+	err := w.armDeadline()
+	if err == nil {
+		err = w.tw.Flush()
 	}
-	return w.tw.Flush()
+	w.broken = w.broken || err != nil
+	return err
 }
 
 // armDeadline gives the blocking write about to start WriteTimeout to
@@ -403,8 +435,8 @@ func (w *batchWriter) releaseBuffers() {
 func (w *batchWriter) releaseAll() {
 	w.releaseBuffers()
 	s := w.s
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	for q := s.sched.Pop(); q != nil; q = s.sched.Pop() {
 		q.st.dropSendQueue()
 	}
@@ -426,15 +458,16 @@ func (s *Session) ctrlThrough() bool {
 	if !s.prefaceSent || w.spare == nil {
 		return false
 	}
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	if s.sched.Len() > 0 || len(s.ctrl) == 0 {
-		s.wmu.Unlock()
+		s.sendMu.Unlock()
 		return false
 	}
 	b := s.ctrl
 	s.ctrl, w.spare = w.spare[:0], nil
-	s.wmu.Unlock()
+	s.sendMu.Unlock()
 	if w.tw != nil {
+		w.ctrlBegun = 0 // the connection takes b whole, or holds it
 		return w.tryWriteHeld(b)
 	}
 	n := w.raw.tryWrite(b)
@@ -444,14 +477,18 @@ func (s *Session) ctrlThrough() bool {
 	}
 	if n == len(b) {
 		w.spare = b[:0]
+		w.ctrlBegun = 0
 		return true
 	}
 	// The socket took part of it: the rest goes first in the writer's
 	// next batch. connMu is still held, so nothing can come between.
-	s.wmu.Lock()
+	s.sendMu.Lock()
 	rest := append(b[:0:0], b[n:]...)
 	s.ctrl = append(rest, s.ctrl...)
-	s.wmu.Unlock()
+	if n > 0 {
+		w.ctrlBegun = len(rest)
+	}
+	s.sendMu.Unlock()
 	w.spare = b[:0]
 	return false
 }
@@ -466,6 +503,7 @@ func (w *batchWriter) tryWriteHeld(b []byte) bool {
 	s.stats.batches.Add(1)
 	s.stats.framesSent.Add(1) // counted as one, as in a batch
 	if err != nil {
+		w.broken = true
 		s.failWrite(err)
 		return true // nothing more can be written; the session is ending
 	}

@@ -1,11 +1,13 @@
 package mux
 
-// Write scheduling: which stream's data goes out next. Each stream queues
+// Write scheduling: which stream's frame goes out next. Each stream queues
 // its DATA payloads (and its CLOSE) in a sendQueue; a writeScheduler holds
-// the queues that have something to send and hands them to the writer one
-// at a time. The writer takes one frame from each queue it pops and pushes
-// the queue back if more is waiting, so a bulk stream cannot starve a
-// small request. Everything here is guarded by the session's wmu.
+// the queues that have something to send, and nextFrame hands the writer
+// one turn of the queue whose turn it is, then puts the queue back behind
+// the others if more is waiting, so a bulk stream cannot starve a small
+// request. What a turn carries (a payload, the CLOSE, a RESET after it) is
+// decided here; the writer only appends it to its batch. Everything here
+// is guarded by the session's sendMu.
 
 // writeScheduler orders the streams that have frames to send.
 type writeScheduler interface {
@@ -16,6 +18,47 @@ type writeScheduler interface {
 	Pop() *sendQueue
 	// Len is the number of queues scheduled.
 	Len() int
+}
+
+// outFrame is one turn of a stream: its oldest queued DATA payload, its
+// CLOSE, or both, in that order.
+type outFrame struct {
+	st    *Stream
+	data  *buffer // a DATA payload, or nil
+	fin   bool    // the stream's CLOSE goes out
+	reset bool    // a RESET(CANCEL) right after the CLOSE: the peer was still sending
+}
+
+// nextFrame takes the next turn from the queue at the front of sched; ok
+// is false if no queue is scheduled. A turn may be empty: a stream reset
+// while scheduled has nothing left to send.
+func nextFrame(sched writeScheduler) (f outFrame, ok bool) {
+	q := sched.Pop()
+	if q == nil {
+		return outFrame{}, false
+	}
+	f = q.next()
+	if q.hasData() {
+		sched.Push(q)
+	}
+	return f, true
+}
+
+// next takes the queue's next turn: its oldest payload, and the CLOSE once
+// no payload is left before it. Taking a payload makes room in the
+// stream's queue, so a Write blocked on it is woken.
+func (q *sendQueue) next() outFrame {
+	f := outFrame{st: q.st}
+	if q.hasData() {
+		f.data = q.pop()
+		q.st.queued.Add(-int64(len(f.data.B)))
+		q.st.wakeWriter()
+	}
+	if q.finDue() {
+		q.finWritten = true
+		f.fin, f.reset = true, q.resetAfterFin
+	}
+	return f
 }
 
 // sendQueue is one stream's frames waiting for the writer, oldest first.

@@ -108,3 +108,71 @@ func TestSendQueueDrop(t *testing.T) {
 		t.Fatalf("after drop: hasData %v finQueued %v finWritten %v finDue %v", q.hasData(), q.finQueued, q.finWritten, q.finDue())
 	}
 }
+
+// TestNextFrameTurns: the scheduler hands out one turn per stream in
+// order; a stream's CLOSE rides with its last payload, the RESET of a
+// Close with the peer still sending follows the CLOSE, and the queue
+// leaves the scheduler once its CLOSE is out.
+func TestNextFrameTurns(t *testing.T) {
+	type turn struct {
+		id        uint32
+		data      int // payload bytes, 0 for none
+		fin, rset bool
+	}
+	qs := tstQueues(2, 1, 0)
+	qs[0].finQueued = true // CloseWrite after two payloads
+	// Close with the peer still sending: CLOSE, then RESET.
+	qs[1].finQueued, qs[1].resetAfterFin = true, true
+	qs[2].finQueued = true // CloseWrite with nothing queued
+	var rr roundRobin
+	for _, q := range qs {
+		q.st.queued.Store(int64(len(q.bufs)))
+		rr.Push(q)
+	}
+	var got []turn
+	for {
+		f, ok := nextFrame(&rr)
+		if !ok {
+			break
+		}
+		tu := turn{id: f.st.id, fin: f.fin, rset: f.reset}
+		if f.data != nil {
+			tu.data = len(f.data.B)
+			putBuf(f.data)
+		}
+		got = append(got, tu)
+	}
+	want := []turn{
+		{1, 1, false, false},
+		{3, 1, true, true},
+		{5, 0, true, false},
+		{1, 1, true, false},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("turns %v, want %v", got, want)
+	}
+	for _, q := range qs {
+		if n := q.st.queued.Load(); n != 0 {
+			t.Errorf("stream %d: %d bytes still counted as queued after its payloads went", q.st.id, n)
+		}
+		if !q.finWritten || q.finDue() {
+			t.Errorf("stream %d: CLOSE not marked written", q.st.id)
+		}
+	}
+}
+
+// TestNextFrameAfterDrop: a stream reset while scheduled gives one empty
+// turn and leaves the scheduler; nothing of it goes out.
+func TestNextFrameAfterDrop(t *testing.T) {
+	qs := tstQueues(3)
+	var rr roundRobin
+	rr.Push(qs[0])
+	qs[0].drop()
+	f, ok := nextFrame(&rr)
+	if !ok || f.data != nil || f.fin || f.reset {
+		t.Fatalf("turn of a dropped queue: %+v, %v; want an empty turn", f, ok)
+	}
+	if _, ok := nextFrame(&rr); ok || rr.Len() != 0 {
+		t.Fatalf("a dropped queue stayed scheduled (Len %d)", rr.Len())
+	}
+}

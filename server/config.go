@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/internal/cfgerr"
+	"github.com/sluicehq/sluice/internal/proxyproto"
+	"github.com/sluicehq/sluice/internal/statedir"
 	"github.com/sluicehq/sluice/mux"
 )
 
@@ -73,6 +75,10 @@ type Config struct {
 	// MaxHeaderBytes bounds the request headers of a public HTTP client.
 	// Zero means 64 KiB.
 	MaxHeaderBytes int
+	// DrainTimeout bounds a graceful stop: when Serve's context ends, the
+	// requests and connections in flight get this long to finish before
+	// they are cut. Zero means DefaultDrainTimeout; negative, no drain.
+	DrainTimeout time.Duration
 	// HandshakeTimeout bounds an agent's TLS handshake, preface, hello and
 	// auth. Zero means 5 s.
 	HandshakeTimeout time.Duration
@@ -134,62 +140,37 @@ func configErr(field, format string, args ...any) error {
 }
 
 // Validate reports the first field of c that New would refuse, as a
-// *ConfigError, without opening any listener.
-func (c Config) Validate() error { return c.validate() }
-
-// validate checks the fields a caller must set or may set wrongly. It runs
-// before setDefaults, so a zero field means "not set".
-func (c *Config) validate() error {
-	if c.Listen == "" {
-		return configErr("Listen", "no agent listen address: give host:port, e.g. 0.0.0.0:7835")
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return configErr("Listen", "%q: %v: write it as host:port", c.Listen, err)
-	}
-	if len(c.Tokens) == 0 && len(c.TokenRules) == 0 {
-		return configErr("Tokens", "no token configured: give at least one secret that agents must present (in Tokens or TokenRules)")
-	}
-	for i, r := range c.TokenRules {
-		if _, err := compileRule(r, c.Domain); err != nil {
-			return configErr("TokenRules", "entry %d: %v", i+1, err)
-		}
-	}
-	for _, tok := range c.Tokens {
-		if tok == "" {
-			return configErr("Tokens", "an empty token is not allowed: every agent must present a secret")
-		}
-	}
-	if (c.HTTP != "" || c.HTTPListener != nil || c.HTTPS != "" || c.HTTPSListener != nil) && c.Domain == "" {
-		return configErr("Domain", "HTTP ingress needs a domain: tunnels answer at NAME.DOMAIN (e.g. localhost, or tunnels.example.com)")
-	}
-	if c.TCPPortMin < 0 || c.TCPPortMax > 65535 || c.TCPPortMin > c.TCPPortMax || (c.TCPPortMin == 0) != (c.TCPPortMax == 0) {
-		return configErr("TCPPortMin", "TCP port range %d-%d is invalid: give MIN-MAX within 1-65535, or both zero for any port", c.TCPPortMin, c.TCPPortMax)
-	}
-	if c.PublicHTTPPort < 0 || c.PublicHTTPPort > 65535 {
-		return configErr("PublicHTTPPort", "%d is not a port: give 1-65535, or 0 for the HTTP listener's port", c.PublicHTTPPort)
-	}
-	if err := c.Mux.Validate(); err != nil {
-		return err // a *ConfigError of package mux, naming its field
-	}
-	if err := c.validateHTTPS(); err != nil {
-		return err
-	}
-	if err := c.validateAdmin(); err != nil {
-		return err
-	}
-	return c.validateL4()
+// *ConfigError, without opening any listener. Fields left zero take their
+// defaults first, as in New.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
 }
 
 // edgeAcceptBacklog is the accept backlog of the edge's agent sessions.
 const edgeAcceptBacklog = 4
 
 // setDefaults fills every field left zero, one by one, so a partly filled
-// Config is normal.
+// Config is normal. Defaults that depend on another field follow what the
+// caller set there; a field set wrongly is left for validate to name.
 func (c *Config) setDefaults() {
 	if c.HTTPListener != nil {
 		c.HTTP = c.HTTPListener.Addr().String()
 	}
-	c.setHTTPSDefaults()
+	if c.HTTPSListener != nil {
+		c.HTTPS = c.HTTPSListener.Addr().String()
+	}
+	// HTTPS without a static certificate gets its certificates over ACME,
+	// from Let's Encrypt unless told otherwise, and keeps them in the
+	// per-user state directory.
+	if c.HTTPS != "" && c.HTTPSCertFile == "" && c.HTTPSKeyFile == "" {
+		if c.ACMEDirectory == "" {
+			c.ACMEDirectory = DefaultACMEDirectory
+		}
+		if c.StateDir == "" {
+			c.StateDir, _ = statedir.Default() // validate names the failure
+		}
+	}
 	c.Limits.setDefaults()
 	// An agent opens one stream, the control stream, and the edge refuses
 	// any other: a backlog of 1,024 would cost 8 KiB per session for
@@ -209,11 +190,14 @@ func (c *Config) setDefaults() {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.TCPHost == "" {
-		c.TCPHost, _, _ = net.SplitHostPort(c.Listen) // validate checked it
+		c.TCPHost, _, _ = net.SplitHostPort(c.Listen) // validate names a bad Listen
 	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.TCPHost
@@ -221,8 +205,118 @@ func (c *Config) setDefaults() {
 			c.PublicHost = c.Domain
 		}
 	}
+	if c.UDPIdleTimeout == 0 {
+		c.UDPIdleTimeout = DefaultUDPIdleTimeout
+	}
+	if c.UDPMaxFlows == 0 {
+		c.UDPMaxFlows = DefaultUDPMaxFlows
+	}
+	if c.UDPFlowQueue == 0 {
+		c.UDPFlowQueue = DefaultUDPFlowQueue
+	}
+	if c.UDPQueueBytes == 0 {
+		c.UDPQueueBytes = DefaultUDPQueueBytes
+	}
+	if c.ProxyHeaderTimeout <= 0 {
+		c.ProxyHeaderTimeout = proxyproto.DefaultHeaderTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	c.setL4Defaults()
+}
+
+// validate names the first field that cannot work, once setDefaults has
+// filled the zero ones: each error names one field and says what to give.
+func (c *Config) validate() error {
+	// Agents and their tokens.
+	if c.Listen == "" {
+		return configErr("Listen", "no agent listen address: give host:port, e.g. 0.0.0.0:7835")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return configErr("Listen", "%q: %v: write it as host:port", c.Listen, err)
+	}
+	if len(c.Tokens) == 0 && len(c.TokenRules) == 0 {
+		return configErr("Tokens", "no token configured: give at least one secret that agents must present (in Tokens or TokenRules)")
+	}
+	for i, r := range c.TokenRules {
+		if _, err := compileRule(r, c.Domain); err != nil {
+			return configErr("TokenRules", "entry %d: %v", i+1, err)
+		}
+	}
+	for _, tok := range c.Tokens {
+		if tok == "" {
+			return configErr("Tokens", "an empty token is not allowed: every agent must present a secret")
+		}
+	}
+	if err := c.Mux.Validate(); err != nil {
+		return err // a *ConfigError of package mux, naming its field
+	}
+
+	// HTTP and HTTPS ingress.
+	if (c.HTTP != "" || c.HTTPS != "") && c.Domain == "" {
+		return configErr("Domain", "HTTP ingress needs a domain: tunnels answer at NAME.DOMAIN (e.g. localhost, or tunnels.example.com)")
+	}
+	if c.PublicHTTPPort < 0 || c.PublicHTTPPort > 65535 {
+		return configErr("PublicHTTPPort", "%d is not a port: give 1-65535, or 0 for the HTTP listener's port", c.PublicHTTPPort)
+	}
+	static := c.HTTPSCertFile != "" || c.HTTPSKeyFile != ""
+	if c.HTTPS == "" {
+		switch {
+		case static:
+			return configErr("HTTPSCertFile", "a certificate is given but there is no HTTPS ingress: set HTTPS too")
+		case c.ACMEDirectory != "" || c.ACMEEmail != "":
+			return configErr("ACMEDirectory", "ACME is configured but there is no HTTPS ingress: set HTTPS too")
+		case c.HTTPPlain:
+			return configErr("HTTPPlain", "keeping plain HTTP beside HTTPS means nothing without an HTTPS ingress: set HTTPS, or drop HTTPPlain")
+		}
+	} else {
+		if c.PublicHTTPSPort < 0 || c.PublicHTTPSPort > 65535 {
+			return configErr("PublicHTTPSPort", "%d is outside 1-65535", c.PublicHTTPSPort)
+		}
+		switch {
+		case static && (c.HTTPSCertFile == "" || c.HTTPSKeyFile == ""):
+			return configErr("HTTPSKeyFile", "a static certificate needs both its certificate and its key file")
+		case static && (c.ACMEDirectory != "" || c.ACMEEmail != ""):
+			return configErr("ACMEDirectory", "a static certificate and ACME exclude each other: drop one")
+		case !static && c.StateDir == "":
+			_, err := statedir.Default()
+			return cfgerr.Wrap("server", "StateDir", err)
+		}
+	}
+
+	// TCP and UDP tunnels.
+	if c.TCPPortMin < 0 || c.TCPPortMax > 65535 || c.TCPPortMin > c.TCPPortMax || (c.TCPPortMin == 0) != (c.TCPPortMax == 0) {
+		return configErr("TCPPortMin", "TCP port range %d-%d is invalid: give MIN-MAX within 1-65535, or both zero for any port", c.TCPPortMin, c.TCPPortMax)
+	}
+	if c.UDPPortMin < 0 || c.UDPPortMax > 65535 || c.UDPPortMin > c.UDPPortMax || (c.UDPPortMin == 0) != (c.UDPPortMax == 0) {
+		return configErr("UDPPortMin", "UDP port range %d-%d is invalid: give MIN-MAX within 1-65535, or both zero for any port", c.UDPPortMin, c.UDPPortMax)
+	}
+	if c.UDPIdleTimeout < 0 {
+		return configErr("UDPIdleTimeout", "%v is negative: give a duration, or 0 for one minute", c.UDPIdleTimeout)
+	}
+	if c.UDPMaxFlows < 0 {
+		return configErr("UDPMaxFlows", "%d is negative: give a number of flows, or 0 for %d", c.UDPMaxFlows, DefaultUDPMaxFlows)
+	}
+	if c.UDPFlowQueue < 0 {
+		return configErr("UDPFlowQueue", "%d is negative: give a number of datagrams, or 0 for %d", c.UDPFlowQueue, DefaultUDPFlowQueue)
+	}
+	if c.UDPQueueBytes < 0 {
+		return configErr("UDPQueueBytes", "%d is negative: give a number of bytes, or 0 for %d", c.UDPQueueBytes, DefaultUDPQueueBytes)
+	}
+	for _, p := range c.AcceptProxyProtocol {
+		if !p.IsValid() {
+			return configErr("AcceptProxyProtocol", "an entry is not a valid prefix: give CIDRs such as 10.0.0.0/8")
+		}
+	}
+
+	// The admin view.
+	if c.Admin != "" {
+		if _, _, err := net.SplitHostPort(c.Admin); err != nil {
+			return configErr("Admin", "%q: %v: write it as host:port, e.g. 127.0.0.1:7836", c.Admin, err)
+		}
+		if c.AdminToken == "" {
+			return configErr("AdminToken", "the admin view needs a bearer token: it lists every agent's address")
+		}
+	}
+	return nil
 }

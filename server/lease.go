@@ -16,10 +16,10 @@ import (
 // names (about 2^17) and ports is large enough to hold a day's leases.
 const DefaultReclaimGrace = 24 * time.Hour
 
-// LeaseFile returns the file under stateDir that holds the leases of the
+// leaseFile returns the file under stateDir that holds the leases of the
 // edge whose agents connect to listen; "" when listen has no fixed port,
 // since an edge on a random port has no identity to come back to.
-func LeaseFile(stateDir, listen string) string {
+func leaseFile(stateDir, listen string) string {
 	_, port, err := net.SplitHostPort(listen)
 	if stateDir == "" || err != nil || port == "" || port == "0" {
 		return ""
@@ -28,12 +28,12 @@ func LeaseFile(stateDir, listen string) string {
 }
 
 // openRegistry opens the lease store of the state directory and loads it.
-func (s *Server) openRegistry() (*Registry, error) {
+func (s *Server) openRegistry() (*registry, error) {
 	saveFailed := func(err error) {
 		s.log.Error("saving a lease failed: an edge restart may lose it", "err", err)
 	}
 	var store leasestore.Store
-	if file := LeaseFile(s.cfg.StateDir, s.cfg.Listen); file != "" {
+	if file := leaseFile(s.cfg.StateDir, s.cfg.Listen); file != "" {
 		f, err := leasestore.OpenFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("server: state directory %s: %w: give each edge its own state directory", s.cfg.StateDir, err)
@@ -43,7 +43,7 @@ func (s *Server) openRegistry() (*Registry, error) {
 	} else if s.cfg.StateDir != "" {
 		s.log.Warn("leases kept in memory only: the agent address has no fixed port", "listen", s.cfg.Listen)
 	}
-	reg, err := NewRegistry(s.cfg.ReclaimGrace, store)
+	reg, err := newRegistry(s.cfg.ReclaimGrace, store)
 	if err != nil {
 		if store != nil {
 			store.Close()
@@ -51,7 +51,7 @@ func (s *Server) openRegistry() (*Registry, error) {
 		return nil, fmt.Errorf("server: loading leases: %w", err)
 	}
 	reg.onErr = saveFailed
-	if n := reg.Leases(); n > 0 {
+	if n := reg.leaseCount(); n > 0 {
 		s.log.Info("leases loaded", "count", n, "state_dir", s.cfg.StateDir)
 	}
 	return reg, nil

@@ -77,7 +77,7 @@ func TestRandomNameComesBackWithItsLease(t *testing.T) {
 	sess, ctrl := handshake(t, s)
 	a := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
 	waitGone(t, s, sess)
-	if !s.reg.Reserved(a.Hostname) {
+	if !s.reg.isReserved(a.Hostname) {
 		t.Fatalf("%s is not reserved after its agent left", a.Hostname)
 	}
 	_, ctrl2 := handshake(t, s)
@@ -104,7 +104,7 @@ func TestLiveNameRefusedEvenToTheSameToken(t *testing.T) {
 	expectRefused(t, ctrl2, control.Register{Ref: 1, Kind: control.KindHTTP, Name: "shared"}, control.CodeNameTaken,
 		"shared.localhost", "held by a live agent at 127.0.0.1:", "since", "take it over")
 	// The first agent still serves the name.
-	if ep, ok := s.reg.Host("shared.localhost"); !ok || ep.pick().url != a.URL {
+	if ep, ok := s.reg.host("shared.localhost"); !ok || ep.pick().url != a.URL {
 		t.Fatal("the refused claim disturbed the holder")
 	}
 }
@@ -128,7 +128,7 @@ func TestLeaseReplacesTheSameAgentsHalfDeadSession(t *testing.T) {
 	if b.Port != a.Port {
 		t.Fatalf("lease reclaimed port %d, want %d", b.Port, a.Port)
 	}
-	ep, _ := s.reg.Port(a.Port)
+	ep, _ := s.reg.port(a.Port)
 	if ep.size() != 1 || ep.pick().id != b.Tunnel {
 		t.Fatalf("the port routes to %d members, want only the new session's tunnel", ep.size())
 	}
@@ -211,7 +211,7 @@ func TestPooledAgentsShareRequests(t *testing.T) {
 	}
 	// The name stays up while one member is connected.
 	waitGone(t, s, sessA)
-	if ep, ok := s.reg.Host("pool.localhost"); !ok || ep.size() != 1 {
+	if ep, ok := s.reg.host("pool.localhost"); !ok || ep.size() != 1 {
 		t.Fatal("the pool went down with one of its two agents")
 	}
 }
@@ -246,7 +246,7 @@ func TestLeasesSurviveAnEdgeRestart(t *testing.T) {
 	}
 
 	s2 := startServer(t, cfg)
-	if n := s2.reg.Leases(); n != 2 {
+	if n := s2.reg.leaseCount(); n != 2 {
 		t.Fatalf("the restarted edge loaded %d leases, want 2", n)
 	}
 	_, ctrl2 := handshake(t, s2)
@@ -316,4 +316,48 @@ func freeTCPPortB(b *testing.B) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestLeasesPerOwnerAreBounded: an agent restarted in a loop gets a new
+// random name each time; past the owner's max_leases, each new lease evicts
+// the owner's offline lease that went offline first, so one token cannot
+// hoard the name space. Live leases stay.
+func TestLeasesPerOwnerAreBounded(t *testing.T) {
+	const max = 3
+	s := startServer(t, func(c *Config) {
+		c.Tokens = nil
+		c.TokenRules = []TokenRule{{Token: "T", Owner: "loop", MaxLeases: max}, {Token: "U", Owner: "other"}}
+	})
+	_, otherCtrl := agentAs(t, s, "U")
+	other := expectAssigned(t, otherCtrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+	live, liveCtrl := handshake(t, s)
+	kept := expectAssigned(t, liveCtrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+	var names []string
+	for range 6 {
+		sess, ctrl := handshake(t, s)
+		a := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
+		names = append(names, a.Hostname)
+		waitGone(t, s, sess)
+	}
+	if n := s.reg.leaseCount(); n != max+1 {
+		t.Fatalf("%d leases held, want %d: %d for the looping owner (one live), 1 for the other", n, max+1, max)
+	}
+	// The live lease and the two newest offline ones stay; older ones went.
+	for _, h := range names[:4] {
+		if s.reg.isReserved(h) {
+			t.Errorf("%s, among the first to go offline, is still leased", h)
+		}
+	}
+	for _, h := range names[4:] {
+		if !s.reg.isReserved(h) {
+			t.Errorf("%s, among the last to go offline, lost its lease", h)
+		}
+	}
+	if _, ok := s.reg.host(kept.Hostname); !ok {
+		t.Errorf("the live tunnel %s lost its route", kept.Hostname)
+	}
+	if _, ok := s.reg.host(other.Hostname); !ok {
+		t.Errorf("another owner's tunnel %s lost its route", other.Hostname)
+	}
+	live.Close()
 }

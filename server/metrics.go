@@ -31,15 +31,20 @@ type edgeMetrics struct {
 	s *Server
 
 	requests  *prometheus.CounterVec
+	grpc      *prometheus.CounterVec
 	durations *prometheus.HistogramVec
 	refused   *prometheus.CounterVec
 
 	sessionsDesc, agentsDesc, tunnelsDesc, streamsDesc *prometheus.Desc
 	rttDesc, tunnelRTTDesc                             *prometheus.Desc
 	bytesDesc, tunnelStreamsDesc, certDesc             *prometheus.Desc
+	udpDropsDesc                                       *prometheus.Desc
 
 	mu    sync.Mutex
 	certs []certSource
+	// hosts are the tunnels with per-request series; a scrape removes the
+	// series of those neither routed nor leased any more (sweep).
+	hosts map[string]struct{}
 }
 
 // certSource names a set of certificates whose expiry is exported: the
@@ -62,6 +67,10 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 			Name: "sluice_edge_http_requests_total",
 			Help: "Public HTTP requests proxied to an HTTP tunnel, by tunnel and status class (1xx..5xx).",
 		}, []string{"tunnel", "class"}),
+		grpc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_edge_grpc_requests_total",
+			Help: "Public gRPC calls proxied to an HTTP tunnel, by tunnel and gRPC status code name (from grpc-status; a call that ended without one counts as its HTTP class would: UNKNOWN).",
+		}, []string{"tunnel", "code"}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_edge_http_request_duration_seconds",
 			Help:    "Time from a public HTTP request's arrival until its response was fully sent, by tunnel.",
@@ -79,12 +88,14 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 		tunnelRTTDesc:     prometheus.NewDesc("sluice_edge_tunnel_rtt_seconds", "Latest keepalive round trip of the session carrying a tunnel.", []string{"tunnel", "url"}, nil),
 		bytesDesc:         prometheus.NewDesc("sluice_edge_tunnel_bytes_total", "Bytes a tunnel carried, counted while connections are open; direction in is from public clients toward the agent, out is back. Starts over when the tunnel re-registers.", []string{"tunnel", "url", "kind", "direction"}, nil),
 		tunnelStreamsDesc: prometheus.NewDesc("sluice_edge_tunnel_streams_open", "Streams open to a tunnel's agent (public TCP connections, or pooled HTTP proxy connections).", []string{"tunnel", "url"}, nil),
-		certDesc:          prometheus.NewDesc("sluice_edge_certificate_expiry_timestamp_seconds", "When a certificate the edge serves expires (Unix time), by listener and subject.", []string{"listener", "subject"}, nil),
+		certDesc:          prometheus.NewDesc("sluice_edge_certificate_expiry_timestamp_seconds", "When a certificate the edge serves expires (Unix time), by listener, name (its first DNS name, else its common name) and subject.", []string{"listener", "name", "subject"}, nil),
+		udpDropsDesc:      prometheus.NewDesc("sluice_edge_udp_datagrams_dropped_total", "Public datagrams a UDP tunnel's port dropped at the edge's bounds, by reason (flow_limit, no_agent, policy, byte_budget, flow_queue).", []string{"tunnel", "url", "reason"}, nil),
+		hosts:             map[string]struct{}{},
 	}
 	if tc := s.cfg.TLS; tc != nil {
 		m.addCertSource("agents", func() []*x509.Certificate { return leaves(tc.Certificates) })
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.durations, m.refused, m} {
+	for _, c := range []prometheus.Collector{m.requests, m.grpc, m.durations, m.refused, m} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -122,7 +133,7 @@ func (m *edgeMetrics) watchHTTPS(tc *tls.Config) {
 		defer mu.Unlock()
 		var out []*x509.Certificate
 		for name, leaf := range issued {
-			if _, ok := m.s.reg.Host(name); !ok {
+			if _, ok := m.s.reg.host(name); !ok {
 				delete(issued, name)
 				continue
 			}
@@ -154,7 +165,7 @@ func (m *edgeMetrics) addCertSource(listener string, leaves func() []*x509.Certi
 
 // Describe implements prometheus.Collector.
 func (m *edgeMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.sessionsDesc, m.agentsDesc, m.tunnelsDesc, m.streamsDesc, m.rttDesc, m.tunnelRTTDesc, m.bytesDesc, m.tunnelStreamsDesc, m.certDesc} {
+	for _, d := range []*prometheus.Desc{m.sessionsDesc, m.agentsDesc, m.tunnelsDesc, m.streamsDesc, m.rttDesc, m.tunnelRTTDesc, m.bytesDesc, m.tunnelStreamsDesc, m.certDesc, m.udpDropsDesc} {
 		ch <- d
 	}
 }
@@ -169,7 +180,7 @@ type tunnelSeries struct {
 // Collect implements prometheus.Collector: it reads the live sessions.
 func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
 	var sessions, streams int
-	owners := map[Owner]struct{}{}
+	owners := map[ownerID]struct{}{}
 	kinds := map[control.Kind]int{control.KindHTTP: 0, control.KindTCP: 0}
 	// Keyed by URL: while a reconnected agent takes its tunnel over from
 	// a session not yet known dead, two tunnels share one URL, and a
@@ -225,16 +236,51 @@ func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	certs := append([]certSource(nil), m.certs...)
 	m.mu.Unlock()
-	seen := map[[2]string]bool{}
+	seen := map[[3]string]bool{}
 	for _, cs := range certs {
 		for _, leaf := range cs.leaves() {
-			key := [2]string{cs.listener, leaf.Subject.String()}
+			// ACME certificates often have an empty subject: the name tells
+			// them apart.
+			key := [3]string{cs.listener, certName(leaf), leaf.Subject.String()}
 			if seen[key] {
 				continue
 			}
 			seen[key] = true
-			ch <- prometheus.MustNewConstMetric(m.certDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), key[0], key[1])
+			ch <- prometheus.MustNewConstMetric(m.certDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), key[0], key[1], key[2])
 		}
+	}
+	m.s.reg.udp.Range(func(_, v any) bool {
+		ep := v.(*endpoint)
+		for r := range numDropReasons {
+			ch <- prometheus.MustNewConstMetric(m.udpDropsDesc, prometheus.CounterValue, float64(ep.udp.drops.n[r].Load()), ep.name, ep.url, r.String())
+		}
+		return true
+	})
+	m.sweep()
+}
+
+// certName is the name a certificate is for: its first DNS name, else its
+// common name.
+func certName(leaf *x509.Certificate) string {
+	if len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	return leaf.Subject.CommonName
+}
+
+// sweep removes the per-request series of tunnels whose hostname is neither
+// routed nor leased: a tunnel that went away keeps its series through its
+// lease's grace (it may come back) and loses them after, so the number of
+// series stays bounded by the tunnels the edge knows.
+func (m *edgeMetrics) sweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for host := range m.hosts {
+		if _, ok := m.s.reg.host(host); ok || m.s.reg.isReserved(host) {
+			continue
+		}
+		delete(m.hosts, host)
+		m.forgetHost(host)
 	}
 }
 
@@ -248,21 +294,23 @@ func statusClass(code int) string {
 
 // observeRequest counts one proxied request of t.
 func (m *edgeMetrics) observeRequest(t *tunnel, code int, d time.Duration) {
+	m.track(t.host)
 	m.requests.WithLabelValues(t.host, statusClass(code)).Inc()
 	m.durations.WithLabelValues(t.host).Observe(d.Seconds())
 }
 
-// forget drops the per-request series of a tunnel that went offline, so the
-// label sets stay those of live tunnels.
-func (m *edgeMetrics) forget(t *tunnel) {
-	if t.kind != control.KindHTTP {
-		return
-	}
-	for c := 1; c <= 5; c++ {
-		m.requests.DeleteLabelValues(t.host, strconv.Itoa(c)+"xx")
-	}
-	m.requests.DeleteLabelValues(t.host, "other")
-	m.durations.DeleteLabelValues(t.host)
+// track notes that host has per-request series, for sweep.
+func (m *edgeMetrics) track(host string) {
+	m.mu.Lock()
+	m.hosts[host] = struct{}{}
+	m.mu.Unlock()
+}
+
+// forgetHost drops the per-request series of a tunnel's hostname.
+func (m *edgeMetrics) forgetHost(host string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"tunnel": host})
+	m.grpc.DeletePartialMatch(prometheus.Labels{"tunnel": host})
+	m.durations.DeleteLabelValues(host)
 }
 
 func (m *edgeMetrics) refuse(code string) {
@@ -274,7 +322,8 @@ func (m *edgeMetrics) refuse(code string) {
 // upgrades) working through it.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	start time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -321,11 +370,14 @@ func (s *Server) countRefusal(code string) {
 	}
 }
 
-// proxyCounted proxies one request with serve and counts it by status class.
-func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel, serve func(http.ResponseWriter, *http.Request)) {
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	serve(sw, r)
+// observe starts observing one proxied request: the proxy writes its
+// response through the returned writer, and observed counts it.
+func (m *edgeMetrics) observe(w http.ResponseWriter) *statusWriter {
+	return &statusWriter{ResponseWriter: w, start: time.Now()}
+}
+
+// observed counts the request sw observed, by status class and duration.
+func (m *edgeMetrics) observed(sw *statusWriter, r *http.Request, t *tunnel) {
 	code := sw.code
 	if code == 0 {
 		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101
@@ -335,7 +387,30 @@ func (s *Server) proxyCounted(w http.ResponseWriter, r *http.Request, t *tunnel,
 			code = http.StatusSwitchingProtocols
 		}
 	}
-	s.metrics.observeRequest(t, code, time.Since(start))
+	m.observeRequest(t, code, time.Since(sw.start))
+	if isGRPC(r) {
+		m.grpc.WithLabelValues(t.host, grpcOutcome(sw.Header())).Inc()
+	}
+}
+
+// grpcCodeNames are the gRPC status codes' names, by number.
+var grpcCodeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+// grpcOutcome names a proxied gRPC call's status from its grpc-status,
+// which arrives as a trailer (or, trailers-only, as a header). A call whose
+// response carried none failed in transport: UNKNOWN, as a client sees it.
+func grpcOutcome(h http.Header) string {
+	v := h.Get("Grpc-Status")
+	if v == "" {
+		v = h.Get(http.TrailerPrefix + "Grpc-Status")
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 && n < len(grpcCodeNames) {
+		return grpcCodeNames[n]
+	}
+	if v != "" {
+		return "other"
+	}
+	return "UNKNOWN"
 }
 
 // meteredConn is a stream of an HTTP tunnel's proxy pool: it counts bytes

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// ValidName reports whether name can be a DNS label: 1 to 63 letters, digits
+// validName reports whether name can be a DNS label: 1 to 63 letters, digits
 // and hyphens, not starting or ending with a hyphen.
-func ValidName(name string) bool {
+func validName(name string) bool {
 	if len(name) == 0 || len(name) > 63 || name[0] == '-' || name[len(name)-1] == '-' {
 		return false
 	}
@@ -22,13 +22,13 @@ func ValidName(name string) bool {
 	return true
 }
 
-// ValidHostname reports whether host is a DNS name made of valid labels.
-func ValidHostname(host string) bool {
+// validHostname reports whether host is a DNS name made of valid labels.
+func validHostname(host string) bool {
 	if len(host) == 0 || len(host) > 253 {
 		return false
 	}
 	for _, label := range strings.Split(host, ".") {
-		if !ValidName(label) {
+		if !validName(label) {
 			return false
 		}
 	}
@@ -52,10 +52,10 @@ var (
 	}
 )
 
-// RandomName returns a readable random name such as "brave-otter-42": easy to
+// randomName returns a readable random name such as "brave-otter-42": easy to
 // read aloud, with about 2^17 possibilities, and retried by the caller on the
 // rare collision.
-func RandomName() string {
+func randomName() string {
 	return pick(nameAdjectives) + "-" + pick(nameNouns) + "-" + fmt.Sprint(randInt(90)+10)
 }
 

@@ -1,16 +1,11 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/relay"
 )
 
 func regError(ref uint32, code, format string, args ...any) *control.Error {
@@ -19,8 +14,8 @@ func regError(ref uint32, code, format string, args ...any) *control.Error {
 
 // claimError turns a registry refusal into the agent's error.
 func claimError(ref uint32, code string, err error) *control.Error {
-	var held *HeldError
-	var res *ReservedError
+	var held *heldError
+	var res *reservedError
 	if errors.As(err, &held) || errors.As(err, &res) {
 		return regError(ref, code, "%v", err)
 	}
@@ -55,13 +50,9 @@ func (ac *agentConn) register(r control.Register) control.Message {
 			case control.KindHTTP:
 				c, err = ac.registerHTTP(t, r)
 			case control.KindTCP:
-				c, err = ac.registerTCP(t, r)
+				c, err = ac.registerPort(t, r, s.tcpPorts())
 			case control.KindUDP:
-				// UDP ports keep the edge's older rule: the same owner may
-				// reclaim them, another may not.
-				if err = ac.registerUDP(t, r); err == nil {
-					c.ep = &endpoint{kind: control.KindUDP, port: t.port, url: t.url, members: []*tunnel{t}}
-				}
+				c, err = ac.registerPort(t, r, s.udpPorts())
 			default:
 				err = regError(r.Ref, control.CodeBadRequest, "unknown tunnel kind %q: use http, tcp or udp", r.Kind)
 			}
@@ -85,8 +76,13 @@ func (ac *agentConn) register(r control.Register) control.Message {
 }
 
 func (ac *agentConn) claimReq(t *tunnel, r control.Register, key string, random bool) claimReq {
-	return claimReq{key: key, kind: r.Kind, name: t.name, owner: ac.owner, ownerName: ac.currentRule().ownerName, remote: ac.remote,
-		secret: r.Lease, random: random, pool: r.Pool, takeover: r.Takeover, t: t}
+	rule := ac.currentRule()
+	maxLeases := rule.maxLeases
+	if maxLeases == 0 {
+		maxLeases = ac.s.limits().LeasesPerOwner
+	}
+	return claimReq{key: key, kind: r.Kind, name: t.name, owner: ac.owner, ownerName: rule.ownerName, remote: ac.remote,
+		secret: r.Lease, random: random, pool: r.Pool, takeover: r.Takeover, maxLeases: maxLeases, t: t}
 }
 
 func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *control.Error) {
@@ -96,7 +92,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 	}
 	label := ""
 	if r.Hostname != "" {
-		if !ValidHostname(r.Hostname) {
+		if !validHostname(r.Hostname) {
 			return claimed{}, regError(r.Ref, control.CodeBadRequest, "hostname %q is not a valid DNS name", r.Hostname)
 		}
 		t.host = strings.ToLower(r.Hostname)
@@ -106,7 +102,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 		if t.host == s.cfg.Domain {
 			return claimed{}, regError(r.Ref, control.CodeBadRequest, "hostname %q is the edge's own domain, which serves its health check: pick a name under it", r.Hostname)
 		}
-	} else if t.name != "" && !ValidName(t.name) {
+	} else if t.name != "" && !validName(t.name) {
 		return claimed{}, regError(r.Ref, control.CodeBadRequest, "name %q is not a valid DNS label: use 1-63 letters, digits and hyphens", t.name)
 	}
 	random := r.Name == "" && r.Hostname == ""
@@ -114,7 +110,7 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 	for attempt := 0; ; attempt++ {
 		if r.Hostname == "" {
 			if random {
-				t.name = RandomName()
+				t.name = randomName()
 			}
 			label = strings.ToLower(t.name)
 			t.host = label + "." + s.cfg.Domain
@@ -139,131 +135,4 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 		}
 		return claimed{}, claimError(r.Ref, control.CodeNameTaken, err)
 	}
-}
-
-func (ac *agentConn) registerTCP(t *tunnel, r control.Register) (claimed, *control.Error) {
-	s := ac.s
-	lo, hi := s.cfg.TCPPortMin, s.cfg.TCPPortMax
-	ranged := lo != 0 || hi != 0
-	if r.RemotePort < 0 || r.RemotePort > 65535 {
-		return claimed{}, regError(r.Ref, control.CodeBadRequest, "remote port %d is out of range 1-65535", r.RemotePort)
-	}
-	if r.RemotePort != 0 && ranged && (r.RemotePort < lo || r.RemotePort > hi) {
-		return claimed{}, regError(r.Ref, control.CodePortTaken, "remote port %d is outside this edge's TCP port range %d-%d: pick one inside it or let the edge choose", r.RemotePort, lo, hi)
-	}
-	if r.RemotePort != 0 && !s.reg.leaseValid(portKey(r.RemotePort), r.Lease, ac.owner) {
-		if err := ac.currentRule().allowPort(r.RemotePort); err != nil {
-			return claimed{}, regError(r.Ref, control.CodeForbidden, "%v", err)
-		}
-	}
-	if t.name == "" {
-		t.name = "tcp"
-	}
-	var lastErr error
-	for attempt := 0; attempt < 50; attempt++ {
-		port := r.RemotePort
-		if port == 0 && ranged {
-			port = lo + randInt(hi-lo+1)
-		} else if port == 0 && len(ac.currentRule().ports) > 0 {
-			pr := ac.currentRule().ports[randInt(len(ac.currentRule().ports))]
-			port = pr.lo + randInt(pr.hi-pr.lo+1)
-		}
-		if r.RemotePort == 0 && port != 0 && ac.currentRule().allowPort(port) != nil {
-			continue
-		}
-		var ln net.Listener
-		if port == 0 {
-			// An ephemeral port: bind first to learn which, then claim it.
-			var err error
-			if ln, err = net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, "0")); err != nil {
-				lastErr = fmt.Errorf("edge cannot listen on a TCP port: %v", err)
-				continue
-			}
-			port = ln.Addr().(*net.TCPAddr).Port
-		}
-		t.port = port
-		t.url = "tcp://" + net.JoinHostPort(s.cfg.PublicHost, strconv.Itoa(port))
-		q := ac.claimReq(t, r, portKey(port), r.RemotePort == 0)
-		q.open = func() (*endpoint, error) {
-			l := ln
-			if l == nil {
-				var err error
-				if l, err = net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port))); err != nil {
-					return nil, fmt.Errorf("edge cannot listen on TCP port %d: %v: pick another port", port, err)
-				}
-			}
-			ln = nil // the endpoint owns it now
-			ep := &endpoint{kind: control.KindTCP, key: q.key, port: port, name: t.name, url: t.url, ln: s.acceptProxy(l)}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serveTCP(ep)
-			}()
-			return ep, nil
-		}
-		c, err := s.reg.claim(q)
-		if ln != nil {
-			ln.Close()
-		}
-		if err == nil {
-			t.ep = c.ep
-			return c, nil
-		}
-		lastErr = err
-		if r.RemotePort != 0 {
-			break
-		}
-	}
-	if lastErr == nil {
-		lastErr = errors.New("no free TCP port was found")
-	}
-	return claimed{}, claimError(r.Ref, control.CodePortTaken, lastErr)
-}
-
-// serveTCP accepts public connections of a TCP endpoint until its listener
-// closes, handing each to the next member.
-func (s *Server) serveTCP(ep *endpoint) {
-	for {
-		c, err := ep.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handleTCP(ep, c)
-		}()
-	}
-}
-
-func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
-	if !s.resolveProxy(c) {
-		return
-	}
-	// A member whose session died between pick and open is skipped: try
-	// each member once.
-	for range max(1, ep.size()) {
-		t := ep.pick()
-		if t == nil {
-			break
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st, release, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
-		cancel()
-		if err != nil {
-			t.ac.log.Debug("public TCP connection: opening a stream to the agent failed", "port", ep.port, "err", err)
-			continue
-		}
-		t.streams.Add(1)
-		relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
-		t.streams.Add(-1)
-		release()
-		return
-	}
-	c.Close()
 }

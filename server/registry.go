@@ -18,23 +18,23 @@ import (
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
-// Owner identifies who holds a name: a hash of the owner's name from the
+// ownerID identifies who holds a name: a hash of the owner's name from the
 // tokens file, or of the token itself, so the registry never keeps a token.
-type Owner [32]byte
+type ownerID [32]byte
 
-func (o Owner) String() string { return hex.EncodeToString(o[:]) }
+func (o ownerID) String() string { return hex.EncodeToString(o[:]) }
 
 // Registry errors, matched with errors.Is.
 var (
-	// ErrNameTaken means another agent holds the name, or held it moments
+	// errNameTaken means another agent holds the name, or held it moments
 	// ago and may come back for it.
-	ErrNameTaken = errors.New("name is held by another agent")
-	// ErrPortTaken means another agent holds the TCP port.
-	ErrPortTaken = errors.New("TCP port is held by another agent")
+	errNameTaken = errors.New("name is held by another agent")
+	// errPortTaken means another agent holds the TCP or UDP port.
+	errPortTaken = errors.New("port is held by another agent")
 )
 
-// HeldError refuses a claim on a key a live agent serves.
-type HeldError struct {
+// heldError refuses a claim on a key a live agent serves.
+type heldError struct {
 	Key       string
 	Remote    string    // the holder's address
 	OwnerName string    // the holder's owner
@@ -43,7 +43,7 @@ type HeldError struct {
 	Pooled    bool      // the holder shares it
 }
 
-func (e *HeldError) Error() string {
+func (e *heldError) Error() string {
 	what := "choose another name or port, or stop that agent"
 	if e.SameOwner {
 		if e.Pooled {
@@ -57,39 +57,46 @@ func (e *HeldError) Error() string {
 		keyLabel(e.Key), e.Remote, e.OwnerName, since, time.Since(e.Since).Round(time.Second), what)
 }
 
-func (e *HeldError) Is(target error) bool { return target == keyErr(e.Key) }
+func (e *heldError) Is(target error) bool { return target == keyErr(e.Key) }
 
-// ReservedError refuses a claim on a key whose holder went away moments ago
+// reservedError refuses a claim on a key whose holder went away moments ago
 // and may come back for it.
-type ReservedError struct {
+type reservedError struct {
 	Key       string
 	OwnerName string
 	Until     time.Time
 }
 
-func (e *ReservedError) Error() string {
+func (e *reservedError) Error() string {
 	return fmt.Sprintf("%s is reserved for owner %s, whose agent disconnected, until %s: choose another name or port",
 		keyLabel(e.Key), e.OwnerName, e.Until.UTC().Format("2006-01-02 15:04:05 UTC"))
 }
 
-func (e *ReservedError) Is(target error) bool { return target == keyErr(e.Key) }
+func (e *reservedError) Is(target error) bool { return target == keyErr(e.Key) }
 
 func keyErr(key string) error {
-	if strings.HasPrefix(key, "port:") {
-		return ErrPortTaken
+	if strings.HasPrefix(key, "port:") || strings.HasPrefix(key, "udp:") {
+		return errPortTaken
 	}
-	return ErrNameTaken
+	return errNameTaken
 }
 
 func keyLabel(key string) string {
 	if p, ok := strings.CutPrefix(key, "port:"); ok {
 		return "TCP port " + p
 	}
+	if p, ok := strings.CutPrefix(key, "udp:"); ok {
+		return "UDP port " + p
+	}
 	return strings.TrimPrefix(key, "host:")
 }
 
+// The keys of the three kinds of public address: a hostname, a TCP port
+// ("port:", the key leases have always had) and a UDP port. TCP and UDP
+// ports are separate name spaces on a host.
 func hostKey(host string) string { return "host:" + strings.ToLower(host) }
 func portKey(port int) string    { return "port:" + strconv.Itoa(port) }
+func udpKey(port int) string     { return "udp:" + strconv.Itoa(port) }
 
 // endpoint is what a public hostname or port routes to: one tunnel, or
 // several of one owner when they pool it.
@@ -97,10 +104,11 @@ type endpoint struct {
 	kind   control.Kind
 	key    string
 	host   string // HTTP
-	port   int    // TCP
+	port   int    // TCP and UDP
 	name   string
 	url    string
 	ln     net.Listener // TCP: the public listener, which outlives members
+	udp    *udpIngress  // UDP: the public socket and its flows, which outlive members
 	since  time.Time
 	pooled bool
 
@@ -152,30 +160,31 @@ func (l *lease) addSecret(h string) {
 	}
 }
 
-// Registry maps public hostnames and TCP ports to live endpoints, and keeps
-// the lease of every key, live or within its grace. Lookups, on every
+// registry maps every kind of public address (hostnames, TCP ports, UDP
+// ports) to live endpoints, and keeps the lease of every key, live or within
+// its grace: one reservation scheme for all of them. Lookups, on every
 // request, are lock-free (sync.Map); claims and releases are serialized.
-type Registry struct {
+type registry struct {
 	hosts sync.Map // lower-case hostname → *endpoint
-	ports sync.Map // int → *endpoint
+	ports sync.Map // TCP port (int) → *endpoint
+	udp   sync.Map // UDP port (int) → *endpoint
 
-	mu       sync.Mutex
-	leases   map[string]*lease
-	reserved map[string]reservation // UDP ports (see routes.go)
-	grace    time.Duration
-	store    leasestore.Store
-	now      func() time.Time
-	onErr    func(error)
+	mu     sync.Mutex
+	leases map[string]*lease
+	grace  time.Duration
+	store  leasestore.Store
+	now    func() time.Time
+	onErr  func(error)
 }
 
-// NewRegistry returns a registry whose released keys stay leased to their
+// newRegistry returns a registry whose released keys stay leased to their
 // owner for grace, loading the leases store holds (nil: in memory only).
 // Leases that were live when the edge stopped count their grace from now.
-func NewRegistry(grace time.Duration, store leasestore.Store) (*Registry, error) {
+func newRegistry(grace time.Duration, store leasestore.Store) (*registry, error) {
 	if store == nil {
 		store = leasestore.NewMemory()
 	}
-	r := &Registry{leases: map[string]*lease{}, grace: grace, store: store, now: time.Now, onErr: func(error) {}}
+	r := &registry{leases: map[string]*lease{}, grace: grace, store: store, now: time.Now, onErr: func(error) {}}
 	recs, err := store.Load()
 	if err != nil {
 		return nil, err
@@ -197,21 +206,21 @@ func NewRegistry(grace time.Duration, store leasestore.Store) (*Registry, error)
 }
 
 // SetGrace changes the grace given to keys released from now on.
-func (r *Registry) SetGrace(d time.Duration) {
+func (r *registry) setGrace(d time.Duration) {
 	r.mu.Lock()
 	r.grace = d
 	r.mu.Unlock()
 }
 
 // Leases returns the number of leases kept, live or within their grace.
-func (r *Registry) Leases() int {
+func (r *registry) leaseCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.leases)
 }
 
 // Host returns the endpoint for a hostname (case-insensitive, no port).
-func (r *Registry) Host(host string) (*endpoint, bool) {
+func (r *registry) host(host string) (*endpoint, bool) {
 	v, ok := r.hosts.Load(host)
 	if !ok {
 		if lower := strings.ToLower(host); lower != host {
@@ -225,7 +234,7 @@ func (r *Registry) Host(host string) (*endpoint, bool) {
 }
 
 // Port returns the endpoint for a TCP port.
-func (r *Registry) Port(port int) (*endpoint, bool) {
+func (r *registry) port(port int) (*endpoint, bool) {
 	v, ok := r.ports.Load(port)
 	if !ok {
 		return nil, false
@@ -235,24 +244,36 @@ func (r *Registry) Port(port int) (*endpoint, bool) {
 
 // Reserved reports whether host is unrouted but leased to the agent that
 // held it: its tunnel is offline and may come back.
-func (r *Registry) Reserved(host string) bool {
+func (r *registry) isReserved(host string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.leases[hostKey(host)]
 	return ok && l.ep == nil && r.now().Before(l.until)
 }
 
-// Count returns the number of hostnames and ports routed.
-func (r *Registry) Count() (hosts, ports int) {
+// count returns the number of hostnames and ports (TCP and UDP) routed.
+func (r *registry) count() (hosts, ports int) {
 	r.hosts.Range(func(any, any) bool { hosts++; return true })
 	r.ports.Range(func(any, any) bool { ports++; return true })
+	r.udp.Range(func(any, any) bool { ports++; return true })
 	return hosts, ports
+}
+
+// routes returns the map that routes ep, by its kind, and its key there.
+func (r *registry) routes(ep *endpoint) (*sync.Map, any) {
+	switch ep.kind {
+	case control.KindTCP:
+		return &r.ports, ep.port
+	case control.KindUDP:
+		return &r.udp, ep.port
+	}
+	return &r.hosts, ep.host
 }
 
 // leaseValid reports whether secret is a current lease on key for owner: a
 // name the edge gave this agent, which its rules need not allow again (a
 // random name, for one).
-func (r *Registry) leaseValid(key, secret string, owner Owner) bool {
+func (r *registry) leaseValid(key, secret string, owner ownerID) bool {
 	if secret == "" {
 		return false
 	}
@@ -267,13 +288,14 @@ type claimReq struct {
 	key       string
 	kind      control.Kind
 	name      string
-	owner     Owner
+	owner     ownerID
 	ownerName string
 	remote    string
 	secret    string // the lease secret presented, if any
 	random    bool
 	pool      bool
 	takeover  bool
+	maxLeases int // the owner's lease bound; 0: none
 	t         *tunnel
 	// open makes the endpoint when no live one exists (binding a TCP port).
 	open func() (*endpoint, error)
@@ -306,7 +328,14 @@ func hashSecret(s string) string {
 // presents its lease (the same agent, reconnecting before its old session
 // was seen to die), both pool it, or the claimant of the same owner takes it
 // over. An offline key within its grace goes back to its lease or owner only.
-func (r *Registry) claim(q claimReq) (claimed, error) {
+//
+// Every claim on every kind of public address (hostname, TCP port, UDP port)
+// is decided here, under r.mu, against r.leases, the edge's copy of the
+// store; the store learns the outcome in the one Put below. A store shared
+// by several edges would make that Put a compare-and-set against the record
+// the decision was made on, and turn a lost race into a refusal or a retry
+// with the key reloaded: a change to this function alone.
+func (r *registry) claim(q claimReq) (claimed, error) {
 	presented := hashSecret(q.secret)
 	r.mu.Lock()
 	var res claimed
@@ -321,8 +350,8 @@ func (r *Registry) claim(q claimReq) (claimed, error) {
 	case l != nil && l.ep != nil:
 		err = r.joinLive(l, q, presented, &res)
 	case l != nil:
-		if !l.has(presented) && Owner(parseOwner(l.rec.Owner)) != q.owner {
-			err = &ReservedError{Key: q.key, OwnerName: l.rec.OwnerName, Until: l.until}
+		if !l.has(presented) && ownerID(parseOwner(l.rec.Owner)) != q.owner {
+			err = &reservedError{Key: q.key, OwnerName: l.rec.OwnerName, Until: l.until}
 			break
 		}
 		err = r.openLease(l, q, presented, &res)
@@ -336,10 +365,12 @@ func (r *Registry) claim(q claimReq) (claimed, error) {
 		}
 	}
 	var rec leasestore.Record
+	var evicted []string
 	if err == nil {
 		l.rec.Connected = true
 		rec = l.rec
 		rec.Secrets = slices.Clone(rec.Secrets)
+		evicted = r.evictOver(q.owner, q.maxLeases)
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -348,11 +379,47 @@ func (r *Registry) claim(q claimReq) (claimed, error) {
 	if perr := r.store.Put(rec); perr != nil {
 		r.onErr(perr)
 	}
+	for _, k := range evicted {
+		if derr := r.store.Delete(k); derr != nil {
+			r.onErr(derr)
+		}
+	}
 	return res, nil
 }
 
+// evictOver drops owner's offline leases, those that went offline first,
+// until the owner holds at most max, and returns their keys (r.mu held).
+// Live leases are never evicted: the tunnel limits bound those.
+func (r *registry) evictOver(owner ownerID, max int) []string {
+	if max <= 0 {
+		return nil
+	}
+	o := owner.String()
+	held := 0
+	var idle []*lease
+	for _, l := range r.leases {
+		if l.rec.Owner != o {
+			continue
+		}
+		held++
+		if l.ep == nil {
+			idle = append(idle, l)
+		}
+	}
+	if held <= max {
+		return nil
+	}
+	slices.SortFunc(idle, func(a, b *lease) int { return a.until.Compare(b.until) })
+	var keys []string
+	for _, l := range idle[:min(held-max, len(idle))] {
+		delete(r.leases, l.rec.Key)
+		keys = append(keys, l.rec.Key)
+	}
+	return keys
+}
+
 // joinLive handles a claim on a key a live endpoint serves (r.mu held).
-func (r *Registry) joinLive(l *lease, q claimReq, presented string, res *claimed) error {
+func (r *registry) joinLive(l *lease, q claimReq, presented string, res *claimed) error {
 	ep := l.ep
 	sameOwner := parseOwner(l.rec.Owner) == q.owner
 	ep.mu.Lock()
@@ -384,7 +451,7 @@ func (r *Registry) joinLive(l *lease, q claimReq, presented string, res *claimed
 		ep.since = r.now()
 	default:
 		holder := ep.members[0]
-		return &HeldError{Key: q.key, Remote: holder.ac.remote, OwnerName: l.rec.OwnerName, Since: ep.since,
+		return &heldError{Key: q.key, Remote: holder.ac.remote, OwnerName: l.rec.OwnerName, Since: ep.since,
 			SameOwner: sameOwner, Pooled: ep.pooled}
 	}
 	res.ep = ep
@@ -392,7 +459,7 @@ func (r *Registry) joinLive(l *lease, q claimReq, presented string, res *claimed
 }
 
 // openLease brings an offline or new lease's endpoint up (r.mu held).
-func (r *Registry) openLease(l *lease, q claimReq, presented string, res *claimed) error {
+func (r *registry) openLease(l *lease, q claimReq, presented string, res *claimed) error {
 	ep, err := q.open()
 	if err != nil {
 		return err
@@ -412,24 +479,21 @@ func (r *Registry) openLease(l *lease, q claimReq, presented string, res *claime
 	}
 	l.rec.Owner, l.rec.OwnerName, l.rec.Pooled = q.owner.String(), q.ownerName, q.pool
 	l.ep, l.until = ep, time.Time{}
-	if ep.port != 0 {
-		r.ports.Store(ep.port, ep)
-	} else {
-		r.hosts.Store(ep.host, ep)
-	}
+	m, k := r.routes(ep)
+	m.Store(k, ep)
 	res.ep = ep
 	return nil
 }
 
-func parseOwner(s string) Owner {
-	var o Owner
+func parseOwner(s string) ownerID {
+	var o ownerID
 	hex.Decode(o[:], []byte(s))
 	return o
 }
 
 // release removes t from its endpoint. The last member leaving unroutes the
 // endpoint, closes its listener and starts the lease's grace.
-func (r *Registry) release(t *tunnel) {
+func (r *registry) release(t *tunnel) {
 	ep := t.ep
 	if ep == nil {
 		return
@@ -449,11 +513,8 @@ func (r *Registry) release(t *tunnel) {
 		r.mu.Unlock()
 		return
 	}
-	if ep.port != 0 {
-		r.ports.CompareAndDelete(ep.port, ep)
-	} else {
-		r.hosts.CompareAndDelete(ep.host, ep)
-	}
+	m, k := r.routes(ep)
+	m.CompareAndDelete(k, ep)
 	l := r.leases[ep.key]
 	var rec leasestore.Record
 	drop := false
@@ -482,6 +543,9 @@ func (r *Registry) release(t *tunnel) {
 	if ep.ln != nil {
 		ep.ln.Close()
 	}
+	if ep.udp != nil {
+		ep.udp.close()
+	}
 	var err error
 	switch {
 	case l == nil || l.ep != nil:
@@ -497,25 +561,5 @@ func (r *Registry) release(t *tunnel) {
 	}
 	if err != nil {
 		r.onErr(err)
-	}
-}
-
-// suspend marks every live lease as last seen now and keeps it: the edge is
-// shutting down and its agents will come back to the next one.
-func (r *Registry) suspend() {
-	r.mu.Lock()
-	now := r.now()
-	var recs []leasestore.Record
-	for _, l := range r.leases {
-		if l.ep != nil {
-			l.rec.Connected, l.rec.LastSeen = false, now
-			recs = append(recs, l.rec)
-		}
-	}
-	r.mu.Unlock()
-	for _, rec := range recs {
-		if err := r.store.Put(rec); err != nil {
-			r.onErr(err)
-		}
 	}
 }

@@ -8,33 +8,6 @@ import (
 	"github.com/sluicehq/sluice/control"
 )
 
-// limits returns the limits in force.
-func (s *Server) limits() Limits { return *s.lim.Load() }
-
-// reserveTunnel counts one more tunnel for ac's owner, or reports that the
-// owner's limit is reached.
-func (s *Server) reserveTunnel(ac *agentConn) bool {
-	max := ac.currentRule().maxTunnels
-	if max == 0 {
-		max = s.limits().TunnelsPerOwner
-	}
-	s.ownerMu.Lock()
-	defer s.ownerMu.Unlock()
-	if s.ownerTunnels[ac.owner] >= max {
-		return false
-	}
-	s.ownerTunnels[ac.owner]++
-	return true
-}
-
-func (s *Server) countTunnel(o Owner, delta int) {
-	s.ownerMu.Lock()
-	defer s.ownerMu.Unlock()
-	if s.ownerTunnels[o] += delta; s.ownerTunnels[o] <= 0 {
-		delete(s.ownerTunnels, o)
-	}
-}
-
 // Reload applies what can change without a restart from cfg: the tokens and
 // token rules, the limits and the reclaim grace. Sessions whose token is no
 // longer accepted are told and closed; every other session is untouched.
@@ -73,7 +46,7 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	s.lim.Store(&lim)
 	s.auth.Store(auth)
 	if cfg.ReclaimGrace != 0 {
-		s.reg.SetGrace(cfg.ReclaimGrace)
+		s.reg.setGrace(cfg.ReclaimGrace)
 	}
 	closed := 0
 	s.sessions.Range(func(k, _ any) bool {

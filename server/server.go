@@ -1,13 +1,3 @@
-// Package server is the sluice edge: it accepts agents on a control listener
-// (one mux session per agent), authenticates them, gives their tunnels public
-// hostnames and TCP ports, and carries every public connection to the right
-// agent as a new stream of that agent's session.
-//
-// Embed it with New and Serve:
-//
-//	srv, err := server.New(server.Config{Listen: "127.0.0.1:7835", HTTP: "127.0.0.1:8080", Domain: "localhost", Tokens: []string{"T"}})
-//	if err != nil { ... }
-//	err = srv.Serve(ctx) // until ctx is done
 package server
 
 import (
@@ -35,7 +25,7 @@ const Software = "sluice-edge/0.1"
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	reg   *Registry
+	reg   *registry
 	auth  atomic.Pointer[authTable]
 	lim   atomic.Pointer[Limits]
 	gate  gate
@@ -43,8 +33,8 @@ type Server struct {
 	warn  *summary
 
 	ownerMu      sync.Mutex
-	ownerTunnels map[Owner]int
-	ownerStreams sync.Map // Owner → *atomic.Int64
+	ownerTunnels map[ownerID]int
+	ownerStreams sync.Map // ownerID → *atomic.Int64
 
 	ctrlLn  net.Listener
 	httpLn  net.Listener
@@ -60,20 +50,22 @@ type Server struct {
 	sessions   sync.Map // *agentConn → struct{}
 	wg         sync.WaitGroup
 	served     atomic.Bool
+	draining   atomic.Bool // the health check answers 503
 }
 
-// New validates cfg and opens the edge's listeners, so that Addr and HTTPAddr
-// are known before Serve runs and a port already in use is reported here.
+// New fills cfg's zero fields, validates it and opens the edge's listeners,
+// so that Addr and HTTPAddr are known before Serve runs and a port already in
+// use is reported here.
 func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, cfg.Domain)
 	if err != nil {
 		return nil, configErr("TokenRules", "%v", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[Owner]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)
@@ -151,7 +143,7 @@ func (s *Server) Stats() Stats {
 		st.LargestStreamWindow = max(st.LargestStreamWindow, sess.Stats().LargestStreamWindow)
 		return true
 	})
-	st.Hostnames, st.Ports = s.reg.Count()
+	st.Hostnames, st.Ports = s.reg.count()
 	return st
 }
 
@@ -162,17 +154,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
+	// Agents' sessions live on life, not ctx: when ctx ends they carry the
+	// work in flight through the drain, and end with it.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLife()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		s.warn.run(ctx, s.cfg.Limits.WarnInterval)
+		s.warn.run(life, s.cfg.Limits.WarnInterval)
 	}()
 	go func() {
 		defer s.wg.Done()
-		errc <- s.acceptAgents(ctx)
+		errc <- s.acceptAgents(ctx, life)
 	}()
 	if s.httpSrv != nil {
 		s.wg.Add(1)
@@ -192,24 +188,22 @@ func (s *Server) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.log.Info("edge stopping: draining requests and connections in flight", "timeout", s.cfg.DrainTimeout)
 	case err = <-errc:
 		if err != nil {
 			err = fmt.Errorf("server: %w", err)
 		}
 	}
 	cancel()
-	s.ctrlLn.Close()
-	if s.httpSrv != nil {
-		// Let requests in flight finish briefly; hijacked (upgraded)
-		// connections end when their sessions close below.
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if s.httpSrv.Shutdown(sctx) != nil {
-			s.httpSrv.Close()
-		}
-		scancel()
+	if err == nil && s.cfg.DrainTimeout > 0 {
+		s.drain(s.cfg.DrainTimeout)
 	}
-	s.shutdownHTTPS()
+	s.ctrlLn.Close()
+	for _, srv := range s.publicServers() {
+		srv.Close()
+	}
 	s.closeAdmin()
+	endLife()
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*agentConn).sess.Close()
 		return true
@@ -226,7 +220,8 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func (s *Server) acceptAgents(ctx context.Context) error {
+// acceptAgents accepts agents until ctx ends; their sessions live on life.
+func (s *Server) acceptAgents(ctx, life context.Context) error {
 	var backoff time.Duration
 	for {
 		conn, err := s.ctrlLn.Accept()
@@ -255,7 +250,7 @@ func (s *Server) acceptAgents(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(ctx, conn, src)
+			s.serveAgent(life, conn, src)
 		}()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +165,7 @@ func TestRegisterValidation(t *testing.T) {
 		{control.Register{Ref: 3, Kind: control.KindHTTP, Hostname: "a..b"}, control.CodeBadRequest},
 		{control.Register{Ref: 7, Kind: control.KindHTTP, Hostname: "LOCALHOST"}, control.CodeBadRequest},
 		{control.Register{Ref: 4, Kind: control.KindTCP, RemotePort: 70000}, control.CodeBadRequest},
-		{control.Register{Ref: 5, Kind: control.KindTCP, RemotePort: 39999}, control.CodePortTaken},
+		{control.Register{Ref: 5, Kind: control.KindTCP, RemotePort: 39999}, control.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		send(t, ctrl, tc.reg)
@@ -239,4 +240,17 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestHealthzSaysDraining: while the edge drains, its health check answers
+// 503 so that a load balancer stops sending it new work.
+func TestHealthzSaysDraining(t *testing.T) {
+	s := startServer(t, nil)
+	s.draining.Store(true)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "http://x.localhost"+HealthPath, nil)
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "draining\n" {
+		t.Fatalf("health while draining: %d %q, want 503 \"draining\"", rec.Code, rec.Body.String())
+	}
 }

@@ -28,7 +28,7 @@ type agentConn struct {
 	id     string
 	remote string
 	since  time.Time
-	owner  Owner
+	owner  ownerID
 	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
 	log    *slog.Logger
 
@@ -51,8 +51,7 @@ type tunnel struct {
 	port int    // TCP: the public port
 	url  string
 	ep   *endpoint
-	tr   *h1.Pool   // HTTP only: the proxy's pool of streams to the agent
-	udp  *udpTunnel // UDP only
+	tr   *h1.Pool // HTTP only: the proxy's pool of streams to the agent
 	// proxyProto is the PROXY protocol version the agent writes to its local
 	// service ("v1", "v2" or empty): its streams carry the local address too,
 	// and an HTTP tunnel's streams are never shared between clients.
@@ -63,8 +62,6 @@ type tunnel struct {
 	meter   relay.Meter
 	streams atomic.Int64
 }
-
-func (t *tunnel) owner() Owner { return t.ac.owner }
 
 // open starts a stream to the agent for one public connection and writes the
 // stream header naming the tunnel and the public client. The address the
@@ -374,20 +371,15 @@ func (ac *agentConn) teardown() []*tunnel {
 	ac.tunnels = nil
 	ac.mu.Unlock()
 	for _, t := range tunnels {
-		if t.kind == control.KindUDP {
-			t.udp.close()
-			ac.s.reg.ReleaseUDPPort(t.port, t)
-		} else {
-			ac.s.reg.release(t)
+		ac.s.reg.release(t)
+		if t.ep != nil && t.ep.udp != nil {
+			t.ep.udp.endFlowsOf(t)
 		}
 		if t.tr != nil {
 			t.tr.CloseIdleConnections()
 		}
 		ac.s.countTunnel(ac.owner, -1)
 		ac.log.Info("tunnel offline", "url", t.url)
-		if ac.s.metrics != nil {
-			ac.s.metrics.forget(t)
-		}
 	}
 	return tunnels
 }

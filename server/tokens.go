@@ -31,13 +31,18 @@ type TokenRule struct {
 	// ("*.alice.example.com"). Empty allows every name. Names the edge
 	// picks at random are always allowed.
 	Names []string `yaml:"names"`
-	// Ports are the TCP ports the token may claim, "N" or "MIN-MAX". Empty
-	// allows every port the edge serves.
+	// Ports are the ports the token may claim, TCP and UDP alike, "N" or
+	// "MIN-MAX". Empty allows every port the edge serves.
 	Ports []string `yaml:"ports"`
 	// MaxTunnels caps the tunnels the owner has open at once across all its
 	// sessions and tokens. Zero means the value of the owner's first entry
 	// that sets one, else the edge's Limits.TunnelsPerOwner.
 	MaxTunnels int `yaml:"max_tunnels"`
+	// MaxLeases caps the leases (names and ports, held or kept for an
+	// offline agent) the owner holds; beyond it a new lease evicts the
+	// owner's offline lease that went offline first. Zero means the value of
+	// the owner's first entry that sets one, else Limits.LeasesPerOwner.
+	MaxLeases int `yaml:"max_leases"`
 	// MaxStreams caps the streams (public connections in flight) the owner
 	// has open at once. Zero means the edge's Limits.StreamsPerOwner.
 	MaxStreams int `yaml:"max_streams"`
@@ -74,7 +79,7 @@ func LoadTokensFile(file string) ([]TokenRule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &TokensFileError{Path: file, Err: fmt.Errorf("%v (each entry takes token or sha256, owner, names, ports, max_tunnels, max_streams)", err)}
+		return nil, &TokensFileError{Path: file, Err: fmt.Errorf("%v (each entry takes token or sha256, owner, names, ports, max_tunnels, max_leases, max_streams)", err)}
 	}
 	if len(doc.Tokens) == 0 {
 		return nil, &TokensFileError{Path: file, Err: errors.New("no tokens: list at least one under tokens:")}
@@ -93,17 +98,18 @@ type portRange struct{ lo, hi int }
 // rule is a TokenRule made ready for authentication.
 type rule struct {
 	hash       [32]byte
-	owner      Owner
+	owner      ownerID
 	ownerName  string
 	names      []string
 	ports      []portRange
 	maxTunnels int
+	maxLeases  int
 	maxStreams int
 	index      int // 1-based entry in the tokens file; 0 for a plain token
 }
 
 func compileRule(r TokenRule, domain string) (*rule, error) {
-	c := &rule{ownerName: r.Owner, maxTunnels: r.MaxTunnels, maxStreams: r.MaxStreams}
+	c := &rule{ownerName: r.Owner, maxTunnels: r.MaxTunnels, maxLeases: r.MaxLeases, maxStreams: r.MaxStreams}
 	switch {
 	case r.Token != "" && r.SHA256 != "":
 		return nil, errors.New("give token or sha256, not both")
@@ -124,6 +130,9 @@ func compileRule(r TokenRule, domain string) (*rule, error) {
 	c.owner = sha256.Sum256([]byte("owner\x00" + r.Owner))
 	if r.MaxTunnels < 0 {
 		return nil, fmt.Errorf("max_tunnels is %d: give 0 (the edge's default) or more", r.MaxTunnels)
+	}
+	if r.MaxLeases < 0 {
+		return nil, fmt.Errorf("max_leases is %d: give 0 (the edge's default) or more", r.MaxLeases)
 	}
 	if r.MaxStreams < 0 {
 		return nil, fmt.Errorf("max_streams is %d: give 0 (the edge's default) or more", r.MaxStreams)
@@ -175,15 +184,21 @@ func newAuthTable(tokens []string, file []TokenRule, domain string) (*authTable,
 	}
 	// The limit is the owner's, whichever token it uses: the first entry of
 	// an owner that sets one gives it to the others.
-	first := map[Owner]int{}
+	firstTunnels, firstLeases := map[ownerID]int{}, map[ownerID]int{}
 	for _, r := range t.rules {
-		if _, ok := first[r.owner]; !ok && r.maxTunnels > 0 {
-			first[r.owner] = r.maxTunnels
+		if _, ok := firstTunnels[r.owner]; !ok && r.maxTunnels > 0 {
+			firstTunnels[r.owner] = r.maxTunnels
+		}
+		if _, ok := firstLeases[r.owner]; !ok && r.maxLeases > 0 {
+			firstLeases[r.owner] = r.maxLeases
 		}
 	}
 	for _, r := range t.rules {
 		if r.maxTunnels == 0 {
-			r.maxTunnels = first[r.owner]
+			r.maxTunnels = firstTunnels[r.owner]
+		}
+		if r.maxLeases == 0 {
+			r.maxLeases = firstLeases[r.owner]
 		}
 	}
 	return t, nil
@@ -251,7 +266,7 @@ func (r *rule) allowPort(port int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s may claim only TCP ports %s, not %d", r.label(), r.portList(), port)
+	return fmt.Errorf("%s may claim only ports %s, not %d", r.label(), r.portList(), port)
 }
 
 func (r *rule) portList() string {

@@ -93,7 +93,7 @@ func TestTunnelsPerSessionLimit(t *testing.T) {
 		expectAssigned(t, ctrl, control.Register{Ref: uint32(i + 1), Kind: control.KindTCP})
 	}
 	expectRefused(t, ctrl, control.Register{Ref: 4, Kind: control.KindTCP}, control.CodeLimit, "3 tunnels")
-	if _, ports := s.reg.Count(); ports != 3 {
+	if _, ports := s.reg.count(); ports != 3 {
 		t.Fatalf("%d ports routed, want 3", ports)
 	}
 }
@@ -143,7 +143,7 @@ func TestReloadClosesSessionsOfRemovedTokens(t *testing.T) {
 		t.Fatal("the session of a kept token was closed")
 	default:
 	}
-	if ep, ok := s.reg.Host(a.Hostname); !ok || ep.size() != 1 {
+	if ep, ok := s.reg.host(a.Hostname); !ok || ep.size() != 1 {
 		t.Fatal("the kept session's tunnel went offline")
 	}
 	// The removed token no longer authenticates.

@@ -59,7 +59,9 @@ func TestUDPRegisterRefusals(t *testing.T) {
 		r    control.Register
 		code string
 	}{
-		{"port outside the range", control.Register{Ref: 1, Kind: control.KindUDP, RemotePort: 39999}, control.CodePortTaken},
+		// Out of range is the agent's mistake, not a conflict another
+		// agent's --takeover could resolve.
+		{"port outside the range", control.Register{Ref: 1, Kind: control.KindUDP, RemotePort: 39999}, control.CodeBadRequest},
 		{"port out of range", control.Register{Ref: 1, Kind: control.KindUDP, RemotePort: 70000}, control.CodeBadRequest},
 		{"proxy protocol on udp", control.Register{Ref: 1, Kind: control.KindUDP, ProxyProtocol: "v2"}, control.CodeBadRequest},
 		{"unknown proxy protocol version", control.Register{Ref: 1, Kind: control.KindTCP, ProxyProtocol: "v3"}, control.CodeBadRequest},

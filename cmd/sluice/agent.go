@@ -132,10 +132,6 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	if err != nil {
 		return err
 	}
-	if kind == control.KindUDP && (af.pool || af.takeover) {
-		// A UDP port is held by its owner, not leased or pooled.
-		return usagef("udp: --pool and --takeover are for http and tcp tunnels; a UDP port stays with the token that holds it")
-	}
 	t.Pool, t.Takeover = af.pool, af.takeover
 	cfg.Tunnels = []agent.Tunnel{t}
 	stop, err := observeAgent(&cfg, af.metrics, inf, cfg.Logger, stdout)

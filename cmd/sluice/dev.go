@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
@@ -26,11 +27,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var (
 		httpAddr, name string
 		demo           bool
+		drainTimeout   time.Duration
 		metricsAddr    string
 		inf            inspectFlags
 	)
 	c.fs.StringVar(&httpAddr, "http", defaultDevHTTP, "`address` of the HTTP ingress (when not given and 8080 is taken, a free port is used; when given, it must be free)")
 	c.fs.StringVar(&name, "name", "", "subdomain `name` (default: a random readable one)")
+	c.fs.DurationVar(&drainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on Ctrl-C, how long requests in flight may finish (a second Ctrl-C exits at once)")
 	c.fs.BoolVar(&demo, "demo", false, "serve a built-in demo page instead of a local service")
 	c.fs.BoolVar(&c.verbose, "v", false, "verbose logs")
 	metricsFlag(c, &metricsAddr)
@@ -89,6 +92,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stderr, "sluice dev: %s is taken; serving HTTP on %s instead\n", httpAddr, httpLn.Addr())
 	}
+	edgeDrain, agentDrain := drainTimeout, drainTimeout
+	if drainTimeout <= 0 {
+		edgeDrain, agentDrain = -1, time.Nanosecond // 0: cut at once
+	}
 	t := agent.Tunnel{Kind: control.KindHTTP, Name: name, Local: local, LogRequests: true}
 	if demo {
 		t.Local, t.Handler = "", demoHandler("")
@@ -96,14 +103,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		t.Fallback = demoHandler(local)
 	}
 	// One registry for both halves: their metrics are named apart.
-	acfg := agent.Config{Logger: log.With("side", "agent"), Tunnels: []agent.Tunnel{t}}
+	acfg := agent.Config{Logger: log.With("side", "agent"), Tunnels: []agent.Tunnel{t}, ShutdownTimeout: agentDrain}
 	stopObserve, err := observeAgent(&acfg, metricsAddr, &inf, log, stdout)
 	defer stopObserve()
 	if err != nil {
 		httpLn.Close()
 		return err
 	}
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTPListener: httpLn, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog, Metrics: acfg.Metrics})
+	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTPListener: httpLn, Domain: "localhost", Tokens: []string{token}, Logger: edgeLog, Metrics: acfg.Metrics, DrainTimeout: edgeDrain})
 	if err != nil {
 		httpLn.Close()
 		return err

@@ -50,7 +50,6 @@ func TestL4UsageErrors(t *testing.T) {
 		{[]string{"udp", "53", "--remote-port", "70000", "--server", "x:1", "--token", "T"}, "out of range"},
 		{[]string{"tcp", "22", "--proxy-protocol", "v3", "--server", "x:1", "--token", "T"}, "use v1 or v2"},
 		{[]string{"http", "3000", "--proxy-protocol", "v1", "--server", "x:1", "--token", "T"}, "--log-requests=false"},
-		{[]string{"udp", "53", "--server", "x:1", "--token", "T", "--pool"}, "--pool"},
 		{[]string{"server", "--token", "T", "--udp-ports", "9-1"}, "--udp-ports"},
 		{[]string{"server", "--token", "T", "--accept-proxy-protocol", "lb.example.com"}, "neither a CIDR"},
 	}
@@ -60,6 +59,37 @@ func TestL4UsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("sluice %v: exit %d, stderr %q; want %d and %q", c.args, code, stderr.String(), exitUsage, c.want)
 		}
+	}
+}
+
+// TestUDPPortHasOneOwner runs the real binary: a second `sluice udp` on a
+// port a live agent holds exits 5 and names the holder; --takeover replaces
+// the holder, which exits 5 saying so; a port outside --udp-ports is a
+// usage error naming the range.
+func TestUDPPortHasOneOwner(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	srv := startProc(t, "server", "--listen", listen, "--token", "T", "--insecure", "--udp-ports", "42200-42299")
+	srv.waitLine(`agents connect to`)
+	agentArgs := func(extra ...string) []string {
+		return append([]string{"udp", "127.0.0.1:30054", "--server", listen, "--token", "T", "--insecure"}, extra...)
+	}
+	a := startProc(t, agentArgs("--remote-port", "42272")...)
+	a.waitLine(`^Forwarding udp://127\.0\.0\.1:42272 -> `)
+
+	b := startProc(t, agentArgs("--remote-port", "42272")...)
+	if code := b.wait(); code != exitConflict || !strings.Contains(b.stderr.String(), "UDP port 42272 is held by a live agent") {
+		t.Fatalf("the second agent exited %d, want %d naming the holder; stderr:\n%s", code, exitConflict, b.stderr.String())
+	}
+
+	c := startProc(t, agentArgs("--remote-port", "42272", "--takeover")...)
+	c.waitLine(`^Forwarding udp://127\.0\.0\.1:42272 -> `)
+	if code := a.wait(); code != exitConflict || !strings.Contains(a.stderr.String(), "taken over") {
+		t.Fatalf("the replaced agent exited %d, want %d saying it was taken over; stderr:\n%s", code, exitConflict, a.stderr.String())
+	}
+
+	d := startProc(t, agentArgs("--remote-port", "30872")...)
+	if code := d.wait(); code != exitUsage || !strings.Contains(d.stderr.String(), "outside this edge's UDP port range 42200-42299") || strings.Contains(d.stderr.String(), "--takeover") {
+		t.Fatalf("an agent asking for a port outside --udp-ports exited %d, want %d naming the range without takeover advice; stderr:\n%s", code, exitUsage, d.stderr.String())
 	}
 }
 

@@ -129,6 +129,7 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.StringVar(&tcpPorts, "tcp-ports", "", "`MIN-MAX` range for TCP tunnel ports (default: any requested port, else an ephemeral one)")
 	fs.StringVar(&cfg.PublicHost, "public-host", "", "`host` shown in tcp:// URLs (default: --tcp-host, or --domain when that is a wildcard)")
 	fs.IntVar(&cfg.PublicHTTPPort, "public-http-port", 0, "`port` shown in http:// URLs when a proxy forwards to --http (default: the --http port)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long requests and connections in flight may finish before they are cut (the health check answers 503 meanwhile; a second signal exits at once)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")
 	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (re-read on SIGHUP)")
@@ -154,6 +155,9 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 		// Leases and the loopback certificate outlive the process here
 		// unless the operator names another place.
 		cfg.StateDir, _ = statedir.Default()
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = -1 // server.Config: negative cuts at once
 	}
 	if cfg.ReclaimGrace == 0 {
 		cfg.ReclaimGrace = -1 // server.Config: negative keeps nothing past the session

@@ -67,9 +67,6 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.Do(req, func(w *bufio.Writer) error { return req.Write(w) })
 }
 
-// Fast reports whether RoundTrip would take the fast path for req.
-func Fast(req *http.Request) bool { return fast(req) }
-
 // Do sends a bodiless GET or HEAD whose request head writeHead writes (a
 // proxy that builds it straight from the inbound request saves cloning
 // it); req gives the method, the context and the response's Request.

@@ -9,47 +9,29 @@ import (
 	"net/http/httputil"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/h1"
 	errpage "github.com/sluicehq/sluice/internal/page"
+
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 )
 
-// HealthPath answers 200 "ok" on any host of the HTTP ingress; on the bare
-// domain, /healthz does too. The /_sluice/ prefix is reserved for the edge.
-const HealthPath = "/_sluice/healthz"
-
 type tunnelKey struct{}
 
-func (s *Server) initHTTP() {
-	s.initProxy()
-	s.httpSrv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slogErrorLog(s.log),
-		// HTTP/2 with prior knowledge (h2c) beside HTTP/1.1: gRPC clients
-		// and curl --http2-prior-knowledge speak it on plain ports.
-		Protocols: plainProtocols(),
-		HTTP2:     publicHTTP2(),
+// forward proxies r to t: bodiless GETs and HEADs (h1.Forwardable) take the
+// fast path, everything else httputil.ReverseProxy.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, t *tunnel) {
+	if h1.Forwardable(r) {
+		s.serveFast(w, r, t)
+		return
 	}
-}
-
-// publicH2Streams caps the concurrent streams of one public HTTP/2
-// connection. net/http's default of 250 would make a gRPC client that holds
-// more streams open (watchers, long polls) queue them behind each other.
-const publicH2Streams = 1000
-
-func publicHTTP2() *http.HTTP2Config {
-	return &http.HTTP2Config{MaxConcurrentStreams: publicH2Streams}
-}
-
-func plainProtocols() *http.Protocols {
-	p := new(http.Protocols)
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	return p
+	if r.ProtoMajor == 1 && r.Body != http.NoBody {
+		// Streaming RPCs read the request while the response is written.
+		http.NewResponseController(w).EnableFullDuplex()
+	}
+	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
+	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
+	s.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // initProxy builds the reverse proxy both ingresses share.
@@ -132,68 +114,6 @@ type remoteKey struct{}
 
 var errTunnelGone = errors.New("tunnel went offline")
 
-// ServeHTTP routes a public request by its Host to a tunnel.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host, ok := s.checkRequest(w, r)
-	if !ok {
-		return
-	}
-	if s.serveHealth(w, r, host) {
-		return
-	}
-	ep, ok := s.reg.Host(host)
-	var t *tunnel
-	if ok {
-		t = ep.pick()
-	}
-	if t == nil {
-		if s.reg.Reserved(host) {
-			page(w, http.StatusBadGateway, "Tunnel offline",
-				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
-			return
-		}
-		page(w, http.StatusNotFound, "No tunnel here",
-			fmt.Sprintf("No tunnel is registered for %s. Start one with: sluice http PORT --name NAME (it answers at NAME.%s).", host, s.cfg.Domain))
-		return
-	}
-	if r.Method == http.MethodConnect {
-		refuse(w, r, http.StatusMethodNotAllowed, "CONNECT refused",
-			"This edge does not open raw tunnels with CONNECT: use a tcp tunnel (sluice tcp) for a raw connection.")
-		return
-	}
-	if h1.Forwardable(r) {
-		if s.metrics != nil {
-			s.proxyCounted(w, r, t, func(w http.ResponseWriter, r *http.Request) { s.serveFast(w, r, t) })
-			return
-		}
-		s.serveFast(w, r, t)
-		return
-	}
-	if r.ProtoMajor == 1 && r.Body != http.NoBody {
-		// Streaming RPCs read the request while the response is written.
-		http.NewResponseController(w).EnableFullDuplex()
-	}
-	ctx := context.WithValue(r.Context(), tunnelKey{}, t)
-	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
-	if s.metrics != nil {
-		s.proxyCounted(w, r.WithContext(ctx), t, s.proxy.ServeHTTP)
-		return
-	}
-	s.proxy.ServeHTTP(w, r.WithContext(ctx))
-}
-
-// serveHealth answers the health check, on any host at HealthPath and on
-// the bare domain at /healthz.
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, host string) bool {
-	if r.URL.Path != HealthPath && (host != s.cfg.Domain || r.URL.Path != "/healthz") {
-		return false
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintln(w, "ok")
-	return true
-}
-
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	t, _ := r.Context().Value(tunnelKey{}).(*tunnel)
 	s.proxyErrorFor(w, r, t, err)
@@ -208,7 +128,7 @@ func (s *Server) proxyErrorFor(w http.ResponseWriter, r *http.Request, t *tunnel
 		return // the public client went away; nobody reads this response
 	}
 	if errors.Is(err, errTunnelGone) || errors.Is(err, mux.ErrSessionClosed) || errors.Is(err, mux.ErrGoAway) {
-		page(w, http.StatusBadGateway, "Tunnel offline",
+		page(w, r, http.StatusBadGateway, "Tunnel offline",
 			fmt.Sprintf("The tunnel %s is offline: its agent disconnected or is shutting down.", host))
 		return
 	}
@@ -216,15 +136,20 @@ func (s *Server) proxyErrorFor(w http.ResponseWriter, r *http.Request, t *tunnel
 		t.ac.log.Debug("proxying to the agent failed", "host", host, "err", err)
 	}
 	if errors.Is(err, mux.ErrStreamReset) {
-		page(w, http.StatusBadGateway, "Local service unreachable",
+		page(w, r, http.StatusBadGateway, "Local service unreachable",
 			fmt.Sprintf("The tunnel %s is up, but its agent could not reach the local service (or the service dropped the connection).", host))
 		return
 	}
-	page(w, http.StatusBadGateway, "Bad gateway",
+	page(w, r, http.StatusBadGateway, "Bad gateway",
 		fmt.Sprintf("The agent of %s did not return a response (%v).", host, err))
 }
 
-// page writes the edge's own status pages.
-func page(w http.ResponseWriter, code int, title, text string) {
+// page writes the edge's own status pages; a gRPC client gets the same
+// answer as a gRPC status it can read (see grpcStatus).
+func page(w http.ResponseWriter, r *http.Request, code int, title, text string) {
+	if isGRPC(r) {
+		grpcStatus(w, code, title+": "+text)
+		return
+	}
 	errpage.Write(w, code, title, text, "sluice edge")
 }

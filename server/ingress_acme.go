@@ -20,10 +20,10 @@ import (
 	"github.com/sluicehq/sluice/internal/statedir"
 )
 
-// ErrNotRegistered is why the edge refuses to obtain a certificate: no tunnel
+// errNotRegistered is why the edge refuses to obtain a certificate: no tunnel
 // holds the name right now, so a stranger naming it in a TLS handshake
 // cannot make the edge spend the CA's rate limit on it.
-var ErrNotRegistered = errors.New("no tunnel is registered for this name")
+var errNotRegistered = errors.New("no tunnel is registered for this name")
 
 // Hold times after a failed issuance: they double per failure up to the cap,
 // and a CA's Retry-After stretches them further, so a broken name or a
@@ -38,7 +38,7 @@ const (
 // for registered names only.
 type issuer struct {
 	m   *autocert.Manager
-	reg *Registry
+	reg *registry
 	log *slog.Logger
 	now func() time.Time
 
@@ -80,8 +80,8 @@ func (i *issuer) policy(_ context.Context, host string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := i.reg.Host(name); !ok {
-		return fmt.Errorf("certificate for %s refused: %w", name, ErrNotRegistered)
+	if _, ok := i.reg.host(name); !ok {
+		return fmt.Errorf("certificate for %s refused: %w", name, errNotRegistered)
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (i *issuer) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		}
 		return cert, nil
 	}
-	if name == "" || errors.Is(err, ErrNotRegistered) || strings.HasPrefix(err.Error(), "acme/autocert: server name") {
+	if name == "" || errors.Is(err, errNotRegistered) || strings.HasPrefix(err.Error(), "acme/autocert: server name") {
 		return nil, err // nothing was asked of the CA
 	}
 	i.fail(name, h, err)

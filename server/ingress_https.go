@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"golang.org/x/crypto/acme"
 
 	"github.com/sluicehq/sluice/internal/cfgerr"
-	"github.com/sluicehq/sluice/internal/statedir"
 )
 
 // DefaultACMEDirectory is Let's Encrypt's production directory, used when
@@ -27,58 +25,6 @@ type httpsIngress struct {
 	ln     net.Listener
 	srv    *http.Server
 	issuer *issuer // nil with a static certificate
-}
-
-// validateHTTPS checks the HTTPS fields (part of Config.validate).
-func (cfg *Config) validateHTTPS() error {
-	static := cfg.HTTPSCertFile != "" || cfg.HTTPSKeyFile != ""
-	if cfg.HTTPS == "" && cfg.HTTPSListener == nil {
-		switch {
-		case static:
-			return configErr("HTTPSCertFile", "a certificate is given but there is no HTTPS ingress: set HTTPS too")
-		case cfg.ACMEDirectory != "" || cfg.ACMEEmail != "":
-			return configErr("ACMEDirectory", "ACME is configured but there is no HTTPS ingress: set HTTPS too")
-		case cfg.HTTPPlain:
-			return configErr("HTTPPlain", "keeping plain HTTP beside HTTPS means nothing without an HTTPS ingress: set HTTPS, or drop HTTPPlain")
-		}
-		return nil
-	}
-	if cfg.PublicHTTPSPort < 0 || cfg.PublicHTTPSPort > 65535 {
-		return configErr("PublicHTTPSPort", "%d is outside 1-65535", cfg.PublicHTTPSPort)
-	}
-	if static {
-		if cfg.HTTPSCertFile == "" || cfg.HTTPSKeyFile == "" {
-			return configErr("HTTPSKeyFile", "a static certificate needs both its certificate and its key file")
-		}
-		if cfg.ACMEDirectory != "" || cfg.ACMEEmail != "" {
-			return configErr("ACMEDirectory", "a static certificate and ACME exclude each other: drop one")
-		}
-		return nil
-	}
-	if cfg.StateDir == "" {
-		if _, err := statedir.Default(); err != nil {
-			return cfgerr.Wrap("server", "StateDir", err)
-		}
-	}
-	return nil
-}
-
-// setHTTPSDefaults fills the HTTPS fields left zero (part of
-// Config.setDefaults): certificates come over ACME from Let's Encrypt and are
-// kept in the per-user state directory unless a static one is given.
-func (cfg *Config) setHTTPSDefaults() {
-	if cfg.HTTPSListener != nil {
-		cfg.HTTPS = cfg.HTTPSListener.Addr().String()
-	}
-	if cfg.HTTPS == "" || cfg.HTTPSCertFile != "" {
-		return
-	}
-	if cfg.ACMEDirectory == "" {
-		cfg.ACMEDirectory = DefaultACMEDirectory
-	}
-	if cfg.StateDir == "" {
-		cfg.StateDir, _ = statedir.Default() // validateHTTPS checked it
-	}
 }
 
 // openHTTPS loads the certificate source and opens the HTTPS listener.
@@ -110,7 +56,7 @@ func (s *Server) openHTTPS() error {
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", cfg.HTTPS); err != nil {
-			return fmt.Errorf("server: listen for HTTPS on %s: %w (pick another --https port)", cfg.HTTPS, err)
+			return fmt.Errorf("server: listen for HTTPS on %s: %w (is another server using it? pick another address)", cfg.HTTPS, err)
 		}
 	}
 	h.ln = s.acceptProxy(ln)
@@ -159,17 +105,6 @@ func (s *Server) serveHTTPS(errc chan<- error) {
 		}
 		errc <- err
 	}()
-}
-
-func (s *Server) shutdownHTTPS() {
-	if s.https == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if s.https.srv.Shutdown(ctx) != nil {
-		s.https.srv.Close()
-	}
 }
 
 func (s *Server) httpsPort() int {

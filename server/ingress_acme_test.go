@@ -58,8 +58,8 @@ func TestACMERateLimitRetryAfterIsHonoured(t *testing.T) {
 func TestACMEIsNotAskedForUnregisteredNames(t *testing.T) {
 	s := unreachableACME(t)
 	_, err := s.https.issuer.getCertificate(&tls.ClientHelloInfo{ServerName: "nobody.localhost"})
-	if !errors.Is(err, ErrNotRegistered) {
-		t.Fatalf("got %v, want ErrNotRegistered", err)
+	if !errors.Is(err, errNotRegistered) {
+		t.Fatalf("got %v, want errNotRegistered", err)
 	}
 	if len(s.https.issuer.held) != 0 {
 		t.Fatal("a refused name was counted as a CA failure")

@@ -74,5 +74,5 @@ func refuse(w http.ResponseWriter, r *http.Request, code int, title, text string
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
-	page(w, code, title, text)
+	page(w, r, code, title, text)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/fleet"
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
@@ -173,6 +174,7 @@ type registry struct {
 	leases map[string]*lease
 	grace  time.Duration
 	store  leasestore.Store
+	fleet  *fleet.Store // set in a fleet: claims are decided against it (claimShared)
 	now    func() time.Time
 	onErr  func(error)
 }
@@ -277,6 +279,9 @@ func (r *registry) leaseValid(key, secret string, owner ownerID) bool {
 	if secret == "" {
 		return false
 	}
+	if r.fleet != nil {
+		return r.leaseValidShared(key, secret, owner)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.leases[key]
@@ -336,6 +341,9 @@ func hashSecret(s string) string {
 // the decision was made on, and turn a lost race into a refusal or a retry
 // with the key reloaded: a change to this function alone.
 func (r *registry) claim(q claimReq) (claimed, error) {
+	if r.fleet != nil {
+		return r.claimShared(q)
+	}
 	presented := hashSecret(q.secret)
 	r.mu.Lock()
 	var res claimed

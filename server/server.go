@@ -45,6 +45,7 @@ type Server struct {
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
 	admin    *adminServer // nil unless Config.Admin is set
+	fleet    *edgeFleet   // nil unless Config.FleetListen is set
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -78,8 +79,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another address)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
+	if err := s.openFleet(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if s.reg, err = s.openRegistry(); err != nil {
 		ln.Close()
+		s.closeFleet()
 		return nil, err
 	}
 	if cfg.HTTPListener != nil {
@@ -160,7 +166,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer endLife()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -183,6 +189,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.serveHTTPS(errc)
 	s.serveAdmin(errc)
+	if s.fleet != nil {
+		s.fleet.serve(errc)
+	}
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -208,9 +217,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		k.(*agentConn).sess.Close()
 		return true
 	})
+	s.closeFleet()
 	s.wg.Wait()
 	s.reg.store.Close()
 	return err
+}
+
+func (s *Server) closeFleet() {
+	if s.fleet != nil {
+		s.fleet.close()
+	}
 }
 
 func addrString(a net.Addr) string {

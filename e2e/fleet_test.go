@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/server"
+)
+
+const fleetSecret = "e2e-fleet-secret-0123456789abcdef"
+
+// fleetPair returns a loopback address whose port and the next are free:
+// an edge's fleet port and its store's route port.
+func fleetPair(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return l.Addr().String()
+		}
+	}
+	t.Fatal("no two free adjacent ports")
+	return ""
+}
+
+// startFleet runs n in-process edges in one fleet with embedded stores,
+// each given the same join list. The edges start together: each waits for
+// a majority of the stores.
+func startFleet(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fleetPair(t)
+	}
+	srvs := make([]*server.Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srvs[i], errs[i] = server.New(server.Config{
+				Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
+				HandshakeTimeout: 5 * time.Second, StateDir: t.TempDir(),
+				FleetListen: addrs[i], FleetJoin: addrs, FleetSecret: fleetSecret,
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("edge %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var done sync.WaitGroup
+	for _, s := range srvs {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			if err := s.Serve(ctx); err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		done.Wait()
+	})
+	return srvs
+}
+
+// A request that lands on an edge with no session to the tunnel's agent is
+// forwarded over a link to the edge that has one.
+func TestFleetForwardsHTTPToTheAgentsEdge(t *testing.T) {
+	edges := startFleet(t, 3)
+	local := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app saw %s from %s", r.Host, r.Header.Get("X-Forwarded-For"))
+	}))
+	startAgent(t, edges[0], agent.Tunnel{Kind: control.KindHTTP, Name: "app", Local: local})
+	for i, e := range edges {
+		c := viaEdge(t, e.HTTPAddr().String())
+		var body string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := c.Get("http://app.localhost/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body = string(b)
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			// The other edges learn of the lease through their watch.
+			if time.Now().After(deadline) {
+				t.Fatalf("edge %d: %v %q", i, err, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if body != "app saw app.localhost from 127.0.0.1" {
+			t.Fatalf("edge %d answered %q", i, body)
+		}
+	}
+}
+
+// Two agents racing for one name on two edges: exactly one gets it, the
+// other is refused as taken, every time.
+func TestFleetNameRaceAcrossEdges(t *testing.T) {
+	edges := startFleet(t, 3)
+	local := localHTTP(t, http.NotFoundHandler())
+	for r := range 8 {
+		name := "race" + strconv.Itoa(r)
+		var won, taken atomic.Int32
+		var wg sync.WaitGroup
+		for _, e := range []*server.Server{edges[r%3], edges[(r+1)%3]} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := agent.New(agent.Config{Server: e.Addr().String(), Token: token,
+					Tunnels: []agent.Tunnel{{Kind: control.KindHTTP, Name: name, Local: local}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+				defer cancel()
+				err = a.Run(ctx)
+				var ce *control.Error
+				switch {
+				case err == nil || errors.Is(err, context.DeadlineExceeded):
+					won.Add(1)
+				case errors.As(err, &ce) && ce.Code == control.CodeNameTaken:
+					taken.Add(1) // the command line exits 5 on it
+				default:
+					t.Errorf("round %d: agent ended with %v", r, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 1 || taken.Load() != 1 {
+			t.Fatalf("round %d: %d agents kept the name, %d were refused; want 1 and 1", r, won.Load(), taken.Load())
+		}
+	}
+}

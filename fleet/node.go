@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -116,8 +117,26 @@ func (n *natsLogger) Noticef(format string, v ...any) {
 	n.l.Debug(fmt.Sprintf(format, v...), "source", "nats")
 }
 func (n *natsLogger) Warnf(format string, v ...any) {
-	n.l.Warn(fmt.Sprintf(format, v...), "source", "nats")
+	msg := fmt.Sprintf(format, v...)
+	for _, p := range routineWarnings {
+		if strings.HasPrefix(msg, p) {
+			n.l.Debug(msg, "source", "nats")
+			return
+		}
+	}
+	n.l.Warn(msg, "source", "nats")
 }
+
+// routineWarnings are what the node warns of every time a fleet starts or
+// stops: nothing an operator should act on. The loopback client password
+// is random per fleet secret and never leaves the process.
+var routineWarnings = []string{
+	"Plaintext passwords detected",
+	"Waiting for routing to be established",
+	"JetStream has not established contact with a meta leader",
+	"Metalayer blocking snapshot",
+}
+
 func (n *natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	n.l.Error(msg, "source", "nats")

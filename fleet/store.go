@@ -183,6 +183,9 @@ func (s *Store) connect() error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if s.life.Err() != nil {
+				return // this edge is leaving
+			}
 			s.down.Store(true)
 			s.cfg.Logger.Warn("fleet: lost the store; serving what this edge knows, granting nothing new", "err", err)
 		}),

@@ -21,7 +21,7 @@ const testSecret = "fleet-test-secret-0123456789"
 
 // freePair returns a loopback address whose port and the next are both
 // free: the fleet port and the store's route port.
-func freePair(t *testing.T) string {
+func freePair(t testing.TB) string {
 	t.Helper()
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

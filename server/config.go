@@ -143,10 +143,10 @@ type Config struct {
 	// instead of an embedded store, with NATSCredsFile, NATSCAFile,
 	// NATSCertFile and NATSKeyFile for its credentials and TLS. Without
 	// FleetListen the edge is alone and starts no NATS.
-	FleetListen                                           string
-	FleetJoin                                             []string
-	FleetSecret                                           string
-	NATS                                                  string
+	FleetListen                                          string
+	FleetJoin                                            []string
+	FleetSecret                                          string
+	NATS                                                 string
 	NATSCredsFile, NATSCAFile, NATSCertFile, NATSKeyFile string
 }
 

@@ -141,7 +141,6 @@ func (r *registry) unjoin(ep *endpoint, t *tunnel) {
 	}
 }
 
-
 // leaseValidShared is leaseValid against the fleet's record: a lease the
 // edge gave on another edge is as good here.
 func (r *registry) leaseValidShared(key, secret string, owner ownerID) bool {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/server"
@@ -45,19 +47,27 @@ func fleetPair(t *testing.T) string {
 // each given the same join list. The edges start together: each waits for
 // a majority of the stores.
 func startFleet(t *testing.T, n int) []*server.Server {
+	srvs, _ := startFleetWithMetrics(t, n)
+	return srvs
+}
+
+func startFleetWithMetrics(t *testing.T, n int) ([]*server.Server, []*prometheus.Registry) {
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = fleetPair(t)
 	}
 	srvs := make([]*server.Server, n)
+	regs := make([]*prometheus.Registry, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
+		regs[i] = prometheus.NewRegistry()
 		go func() {
 			defer wg.Done()
 			srvs[i], errs[i] = server.New(server.Config{
+				Metrics: regs[i],
 				Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
 				HandshakeTimeout: 5 * time.Second, StateDir: t.TempDir(),
 				FleetListen: addrs[i], FleetJoin: addrs, FleetSecret: fleetSecret,
@@ -85,13 +95,13 @@ func startFleet(t *testing.T, n int) []*server.Server {
 		cancel()
 		done.Wait()
 	})
-	return srvs
+	return srvs, regs
 }
 
 // A request that lands on an edge with no session to the tunnel's agent is
 // forwarded over a link to the edge that has one.
 func TestFleetForwardsHTTPToTheAgentsEdge(t *testing.T) {
-	edges := startFleet(t, 3)
+	edges, regs := startFleetWithMetrics(t, 3)
 	local := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "app saw %s from %s", r.Host, r.Header.Get("X-Forwarded-For"))
 	}))
@@ -120,6 +130,62 @@ func TestFleetForwardsHTTPToTheAgentsEdge(t *testing.T) {
 			t.Fatalf("edge %d answered %q", i, body)
 		}
 	}
+
+	// The fleet view: every edge sees three members and that edge 0 holds
+	// the lease; edge 0 took the forwarded requests of the other two.
+	home := edges[0].Status().Fleet
+	if home == nil || len(home.Members) != 3 {
+		t.Fatalf("edge 0's fleet view: %+v", home)
+	}
+	for i, e := range edges {
+		v := e.Status().Fleet
+		var holders []string
+		for _, l := range v.Leases {
+			if l.Key == "host:app.localhost" {
+				holders = l.Holders
+			}
+		}
+		if len(holders) != 1 || holders[0] != home.Edge {
+			t.Fatalf("edge %d sees the lease held by %v, want [%s]", i, holders, home.Edge)
+		}
+		if i > 0 && v.ForwardedOut[home.Edge] < 1 {
+			t.Fatalf("edge %d forwarded %v", i, v.ForwardedOut)
+		}
+	}
+	in := uint64(0)
+	for _, n := range home.ForwardedIn {
+		in += n
+	}
+	if in < 2 {
+		t.Fatalf("edge 0 took %v forwarded streams, want at least 2", home.ForwardedIn)
+	}
+	if !metricAtLeast(t, regs[1], "sluice_edge_fleet_forwarded_streams_total", 1) || !metricAtLeast(t, regs[0], "sluice_edge_fleet_members", 3) ||
+		!metricAtLeast(t, regs[0], "sluice_edge_fleet_store_operations_total", 1) {
+		t.Fatal("fleet metrics missing")
+	}
+}
+
+// metricAtLeast reports whether some series of the named metric is at
+// least min.
+func metricAtLeast(t *testing.T, reg *prometheus.Registry, name string, min float64) bool {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			if v >= min {
+				return true
+			}
+		}
+	}
+	t.Logf("%s: no series at %v or more", name, min)
+	return false
 }
 
 // Two agents racing for one name on two edges: exactly one gets it, the

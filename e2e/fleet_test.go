@@ -68,7 +68,7 @@ func startFleetWithMetrics(t *testing.T, n int) ([]*server.Server, []*prometheus
 			defer wg.Done()
 			srvs[i], errs[i] = server.New(server.Config{
 				Metrics: regs[i],
-				Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
+				Listen:  "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
 				HandshakeTimeout: 5 * time.Second, StateDir: t.TempDir(),
 				FleetListen: addrs[i], FleetJoin: addrs, FleetSecret: fleetSecret,
 			})

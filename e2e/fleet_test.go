@@ -47,11 +47,11 @@ func fleetPair(t *testing.T) string {
 // each given the same join list. The edges start together: each waits for
 // a majority of the stores.
 func startFleet(t *testing.T, n int) []*server.Server {
-	srvs, _ := startFleetWithMetrics(t, n)
+	srvs, _ := startFleetWithMetrics(t, n, nil)
 	return srvs
 }
 
-func startFleetWithMetrics(t *testing.T, n int) ([]*server.Server, []*prometheus.Registry) {
+func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) ([]*server.Server, []*prometheus.Registry) {
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
@@ -64,14 +64,18 @@ func startFleetWithMetrics(t *testing.T, n int) ([]*server.Server, []*prometheus
 	for i := range n {
 		wg.Add(1)
 		regs[i] = prometheus.NewRegistry()
+		cfg := server.Config{
+			Metrics: regs[i],
+			Listen:  "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
+			HandshakeTimeout: 5 * time.Second, StateDir: t.TempDir(),
+			FleetListen: addrs[i], FleetJoin: addrs, FleetSecret: fleetSecret,
+		}
+		if mod != nil {
+			mod(i, &cfg)
+		}
 		go func() {
 			defer wg.Done()
-			srvs[i], errs[i] = server.New(server.Config{
-				Metrics: regs[i],
-				Listen:  "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
-				HandshakeTimeout: 5 * time.Second, StateDir: t.TempDir(),
-				FleetListen: addrs[i], FleetJoin: addrs, FleetSecret: fleetSecret,
-			})
+			srvs[i], errs[i] = server.New(cfg)
 		}()
 	}
 	wg.Wait()
@@ -101,7 +105,7 @@ func startFleetWithMetrics(t *testing.T, n int) ([]*server.Server, []*prometheus
 // A request that lands on an edge with no session to the tunnel's agent is
 // forwarded over a link to the edge that has one.
 func TestFleetForwardsHTTPToTheAgentsEdge(t *testing.T) {
-	edges, regs := startFleetWithMetrics(t, 3)
+	edges, regs := startFleetWithMetrics(t, 3, nil)
 	local := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "app saw %s from %s", r.Host, r.Header.Get("X-Forwarded-For"))
 	}))
@@ -226,4 +230,78 @@ func TestFleetNameRaceAcrossEdges(t *testing.T) {
 			t.Fatalf("round %d: %d agents kept the name, %d were refused; want 1 and 1", r, won.Load(), taken.Load())
 		}
 	}
+}
+
+// Every edge listens on a TCP port leased in the fleet and forwards its
+// connections to the edge with the agent. The edges listen for TCP tunnels
+// on three loopback addresses, as three hosts would.
+func TestFleetEveryEdgeServesLeasedTCPPorts(t *testing.T) {
+	edges, _ := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
+		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
+	})
+	echo := localEcho(t)
+	as := startAgent(t, edges[0], agent.Tunnel{Kind: control.KindTCP, Local: echo})
+	port := strconv.Itoa(as[0].Port)
+	for i := range edges {
+		addr := "127.0.0." + strconv.Itoa(i+1) + ":" + port
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := echoOnce(addr, "hello via edge "+strconv.Itoa(i))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edge %d (%s): %v", i, addr, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func localEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func echoOnce(addr, msg string) error {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if string(got) != msg {
+		return fmt.Errorf("echo: %q", got)
+	}
+	return nil
 }

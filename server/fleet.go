@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/fleet"
@@ -37,6 +38,11 @@ type edgeFleet struct {
 	in      *connQueue
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
+
+	ready   func() // called once the registry is open: events start
+	mu      sync.Mutex
+	mirrors map[string]*mirror // TCP port key → its mirror listener
+	closing bool
 }
 
 type forwardedKey struct{}
@@ -47,7 +53,14 @@ func (s *Server) openFleet() error {
 	if c.FleetListen == "" {
 		return nil
 	}
+	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}}
+	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
+		OnEvent: func(ev fleet.Event) {
+			if ready.Load() && (ev.Kind == fleet.LeaseSet || ev.Kind == fleet.LeaseGone) {
+				f.syncPort(ev.Lease.Key)
+			}
+		},
 		Listen:        c.FleetListen,
 		Join:          c.FleetJoin,
 		Secret:        c.FleetSecret,
@@ -63,7 +76,13 @@ func (s *Server) openFleet() error {
 	if err != nil {
 		return fleetConfigErr(err)
 	}
-	f := &edgeFleet{s: s, store: st, in: newConnQueue()}
+	f.store = st
+	f.ready = func() {
+		ready.Store(true)
+		for _, l := range st.Leases() {
+			f.syncPort(l.Key)
+		}
+	}
 	f.links, err = fleet.ListenLinks(context.Background(), fleet.LinkConfig{
 		Listen: c.FleetListen, Secret: c.FleetSecret, EdgeID: st.ID(), Handler: f.accept, Mux: c.Mux, Logger: s.log,
 	})
@@ -154,6 +173,7 @@ func (f *edgeFleet) serve(errc chan<- error) {
 }
 
 func (f *edgeFleet) close() {
+	f.closeMirrors()
 	f.links.Close()
 	f.httpSrv.Close()
 	f.store.Close()
@@ -177,6 +197,8 @@ func (f *edgeFleet) accept(from string, h fleet.Header) (func(net.Conn), error) 
 				c.Close()
 			}
 		}, nil
+	case fleet.KindTCP:
+		return f.acceptTCP(h)
 	}
 	return nil, fmt.Errorf("this edge does not take forwarded %d streams", h.Kind)
 }

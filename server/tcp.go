@@ -23,6 +23,10 @@ func (s *Server) tcpPorts() portKind {
 	return portKind{
 		kind: control.KindTCP, label: "TCP", lo: s.cfg.TCPPortMin, hi: s.cfg.TCPPortMax, key: portKey,
 		bind: func(port int) (io.Closer, int, error) {
+			if s.fleet != nil && port != 0 {
+				// This edge serves the port now, not another edge for it.
+				s.fleet.unmirror(portKey(port))
+			}
 			ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port)))
 			if err != nil {
 				return nil, 0, err

@@ -2,7 +2,7 @@ GO ?= go
 FUZZTIME ?= 15s
 PKGS := ./...
 
-.PHONY: all build test lint fuzz bench bench-quick bench-gate bench-mux bench-docker clean
+.PHONY: all build test lint fuzz bench bench-quick bench-gate bench-mux bench-docker screenshots clean
 
 all: lint test
 
@@ -37,6 +37,11 @@ bench-docker:
 
 bench-mux:
 	bash scripts/bench-mux.sh
+
+# The inspector's and the console's screenshots, taken by their browser
+# tests in Debian's chromium, into docs/img.
+screenshots:
+	SLUICE_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestInspectorInChromium|TestConsoleInChromium' ./agent/inspect/ ./cmd/sluice/
 
 clean:
 	rm -rf bin dist

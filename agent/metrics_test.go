@@ -13,18 +13,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/proxyproto"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
-
-func serveMetrics(t *testing.T, reg *prometheus.Registry) string {
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(hs.Close)
-	return hs.URL + "/metrics"
-}
 
 // TestAgentMetricsMoveDuringLongTransfer: a TCP tunnel's byte counters move
 // while one connection is still open, and HTTP requests are counted by
@@ -41,7 +34,7 @@ func TestAgentMetricsMoveDuringLongTransfer(t *testing.T) {
 	}))
 	defer web.Close()
 	reg := prometheus.NewRegistry()
-	url := serveMetrics(t, reg)
+	url := testutil.ServeMetrics(t, reg)
 	as, _ := runAgent(t, e, func(c *Config) { c.Metrics = reg },
 		Tunnel{Kind: control.KindTCP, Name: "echo", Local: local},
 		Tunnel{Kind: control.KindHTTP, Name: "web", Local: web.Listener.Addr().String(), LogRequests: true})
@@ -109,7 +102,7 @@ func TestAgentMetricsCountReconnects(t *testing.T) {
 	e := startEdge(t, nil)
 	p := newKillProxy(t, e.srv.Addr().String())
 	reg := prometheus.NewRegistry()
-	url := serveMetrics(t, reg)
+	url := testutil.ServeMetrics(t, reg)
 	assignedAgain := make(chan struct{}, 4)
 	runAgent(t, e, func(c *Config) {
 		c.Server = p.addr()
@@ -147,7 +140,7 @@ func TestAgentMetricsCountUDP(t *testing.T) {
 	svc := startDNSService(t)
 	e := startEdge(t, nil)
 	reg := prometheus.NewRegistry()
-	url := serveMetrics(t, reg)
+	url := testutil.ServeMetrics(t, reg)
 	as, _ := runAgent(t, e, func(c *Config) { c.Metrics = reg }, Tunnel{Kind: control.KindUDP, Name: "dns", Local: svc.pc.LocalAddr().String()})
 	c, err := net.DialUDP("udp", nil, udpAddrOf(t, as[0].URL))
 	if err != nil {

@@ -164,7 +164,7 @@ func TestACMECertificatesHaveASeriesEach(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	url := metricsURL(t, reg)
+	url := testutil.ServeMetrics(t, reg)
 	sc := testutil.ScrapeMetrics(t, url)
 	for _, name := range []string{"one.sluice.test", "two.sluice.test"} {
 		if v, ok := sc.Value("sluice_edge_certificate_expiry_timestamp_seconds", "listener", "https", "name", name); !ok || v < float64(time.Now().Unix()) {

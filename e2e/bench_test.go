@@ -16,13 +16,15 @@ import (
 // to a local service, all in this process (client included), from
 // GOMAXPROCS*8 goroutines; allocs/op counts every side of one request.
 // "logged" parses on the agent and logs nothing (discard logger); "piped"
-// is --log-requests=false.
+// is --log-requests=false; "piped-console" is piped with the edge's admin
+// address on, so the edge meters bytes and responses for its console.
 func BenchmarkHTTPGet(b *testing.B) {
 	body := []byte("hello, sluice\n")
 	for _, mode := range []struct {
-		name   string
-		parsed bool
-	}{{"logged", true}, {"piped", false}} {
+		name    string
+		parsed  bool
+		console bool
+	}{{"logged", true, false}, {"piped", false, false}, {"piped-console", false, true}} {
 		b.Run(mode.name, func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -31,7 +33,7 @@ func BenchmarkHTTPGet(b *testing.B) {
 			ls := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
 			go ls.Serve(ln)
 			defer ls.Close()
-			srv, stop := benchEdge(b)
+			srv, stop := benchEdge(b, mode.console)
 			defer stop()
 			astop := benchAgent(b, srv, agent.Tunnel{Kind: control.KindHTTP, Name: "bench", Local: ln.Addr().String(), LogRequests: mode.parsed})
 			defer astop()
@@ -63,8 +65,12 @@ func BenchmarkHTTPGet(b *testing.B) {
 	}
 }
 
-func benchEdge(b *testing.B) (*server.Server, func()) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token}})
+func benchEdge(b *testing.B, console bool) (*server.Server, func()) {
+	cfg := server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token}}
+	if console {
+		cfg.Admin, cfg.AdminToken = "127.0.0.1:0", "admin"
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -143,20 +142,7 @@ func grpcThroughTunnelWith(t *testing.T, mod func(*server.Config)) (*grpc.Client
 
 	srv := startEdge(t, mod)
 	startAgent(t, srv, agent.Tunnel{Kind: control.KindHTTP, Name: "grpc", Local: ln.Addr().String(), LogRequests: true, UpstreamProtocol: agent.UpstreamHTTP2})
-	edgeAddr := srv.HTTPAddr().String()
-	target := fmt.Sprintf("passthrough:///grpc.localhost:%d", srv.HTTPAddr().(*net.TCPAddr).Port)
-	cc, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", edgeAddr)
-		}),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc, svc
+	return grpcTo(t, srv.HTTPAddr().String(), fmt.Sprintf("grpc.localhost:%d", srv.HTTPAddr().(*net.TCPAddr).Port)), svc
 }
 
 func TestGRPCUnaryWithHeadersTrailersAndStatus(t *testing.T) {

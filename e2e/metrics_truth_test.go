@@ -6,12 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
@@ -19,20 +17,13 @@ import (
 	"github.com/sluicehq/sluice/server"
 )
 
-// metricsURL serves reg over HTTP the way cmd/sluice does.
-func metricsURL(t *testing.T, reg *prometheus.Registry) string {
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(hs.Close)
-	return hs.URL + "/metrics"
-}
-
 // TestMetricsCountGRPCOutcomesByStatus: a gRPC call that fails with a
 // status in its trailers is HTTP 200 on the wire; the edge counts it by its
 // grpc-status, so a failing call is not taken for a success.
 func TestMetricsCountGRPCOutcomesByStatus(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cc, _ := grpcThroughTunnelWith(t, func(c *server.Config) { c.Metrics = reg })
-	url := metricsURL(t, reg)
+	url := testutil.ServeMetrics(t, reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out := []byte(nil)
@@ -52,7 +43,7 @@ func TestMetricsCountGRPCOutcomesByStatus(t *testing.T) {
 func TestMetricsOfAGoneTunnelEndWithItsLease(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	srv := startEdge(t, func(c *server.Config) { c.Metrics = reg; c.ReclaimGrace = 1500 * time.Millisecond })
-	url := metricsURL(t, reg)
+	url := testutil.ServeMetrics(t, reg)
 	app := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))

@@ -1,22 +1,22 @@
 package server
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/server/console"
 )
 
-// The edge's admin view: a status page and a JSON listing of the agents
-// connected, their tunnels and the totals, on an address of its own and
-// behind a bearer token, since it shows who is connected from where.
+// The edge's admin address: the operator's console and a JSON listing of
+// the agents connected, their tunnels and the totals, on an address of its
+// own and behind the admin token, since it shows who is connected from
+// where and can revoke tokens.
 
 // AdminStatus is what GET /api/status on the admin address returns.
 type AdminStatus struct {
@@ -107,9 +107,9 @@ func (s *Server) Status() AdminStatus {
 }
 
 type adminServer struct {
-	ln   net.Listener
-	srv  *http.Server
-	hash [32]byte
+	ln      net.Listener
+	srv     *http.Server
+	console *console.Console
 }
 
 // AdminAddr returns the admin listener's address, or nil when there is none.
@@ -120,14 +120,21 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.admin.ln.Addr()
 }
 
-// openAdmin opens the admin listener. It runs last in New, so it also
-// hooks the metrics onto the HTTPS ingress's certificates.
+// openAdmin opens the admin listener: the operator's console (see package
+// console) and the JSON status behind the same sign-in. It runs last in
+// New, so it also hooks the metrics onto the HTTPS ingress's certificates.
 func (s *Server) openAdmin() error {
 	if s.metrics != nil && s.https != nil {
 		s.metrics.watchHTTPS(s.https.srv.TLSConfig)
 	}
 	if s.cfg.Admin == "" {
 		return nil
+	}
+	s.con = newConsoleEdge(s)
+	s.warn.record = func(src, msg string) { s.consoleRefused(refusalKind(msg), msg, src) }
+	con, err := console.New(console.Config{Token: s.cfg.AdminToken, Edges: []console.Backend{s.con}, Logger: s.log})
+	if err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", s.cfg.Admin)
 	if err != nil {
@@ -136,45 +143,28 @@ func (s *Server) openAdmin() error {
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		s.log.Warn("the admin view is reachable from the network: it lists every agent's address; bind it to 127.0.0.1 unless that is intended", "addr", ln.Addr().String())
 	}
-	a := &adminServer{ln: ln, hash: sha256.Sum256([]byte(s.cfg.AdminToken))}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/status", con.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(s.Status())
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		adminPage.Execute(w, s.Status())
-	})
-	a.srv = &http.Server{Handler: a.authorize(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(s.log)}
-	s.admin = a
+	})))
+	mux.Handle("/", con.Handler())
+	s.admin = &adminServer{ln: ln, console: con,
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slogErrorLog(s.log)}}
 	return nil
 }
 
-// authorize lets through requests carrying the token as a bearer token,
-// compared in constant time.
-func (a *adminServer) authorize(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		got := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(got[:], a.hash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice edge admin"`)
-			http.Error(w, "401 unauthorized: send the edge's admin token as Authorization: Bearer TOKEN", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) serveAdmin(errc chan<- error) {
+func (s *Server) serveAdmin(ctx context.Context, errc chan<- error) {
 	if s.admin == nil {
 		return
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.admin.console.Run(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		err := s.admin.srv.Serve(s.admin.ln)
@@ -201,32 +191,3 @@ func (s *Server) closeAdmin() {
 		s.admin.srv.Close()
 	}
 }
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
-	"bytes": humanBytes,
-	"since": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
-}).Parse(`<!doctype html><html><head><meta charset="utf-8"><title>sluice edge</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}th{background:#f4f4f4}code{font-size:.95em}</style></head>
-<body><h1>sluice edge</h1>
-<p>{{.Totals.Sessions}} sessions of {{.Totals.Agents}} agents, {{.Totals.Tunnels}} tunnels, {{.Totals.Streams}} streams open; {{bytes .Totals.BytesIn}} in, {{bytes .Totals.BytesOut}} out. <small>As of {{.Time.Format "2006-01-02 15:04:05 MST"}}; JSON at <code>/api/status</code>.</small></p>
-<h2>Agents</h2><table><tr><th>Session</th><th>Owner</th><th>Remote address</th><th>Connected for</th><th>RTT</th><th>Streams</th><th>Tunnels</th></tr>
-{{range .Agents}}<tr><td><code>{{.Session}}</code></td><td><code>{{.Owner}}</code></td><td>{{.RemoteAddr}}</td><td>{{since .ConnectedSince}}</td><td>{{printf "%.2f" .RTTMillis}} ms</td><td>{{.Streams}}</td><td>{{range .Tunnels}}{{.}}<br>{{end}}</td></tr>
-{{else}}<tr><td colspan="7">No agent connected.</td></tr>{{end}}</table>
-<h2>Tunnels</h2><table><tr><th>URL</th><th>Kind</th><th>Name</th><th>Session</th><th>In</th><th>Out</th><th>Open streams</th></tr>
-{{range .Tunnels}}<tr><td>{{.URL}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td><code>{{.Session}}</code></td><td>{{bytes .BytesIn}}</td><td>{{bytes .BytesOut}}</td><td>{{.OpenStreams}}</td></tr>
-{{else}}<tr><td colspan="7">No tunnel online.</td></tr>{{end}}</table>
-</body></html>
-`))

@@ -2,67 +2,17 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"sort"
 	"sync"
 	"time"
 )
 
 // Admission: what the edge does with an agent connection before it has
-// authenticated. The gate bounds how many connections may be in their
-// handshake, in all and per source; wrong tokens are answered ever more
-// slowly per source; repeated warnings about one source are summarised, so a
-// flood cannot flood the log too.
-
-// sourceIP is the address part of a remote address, the unit of per-source
-// limits.
-func sourceIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
-}
-
-// gate counts connections that have not authenticated, in all and per
-// source, so a flood of silent connections cannot hold the edge's
-// descriptors and memory.
-type gate struct {
-	mu        sync.Mutex
-	total     int
-	perSource map[string]int
-}
-
-func (g *gate) enter(src string, lim Limits) (ok bool, reason string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.total >= lim.Pending {
-		return false, fmt.Sprintf("%d connections are already authenticating", g.total)
-	}
-	if g.perSource[src] >= lim.PendingPerSource {
-		return false, fmt.Sprintf("%d connections from this address are already authenticating", g.perSource[src])
-	}
-	if g.perSource == nil {
-		g.perSource = map[string]int{}
-	}
-	g.total++
-	g.perSource[src]++
-	return true, ""
-}
-
-func (g *gate) leave(src string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.total--
-	if g.perSource[src]--; g.perSource[src] <= 0 {
-		delete(g.perSource, src)
-	}
-}
+// authenticated. The gate (gate.go) bounds how many connections may be in
+// their handshake; wrong tokens are answered ever more slowly per source;
+// repeated warnings about one source are summarised, so a flood cannot
+// flood the log too.
 
 // authFailures slows wrong tokens per source address.
 type authFailures struct {
@@ -107,7 +57,8 @@ func (a *authFailures) fail(src string, base time.Duration) time.Duration {
 // summary logs a warning about a source once, then counts its repeats and
 // logs one line per source and interval with the count.
 type summary struct {
-	log *slog.Logger
+	log    *slog.Logger
+	record func(src, msg string) // also told of every warning (the console's refusals); may be nil
 
 	mu   sync.Mutex
 	seen map[summaryKey]*summaryEntry
@@ -121,6 +72,9 @@ type summaryEntry struct {
 }
 
 func (s *summary) warn(src, msg string, args ...any) {
+	if s.record != nil {
+		s.record(src, msg)
+	}
 	s.mu.Lock()
 	if s.seen == nil {
 		s.seen = map[summaryKey]*summaryEntry{}

@@ -2,13 +2,14 @@ package server
 
 import (
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
 )
 
 func TestSilentConnectionsCostNoSession(t *testing.T) {
-	s := startServer(t, func(c *Config) { c.Limits.PendingPerSource = 200 })
+	s := startServer(t, func(c *Config) { c.Limits.PendingPerSource, c.Limits.PendingPerPrefix = 200, 200 })
 	before := runtime.NumGoroutine()
 	const n = 100
 	var conns []net.Conn
@@ -55,7 +56,7 @@ func TestPendingCapPerSource(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.gate.mu.Lock()
-		pending := s.gate.perSource["127.0.0.1"]
+		pending := s.gate.perSource[netip.MustParsePrefix("127.0.0.1/32")]
 		s.gate.mu.Unlock()
 		if pending == 3 {
 			break

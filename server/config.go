@@ -133,6 +133,10 @@ type Config struct {
 	// bearer token (see admin.go).
 	Admin      string
 	AdminToken string
+	// TokensFile is the file TokenRules were read from, if any: revoking
+	// a token in the console rewrites it, so the revocation outlives a
+	// reload or a restart.
+	TokensFile string
 
 	// FleetListen, when set, makes this edge one of a fleet (see fleet.go
 	// and docs/FLEET.md): other edges link to it on this address, and its

@@ -74,10 +74,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%s is reserved for the sluice edge and never forwarded to the app; the edge answers %s here.", r.URL.Path, HealthPath))
 		return
 	}
-	if m := s.metrics; m != nil {
-		sw := m.observe(w)
+	if s.metering {
+		sw := observe(w)
 		s.forward(sw, r, t)
-		m.observed(sw, r, t)
+		s.observed(sw, r, t)
 		return
 	}
 	s.forward(w, r, t)

@@ -9,10 +9,18 @@ import (
 // TunnelsPerOwner for its owner.
 type Limits struct {
 	// Pending caps the agent connections that have not authenticated yet,
-	// in all. Beyond it new connections are closed at once. Default 256.
+	// in all. At the cap, a new connection takes the place of the oldest
+	// one that has not sent its preface yet (a silent one); without such a
+	// one it is closed at once. Default 1024.
 	Pending int
-	// PendingPerSource caps them per source IP address. Default 8.
+	// PendingPerSource caps them per source: an IPv4 address, or an IPv6
+	// /64. Beyond it new connections are closed at once. Default 8.
 	PendingPerSource int
+	// PendingPerPrefix caps them per network: an IPv4 /24 or an IPv6 /48,
+	// so a flood from many addresses of one network counts once. At the
+	// cap, a new connection takes the place of the network's oldest silent
+	// one. Default 64.
+	PendingPerPrefix int
 	// TunnelsPerSession caps the tunnels one session registers. Default 64.
 	TunnelsPerSession int
 	// TunnelsPerOwner caps the tunnels one owner (token) has open across
@@ -40,10 +48,13 @@ type Limits struct {
 
 func (l *Limits) setDefaults() {
 	if l.Pending <= 0 {
-		l.Pending = 256
+		l.Pending = 1024
 	}
 	if l.PendingPerSource <= 0 {
 		l.PendingPerSource = 8
+	}
+	if l.PendingPerPrefix <= 0 {
+		l.PendingPerPrefix = 64
 	}
 	if l.TunnelsPerSession <= 0 {
 		l.TunnelsPerSession = 64

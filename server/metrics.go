@@ -377,12 +377,13 @@ func (s *Server) countRefusal(code string) {
 
 // observe starts observing one proxied request: the proxy writes its
 // response through the returned writer, and observed counts it.
-func (m *edgeMetrics) observe(w http.ResponseWriter) *statusWriter {
+func observe(w http.ResponseWriter) *statusWriter {
 	return &statusWriter{ResponseWriter: w, start: time.Now()}
 }
 
-// observed counts the request sw observed, by status class and duration.
-func (m *edgeMetrics) observed(sw *statusWriter, r *http.Request, t *tunnel) {
+// observed counts the request sw observed, by status class for the console
+// and the metrics, and by duration for the metrics.
+func (s *Server) observed(sw *statusWriter, r *http.Request, t *tunnel) {
 	code := sw.code
 	if code == 0 {
 		// Nothing written: a hijacked upgrade (ReverseProxy writes the 101
@@ -391,6 +392,13 @@ func (m *edgeMetrics) observed(sw *statusWriter, r *http.Request, t *tunnel) {
 		if r.Header.Get("Upgrade") != "" {
 			code = http.StatusSwitchingProtocols
 		}
+	}
+	if c := code / 100; c >= 1 && c <= 5 {
+		t.requests[c-1].Add(1)
+	}
+	m := s.metrics
+	if m == nil {
+		return
 	}
 	m.observeRequest(t, code, time.Since(sw.start))
 	if isGRPC(r) {

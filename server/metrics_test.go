@@ -10,13 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/testutil"
@@ -31,9 +30,7 @@ func metricsEdge(t *testing.T) (s *Server, metricsURL string) {
 		c.Metrics = reg
 		c.Admin, c.AdminToken = "127.0.0.1:0", "admin-secret"
 	})
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(hs.Close)
-	return s, hs.URL + "/metrics"
+	return s, testutil.ServeMetrics(t, reg)
 }
 
 func register(t *testing.T, ctrl io.ReadWriter, r control.Register) control.Assigned {
@@ -140,18 +137,25 @@ func adminGet(t *testing.T, s *Server, token string) AdminStatus {
 
 func TestAdminRequiresToken(t *testing.T) {
 	s, _ := metricsEdge(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, auth := range []string{"", "Bearer wrong", "admin-secret"} {
-		req, _ := http.NewRequest("GET", "http://"+s.AdminAddr().String()+"/", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("Authorization %q: %s, want 401", auth, resp.Status)
+		for path, want := range map[string]int{"/api/status": http.StatusUnauthorized, "/api/snapshot": http.StatusUnauthorized, "/": http.StatusSeeOther} {
+			req, _ := http.NewRequest("GET", "http://"+s.AdminAddr().String()+path, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s with Authorization %q: %s, want %d", path, auth, resp.Status, want)
+			}
+			// The console's pages send a browser to its sign-in form.
+			if want == http.StatusSeeOther && !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+				t.Errorf("%s with Authorization %q: redirected to %q, want the sign-in form", path, auth, resp.Header.Get("Location"))
+			}
 		}
 	}
 	_, err := New(Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}, Admin: "127.0.0.1:0"})
@@ -265,9 +269,7 @@ func TestMetricsCertificateExpiry(t *testing.T) {
 		c.Metrics, c.TLS = reg, tlsCfg
 		c.HTTPS, c.HTTPSCertFile, c.HTTPSKeyFile = "127.0.0.1:0", certFile, keyFile
 	})
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer hs.Close()
-	sc := testutil.ScrapeMetrics(t, hs.URL+"/metrics")
+	sc := testutil.ScrapeMetrics(t, testutil.ServeMetrics(t, reg))
 	leaf, _ := x509.ParseCertificate(agentCert.Certificate[0])
 	if v := sc.Must(t, "sluice_edge_certificate_expiry_timestamp_seconds", "listener", "agents"); v != float64(leaf.NotAfter.Unix()) {
 		t.Errorf("agents certificate expiry = %v, want %d", v, leaf.NotAfter.Unix())

@@ -67,11 +67,13 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		ac.mu.Lock()
 		ac.tunnels = append(ac.tunnels, t)
 		ac.mu.Unlock()
+		s.consoleOnline(t, c.reused)
 		ac.log.Info("tunnel online", "kind", t.kind, "url", t.url, "pooled", c.ep.isPooled(), "members", c.ep.size(), "reclaimed", c.reused)
 		return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, Lease: c.secret, ProxyProtocol: t.proxyProto}
 	}
 	ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "hostname", r.Hostname, "port", r.RemotePort, "code", err.Code, "reason", err.Message)
 	s.countRefusal(err.Code)
+	s.consoleRefused(registrationKind(err.Code), registrationReason(err.Code), ac.remote)
 	return err
 }
 

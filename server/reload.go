@@ -48,6 +48,18 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	if cfg.ReclaimGrace != 0 {
 		s.reg.setGrace(cfg.ReclaimGrace)
 	}
+	closed := s.dropUnauthorized(auth, "the edge's operator removed this agent's token: get a current token")
+	if len(restart) > 0 {
+		slices.Sort(restart)
+		note = "changed settings that take effect only after a restart: " + strings.Join(restart, ", ")
+	}
+	s.log.Info("configuration reloaded", "tokens", len(auth.rules), "sessions_closed", closed)
+	return note, nil
+}
+
+// dropUnauthorized closes the sessions whose token auth no longer accepts
+// and moves the others onto auth's rules. It returns how many it closed.
+func (s *Server) dropUnauthorized(auth *authTable, why string) int {
 	closed := 0
 	s.sessions.Range(func(k, _ any) bool {
 		ac := k.(*agentConn)
@@ -56,13 +68,9 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 			return true
 		}
 		closed++
-		ac.revoke(control.CodeRevoked, "the edge's operator removed this agent's token: get a current token")
+		ac.revoke(control.CodeRevoked, why)
 		return true
 	})
-	if len(restart) > 0 {
-		slices.Sort(restart)
-		note = "changed settings that take effect only after a restart: " + strings.Join(restart, ", ")
-	}
-	s.log.Info("configuration reloaded", "tokens", len(auth.rules), "sessions_closed", closed)
-	return note, nil
+	s.consoleChanged()
+	return closed
 }

@@ -46,6 +46,7 @@ type Server struct {
 	metering bool         // count bytes per tunnel: metrics or admin asked
 	admin    *adminServer // nil unless Config.Admin is set
 	fleet    *edgeFleet   // nil unless Config.FleetListen is set
+	con      *consoleEdge // the console's view of this edge; nil without admin
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -188,7 +189,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	s.serveHTTPS(errc)
-	s.serveAdmin(errc)
+	s.serveAdmin(ctx, errc)
 	if s.fleet != nil {
 		s.fleet.serve(errc)
 	}
@@ -258,7 +259,8 @@ func (s *Server) acceptAgents(ctx, life context.Context) error {
 		}
 		backoff = 0
 		src := sourceIP(conn.RemoteAddr())
-		if ok, why := s.gate.enter(src, s.limits()); !ok {
+		p, why := s.gate.enter(conn, s.limits())
+		if p == nil {
 			s.warn.warn(src, "agent connection refused before its handshake", "why", why)
 			conn.Close()
 			continue
@@ -266,7 +268,7 @@ func (s *Server) acceptAgents(ctx, life context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveAgent(life, conn, src)
+			s.serveAgent(life, p, src)
 		}()
 	}
 }

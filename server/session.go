@@ -30,7 +30,9 @@ type agentConn struct {
 	since  time.Time
 	owner  ownerID
 	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
-	log    *slog.Logger
+	// software is what the agent says it runs, from its hello.
+	software string
+	log      *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
 
@@ -61,6 +63,8 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+	// requests counts HTTP responses by class (1xx..5xx) while metering.
+	requests [5]atomic.Int64
 }
 
 // open starts a stream to the agent for one public connection and writes the
@@ -103,13 +107,14 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 // a goroutine started when it arrives (see serveControl), and the session's
 // end is handled on the one that finds it. The handshakes grow this
 // goroutine's stack (TLS above all); it is freed when this returns.
-func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
-	ac, unhook := s.admitAgent(ctx, conn, src)
+func (s *Server) serveAgent(ctx context.Context, p *pending, src string) {
+	ac, unhook := s.admitAgent(ctx, p, src)
 	if ac == nil {
 		return
 	}
 	s.wg.Add(1)
 	s.sessions.Store(ac, struct{}{})
+	s.consoleChanged()
 	ac.log.Info("agent connected")
 	ac.serveControl(func(err error) {
 		defer s.wg.Done()
@@ -121,14 +126,15 @@ func (s *Server) serveAgent(ctx context.Context, conn net.Conn, src string) {
 // admitAgent runs an agent connection's handshakes. It returns the admitted
 // agent, whose session ctx's end closes until unhook is called, or nil
 // after closing the connection.
-func (s *Server) admitAgent(ctx context.Context, conn net.Conn, src string) (*agentConn, func() bool) {
+func (s *Server) admitAgent(ctx context.Context, p *pending, src string) (*agentConn, func() bool) {
+	conn := p.conn
 	remote := conn.RemoteAddr().String()
 	log := s.log.With("agent", remote)
-	pending := true
+	inGate := true
 	leave := func() {
-		if pending {
-			pending = false
-			s.gate.leave(src)
+		if inGate {
+			inGate = false
+			s.gate.leave(p)
 		}
 	}
 	defer leave()
@@ -150,6 +156,7 @@ func (s *Server) admitAgent(ctx context.Context, conn net.Conn, src string) (*ag
 		return nil, nil
 	}
 	conn = pconn
+	s.gate.spoke(p)
 	sess, err := mux.Server(conn, s.cfg.Mux)
 	if err != nil {
 		log.Warn("starting the agent session failed", "err", err)
@@ -264,6 +271,7 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	}
 	ac.rulep.Store(r)
 	ac.owner = r.owner
+	ac.software = hello.Software
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
 }
 
@@ -381,5 +389,6 @@ func (ac *agentConn) teardown() []*tunnel {
 		ac.s.countTunnel(ac.owner, -1)
 		ac.log.Info("tunnel offline", "url", t.url)
 	}
+	ac.s.consoleChanged()
 	return tunnels
 }

@@ -1,55 +1,32 @@
 package server
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"net/http/httptest"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
-
-// syncBuffer is a log sink tests read while the edge writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestUDPDropsAreCountedAndSummarised: datagrams the edge drops at a bound
 // show in a counter by tunnel and reason, and in one log line per interval
 // (not one per datagram).
 func TestUDPDropsAreCountedAndSummarised(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	s := startServer(t, func(c *Config) {
 		c.Metrics = reg
 		c.UDPMaxFlows = 1
 		c.Limits.WarnInterval = 50 * time.Millisecond
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
-	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer hs.Close()
+	url := testutil.ServeMetrics(t, reg)
 	_, m := udpAgent(t, s, control.Register{Ref: 1, Kind: control.KindUDP, Name: "dns"})
 	a, ok := m.(control.Assigned)
 	if !ok {
@@ -78,7 +55,7 @@ func TestUDPDropsAreCountedAndSummarised(t *testing.T) {
 	for range burst {
 		second.Write([]byte("over the flow limit"))
 	}
-	testutil.AwaitMetrics(t, hs.URL+"/metrics", testutil.MetricEqual(burst, "sluice_edge_udp_datagrams_dropped_total", "tunnel", "dns", "reason", "flow_limit"))
+	testutil.AwaitMetrics(t, url, testutil.MetricEqual(burst, "sluice_edge_udp_datagrams_dropped_total", "tunnel", "dns", "reason", "flow_limit"))
 	if got := s.UDPStats().Dropped; got != burst {
 		t.Fatalf("UDPStats().Dropped = %d, want %d", got, burst)
 	}

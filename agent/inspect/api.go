@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/page"
 )
 
 func (in *Inspector) routes() http.Handler {
@@ -30,12 +32,7 @@ func (in *Inspector) cookieName() string { return "sluice_inspector_" + in.port 
 // cross-site fetch, and anyone without the secret.
 func (in *Inspector) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hdr := w.Header()
-		hdr.Set("Cache-Control", "no-store")
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		hdr.Set("X-Frame-Options", "DENY")
-		hdr.Set("Referrer-Policy", "no-referrer")
-		hdr.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+		page.Private(w.Header())
 		if !in.hostAllowed(r.Host) {
 			http.Error(w, fmt.Sprintf("403 forbidden: the inspector answers only to its own address (127.0.0.1:%s or localhost:%s), not Host %q", in.port, in.port, r.Host), http.StatusForbidden)
 			return

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,23 +18,9 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/inspect"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/browsertest"
 	"github.com/sluicehq/sluice/server"
 )
-
-// chromium finds Debian's chromium. Outside CI a machine without it skips
-// the browser test with a clear message; in CI (CI=true) it must be there.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed, and CI is set: the inspector's browser test must run in CI (apt-get install -y chromium)")
-	}
-	t.Skip("skipping the inspector's browser test: chromium is not installed (apt-get install -y chromium to run it)")
-	return ""
-}
 
 // tunnelFixture is a real edge, an agent with the inspector as its HTTP
 // middleware and a local service that counts what reaches it.
@@ -125,43 +109,14 @@ func (f *tunnelFixture) post(t *testing.T, body string) {
 	}
 }
 
-// screenshotDir is where screenshots go: SLUICE_SCREENSHOTS (make
-// screenshots writes docs/img), else the test's temporary directory.
-func screenshotDir(t *testing.T) string {
-	if d := os.Getenv("SLUICE_SCREENSHOTS"); d != "" {
-		return d
-	}
-	return t.TempDir()
-}
-
 // TestInspectorInChromium drives Debian's chromium: the inspector opened
 // from its printed link shows a request sent through a real tunnel without a
 // reload, opens it, replays it (the local service sees it twice), and a
 // page on another origin cannot make it replay anything.
 func TestInspectorInChromium(t *testing.T) {
-	exe := chromium(t)
+	ctx := browsertest.New(t, 1400, 800, 90*time.Second)
 	f := startTunnel(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 800),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
-	shots := screenshotDir(t)
+	shots := browsertest.ScreenshotDir(t)
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	text := func(sel string) string {
@@ -203,7 +158,7 @@ func TestInspectorInChromium(t *testing.T) {
 		t.Fatal("the page reloaded to show the request; it must arrive live")
 	}
 	f.post(t, `{"event":"invoice.sent","amount":99}`) // a second row for the screenshot
-	do("waiting for the second request", chromedp.WaitVisible(css(`#rows tr.req:nth-child(2)`)), screenshot(filepath.Join(shots, "inspector-list.png")))
+	do("waiting for the second request", chromedp.WaitVisible(css(`#rows tr.req:nth-child(2)`)), browsertest.Screenshot(filepath.Join(shots, "inspector-list.png")))
 
 	// Open the first request: headers masked, JSON body pretty-printed.
 	do("opening the request", chromedp.Click(css(`#rows tr.req:last-child`)), chromedp.WaitVisible(css(`#detail:not(.hidden)`)), chromedp.WaitVisible(css(`#req pre.body`)))
@@ -217,7 +172,7 @@ func TestInspectorInChromium(t *testing.T) {
 	if strings.Contains(reqView, "very-secret-token") || !strings.Contains(reqView, "characters hidden") {
 		t.Fatalf("the Authorization header is not masked: %q", reqView)
 	}
-	do("screenshot", screenshot(filepath.Join(shots, "inspector-detail.png")))
+	do("screenshot", browsertest.Screenshot(filepath.Join(shots, "inspector-detail.png")))
 
 	// Replay: the local service gets the webhook again, and the replay
 	// shows in the list, marked.
@@ -229,7 +184,7 @@ func TestInspectorInChromium(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#action-msg").textContent.startsWith("sent as #3: 200")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Errorf("replay message %q: %v", text(`#action-msg`), err)
 	}
-	do("screenshot", screenshot(filepath.Join(shots, "inspector-replay.png")))
+	do("screenshot", browsertest.Screenshot(filepath.Join(shots, "inspector-replay.png")))
 
 	// Edit and replay: the local service gets the edited body.
 	do("editing and replaying",
@@ -297,14 +252,4 @@ fetch("http://%[1]s/api/requests/1/replay", {method: "POST", mode: "no-cors", cr
 			t.Errorf("auth %q origin %q: %d, want %d", tc.auth, tc.origin, resp.StatusCode, tc.want)
 		}
 	}
-}
-
-func screenshot(path string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		buf, err := chromedp.CaptureScreenshot()(ctx, t)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(path, buf, 0o644)
-	})
 }

@@ -57,6 +57,24 @@ func drainApp(t *testing.T) string {
 	return strconv.Itoa(app.Listener.Addr().(*net.TCPAddr).Port)
 }
 
+// answer sends a request in the background; the channel gets "STATUS BODY",
+// or the error.
+func answer(hc *http.Client, method, url string, body io.Reader) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(method, url, body)
+		resp, err := hc.Do(req)
+		if err != nil {
+			out <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	return out
+}
+
 // upgraded opens an upgraded (WebSocket-style) connection through the
 // ingress to host.
 func upgraded(t *testing.T, ingress, host string) (net.Conn, *bufio.Reader) {
@@ -113,30 +131,9 @@ func TestE2EEdgeDrainsWorkInFlight(t *testing.T) {
 
 	hc := viaIngress(ingress)
 	defer hc.CloseIdleConnections()
-	slow := make(chan string, 1)
-	go func() {
-		resp, err := hc.Get(url + "/slow?ms=2500")
-		if err != nil {
-			slow <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		slow <- fmt.Sprintf("%d %s", resp.StatusCode, b)
-	}()
+	slow := answer(hc, "GET", url+"/slow?ms=2500", nil)
 	pr, pw := io.Pipe()
-	upload := make(chan string, 1)
-	go func() {
-		req, _ := http.NewRequest("POST", url+"/upload", pr)
-		resp, err := hc.Do(req)
-		if err != nil {
-			upload <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		upload <- fmt.Sprintf("%d %s", resp.StatusCode, b)
-	}()
+	upload := answer(hc, "POST", url+"/upload", pr)
 	chunk := strings.Repeat("u", 64<<10)
 	io.WriteString(pw, chunk)
 	ws, wsr := upgraded(t, ingress, "drain.localhost")
@@ -207,18 +204,8 @@ func TestE2EDevDrainsRequestsInFlight(t *testing.T) {
 	url := dev.waitLine(`^Forwarding (http://d2\.localhost:\d+) -> `)[1]
 	hc := viaIngress(ingress)
 	defer hc.CloseIdleConnections()
-	slow := make(chan string, 1)
 	start := time.Now()
-	go func() {
-		resp, err := hc.Get(url + "/slow?ms=2000")
-		if err != nil {
-			slow <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		slow <- fmt.Sprintf("%d %s", resp.StatusCode, b)
-	}()
+	slow := answer(hc, "GET", url+"/slow?ms=2000", nil)
 	time.Sleep(500 * time.Millisecond)
 	dev.cmd.Process.Signal(os.Interrupt)
 	if got := <-slow; got != "200 slow done" {

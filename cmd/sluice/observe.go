@@ -193,7 +193,7 @@ type adminFlags struct {
 }
 
 func (f *adminFlags) register(c *command) {
-	c.fs.StringVar(&f.addr, "admin", "", "serve the edge's status page and JSON (/api/status) on this `host:port`; a bare :port binds 127.0.0.1 (off when empty)")
+	c.fs.StringVar(&f.addr, "admin", "", "serve the edge's operator console and JSON (/api/status) on this `host:port`; a bare :port binds 127.0.0.1 (off when empty)")
 	c.fs.StringVar(&f.token, "admin-token", "", "bearer `token` for --admin (default: a random one, printed at start)")
 }
 

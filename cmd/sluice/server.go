@@ -57,7 +57,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if a := srv.AdminAddr(); a != nil {
-		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (Authorization: Bearer TOKEN)\n", a)
+		fmt.Fprintf(stdout, "sluice edge: admin view on http://%s/ (console: sign in with the admin token; API: Authorization: Bearer TOKEN)\n", a)
 	}
 	fmt.Fprintf(stdout, "sluice edge: agents connect to %s", srv.Addr())
 	if a := srv.HTTPAddr(); a != nil {
@@ -164,6 +164,7 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 			return nil, usagef("server: --tokens-file: %v", err)
 		}
 		cfg.TokenRules = rules
+		cfg.TokensFile = tokensFile
 	}
 	if cfg.StateDir == "" {
 		// Leases and the loopback certificate outlive the process here

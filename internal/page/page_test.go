@@ -26,3 +26,18 @@ func TestWriteEscapesAndSetsHeaders(t *testing.T) {
 		t.Fatal("nosniff header missing")
 	}
 }
+
+func TestPrivateKeepsThePageToItsOrigin(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Private(rec.Header())
+	h := rec.Header()
+	csp := h.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+		}
+	}
+	if h.Get("Cache-Control") != "no-store" || h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "same-origin" || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers %v", h)
+	}
+}

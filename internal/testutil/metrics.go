@@ -8,11 +8,23 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// ServeMetrics serves reg over HTTP the way cmd/sluice does, until the test
+// ends, and returns its /metrics URL.
+func ServeMetrics(t testing.TB, reg *prometheus.Registry) string {
+	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(hs.Close)
+	return hs.URL + "/metrics"
+}
 
 // Sample is one line of the text exposition format.
 type Sample struct {

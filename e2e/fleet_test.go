@@ -17,31 +17,11 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
 const fleetSecret = "e2e-fleet-secret-0123456789abcdef"
-
-// fleetPair returns a loopback address whose port and the next are free:
-// an edge's fleet port and its store's route port.
-func fleetPair(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return l.Addr().String()
-		}
-	}
-	t.Fatal("no two free adjacent ports")
-	return ""
-}
 
 // startFleet runs n in-process edges in one fleet with embedded stores,
 // each given the same join list. The edges start together: each waits for
@@ -55,7 +35,7 @@ func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) (
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
-		addrs[i] = fleetPair(t)
+		addrs[i] = testutil.FreePortPair(t)
 	}
 	srvs := make([]*server.Server, n)
 	regs := make([]*prometheus.Registry, n)
@@ -239,7 +219,7 @@ func TestFleetEveryEdgeServesLeasedTCPPorts(t *testing.T) {
 	edges, _ := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
 		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
 	})
-	echo := localEcho(t)
+	echo := testutil.EchoServer(t)
 	as := startAgent(t, edges[0], agent.Tunnel{Kind: control.KindTCP, Local: echo})
 	port := strconv.Itoa(as[0].Port)
 	for i := range edges {
@@ -256,34 +236,6 @@ func TestFleetEveryEdgeServesLeasedTCPPorts(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-}
-
-func localEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }
 
 func echoOnce(addr, msg string) error {

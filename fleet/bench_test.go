@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -88,4 +89,27 @@ func BenchmarkFleetClaimParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "claims/s")
+}
+
+// BenchmarkLinkRoundTrip is a forwarded stream's cost: open a stream on a
+// link (header and first bytes together), hear it accepted, get 64 bytes
+// echoed, close.
+func BenchmarkLinkRoundTrip(b *testing.B) {
+	p := newLinkPair(b)
+	defer p.close()
+	ctx := context.Background()
+	addr := p.b.Addr().String()
+	msg := make([]byte, 64)
+	buf := make([]byte, 64)
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := p.a.Open(ctx, addr, Header{Kind: KindTCP, Key: "tcp:echo"}, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
 }

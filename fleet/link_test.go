@@ -22,7 +22,7 @@ type linkPair struct {
 
 // newLinkPair is two edges' links; b serves "tcp:echo" by echoing and has
 // no session for anything else.
-func newLinkPair(t *testing.T) *linkPair {
+func newLinkPair(t testing.TB) *linkPair {
 	t.Helper()
 	p := &linkPair{}
 	handler := func(from string, h Header) (func(net.Conn), error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -332,12 +333,7 @@ func (s *Store) Self() Member { return s.member }
 func (s *Store) Members() []Member {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Member, 0, len(s.members))
-	for _, m := range s.members {
-		out = append(out, m)
-	}
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	return byKey(s.members)
 }
 
 // Member returns the edge with the given ID, if its membership is current.
@@ -361,11 +357,15 @@ func (s *Store) Lookup(key string) (Lease, bool) {
 func (s *Store) Leases() []Lease {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Lease, 0, len(s.cache))
-	for _, l := range s.cache {
-		out = append(out, l)
+	return byKey(s.cache)
+}
+
+// byKey returns m's values in the order of their keys.
+func byKey[V any](m map[string]V) []V {
+	out := make([]V, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
 	}
-	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
@@ -607,10 +607,7 @@ func (s *Store) op(ctx context.Context, f func(context.Context) error) error {
 // next heartbeat.
 func (s *Store) sweepGone() {
 	s.mu.RLock()
-	gone := make([]string, 0, len(s.gone))
-	for id := range s.gone {
-		gone = append(gone, id)
-	}
+	gone := slices.Collect(maps.Keys(s.gone))
 	s.mu.RUnlock()
 	for _, edge := range gone {
 		clean := true
@@ -731,10 +728,7 @@ func (s *Store) renew() error {
 		return err
 	}
 	s.mu.RLock()
-	keys := make([]string, 0, len(s.held))
-	for k := range s.held {
-		keys = append(keys, k)
-	}
+	keys := slices.Collect(maps.Keys(s.held))
 	s.mu.RUnlock()
 	for _, k := range keys {
 		ctx, cancel := context.WithTimeout(s.life, s.cfg.OpTimeout)

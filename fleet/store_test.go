@@ -15,30 +15,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 const testSecret = "fleet-test-secret-0123456789"
 
-// freePair returns a loopback address whose port and the next are both
-// free: the fleet port and the store's route port.
-func freePair(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return l.Addr().String()
-		}
-	}
-	t.Fatal("no two free adjacent ports on loopback")
-	return ""
-}
+func freePair(t testing.TB) string { return testutil.FreePortPair(t) }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -70,8 +70,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		res.reused = true
 	default:
 		// New, or lapsed: the write below replaces the lapsed version.
-		l = &lease{rec: leasestore.Record{Key: q.key, Kind: string(q.kind), Name: q.name, Owner: q.owner.String(),
-			OwnerName: q.ownerName, Random: q.random, Since: now}}
+		l = &lease{rec: q.newRecord(now)}
 		err = r.openLease(l, q, "", &res)
 	}
 	if err != nil {

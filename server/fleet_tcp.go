@@ -81,22 +81,7 @@ func (f *edgeFleet) closeMirrors() {
 }
 
 func (f *edgeFleet) serveMirror(key string, ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return
-		}
-		f.s.wg.Add(1)
-		go func() {
-			defer f.s.wg.Done()
-			f.forwardTCP(key, c)
-		}()
-	}
+	f.s.acceptEach(ln, func(c net.Conn) { f.forwardTCP(key, c) })
 }
 
 // forwardTCP carries a public connection to an edge that holds key.

@@ -306,6 +306,12 @@ type claimReq struct {
 	open func() (*endpoint, error)
 }
 
+// newRecord is the record of a key no one held, granted to q.
+func (q claimReq) newRecord(now time.Time) leasestore.Record {
+	return leasestore.Record{Key: q.key, Kind: string(q.kind), Name: q.name, Owner: q.owner.String(),
+		OwnerName: q.ownerName, Random: q.random, Since: now}
+}
+
 // claimed is what a successful claim returns.
 type claimed struct {
 	ep       *endpoint
@@ -365,8 +371,7 @@ func (r *registry) claim(q claimReq) (claimed, error) {
 		err = r.openLease(l, q, presented, &res)
 		res.reused = true
 	default:
-		l = &lease{rec: leasestore.Record{Key: q.key, Kind: string(q.kind), Name: q.name, Owner: q.owner.String(),
-			OwnerName: q.ownerName, Random: q.random, Since: now}}
+		l = &lease{rec: q.newRecord(now)}
 		err = r.openLease(l, q, "", &res)
 		if err == nil {
 			r.leases[q.key] = l

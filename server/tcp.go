@@ -47,8 +47,15 @@ func (s *Server) tcpPorts() portKind {
 // serveTCP accepts public connections of a TCP endpoint until its listener
 // closes, handing each to the next member.
 func (s *Server) serveTCP(ep *endpoint) {
+	s.acceptEach(ep.ln, func(c net.Conn) { s.handleTCP(ep, c) })
+}
+
+// acceptEach accepts connections until ln closes, serving each on a
+// goroutine of its own; a temporary failure (out of descriptors) waits a
+// moment rather than ending the listener.
+func (s *Server) acceptEach(ln net.Listener, serve func(net.Conn)) {
 	for {
-		c, err := ep.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -60,7 +67,7 @@ func (s *Server) serveTCP(ep *endpoint) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleTCP(ep, c)
+			serve(c)
 		}()
 	}
 }

@@ -132,11 +132,14 @@ func ListenLinks(ctx context.Context, cfg LinkConfig) (*Links, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := transport.Listen(ctx, cfg.Listen, transport.TCPOptions{}, a.tlsConfig())
+	// The agents' TCP options: TCP_NODELAY above all, since the mux
+	// batches frames itself and Nagle's algorithm held forwarded replies
+	// for milliseconds.
+	ln, err := transport.Listen(ctx, cfg.Listen, transport.DefaultTCPOptions(), a.tlsConfig())
 	if err != nil {
 		return nil, fmt.Errorf("fleet: links: %w", err)
 	}
-	d, err := transport.NewDialer(transport.TCPOptions{}, a.tlsConfig())
+	d, err := transport.NewDialer(transport.DefaultTCPOptions(), a.tlsConfig())
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -7,8 +7,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The version stamp (internal/buildinfo); `make image` passes it from git.
+# Left empty, sluice falls back to the VCS stamp go build takes from .git.
+ARG SLUICE_VERSION=
+ARG SLUICE_REVISION=
+ARG SLUICE_MODIFIED=
 # CGO off: a static binary that runs on scratch; -trimpath: reproducible.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice ./cmd/sluice \
+RUN BI=github.com/sluicehq/sluice/internal/buildinfo \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X $BI.version=$SLUICE_VERSION -X $BI.revision=$SLUICE_REVISION -X $BI.modified=$SLUICE_MODIFIED" -o /out/sluice ./cmd/sluice \
  && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice-bench ./cmd/sluice-bench \
  && mkdir -m 1777 /out/tmp \
  && mkdir -p -m 0700 /out/state/sluice

@@ -18,13 +18,16 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/buildinfo"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
 
-// Software names this build in the Hello message.
-const Software = "sluice-agent/0.1"
+// Software names this build in the Hello message; the edge shows it in its
+// admin listing.
+var Software = buildinfo.Get().Software("sluice-agent")
 
 // Tunnel describes one tunnel to register.
 type Tunnel struct {
@@ -74,6 +77,11 @@ type Tunnel struct {
 	// tunnels, and HTTP tunnels that pipe bytes: no LogRequests, Handler or
 	// Fallback). Empty sends none.
 	ProxyProtocol string
+	// Policy is the tunnel's traffic policy: rules the edge enforces before
+	// a request or connection reaches the agent (see package policy). Nil
+	// or empty: none of its own (the edge may still apply the operator's
+	// and the owner's).
+	Policy *policy.Spec
 
 	listener *Listener // set by Listen: streams go to its Accept
 }
@@ -430,6 +438,9 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
 				return nil, err
 			}
+			if err := a.fwds[m.Ref-1].checkPolicyAssigned(m, a.cfg.Server); err != nil {
+				return nil, err
+			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
 			assigned = append(assigned, m)
 		case *control.Error:
@@ -490,6 +501,10 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 				ls.endedBy = ce
 				ls.mu.Unlock()
 				ls.sess.Close()
+				continue
+			}
+			if pr, ok := m.(control.PolicyRefused); ok {
+				a.policyRefused(ls, pr)
 				continue
 			}
 			a.log.Debug("ignoring an unexpected control message", "type", m.Type())

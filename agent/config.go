@@ -54,6 +54,10 @@ type Config struct {
 	// session and after every reconnect; index is the tunnel's position in
 	// Tunnels.
 	OnAssigned func(index int, a control.Assigned)
+	// OnPolicyRefused is called when the edge reports that its traffic
+	// policy answered clients of a tunnel itself (the request inspector
+	// shows them); index is the tunnel's position in Tunnels.
+	OnPolicyRefused func(index int, m control.PolicyRefused)
 	// Metrics, when set, receives the agent's Prometheus collectors (see
 	// docs/METRICS.md). Nil turns metrics off.
 	Metrics prometheus.Registerer
@@ -112,6 +116,9 @@ func (c *Config) validate() error {
 			return configErr(field+".Kind", "tunnel %d has kind %q: use http, tcp or udp", i+1, t.Kind)
 		}
 		if err := checkProxyProtocol(field, i, t); err != nil {
+			return err
+		}
+		if err := checkPolicy(field, t); err != nil {
 			return err
 		}
 		if t.Local != "" {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/mux"
 
@@ -38,54 +39,30 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // edge is an in-process edge for a test.
 type edge struct {
-	srv    *server.Server
-	cancel context.CancelFunc
-	done   chan error
+	srv *server.Server
+	e   *edgetest.Edge[*server.Server]
 }
 
 func startEdge(t testing.TB, mod func(*server.Config)) *edge {
 	t.Helper()
 	cfg := server.Config{
-		Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost",
+		Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost",
 		Tokens: []string{testToken, "other-token"}, Logger: testLogger(t),
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("start edge: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &edge{srv: srv, cancel: cancel, done: make(chan error, 1)}
-	go func() { e.done <- srv.Serve(ctx) }()
-	t.Cleanup(e.stop)
-	return e
+	e := edgetest.Start(t, server.New, cfg)
+	return &edge{srv: e.S, e: e}
 }
 
-func (e *edge) stop() {
-	if e.cancel == nil {
-		return
-	}
-	e.cancel()
-	<-e.done
-	e.cancel = nil
-}
+func (e *edge) stop() { e.e.Stop() }
 
 // runAgent starts an agent and waits until all its tunnels are assigned.
 func runAgent(t testing.TB, e *edge, mod func(*Config), tunnels ...Tunnel) (assigned []control.Assigned, stop func()) {
 	t.Helper()
-	var mu sync.Mutex
-	got := make(chan control.Assigned, 16)
-	cfg := Config{
-		Server: e.srv.Addr().String(), Token: testToken, Tunnels: tunnels, Logger: testLogger(t),
-		OnAssigned: func(_ int, a control.Assigned) {
-			select {
-			case got <- a:
-			default: // later reassignments are for the test's own hook
-			}
-		},
-	}
+	as := edgetest.NewAssignments()
+	cfg := Config{Server: e.srv.Addr().String(), Token: testToken, Tunnels: tunnels, Logger: testLogger(t), OnAssigned: as.Hook}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -93,34 +70,7 @@ func runAgent(t testing.TB, e *edge, mod func(*Config), tunnels ...Tunnel) (assi
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	for range tunnels {
-		select {
-		case as := <-got:
-			mu.Lock()
-			assigned = append(assigned, as)
-			mu.Unlock()
-		case err := <-errc:
-			cancel()
-			t.Fatalf("agent stopped before its tunnels came up: %v", err)
-		case <-time.After(10 * time.Second):
-			cancel()
-			t.Fatal("tunnels not assigned within 10s")
-		}
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-errc; err != nil {
-				t.Errorf("agent Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return assigned, stop
+	return edgetest.RunAgent(t, a, as, len(tunnels))
 }
 
 func tcpAddrOf(t testing.TB, url string) string {

@@ -25,7 +25,8 @@ func (l *lease) keep(a control.Assigned) {
 // the first session, the assigned name or port and its lease afterwards.
 func (ts *tunnelState) register(ref uint32) control.Register {
 	t := ts.cfg
-	r := control.Register{Ref: ref, Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, Pool: t.Pool, Takeover: t.Takeover, ProxyProtocol: t.ProxyProtocol}
+	r := control.Register{Ref: ref, Kind: t.Kind, Name: t.Name, Hostname: t.Hostname, RemotePort: t.RemotePort, Pool: t.Pool, Takeover: t.Takeover, ProxyProtocol: t.ProxyProtocol,
+		Policy: ts.policyWire(), PolicyEvents: true}
 	ts.lease.mu.Lock()
 	defer ts.lease.mu.Unlock()
 	if !ts.lease.held {

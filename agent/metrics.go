@@ -28,6 +28,8 @@ type agentMetrics struct {
 	failures   *prometheus.CounterVec
 	requests   *prometheus.CounterVec
 	durations  *prometheus.HistogramVec
+	// policyRefused counts the clients the edge's policy answered itself.
+	policyRefused *prometheus.CounterVec
 
 	connectedDesc, rttDesc, streamsDesc, tunnelsDesc, bytesDesc *prometheus.Desc
 }
@@ -54,13 +56,17 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) (*agentMetrics, error)
 			Help:    "Time the local service took to answer a forwarded HTTP request, body included, by tunnel.",
 			Buckets: durationBuckets,
 		}, []string{"tunnel"}),
+		policyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_agent_policy_refused_total",
+			Help: "Requests, connections and datagrams the edge's traffic policy answered or refused itself (they never reached the agent), by tunnel, rule source, rule and action.",
+		}, []string{"tunnel", "source", "rule", "action"}),
 		connectedDesc: prometheus.NewDesc("sluice_agent_session_connected", "1 while a session with the edge is up and its tunnels are registered.", nil, nil),
 		rttDesc:       prometheus.NewDesc("sluice_agent_session_rtt_seconds", "Latest keepalive round trip to the edge.", nil, nil),
 		streamsDesc:   prometheus.NewDesc("sluice_agent_streams_open", "Mux streams open on the session with the edge.", nil, nil),
 		tunnelsDesc:   prometheus.NewDesc("sluice_agent_tunnels", "Tunnels registered on the current session, by kind.", []string{"kind"}, nil),
 		bytesDesc:     prometheus.NewDesc("sluice_agent_tunnel_bytes_total", "Bytes a tunnel carried, counted while connections are open; in is from public clients toward the local service, out is back.", []string{"tunnel", "url", "direction"}, nil),
 	}
-	for _, c := range []prometheus.Collector{m.reconnects, m.failures, m.requests, m.durations, m} {
+	for _, c := range []prometheus.Collector{m.reconnects, m.failures, m.requests, m.durations, m.policyRefused, m} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

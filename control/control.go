@@ -107,6 +107,16 @@ type Register struct {
 	// itself. An edge that does not know the field ignores it, and then does
 	// not echo it in Assigned.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+	// Policy is the tunnel's traffic policy in its JSON form (see package
+	// policy and docs/POLICY.md): rules the edge enforces before it opens a
+	// stream. An edge that knows the field compiles it and refuses the
+	// registration (bad_request, naming the rule) when it cannot enforce it,
+	// and echoes a summary in Assigned.Policy; one that predates it ignores
+	// it, and the agent then stops rather than run unprotected.
+	Policy json.RawMessage `json:"policy,omitempty"`
+	// PolicyEvents asks the edge to tell the agent when its policy refused a
+	// client (PolicyRefused messages).
+	PolicyEvents bool `json:"policy_events,omitempty"`
 }
 
 // Assigned tells the agent its tunnel is live.
@@ -128,6 +138,30 @@ type Assigned struct {
 	Lease string `json:"lease,omitempty"`
 	// ProxyProtocol echoes Register.ProxyProtocol when the edge honours it.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+	// Policy summarises the rules the edge enforces on this tunnel (the
+	// operator's, the owner's and the agent's; never their secrets). It is
+	// set whenever Register.Policy was.
+	Policy string `json:"policy,omitempty"`
+}
+
+// PolicyRefused tells an agent that asked for it (Register.PolicyEvents)
+// that the edge's policy answered clients of its tunnel itself. It carries
+// what the inspector shows, never a body: the rule, the action, the status
+// and the first request's method, path and client. Count is how many
+// refusals by that rule it stands for since the last message (the edge
+// batches them).
+type PolicyRefused struct {
+	Tunnel uint32 `json:"tunnel"`
+	Source string `json:"source"`
+	Rule   string `json:"rule"`
+	Action string `json:"action"`
+	// Status is the HTTP status the client got, 0 for a refused TCP
+	// connection or dropped UDP datagram.
+	Status int    `json:"status,omitempty"`
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Client string `json:"client,omitempty"`
+	Count  uint64 `json:"count"`
 }
 
 // Error reports a failure. Ref is the Register it answers, or 0 for a failure
@@ -155,6 +189,9 @@ func (Assigned) Type() string { return "assigned" }
 
 // Type implements Message.
 func (*Error) Type() string { return "error" }
+
+// Type implements Message.
+func (PolicyRefused) Type() string { return "policy_refused" }
 
 // Error makes *Error usable as a Go error, so the agent can return what the edge
 // said unchanged.
@@ -197,7 +234,7 @@ func WriteMessage(w io.Writer, m Message) error {
 }
 
 // ReadMessage reads one frame written by WriteMessage and returns the concrete
-// message (Hello, Auth, Welcome, Register, Assigned or *Error). An unknown type
+// message (Hello, Auth, Welcome, Register, Assigned, PolicyRefused or *Error). An unknown type
 // or malformed body is an error: the protocol is versioned through Hello, so a
 // peer that speaks the same version never sends one.
 func ReadMessage(r io.Reader) (Message, error) {
@@ -234,6 +271,8 @@ func ReadMessage(r io.Reader) (Message, error) {
 		m = &Assigned{}
 	case "error":
 		m = &Error{}
+	case "policy_refused":
+		m = &PolicyRefused{}
 	default:
 		return nil, fmt.Errorf("control: unknown message type %q (peer speaks a different protocol version?)", env.Type)
 	}
@@ -255,6 +294,8 @@ func ReadMessage(r io.Reader) (Message, error) {
 	case *Register:
 		return *v, nil
 	case *Assigned:
+		return *v, nil
+	case *PolicyRefused:
 		return *v, nil
 	}
 	return m, nil

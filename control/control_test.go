@@ -18,7 +18,10 @@ func TestMessageRoundTrip(t *testing.T) {
 		Welcome{Version: Version, Software: "edge", Session: "s1"},
 		Register{Ref: 7, Kind: KindHTTP, Name: "myapp", Hostname: "app.example.com"},
 		Register{Ref: 8, Kind: KindTCP, RemotePort: 6002},
+		Register{Ref: 9, Kind: KindHTTP, Policy: []byte(`{"on_tcp_connect":[{"actions":[{"type":"deny"}]}]}`), PolicyEvents: true},
 		Assigned{Ref: 7, Tunnel: 3, Kind: KindHTTP, Name: "myapp", URL: "http://myapp.localhost:8080"},
+		Assigned{Ref: 9, Tunnel: 4, Kind: KindHTTP, Name: "x", URL: "http://x.localhost", Policy: "on_tcp_connect: #1[deny]"},
+		PolicyRefused{Tunnel: 4, Source: "agent", Rule: "#1", Action: "deny", Status: 403, Method: "GET", Path: "/", Client: "192.0.2.1", Count: 3},
 		&Error{Ref: 8, Code: CodePortTaken, Message: "port 6002 is in use"},
 	}
 	var buf bytes.Buffer

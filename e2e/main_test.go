@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -29,67 +28,24 @@ const token = "e2e-token"
 // startEdge runs an in-process edge on loopback until the test ends.
 func startEdge(t *testing.T, mod func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token}, HandshakeTimeout: 5 * time.Second}
+	cfg := server.Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost", Tokens: []string{token}, HandshakeTimeout: 5 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv
+	return edgetest.Start(t, server.New, cfg).S
 }
 
 // startAgent runs an agent with the given tunnels and returns once the edge
 // assigned all of them.
 func startAgent(t *testing.T, srv *server.Server, tunnels ...agent.Tunnel) []control.Assigned {
 	t.Helper()
-	var mu sync.Mutex
-	got := make(chan control.Assigned, len(tunnels))
-	a, err := agent.New(agent.Config{
-		Server: srv.Addr().String(), Token: token, Tunnels: tunnels,
-		OnAssigned: func(_ int, as control.Assigned) {
-			mu.Lock()
-			defer mu.Unlock()
-			select {
-			case got <- as:
-			default:
-			}
-		},
-	})
+	as := edgetest.NewAssignments()
+	a, err := agent.New(agent.Config{Server: srv.Addr().String(), Token: token, Tunnels: tunnels, OnAssigned: as.Hook})
 	if err != nil {
 		t.Fatalf("agent.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("agent Run: %v", err)
-		}
-	})
-	var out []control.Assigned
-	for range tunnels {
-		select {
-		case as := <-got:
-			out = append(out, as)
-		case err := <-errc:
-			t.Fatalf("agent stopped before its tunnels came up: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("tunnels not assigned within 10 s")
-		}
-	}
-	return out
+	assigned, _ := edgetest.RunAgent(t, a, as, len(tunnels))
+	return assigned
 }
 
 // localHTTP runs a local HTTP service on loopback and returns its host:port.
@@ -118,14 +74,4 @@ func viaEdge(t *testing.T, addr string) *http.Client {
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-// hostPort returns the port of a tunnel URL's host with the edge's port,
-// e.g. "app.localhost:41234".
-func hostOf(url string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
-}
-
-func contextWithCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
 }

@@ -5,8 +5,9 @@
 // headers decode into a value, control payloads decode into fields of that
 // value, and DATA payloads are left on the wire for the caller to read into a
 // buffer of its own. Every field is validated before anything is allocated,
-// and every violation is an *Error that says whether the whole session or
-// only one stream must die.
+// and every violation is an *Error carrying the code the session ends with:
+// in this version of the protocol a violation always ends the whole
+// session, never one stream alone.
 package frame
 
 import (
@@ -14,8 +15,14 @@ import (
 	"fmt"
 )
 
-// Version is the protocol version this package speaks.
+// Version is the protocol version every preface carries: version 1
+// implementations refuse any other number, so later versions are
+// negotiated after the preface, with a version offer (AppendVersionOffer).
 const Version uint16 = 1
+
+// MaxVersion is the highest protocol version this package speaks, the one
+// it offers. Version 2 adds SETTINGS.
+const MaxVersion uint16 = 2
 
 // Magic opens every connection, followed by the two-byte Version.
 const Magic = "SLUICE"
@@ -52,10 +59,13 @@ const (
 	TypePing         Type = 0x5
 	TypePong         Type = 0x6
 	TypeGoAway       Type = 0x7
-	typeCount             = 8
+	// TypeSettings (version 2) announces one of the sender's settings, or,
+	// with FlagAck, acknowledges one of the peer's.
+	TypeSettings Type = 0x8
+	typeCount         = 9
 )
 
-var typeNames = [typeCount]string{"DATA", "OPEN", "CLOSE", "RESET", "WINDOW_UPDATE", "PING", "PONG", "GOAWAY"}
+var typeNames = [typeCount]string{"DATA", "OPEN", "CLOSE", "RESET", "WINDOW_UPDATE", "PING", "PONG", "GOAWAY", "SETTINGS"}
 
 func (t Type) String() string {
 	if int(t) < typeCount {
@@ -64,10 +74,23 @@ func (t Type) String() string {
 	return fmt.Sprintf("UNKNOWN_TYPE(0x%02x)", uint8(t))
 }
 
-// Flags is the flag byte of a frame header. No flags are defined in
-// version 1; a set bit is a protocol error, so that later versions can give
-// them meaning without being misread.
+// Flags is the flag byte of a frame header. Version 1 defines none, and
+// version 2 only FlagAck on SETTINGS; any other set bit is a protocol
+// error, so that later versions can give them meaning without being
+// misread.
 type Flags uint8
+
+// FlagAck marks a SETTINGS frame that acknowledges the peer's.
+const FlagAck Flags = 0x1
+
+// Setting identifiers, carried by SETTINGS. A receiver acknowledges a
+// setting it does not know and otherwise ignores it.
+const (
+	// SettingInitialStreamWindow is the credit the sender grants, in each
+	// stream the receiver opens after acknowledging it, before any
+	// WINDOW_UPDATE: frame.InitialStreamWindow … MaxWindow.
+	SettingInitialStreamWindow uint32 = 0x1
+)
 
 // streamRule says where a frame type may appear.
 type streamRule uint8
@@ -83,7 +106,8 @@ type typeSpec struct {
 	where      streamRule
 	minLen     uint32
 	maxLen     uint32
-	fixedValue bool // the payload is a fixed-size value decoded into the Header
+	fixedValue bool  // the payload is a fixed-size value decoded into the Header
+	flags      Flags // the flags the type may carry
 }
 
 var specs = [typeCount]typeSpec{
@@ -95,6 +119,7 @@ var specs = [typeCount]typeSpec{
 	TypePing:         {where: onSession, minLen: 8, maxLen: 8, fixedValue: true},
 	TypePong:         {where: onSession, minLen: 8, maxLen: 8, fixedValue: true},
 	TypeGoAway:       {where: onSession, minLen: 4, maxLen: 4, fixedValue: true},
+	TypeSettings:     {where: onSession, minLen: 8, maxLen: 8, fixedValue: true, flags: FlagAck},
 }
 
 // Header is one decoded frame header. For control frames with a fixed
@@ -107,9 +132,13 @@ type Header struct {
 	StreamID uint32
 	// Value is the decoded fixed payload: the error code of RESET and
 	// GOAWAY, the credit increment of WINDOW_UPDATE, the opaque 8 bytes of
-	// PING and PONG.
+	// PING and PONG, the setting of SETTINGS (see Setting).
 	Value uint64
 }
+
+// Setting splits the payload of a SETTINGS frame into the setting's
+// identifier and its value.
+func (h Header) Setting() (id, value uint32) { return uint32(h.Value >> 32), uint32(h.Value) }
 
 func (h Header) String() string {
 	return fmt.Sprintf("%s stream=%d len=%d flags=0x%02x value=%d", h.Type, h.StreamID, h.Length, uint8(h.Flags), h.Value)
@@ -175,8 +204,9 @@ func ParseHeader(b []byte) (Header, error) {
 	if int(h.Type) >= typeCount {
 		return h, SessionError(CodeProtocol, "unknown frame type 0x%02x", uint8(h.Type))
 	}
-	if h.Flags != 0 {
-		return h, SessionError(CodeProtocol, "%s frame has undefined flags 0x%02x set", h.Type, uint8(h.Flags))
+	spec := specs[h.Type]
+	if h.Flags&^spec.flags != 0 {
+		return h, SessionError(CodeProtocol, "%s frame has undefined flags 0x%02x set", h.Type, uint8(h.Flags&^spec.flags))
 	}
 	if b[6] != 0 || b[7] != 0 {
 		return h, SessionError(CodeProtocol, "%s frame has non-zero reserved bytes 0x%02x%02x", h.Type, b[6], b[7])
@@ -184,7 +214,6 @@ func ParseHeader(b []byte) (Header, error) {
 	if h.StreamID>>31 != 0 {
 		return h, SessionError(CodeProtocol, "%s frame has the reserved high bit of the stream ID set (0x%08x)", h.Type, h.StreamID)
 	}
-	spec := specs[h.Type]
 	if h.Length < spec.minLen || h.Length > spec.maxLen {
 		if spec.minLen == spec.maxLen {
 			return h, SessionError(CodeFrameSize, "%s frame has a %d-byte payload; it must be %d", h.Type, h.Length, spec.maxLen)
@@ -260,6 +289,40 @@ func AppendPing(b []byte, pong bool, opaque uint64) []byte {
 func AppendGoAway(b []byte, code Code) []byte {
 	b = AppendHeader(b, TypeGoAway, 0, 4)
 	return binary.BigEndian.AppendUint32(b, uint32(code))
+}
+
+// AppendSettings appends a SETTINGS frame announcing a setting, or with ack
+// set acknowledging the peer's (the same identifier and value, echoed).
+func AppendSettings(b []byte, ack bool, id, value uint32) []byte {
+	var flags Flags
+	if ack {
+		flags = FlagAck
+	}
+	var hdr [HeaderSize]byte
+	PutHeader(hdr[:], Header{Length: 8, Type: TypeSettings, Flags: flags})
+	b = append(b, hdr[:]...)
+	return binary.BigEndian.AppendUint64(b, uint64(id)<<32|uint64(value))
+}
+
+// versionOfferTag is the top 48 bits of a version offer's 8 bytes: the
+// magic of the preface, so that no PING's answer can be taken for one.
+const versionOfferTag = 0x534C55494345 // "SLUICE"
+
+// AppendVersionOffer appends the version offer: a PONG, which version 1
+// peers ignore (a PONG that answers no PING of theirs), carrying Magic
+// and MaxVersion. A side that speaks version 2 or later sends it as its
+// first frame after the preface (docs/PROTOCOL.md, section 2).
+func AppendVersionOffer(b []byte) []byte {
+	return AppendPing(b, true, versionOfferTag<<16|uint64(MaxVersion))
+}
+
+// VersionOffer reports the version a peer offers if h is a version offer
+// (a PONG carrying Magic and a version of 2 or more).
+func VersionOffer(h Header) (version uint16, ok bool) {
+	if h.Type != TypePong || h.Value>>16 != versionOfferTag || uint16(h.Value) < 2 {
+		return 0, false
+	}
+	return uint16(h.Value), true
 }
 
 // AppendPreface appends the connection preface.

@@ -149,6 +149,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add(uint8(frame.TypePing), uint32(0), uint64(1<<63), []byte(nil))
 	f.Add(uint8(frame.TypePong), uint32(9), uint64(1), []byte(nil))
 	f.Add(uint8(frame.TypeGoAway), uint32(0), uint64(frame.CodeProtocol), []byte(nil))
+	f.Add(uint8(frame.TypeSettings), uint32(0), uint64(frame.SettingInitialStreamWindow)<<32|1<<20, []byte(nil))
 	f.Add(uint8(200), uint32(0), uint64(0), []byte("x"))
 
 	f.Fuzz(func(t *testing.T, typ uint8, stream uint32, value uint64, payload []byte) {
@@ -183,6 +184,13 @@ func FuzzRoundTrip(f *testing.F) {
 				b = frame.AppendGoAway(nil, frame.Code(value))
 			} else {
 				b = append(frame.AppendHeader(nil, ft, stream, 4), beBytes(value, 4)...)
+			}
+		case frame.TypeSettings:
+			want.Length, want.Value = 8, value
+			if stream == 0 {
+				b = frame.AppendSettings(nil, false, uint32(value>>32), uint32(value))
+			} else {
+				b = append(frame.AppendHeader(nil, ft, stream, 8), beBytes(value, 8)...)
 			}
 		default:
 			want.Length = uint32(len(payload))

@@ -21,6 +21,7 @@ func TestWireConstants(t *testing.T) {
 	wantTypes := map[frame.Type]byte{
 		frame.TypeData: 0, frame.TypeOpen: 1, frame.TypeClose: 2, frame.TypeReset: 3,
 		frame.TypeWindowUpdate: 4, frame.TypePing: 5, frame.TypePong: 6, frame.TypeGoAway: 7,
+		frame.TypeSettings: 8,
 	}
 	for typ, b := range wantTypes {
 		if byte(typ) != b {
@@ -41,6 +42,7 @@ func TestParseHeaderCases(t *testing.T) {
 		Pi = byte(frame.TypePing)
 		Po = byte(frame.TypePong)
 		G  = byte(frame.TypeGoAway)
+		S  = byte(frame.TypeSettings)
 	)
 	maxID := uint32(1<<31 - 1)
 	ok := frame.Code(0xFFFF) // sentinel: no error expected
@@ -79,7 +81,13 @@ func TestParseHeaderCases(t *testing.T) {
 		{"GOAWAY", rawHeader(4, G, 0, 0, 0, 0), ok, frame.Header{Length: 4, Type: frame.TypeGoAway}},
 		{"GOAWAY empty", rawHeader(0, G, 0, 0, 0, 0), frame.CodeFrameSize, frame.Header{}},
 		{"GOAWAY on a stream", rawHeader(4, G, 0, 0, 0, 5), frame.CodeProtocol, frame.Header{}},
-		{"unknown type 8", rawHeader(0, 8, 0, 0, 0, 1), frame.CodeProtocol, frame.Header{}},
+		{"SETTINGS", rawHeader(8, S, 0, 0, 0, 0), ok, frame.Header{Length: 8, Type: frame.TypeSettings}},
+		{"SETTINGS ack", rawHeader(8, S, 0x01, 0, 0, 0), ok, frame.Header{Length: 8, Type: frame.TypeSettings, Flags: frame.FlagAck}},
+		{"SETTINGS flag 0x02", rawHeader(8, S, 0x02, 0, 0, 0), frame.CodeProtocol, frame.Header{}},
+		{"SETTINGS 6 bytes", rawHeader(6, S, 0, 0, 0, 0), frame.CodeFrameSize, frame.Header{}},
+		{"SETTINGS on a stream", rawHeader(8, S, 0, 0, 0, 1), frame.CodeProtocol, frame.Header{}},
+		{"ack flag on PONG", rawHeader(8, Po, 0x01, 0, 0, 0), frame.CodeProtocol, frame.Header{}},
+		{"unknown type 9", rawHeader(0, 9, 0, 0, 0, 1), frame.CodeProtocol, frame.Header{}},
 		{"unknown type 0xFF", rawHeader(0, 0xFF, 0, 0, 0, 0), frame.CodeProtocol, frame.Header{}},
 		{"flag 0x01", rawHeader(0, O, 0x01, 0, 0, 1), frame.CodeProtocol, frame.Header{}},
 		{"flag 0x80", rawHeader(4, G, 0x80, 0, 0, 0), frame.CodeProtocol, frame.Header{}},
@@ -172,6 +180,9 @@ func TestParseHeaderReservedBits(t *testing.T) {
 				if pos == 8 && bit != 7 {
 					continue // only the top bit of the stream ID is reserved
 				}
+				if pos == 5 && typ == frame.TypeSettings && frame.Flags(1<<bit) == frame.FlagAck {
+					continue // SETTINGS may carry ACK
+				}
 				b := bytes.Clone(base)
 				b[pos] |= 1 << bit
 				_, err := frame.ParseHeader(b)
@@ -182,7 +193,7 @@ func TestParseHeaderReservedBits(t *testing.T) {
 }
 
 func TestParseHeaderUnknownTypes(t *testing.T) {
-	for typ := 8; typ <= 0xFF; typ++ {
+	for typ := 9; typ <= 0xFF; typ++ {
 		_, err := frame.ParseHeader(rawHeader(0, byte(typ), 0, 0, 0, 1))
 		fe := asFrameError(t, err, frame.CodeProtocol)
 		if want := fmt.Sprintf("0x%02x", typ); !strings.Contains(fe.Reason, want) {
@@ -238,5 +249,46 @@ func TestErrorMessages(t *testing.T) {
 	}
 	if got := ss.Error(); !strings.Contains(got, "KEEPALIVE_TIMEOUT") || !strings.Contains(got, "no pong in 30s") || strings.Contains(got, "stream") {
 		t.Errorf("session error message %q must name the code and reason and no stream", got)
+	}
+}
+
+func TestSettingsRoundTrip(t *testing.T) {
+	for _, ack := range []bool{false, true} {
+		b := frame.AppendSettings(nil, ack, frame.SettingInitialStreamWindow, 32<<20)
+		r := frame.NewReader(bytes.NewReader(b), 64)
+		h, err := r.Next()
+		if err != nil {
+			t.Fatalf("ack=%v: %v", ack, err)
+		}
+		id, v := h.Setting()
+		if h.Type != frame.TypeSettings || id != frame.SettingInitialStreamWindow || v != 32<<20 || (h.Flags == frame.FlagAck) != ack {
+			t.Fatalf("ack=%v: decoded %+v (setting %d = %d)", ack, h, id, v)
+		}
+	}
+}
+
+func TestVersionOffer(t *testing.T) {
+	b := frame.AppendVersionOffer(nil)
+	// The layout: a PONG on stream 0 whose 8 bytes are "SLUICE" and the
+	// highest version the sender speaks.
+	want := append(rawHeader(8, byte(frame.TypePong), 0, 0, 0, 0), 'S', 'L', 'U', 'I', 'C', 'E', 0, byte(frame.MaxVersion))
+	if !bytes.Equal(b, want) {
+		t.Fatalf("version offer % x; want % x", b, want)
+	}
+	h, err := frame.NewReader(bytes.NewReader(b), 64).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := frame.VersionOffer(h); !ok || v != frame.MaxVersion {
+		t.Fatalf("VersionOffer = %d, %v; want %d, true", v, ok, frame.MaxVersion)
+	}
+	for _, h := range []frame.Header{
+		{Type: frame.TypePong, Length: 8, Value: 12345},               // an answer to a PING
+		{Type: frame.TypePing, Length: 8, Value: h.Value},             // a PING, not a PONG
+		{Type: frame.TypePong, Length: 8, Value: h.Value&^0xffff | 1}, // an offer of version 1
+	} {
+		if v, ok := frame.VersionOffer(h); ok {
+			t.Errorf("VersionOffer(%+v) = %d, true; it is no offer", h, v)
+		}
 	}
 }

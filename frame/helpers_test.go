@@ -35,11 +35,13 @@ var wireRules = map[frame.Type]wireRule{
 	frame.TypePing:         {8, 8, sessionOnly, true},
 	frame.TypePong:         {8, 8, sessionOnly, true},
 	frame.TypeGoAway:       {4, 4, sessionOnly, true},
+	frame.TypeSettings:     {8, 8, sessionOnly, true},
 }
 
 var allTypes = []frame.Type{
 	frame.TypeData, frame.TypeOpen, frame.TypeClose, frame.TypeReset,
 	frame.TypeWindowUpdate, frame.TypePing, frame.TypePong, frame.TypeGoAway,
+	frame.TypeSettings,
 }
 
 // rawHeader lays out a header byte by byte as the protocol document draws

@@ -7,11 +7,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/xtaci/smux"
 )
 
@@ -259,11 +259,7 @@ func benchRoundTrip(st net.Conn, msg, reply []byte) error {
 type benchCPU time.Duration
 
 func benchCPUNow(b *testing.B) benchCPU {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("bench: getrusage failed: %v", err)
-	}
-	return benchCPU(time.Duration(ru.Utime.Nano() + ru.Stime.Nano()))
+	return benchCPU(testutil.CPUTime())
 }
 
 // report adds cpu-µs/op: CPU time of the whole process (both sessions,

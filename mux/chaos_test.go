@@ -3,6 +3,7 @@ package mux
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -52,7 +53,16 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 	t.Logf("seed %d", seed)
 	c, s := sessionPair(t, cfg)
 	var wg sync.WaitGroup
-	var ops atomic.Int64
+	// The run's phases end after a number of operations, not a fixed time:
+	// a loaded machine does the same work as an idle one, only slower.
+	const opsPerPhase = 800
+	var ops, actors atomic.Int64
+	halfway := make(chan struct{})
+	countOp := func() {
+		if ops.Add(1) == opsPerPhase {
+			close(halfway)
+		}
+	}
 	stop := make(chan struct{})
 	unexpected := make(chan error, 100)
 	check := func(what string, err error) {
@@ -68,6 +78,7 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 	// or until the stream is finished.
 	actor := func(st *Stream, r *rand.Rand) {
 		defer wg.Done()
+		defer actors.Add(-1)
 		defer st.Close() // as any application must, or the stream stays open
 		buf := make([]byte, 64<<10)
 		for i := 0; ; i++ {
@@ -76,7 +87,7 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 				return
 			default:
 			}
-			ops.Add(1)
+			countOp()
 			switch op := r.IntN(100); {
 			case op < 40:
 				_ = st.SetWriteDeadline(time.Now().Add(time.Duration(r.IntN(20)) * time.Millisecond))
@@ -119,6 +130,7 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 				return
 			}
 			wg.Add(1)
+			actors.Add(1)
 			go actor(st, rand.New(rand.NewPCG(r.Uint64(), 3)))
 		}
 	}()
@@ -143,6 +155,7 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 					return
 				}
 				wg.Add(1)
+				actors.Add(1)
 				go actor(st, rand.New(rand.NewPCG(r.Uint64(), 4)))
 				time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond)
 			}
@@ -165,11 +178,15 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 		}
 	}()
 
-	time.Sleep(500 * time.Millisecond)
+	tstRecv(t, halfway, fmt.Sprintf("%d operations", opsPerPhase))
 	if goAway {
 		check("GoAway", s.GoAway())
 	}
-	time.Sleep(500 * time.Millisecond)
+	// After a GOAWAY no stream opens, and the streams open may all end
+	// before the second phase's count.
+	tstEventually(t, fmt.Sprintf("%d operations", 2*opsPerPhase), func() bool {
+		return ops.Load() >= 2*opsPerPhase || goAway && actors.Load() == 0
+	})
 	// Nothing the applications did may have ended a session.
 	if err := c.Err(); err != nil {
 		t.Errorf("the client session ended on its own: %v", err)
@@ -181,9 +198,9 @@ func tstChaos(t *testing.T, cfg Config, goAway bool) {
 	c.Close()
 	s.Close()
 	close(stop)
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	tstRecv(t, finished, "every goroutine to return after the sessions closed")
+	returned := make(chan struct{})
+	go func() { wg.Wait(); close(returned) }()
+	tstRecv(t, returned, "every goroutine to return after the sessions closed")
 	close(unexpected)
 	for err := range unexpected {
 		t.Errorf("undocumented error: %v", err)

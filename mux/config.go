@@ -23,11 +23,12 @@ type Config struct {
 	// InitialStreamWindow is the receive window of a new stream, and the
 	// smallest that auto-tuning shrinks it to. It must be at least
 	// frame.InitialStreamWindow (256 KiB, the credit every peer may
-	// assume, and the default); more is granted with a WINDOW_UPDATE when
-	// the stream opens. A larger one costs no round trip across a WAN: in
-	// a stream's first round trip the peer can only have sent the
-	// protocol's credit, and the window is credited and tuned at half of
-	// that, as a 256 KiB one would be. It is a trade-off on loopback and
+	// assume, and the default); more is announced to a version 2 peer with
+	// SETTINGS at session start, and granted with a WINDOW_UPDATE when a
+	// stream opens before the peer has acknowledged it (or with a version
+	// 1 peer). On a path whose round trip is 10 ms or more, new streams
+	// start with the window that path needs if that is larger
+	// (docs/PROTOCOL.md, section 5). It is a trade-off on loopback and
 	// LANs, where windows do not auto-tune: 1 MiB halves the context
 	// switches per MiB of a bulk stream (fewer WINDOW_UPDATEs to wait
 	// for), but the bulk streams' larger windows then queue in front of
@@ -59,7 +60,7 @@ type Config struct {
 	KeepAliveInterval time.Duration
 	// KeepAliveTimeout ends the session with ErrKeepAliveTimeout when
 	// nothing at all has arrived from the peer for this long. Default 30s
-	// (or three intervals, if that is longer). docs/PROTOCOL.md says why.
+	// (or three intervals, if that is longer). docs/DATAPATH.md says why.
 	KeepAliveTimeout time.Duration
 	// WriteTimeout ends the session when one write to the connection stays
 	// blocked this long. Default 30s; negative means no limit.
@@ -128,9 +129,6 @@ func (c Config) withDefaults() Config {
 
 // keepAlive reports whether keepalive and dead-peer detection run.
 func (c Config) keepAlive() bool { return c.KeepAliveInterval > 0 }
-
-// writeTimeout is the limit on one write, 0 for none.
-func (c Config) writeTimeout() time.Duration { return max(c.WriteTimeout, 0) }
 
 // Validate reports the first setting that cannot work, as a *ConfigError,
 // after filling in the defaults of the fields left zero.

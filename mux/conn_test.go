@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -103,6 +105,10 @@ func TestConnConcurrentMethods(t *testing.T) {
 	var wg sync.WaitGroup
 	const workers = 8
 	stop := make(chan struct{})
+	// Each kind of caller counts its rounds; the test runs until every
+	// kind has made enough of them, not for a fixed time.
+	const rounds = 20
+	var writes, reads, deadlines, others atomic.Int64
 	for i := range workers {
 		wg.Add(4)
 		go func() { // writers
@@ -116,6 +122,7 @@ func TestConnConcurrentMethods(t *testing.T) {
 				if _, err := st.Write(tstPool[:1+i*100]); err != nil {
 					return
 				}
+				writes.Add(1)
 			}
 		}()
 		go func() { // readers
@@ -125,6 +132,7 @@ func TestConnConcurrentMethods(t *testing.T) {
 				if _, err := st.Read(buf); err != nil {
 					return
 				}
+				reads.Add(1)
 			}
 		}()
 		go func() { // deadline setters
@@ -138,6 +146,7 @@ func TestConnConcurrentMethods(t *testing.T) {
 				_ = st.SetDeadline(time.Now().Add(time.Duration(i+1) * time.Second))
 				_ = st.SetReadDeadline(time.Now().Add(time.Hour))
 				_ = st.SetWriteDeadline(time.Time{})
+				deadlines.Add(1)
 				time.Sleep(time.Millisecond)
 			}
 		}()
@@ -153,11 +162,14 @@ func TestConnConcurrentMethods(t *testing.T) {
 				_ = st.RemoteAddr().String()
 				_ = st.ID()
 				_ = st.Session().Stats()
+				others.Add(1)
 				time.Sleep(time.Millisecond)
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	tstEventually(t, fmt.Sprintf("%d rounds of every kind of call", rounds), func() bool {
+		return min(writes.Load(), reads.Load(), deadlines.Load(), others.Load()) >= rounds
+	})
 	close(stop)
 	if err := st.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

@@ -3,11 +3,13 @@ package mux
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -294,4 +296,83 @@ func TestReadFailureTellsPeer(t *testing.T) {
 	if frame.Code(h.Value) != frame.CodeInternal {
 		t.Fatalf("GOAWAY code %s; want INTERNAL_ERROR", frame.Code(h.Value))
 	}
+}
+
+// TestCloseGoAwayAfterBatchInFlight: Close in the middle of a bulk write
+// queues the GOAWAY behind the batch on the wire: the peer reads
+// well-formed frames up to the GOAWAY, and then the end of the connection.
+// Close comes once the peer has read a given number of bytes, most of them
+// in the middle of a frame. (The bubble holds the clock; no goroutine
+// waits on a lock for time to pass, which a bubble cannot advance.)
+func TestCloseGoAwayAfterBatchInFlight(t *testing.T) {
+	for _, after := range []int{1, 100 << 10, 1<<20 + 5} {
+		t.Run(fmt.Sprint(after), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				a, b := net.Pipe()
+				reached := make(chan struct{})
+				far := &tstReadTrip{Conn: b, after: after, reached: reached}
+				sess, raw := tstRawPairOver(t, a, far, true, DefaultConfig(), true)
+				st := tstStuckWriter(t, sess, raw)
+				written := tstCall(func() error {
+					for {
+						if _, err := st.Write(tstPool[:1<<20]); err != nil {
+							return err
+						}
+					}
+				})
+				tstRecv(t, reached, fmt.Sprintf("the peer to read %d bytes", after))
+				if err := sess.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				_ = tstRecv(t, written, "the Write to return after Close")
+				<-raw.done
+				var fe *frame.Error
+				if errors.As(raw.readErr, &fe) {
+					t.Fatalf("the peer read a malformed stream of frames: %v", raw.readErr)
+				}
+				if !raw.sawGoAway.Load() || frame.Code(raw.goAway.Load()) != frame.CodeNoError {
+					t.Fatalf("the peer saw no GOAWAY(NO_ERROR) (GOAWAY %v, code %d; reader ended with %v)", raw.sawGoAway.Load(), raw.goAway.Load(), raw.readErr)
+				}
+			})
+		})
+	}
+}
+
+// tstReadTrip is a connection that closes reached once more than after
+// bytes have been read from it.
+type tstReadTrip struct {
+	net.Conn
+	n, after int
+	reached  chan struct{}
+}
+
+func (c *tstReadTrip) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n += n
+	if c.reached != nil && c.n >= c.after {
+		close(c.reached)
+		c.reached = nil
+	}
+	return n, err
+}
+
+// TestCloseAfterIdleSendsGoAway: a session idle for longer than
+// WriteTimeout still tells its peer why it ends: the write deadline left
+// by its last batch has long passed, and the GOAWAY must not be refused by
+// it.
+func TestCloseAfterIdleSendsGoAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.KeepAliveInterval = -1 // the raw peer answers no PING
+		sess, raw := tstPipeRawPair(t, true, cfg)
+		raw.send(t, frame.AppendPreface(nil))
+		tstAdvance(2 * cfg.WriteTimeout)
+		if err := sess.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-raw.done
+		if !raw.sawGoAway.Load() || frame.Code(raw.goAway.Load()) != frame.CodeNoError {
+			t.Fatalf("the peer saw no GOAWAY(NO_ERROR) after %s idle (GOAWAY %v, code %d; reader ended with %v)", 2*cfg.WriteTimeout, raw.sawGoAway.Load(), raw.goAway.Load(), raw.readErr)
+		}
+	})
 }

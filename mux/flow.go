@@ -63,8 +63,8 @@ type recvWindow struct {
 // of the session's clock is negative.
 const notWaiting time.Duration = -1
 
-func newRecvWindow(lim *windowLimits, now time.Duration) recvWindow {
-	return recvWindow{window: lim.initial, epoch: now, waitingSince: notWaiting}
+func newRecvWindow(window int64, now time.Duration) recvWindow {
+	return recvWindow{window: window, epoch: now, waitingSince: notWaiting}
 }
 
 // admit takes n bytes the peer sent into the window; false if they do not

@@ -67,7 +67,7 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newRecvWindow(&tstLim, tstT0)
+			w := newRecvWindow(tstLim.initial, tstT0)
 			if !w.admit(half) {
 				t.Fatal("admit refused half the window")
 			}
@@ -92,7 +92,7 @@ func TestRecvWindowAutoTuning(t *testing.T) {
 // doubles the window epoch after epoch, up to the maximum and no further.
 func TestRecvWindowGrowsToMax(t *testing.T) {
 	const rtt = 100 * time.Millisecond
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	now := tstT0
 	w.startWait(now) // a WriteTo fed by the session's reader waits throughout
 	for i := 0; i < 20; i++ {
@@ -112,7 +112,7 @@ func TestRecvWindowGrowsToMax(t *testing.T) {
 // shrinks a grown window about by half each epoch, crediting back less than
 // it read, and never goes below the initial window.
 func TestRecvWindowShrinks(t *testing.T) {
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	w.window = 4 * tstLim.initial
 	now := tstT0
 	for round := 0; w.window > tstLim.initial; round++ {
@@ -143,7 +143,7 @@ func TestRecvWindowShrinks(t *testing.T) {
 // consumed, nothing after the peer's CLOSE, and admit holds the peer to the
 // window.
 func TestRecvWindowCreditsHalf(t *testing.T) {
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	if !w.admit(tstLim.initial) {
 		t.Fatal("admit refused exactly the window")
 	}
@@ -240,7 +240,7 @@ func TestRecvWindowPause(t *testing.T) {
 		{"a long idle spell", 10 * time.Second, tstT0 + 10*time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newRecvWindow(&tstLim, tstT0)
+			w := newRecvWindow(tstLim.initial, tstT0)
 			if !w.admit(1000) || !w.first(1000) {
 				t.Fatal("1000 bytes into an empty window are not the first data")
 			}
@@ -270,7 +270,7 @@ func TestRecvWindowQueueStopsGrowth(t *testing.T) {
 		{rtt / 2, tstLim.initial},
 		{rtt, tstLim.initial},
 	} {
-		w := newRecvWindow(&tstLim, tstT0)
+		w := newRecvWindow(tstLim.initial, tstT0)
 		half := tstLim.initial / 2
 		w.admit(half)
 		w.startWait(tstT0)
@@ -286,7 +286,7 @@ func TestRecvWindowQueueStopsGrowth(t *testing.T) {
 // the way halves a grown window, even for a reader that keeps up.
 func TestRecvWindowQueueShrinks(t *testing.T) {
 	const rtt = 50 * time.Millisecond
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	w.window = 8 * tstLim.initial
 	half := w.window / 2
 	w.admit(half)
@@ -348,7 +348,7 @@ func TestRecvWindowJumpsToPathWindow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newRecvWindow(&tc.lim, tstT0)
+			w := newRecvWindow(tc.lim.initial, tstT0)
 			half := tc.lim.initial / 2
 			if !w.admit(half) {
 				t.Fatal("admit refused half the window")
@@ -383,7 +383,7 @@ func TestRecvWindowJumpsToPathWindow(t *testing.T) {
 func TestRecvWindowBurstEndsAtSilence(t *testing.T) {
 	const rtt = 200 * time.Millisecond
 	const frame = 64 << 10
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	// 10 MB/s, then a pause of a round trip, then 100 MB/s.
 	end := tstBurst(&w, tstT0, 4, frame, 6553600*time.Nanosecond, rtt)
 	slow := w.pathWindow(rtt)
@@ -395,7 +395,7 @@ func TestRecvWindowBurstEndsAtSilence(t *testing.T) {
 		t.Fatalf("after a pause and a 100 MB/s burst the path window is %d, want about 2 x 20 MB", fast)
 	}
 	// A silence just under a quarter round trip stays in the burst.
-	w = newRecvWindow(&tstLim, tstT0)
+	w = newRecvWindow(tstLim.initial, tstT0)
 	w.arrival(frame, tstT0, rtt)
 	w.arrival(frame, tstT0+rtt/4, rtt)
 	if w.burstBytes != frame {
@@ -411,7 +411,7 @@ func TestRecvWindowGrowsToPathWindowOverEpochs(t *testing.T) {
 	lim := windowLimits{initial: 256 << 10, max: 32 << 20}
 	const frame = 64 << 10
 	gap := 655360 * time.Nanosecond
-	w := newRecvWindow(&lim, tstT0)
+	w := newRecvWindow(lim.initial, tstT0)
 	w.startWait(tstT0)
 	now := tstT0
 	epochs := 0
@@ -439,7 +439,7 @@ func TestRecvWindowGrowsToPathWindowOverEpochs(t *testing.T) {
 // quick enough to grow it again, within more than one not.
 func TestRecvWindowGrownCreditsQuarter(t *testing.T) {
 	const rtt = 50 * time.Millisecond
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	w.admit(tstLim.initial)
 	if inc := w.consume(tstLim.initial/4, tstT0, link{}, 0, false, &tstLim); inc != 0 {
 		t.Fatalf("the initial window credited %d after a quarter, want nothing before half", inc)
@@ -451,7 +451,7 @@ func TestRecvWindowGrownCreditsQuarter(t *testing.T) {
 		{rtt - time.Millisecond, 8 * tstLim.initial},
 		{rtt + time.Millisecond, 4 * tstLim.initial},
 	} {
-		w := newRecvWindow(&tstLim, tstT0)
+		w := newRecvWindow(tstLim.initial, tstT0)
 		w.window = 4 * tstLim.initial
 		quarter := w.window / 4
 		w.admit(w.window)
@@ -473,7 +473,7 @@ func TestRecvWindowGrownCreditsQuarter(t *testing.T) {
 // its int32 counters can hold starts afresh instead of wrapping round.
 func TestRecvWindowBurstCountersBounded(t *testing.T) {
 	const rtt = 200 * time.Millisecond
-	w := newRecvWindow(&tstLim, tstT0)
+	w := newRecvWindow(tstLim.initial, tstT0)
 	// A payload every 40 ms, well within a quarter round trip, for an hour.
 	for at := tstT0; at < tstT0+time.Hour; at += 40 * time.Millisecond {
 		w.arrival(100, at, rtt)
@@ -520,7 +520,7 @@ func TestRecvWindowFirstRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newRecvWindow(&lim, tstT0)
+			w := newRecvWindow(lim.initial, tstT0)
 			if tc.window != 0 {
 				w.window = tc.window
 			}
@@ -569,7 +569,7 @@ func TestRecvWindowFirstDecisionAsWithProtocolWindow(t *testing.T) {
 	const payload = 16 << 10
 	at100MBps := 163840 * time.Nanosecond
 	firstCredit := func(lim windowLimits) (after int64, window int64) {
-		w := newRecvWindow(&lim, tstT0)
+		w := newRecvWindow(lim.initial, tstT0)
 		w.startWait(tstT0)
 		now := tstT0 + rtt/2 // the OPEN and its data come half a round trip after the open
 		for got := int64(0); got < 256<<10; got += payload {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -45,6 +46,32 @@ func tstSessions(t testing.TB, a, b net.Conn, clientCfg, serverCfg Config) (*Ses
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c, s
+}
+
+// tstPipePair is tstPair over net.Pipe: connections in memory, with no
+// socket, which a testing/synctest bubble can hold. Inside a bubble every
+// goroutine of both sessions then waits on channels and timers only, so
+// the bubble's clock jumps ahead whenever all of them wait: keepalive and
+// RTT rules are tested in virtual time, with no real sleep.
+func tstPipePair(t testing.TB, clientCfg, serverCfg Config) (*Session, *Session) {
+	t.Helper()
+	a, b := net.Pipe()
+	return tstSessions(t, a, b, clientCfg, serverCfg)
+}
+
+// tstAdvance moves a synctest bubble's clock on by d, then waits until
+// every other goroutine of the bubble is blocked again: whatever the
+// sessions do in that time is done when it returns. Only inside a bubble.
+func tstAdvance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// tstPipeRawPair is tstRawPair over net.Pipe (see tstPipePair).
+func tstPipeRawPair(t testing.TB, sessionIsClient bool, cfg Config) (*Session, *tstRawPeer) {
+	t.Helper()
+	a, b := net.Pipe()
+	return tstRawPairOver(t, a, b, sessionIsClient, cfg, true)
 }
 
 // tstWindow is a stream's current receive window.

@@ -88,7 +88,13 @@ func TestHostilePeer(t *testing.T) {
 		{name: "PING with a 4-byte payload", send: tstCat(tstHdr(4, byte(frame.TypePing), 0, 0, 0), make([]byte, 4)), code: frame.CodeFrameSize},
 		{name: "OPEN with a payload", send: tstCat(tstHdr(1, byte(frame.TypeOpen), 0, 0, 1), []byte{0}), code: frame.CodeFrameSize},
 		{name: "GOAWAY with 8 bytes", send: tstCat(tstHdr(8, byte(frame.TypeGoAway), 0, 0, 0), make([]byte, 8)), code: frame.CodeFrameSize},
-		{name: "unknown type 0x08", send: tstHdr(0, 0x08, 0, 0, 1), code: frame.CodeProtocol},
+		{name: "unknown type 0x09", send: tstHdr(0, 0x09, 0, 0, 1), code: frame.CodeProtocol},
+		// A version 1 peer (no version offer) knows no SETTINGS.
+		{name: "SETTINGS without version 2", send: frame.AppendSettings(nil, false, frame.SettingInitialStreamWindow, 1<<20), code: frame.CodeProtocol},
+		{name: "SETTINGS offer after the first frame", send: tstCat(frame.AppendPing(nil, false, 1), frame.AppendVersionOffer(nil), frame.AppendSettings(nil, false, frame.SettingInitialStreamWindow, 1<<20)), code: frame.CodeProtocol},
+		{name: "SETTINGS initial window below the protocol's", send: tstCat(frame.AppendVersionOffer(nil), frame.AppendSettings(nil, false, frame.SettingInitialStreamWindow, frame.InitialStreamWindow-1)), code: frame.CodeFlowControl},
+		{name: "SETTINGS initial window beyond 2^31-1", send: tstCat(frame.AppendVersionOffer(nil), frame.AppendSettings(nil, false, frame.SettingInitialStreamWindow, 1<<31)), code: frame.CodeFlowControl},
+		{name: "SETTINGS acknowledgement of nothing", send: tstCat(frame.AppendVersionOffer(nil), frame.AppendSettings(nil, true, frame.SettingInitialStreamWindow, 1<<20)), code: frame.CodeProtocol},
 		{name: "unknown type 0xff", send: tstHdr(0, 0xff, 0, 0, 1), code: frame.CodeProtocol},
 		{name: "undefined flag on OPEN", send: tstHdr(0, byte(frame.TypeOpen), 0x01, 0, 1), code: frame.CodeProtocol},
 		{name: "undefined flag on DATA", send: tstCat(open1, tstHdr(0, byte(frame.TypeData), 0x80, 0, 1)), code: frame.CodeProtocol},
@@ -202,7 +208,10 @@ func TestRawPeerConforming(t *testing.T) {
 		frame.AppendWindowUpdate(nil, 0, 1000),
 		frame.AppendPing(nil, false, 77),
 	))
-	pong := raw.waitFrame(t, "the PONG", func(h frame.Header) bool { return h.Type == frame.TypePong })
+	pong := raw.waitFrame(t, "the PONG", func(h frame.Header) bool {
+		_, offer := frame.VersionOffer(h)
+		return h.Type == frame.TypePong && !offer
+	})
 	if pong.Value != 77 {
 		t.Errorf("PONG carries %d, want the PING's 77", pong.Value)
 	}

@@ -75,12 +75,21 @@ func (s *Session) handlePong(id uint64) {
 		next := s.newPing(nil)
 		s.queueCtrl(func(b []byte) []byte { return frame.AppendPing(b, false, next) })
 		if n == 1 {
+			// New streams' windows may take it, though: a window sized
+			// to too long a round trip only allows more than the path
+			// needs, and a round trip earlier is when a WAN session's
+			// first streams open. The next sample corrects it.
+			s.rttChanged(rtt)
 			return
 		}
 	}
 	for {
 		old := s.minRTT.Load()
-		if old != 0 && old <= int64(rtt) || s.minRTT.CompareAndSwap(old, int64(rtt)) {
+		if old != 0 && old <= int64(rtt) {
+			return
+		}
+		if s.minRTT.CompareAndSwap(old, int64(rtt)) {
+			s.rttChanged(rtt)
 			return
 		}
 	}

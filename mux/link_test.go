@@ -22,6 +22,22 @@ func tstLink(t testing.TB, delay time.Duration, rate float64) (net.Conn, net.Con
 	t.Helper()
 	a, aPeer := tcpPair(t)
 	b, bPeer := tcpPair(t)
+	return tstLinkOver(t, delay, rate, a, aPeer, b, bPeer)
+}
+
+// tstPipeDelayLink is tstDelayLink over net.Pipe, for a testing/synctest
+// bubble (see tstPipePair): there the link's delay is exact.
+func tstPipeDelayLink(t testing.TB, delay time.Duration) (net.Conn, net.Conn) {
+	t.Helper()
+	a, aPeer := net.Pipe()
+	b, bPeer := net.Pipe()
+	return tstLinkOver(t, delay, 0, a, aPeer, b, bPeer)
+}
+
+// tstLinkOver is tstLink between the connection pairs a-aPeer and
+// b-bPeer: it relays between aPeer and bPeer and returns a and b.
+func tstLinkOver(t testing.TB, delay time.Duration, rate float64, a, aPeer, b, bPeer net.Conn) (net.Conn, net.Conn) {
+	t.Helper()
 	var wg sync.WaitGroup
 	relay := func(dst, src net.Conn) {
 		defer wg.Done()

@@ -67,8 +67,20 @@ type Session struct {
 	streams    sync.Map      // stream ID -> *Stream
 	nextID     atomic.Uint32 // next ID this side will open
 	lastPeerID uint32        // highest ID the peer opened; recvLoop only
-	numStreams atomic.Int32
-	acceptCh   chan *Stream
+	// The protocol version and SETTINGS (settings.go). openWindow is the
+	// credit a stream this side opens starts with, as the peer announced
+	// it (guarded by sendMu); acceptWindow the credit the peer assumes in the
+	// streams it opens, as it acknowledged it; announced is what this side
+	// announced last, settingsPending how many of its SETTINGS await the
+	// peer's acknowledgement (the three recvLoop only).
+	version         atomic.Uint32
+	openWindow      int64
+	acceptWindow    int64
+	announced       int64
+	settingsPending int
+	wanWin          atomic.Int64 // the window new streams get on this path (wanWindow), 0 if none
+	numStreams      atomic.Int32
+	acceptCh        chan *Stream
 
 	// The send queue, guarded by sendMu: control frames, the streams with
 	// frames in the scheduler, and the GOAWAY that fail queues as the
@@ -152,6 +164,10 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		wake:     make(chan struct{}, 1),
 		start:    time.Now(),
 		pings:    make(map[uint64]chan time.Duration),
+
+		openWindow:   frame.InitialStreamWindow,
+		acceptWindow: frame.InitialStreamWindow,
+		announced:    frame.InitialStreamWindow,
 	}
 	s.bw = newBatchWriter(s)
 	s.in.r, s.in.vec, s.in.start = conn, newVectorConn(conn), s.start
@@ -161,9 +177,11 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 	} else {
 		s.nextID.Store(2)
 	}
-	// The first batch: preface, the session credit beyond the protocol's
-	// initial amount, and a ping that seeds the RTT estimate.
+	// The first batch: preface, the version offer, the session credit
+	// beyond the protocol's initial amount, and a ping that seeds the RTT
+	// estimate.
 	s.ctrl = frame.AppendPreface(make([]byte, 0, 256))
+	s.ctrl = frame.AppendVersionOffer(s.ctrl)
 	if extra := cfg.SessionWindow - frame.InitialSessionWindow; extra > 0 {
 		s.ctrl = frame.AppendWindowUpdate(s.ctrl, 0, extra)
 	}
@@ -245,12 +263,15 @@ func (s *Session) openStream(ctx context.Context) (*Stream, error) {
 		return nil, fmt.Errorf("mux: stream IDs are used up on this session; open a new session: %w", ErrSessionClosed)
 	}
 	s.nextID.Store(id + 2)
-	st := newStream(s, id)
+	// The peer learns the stream's window from the WINDOW_UPDATE right
+	// behind its OPEN, before any data for it can leave.
+	win := s.streamWindow()
+	st := newStream(s, id, win, s.openWindow)
 	s.streams.Store(id, st)
 	s.numStreams.Add(1)
 	s.ctrl = frame.AppendOpen(s.ctrl, id)
-	if extra := s.cfg.InitialStreamWindow - frame.InitialStreamWindow; extra > 0 {
-		s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, extra)
+	if extra := win - frame.InitialStreamWindow; extra > 0 {
+		s.ctrl = frame.AppendWindowUpdate(s.ctrl, id, uint32(extra))
 	}
 	s.sendMu.Unlock()
 	return st, nil
@@ -428,13 +449,16 @@ func (s *Session) wasOpened(id uint32) bool {
 func (s *Session) recvLoop() {
 	defer s.loops.Done()
 	err := s.fr.ReadPreface()
-	for err == nil {
+	for first := true; err == nil; first = false {
 		var h frame.Header
 		h, err = s.fr.Next()
 		if err != nil {
 			break
 		}
 		s.stats.framesReceived.Add(1)
+		if first && s.negotiate(h) {
+			continue
+		}
 		err = s.handle(h)
 	}
 	var fe *frame.Error
@@ -487,6 +511,8 @@ func (s *Session) handle(h frame.Header) error {
 	case frame.TypeGoAway:
 		s.goAwayRecv.Store(true)
 		s.remoteCode.Store(uint32(h.Value))
+	case frame.TypeSettings:
+		return s.handleSettings(h)
 	}
 	return nil
 }
@@ -563,7 +589,10 @@ func (s *Session) handleOpen(id uint32) error {
 		s.queueReset(id, frame.CodeRefusedStream)
 		return nil
 	}
-	st := newStream(s, id)
+	// The peer sent this OPEN assuming the credit it had acknowledged
+	// last; a larger window than that is granted on top.
+	win := max(s.streamWindow(), s.acceptWindow)
+	st := newStream(s, id, win, frame.InitialStreamWindow)
 	s.streams.Store(id, st)
 	s.numStreams.Add(1)
 	select {
@@ -581,8 +610,8 @@ func (s *Session) handleOpen(id uint32) error {
 		s.resetQueued()
 		return nil
 	}
-	if extra := s.cfg.InitialStreamWindow - frame.InitialStreamWindow; extra > 0 {
-		s.queueWindowUpdate(id, extra)
+	if extra := win - s.acceptWindow; extra > 0 {
+		s.queueWindowUpdate(id, uint32(extra))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -429,14 +430,7 @@ func TestRefuseStreamsResetsQueuedAndRefusesNew(t *testing.T) {
 	}
 	_ = queued.SetDeadline(time.Now().Add(tstTimeout))
 	_, _ = queued.Write([]byte("hello"))
-	// Wait until the server holds it in its accept backlog.
-	deadline := time.Now().Add(tstTimeout)
-	for s.NumStreams() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never queued the stream (NumStreams %d)", s.NumStreams())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	tstEventually(t, "the server to hold the stream in its accept backlog", func() bool { return s.NumStreams() == 1 })
 	s.RefuseStreams()
 	if _, err := queued.Read(make([]byte, 8)); !errors.Is(err, ErrStreamReset) {
 		t.Fatalf("Read on a stream queued when the peer began refusing: %v; want ErrStreamReset", err)
@@ -555,80 +549,88 @@ func TestOpenStreamLocalLimit(t *testing.T) {
 	}
 }
 
+// TestKeepAliveDetectsSilentPeer: a peer that reads but sends nothing is
+// given up at the keepalive timeout, blocked calls return, and the peer is
+// told why. The clock is the bubble's (testing/synctest): no real wait.
 func TestKeepAliveDetectsSilentPeer(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.KeepAliveInterval = 50 * time.Millisecond
-	cfg.KeepAliveTimeout = 200 * time.Millisecond
-	sess, raw := tstRawPair(t, true, cfg)
-	// The raw peer sends its preface and then nothing, though it reads.
-	raw.send(t, frame.AppendPreface(nil))
-	start := time.Now()
-	blocked := tstCall(func() error {
-		_, err := sess.AcceptStream(context.Background())
-		return err
-	})
-	err := tstWaitDone(t, sess, "the peer went silent")
-	took := time.Since(start)
-	if !errors.Is(err, ErrKeepAliveTimeout) {
-		t.Fatalf("Session.Err() = %v; want ErrKeepAliveTimeout", err)
-	}
-	// The check runs on every ping tick, so the end comes at most one
-	// interval after the timeout; the rest is slack for a loaded machine.
-	if limit := cfg.KeepAliveTimeout + cfg.KeepAliveInterval + 2*time.Second; took > limit {
-		t.Errorf("the silent peer was detected after %s; the configured timeout is %s", took, cfg.KeepAliveTimeout)
-	}
-	if took < cfg.KeepAliveTimeout {
-		t.Errorf("the session ended after %s, before the keepalive timeout of %s", took, cfg.KeepAliveTimeout)
-	}
-	if err := tstRecv(t, blocked, "AcceptStream to return"); !errors.Is(err, ErrKeepAliveTimeout) {
-		t.Errorf("blocked AcceptStream returned %v; want ErrKeepAliveTimeout", err)
-	}
-	<-raw.done
-	if raw.sawGoAway.Load() {
-		if code := raw.goAway.Load(); code != uint32(frame.CodeKeepalive) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.KeepAliveInterval = 50 * time.Millisecond
+		cfg.KeepAliveTimeout = 200 * time.Millisecond
+		sess, raw := tstPipeRawPair(t, true, cfg)
+		// The raw peer sends its preface and then nothing, though it reads.
+		raw.send(t, frame.AppendPreface(nil))
+		start := time.Now()
+		blocked := tstCall(func() error {
+			_, err := sess.AcceptStream(context.Background())
+			return err
+		})
+		err := tstWaitDone(t, sess, "the peer went silent")
+		took := time.Since(start)
+		if !errors.Is(err, ErrKeepAliveTimeout) {
+			t.Fatalf("Session.Err() = %v; want ErrKeepAliveTimeout", err)
+		}
+		// The check runs on every ping tick, so the end comes at most one
+		// interval after the timeout.
+		if limit := cfg.KeepAliveTimeout + cfg.KeepAliveInterval; took > limit {
+			t.Errorf("the silent peer was detected after %s; the configured timeout is %s", took, cfg.KeepAliveTimeout)
+		}
+		if took < cfg.KeepAliveTimeout {
+			t.Errorf("the session ended after %s, before the keepalive timeout of %s", took, cfg.KeepAliveTimeout)
+		}
+		if err := tstRecv(t, blocked, "AcceptStream to return"); !errors.Is(err, ErrKeepAliveTimeout) {
+			t.Errorf("blocked AcceptStream returned %v; want ErrKeepAliveTimeout", err)
+		}
+		<-raw.done
+		// The peer reads everything, so the GOAWAY must reach it.
+		if !raw.sawGoAway.Load() {
+			t.Errorf("no GOAWAY reached the silent peer (it ended with %v)", raw.readErr)
+		} else if code := raw.goAway.Load(); code != uint32(frame.CodeKeepalive) {
 			t.Errorf("GOAWAY code %d; want KEEPALIVE_TIMEOUT (%d)", code, frame.CodeKeepalive)
 		}
-	} else {
-		t.Log("no GOAWAY reached the silent peer (best effort)")
-	}
+	})
 }
 
+// TestKeepAliveHealthyPeerMeasuresRTT: an idle peer that answers pings
+// lives on past many timeouts, and both ends learn the round trip.
 func TestKeepAliveHealthyPeerMeasuresRTT(t *testing.T) {
-	cfg := DefaultConfig()
-	// The timeout is generous so that a loaded machine's scheduling
-	// delays cannot pass for a dead peer.
-	cfg.KeepAliveInterval = 50 * time.Millisecond
-	cfg.KeepAliveTimeout = time.Second
-	c, s := sessionPair(t, cfg)
-	rtt, err := c.Ping(context.Background())
-	if err != nil {
-		t.Fatalf("Ping: %v", err)
-	}
-	if rtt <= 0 || c.RTT() <= 0 || c.Stats().RTT <= 0 {
-		t.Fatalf("after a Ping: Ping = %s, RTT() = %s, Stats().RTT = %s; all must be > 0", rtt, c.RTT(), c.Stats().RTT)
-	}
-	// More than a timeout passes on an idle but answering peer, checked
-	// at every one of some thirty pings: the session must stay up.
-	time.Sleep(cfg.KeepAliveTimeout * 3 / 2)
-	if c.Err() != nil || s.Err() != nil {
-		t.Fatalf("keepalive ended a healthy idle session: client %v, server %v", c.Err(), s.Err())
-	}
-	if s.RTT() <= 0 {
-		t.Errorf("server RTT() = %s after several keepalive rounds; want > 0", s.RTT())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.KeepAliveInterval = 50 * time.Millisecond
+		cfg.KeepAliveTimeout = time.Second
+		c, s := tstPipePair(t, cfg, cfg)
+		rtt, err := c.Ping(context.Background())
+		if err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if rtt <= 0 || c.RTT() <= 0 || c.Stats().RTT <= 0 {
+			t.Fatalf("after a Ping: Ping = %s, RTT() = %s, Stats().RTT = %s; all must be > 0", rtt, c.RTT(), c.Stats().RTT)
+		}
+		// More than a timeout passes on an idle but answering peer, checked
+		// at every one of some thirty pings: the session must stay up.
+		tstAdvance(cfg.KeepAliveTimeout * 3 / 2)
+		if c.Err() != nil || s.Err() != nil {
+			t.Fatalf("keepalive ended a healthy idle session: client %v, server %v", c.Err(), s.Err())
+		}
+		if s.RTT() <= 0 {
+			t.Errorf("server RTT() = %s after several keepalive rounds; want > 0", s.RTT())
+		}
+	})
 }
 
 func TestPingContextCancel(t *testing.T) {
-	sess, raw := tstRawPair(t, true, DefaultConfig())
-	raw.send(t, frame.AppendPreface(nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := sess.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Ping to a peer that never answers: %v; want context.DeadlineExceeded", err)
-	}
-	if sess.Err() != nil {
-		t.Fatalf("an unanswered Ping ended the session: %v", sess.Err())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		sess, raw := tstPipeRawPair(t, true, DefaultConfig())
+		raw.send(t, frame.AppendPreface(nil))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if _, err := sess.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Ping to a peer that never answers: %v; want context.DeadlineExceeded", err)
+		}
+		if sess.Err() != nil {
+			t.Fatalf("an unanswered Ping ended the session: %v", sess.Err())
+		}
+	})
 }
 
 // TestConcurrentOpenStream: streams opened from many goroutines at once go

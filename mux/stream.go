@@ -45,12 +45,14 @@ type Stream struct {
 	sq sendQueue // frames waiting for the writer; guarded by s.sendMu
 }
 
-func newStream(s *Session, id uint32) *Stream {
+// newStream makes stream id with a receive window of window bytes and
+// credit bytes of send credit.
+func newStream(s *Session, id uint32, window, credit int64) *Stream {
 	st := &Stream{
 		s:       s,
 		id:      id,
-		inflow:  newRecvWindow(&s.lim, s.now()),
-		outflow: sendCredit{n: frame.InitialStreamWindow},
+		inflow:  newRecvWindow(window, s.now()),
+		outflow: sendCredit{n: credit},
 	}
 	st.sq.st = st
 	return st

@@ -202,8 +202,8 @@ func (st *Stream) dropReceived() {
 	st.rq, st.rqHead, st.rOff, st.rBuffered = nil, 0, 0, 0
 	if n > 0 {
 		st.s.buffered.Add(-int64(n))
-		// Consumed outside the stream lock would be tidier, but consumed
-		// only touches atomics and the writer queue, never st.mu.
+		// consumed may queue a WINDOW_UPDATE: sendMu under st.mu, and
+		// connMu only tried, as Session's lock order allows.
 		st.s.consumed(n)
 	}
 }

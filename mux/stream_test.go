@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -19,6 +20,20 @@ import (
 func tstStreamPair(t testing.TB, cfg Config) (cs, ss *Stream, c, s *Session) {
 	t.Helper()
 	c, s = sessionPair(t, cfg)
+	return tstOpenPair(t, c, s)
+}
+
+// tstPipeStreamPair is tstStreamPair over net.Pipe, for a testing/synctest
+// bubble (see tstPipePair).
+func tstPipeStreamPair(t testing.TB, cfg Config) (cs, ss *Stream, c, s *Session) {
+	t.Helper()
+	c, s = tstPipePair(t, cfg, cfg)
+	return tstOpenPair(t, c, s)
+}
+
+// tstOpenPair opens a stream from c and accepts it on s.
+func tstOpenPair(t testing.TB, c, s *Session) (cs, ss *Stream, _, _ *Session) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), tstTimeout)
 	defer cancel()
 	cs, err := c.OpenStream(ctx)
@@ -285,45 +300,55 @@ func TestDeadlines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, _, _, _ := tstStreamPair(t, DefaultConfig())
-			deadline := time.Now().Add(tc.first)
-			_ = tc.set(cs, deadline)
-			blocked := tc.block(cs)
-			if tc.move != 0 {
-				tstNotWithin(t, blocked, 50*time.Millisecond, "a call whose deadline is "+tc.first.String()+" away")
-				deadline = time.Now().Add(tc.move)
+			// The bubble's clock is held: the call returns at its
+			// deadline exactly, and waiting costs no real time.
+			synctest.Test(t, func(t *testing.T) {
+				cs, _, _, _ := tstPipeStreamPair(t, DefaultConfig())
+				deadline := time.Now().Add(tc.first)
 				_ = tc.set(cs, deadline)
-			}
-			err := tstRecv(t, blocked, "the blocked call to time out")
-			if now := time.Now(); now.Before(deadline) {
-				t.Errorf("the call returned %s before its deadline", deadline.Sub(now))
-			}
-			tstIsTimeout(t, err, tc.name)
+				blocked := tc.block(cs)
+				if tc.move != 0 {
+					tstNotWithin(t, blocked, 50*time.Millisecond, "a call whose deadline is "+tc.first.String()+" away")
+					deadline = time.Now().Add(tc.move)
+					_ = tc.set(cs, deadline)
+				}
+				err := tstRecv(t, blocked, "the blocked call to time out")
+				now := time.Now()
+				if now.Before(deadline) {
+					t.Errorf("the call returned %s before its deadline", deadline.Sub(now))
+				}
+				if tc.first > 0 && !now.Equal(deadline) {
+					t.Errorf("the call returned %s after its deadline", now.Sub(deadline))
+				}
+				tstIsTimeout(t, err, tc.name)
+			})
 		})
 	}
 }
 
 func TestDeadlineClearedWhileBlocked(t *testing.T) {
-	cs, ss, _, _ := tstStreamPair(t, DefaultConfig())
-	_ = cs.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	got := make(chan []byte, 1)
-	readErr := tstCall(func() error {
-		b := make([]byte, 5)
-		n, err := cs.Read(b)
-		got <- b[:n]
-		return err
+	synctest.Test(t, func(t *testing.T) {
+		cs, ss, _, _ := tstPipeStreamPair(t, DefaultConfig())
+		_ = cs.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		got := make(chan []byte, 1)
+		readErr := tstCall(func() error {
+			b := make([]byte, 5)
+			n, err := cs.Read(b)
+			got <- b[:n]
+			return err
+		})
+		_ = cs.SetReadDeadline(time.Time{})
+		tstNotWithin(t, readErr, 300*time.Millisecond, "Read after its deadline was cleared")
+		if _, err := ss.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tstRecv(t, readErr, "Read to return the data"); err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if b := <-got; string(b) != "hello" {
+			t.Fatalf("Read %q, want %q", b, "hello")
+		}
 	})
-	_ = cs.SetReadDeadline(time.Time{})
-	tstNotWithin(t, readErr, 300*time.Millisecond, "Read after its deadline was cleared")
-	if _, err := ss.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tstRecv(t, readErr, "Read to return the data"); err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if b := <-got; string(b) != "hello" {
-		t.Fatalf("Read %q, want %q", b, "hello")
-	}
 }
 
 // TestDeadlineTimeoutIsNotFatal: after a timeout the stream works again

@@ -171,6 +171,8 @@ func (s *Session) lastWrite() {
 	s.sendMu.Unlock()
 	if msg != nil {
 		s.prefaceSent = true
+		// The deadline the last batch left may have passed long ago.
+		_ = s.conn.SetWriteDeadline(time.Now().Add(lastWriteWait))
 		_, _ = s.conn.Write(msg)
 	}
 	if s.lastWriteBy != nil {

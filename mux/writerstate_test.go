@@ -1,8 +1,11 @@
 package mux
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // The writer's lifecycle alone: every state against every event, and the
@@ -201,4 +204,45 @@ func TestWriterStateOneLastWrite(t *testing.T) {
 		}
 	}
 	walk(writerIdle, false, false, 0, 6, nil)
+}
+
+// TestWriterRetiresWhenIdle: a session's writer starts when a frame is
+// queued and retires writerLinger after its last write, to the
+// nanosecond on the bubble's clock; a frame queued after that starts a
+// new one.
+func TestWriterRetiresWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.KeepAliveInterval = -1 // no timer queues frames behind the test's back
+		c, s := tstPipePair(t, cfg, cfg)
+		state := func(x *Session) writerState {
+			x.writerMu.Lock()
+			defer x.writerMu.Unlock()
+			return x.writer
+		}
+		check := func(when string, want writerState) {
+			t.Helper()
+			for _, x := range []struct {
+				name string
+				s    *Session
+			}{{"client", c}, {"server", s}} {
+				if got := state(x.s); got != want {
+					t.Errorf("%s: the %s's writer is %s, want %s", when, x.name, got, want)
+				}
+			}
+		}
+		tstAdvance(time.Second) // the start-up probes are answered
+		check("idle for a second", writerIdle)
+		for round := range 2 {
+			if _, err := c.Ping(context.Background()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			synctest.Wait()
+			check(fmt.Sprintf("round %d: just after a PING and its PONG", round+1), writerRunning)
+			tstAdvance(writerLinger - time.Nanosecond)
+			check(fmt.Sprintf("round %d: lingering", round+1), writerRunning)
+			tstAdvance(time.Nanosecond)
+			check(fmt.Sprintf("round %d: writerLinger after the last write", round+1), writerIdle)
+		}
+	})
 }

@@ -73,3 +73,39 @@ func (s *sockReader) read(bp **[]byte) (int, error) {
 	}
 	return s.n, nil
 }
+
+// ReadReady appends to b what c has already received, up to cap(b),
+// without waiting for more. It returns b as it was when nothing has
+// arrived yet, when c is not a socket, or at the end of the stream (which
+// the next read meets again); an error only when reading failed. The edge
+// sends a public client's first bytes along with the stream's OPEN, in one
+// write, instead of in a second write right after it.
+func ReadReady(c net.Conn, b []byte) ([]byte, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok || len(b) == cap(b) {
+		return b, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return b, nil
+	}
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = unix.Read(int(fd), b[len(b):cap(b)])
+			if rerr != unix.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return b, err
+	case rerr == unix.EAGAIN:
+		return b, nil
+	case rerr != nil:
+		return b, os.NewSyscallError("read", rerr)
+	}
+	return b[:len(b)+max(n, 0)], nil
+}

@@ -37,9 +37,12 @@ type AdminAgent struct {
 	Owner          string    `json:"owner"`
 	RemoteAddr     string    `json:"remote_addr"`
 	ConnectedSince time.Time `json:"connected_since"`
-	RTTMillis      float64   `json:"rtt_ms"`
-	Streams        int       `json:"streams"`
-	Tunnels        []string  `json:"tunnels"` // their URLs
+	// Software is what the agent says it is: its program and version,
+	// e.g. "sluice-agent/v1.2.3" ("+dirty" when built from a modified tree).
+	Software  string   `json:"software"`
+	RTTMillis float64  `json:"rtt_ms"`
+	Streams   int      `json:"streams"`
+	Tunnels   []string `json:"tunnels"` // their URLs
 }
 
 // AdminTunnel is one tunnel online.
@@ -53,6 +56,9 @@ type AdminTunnel struct {
 	BytesIn     int64 `json:"bytes_in"`
 	BytesOut    int64 `json:"bytes_out"`
 	OpenStreams int64 `json:"open_streams"`
+	// Policy summarises the traffic policy's rules by layer, phase, name
+	// and action type; never their secrets.
+	Policy string `json:"policy,omitempty"`
 }
 
 // AdminTotals sums the listing.
@@ -75,7 +81,7 @@ func (s *Server) Status() AdminStatus {
 		owners[ac.owner] = struct{}{}
 		a := AdminAgent{
 			Session: ac.id, Owner: ac.currentRule().ownerName, RemoteAddr: ac.remote,
-			ConnectedSince: ac.since.UTC(), RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
+			ConnectedSince: ac.since.UTC(), Software: ac.software, RTTMillis: float64(ac.sess.RTT().Microseconds()) / 1000,
 			Streams: ac.sess.NumStreams(), Tunnels: []string{},
 		}
 		ac.mu.Lock()
@@ -86,6 +92,7 @@ func (s *Server) Status() AdminStatus {
 			at := AdminTunnel{
 				URL: t.url, Kind: string(t.kind), Name: t.name, Session: ac.id,
 				BytesIn: t.meter.AToB.Load(), BytesOut: t.meter.BToA.Load(), OpenStreams: t.streams.Load(),
+				Policy: t.policySummary(),
 			}
 			st.Tunnels = append(st.Tunnels, at)
 			st.Totals.BytesIn += at.BytesIn

@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/internal/proxyproto"
 	"github.com/sluicehq/sluice/internal/statedir"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 )
 
 // ConfigError says which field of a Config is wrong and why; New returns it
@@ -124,6 +125,11 @@ type Config struct {
 	// ProxyHeaderTimeout bounds the wait for a load balancer's header.
 	// Zero means 5 s.
 	ProxyHeaderTimeout time.Duration
+
+	// Policy is the operator's traffic policy for every tunnel (see
+	// package policy and docs/POLICY.md). Its rules run before the owner's
+	// (TokenRule.Policy) and the agent's, which cannot skip them.
+	Policy *policy.Spec
 
 	// Metrics, when set, receives the edge's Prometheus collectors (see
 	// docs/METRICS.md). Nil turns metrics off.
@@ -263,6 +269,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Tokens) == 0 && len(c.TokenRules) == 0 {
 		return configErr("Tokens", "no token configured: give at least one secret that agents must present (in Tokens or TokenRules)")
+	}
+	if err := checkImposedPolicy("server", c.Policy); err != nil {
+		return cfgerr.Wrap("server", "Policy", err)
 	}
 	for i, r := range c.TokenRules {
 		if _, err := compileRule(r, c.Domain); err != nil {

@@ -21,7 +21,7 @@ func agentGoroutines() int {
 		case !strings.Contains(running, "sluice/server."):
 		case creator == "", // the test binary's main goroutine
 			strings.HasPrefix(creator, "testing."),
-			strings.HasPrefix(creator, "github.com/sluicehq/sluice/server.startServer"),
+			strings.HasPrefix(creator, "github.com/sluicehq/sluice/internal/edgetest.Start"),
 			strings.HasPrefix(creator, "github.com/sluicehq/sluice/server.(*Server).Serve "):
 		default:
 			n++

@@ -63,8 +63,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	if err := s.admit(access{t: t, r: r}); err != nil {
-		refuse(w, r, http.StatusForbidden, "Forbidden", err.Error())
+	w, ok = s.admit(access{t: t, r: r, w: w})
+	if !ok {
 		return
 	}
 	if reservedPath(r.URL.Path) {

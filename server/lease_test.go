@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/mux"
 )
 
@@ -230,18 +231,11 @@ func TestLeasesSurviveAnEdgeRestart(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := func(c *Config) { c.Listen, c.StateDir = listen, dir }
 
-	s1, err := New(Config{Listen: listen, HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}, StateDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s1.Serve(ctx) }()
-	_, ctrl := handshake(t, s1)
+	e1 := edgetest.Start(t, New, Config{Listen: listen, HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}, StateDir: dir})
+	_, ctrl := handshake(t, e1.S)
 	h := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindHTTP})
 	p := expectAssigned(t, ctrl, control.Register{Ref: 2, Kind: control.KindTCP})
-	cancel()
-	if err := <-done; err != nil {
+	if err := e1.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -277,14 +271,7 @@ func BenchmarkRegister(b *testing.B) {
 			if mode == "statedir" {
 				cfg.StateDir = b.TempDir()
 			}
-			s, err := New(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Serve(ctx) }()
-			defer func() { cancel(); <-done }()
+			s := edgetest.Start(b, New, cfg).S
 			conn, err := net.Dial("tcp", s.Addr().String())
 			if err != nil {
 				b.Fatal(err)

@@ -34,6 +34,8 @@ type edgeMetrics struct {
 	grpc      *prometheus.CounterVec
 	durations *prometheus.HistogramVec
 	refused   *prometheus.CounterVec
+	// policy counts the clients the traffic policy answered itself.
+	policy *prometheus.CounterVec
 
 	sessionsDesc, agentsDesc, tunnelsDesc, streamsDesc *prometheus.Desc
 	rttDesc, tunnelRTTDesc                             *prometheus.Desc
@@ -80,6 +82,10 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 			Name: "sluice_edge_registrations_refused_total",
 			Help: "Agent sessions and tunnel registrations the edge refused, by reason (the control protocol's error code).",
 		}, []string{"reason"}),
+		policy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_edge_policy_refused_total",
+			Help: "Public requests, TCP connections and UDP datagrams the traffic policy refused before a stream was opened, by tunnel kind, rule source (server, owner NAME, agent) and action.",
+		}, []string{"kind", "source", "action"}),
 		sessionsDesc:      prometheus.NewDesc("sluice_edge_sessions", "Agent sessions connected and authenticated.", nil, nil),
 		agentsDesc:        prometheus.NewDesc("sluice_edge_agents", "Distinct agent tokens with at least one session connected.", nil, nil),
 		tunnelsDesc:       prometheus.NewDesc("sluice_edge_tunnels", "Tunnels online, by kind.", []string{"kind"}, nil),
@@ -95,7 +101,7 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 	if tc := s.cfg.TLS; tc != nil {
 		m.addCertSource("agents", func() []*x509.Certificate { return leaves(tc.Certificates) })
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.grpc, m.durations, m.refused, m} {
+	for _, c := range []prometheus.Collector{m.requests, m.grpc, m.durations, m.refused, m.policy, m} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/frame"
@@ -25,8 +24,8 @@ func awaitPreface(conn net.Conn, deadline time.Time) (net.Conn, error) {
 	conn.SetReadDeadline(deadline)
 	defer conn.SetReadDeadline(time.Time{})
 	var buf [frame.PrefaceSize]byte
-	if tc, ok := conn.(*net.TCPConn); ok {
-		if err := peekFull(tc, buf[:], deadline); err != nil {
+	if peeked, err := peekPreface(conn, buf[:], deadline); peeked {
+		if err != nil {
 			return nil, err
 		}
 		return conn, checkPreface(buf[:])
@@ -52,41 +51,6 @@ func checkPreface(b []byte) error {
 		return fmt.Errorf("%w: its first bytes are %q", errNoPreface, b)
 	}
 	return nil
-}
-
-// peekFull waits until len(p) bytes can be peeked from c.
-func peekFull(c *net.TCPConn, p []byte, deadline time.Time) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	for {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = syscall.Recvfrom(int(fd), p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			return rerr != syscall.EAGAIN
-		})
-		switch {
-		case err != nil:
-			return err
-		case rerr != nil:
-			return rerr
-		case n == 0:
-			return io.EOF
-		case n >= len(p):
-			return nil
-		}
-		if err := checkPreface(p[:n]); err != nil {
-			return err
-		}
-		// A preface split across segments: the socket stays readable, so
-		// wait a little rather than spin.
-		if time.Now().After(deadline) {
-			return errors.New("i/o timeout waiting for the rest of the preface")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // replayConn returns head before reading from Conn.

@@ -44,7 +44,11 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		err = regError(r.Ref, control.CodeLimit, "owner %s already has %d tunnels open, its limit (%s): close some or ask the operator to raise max_tunnels", ac.currentRule().ownerName, max, ac.currentRule().label())
 	default:
 		var c claimed
+		var summary string
 		err = checkProxyProtocol(t, r)
+		if err == nil {
+			summary, err = ac.compilePolicy(t, r)
+		}
 		if err == nil {
 			switch r.Kind {
 			case control.KindHTTP:
@@ -69,7 +73,7 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		ac.mu.Unlock()
 		s.consoleOnline(t, c.reused)
 		ac.log.Info("tunnel online", "kind", t.kind, "url", t.url, "pooled", c.ep.isPooled(), "members", c.ep.size(), "reclaimed", c.reused)
-		return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, Lease: c.secret, ProxyProtocol: t.proxyProto}
+		return control.Assigned{Ref: r.Ref, Tunnel: t.id, Kind: t.kind, Name: t.name, Hostname: t.host, Port: t.port, URL: t.url, Lease: c.secret, ProxyProtocol: t.proxyProto, Policy: summary}
 	}
 	ac.log.Info("tunnel refused", "kind", r.Kind, "name", r.Name, "hostname", r.Hostname, "port", r.RemotePort, "code", err.Code, "reason", err.Message)
 	s.countRefusal(err.Code)

@@ -9,7 +9,8 @@ import (
 )
 
 // Reload applies what can change without a restart from cfg: the tokens and
-// token rules, the limits and the reclaim grace. Sessions whose token is no
+// token rules, the limits, the reclaim grace and the traffic policies (the
+// edge's and the owners', applied to the tunnels already online too). Sessions whose token is no
 // longer accepted are told and closed; every other session is untouched.
 // Settings that need a restart (addresses, domain, TLS, state directory) are
 // listed in the returned note when they differ. On error nothing changes.
@@ -25,6 +26,9 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 	auth, err := newAuthTable(cfg.Tokens, cfg.TokenRules, s.cfg.Domain)
 	if err != nil {
 		return "", fmt.Errorf("server: reload: %w: the old configuration stays", err)
+	}
+	if err := checkImposedPolicy("server", cfg.Policy); err != nil {
+		return "", fmt.Errorf("server: reload: policy: %w: the old configuration stays", err)
 	}
 	var restart []string
 	for _, f := range []struct {
@@ -49,6 +53,8 @@ func (s *Server) Reload(cfg Config) (note string, err error) {
 		s.reg.setGrace(cfg.ReclaimGrace)
 	}
 	closed := s.dropUnauthorized(auth, "the edge's operator removed this agent's token: get a current token")
+	s.policy.Store(cfg.Policy)
+	s.reapplyPolicies()
 	if len(restart) > 0 {
 		slices.Sort(restart)
 		note = "changed settings that take effect only after a restart: " + strings.Join(restart, ", ")

@@ -15,11 +15,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/buildinfo"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/transport"
 )
 
-// Software names this build in Hello and Welcome messages.
-const Software = "sluice-edge/0.1"
+// Software names this build in Welcome messages and the ACME client's
+// User-Agent.
+var Software = buildinfo.Get().Software("sluice-edge")
 
 // Server is a running edge. Create it with New, run it with Serve.
 type Server struct {
@@ -44,9 +47,13 @@ type Server struct {
 
 	metrics  *edgeMetrics // nil unless Config.Metrics is set
 	metering bool         // count bytes per tunnel: metrics or admin asked
-	admin    *adminServer // nil unless Config.Admin is set
-	fleet    *edgeFleet   // nil unless Config.FleetListen is set
-	con      *consoleEdge // the console's view of this edge; nil without admin
+	// policyKey seals the traffic policy's sign-in cookies; policy is the
+	// operator's rules for every tunnel (Config.Policy), replaced on reload.
+	policyKey [32]byte
+	policy    atomic.Pointer[policy.Spec]
+	admin     *adminServer // nil unless Config.Admin is set
+	fleet     *edgeFleet   // nil unless Config.FleetListen is set
+	con       *consoleEdge // the console's view of this edge; nil without admin
 
 	nextTunnel atomic.Uint32
 	sessions   sync.Map // *agentConn → struct{}
@@ -68,6 +75,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, configErr("TokenRules", "%v", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
+	// Sign-in sessions of the traffic policy survive an agent's reconnect
+	// (the key is the edge's), not an edge restart.
+	_, _ = rand.Read(s.policyKey[:])
+	s.policy.Store(cfg.Policy)
 	s.auth.Store(auth)
 	lim := cfg.Limits
 	s.lim.Store(&lim)

@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/mux"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/relay"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -29,9 +32,10 @@ type agentConn struct {
 	remote string
 	since  time.Time
 	owner  ownerID
-	rulep  atomic.Pointer[rule] // the token's rule; replaced on reload
-	// software is what the agent says it runs, from its hello.
+	// software is what the agent's Hello says it is ("sluice-agent/v1.2.3"),
+	// for the admin listing and the logs.
 	software string
+	rulep    atomic.Pointer[rule] // the token's rule; replaced on reload
 	log      *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
@@ -63,6 +67,13 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+
+	// policy is the tunnel's compiled traffic policy (the edge's, the
+	// owner's and the agent's rules), nil when it has none; a reload
+	// replaces it. refusals batches what the agent is told of refusals.
+	policy      atomic.Pointer[tunnelPolicy]
+	agentPolicy *policy.Spec // what the agent sent, kept for reloads
+	refusals    *refusals
 	// requests counts HTTP responses by class (1xx..5xx) while metering.
 	requests [5]atomic.Int64
 }
@@ -77,11 +88,12 @@ func (t *tunnel) open(ctx context.Context, remote string) (st *mux.Stream, relea
 	if a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
 		local = a.String()
 	}
-	return t.openFor(ctx, remote, local)
+	return t.openFor(ctx, remote, local, nil)
 }
 
-// openFor is open with the client's local address given.
-func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream, func(), error) {
+// openFor is open with the client's local address given; first, if any,
+// is what the client already sent, which goes out with the stream header.
+func (t *tunnel) openFor(ctx context.Context, remote, local string, first []byte) (*mux.Stream, func(), error) {
 	release, err := t.ac.s.acquireStream(t.ac)
 	if err != nil {
 		return nil, nil, err
@@ -91,9 +103,9 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string) (*mux.Stream
 	if t.proxyProto != "" || t.kind == control.KindUDP {
 		h.LocalAddr, h.WithLocal = local, true
 	}
-	// The header goes out with the OPEN, in one write when the session's
-	// connection is free.
-	st, err := t.ac.sess.OpenStreamWith(ctx, control.AppendHeader(hdr[:0], h))
+	// The header (and the client's first bytes) go out with the OPEN, in
+	// one write when the session's connection is free.
+	st, err := t.ac.sess.OpenStreamWith(ctx, append(control.AppendHeader(hdr[:0], h), first...))
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -115,7 +127,7 @@ func (s *Server) serveAgent(ctx context.Context, p *pending, src string) {
 	s.wg.Add(1)
 	s.sessions.Store(ac, struct{}{})
 	s.consoleChanged()
-	ac.log.Info("agent connected")
+	ac.log.Info("agent connected", "software", ac.software)
 	ac.serveControl(func(err error) {
 		defer s.wg.Done()
 		defer unhook()
@@ -271,8 +283,26 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	}
 	ac.rulep.Store(r)
 	ac.owner = r.owner
-	ac.software = hello.Software
+	ac.software = printable(hello.Software, maxSoftware)
 	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
+}
+
+// maxSoftware bounds the agent's self-description kept for the listing.
+const maxSoftware = 100
+
+// printable keeps at most n bytes of s, without control characters, so an
+// agent's self-description cannot forge lines in a log or a terminal.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
+	}
+	return s
 }
 
 // serveControl answers Register messages until the control stream ends,

@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/relay"
 )
 
@@ -72,33 +74,63 @@ func (s *Server) acceptEach(ln net.Listener, serve func(net.Conn)) {
 	}
 }
 
+// firstBufs holds the buffers handleTCP reads a client's first bytes into.
+var firstBufs = sync.Pool{New: func() any { b := make([]byte, 0, firstBytes); return &b }}
+
+// firstBytes bounds what handleTCP sends with a stream's OPEN: a client's
+// first segment (a request, a TLS ClientHello) is usually smaller; the rest
+// waits in the socket for the relay.
+const firstBytes = 4 << 10
+
 func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
 	if !s.resolveProxy(c) {
 		return
 	}
-	// A member whose session died between pick and open is skipped: try
-	// each member once.
+	// A client that writes first (most protocols) has usually sent its
+	// first bytes by now: they go out with the OPEN in one write, and the
+	// agent finds them with the stream, instead of in a write of their own.
+	bp := firstBufs.Get().(*[]byte)
+	first, err := relay.ReadReady(c, (*bp)[:0])
+	var st *mux.Stream
+	var t *tunnel
+	var release func()
+	if err == nil {
+		st, t, release = s.openTCP(ep, c, first)
+	}
+	*bp = first[:0]
+	firstBufs.Put(bp)
+	if st == nil {
+		c.Close()
+		return
+	}
+	t.streams.Add(1)
+	relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
+	t.streams.Add(-1)
+	release()
+}
+
+// openTCP opens a stream for the public connection c with a member of ep
+// that policy admits it to, sending first with it; nil if none took it. A
+// member whose session died between pick and open is skipped: each member
+// is tried once.
+func (s *Server) openTCP(ep *endpoint, c net.Conn, first []byte) (*mux.Stream, *tunnel, func()) {
 	for range max(1, ep.size()) {
 		t := ep.pick()
 		if t == nil {
 			break
 		}
-		if err := s.admit(access{t: t, remote: addrPortOf(c.RemoteAddr())}); err != nil {
-			t.ac.log.Debug("public TCP connection refused by policy", "port", ep.port, "err", err)
+		if _, ok := s.admit(access{t: t, remote: addrPortOf(c.RemoteAddr())}); !ok {
+			t.ac.log.Debug("public TCP connection refused by policy", "port", ep.port, "client", c.RemoteAddr().String())
 			break
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st, release, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String())
+		st, release, err := t.openFor(ctx, c.RemoteAddr().String(), c.LocalAddr().String(), first)
 		cancel()
 		if err != nil {
 			t.ac.log.Debug("public TCP connection: opening a stream to the agent failed", "port", ep.port, "err", err)
 			continue
 		}
-		t.streams.Add(1)
-		relay.Relay(c, st, relay.Options{Meter: s.meterOf(t)})
-		t.streams.Add(-1)
-		release()
-		return
+		return st, t, release
 	}
-	c.Close()
+	return nil, nil, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicehq/sluice/policy"
 )
 
 // TokenRule is one entry of the tokens file: a token (or its SHA-256), the
@@ -46,6 +48,11 @@ type TokenRule struct {
 	// MaxStreams caps the streams (public connections in flight) the owner
 	// has open at once. Zero means the edge's Limits.StreamsPerOwner.
 	MaxStreams int `yaml:"max_streams"`
+	// Policy is a traffic policy for every tunnel of the owner (see
+	// docs/POLICY.md): its rules run after the edge's and before the
+	// agent's, which cannot skip them. The policies of an owner's entries
+	// add up.
+	Policy *policy.Spec `yaml:"policy"`
 }
 
 // tokensFile is the YAML document of a tokens file.
@@ -79,7 +86,7 @@ func LoadTokensFile(file string) ([]TokenRule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &TokensFileError{Path: file, Err: fmt.Errorf("%v (each entry takes token or sha256, owner, names, ports, max_tunnels, max_leases, max_streams)", err)}
+		return nil, &TokensFileError{Path: file, Err: fmt.Errorf("%v (each entry takes token or sha256, owner, names, ports, max_tunnels, max_leases, max_streams, policy)", err)}
 	}
 	if len(doc.Tokens) == 0 {
 		return nil, &TokensFileError{Path: file, Err: errors.New("no tokens: list at least one under tokens:")}
@@ -106,10 +113,15 @@ type rule struct {
 	maxLeases  int
 	maxStreams int
 	index      int // 1-based entry in the tokens file; 0 for a plain token
+	// policy is the owner's traffic policy: every entry's of that owner.
+	policy *policy.Spec
 }
 
 func compileRule(r TokenRule, domain string) (*rule, error) {
-	c := &rule{ownerName: r.Owner, maxTunnels: r.MaxTunnels, maxLeases: r.MaxLeases, maxStreams: r.MaxStreams}
+	c := &rule{ownerName: r.Owner, maxTunnels: r.MaxTunnels, maxLeases: r.MaxLeases, maxStreams: r.MaxStreams, policy: r.Policy}
+	if err := checkImposedPolicy("owner "+r.Owner, r.Policy); err != nil {
+		return nil, err
+	}
 	switch {
 	case r.Token != "" && r.SHA256 != "":
 		return nil, errors.New("give token or sha256, not both")
@@ -200,6 +212,20 @@ func newAuthTable(tokens []string, file []TokenRule, domain string) (*authTable,
 		if r.maxLeases == 0 {
 			r.maxLeases = firstLeases[r.owner]
 		}
+	}
+	// The policy is the owner's too: each entry's rules apply to every
+	// tunnel of the owner, whichever token registered it.
+	owned := map[ownerID]*policy.Spec{}
+	for _, r := range t.rules {
+		if !r.policy.Empty() {
+			if owned[r.owner] == nil {
+				owned[r.owner] = &policy.Spec{}
+			}
+			owned[r.owner].Append(r.policy)
+		}
+	}
+	for _, r := range t.rules {
+		r.policy = owned[r.owner]
 	}
 	return t, nil
 }

@@ -108,7 +108,7 @@ func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 			u.drops.add(dropNoAgent)
 			return
 		}
-		if err := u.s.admit(access{t: t, remote: src}); err != nil {
+		if _, ok := u.s.admit(access{t: t, remote: src}); !ok {
 			u.mu.Unlock()
 			u.drops.add(dropPolicy)
 			return
@@ -149,7 +149,7 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
-	st, release, err := f.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String())
+	st, release, err := f.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String(), nil)
 	cancel()
 	if err != nil {
 		f.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.ep.port, "from", f.src, "err", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/mux"
 )
 
@@ -119,17 +120,10 @@ func TestPooledUDPAgentsShareFlows(t *testing.T) {
 func TestUDPLeaseSurvivesAnEdgeRestart(t *testing.T) {
 	dir := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	s1, err := New(Config{Listen: listen, Tokens: []string{"T"}, StateDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s1.Serve(ctx) }()
-	_, ctrl := handshake(t, s1)
+	e1 := edgetest.Start(t, New, Config{Listen: listen, Tokens: []string{"T"}, StateDir: dir})
+	_, ctrl := handshake(t, e1.S)
 	p := expectAssigned(t, ctrl, control.Register{Ref: 1, Kind: control.KindUDP})
-	cancel()
-	if err := <-done; err != nil {
+	if err := e1.Stop(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -5,11 +5,12 @@ import (
 	"crypto/cipher"
 	"crypto/tls"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // The floor under TLS between agent and edge: what the AEAD alone costs per
@@ -125,7 +126,7 @@ func BenchmarkConnThroughput(b *testing.B) {
 			defer close(start)
 			b.SetBytes(payload)
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := testutil.CPUTime()
 			start <- b.N
 			for range b.N {
 				if err := c.write(w); err != nil {
@@ -135,7 +136,7 @@ func BenchmarkConnThroughput(b *testing.B) {
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
-			cpu := cpuTime() - cpu0
+			cpu := testutil.CPUTime() - cpu0
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Microseconds())/1000*float64(1<<30)/float64(b.N*payload), "cpu-ms/GiB")
 		})
@@ -168,13 +169,4 @@ func tcpPairB(b *testing.B) (net.Conn, net.Conn) {
 	}
 	b.Cleanup(func() { w.Close(); r.Close() })
 	return w, r
-}
-
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

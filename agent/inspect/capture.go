@@ -34,6 +34,9 @@ type Entry struct {
 	// Err is set when the handler panicked or the client went away
 	// before a response.
 	Err string
+	// RefusedBy names the edge's policy rule that answered the request
+	// itself (see Refused): nothing of it crossed the tunnel but this.
+	RefusedBy string
 
 	size int64 // footprint, counted once when the ring takes the entry
 }

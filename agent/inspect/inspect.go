@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 )
 
@@ -213,6 +214,24 @@ func (in *Inspector) Wrap(index int, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.capture(index, next, w, r, 0)
 	})
+}
+
+// Refused records that the edge's traffic policy answered requests of
+// tunnel index itself: one entry per report, for the first such request
+// (method, path and client; no headers or body ever cross), naming the
+// rule and how many requests it stands for. Pass it as the agent's
+// OnPolicyRefused.
+func (in *Inspector) Refused(index int, m control.PolicyRefused) {
+	e := &Entry{Tunnel: index, Time: time.Now(), Method: m.Method, URI: m.Path, RemoteAddr: m.Client, Status: m.Status,
+		ReqHeader: http.Header{}, RespHeader: http.Header{}}
+	if e.Method == "" {
+		e.Method = "CONNECT" // a TCP connection or UDP datagram
+	}
+	e.RefusedBy = fmt.Sprintf("%s rule %q (%s)", m.Source, m.Rule, m.Action)
+	if m.Count > 1 {
+		e.RefusedBy += fmt.Sprintf(", %d requests", m.Count)
+	}
+	in.ring.add(e)
 }
 
 // capture serves r through next and stores what went in and out.

@@ -31,6 +31,7 @@ type Summary struct {
 	Replay     bool    `json:"replay"`
 	ReplayOf   uint64  `json:"replay_of,omitempty"`
 	Error      string  `json:"error,omitempty"`
+	RefusedBy  string  `json:"refused_by,omitempty"`
 }
 
 // Detail is GET /api/requests/{id}.
@@ -81,6 +82,7 @@ func summarize(e *Entry) Summary {
 		Method: e.Method, Path: path, Host: e.Host, Status: e.Status,
 		DurationMS: float64(e.Duration.Microseconds()) / 1000,
 		ReqSize:    e.ReqSize, RespSize: e.RespSize, Replay: e.ReplayOf != 0, ReplayOf: e.ReplayOf, Error: e.Err,
+		RefusedBy: e.RefusedBy,
 	}
 }
 

@@ -293,7 +293,7 @@ func closeWrite(c net.Conn) {
 func smallRcvBuf(_, _ string, rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, sockBuf)
+		serr = setRcvBuf(fd, sockBuf)
 	})
 	if err != nil {
 		return err

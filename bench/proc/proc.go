@@ -28,7 +28,7 @@ type Proc struct {
 }
 
 // Start starts bin with args, stdout and stderr going to a log file in dir.
-// The child gets SIGKILL if the harness dies, so no tunnel outlives a
+// On Linux the child gets SIGKILL if the harness dies, so no tunnel outlives a
 // crashed or interrupted run.
 func Start(name string, edge bool, dir, bin string, args, env []string) (*Proc, error) {
 	logPath := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log")
@@ -41,7 +41,7 @@ func Start(name string, edge bool, dir, bin string, args, env []string) (*Proc, 
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w (check the binary path and that it is executable)", name, bin, err)
@@ -73,7 +73,7 @@ func StartChild(name string, edge bool, dir, role string, env []string) (*Proc, 
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(append(os.Environ(), ChildEnv+"="+role), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, "", err

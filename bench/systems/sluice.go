@@ -96,7 +96,7 @@ func (s *sluiceSystem) Version() string {
 		v += "; TLS 1.3, ECDSA P-256 certificate verified with --ca"
 	}
 	if s.inspect {
-		v += "; HTTP agent with request logging and the inspector on (its defaults)"
+		v += "; HTTP agent with request logging and the inspector on (its defaults), log lines written to a file"
 	}
 	return v
 }
@@ -149,13 +149,17 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 	}
 	if opts.HTTP {
 		_, tport, _ := net.SplitHostPort(env.TargetHTTP)
-		httpFlags := []string{"--log-requests=false", "--inspect=false"}
+		httpFlags := []string{"--log-requests=false", "--inspect=false", "--log-level", "error"}
 		if s.inspect {
-			// The default agent, but with its log lines discarded by the log
-			// level like every system's, and the inspector on a free port.
+			// The agent as `sluice http` runs by default: the inspector on
+			// (here on a free port) and one log line per request, written
+			// at the default log level to the process's log file as they
+			// would be to the user's terminal. Discarding them by the log
+			// level, as for the other systems, hid most of what the
+			// default costs: the line's formatting and its write.
 			httpFlags = []string{"--inspect", "127.0.0.1:0"}
 		}
-		args := append(append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"), "--log-level", "error"}, httpFlags...), agentTransport...)
+		args := append(append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost")}, httpFlags...), agentTransport...)
 		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)
 		if err != nil {
 			in.Stop()

@@ -95,6 +95,8 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 	}
 	var t agent.Tunnel
 	var uf upstreamFlags
+	var pf policyFlags
+	pf.register(c.fs, kind == control.KindHTTP)
 	t.Kind = kind
 	if kind == control.KindHTTP {
 		uf.register(c.fs, &t)
@@ -126,6 +128,9 @@ func runTunnel(ctx context.Context, kind control.Kind, args []string, stdout, st
 		return usagef("%s: %v", name, err)
 	}
 	if err := proxyProtocolFlag(name, &t); err != nil {
+		return err
+	}
+	if t.Policy, err = policySpec(pf.simple(), string(kind), false); err != nil {
 		return err
 	}
 	cfg, err := af.config(c)
@@ -182,6 +187,24 @@ type tunnelSpec struct {
 	ProxyProtocol string `yaml:"proxy_protocol"`
 	// LogRequests defaults to true for http tunnels.
 	LogRequests *bool `yaml:"log_requests"`
+
+	// The traffic policy, as the flags of sluice http/tcp/udp name it.
+	BasicAuth            []string `yaml:"basic_auth"`
+	OIDCIssuer           string   `yaml:"oidc_issuer"`
+	OIDCClientID         string   `yaml:"oidc_client_id"`
+	OIDCClientSecret     string   `yaml:"oidc_client_secret"`
+	OIDCAllowEmail       []string `yaml:"oidc_allow_email"`
+	OIDCAllowDomain      []string `yaml:"oidc_allow_domain"`
+	AllowCIDR            []string `yaml:"allow_cidr"`
+	DenyCIDR             []string `yaml:"deny_cidr"`
+	RateLimit            string   `yaml:"rate_limit"`
+	VerifyWebhook        []string `yaml:"verify_webhook"`
+	RequestHeaderAdd     []string `yaml:"request_header_add"`
+	RequestHeaderRemove  []string `yaml:"request_header_remove"`
+	ResponseHeaderAdd    []string `yaml:"response_header_add"`
+	ResponseHeaderRemove []string `yaml:"response_header_remove"`
+	// Policy is a policy file, relative to the config file.
+	Policy string `yaml:"policy"`
 }
 
 // runStart is `sluice start -c FILE`: every tunnel of the file, each on a
@@ -245,7 +268,7 @@ func startTunnels(c *command, af *agentFlags) ([]agent.Tunnel, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&specs); err != nil {
-		return nil, usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, pool, upstream_protocol, host_header, proxy_protocol, log_requests)", c.config, err)
+		return nil, usagef("start: %s: tunnels: %v (each entry takes type, local, name, hostname, remote_port, pool, upstream_protocol, host_header, proxy_protocol, log_requests, and the policy keys: basic_auth, oidc_issuer, oidc_client_id, oidc_client_secret, oidc_allow_email, oidc_allow_domain, allow_cidr, deny_cidr, rate_limit, verify_webhook, request_header_add, request_header_remove, response_header_add, response_header_remove, policy)", c.config, err)
 	}
 	if len(specs) == 0 {
 		return nil, usagef("start: %s: the tunnels list is empty", c.config)
@@ -271,6 +294,9 @@ func startTunnels(c *command, af *agentFlags) ([]agent.Tunnel, error) {
 		}
 		var err error
 		if t.Local, err = localAddr(s.Local); err != nil {
+			return nil, usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
+		}
+		if t.Policy, err = policySpec(startPolicy(s, c.config), string(t.Kind), true); err != nil {
 			return nil, usagef("start: %s: tunnel %d: %v", c.config, i+1, err)
 		}
 		tunnels = append(tunnels, t)

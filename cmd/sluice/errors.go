@@ -75,6 +75,7 @@ var flagOf = map[string]string{
 	"server.HTTPPlain":           "--http-plain",
 	"server.StateDir":            "--state-dir",
 	"server.TokenRules":          "--tokens-file",
+	"server.Policy":              "--policy",
 	"server.PublicHTTPSPort":     "--https",
 	"server.Admin":               "--admin",
 	"server.AdminToken":          "--admin-token",
@@ -103,6 +104,8 @@ func explain(err error) error {
 				return usageError{fmt.Errorf("--remote-port: %s", cfe.Message())}
 			case "ProxyProtocol":
 				return usageError{fmt.Errorf("--proxy-protocol: %s", cfe.Message())}
+			case "Policy":
+				return usageError{fmt.Errorf("policy: %s", cfe.Message())}
 			}
 		}
 		if f, ok := flagOf[cfe.Pkg+"."+cfe.Field]; ok {

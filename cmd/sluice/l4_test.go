@@ -10,11 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/internal/proxyproto"
 	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
@@ -187,15 +187,7 @@ func TestSmokeUDPAndProxyProtocol(t *testing.T) {
 }
 
 func TestStartRunsUDPTunnels(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", Tokens: []string{"T"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); srv.Serve(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
+	srv := edgetest.Start(t, server.New, server.Config{Listen: edgetest.Loopback, Tokens: []string{"T"}}).S
 
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -216,7 +208,8 @@ func TestStartRunsUDPTunnels(t *testing.T) {
 	t.Setenv("SLUICE_SERVER", "")
 	t.Setenv("SLUICE_TOKEN", "")
 	out := &lineWriter{lines: make(chan string, 10)}
-	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
 	done := make(chan error, 1)
 	go func() { done <- runStart(agentCtx, []string{"-c", file}, out, io.Discard) }()
 	var url string

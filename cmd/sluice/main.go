@@ -7,21 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/sluicehq/sluice/control"
-)
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
-
-// Exit codes, documented in the README so scripts can react to them.
-const (
-	exitOK          = 0
-	exitFailure     = 1 // anything else: see the message
-	exitUsage       = 2 // bad flag, argument or config file
-	exitAuth        = 3 // the edge rejected the token or speaks another protocol version
-	exitUnreachable = 4 // the edge could not be reached, or its TLS identity could not be verified
-	exitConflict    = 5 // the name, hostname or TCP/UDP port is held by another agent, was taken over, or a tunnel limit is reached
+	"github.com/sluicehq/sluice/internal/buildinfo"
 )
 
 const usage = `sluice: a self-hosted reverse tunnel.
@@ -50,6 +39,9 @@ environment, which beats the file.
 Run "sluice COMMAND -h" for the flags of a command.
 `
 
+// usageText is the top-level help: usage then the exit codes.
+func usageText() string { return usage + "\nExit codes:\n" + exitCodesText() }
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -57,7 +49,7 @@ func main() {
 // run executes one command line and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return exitUsage
 	}
 	ctx, stop := shutdownContext(stderr)
@@ -77,13 +69,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "dev":
 		err = runDev(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "sluice %s (control protocol v%d)\n", version, control.Version)
+		printVersion(stdout)
 		return exitOK
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usageText())
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usageText())
 		return exitUsage
 	}
 	if err == nil {
@@ -94,4 +86,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", explain(err))
 	}
 	return code
+}
+
+// printVersion answers `sluice version`: the first line for people and
+// scripts that read one line, then each detail on a line of its own.
+func printVersion(w io.Writer) {
+	bi := buildinfo.Get()
+	fmt.Fprintf(w, "sluice %s\n", bi)
+	fmt.Fprintf(w, "commit:           %s\n", bi.Revision)
+	fmt.Fprintf(w, "modified:         %t\n", bi.Modified)
+	fmt.Fprintf(w, "go:               %s %s/%s\n", bi.GoVersion, runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "control protocol: v%d\n", control.Version)
 }

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/inspect"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/buildinfo"
 )
 
 // The flags that make a running edge or agent observable: --metrics on
@@ -86,18 +85,14 @@ func (b *byteSize) Set(s string) error {
 // collectors, sluice_build_info, and whatever the edge or agent registers.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	revision := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
+	bi := buildinfo.Get()
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "sluice_build_info",
-		Help:        "Always 1; the labels say which sluice build runs.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version(), "revision": revision, "control_protocol": strconv.Itoa(control.Version)},
+		Name: "sluice_build_info",
+		Help: "Always 1; the labels say which sluice build runs: version, commit (revision), whether its tree was modified, Go and control protocol versions.",
+		ConstLabels: prometheus.Labels{
+			"version": bi.Version, "revision": bi.Revision, "modified": strconv.FormatBool(bi.Modified),
+			"goversion": bi.GoVersion, "control_protocol": strconv.Itoa(control.Version),
+		},
 	})
 	info.Set(1)
 	reg.MustRegister(info, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -155,6 +150,13 @@ func observeAgent(cfg *agent.Config, metricsAddr string, inf *inspectFlags, log 
 	}
 	stops = append(stops, func() { in.Close() })
 	cfg.HTTPMiddleware = in.Wrap
+	prevRefused := cfg.OnPolicyRefused
+	cfg.OnPolicyRefused = func(i int, m control.PolicyRefused) {
+		if prevRefused != nil {
+			prevRefused(i, m)
+		}
+		in.Refused(i, m)
+	}
 	var once sync.Once
 	prev := cfg.OnAssigned
 	cfg.OnAssigned = func(i int, a control.Assigned) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/buildinfo"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -59,7 +60,7 @@ func TestSmokeDevInspectorAndMetrics(t *testing.T) {
 		testutil.MetricEqual(1, "sluice_edge_http_requests_total", "tunnel", name+".localhost", "class", "2xx"),
 		testutil.MetricEqual(1, "sluice_agent_http_requests_total", "tunnel", name, "class", "2xx"),
 	))
-	if v := sc.Must(t, "sluice_build_info", "version", version); v != 1 {
+	if v := sc.Must(t, "sluice_build_info", "version", buildinfo.Get().Version); v != 1 {
 		t.Fatalf("sluice_build_info = %v", v)
 	}
 	if v := sc.Must(t, "sluice_edge_sessions"); v != 1 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/statedir"
+	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/transport"
 )
@@ -132,7 +133,9 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long requests and connections in flight may finish before they are cut (the health check answers 503 meanwhile; a second signal exits at once)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", 10*time.Second, "how long a public HTTP client may take to send its headers")
 	fs.DurationVar(&cfg.ReclaimGrace, "reclaim-grace", server.DefaultReclaimGrace, "how long a disconnected agent keeps its name or port (its lease): it gets the same URL back, random ones too (0: only while connected)")
-	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, and tunnel limits (re-read on SIGHUP)")
+	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, tunnel limits and owners' policies (re-read on SIGHUP)")
+	var policyFile string
+	fs.StringVar(&policyFile, "policy", "", "traffic policy `file` for every tunnel (YAML rules with CEL conditions, see docs/POLICY.md); agents' rules cannot skip it")
 	var fleetJoin string
 	fs.StringVar(&cfg.FleetListen, "fleet-listen", "", "fleet `address` host:port: other edges of the fleet link here, and the embedded store's routes listen on the next port (empty: a single edge, no fleet)")
 	fs.StringVar(&fleetJoin, "fleet-join", "", "fleet addresses `HOST:PORT,...` of the edges to cluster with; may list this edge too, so every edge takes the same list")
@@ -165,6 +168,13 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 		}
 		cfg.TokenRules = rules
 		cfg.TokensFile = tokensFile
+	}
+	if policyFile != "" {
+		spec, err := policy.Load(policyFile)
+		if err != nil {
+			return nil, usagef("server: --policy: %v", err)
+		}
+		cfg.Policy = spec
 	}
 	if cfg.StateDir == "" {
 		// Leases and the loopback certificate outlive the process here

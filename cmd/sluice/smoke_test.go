@@ -55,20 +55,26 @@ func sluiceBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "sluice")
-		// The go command that runs this test puts itself first on PATH.
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		}
-		out, err := exec.Command(gobin, "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		buildErr = goBuild(binPath)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// goBuild builds this command into out with the extra build flags.
+func goBuild(out string, flags ...string) error {
+	// The go command that runs this test puts itself first on PATH.
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	args := append(append([]string{"build", "-o", out}, flags...), ".")
+	if msg, err := exec.Command(gobin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
+	}
+	return nil
 }
 
 // proc is a sluice process whose stdout is read line by line.
@@ -83,7 +89,13 @@ type proc struct {
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(sluiceBinary(t), args...), lines: make(chan string, 100), done: make(chan struct{})}
+	return startBin(t, sluiceBinary(t), args...)
+}
+
+// startBin starts the sluice binary at bin.
+func startBin(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(bin, args...), lines: make(chan string, 100), done: make(chan struct{})}
 	// A state directory per test: edges keep leases and their loopback
 	// certificate there, and tests must not share them (or the user's).
 	p.cmd.Env = append(os.Environ(), "SLUICE_SERVER=", "SLUICE_TOKEN=", "SLUICE_CONFIG=", "XDG_STATE_HOME="+stateHome(t))

@@ -29,7 +29,7 @@ type runningTunnel struct {
 // tunnelKey identifies a tunnel by everything the file says about it: a
 // changed entry is a removed tunnel and an added one.
 func tunnelKey(t agent.Tunnel) string {
-	return fmt.Sprintf("%s|%s|%s|%d|%s|%t|%s|%s|%s|%t", t.Kind, t.Name, t.Hostname, t.RemotePort, t.Local, t.Pool, t.UpstreamProtocol, t.HostHeader, t.ProxyProtocol, t.LogRequests)
+	return fmt.Sprintf("%s|%s|%s|%d|%s|%t|%s|%s|%s|%t|%s", t.Kind, t.Name, t.Hostname, t.RemotePort, t.Local, t.Pool, t.UpstreamProtocol, t.HostHeader, t.ProxyProtocol, t.LogRequests, policyKey(t.Policy))
 }
 
 // superviseStart runs an agent per tunnel and applies the config file again
@@ -53,9 +53,10 @@ func superviseStart(ctx context.Context, base agent.Config, reload func() ([]age
 		cfg := base
 		cfg.Tunnels = []agent.Tunnel{t}
 		if base.Metrics != nil {
-			// One registry, a label per tunnel, so each agent's collectors
-			// stay apart.
-			cfg.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"tunnel": t.Local + "/" + string(t.Kind) + "/" + t.Name}, base.Metrics)
+			// One registry, a label per agent (one per tunnel of the file),
+			// so each agent's collectors stay apart. Not "tunnel": the
+			// agent's own series already carry that label.
+			cfg.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"agent": t.Local + "/" + string(t.Kind) + "/" + t.Name}, base.Metrics)
 		}
 		var actx context.Context
 		actx, rt.cancel = context.WithCancel(ctx)

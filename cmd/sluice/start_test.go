@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
@@ -43,16 +44,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 func TestStartRunsEveryTunnelOfTheFile(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); srv.Serve(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
+	srv := edgetest.Start(t, server.New, server.Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost", Tokens: []string{"T"}}).S
 
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from app") }))
 	defer app.Close()
@@ -82,7 +74,8 @@ tunnels:
 	t.Setenv("SLUICE_SERVER", "")
 	t.Setenv("SLUICE_TOKEN", "")
 	out := &lineWriter{lines: make(chan string, 10)}
-	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
 	done := make(chan error, 1)
 	go func() { done <- runStart(agentCtx, []string{"-c", file}, out, io.Discard) }()
 
@@ -155,16 +148,7 @@ func TestStartRejectsBadTunnels(t *testing.T) {
 // tunnels; a connection through a tunnel the change did not touch keeps
 // flowing, and a file that no longer parses changes nothing.
 func TestStartReloadsWhenTheFileChanges(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{"T"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); srv.Serve(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
+	srv := edgetest.Start(t, server.New, server.Config{Listen: edgetest.Loopback, HTTP: edgetest.Loopback, Domain: "localhost", Tokens: []string{"T"}}).S
 	echo := testutil.EchoServer(t)
 	appA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "a") }))
 	defer appA.Close()
@@ -176,7 +160,8 @@ func TestStartReloadsWhenTheFileChanges(t *testing.T) {
 	t.Setenv("SLUICE_TOKEN", "")
 	out := &lineWriter{lines: make(chan string, 10)}
 	var logs testutil.SyncBuffer
-	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
 	done := make(chan error, 1)
 	go func() { done <- runStart(agentCtx, []string{"-c", file, "--log-level", "info"}, out, &logs) }()
 	var seen []string // lines read while waiting for another

@@ -3,12 +3,14 @@
 // blocking write later. mux uses it for window updates and for payloads it
 // hands straight to a destination socket, transport for TLS records sealed
 // on a goroutine that must not block.
+//
+// Where the platform has no non-blocking write on a socket's descriptor
+// (Windows, whose sockets complete writes through the runtime's I/O
+// completion port), New returns nil and callers write the usual, blocking
+// way.
 package trywrite
 
-import (
-	"errors"
-	"syscall"
-)
+import "syscall"
 
 // Writer is one socket's non-blocking writer. Calls must not overlap (the
 // user's lock keeps them apart).
@@ -23,17 +25,6 @@ type Writer struct {
 	writeFn func(fd uintptr) bool
 }
 
-// New returns a Writer for c's socket, or nil if c has none.
-func New(c syscall.Conn) *Writer {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	w := &Writer{rc: rc}
-	w.writeFn = w.writeFd
-	return w
-}
-
 // Write writes as much of b as the socket takes now. A full socket is not
 // an error: n is then short. err is what made the socket refuse the write
 // otherwise (a closed socket, a write deadline that passed, a reset), which
@@ -46,23 +37,4 @@ func (w *Writer) Write(b []byte) (n int, err error) {
 	n, err = w.n, w.err
 	w.b, w.err = nil, nil
 	return n, err
-}
-
-func (w *Writer) writeFd(fd uintptr) bool {
-	for w.n < len(w.b) {
-		m, err := syscall.Write(int(fd), w.b[w.n:])
-		if m > 0 {
-			w.n += m
-		}
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil || m <= 0 {
-			if err != nil && !errors.Is(err, syscall.EAGAIN) {
-				w.err = err
-			}
-			break
-		}
-	}
-	return true // never wait: a full socket is for a blocking write to wait for
 }

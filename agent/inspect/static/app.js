@@ -35,6 +35,7 @@ function row(s) {
   const path = el("td", { class: "path", title: s.path }, s.path);
   if (s.replay) path.append(el("span", { class: "badge replay", title: "replay of #" + s.replay_of }, "replay"));
   if (s.error) path.append(el("span", { class: "badge", title: s.error }, "error"));
+  if (s.refused_by) path.append(el("span", { class: "badge", title: s.refused_by }, "refused at edge"));
   const tr = el("tr", { class: "req", "data-id": s.id },
     el("td", {}, new Date(s.time).toLocaleTimeString()),
     el("td", { class: "method" }, s.method),
@@ -154,7 +155,8 @@ async function show(id) {
   head.replaceChildren(el("strong", {}, `#${d.id} ${d.method} ${d.path}`), " → ",
     el("span", { class: "status s" + Math.floor(d.status / 100) }, d.status || "no response"),
     el("div", { class: "meta" }, `${d.host} · ${d.proto} · from ${d.remote_addr} · ${d.duration_ms.toFixed(1)} ms · ${new Date(d.time).toLocaleString()}` +
-      (d.replay ? ` · replay of #${d.replay_of}` : "") + (d.error ? " · " + d.error : "")));
+      (d.replay ? ` · replay of #${d.replay_of}` : "") + (d.error ? " · " + d.error : "") +
+      (d.refused_by ? " · refused at the edge by " + d.refused_by : "")));
   $("#req").replaceChildren(headerTable(d.request.headers), bodyView(d.request.body));
   $("#resp").replaceChildren(headerTable(d.response.headers), bodyView(d.response.body));
 }

@@ -238,11 +238,13 @@ func (l *Links) serveStream(peer string, st *mux.Stream) {
 		st.Close()
 		return
 	}
+	// Counted before the answer, so the opener never sees a stream
+	// accepted that this side has not counted yet.
+	counter(&l.in, peer).Add(1)
 	if _, err := st.Write([]byte{statusOK}); err != nil {
 		st.Close()
 		return
 	}
-	counter(&l.in, peer).Add(1)
 	serve(st)
 }
 

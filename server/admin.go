@@ -26,6 +26,8 @@ type AdminStatus struct {
 	Agents  []AdminAgent  `json:"agents"`
 	Tunnels []AdminTunnel `json:"tunnels"`
 	Totals  AdminTotals   `json:"totals"`
+	// Fleet is this edge's view of its fleet; absent on a single edge.
+	Fleet *AdminFleet `json:"fleet,omitempty"`
 }
 
 // AdminAgent is one connected agent session.
@@ -107,6 +109,9 @@ func (s *Server) Status() AdminStatus {
 	st.Totals.Agents = len(owners)
 	st.Totals.Sessions = len(st.Agents)
 	st.Totals.Tunnels = len(st.Tunnels)
+	if s.fleet != nil {
+		st.Fleet = s.fleet.view()
+	}
 	return st
 }
 

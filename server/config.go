@@ -143,6 +143,21 @@ type Config struct {
 	// a token in the console rewrites it, so the revocation outlives a
 	// reload or a restart.
 	TokensFile string
+
+	// FleetListen, when set, makes this edge one of a fleet (see fleet.go
+	// and docs/FLEET.md): other edges link to it on this address, and its
+	// embedded store's routes listen on the next port. FleetJoin lists the
+	// fleet addresses of the edges to cluster with (it may include this
+	// one); FleetSecret, shared by every edge, authenticates them. NATS,
+	// when set, keeps the fleet's state in that NATS (with JetStream)
+	// instead of an embedded store, with NATSCredsFile, NATSCAFile,
+	// NATSCertFile and NATSKeyFile for its credentials and TLS. Without
+	// FleetListen the edge is alone and starts no NATS.
+	FleetListen                                          string
+	FleetJoin                                            []string
+	FleetSecret                                          string
+	NATS                                                 string
+	NATSCredsFile, NATSCAFile, NATSCertFile, NATSKeyFile string
 }
 
 func configErr(field, format string, args ...any) error {
@@ -238,6 +253,13 @@ func (c *Config) setDefaults() {
 // validate names the first field that cannot work, once setDefaults has
 // filled the zero ones: each error names one field and says what to give.
 func (c *Config) validate() error {
+	// The fleet: the library checks the rest when the edge joins.
+	if c.FleetListen == "" && (len(c.FleetJoin) > 0 || c.FleetSecret != "" || c.NATS != "") {
+		return configErr("FleetListen", "joining a fleet needs this edge's fleet address, host:port, where other edges link to it")
+	}
+	if c.FleetListen != "" && c.FleetSecret == "" {
+		return configErr("FleetSecret", "a fleet needs a secret shared by every edge; give each the same long random string")
+	}
 	// Agents and their tokens.
 	if c.Listen == "" {
 		return configErr("Listen", "no agent listen address: give host:port, e.g. 0.0.0.0:7835")

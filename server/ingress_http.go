@@ -100,6 +100,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, host string) *tun
 		t = ep.pick()
 	}
 	if t == nil {
+		if s.fleet != nil && s.fleet.serveHTTP(w, r, host) {
+			return nil
+		}
 		if s.reg.isReserved(host) {
 			page(w, r, http.StatusBadGateway, "Tunnel offline",
 				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))

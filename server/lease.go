@@ -33,7 +33,9 @@ func (s *Server) openRegistry() (*registry, error) {
 		s.log.Error("saving a lease failed: an edge restart may lose it", "err", err)
 	}
 	var store leasestore.Store
-	if file := leaseFile(s.cfg.StateDir, s.cfg.Listen); file != "" {
+	if s.fleet != nil {
+		store = fleetLeases{s.fleet.store}
+	} else if file := leaseFile(s.cfg.StateDir, s.cfg.Listen); file != "" {
 		f, err := leasestore.OpenFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("server: state directory %s: %w: give each edge its own state directory", s.cfg.StateDir, err)
@@ -51,6 +53,10 @@ func (s *Server) openRegistry() (*registry, error) {
 		return nil, fmt.Errorf("server: loading leases: %w", err)
 	}
 	reg.onErr = saveFailed
+	if s.fleet != nil {
+		reg.fleet = s.fleet.store
+		s.fleet.ready()
+	}
 	if n := reg.leaseCount(); n > 0 {
 		s.log.Info("leases loaded", "count", n, "state_dir", s.cfg.StateDir)
 	}

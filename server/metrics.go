@@ -322,6 +322,11 @@ func (s *Server) initObservability() error {
 			return fmt.Errorf("server: registering metrics: %w", err)
 		}
 		s.metrics = m
+		if s.cfg.FleetListen != "" {
+			if err := s.cfg.Metrics.Register(fleetCollector{s}); err != nil {
+				return fmt.Errorf("server: registering fleet metrics: %w", err)
+			}
+		}
 	}
 	s.metering = s.cfg.Metrics != nil || s.cfg.Admin != ""
 	return nil

@@ -96,6 +96,11 @@ func (ac *agentConn) registerPort(t *tunnel, r control.Register, p portKind) (cl
 			break
 		}
 	}
+	if s.fleet != nil && r.RemotePort != 0 {
+		// A failed claim may have closed the mirror of a port another
+		// edge serves: open it again.
+		s.fleet.syncPort(p.key(r.RemotePort))
+	}
 	if lastErr == nil {
 		lastErr = fmt.Errorf("no free %s port was found", p.label)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/fleet"
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
@@ -53,6 +54,7 @@ type registry struct {
 	leases map[string]*lease
 	grace  time.Duration
 	store  leasestore.Store
+	fleet  *fleet.Store // set in a fleet: claims are decided against it (claimShared)
 	now    func() time.Time
 	onErr  func(error)
 }
@@ -157,6 +159,9 @@ func (r *registry) leaseValid(key, secret string, owner ownerID) bool {
 	if secret == "" {
 		return false
 	}
+	if r.fleet != nil {
+		return r.leaseValidShared(key, secret, owner)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l := r.leases[key]
@@ -179,6 +184,12 @@ type claimReq struct {
 	t         *tunnel
 	// open makes the endpoint when no live one exists (binding a TCP port).
 	open func() (*endpoint, error)
+}
+
+// newRecord is the record of a key no one held, granted to q.
+func (q claimReq) newRecord(now time.Time) leasestore.Record {
+	return leasestore.Record{Key: q.key, Kind: string(q.kind), Name: q.name, Owner: q.owner.String(),
+		OwnerName: q.ownerName, Random: q.random, Since: now}
 }
 
 // claimed is what a successful claim returns.
@@ -216,6 +227,9 @@ func hashSecret(s string) string {
 // the decision was made on, and turn a lost race into a refusal or a retry
 // with the key reloaded: a change to this function alone.
 func (r *registry) claim(q claimReq) (claimed, error) {
+	if r.fleet != nil {
+		return r.claimShared(q)
+	}
 	presented := hashSecret(q.secret)
 	r.mu.Lock()
 	var res claimed
@@ -237,8 +251,7 @@ func (r *registry) claim(q claimReq) (claimed, error) {
 		err = r.openLease(l, q, presented, &res)
 		res.reused = true
 	default:
-		l = &lease{rec: leasestore.Record{Key: q.key, Kind: string(q.kind), Name: q.name, Owner: q.owner.String(),
-			OwnerName: q.ownerName, Random: q.random, Since: now}}
+		l = &lease{rec: q.newRecord(now)}
 		err = r.openLease(l, q, "", &res)
 		if err == nil {
 			r.leases[q.key] = l

@@ -52,6 +52,7 @@ type Server struct {
 	policyKey [32]byte
 	policy    atomic.Pointer[policy.Spec]
 	admin     *adminServer // nil unless Config.Admin is set
+	fleet     *edgeFleet   // nil unless Config.FleetListen is set
 	con       *consoleEdge // the console's view of this edge; nil without admin
 
 	nextTunnel atomic.Uint32
@@ -90,8 +91,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: listen for agents on %s: %w (is another edge running? pick another address)", cfg.Listen, err)
 	}
 	s.ctrlLn = ln
+	if err := s.openFleet(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if s.reg, err = s.openRegistry(); err != nil {
 		ln.Close()
+		s.closeFleet()
 		return nil, err
 	}
 	if cfg.HTTPListener != nil {
@@ -172,7 +178,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer endLife()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -195,6 +201,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.serveHTTPS(errc)
 	s.serveAdmin(ctx, errc)
+	if s.fleet != nil {
+		s.fleet.serve(errc)
+	}
 	s.log.Info("edge listening", "agents", s.Addr().String(), "http", addrString(s.HTTPAddr()), "domain", s.cfg.Domain, "tls", s.cfg.TLS != nil)
 
 	var err error
@@ -220,9 +229,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		k.(*agentConn).sess.Close()
 		return true
 	})
+	s.closeFleet()
 	s.wg.Wait()
 	s.reg.store.Close()
 	return err
+}
+
+func (s *Server) closeFleet() {
+	if s.fleet != nil {
+		s.fleet.close()
+	}
 }
 
 func addrString(a net.Addr) string {

@@ -25,6 +25,10 @@ func (s *Server) tcpPorts() portKind {
 	return portKind{
 		kind: control.KindTCP, label: "TCP", lo: s.cfg.TCPPortMin, hi: s.cfg.TCPPortMax, key: portKey,
 		bind: func(port int) (io.Closer, int, error) {
+			if s.fleet != nil && port != 0 {
+				// This edge serves the port now, not another edge for it.
+				s.fleet.unmirror(portKey(port))
+			}
 			ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port)))
 			if err != nil {
 				return nil, 0, err
@@ -45,8 +49,15 @@ func (s *Server) tcpPorts() portKind {
 // serveTCP accepts public connections of a TCP endpoint until its listener
 // closes, handing each to the next member.
 func (s *Server) serveTCP(ep *endpoint) {
+	s.acceptEach(ep.ln, func(c net.Conn) { s.handleTCP(ep, c) })
+}
+
+// acceptEach accepts connections until ln closes, serving each on a
+// goroutine of its own; a temporary failure (out of descriptors) waits a
+// moment rather than ending the listener.
+func (s *Server) acceptEach(ln net.Listener, serve func(net.Conn)) {
 	for {
-		c, err := ep.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -58,7 +69,7 @@ func (s *Server) serveTCP(ep *endpoint) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleTCP(ep, c)
+			serve(c)
 		}()
 	}
 }

@@ -79,6 +79,11 @@ var flagOf = map[string]string{
 	"server.PublicHTTPSPort":     "--https",
 	"server.Admin":               "--admin",
 	"server.AdminToken":          "--admin-token",
+	"server.FleetListen":         "--fleet-listen",
+	"server.FleetJoin":           "--fleet-join",
+	"server.FleetSecret":         "--fleet-secret (or SLUICE_FLEET_SECRET)",
+	"server.FleetReplicas":       "--fleet-join",
+	"server.NATS":                "--nats",
 	"agent.Server":               "--server (or SLUICE_SERVER)",
 	"agent.Token":                "--token (or SLUICE_TOKEN)",
 }

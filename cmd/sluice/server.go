@@ -149,6 +149,15 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 	fs.StringVar(&tokensFile, "tokens-file", "", "YAML `file` of tokens with owners, allowed names and ports, tunnel limits and owners' policies (re-read on SIGHUP)")
 	var policyFile string
 	fs.StringVar(&policyFile, "policy", "", "traffic policy `file` for every tunnel (YAML rules with CEL conditions, see docs/POLICY.md); agents' rules cannot skip it")
+	var fleetJoin string
+	fs.StringVar(&cfg.FleetListen, "fleet-listen", "", "fleet `address` host:port: other edges of the fleet link here, and the embedded store's routes listen on the next port (empty: a single edge, no fleet)")
+	fs.StringVar(&fleetJoin, "fleet-join", "", "fleet addresses `HOST:PORT,...` of the edges to cluster with; may list this edge too, so every edge takes the same list")
+	fs.StringVar(&cfg.FleetSecret, "fleet-secret", "", "`secret` shared by every edge of the fleet: links and store routes use mutual TLS from it")
+	fs.StringVar(&cfg.NATS, "nats", "", "keep the fleet's state in this NATS with JetStream, `nats://HOST:PORT` (instead of an embedded store; 2.11 or later)")
+	fs.StringVar(&cfg.NATSCredsFile, "nats-creds", "", "NATS credentials `file` (JWT and seed) for --nats")
+	fs.StringVar(&cfg.NATSCAFile, "nats-ca", "", "CA `file` (PEM) that signed the --nats servers' certificates")
+	fs.StringVar(&cfg.NATSCertFile, "nats-cert", "", "client certificate `file` (PEM) for --nats servers that ask for one")
+	fs.StringVar(&cfg.NATSKeyFile, "nats-key", "", "client key `file` (PEM) for --nats-cert")
 	hf.register(fs, &cfg)
 	l4.register(c)
 	metricsFlag(c, &sc.metricsAddr)
@@ -160,6 +169,11 @@ func parseServer(args []string, stderr io.Writer) (*serverCommand, error) {
 		return nil, err
 	}
 	cfg.Tokens = tokens
+	for _, j := range strings.Split(fleetJoin, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.FleetJoin = append(cfg.FleetJoin, j)
+		}
+	}
 	if tokensFile != "" {
 		rules, err := server.LoadTokensFile(tokensFile)
 		if err != nil {

@@ -95,3 +95,25 @@ func Serve(t testing.TB, handle func(c net.Conn)) string {
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return ln.Addr().String()
 }
+
+// FreePortPair returns a loopback host:port whose port and the next one
+// were both free a moment ago: a fleet edge's address, whose embedded store
+// routes listen on the next port.
+func FreePortPair(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
+		ln.Close()
+		if err == nil {
+			next.Close()
+			return ln.Addr().String()
+		}
+	}
+	t.Fatal("no two free adjacent ports on loopback")
+	return ""
+}

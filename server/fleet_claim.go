@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sluicehq/sluice/fleet"
+	"github.com/sluicehq/sluice/server/leasestore"
+)
+
+// claimShared is claim in a fleet. The rules are the same; what they are
+// applied to is the fleet's record of the key (which edge serves it, whose
+// it is, its secrets), and the outcome is written back with
+// compare-and-set against the version the decision read. Of two edges
+// deciding on one key at once, one write lands; the other edge undoes what
+// it opened and refuses the claim as taken. The registry's lock is held
+// across the write, so claims on one edge are decided one at a time.
+func (r *registry) claimShared(q claimReq) (claimed, error) {
+	presented := hashSecret(q.secret)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+	defer cancel()
+	cur, err := r.fleet.Get(ctx, q.key)
+	found := err == nil
+	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
+		return claimed{}, fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)
+	}
+	var rec leasestore.Record
+	if found {
+		if rec, err = fleetRecord(cur); err != nil {
+			return claimed{}, err
+		}
+	}
+	now := r.now()
+	var res claimed
+	l := r.leases[q.key]
+	servedHere := l != nil && l.ep != nil
+	heldElsewhere := found && slices.ContainsFunc(cur.Holders, func(id string) bool { return id != r.fleet.ID() })
+	switch {
+	case servedHere:
+		if found {
+			l.rec.Secrets = rec.Secrets // pooled agents on other edges add theirs
+		}
+		err = r.joinLive(l, q, presented, &res)
+	case heldElsewhere:
+		l = &lease{rec: rec}
+		sameOwner := parseOwner(rec.Owner) == q.owner
+		switch {
+		case l.has(presented) && sameOwner:
+			// The same agent on one more edge, or moved here.
+			err = r.openLease(l, q, presented, &res)
+			res.reused = true
+		case q.pool && rec.Pooled && sameOwner:
+			err = r.openLease(l, q, "", &res)
+		default:
+			err = &heldError{Key: q.key, Remote: "another edge of the fleet", OwnerName: rec.OwnerName, Since: rec.Since,
+				SameOwner: sameOwner, Pooled: rec.Pooled}
+		}
+	case found && r.grace > 0 && now.Before(rec.LastSeen.Add(r.grace)):
+		l = &lease{rec: rec, until: rec.LastSeen.Add(r.grace)}
+		if !l.has(presented) && parseOwner(rec.Owner) != q.owner {
+			return claimed{}, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
+		}
+		err = r.openLease(l, q, presented, &res)
+		res.reused = true
+	default:
+		// New, or lapsed: the write below replaces the lapsed version.
+		l = &lease{rec: q.newRecord(now)}
+		err = r.openLease(l, q, "", &res)
+	}
+	if err != nil {
+		return claimed{}, err
+	}
+	l.rec.Connected = true
+	if werr := r.writeShared(ctx, l.rec, cur, found); werr != nil {
+		if !servedHere {
+			r.unopen(l.ep)
+		} else {
+			r.unjoin(l.ep, q.t)
+		}
+		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
+			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
+				OwnerName: l.rec.OwnerName, Since: now}
+		}
+		return claimed{}, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
+	}
+	r.leases[q.key] = l
+	return res, nil
+}
+
+// writeShared writes rec as the fleet's lease, held by this edge, if the
+// fleet's record is still cur (absent when !found).
+func (r *registry) writeShared(ctx context.Context, rec leasestore.Record, cur fleet.Lease, found bool) error {
+	rec.Secrets = slices.Clone(rec.Secrets)
+	rec.Connected, rec.LastSeen = false, time.Time{} // the fleet's holders say these
+	value, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if !found {
+		_, err = r.fleet.Claim(ctx, rec.Key, value, true)
+		return err
+	}
+	next := cur
+	next.Value = value
+	if !next.Held(r.fleet.ID()) {
+		next.Holders = append(slices.Clone(next.Holders), r.fleet.ID())
+	}
+	next.Released = time.Time{}
+	_, err = r.fleet.Update(ctx, next)
+	return err
+}
+
+// unopen undoes openLease for a claim that lost its race (r.mu held).
+func (r *registry) unopen(ep *endpoint) {
+	if ep == nil {
+		return
+	}
+	m, k := r.routes(ep)
+	m.CompareAndDelete(k, ep)
+	if ep.ln != nil {
+		ep.ln.Close()
+	}
+	if ep.udp != nil {
+		ep.udp.close()
+	}
+}
+
+// unjoin undoes joinLive's addition of t (r.mu held).
+func (r *registry) unjoin(ep *endpoint, t *tunnel) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if i := slices.Index(ep.members, t); i >= 0 {
+		ep.members = slices.Delete(ep.members, i, i+1)
+	}
+}
+
+// leaseValidShared is leaseValid against the fleet's record: a lease the
+// edge gave on another edge is as good here.
+func (r *registry) leaseValidShared(key, secret string, owner ownerID) bool {
+	l, ok := r.fleet.Lookup(key)
+	if !ok {
+		return false
+	}
+	rec, err := fleetRecord(l)
+	if err != nil || parseOwner(rec.Owner) != owner || !slices.Contains(rec.Secrets, hashSecret(secret)) {
+		return false
+	}
+	return rec.Connected || (r.grace > 0 && r.now().Before(rec.LastSeen.Add(r.grace)))
+}

@@ -24,6 +24,12 @@ const (
 	KindHTTP Kind = 1 + iota
 	KindTCP
 	KindUDP
+	// KindHTTPConn is a kept-alive HTTP/1.1 connection between two edges:
+	// requests for any host the accepting edge serves, one after another,
+	// each naming its client itself. Its header carries no key; the
+	// accepting edge refuses a request for a host it does not serve, not
+	// the stream.
+	KindHTTPConn
 )
 
 // Header opens every forwarded stream: which lease the public traffic is
@@ -430,7 +436,7 @@ func readHeader(r io.Reader) (Header, error) {
 		return Header{}, fmt.Errorf("%w: version %d, this edge speaks %d", ErrBadHeader, fixed[0], linkVersion)
 	}
 	h := Header{Kind: Kind(fixed[1])}
-	if h.Kind < KindHTTP || h.Kind > KindUDP {
+	if h.Kind < KindHTTP || h.Kind > KindHTTPConn {
 		return Header{}, fmt.Errorf("%w: kind %d", ErrBadHeader, fixed[1])
 	}
 	for _, dst := range []*string{&h.Key, &h.RemoteAddr, &h.LocalAddr} {
@@ -440,7 +446,7 @@ func readHeader(r io.Reader) (Header, error) {
 		}
 		*dst = s
 	}
-	if h.Key == "" {
+	if h.Key == "" && h.Kind != KindHTTPConn {
 		return Header{}, fmt.Errorf("%w: no lease key", ErrBadHeader)
 	}
 	return h, nil

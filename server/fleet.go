@@ -11,11 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sluicehq/sluice/fleet"
 	"github.com/sluicehq/sluice/internal/cfgerr"
-	"github.com/sluicehq/sluice/relay"
+	"github.com/sluicehq/sluice/internal/h1"
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
@@ -32,12 +31,15 @@ type edgeFleet struct {
 	store *fleet.Store
 	links *fleet.Links
 
-	// in carries the HTTP connections other edges forward here to httpSrv,
-	// which serves them as public connections marked as forwarded (they
-	// are never forwarded again).
+	// in carries the kept-alive HTTP streams other edges open here to
+	// httpSrv, which serves their requests as public ones marked as
+	// forwarded (they are never forwarded again).
 	in      *connQueue
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
+	pools   map[string]*h1.Pool // peer link address → kept-alive HTTP streams
+	// requests forwarded to (out) and taken from (in) each peer edge.
+	reqOut, reqIn pairCounts
 
 	ready   func() // called once the registry is open: events start
 	mu      sync.Mutex
@@ -45,15 +47,13 @@ type edgeFleet struct {
 	closing bool
 }
 
-type forwardedKey struct{}
-
 // openFleet joins the fleet when the edge is configured for one.
 func (s *Server) openFleet() error {
 	c := s.cfg
 	if c.FleetListen == "" {
 		return nil
 	}
-	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}}
+	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}, pools: map[string]*h1.Pool{}}
 	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
 		OnEvent: func(ev fleet.Event) {
@@ -90,40 +90,7 @@ func (s *Server) openFleet() error {
 		st.Close()
 		return fmt.Errorf("server: fleet links on %s: %w", c.FleetListen, err)
 	}
-	f.httpSrv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
-		ErrorLog:          slogErrorLog(s.log),
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, forwardedKey{}, true)
-		},
-	}
-	f.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = pr.In.Host
-			pr.Out.Host = pr.In.Host
-			// The edge that serves the request sets the forwarding
-			// headers, from the client address the link carries; what a
-			// trusted proxy in front sent goes along for it to extend.
-			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
-				if v, ok := pr.In.Header[h]; ok {
-					pr.Out.Header[h] = v
-				}
-			}
-		},
-		Transport: &http.Transport{
-			DialContext: f.dialHTTP,
-			// One stream per request: the stream's header carries the
-			// client's address, which differs from request to request.
-			DisableKeepAlives:     true,
-			ResponseHeaderTimeout: 0,
-		},
-		BufferPool:   relay.BufferPool{},
-		ErrorHandler: s.proxyError,
-		ErrorLog:     slogErrorLog(s.log),
-	}
+	f.initHTTP()
 	s.fleet = f
 	s.log.Info("edge joined the fleet", "edge", st.ID(), "fleet", c.FleetListen, "members", len(st.Members()), "store", storeKind(c))
 	return nil
@@ -174,6 +141,7 @@ func (f *edgeFleet) serve(errc chan<- error) {
 
 func (f *edgeFleet) close() {
 	f.closeMirrors()
+	f.closePools()
 	f.links.Close()
 	f.httpSrv.Close()
 	f.store.Close()
@@ -183,17 +151,9 @@ func (f *edgeFleet) close() {
 // session for its key.
 func (f *edgeFleet) accept(from string, h fleet.Header) (func(net.Conn), error) {
 	switch h.Kind {
-	case fleet.KindHTTP:
-		host, ok := strings.CutPrefix(h.Key, "host:")
-		if !ok {
-			return nil, fmt.Errorf("%s is not a hostname key", h.Key)
-		}
-		ep, ok := f.s.reg.host(host)
-		if !ok || ep.size() == 0 {
-			return nil, fleet.NoSessionError{Key: h.Key}
-		}
+	case fleet.KindHTTPConn:
 		return func(c net.Conn) {
-			if !f.in.push(&linkConn{Conn: c, remote: h.RemoteAddr, local: h.LocalAddr}) {
+			if !f.in.push(&linkConn{Conn: c, peer: from}) {
 				c.Close()
 			}
 		}, nil
@@ -201,30 +161,6 @@ func (f *edgeFleet) accept(from string, h fleet.Header) (func(net.Conn), error) 
 		return f.acceptTCP(h)
 	}
 	return nil, fmt.Errorf("this edge does not take forwarded %d streams", h.Kind)
-}
-
-// serveHTTP forwards a request for a host this edge has no session for to
-// an edge that has one. It returns false when no edge has (the caller
-// answers), and for requests that came over a link.
-func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host string) bool {
-	if r.Context().Value(forwardedKey{}) != nil {
-		return false
-	}
-	l, ok := f.store.Lookup(hostKey(host))
-	if !ok {
-		return false
-	}
-	if len(f.peersHolding(l)) == 0 {
-		if !l.Released.IsZero() && time.Since(l.Released) < f.s.cfg.ReclaimGrace {
-			page(w, r, http.StatusBadGateway, "Tunnel offline",
-				fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
-			return true
-		}
-		return false
-	}
-	ctx := context.WithValue(r.Context(), remoteKey{}, r.RemoteAddr)
-	f.proxy.ServeHTTP(w, r.WithContext(ctx))
-	return true
 }
 
 // peersHolding lists the other edges that hold l, as members.
@@ -241,35 +177,12 @@ func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 	return out
 }
 
-// dialHTTP opens a stream for the request's host to an edge that holds
-// it, trying each in turn.
-func (f *edgeFleet) dialHTTP(ctx context.Context, _, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	key := hostKey(host)
-	l, ok := f.store.Lookup(key)
-	if !ok {
-		return nil, fmt.Errorf("no tunnel for %s in the fleet", host)
-	}
-	remote, _ := ctx.Value(remoteKey{}).(string)
-	var last error = errors.New("no edge of the fleet serves it now")
-	for _, m := range f.peersHolding(l) {
-		c, err := f.links.Open(ctx, m.Link, fleet.Header{Kind: fleet.KindHTTP, Key: key, RemoteAddr: remote}, nil)
-		if err == nil {
-			return c, nil
-		}
-		last = err
-	}
-	return nil, last
-}
-
 // linkConn is a forwarded stream as a public connection: its addresses
 // are the client's and the public one the link's header carried.
 type linkConn struct {
 	net.Conn
 	remote, local string
+	peer          string // the edge that forwarded it
 }
 
 func (c *linkConn) RemoteAddr() net.Addr { return textAddr(c.remote, c.Conn.RemoteAddr()) }

@@ -14,11 +14,16 @@ type AdminFleet struct {
 	// Leases lists every lease of the fleet with the edges that hold a
 	// session serving it: which edge has which tunnels' agents.
 	Leases []AdminFleetLease `json:"leases"`
-	// ForwardedOut and ForwardedIn count the streams this edge forwarded
-	// to each peer edge and took from each, by edge ID.
+	// ForwardedOut and ForwardedIn count the HTTP requests this edge
+	// forwarded to each peer edge and took from each, by edge ID.
 	ForwardedOut map[string]uint64 `json:"forwarded_out"`
 	ForwardedIn  map[string]uint64 `json:"forwarded_in"`
-	Store        AdminFleetStore   `json:"store"`
+	// StreamsOut and StreamsIn count the link streams opened to and from
+	// each peer: one per forwarded TCP connection, one per kept-alive
+	// stream of HTTP requests.
+	StreamsOut map[string]uint64 `json:"streams_out"`
+	StreamsIn  map[string]uint64 `json:"streams_in"`
+	Store      AdminFleetStore   `json:"store"`
 }
 
 // AdminFleetMember is one edge whose membership is current.
@@ -55,7 +60,8 @@ func (f *edgeFleet) view() *AdminFleet {
 		sort.Strings(h)
 		v.Leases = append(v.Leases, AdminFleetLease{Key: l.Key, Holders: h})
 	}
-	v.ForwardedOut, v.ForwardedIn = f.links.Forwarded()
+	v.ForwardedOut, v.ForwardedIn = f.reqOut.snapshot(), f.reqIn.snapshot()
+	v.StreamsOut, v.StreamsIn = f.links.Forwarded()
 	st := f.store.Stats()
 	v.Store = AdminFleetStore{Connected: st.Connected, Operations: st.Ops, Errors: st.Errors,
 		LeasesKnown: len(v.Leases), MembersCurrent: len(v.Members)}
@@ -69,18 +75,19 @@ func (f *edgeFleet) view() *AdminFleet {
 type fleetCollector struct{ s *Server }
 
 var (
-	fleetMembersDesc   = prometheus.NewDesc("sluice_edge_fleet_members", "Edges of the fleet whose membership is current, this one included.", nil, nil)
-	fleetMemberDesc    = prometheus.NewDesc("sluice_edge_fleet_member_info", "One series per current member of the fleet.", []string{"edge", "name", "link"}, nil)
-	fleetHeldDesc      = prometheus.NewDesc("sluice_edge_fleet_leases_held", "Leases of the fleet each edge holds a session for.", []string{"edge"}, nil)
-	fleetForwardedDesc = prometheus.NewDesc("sluice_edge_fleet_forwarded_streams_total", "Public requests and connections forwarded between this edge and a peer edge, by direction (out: sent to the peer, in: taken from it).", []string{"peer", "direction"}, nil)
-	fleetOpsDesc       = prometheus.NewDesc("sluice_edge_fleet_store_operations_total", "Operations on the fleet's store made by this edge.", nil, nil)
-	fleetErrorsDesc    = prometheus.NewDesc("sluice_edge_fleet_store_errors_total", "Store operations that failed (not counting lost compare-and-set races).", nil, nil)
-	fleetLatencyDesc   = prometheus.NewDesc("sluice_edge_fleet_store_latency_seconds_total", "Time spent in store operations; divide by the operations for the mean.", nil, nil)
-	fleetUpDesc        = prometheus.NewDesc("sluice_edge_fleet_store_connected", "1 while the store answers; 0 while the edge serves only what it knows.", nil, nil)
+	fleetMembersDesc  = prometheus.NewDesc("sluice_edge_fleet_members", "Edges of the fleet whose membership is current, this one included.", nil, nil)
+	fleetMemberDesc   = prometheus.NewDesc("sluice_edge_fleet_member_info", "One series per current member of the fleet.", []string{"edge", "name", "link"}, nil)
+	fleetHeldDesc     = prometheus.NewDesc("sluice_edge_fleet_leases_held", "Leases of the fleet each edge holds a session for.", []string{"edge"}, nil)
+	fleetStreamsDesc  = prometheus.NewDesc("sluice_edge_fleet_forwarded_streams_total", "Link streams opened between this edge and a peer edge, by direction (out: to the peer, in: from it): one per forwarded TCP connection, one per kept-alive stream of HTTP requests.", []string{"peer", "direction"}, nil)
+	fleetRequestsDesc = prometheus.NewDesc("sluice_edge_fleet_forwarded_requests_total", "HTTP requests forwarded between this edge and a peer edge, by direction (out: sent to the peer, in: served for it).", []string{"peer", "direction"}, nil)
+	fleetOpsDesc      = prometheus.NewDesc("sluice_edge_fleet_store_operations_total", "Operations on the fleet's store made by this edge.", nil, nil)
+	fleetErrorsDesc   = prometheus.NewDesc("sluice_edge_fleet_store_errors_total", "Store operations that failed (not counting lost compare-and-set races).", nil, nil)
+	fleetLatencyDesc  = prometheus.NewDesc("sluice_edge_fleet_store_latency_seconds_total", "Time spent in store operations; divide by the operations for the mean.", nil, nil)
+	fleetUpDesc       = prometheus.NewDesc("sluice_edge_fleet_store_connected", "1 while the store answers; 0 while the edge serves only what it knows.", nil, nil)
 )
 
 func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{fleetMembersDesc, fleetMemberDesc, fleetHeldDesc, fleetForwardedDesc, fleetOpsDesc, fleetErrorsDesc, fleetLatencyDesc, fleetUpDesc} {
+	for _, d := range []*prometheus.Desc{fleetMembersDesc, fleetMemberDesc, fleetHeldDesc, fleetStreamsDesc, fleetRequestsDesc, fleetOpsDesc, fleetErrorsDesc, fleetLatencyDesc, fleetUpDesc} {
 		ch <- d
 	}
 }
@@ -108,12 +115,8 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(fleetHeldDesc, prometheus.GaugeValue, float64(n), id)
 	}
 	out, in := f.links.Forwarded()
-	for peer, n := range out {
-		ch <- prometheus.MustNewConstMetric(fleetForwardedDesc, prometheus.CounterValue, float64(n), peer, "out")
-	}
-	for peer, n := range in {
-		ch <- prometheus.MustNewConstMetric(fleetForwardedDesc, prometheus.CounterValue, float64(n), peer, "in")
-	}
+	pairs(ch, fleetStreamsDesc, out, in)
+	pairs(ch, fleetRequestsDesc, f.reqOut.snapshot(), f.reqIn.snapshot())
 	st := f.store.Stats()
 	ch <- prometheus.MustNewConstMetric(fleetOpsDesc, prometheus.CounterValue, float64(st.Ops))
 	ch <- prometheus.MustNewConstMetric(fleetErrorsDesc, prometheus.CounterValue, float64(st.Errors))
@@ -123,4 +126,14 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(fleetUpDesc, prometheus.GaugeValue, up)
+}
+
+// pairs exports counts by peer edge and direction.
+func pairs(ch chan<- prometheus.Metric, d *prometheus.Desc, out, in map[string]uint64) {
+	for peer, n := range out {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), peer, "out")
+	}
+	for peer, n := range in {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), peer, "in")
+	}
 }

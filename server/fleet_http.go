@@ -1,0 +1,323 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/fleet"
+	"github.com/sluicehq/sluice/internal/h1"
+	"github.com/sluicehq/sluice/relay"
+)
+
+// HTTP through a forwarding edge. A request for a host this edge has no
+// session for goes to an edge that has one, as HTTP/1.1 over kept-alive
+// streams of the link to it: one pool of streams per peer edge, shared by
+// every host and client, so a forwarded request costs no stream opening and
+// no handshake, only its bytes. The client's address travels in a header
+// that only edges may send (a link is authenticated; what a client sent
+// under that name is dropped). The serving edge runs the request through its
+// own ServeHTTP, so strict parsing, policy, metrics and the proxy to the
+// agent are those of a request that reached it first.
+
+const (
+	// fleetClientHeader carries the public client's address over a link;
+	// fleetProtoHeader says whether the client came over TLS.
+	fleetClientHeader = "Sluice-Fleet-Client"
+	fleetProtoHeader  = "Sluice-Fleet-Proto"
+	// fleetRefusedHeader marks a serving edge's answer to a request for a
+	// host it has no session for (its agent left since the forwarding edge
+	// looked): the forwarding edge tries the next edge that holds it.
+	fleetRefusedHeader = "Sluice-Fleet-Refused"
+	// peerIdleStreams caps the idle streams kept per peer edge: enough
+	// for the concurrency one edge forwards, few enough that an idle fleet
+	// holds little.
+	peerIdleStreams = 64
+	// peerIdleTimeout is how long an unused stream is kept; the serving
+	// side keeps its end longer, so it is never the one to close a stream
+	// the forwarding edge is about to reuse.
+	peerIdleTimeout   = 90 * time.Second
+	servedIdleTimeout = 2 * time.Minute
+)
+
+// forwardedKey marks the context of a request that came over a link; its
+// value is the ID of the edge that sent it.
+type forwardedKey struct{}
+
+type peerPoolKey struct{}
+
+var errNoSessionThere = errors.New("the edge that held the tunnel has no session to its agent any more")
+
+// initHTTP builds the server of forwarded HTTP streams and the proxy of
+// requests that cannot take the fast path.
+func (f *edgeFleet) initHTTP() {
+	c := f.s.cfg
+	f.httpSrv = &http.Server{
+		Handler:           http.HandlerFunc(f.serveForwarded),
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		IdleTimeout:       servedIdleTimeout,
+		ErrorLog:          slogErrorLog(f.s.log),
+		ConnContext: func(ctx context.Context, nc net.Conn) context.Context {
+			peer := ""
+			if lc, ok := nc.(*linkConn); ok {
+				peer = lc.peer
+			}
+			return context.WithValue(ctx, forwardedKey{}, peer)
+		},
+	}
+	f.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			// One name for every peer keeps one idle pool per transport.
+			pr.Out.URL.Host = "edge"
+			pr.Out.Host = pr.In.Host
+			// The edge that serves the request sets the forwarding
+			// headers, from the client address sent along; what a trusted
+			// proxy in front sent goes along for it to extend.
+			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
+			for _, kv := range fleetHeaders(pr.In) {
+				pr.Out.Header.Set(kv[0], kv[1])
+			}
+		},
+		Transport: peerRoundTripper{},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.Header.Get(fleetRefusedHeader) != "" {
+				resp.Body.Close()
+				return errNoSessionThere
+			}
+			return nil
+		},
+		BufferPool:   relay.BufferPool{},
+		ErrorHandler: f.proxyError,
+		ErrorLog:     slogErrorLog(f.s.log),
+	}
+}
+
+// fleetHeaders are the link-only headers of a forwarded request.
+func fleetHeaders(r *http.Request) [2][2]string {
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	return [2][2]string{{fleetClientHeader, r.RemoteAddr}, {fleetProtoHeader, proto}}
+}
+
+func isFleetHeader(k string) bool {
+	return k == fleetClientHeader || k == fleetProtoHeader || k == fleetRefusedHeader
+}
+
+// serveHTTP forwards a request for a host this edge has no session for to
+// an edge that has one. It returns false when no edge has (the caller
+// answers). A request that came over a link is never forwarded again: it
+// is refused so that its sender tries another edge.
+func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host string) bool {
+	if r.Context().Value(forwardedKey{}) != nil {
+		w.Header().Set(fleetRefusedHeader, "no-session")
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		return true
+	}
+	l, ok := f.store.Lookup(hostKey(host))
+	if !ok {
+		return false
+	}
+	peers := f.peersHolding(l)
+	if len(peers) == 0 {
+		if !l.Released.IsZero() && time.Since(l.Released) < f.s.cfg.ReclaimGrace {
+			offline(w, r, host)
+			return true
+		}
+		return false
+	}
+	if !h1.Forwardable(r) {
+		// A body goes to the first edge only: once sent it cannot be sent
+		// again to another.
+		if r.ProtoMajor == 1 && r.Body != http.NoBody {
+			http.NewResponseController(w).EnableFullDuplex()
+		}
+		ctx := context.WithValue(r.Context(), peerPoolKey{}, peerPool{f.pool(peers[0]), peers[0].ID, f})
+		f.proxy.ServeHTTP(w, r.WithContext(ctx))
+		return true
+	}
+	for _, m := range peers {
+		if f.forwardFast(w, r, m) {
+			return true
+		}
+	}
+	offline(w, r, host)
+	return true
+}
+
+// forwardFast sends a bodiless GET or HEAD to the edge m and copies its
+// answer back. It returns false, having written nothing, when m cannot
+// serve it: the caller tries the next edge (GET and HEAD may be sent
+// again).
+func (f *edgeFleet) forwardFast(w http.ResponseWriter, r *http.Request, m fleet.Member) bool {
+	extra := fleetHeaders(r)
+	resp, err := f.pool(m).Do(r, func(bw *bufio.Writer) error {
+		return h1.WriteHead(bw, r, r.Host, isFleetHeader, extra[:])
+	})
+	if err != nil {
+		if r.Context().Err() != nil {
+			return true // the client went away; nobody reads an answer
+		}
+		f.s.log.Debug("fleet: forwarding a request failed; trying the next edge", "host", r.Host, "edge", m.ID, "err", err)
+		return false
+	}
+	if resp.Header.Get(fleetRefusedHeader) != "" {
+		resp.Body.Close()
+		return false
+	}
+	f.reqOut.add(m.ID)
+	if err := h1.CopyResponse(w, resp); err != nil {
+		panic(http.ErrAbortHandler) // a cut-off body must not look complete
+	}
+	return true
+}
+
+// peerPool is the pool a request with a body goes through, and to whom.
+type peerPool struct {
+	p    *h1.Pool
+	peer string
+	f    *edgeFleet
+}
+
+// peerRoundTripper sends a proxied request through its peer's pool.
+type peerRoundTripper struct{}
+
+func (peerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	pp, ok := req.Context().Value(peerPoolKey{}).(peerPool)
+	if !ok {
+		return nil, errNoSessionThere
+	}
+	resp, err := pp.p.RoundTrip(req)
+	if err == nil && resp.Header.Get(fleetRefusedHeader) == "" {
+		pp.f.reqOut.add(pp.peer)
+	}
+	return resp, err
+}
+
+func (f *edgeFleet) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return
+	}
+	if errors.Is(err, errNoSessionThere) {
+		offline(w, r, r.Host)
+		return
+	}
+	f.s.log.Debug("fleet: forwarding a request failed", "host", r.Host, "err", err)
+	page(w, r, http.StatusBadGateway, "Bad gateway",
+		fmt.Sprintf("The edge serving %s did not return a response (%v).", r.Host, err))
+}
+
+func offline(w http.ResponseWriter, r *http.Request, host string) {
+	page(w, r, http.StatusBadGateway, "Tunnel offline",
+		fmt.Sprintf("The tunnel %s is offline: its agent disconnected. It comes back at this address when the agent reconnects.", host))
+}
+
+// pool returns the kept-alive streams to the edge m, made on first use.
+// Pools of edges that left the fleet are closed then, so there are never
+// more pools than members.
+func (f *edgeFleet) pool(m fleet.Member) *h1.Pool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.pools[m.Link]; p != nil {
+		return p
+	}
+	current := map[string]bool{}
+	for _, mm := range f.store.Members() {
+		current[mm.Link] = true
+	}
+	for addr, p := range f.pools {
+		if !current[addr] {
+			delete(f.pools, addr)
+			go p.CloseIdleConnections()
+		}
+	}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		return f.links.Open(ctx, m.Link, fleet.Header{Kind: fleet.KindHTTPConn}, nil)
+	}
+	p := &h1.Pool{
+		Dial:        func(ctx context.Context, _ *http.Request) (net.Conn, error) { return dial(ctx) },
+		MaxIdle:     peerIdleStreams,
+		IdleTimeout: peerIdleTimeout,
+		Fallback: &http.Transport{
+			DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+			MaxIdleConns:          peerIdleStreams,
+			MaxIdleConnsPerHost:   peerIdleStreams,
+			IdleConnTimeout:       peerIdleTimeout,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+		},
+	}
+	f.pools[m.Link] = p
+	return p
+}
+
+func (f *edgeFleet) closePools() {
+	f.mu.Lock()
+	pools := f.pools
+	f.pools = map[string]*h1.Pool{}
+	f.mu.Unlock()
+	for _, p := range pools {
+		p.CloseIdleConnections()
+	}
+}
+
+// serveForwarded serves a request another edge forwarded here: as the
+// public request it was, from the client address the link carried.
+func (f *edgeFleet) serveForwarded(w http.ResponseWriter, r *http.Request) {
+	if c := r.Header.Get(fleetClientHeader); c != "" {
+		r.RemoteAddr = c
+	}
+	if r.Header.Get(fleetProtoHeader) == "https" {
+		// The forwarding edge ended the client's TLS; what reads r.TLS
+		// (the forwarding headers, secure cookies) must see it did.
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: host}
+	}
+	for _, h := range []string{fleetClientHeader, fleetProtoHeader, fleetRefusedHeader} {
+		delete(r.Header, h)
+	}
+	f.s.ServeHTTP(w, r)
+	if w.Header().Get(fleetRefusedHeader) == "" {
+		peer, _ := r.Context().Value(forwardedKey{}).(string)
+		f.reqIn.add(peer)
+	}
+}
+
+// pairCounts counts requests by peer edge.
+type pairCounts struct{ m sync.Map } // edge ID → *atomic.Uint64
+
+func (c *pairCounts) add(peer string) {
+	v, ok := c.m.Load(peer)
+	if !ok {
+		v, _ = c.m.LoadOrStore(peer, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+func (c *pairCounts) snapshot() map[string]uint64 {
+	out := map[string]uint64{}
+	c.m.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}

@@ -24,6 +24,9 @@ const (
 	KindHTTP Kind = 1 + iota
 	KindTCP
 	KindUDP
+	// KindHTTPS is a public HTTP/1.1 connection handed over whole, like
+	// KindHTTP, whose client came over TLS that the forwarding edge ended.
+	KindHTTPS
 	// KindHTTPConn is a kept-alive HTTP/1.1 connection between two edges:
 	// requests for any host the accepting edge serves, one after another,
 	// each naming its client itself. Its header carries no key; the

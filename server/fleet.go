@@ -152,11 +152,17 @@ func (f *edgeFleet) close() {
 func (f *edgeFleet) accept(from string, h fleet.Header) (func(net.Conn), error) {
 	switch h.Kind {
 	case fleet.KindHTTPConn:
-		return func(c net.Conn) {
-			if !f.in.push(&linkConn{Conn: c, peer: from}) {
-				c.Close()
-			}
-		}, nil
+		return f.serveLinkConn(&linkConn{peer: from, pooled: true}), nil
+	case fleet.KindHTTP, fleet.KindHTTPS:
+		host, ok := strings.CutPrefix(h.Key, "host:")
+		if !ok {
+			return nil, fmt.Errorf("%s is not a hostname key", h.Key)
+		}
+		ep, ok := f.s.reg.host(host)
+		if !ok || ep.size() == 0 {
+			return nil, fleet.NoSessionError{Key: h.Key}
+		}
+		return f.serveLinkConn(&linkConn{remote: h.RemoteAddr, local: h.LocalAddr, peer: from, tls: h.Kind == fleet.KindHTTPS}), nil
 	case fleet.KindTCP:
 		return f.acceptTCP(h)
 	}
@@ -183,6 +189,11 @@ type linkConn struct {
 	net.Conn
 	remote, local string
 	peer          string // the edge that forwarded it
+	// pooled marks a kept-alive stream of requests from many clients,
+	// each naming its own; otherwise the stream is one client's
+	// connection, handed over whole.
+	pooled bool
+	tls    bool // the client's connection was TLS, ended by the peer
 }
 
 func (c *linkConn) RemoteAddr() net.Addr { return textAddr(c.remote, c.Conn.RemoteAddr()) }

@@ -49,8 +49,24 @@ const (
 )
 
 // forwardedKey marks the context of a request that came over a link; its
-// value is the ID of the edge that sent it.
+// value is the link's *linkConn.
 type forwardedKey struct{}
+
+// serveLinkConn serves a forwarded HTTP stream as a public connection.
+func (f *edgeFleet) serveLinkConn(lc *linkConn) func(net.Conn) {
+	return func(c net.Conn) {
+		lc.Conn = c
+		if !f.in.push(lc) {
+			c.Close()
+		}
+	}
+}
+
+// linkOf is the link a request came over, or nil for a public one.
+func linkOf(r *http.Request) *linkConn {
+	lc, _ := r.Context().Value(forwardedKey{}).(*linkConn)
+	return lc
+}
 
 type peerPoolKey struct{}
 
@@ -67,11 +83,8 @@ func (f *edgeFleet) initHTTP() {
 		IdleTimeout:       servedIdleTimeout,
 		ErrorLog:          slogErrorLog(f.s.log),
 		ConnContext: func(ctx context.Context, nc net.Conn) context.Context {
-			peer := ""
-			if lc, ok := nc.(*linkConn); ok {
-				peer = lc.peer
-			}
-			return context.WithValue(ctx, forwardedKey{}, peer)
+			lc, _ := nc.(*linkConn)
+			return context.WithValue(ctx, forwardedKey{}, lc)
 		},
 	}
 	f.proxy = &httputil.ReverseProxy{
@@ -121,10 +134,21 @@ func isFleetHeader(k string) bool {
 
 // serveHTTP forwards a request for a host this edge has no session for to
 // an edge that has one. It returns false when no edge has (the caller
-// answers). A request that came over a link is never forwarded again: it
-// is refused so that its sender tries another edge.
+// answers).
+//
+// A bodiless HTTP/1.x request hands its whole connection over: the edge
+// that serves the host gets the request and every byte after it, and this
+// edge only copies bytes both ways, parsing nothing more. The rest go
+// request by request over the pool.
+//
+// A request that came over a link is forwarded at most once more, so
+// forwarding never loops: one on a pooled stream is refused (its sender
+// tries another edge); one on a connection handed over for another host
+// (a client or proxy may reuse a connection across hosts) goes over the
+// pool.
 func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host string) bool {
-	if r.Context().Value(forwardedKey{}) != nil {
+	lc := linkOf(r)
+	if lc != nil && lc.pooled {
 		w.Header().Set(fleetRefusedHeader, "no-session")
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusMisdirectedRequest)
@@ -152,6 +176,9 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 		f.proxy.ServeHTTP(w, r.WithContext(ctx))
 		return true
 	}
+	if lc == nil && f.handOver(w, r, host, peers) {
+		return true
+	}
 	for _, m := range peers {
 		if f.forwardFast(w, r, m) {
 			return true
@@ -159,6 +186,92 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 	}
 	offline(w, r, host)
 	return true
+}
+
+// handOver forwards the connection of a bodiless HTTP/1.x request whole
+// to the first edge in peers that accepts it, and relays it until either
+// end closes. It returns false, having done nothing, when the connection
+// cannot be taken over (HTTP/2) or no edge accepts it.
+func (f *edgeFleet) handOver(w http.ResponseWriter, r *http.Request, host string, peers []fleet.Member) bool {
+	hj := hijacker(w)
+	if hj == nil || r.ProtoMajor != 1 {
+		return false
+	}
+	h := fleet.Header{Kind: fleet.KindHTTP, Key: hostKey(host), RemoteAddr: r.RemoteAddr}
+	if r.TLS != nil {
+		h.Kind = fleet.KindHTTPS
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		h.LocalAddr = la.String()
+	}
+	head := requestHead(r)
+	for _, m := range peers {
+		st, err := f.links.Open(r.Context(), m.Link, h, head)
+		if err != nil {
+			f.s.log.Debug("fleet: handing a connection over failed; trying the next edge", "host", host, "edge", m.ID, "err", err)
+			continue
+		}
+		c, brw, err := hj.Hijack()
+		if err != nil {
+			// Not after a check that found a Hijacker; the request was
+			// sent, so the stream is cut rather than answered twice.
+			st.Close()
+			panic(http.ErrAbortHandler)
+		}
+		f.reqOut.add(m.ID)
+		if n := brw.Reader.Buffered(); n > 0 {
+			// Pipelined bytes the server read ahead belong to the next
+			// requests, which the serving edge answers in order.
+			b, _ := brw.Reader.Peek(n)
+			if _, err := st.Write(b); err != nil {
+				st.Close()
+				c.Close()
+				return true
+			}
+		}
+		c.SetDeadline(time.Time{})
+		relay.Relay(c, st, relay.Options{})
+		return true
+	}
+	return false
+}
+
+// requestHead is the head of a bodiless HTTP/1.x request as its client
+// sent it, in substance: method, target, version, Host and every header
+// (hop-by-hop ones too: the connection goes on as the client's).
+func requestHead(r *http.Request) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, r.RequestURI...)
+	b = append(b, ' ')
+	b = append(b, r.Proto...)
+	b = append(b, "\r\nHost: "...)
+	b = append(b, r.Host...)
+	b = append(b, "\r\n"...)
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// hijacker finds the http.Hijacker under w's wrappers; HTTP/2 has none.
+func hijacker(w http.ResponseWriter) http.Hijacker {
+	for {
+		if h, ok := w.(http.Hijacker); ok {
+			return h
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
 }
 
 // forwardFast sends a bodiless GET or HEAD to the edge m and copies its
@@ -280,10 +393,18 @@ func (f *edgeFleet) closePools() {
 // serveForwarded serves a request another edge forwarded here: as the
 // public request it was, from the client address the link carried.
 func (f *edgeFleet) serveForwarded(w http.ResponseWriter, r *http.Request) {
-	if c := r.Header.Get(fleetClientHeader); c != "" {
-		r.RemoteAddr = c
+	lc := linkOf(r)
+	if lc == nil {
+		return // only links feed this server
 	}
-	if r.Header.Get(fleetProtoHeader) == "https" {
+	overTLS := lc.tls
+	if lc.pooled {
+		if c := r.Header.Get(fleetClientHeader); c != "" {
+			r.RemoteAddr = c
+		}
+		overTLS = r.Header.Get(fleetProtoHeader) == "https"
+	}
+	if overTLS {
 		// The forwarding edge ended the client's TLS; what reads r.TLS
 		// (the forwarding headers, secure cookies) must see it did.
 		host, _, err := net.SplitHostPort(r.Host)
@@ -297,8 +418,7 @@ func (f *edgeFleet) serveForwarded(w http.ResponseWriter, r *http.Request) {
 	}
 	f.s.ServeHTTP(w, r)
 	if w.Header().Get(fleetRefusedHeader) == "" {
-		peer, _ := r.Context().Value(forwardedKey{}).(string)
-		f.reqIn.add(peer)
+		f.reqIn.add(lc.peer)
 	}
 }
 

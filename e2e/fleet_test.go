@@ -32,20 +32,32 @@ func startFleet(t *testing.T, n int) []*server.Server {
 }
 
 func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) ([]*server.Server, []*prometheus.Registry) {
+	e := startFleetEdges(t, n, mod)
+	return e.srvs, e.regs
+}
+
+// fleetEdges are the edges of a test fleet; stop[i] ends edge i's Serve
+// and waits for it.
+type fleetEdges struct {
+	srvs []*server.Server
+	regs []*prometheus.Registry
+	stop []func()
+}
+
+func startFleetEdges(t *testing.T, n int, mod func(int, *server.Config)) fleetEdges {
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = testutil.FreePortPair(t)
 	}
-	srvs := make([]*server.Server, n)
-	regs := make([]*prometheus.Registry, n)
+	e := fleetEdges{srvs: make([]*server.Server, n), regs: make([]*prometheus.Registry, n), stop: make([]func(), n)}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
-		regs[i] = prometheus.NewRegistry()
+		e.regs[i] = prometheus.NewRegistry()
 		cfg := server.Config{
-			Metrics: regs[i],
+			Metrics: e.regs[i],
 			Listen:  "127.0.0.1:0", HTTP: "127.0.0.1:0", Domain: "localhost", Tokens: []string{token},
 			HandshakeTimeout: 5 * time.Second, StateDir: t.TempDir(),
 			FleetListen: addrs[i], FleetJoin: addrs, FleetSecret: fleetSecret,
@@ -55,7 +67,7 @@ func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) (
 		}
 		go func() {
 			defer wg.Done()
-			srvs[i], errs[i] = server.New(cfg)
+			e.srvs[i], errs[i] = server.New(cfg)
 		}()
 	}
 	wg.Wait()
@@ -64,22 +76,32 @@ func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) (
 			t.Fatalf("edge %d: %v", i, err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var done sync.WaitGroup
-	for _, s := range srvs {
-		done.Add(1)
+	for i, s := range e.srvs {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
 		go func() {
-			defer done.Done()
+			defer close(done)
 			if err := s.Serve(ctx); err != nil {
 				t.Errorf("Serve: %v", err)
 			}
 		}()
+		e.stop[i] = func() {
+			cancel()
+			<-done
+		}
 	}
 	t.Cleanup(func() {
-		cancel()
-		done.Wait()
+		var all sync.WaitGroup
+		for _, stop := range e.stop {
+			all.Add(1)
+			go func() {
+				defer all.Done()
+				stop()
+			}()
+		}
+		all.Wait()
 	})
-	return srvs, regs
+	return e
 }
 
 // A request that lands on an edge with no session to the tunnel's agent is

@@ -364,6 +364,25 @@ func (l *Links) Forwarded() (out, in map[string]uint64) {
 	return snapshot(&l.out), snapshot(&l.in)
 }
 
+// StreamsOpen reports the streams open now on the links this edge dialed, by peer
+// edge ID: forwarded TCP connections, handed-over HTTP connections and the
+// kept-alive HTTP streams, busy or idle.
+func (l *Links) StreamsOpen() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for _, p := range l.dialed {
+		select {
+		case <-p.ready:
+			if p.sess != nil {
+				out[p.peer] += p.sess.NumStreams()
+			}
+		default:
+		}
+	}
+	return out
+}
+
 // Close stops accepting links and closes every link and stream.
 func (l *Links) Close() error {
 	l.mu.Lock()

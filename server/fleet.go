@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/fleet"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/internal/h1"
+	"github.com/sluicehq/sluice/mux"
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
@@ -83,8 +84,13 @@ func (s *Server) openFleet() error {
 			f.syncPort(l.Key)
 		}
 	}
+	// Links take the agents' session settings but not their accept
+	// backlog: an agent opens no streams to the edge, while a peer opens
+	// one per forwarded connection, in bursts as wide as the public load.
+	linkMux := c.Mux
+	linkMux.AcceptBacklog = mux.DefaultAcceptBacklog
 	f.links, err = fleet.ListenLinks(context.Background(), fleet.LinkConfig{
-		Listen: c.FleetListen, Secret: c.FleetSecret, EdgeID: st.ID(), Handler: f.accept, Mux: c.Mux, Logger: s.log,
+		Listen: c.FleetListen, Secret: c.FleetSecret, EdgeID: st.ID(), Handler: f.accept, Mux: linkMux, Logger: s.log,
 	})
 	if err != nil {
 		st.Close()

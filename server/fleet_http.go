@@ -179,10 +179,17 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 	if lc == nil && f.handOver(w, r, host, peers) {
 		return true
 	}
+	var last error
 	for _, m := range peers {
-		if f.forwardFast(w, r, m) {
+		var done bool
+		if done, last = f.forwardFast(w, r, m); done {
 			return true
 		}
+	}
+	if last != nil {
+		page(w, r, http.StatusBadGateway, "Bad gateway",
+			fmt.Sprintf("No edge of the fleet that serves %s could take the request (%v).", host, last))
+		return true
 	}
 	offline(w, r, host)
 	return true
@@ -276,29 +283,30 @@ func hijacker(w http.ResponseWriter) http.Hijacker {
 
 // forwardFast sends a bodiless GET or HEAD to the edge m and copies its
 // answer back. It returns false, having written nothing, when m cannot
-// serve it: the caller tries the next edge (GET and HEAD may be sent
-// again).
-func (f *edgeFleet) forwardFast(w http.ResponseWriter, r *http.Request, m fleet.Member) bool {
+// serve it (the caller tries the next edge: GET and HEAD may be sent
+// again), with the error that stopped it, or none when m has no session
+// for the host any more.
+func (f *edgeFleet) forwardFast(w http.ResponseWriter, r *http.Request, m fleet.Member) (bool, error) {
 	extra := fleetHeaders(r)
 	resp, err := f.pool(m).Do(r, func(bw *bufio.Writer) error {
 		return h1.WriteHead(bw, r, r.Host, isFleetHeader, extra[:])
 	})
 	if err != nil {
 		if r.Context().Err() != nil {
-			return true // the client went away; nobody reads an answer
+			return true, nil // the client went away; nobody reads an answer
 		}
 		f.s.log.Debug("fleet: forwarding a request failed; trying the next edge", "host", r.Host, "edge", m.ID, "err", err)
-		return false
+		return false, err
 	}
 	if resp.Header.Get(fleetRefusedHeader) != "" {
 		resp.Body.Close()
-		return false
+		return false, nil
 	}
 	f.reqOut.add(m.ID)
 	if err := h1.CopyResponse(w, resp); err != nil {
 		panic(http.ErrAbortHandler) // a cut-off body must not look complete
 	}
-	return true
+	return true, nil
 }
 
 // peerPool is the pool a request with a body goes through, and to whom.

@@ -23,6 +23,9 @@ type AdminFleet struct {
 	// stream of HTTP requests.
 	StreamsOut map[string]uint64 `json:"streams_out"`
 	StreamsIn  map[string]uint64 `json:"streams_in"`
+	// StreamsOpen counts the streams open now on the links this edge
+	// dialed, by peer: busy and idle kept-alive ones together.
+	StreamsOpen map[string]int `json:"streams_open"`
 	Store      AdminFleetStore   `json:"store"`
 }
 
@@ -62,6 +65,7 @@ func (f *edgeFleet) view() *AdminFleet {
 	}
 	v.ForwardedOut, v.ForwardedIn = f.reqOut.snapshot(), f.reqIn.snapshot()
 	v.StreamsOut, v.StreamsIn = f.links.Forwarded()
+	v.StreamsOpen = f.links.StreamsOpen()
 	st := f.store.Stats()
 	v.Store = AdminFleetStore{Connected: st.Connected, Operations: st.Ops, Errors: st.Errors,
 		LeasesKnown: len(v.Leases), MembersCurrent: len(v.Members)}

@@ -17,12 +17,17 @@ import (
 // it is, its secrets), and the outcome is written back with
 // compare-and-set against the version the decision read. Of two edges
 // deciding on one key at once, one write lands; the other edge undoes what
-// it opened and refuses the claim as taken. The registry's lock is held
-// across the write, so claims on one edge are decided one at a time.
+// it opened and refuses the claim as taken.
+//
+// The store's round trips (the read, the write) run outside the registry's
+// lock, so claims of different keys on one edge overlap: a claim reserves
+// its key on this edge (a second claim of that key waits for it), decides
+// and opens under the lock, writes without it, then commits or rolls back
+// under the lock again. One name keeps one owner: across edges by the
+// compare-and-set, on this edge by the reservation.
 func (r *registry) claimShared(q claimReq) (claimed, error) {
 	presented := hashSecret(q.secret)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.reserveKey(q.key)()
 	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
 	defer cancel()
 	cur, err := r.fleet.Get(ctx, q.key)
@@ -30,10 +35,73 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
 		return claimed{}, fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)
 	}
+	r.mu.Lock()
+	res, l, servedHere, err := r.decideShared(q, presented, cur, found)
+	var rec leasestore.Record
+	if err == nil {
+		l.rec.Connected = true
+		rec = l.rec
+		rec.Secrets = slices.Clone(rec.Secrets)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return claimed{}, err
+	}
+	werr := r.writeShared(ctx, rec, cur, found)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if werr != nil {
+		if !servedHere {
+			r.unopen(l.ep)
+		} else {
+			r.unjoin(l.ep, q.t)
+		}
+		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
+			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
+				OwnerName: rec.OwnerName, Since: r.now()}
+		}
+		return claimed{}, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
+	}
+	r.leases[q.key] = l
+	return res, nil
+}
+
+// reserveKey makes this edge's claims of key run one at a time: it waits
+// for a claim of key in flight to end, and returns the function that ends
+// this one.
+func (r *registry) reserveKey(key string) (done func()) {
+	r.mu.Lock()
+	for {
+		ch, busy := r.claiming[key]
+		if !busy {
+			break
+		}
+		r.mu.Unlock()
+		<-ch
+		r.mu.Lock()
+	}
+	if r.claiming == nil {
+		r.claiming = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	r.claiming[key] = ch
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.claiming, key)
+		r.mu.Unlock()
+		close(ch)
+	}
+}
+
+// decideShared applies the claim rules to the fleet's record cur of the
+// key and opens what the claim gets (r.mu held).
+func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, found bool) (claimed, *lease, bool, error) {
+	var err error
 	var rec leasestore.Record
 	if found {
 		if rec, err = fleetRecord(cur); err != nil {
-			return claimed{}, err
+			return claimed{}, nil, false, err
 		}
 	}
 	now := r.now()
@@ -64,7 +132,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	case found && r.grace > 0 && now.Before(rec.LastSeen.Add(r.grace)):
 		l = &lease{rec: rec, until: rec.LastSeen.Add(r.grace)}
 		if !l.has(presented) && parseOwner(rec.Owner) != q.owner {
-			return claimed{}, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
+			return claimed{}, nil, false, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
 		}
 		err = r.openLease(l, q, presented, &res)
 		res.reused = true
@@ -73,24 +141,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		l = &lease{rec: q.newRecord(now)}
 		err = r.openLease(l, q, "", &res)
 	}
-	if err != nil {
-		return claimed{}, err
-	}
-	l.rec.Connected = true
-	if werr := r.writeShared(ctx, l.rec, cur, found); werr != nil {
-		if !servedHere {
-			r.unopen(l.ep)
-		} else {
-			r.unjoin(l.ep, q.t)
-		}
-		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
-			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
-				OwnerName: l.rec.OwnerName, Since: now}
-		}
-		return claimed{}, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
-	}
-	r.leases[q.key] = l
-	return res, nil
+	return res, l, servedHere, err
 }
 
 // writeShared writes rec as the fleet's lease, held by this edge, if the

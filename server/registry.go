@@ -55,8 +55,11 @@ type registry struct {
 	grace  time.Duration
 	store  leasestore.Store
 	fleet  *fleet.Store // set in a fleet: claims are decided against it (claimShared)
-	now    func() time.Time
-	onErr  func(error)
+	// claiming holds, per key with a fleet claim in flight on this edge,
+	// a channel closed when it ends (see reserveKey).
+	claiming map[string]chan struct{}
+	now      func() time.Time
+	onErr    func(error)
 }
 
 // newRegistry returns a registry whose released keys stay leased to their

@@ -6,6 +6,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -40,10 +41,14 @@ const (
 	HTTP       = "http"
 	Memory     = "memory"
 	WAN        = "wan"
+	// Fleet runs three sluice edges in one fleet (sluice only): HTTP
+	// through the agent's own edge against through another edge, and
+	// registrations per second across the fleet.
+	Fleet = "fleet"
 )
 
 // All lists every scenario in run order.
-var All = []string{Startup, Throughput, Parallel, Latency, Loaded, ConnRate, HTTP, Memory, WAN}
+var All = []string{Startup, Throughput, Parallel, Latency, Loaded, ConnRate, HTTP, Memory, WAN, Fleet}
 
 // WANLink is one emulated internet path of the WAN scenario: the harness's
 // link between agent and edge (for direct: between client and target),
@@ -107,6 +112,16 @@ type Params struct {
 	WANLoadedRounds    int       `json:"wan_loaded_rounds,omitempty"` // 0: skip
 	WANLoadedMaxSec    float64   `json:"wan_loaded_max_sec,omitempty"`
 	ReducedForOpenFile string    `json:"reduced_for_open_files,omitempty"`
+	// The fleet scenario: HTTP over FleetConns keep-alive connections for
+	// FleetSec each way (and one connection for the latency figures),
+	// then FleetAgents agents registering FleetTunnels names each, with
+	// the embedded store and again with an external store whose every
+	// round trip takes FleetStoreRTTms.
+	FleetConns      int     `json:"fleet_conns,omitempty"`
+	FleetSec        float64 `json:"fleet_sec,omitempty"`
+	FleetAgents     int     `json:"fleet_agents,omitempty"`
+	FleetTunnels    int     `json:"fleet_tunnels_per_agent,omitempty"`
+	FleetStoreRTTms float64 `json:"fleet_store_rtt_ms,omitempty"`
 }
 
 // Preset returns the parameters of a named preset:
@@ -150,6 +165,11 @@ func Preset(name string) (Params, error) {
 		WANParallelMiB:   16,
 		WANLoadedRounds:  1000,
 		WANLoadedMaxSec:  4,
+		FleetConns:       16,
+		FleetSec:         3,
+		FleetAgents:      40,
+		FleetTunnels:     25,
+		FleetStoreRTTms:  10,
 	}
 	switch name {
 	case "full":
@@ -158,6 +178,9 @@ func Preset(name string) (Params, error) {
 		// when the peers cannot be installed.
 		p.Systems = append(p.Systems, Relay)
 	case "quick", "gate":
+		// Three edges and their store take a while to start: the fleet
+		// scenario is part of the full run, and runs alone on request.
+		p.Scenarios = slices.DeleteFunc(p.Scenarios, func(s string) bool { return s == Fleet })
 		p.ThroughputMiB = 128
 		p.ParallelMiB = 16
 		p.LatencyWarmup = 1000
@@ -240,6 +263,9 @@ func (p Params) Validate() error {
 		if p.WANParallelConns < 0 || p.WANParallelConns > 0 && p.WANParallelMiB < 1 || p.WANLoadedRounds < 0 {
 			return fmt.Errorf("WAN parallel connections and loaded rounds must not be negative, and parallel connections need at least 1 MiB each")
 		}
+	}
+	if p.Has(Fleet) && (p.FleetConns < 1 || p.FleetSec <= 0 || p.FleetAgents < 1 || p.FleetTunnels < 1 || p.FleetStoreRTTms < 0) {
+		return fmt.Errorf("the fleet scenario needs at least 1 connection, a positive duration, at least 1 agent with 1 tunnel, and a store round trip not negative")
 	}
 	if p.HTTPConns < 1 || p.HTTPSec <= 0 || p.ConnRateSec <= 0 || p.ConnRateWorkers < 1 || p.MemoryWorkers < 1 {
 		return fmt.Errorf("HTTP connections, durations and worker counts must be positive")

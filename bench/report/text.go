@@ -29,6 +29,8 @@ func scenarioTitle(s string) string {
 		return "Memory"
 	case plan.WAN:
 		return "Across an emulated WAN"
+	case plan.Fleet:
+		return "A fleet of three edges"
 	}
 	return s
 }
@@ -51,6 +53,8 @@ func scenarioBlurb(s string, p plan.Params) string {
 		return fmt.Sprintf("Small GETs (16-byte body) over %d keep-alive connections, routed by the Host header (`%s`) to the target's HTTP server; rathole has no HTTP routing (n/a).", p.HTTPConns, target.HTTPHostName)
 	case plan.Memory:
 		return "A fresh instance holds N connections open, each proven live by a round trip; the figure is the RSS of all the system's processes (read from /proc) minus their RSS when idle, divided by the connections held. Direct runs no process, so it has no figure. Edge figures count the server process only (they feed the capacity planner), and the tunnel figure is the edge's growth when one agent registers one tunnel."
+	case plan.Fleet:
+		return fmt.Sprintf("Three `sluice server` processes in one fleet (embedded store nodes, three replicas), fresh each round, and one HTTP agent on edge 0. GETs go through edge 0 (the agent's own) and through edge 1, which forwards them over its link to edge 0, one after the other: %gs on 1 connection for the latency figures, then %gs on %d keep-alive connections for the rate. Then %d agents at once, spread over the three edges, register %d names each; the rate is names granted per second until the last one, with the embedded store and again with all three edges on one external NATS behind the harness's link (%g ms round trip). The idle RSS is edge 1's before any agent joined.", p.FleetSec, p.FleetSec, p.FleetConns, p.FleetAgents, p.FleetTunnels, p.FleetStoreRTTms)
 	case plan.WAN:
 		var links []string
 		for _, l := range p.WANLinks {

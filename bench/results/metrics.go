@@ -46,7 +46,21 @@ const (
 	MMemSessionFile = "memory.session_file_kb"
 	// The anonymous part of MMemTunnel: the first agent's growth less the
 	// code pages it is the first to run.
-	MMemTunnelAnon   = "memory.tunnel_anon_kb"
+	MMemTunnelAnon = "memory.tunnel_anon_kb"
+	// The fleet scenario: HTTP through the agent's own edge (own) and
+	// through another edge that forwards it (fwd), registrations across
+	// the fleet, and an edge's RSS with its embedded store node idle.
+	MFleetOwnP50     = "fleet.own_p50_us"
+	MFleetOwnP99     = "fleet.own_p99_us"
+	MFleetFwdP50     = "fleet.fwd_p50_us"
+	MFleetFwdP99     = "fleet.fwd_p99_us"
+	MFleetExtraP50   = "fleet.extra_p50_us"
+	MFleetOwnRPS     = "fleet.own_rps"
+	MFleetFwdRPS     = "fleet.fwd_rps"
+	MFleetRPSRatio   = "fleet.rps_ratio"
+	MFleetRegs       = "fleet.registrations_per_sec"
+	MFleetRegsFar    = "fleet.registrations_per_sec_far_store"
+	MFleetEdgeIdle   = "fleet.edge_idle_kb"
 	MemPerConnFormat = "memory.c%d.kb_per_conn"
 	memEdgeConnFmt   = "memory.c%d.edge_kb_per_conn"
 	memSuccessFmt    = "memory.c%d.success_pct"
@@ -100,6 +114,17 @@ var defs = map[string]Def{
 	MMemSession:     {plan.Memory, "Edge RSS per further idle agent session (one tunnel each)", "KB", false},
 	MMemSessionAnon: {plan.Memory, "Edge RSS per further idle agent session, anonymous (heap, stacks)", "KB", false},
 	MMemSessionFile: {plan.Memory, "Edge RSS per further idle agent session, file-backed (code)", "KB", false},
+	MFleetOwnP50:    {plan.Fleet, "HTTP GET through the agent's edge, 1 connection, P50", "µs", false},
+	MFleetOwnP99:    {plan.Fleet, "HTTP GET through the agent's edge, 1 connection, P99", "µs", false},
+	MFleetFwdP50:    {plan.Fleet, "HTTP GET through a forwarding edge, 1 connection, P50", "µs", false},
+	MFleetFwdP99:    {plan.Fleet, "HTTP GET through a forwarding edge, 1 connection, P99", "µs", false},
+	MFleetExtraP50:  {plan.Fleet, "Extra P50 latency of the forwarding edge", "µs", false},
+	MFleetOwnRPS:    {plan.Fleet, "HTTP GET through the agent's edge, keep-alive connections", "req/s", true},
+	MFleetFwdRPS:    {plan.Fleet, "HTTP GET through a forwarding edge, keep-alive connections", "req/s", true},
+	MFleetRPSRatio:  {plan.Fleet, "Forwarded throughput vs the agent's own edge", "x", true},
+	MFleetRegs:      {plan.Fleet, "Registrations across the fleet, embedded store", "per s", true},
+	MFleetRegsFar:   {plan.Fleet, "Registrations across the fleet, external store one round trip away", "per s", true},
+	MFleetEdgeIdle:  {plan.Fleet, "Edge RSS with its embedded store node, idle", "KB", false},
 }
 
 // order is the order metrics appear in tables and reports.
@@ -109,6 +134,8 @@ var order = []string{
 	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk, MLoadCount,
 	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999,
 	MMemEdgeBase, MMemTunnel, MMemTunnelAnon, MMemSession, MMemSessionAnon, MMemSessionFile, MMemIdle,
+	MFleetOwnP50, MFleetOwnP99, MFleetFwdP50, MFleetFwdP99, MFleetExtraP50, MFleetOwnRPS, MFleetFwdRPS, MFleetRPSRatio,
+	MFleetRegs, MFleetRegsFar, MFleetEdgeIdle,
 }
 
 // rank sorts metric ids: the fixed list first, then the memory

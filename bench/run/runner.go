@@ -220,6 +220,9 @@ func (r *Runner) runRound(ctx context.Context, s systems.System, round int) {
 			}
 		}
 	}
+	if p.Has(plan.Fleet) && name == plan.Sluice && !external && ctx.Err() == nil {
+		r.runFleet(ctx, s, round, tag)
+	}
 	if p.Has(plan.WAN) {
 		if name == plan.Relay {
 			// The relay is a yardstick for a copy on loopback; across the

@@ -52,3 +52,20 @@ func TestWANLinkNamesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The fleet scenario is part of the full run only; gate keeps its list.
+func TestFleetScenarioInFullOnly(t *testing.T) {
+	full, _ := Preset("full")
+	quick, _ := Preset("quick")
+	gate, _ := Preset("gate")
+	if !full.Has(Fleet) || quick.Has(Fleet) || gate.Has(Fleet) {
+		t.Fatalf("fleet in full %v, quick %v, gate %v; want only full", full.Has(Fleet), quick.Has(Fleet), gate.Has(Fleet))
+	}
+	if err := full.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	full.FleetAgents = 0
+	if err := full.Validate(); err == nil {
+		t.Fatal("a fleet scenario with no agents passed validation")
+	}
+}

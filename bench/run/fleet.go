@@ -232,4 +232,3 @@ func waitRouted(ctx context.Context, fl *systems.Fleet, addr, host string, withi
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

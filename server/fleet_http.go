@@ -198,10 +198,12 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 // handOver forwards the connection of a bodiless HTTP/1.x request whole
 // to the first edge in peers that accepts it, and relays it until either
 // end closes. It returns false, having done nothing, when the connection
-// cannot be taken over (HTTP/2) or no edge accepts it.
+// cannot be taken over (HTTP/2, a draining edge) or no edge accepts it.
 func (f *edgeFleet) handOver(w http.ResponseWriter, r *http.Request, host string, peers []fleet.Member) bool {
 	hj := hijacker(w)
-	if hj == nil || r.ProtoMajor != 1 {
+	// A draining edge keeps parsing: its HTTP server then ends each
+	// connection between requests, where a raw relay would be cut.
+	if hj == nil || r.ProtoMajor != 1 || f.s.draining.Load() {
 		return false
 	}
 	h := fleet.Header{Kind: fleet.KindHTTP, Key: hostKey(host), RemoteAddr: r.RemoteAddr}

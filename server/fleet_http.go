@@ -227,7 +227,7 @@ func (f *edgeFleet) handOver(w http.ResponseWriter, r *http.Request, host string
 			st.Close()
 			panic(http.ErrAbortHandler)
 		}
-		f.reqOut.add(m.ID)
+		f.reqOut.add(m.ID, 1)
 		if n := brw.Reader.Buffered(); n > 0 {
 			// Pipelined bytes the server read ahead belong to the next
 			// requests, which the serving edge answers in order.
@@ -304,7 +304,7 @@ func (f *edgeFleet) forwardFast(w http.ResponseWriter, r *http.Request, m fleet.
 		resp.Body.Close()
 		return false, nil
 	}
-	f.reqOut.add(m.ID)
+	f.reqOut.add(m.ID, 1)
 	if err := h1.CopyResponse(w, resp); err != nil {
 		panic(http.ErrAbortHandler) // a cut-off body must not look complete
 	}
@@ -328,7 +328,7 @@ func (peerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := pp.p.RoundTrip(req)
 	if err == nil && resp.Header.Get(fleetRefusedHeader) == "" {
-		pp.f.reqOut.add(pp.peer)
+		pp.f.reqOut.add(pp.peer, 1)
 	}
 	return resp, err
 }
@@ -426,21 +426,24 @@ func (f *edgeFleet) serveForwarded(w http.ResponseWriter, r *http.Request) {
 	for _, h := range []string{fleetClientHeader, fleetProtoHeader, fleetRefusedHeader} {
 		delete(r.Header, h)
 	}
+	// Counted before the response leaves, so that whoever got it finds
+	// it counted; a refusal (the sender tries another edge) is taken back.
+	f.reqIn.add(lc.peer, 1)
 	f.s.ServeHTTP(w, r)
-	if w.Header().Get(fleetRefusedHeader) == "" {
-		f.reqIn.add(lc.peer)
+	if w.Header().Get(fleetRefusedHeader) != "" {
+		f.reqIn.add(lc.peer, ^uint64(0))
 	}
 }
 
 // pairCounts counts requests by peer edge.
 type pairCounts struct{ m sync.Map } // edge ID → *atomic.Uint64
 
-func (c *pairCounts) add(peer string) {
+func (c *pairCounts) add(peer string, n uint64) {
 	v, ok := c.m.Load(peer)
 	if !ok {
 		v, _ = c.m.LoadOrStore(peer, new(atomic.Uint64))
 	}
-	v.(*atomic.Uint64).Add(1)
+	v.(*atomic.Uint64).Add(n)
 }
 
 func (c *pairCounts) snapshot() map[string]uint64 {

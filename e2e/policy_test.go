@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -720,5 +722,64 @@ func TestPolicyHeadersAndWebhooksThroughTheEdge(t *testing.T) {
 	}
 	if hooks.Load() != 1 {
 		t.Fatalf("the app got %d webhooks, want 1", hooks.Load())
+	}
+}
+
+// TestPolicyDeniedRequestsOpenNoStream: with the policy the benchmark
+// harness measures (--basic-auth, --allow-cidr and a policy file with one
+// CEL condition), every request a rule refuses is answered at the edge
+// without a stream to the agent, by the edge's own stream count, and an
+// admitted request opens one.
+func TestPolicyDeniedRequestsOpenNoStream(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv := startEdge(t, func(c *server.Config) {
+		c.Metrics = reg
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	rules := "on_http_request:\n  - name: no admin pages\n    expressions: [\"req.path.startsWith('/admin')\"]\n    actions: [{type: deny, config: {status: 404}}]\n"
+	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, ln := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "in") }))
+	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "guarded", Local: addr,
+		Policy: mustSpec(t, policy.Simple{BasicAuth: []string{"bench:bench-password"}, AllowCIDRs: []string{"127.0.0.0/8"}, File: file})})
+	opened := func() float64 {
+		return counter(t, reg, "sluice_edge_tunnel_streams_opened_total", "tunnel", "guarded")
+	}
+	c := viaEdge(t, srv.HTTPAddr().String())
+	auth := func(user, pass string) func(*http.Request) {
+		return func(r *http.Request) { r.SetBasicAuth(user, pass) }
+	}
+	for _, tc := range []struct {
+		name, path string
+		mod        func(*http.Request)
+		status     int
+	}{
+		{"no credentials", "/", nil, 401},
+		{"a wrong password", "/", auth("bench", "wrong"), 401},
+		{"the CEL condition", "/admin/users", auth("bench", "bench-password"), 404},
+		{"outside the allowed network", "/", func(r *http.Request) {
+			r.SetBasicAuth("bench", "bench-password")
+			r.Header.Set("X-Forwarded-For", "192.0.2.7")
+		}, 403},
+	} {
+		for range 3 {
+			if resp := policyGet(t, c, "http://guarded.localhost"+tc.path, tc.mod); resp.StatusCode != tc.status {
+				t.Fatalf("refused by %s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+			}
+		}
+		if n := opened(); n != 0 {
+			t.Fatalf("after requests refused by %s the edge had opened %g streams to the agent, want 0", tc.name, n)
+		}
+	}
+	if n := ln.n.Load(); n != 0 {
+		t.Fatalf("the local service accepted %d connections from refused requests, want 0", n)
+	}
+	if resp := policyGet(t, c, "http://guarded.localhost/", auth("bench", "bench-password")); resp.StatusCode != 200 {
+		t.Fatalf("an admitted request: status %d", resp.StatusCode)
+	}
+	if n := opened(); n != 1 {
+		t.Fatalf("an admitted request opened %g streams, want 1", n)
 	}
 }

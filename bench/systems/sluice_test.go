@@ -2,6 +2,9 @@ package systems
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -137,5 +140,68 @@ func TestSluiceAddAgentJoinsTheSameEdge(t *testing.T) {
 	}
 	if res.Anon <= 0 || res.File <= 0 || res.Anon+res.File+res.Shmem != res.RSS {
 		t.Fatalf("edge memory %+v: want anonymous and file-backed parts adding up to RSS", res)
+	}
+}
+
+// sluice-policy's HTTP tunnel asks for the credentials the harness's
+// clients send, refuses what its rules refuse, and serves the load.
+func TestSluicePolicyGuardsTheHTTPTunnel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds sluice; skipped with -short")
+	}
+	bin := buildSluice(t)
+	tg, err := target.Start("127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sys := SluicePolicy(bin, nil)
+	in, err := sys.Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, StartOptions{HTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop()
+	if in.HTTPAuth == "" || !strings.Contains(sys.Version(), "--basic-auth") {
+		t.Fatalf("sluice-policy gives its clients no credentials (%q) or does not say what it runs (%q)", in.HTTPAuth, sys.Version())
+	}
+	_, port, _ := net.SplitHostPort(in.HTTPAddr)
+	host := net.JoinHostPort(in.HTTPHost, port)
+	get := func(path string, withAuth bool) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+in.HTTPAddr+path, nil)
+		req.Host = host
+		if withAuth {
+			user, pass, _ := strings.Cut(in.HTTPAuth, ":")
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for get("/", true) != http.StatusOK {
+		if err := in.Alive(); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the policy-guarded HTTP tunnel never answered 200 with the credentials")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := get("/", false); code != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d, want 401", code)
+	}
+	if code := get("/admin", true); code != http.StatusNotFound {
+		t.Fatalf("a path the CEL condition denies: %d, want 404", code)
+	}
+	res, err := load.HTTP(ctx, load.HTTPTarget{Addr: in.HTTPAddr, Host: host, Auth: in.HTTPAuth}, 4, 0, 200*time.Millisecond, nil)
+	if err != nil || res.Failed != 0 || res.Done == 0 {
+		t.Fatalf("the harness's load through the policy: %+v, %v", res, err)
 	}
 }

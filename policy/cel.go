@@ -120,26 +120,27 @@ type input struct {
 	headers, query, resHeaders map[string][]string
 }
 
-// ResolveName implements interpreter.Activation.
+// ResolveName implements interpreter.Activation. Scalars are returned as
+// CEL values, so the interpreter need not convert (and allocate) them again.
 func (in *input) ResolveName(name string) (any, bool) {
 	switch name {
 	case "conn.client_ip":
-		return in.client.Addr().String(), true
+		return types.String(in.client.Addr().String()), true
 	case "conn.client_port":
-		return int64(in.client.Port()), true
+		return types.Int(in.client.Port()), true
 	case "time.now":
-		return in.now, true
+		return types.Timestamp{Time: in.now}, true
 	}
 	if in.r != nil {
 		switch name {
 		case "req.method":
-			return in.r.Method, true
+			return types.String(in.r.Method), true
 		case "req.host":
-			return in.r.Host, true
+			return types.String(in.r.Host), true
 		case "req.path":
-			return in.r.URL.Path, true
+			return types.String(in.r.URL.Path), true
 		case "req.url":
-			return in.r.URL.RequestURI(), true
+			return types.String(in.r.URL.RequestURI()), true
 		case "req.query":
 			if in.query == nil {
 				in.query = in.r.URL.Query()
@@ -155,7 +156,7 @@ func (in *input) ResolveName(name string) (any, bool) {
 	if in.resHdr != nil {
 		switch name {
 		case "res.status":
-			return int64(in.status), true
+			return types.Int(in.status), true
 		case "res.headers":
 			if in.resHeaders == nil {
 				in.resHeaders = lowerHeaders(in.resHdr)

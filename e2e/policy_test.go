@@ -602,18 +602,7 @@ func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
 		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
 			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})})
-	// A browser: *.localhost is this machine, cookies kept per host.
-	client := func() *http.Client {
-		jar, _ := cookiejar.New(nil)
-		tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-			if h, p, _ := net.SplitHostPort(a); strings.HasSuffix(h, ".localhost") {
-				a = net.JoinHostPort("127.0.0.1", p)
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, a)
-		}}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
-	}
+	client := func() *http.Client { return localBrowser(t) }
 	code, body := idp.SignIn(t, client(), public+"/dashboard", oidctest.Mallory, oidctest.MalloryPassword)
 	if code != 403 || !strings.Contains(body, oidctest.MalloryEmail) {
 		t.Fatalf("mallory: %d %s", code, body)
@@ -639,6 +628,96 @@ func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	}
 	if st, _ := json.Marshal(srv.Status()); strings.Contains(string(st), oidctest.ClientSecret) {
 		t.Fatal("the client secret is in the admin listing")
+	}
+}
+
+// localBrowser is an HTTP client as a browser is for these tests:
+// *.localhost is this machine, and cookies are kept per host.
+func localBrowser(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		if h, p, _ := net.SplitHostPort(a); strings.HasSuffix(h, ".localhost") {
+			a = net.JoinHostPort("127.0.0.1", p)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, a)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
+}
+
+// TestPolicyOIDCSessionSurvivesAnEdgeRestart: the key that seals sign-in
+// cookies is kept in the edge's state directory, so a visitor signed in
+// before a restart is still signed in after it; an edge with another key
+// (a rotated one) does not open the cookie and sends the visitor to sign
+// in again, without reaching the app.
+func TestPolicyOIDCSessionSurvivesAnEdgeRestart(t *testing.T) {
+	state := t.TempDir()
+	edge := func(stateDir, httpAddr string) *edgetest.Edge[*server.Server] {
+		return edgetest.Start(t, server.New, server.Config{Listen: edgetest.Loopback, HTTP: httpAddr, Domain: "localhost",
+			Tokens: []string{token}, HandshakeTimeout: 5 * time.Second, StateDir: stateDir})
+	}
+	first := edge(state, edgetest.Loopback)
+	httpAddr := first.S.HTTPAddr().String()
+	_, port, _ := net.SplitHostPort(httpAddr)
+	public := "http://sso.localhost:" + port
+	idp := oidctest.Start(t, public+policy.OIDCCallbackPath)
+	var seen atomic.Int64
+	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
+	}))
+	tunnel := agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
+		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
+			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})}
+	serve := func(e *edgetest.Edge[*server.Server]) (stop func()) {
+		as := edgetest.NewAssignments()
+		a, err := agent.New(agent.Config{Server: e.S.Addr().String(), Token: token, Tunnels: []agent.Tunnel{tunnel}, OnAssigned: as.Hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, stop = edgetest.RunAgent(t, a, as, 1)
+		return stop
+	}
+	stop := serve(first)
+	alice := localBrowser(t)
+	if code, body := idp.SignIn(t, alice, public+"/dashboard", oidctest.Alice, oidctest.AlicePassword); code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("signing in: %d %s", code, body)
+	}
+	// From here on a redirect is an answer: a cookie that does not open
+	// sends the visitor to the provider.
+	alice.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	visit := func() (int, string, string) {
+		t.Helper()
+		resp, err := alice.Get(public + "/again")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b), resp.Header.Get("Location")
+	}
+	restart := func(stateDir string) {
+		t.Helper()
+		stop()
+		if err := first.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		first = edge(stateDir, httpAddr)
+		stop = serve(first)
+	}
+
+	restart(state)
+	if code, body, _ := visit(); code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("after a restart with the same state directory: %d %q, want the signed-in visitor let through", code, body)
+	}
+	before := seen.Load()
+	restart(t.TempDir())
+	code, _, loc := visit()
+	if code != http.StatusFound || !strings.HasPrefix(loc, idp.Issuer) {
+		t.Fatalf("after a restart with another key: %d, Location %q; want a redirect to sign in at %s", code, loc, idp.Issuer)
+	}
+	if seen.Load() != before {
+		t.Fatal("a cookie sealed with another key reached the app")
 	}
 }
 

@@ -591,17 +591,8 @@ func TestPolicyReloadTightensLiveTunnels(t *testing.T) {
 // verified.
 func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	srv := startEdge(t, nil)
-	_, port, _ := net.SplitHostPort(srv.HTTPAddr().String())
-	public := "http://sso.localhost:" + port
-	idp := oidctest.Start(t, public+policy.OIDCCallbackPath)
-	var seen atomic.Int64
-	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Add(1)
-		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
-	}))
-	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
-		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
-			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})})
+	public, idp, tunnel, seen := ssoApp(t, srv.HTTPAddr().String())
+	startPolicyAgent(t, srv, nil, tunnel)
 	client := func() *http.Client { return localBrowser(t) }
 	code, body := idp.SignIn(t, client(), public+"/dashboard", oidctest.Mallory, oidctest.MalloryPassword)
 	if code != 403 || !strings.Contains(body, oidctest.MalloryEmail) {
@@ -631,6 +622,26 @@ func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	}
 }
 
+// ssoApp starts a real OpenID provider and an app that greets the visitor
+// the edge names, and returns the tunnel "sso" that guards the app with
+// OpenID Connect (example.com accounts only) and its public URL on the
+// edge's HTTP address; seen counts the requests that reached the app.
+func ssoApp(t *testing.T, httpAddr string) (public string, idp *oidctest.Provider, tunnel agent.Tunnel, seen *atomic.Int64) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(httpAddr)
+	public = "http://sso.localhost:" + port
+	idp = oidctest.Start(t, public+policy.OIDCCallbackPath)
+	seen = new(atomic.Int64)
+	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
+	}))
+	tunnel = agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
+		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
+			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})}
+	return public, idp, tunnel, seen
+}
+
 // localBrowser is an HTTP client as a browser is for these tests:
 // *.localhost is this machine, and cookies are kept per host.
 func localBrowser(t *testing.T) *http.Client {
@@ -658,17 +669,7 @@ func TestPolicyOIDCSessionSurvivesAnEdgeRestart(t *testing.T) {
 	}
 	first := edge(state, edgetest.Loopback)
 	httpAddr := first.S.HTTPAddr().String()
-	_, port, _ := net.SplitHostPort(httpAddr)
-	public := "http://sso.localhost:" + port
-	idp := oidctest.Start(t, public+policy.OIDCCallbackPath)
-	var seen atomic.Int64
-	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Add(1)
-		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
-	}))
-	tunnel := agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
-		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
-			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})}
+	public, idp, tunnel, seen := ssoApp(t, httpAddr)
 	serve := func(e *edgetest.Edge[*server.Server]) (stop func()) {
 		as := edgetest.NewAssignments()
 		a, err := agent.New(agent.Config{Server: e.S.Addr().String(), Token: token, Tunnels: []agent.Tunnel{tunnel}, OnAssigned: as.Hook})

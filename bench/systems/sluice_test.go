@@ -28,9 +28,25 @@ func buildSluice(t *testing.T) string {
 	return bin
 }
 
-// Both sluice systems carry traffic, directly and across a link between
-// agent and edge; sluice-tls does it over TLS the agent verified.
-func TestSluiceSystemsCarryTraffic(t *testing.T) {
+// startBuilt builds sluice and starts the system mk makes of it, against a
+// target of its own, until the test ends; ctx ends with the test too.
+func startBuilt(t *testing.T, mk func(string, error) System, opts StartOptions) (context.Context, *Instance) {
+	t.Helper()
+	bin, tg := builtWithTarget(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	in, err := mk(bin, nil).Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Stop)
+	return ctx, in
+}
+
+// builtWithTarget builds sluice and starts a target until the test ends;
+// it skips the test with -short.
+func builtWithTarget(t *testing.T) (string, *target.Target) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds sluice; skipped with -short")
 	}
@@ -39,7 +55,14 @@ func TestSluiceSystemsCarryTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tg.Close()
+	t.Cleanup(func() { tg.Close() })
+	return bin, tg
+}
+
+// Both sluice systems carry traffic, directly and across a link between
+// agent and edge; sluice-tls does it over TLS the agent verified.
+func TestSluiceSystemsCarryTraffic(t *testing.T) {
+	bin, tg := builtWithTarget(t)
 	wan := link.Symmetric(10*time.Millisecond, 0)
 	for _, c := range []struct {
 		sys  System
@@ -83,22 +106,7 @@ func TestSluiceSystemsCarryTraffic(t *testing.T) {
 // Further agents join the same edge, each with a tunnel of its own that
 // carries a round trip, and the edge's memory reads split by backing.
 func TestSluiceAddAgentJoinsTheSameEdge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds sluice; skipped with -short")
-	}
-	bin := buildSluice(t)
-	tg, err := target.Start("127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	in, err := SluiceTLS(bin, nil).Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, StartOptions{Agents: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop()
+	ctx, in := startBuilt(t, SluiceTLS, StartOptions{Agents: 2})
 	probe := func(addr string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -146,25 +154,9 @@ func TestSluiceAddAgentJoinsTheSameEdge(t *testing.T) {
 // sluice-policy's HTTP tunnel asks for the credentials the harness's
 // clients send, refuses what its rules refuse, and serves the load.
 func TestSluicePolicyGuardsTheHTTPTunnel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds sluice; skipped with -short")
-	}
-	bin := buildSluice(t)
-	tg, err := target.Start("127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sys := SluicePolicy(bin, nil)
-	in, err := sys.Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, StartOptions{HTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop()
-	if in.HTTPAuth == "" || !strings.Contains(sys.Version(), "--basic-auth") {
-		t.Fatalf("sluice-policy gives its clients no credentials (%q) or does not say what it runs (%q)", in.HTTPAuth, sys.Version())
+	ctx, in := startBuilt(t, SluicePolicy, StartOptions{HTTP: true})
+	if v := SluicePolicy("", nil).Version(); in.HTTPAuth == "" || !strings.Contains(v, "--basic-auth") {
+		t.Fatalf("sluice-policy gives its clients no credentials (%q) or does not say what it runs (%q)", in.HTTPAuth, v)
 	}
 	_, port, _ := net.SplitHostPort(in.HTTPAddr)
 	host := net.JoinHostPort(in.HTTPHost, port)

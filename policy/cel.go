@@ -92,20 +92,31 @@ func (e *envs) forPhase(ph Phase) *cel.Env {
 	return e.conn
 }
 
+// condition is one compiled expression: its CEL program, and its Go form
+// when it has one (see cel_fast.go).
+type condition struct {
+	prg  cel.Program
+	fast fastCond
+}
+
 // compileCondition checks one expression: it must parse, use only the
 // phase's variables, and be a bool.
-func compileCondition(env *cel.Env, src string) (cel.Program, error) {
+func compileCondition(env *cel.Env, src string) (condition, error) {
 	if len(src) > maxExpression {
-		return nil, fmt.Errorf("expression is %d bytes, over the %d byte limit", len(src), maxExpression)
+		return condition{}, fmt.Errorf("expression is %d bytes, over the %d byte limit", len(src), maxExpression)
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, fmt.Errorf("expression %q: %s", src, strings.TrimSpace(iss.Err().Error()))
+		return condition{}, fmt.Errorf("expression %q: %s", src, strings.TrimSpace(iss.Err().Error()))
 	}
 	if ast.OutputType() != cel.BoolType {
-		return nil, fmt.Errorf("expression %q is a %s, not a bool", src, ast.OutputType())
+		return condition{}, fmt.Errorf("expression %q is a %s, not a bool", src, ast.OutputType())
 	}
-	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return condition{}, err
+	}
+	return condition{prg: prg, fast: fastCondition(ast)}, nil
 }
 
 // input is what conditions see. Maps are built only when a condition

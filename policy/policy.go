@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"time"
 
-
 	errpage "github.com/sluicehq/sluice/internal/page"
 )
 

@@ -200,13 +200,13 @@ func TestSessionRecvBatchesCredit(t *testing.T) {
 // arrives wakes whoever waits for it.
 func TestSessionSendCredit(t *testing.T) {
 	f := newSessionSend(100)
-	if got := f.take(60); got != 60 {
+	if got := f.take(60, 0); got != 60 {
 		t.Fatalf("take(60) = %d", got)
 	}
-	if got := f.take(60); got != 40 {
+	if got := f.take(60, 0); got != 40 {
 		t.Fatalf("take(60) with 40 left = %d", got)
 	}
-	if got := f.take(1); got != 0 {
+	if got := f.take(1, 0); got != 0 {
 		t.Fatalf("take with none left = %d", got)
 	}
 	ch := f.arrival()
@@ -589,5 +589,20 @@ func TestRecvWindowFirstDecisionAsWithProtocolWindow(t *testing.T) {
 	}
 	if bigWin < smallWin {
 		t.Fatalf("the first decision grew a 1 MiB window to %d, a 256 KiB one to %d", bigWin, smallWin)
+	}
+}
+
+// TestSessionSendFloor: a take with a floor leaves that much credit for
+// takes without one.
+func TestSessionSendFloor(t *testing.T) {
+	f := newSessionSend(100)
+	if got := f.take(80, 30); got != 70 {
+		t.Fatalf("take(80) above 30 of 100 = %d; want 70", got)
+	}
+	if got := f.take(10, 30); got != 0 {
+		t.Fatalf("take above the floor with only the floor left = %d; want 0", got)
+	}
+	if got := f.take(50, 0); got != 30 {
+		t.Fatalf("take without a floor = %d; want the 30 left", got)
 	}
 }

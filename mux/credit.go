@@ -39,14 +39,20 @@ const (
 	creditReserve = 64 << 10
 )
 
+// creditFloor is the session credit a write of want bytes must leave to
+// others.
+func creditFloor(want int64) int64 {
+	if want <= smallWrite {
+		return 0
+	}
+	return creditReserve
+}
+
 // takeCredit reserves up to want bytes of session credit, waiting for some
 // to be granted if none is left (for a large write: none above the
 // reserve).
 func (s *Session) takeCredit(want int64, st *Stream) (int64, error) {
-	floor := int64(creditReserve)
-	if want <= smallWrite {
-		floor = 0
-	}
+	floor := creditFloor(want)
 	for {
 		if n := s.send.take(want, floor); n > 0 {
 			return n, nil

@@ -40,19 +40,13 @@ func TestNewStreamOpensWhileBulkStreamsHoldTheSessionCredit(t *testing.T) {
 			}
 		}()
 	}
-	// Until the bulk writers have taken every byte above the reserve.
-	deadline := time.Now().Add(10 * time.Second)
-	for c.send.credit.Load() > creditReserve {
-		if time.Now().After(deadline) {
-			t.Fatalf("session credit still %d; the bulk streams did not use it up", c.send.credit.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	opened := make(chan error, 1)
-	go func() {
+	tstEventually(t, "the bulk writers to take every byte above the reserve", func() bool {
+		return c.send.credit.Load() <= creditReserve
+	})
+	opened := tstCall(func() error {
 		_, err := c.OpenStreamWith(context.Background(), []byte("stream header"))
-		opened <- err
-	}()
+		return err
+	})
 	select {
 	case err := <-opened:
 		if err != nil {

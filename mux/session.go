@@ -221,9 +221,11 @@ func (s *Session) OpenStreamWith(ctx context.Context, first []byte) (*Stream, er
 	}
 	// The OPEN waits in the control queue for the first DATA frame, which
 	// writes it through or queues itself and wakes the writer. A Write
-	// that would wait for session credit first must not hold the OPEN
-	// back meanwhile.
-	if len(first) == 0 || s.send.credit.Load() < int64(min(len(first), s.cfg.MaxFramePayload)) {
+	// that would wait for session credit first (a large one also for
+	// credit above the reserve it leaves to small ones) must not hold the
+	// OPEN back meanwhile.
+	need := int64(min(len(first), s.cfg.MaxFramePayload))
+	if len(first) == 0 || s.send.credit.Load() < need+creditFloor(need) {
 		s.signalWriter()
 	}
 	if _, err := st.Write(first); err != nil {

@@ -200,15 +200,11 @@ func TestSessionRecvBatchesCredit(t *testing.T) {
 // arrives wakes whoever waits for it.
 func TestSessionSendCredit(t *testing.T) {
 	f := newSessionSend(100)
-	if got := f.take(60, 0); got != 60 {
-		t.Fatalf("take(60) = %d", got)
-	}
-	if got := f.take(60, 0); got != 40 {
-		t.Fatalf("take(60) with 40 left = %d", got)
-	}
-	if got := f.take(1, 0); got != 0 {
-		t.Fatalf("take with none left = %d", got)
-	}
+	tstTakes(t, f, []tstTake{
+		{60, 0, 60, "take(60) of 100"},
+		{60, 0, 40, "take(60) with 40 left"},
+		{1, 0, 0, "take with none left"},
+	})
 	ch := f.arrival()
 	select {
 	case <-ch:
@@ -595,14 +591,25 @@ func TestRecvWindowFirstDecisionAsWithProtocolWindow(t *testing.T) {
 // TestSessionSendFloor: a take with a floor leaves that much credit for
 // takes without one.
 func TestSessionSendFloor(t *testing.T) {
-	f := newSessionSend(100)
-	if got := f.take(80, 30); got != 70 {
-		t.Fatalf("take(80) above 30 of 100 = %d; want 70", got)
-	}
-	if got := f.take(10, 30); got != 0 {
-		t.Fatalf("take above the floor with only the floor left = %d; want 0", got)
-	}
-	if got := f.take(50, 0); got != 30 {
-		t.Fatalf("take without a floor = %d; want the 30 left", got)
+	tstTakes(t, newSessionSend(100), []tstTake{
+		{80, 30, 70, "take(80) above a floor of 30 of 100"},
+		{10, 30, 0, "take above the floor with only the floor left"},
+		{50, 0, 30, "take without a floor, 30 left"},
+	})
+}
+
+// tstTake is one sessionSend.take and what it must return.
+type tstTake struct {
+	want, floor, got int64
+	what             string
+}
+
+// tstTakes makes the takes in order on f.
+func tstTakes(t *testing.T, f *sessionSend, takes []tstTake) {
+	t.Helper()
+	for _, tk := range takes {
+		if got := f.take(tk.want, tk.floor); got != tk.got {
+			t.Fatalf("%s = %d; want %d", tk.what, got, tk.got)
+		}
 	}
 }

@@ -25,8 +25,8 @@ type AdminFleet struct {
 	StreamsIn  map[string]uint64 `json:"streams_in"`
 	// StreamsOpen counts the streams open now on the links this edge
 	// dialed, by peer: busy and idle kept-alive ones together.
-	StreamsOpen map[string]int `json:"streams_open"`
-	Store      AdminFleetStore   `json:"store"`
+	StreamsOpen map[string]int  `json:"streams_open"`
+	Store       AdminFleetStore `json:"store"`
 }
 
 // AdminFleetMember is one edge whose membership is current.

@@ -66,11 +66,12 @@ func (r *Runner) runFleet(ctx context.Context, s systems.System, round int, tag 
 	var lat [2][2]int64 // own, fwd × P50, P99
 	for i, addr := range []string{own, fwd} {
 		c := r.Progress.Begin(fmt.Sprintf("%s HTTP 1 conn via edge %d", tag, i), 0, "requests")
-		_, h, _, err := load.HTTP(ctx, addr, host, 1, warm, secs(p.FleetSec), c)
+		res, err := load.HTTP(ctx, load.HTTPTarget{Addr: addr, Host: host}, 1, warm, secs(p.FleetSec), c)
 		if err != nil {
 			r.fail(tag+" latency", err)
 			return
 		}
+		h := res.Hist
 		lat[i] = [2]int64{h.ValueAtQuantile(50), h.ValueAtQuantile(99)}
 		r.Progress.End(fmt.Sprintf("P50 %d µs, P99 %d µs", lat[i][0], lat[i][1]))
 	}
@@ -82,11 +83,12 @@ func (r *Runner) runFleet(ctx context.Context, s systems.System, round int, tag 
 	var rps [2]float64
 	for i, addr := range []string{own, fwd} {
 		c := r.Progress.Begin(fmt.Sprintf("%s HTTP %d conns via edge %d", tag, p.FleetConns, i), 0, "requests")
-		v, _, failed, err := load.HTTP(ctx, addr, host, p.FleetConns, warm, secs(p.FleetSec), c)
+		res, err := load.HTTP(ctx, load.HTTPTarget{Addr: addr, Host: host}, p.FleetConns, warm, secs(p.FleetSec), c)
 		if err != nil {
 			r.fail(tag+" throughput", err)
 			return
 		}
+		v, failed := res.RPS, res.Failed
 		if failed > 0 {
 			r.note("%s via edge %d: %d requests failed", tag, i, failed)
 		}
@@ -219,7 +221,7 @@ const fleetLogins = 6
 func waitRouted(ctx context.Context, fl *systems.Fleet, addr, host string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		_, _, _, err := load.HTTP(ctx, addr, host, 1, 0, 50*time.Millisecond, nil)
+		_, err := load.HTTP(ctx, load.HTTPTarget{Addr: addr, Host: host}, 1, 0, 50*time.Millisecond, nil)
 		if err == nil {
 			return nil
 		}

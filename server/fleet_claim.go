@@ -30,11 +30,30 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	defer r.reserveKey(q.key)()
 	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
 	defer cancel()
+	// A key the fleet's copy (kept current by the watch) does not know is
+	// most likely new: it is created at once, and read from the store only
+	// when another edge turns out to have it, which saves a new name one
+	// of its two round trips.
+	if _, known := r.fleet.Lookup(q.key); !known {
+		res, raced, err := r.claimAgainst(ctx, q, presented, fleet.Lease{}, false)
+		if !raced {
+			return res, err
+		}
+	}
 	cur, err := r.fleet.Get(ctx, q.key)
 	found := err == nil
 	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
 		return claimed{}, fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)
 	}
+	res, _, err := r.claimAgainst(ctx, q, presented, cur, found)
+	return res, err
+}
+
+// claimAgainst decides q against cur, the fleet's record of the key
+// (absent when !found), and writes the outcome back if the record is still
+// cur. raced says the write lost to another edge's; the claim is then
+// refused as taken, and all it opened undone.
+func (r *registry) claimAgainst(ctx context.Context, q claimReq, presented string, cur fleet.Lease, found bool) (_ claimed, raced bool, _ error) {
 	r.mu.Lock()
 	res, l, servedHere, err := r.decideShared(q, presented, cur, found)
 	var rec leasestore.Record
@@ -45,7 +64,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	}
 	r.mu.Unlock()
 	if err != nil {
-		return claimed{}, err
+		return claimed{}, false, err
 	}
 	werr := r.writeShared(ctx, rec, cur, found)
 	r.mu.Lock()
@@ -57,13 +76,13 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 			r.unjoin(l.ep, q.t)
 		}
 		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
-			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
+			return claimed{}, true, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
 				OwnerName: rec.OwnerName, Since: r.now()}
 		}
-		return claimed{}, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
+		return claimed{}, false, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
 	}
 	r.leases[q.key] = l
-	return res, nil
+	return res, false, nil
 }
 
 // reserveKey makes this edge's claims of key run one at a time: it waits

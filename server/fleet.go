@@ -57,8 +57,14 @@ func (s *Server) openFleet() error {
 	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
 		OnEvent: func(ev fleet.Event) {
-			if ready.Load() && (ev.Kind == fleet.LeaseSet || ev.Kind == fleet.LeaseGone) {
+			if !ready.Load() {
+				return
+			}
+			switch ev.Kind {
+			case fleet.LeaseSet, fleet.LeaseGone:
 				f.syncPort(ev.Lease.Key)
+			case fleet.EdgeUp, fleet.EdgeDown:
+				f.tellAgentsFleet(ev)
 			}
 		},
 		Listen:        c.FleetListen,
@@ -70,7 +76,7 @@ func (s *Server) openFleet() error {
 		NATSCertFile:  c.NATSCertFile,
 		NATSKeyFile:   c.NATSKeyFile,
 		StateDir:      c.StateDir,
-		Info:          map[string]string{"agents": s.ctrlLn.Addr().String()},
+		Info:          map[string]string{infoAgents: agentAdvertise(s.ctrlLn.Addr(), c.FleetListen)},
 		Logger:        s.log,
 	})
 	if err != nil {

@@ -97,8 +97,8 @@ func (a *Agent) runSlot(ctx context.Context, slot int, firstUp func()) error {
 			a.book.free(slot, addr, delay)
 			continue
 		}
-		if !connected && !primary {
-			a.log.Info("session to one more edge of the fleet", "edge", addr)
+		if !primary || connected {
+			a.log.Info("edge session up", "edge", addr, "slot", slot)
 		}
 		connected = true
 		a.book.use(slot, addr, ls.edge)

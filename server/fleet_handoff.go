@@ -15,6 +15,12 @@ import (
 // hold in the store, so the other edges stop forwarding here, and the
 // work in flight here is all that is left to drain.
 
+// handOffHold is how long a handing-off edge keeps taking public traffic
+// (forwarding it) after its health check turned 503, at the least: a load
+// balancer that polls it about as often takes it out of rotation before
+// its listeners close, so no client reaches a closing socket.
+const handOffHold = time.Second
+
 // handOff waits until every key this edge serves is held by another edge
 // too, or until deadline or ctx, dropping this edge's hold on each key as
 // soon as another edge holds it. It returns at once when no other edge is
@@ -22,6 +28,7 @@ import (
 func (f *edgeFleet) handOff(ctx context.Context, deadline time.Time) {
 	start := time.Now()
 	released := map[string]bool{}
+	done := false
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
 	for {
@@ -43,11 +50,14 @@ func (f *edgeFleet) handOff(ctx context.Context, deadline time.Time) {
 			}
 			released[k] = true
 		}
-		if pending == 0 {
+		if pending == 0 && !done {
+			done = true
 			f.s.log.Info("fleet: every tunnel is served by another edge now", "tunnels", len(released), "took", time.Since(start).Round(time.Millisecond))
+		}
+		if done && (time.Since(start) >= handOffHold || time.Now().After(deadline)) {
 			return
 		}
-		if len(f.store.Members()) < 2 {
+		if !done && len(f.store.Members()) < 2 {
 			f.s.log.Info("fleet: no other edge to hand tunnels to", "tunnels", pending)
 			return
 		}
@@ -56,7 +66,7 @@ func (f *edgeFleet) handOff(ctx context.Context, deadline time.Time) {
 		case <-ctx.Done():
 			return
 		}
-		if time.Now().After(deadline) {
+		if !done && time.Now().After(deadline) {
 			f.s.log.Warn("fleet: some agents opened no session on another edge in time; their tunnels end with this edge", "tunnels", pending)
 			return
 		}

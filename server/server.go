@@ -229,6 +229,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		k.(*agentConn).sess.Close()
 		return true
 	})
+	s.reg.close()
 	s.closeFleet()
 	s.wg.Wait()
 	s.reg.store.Close()

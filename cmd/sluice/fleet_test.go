@@ -1,0 +1,498 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+// Process-level tests of a fleet: three real edges with the embedded
+// store, two real agents each keeping sessions to two of them, and a
+// client that spreads HTTP requests and TCP connections over all three
+// edges the way a load balancer does: it sends to the edges whose health
+// check answers 200, and a connection an edge refuses (nothing sent yet)
+// goes to the next edge. What may fail is what was in flight on an edge
+// when it died; a rolling restart must lose nothing.
+
+const fleetTestSecret = "process-fleet-secret-0123456789abcdef"
+
+// fleetEdge is one edge process and the addresses it serves.
+type fleetEdge struct {
+	i                   int
+	agents, http, fleet string
+	tcpHost             string // its own loopback address, for TCP ports
+	args                []string
+	p                   *proc
+	up                  atomic.Bool // in the load balancer's rotation
+}
+
+// fleetRig is the fleet, its agents and the load balancer's view.
+type fleetRig struct {
+	t       *testing.T
+	edges   []*fleetEdge
+	httpAg  *proc
+	tcpAg   *proc
+	tcpPort string
+	host    string // the HTTP tunnel's host
+}
+
+func startFleetRig(t *testing.T) *fleetRig {
+	if testing.Short() {
+		t.Skip("runs three edges and two agents as processes; skipped in -short mode")
+	}
+	r := &fleetRig{t: t, host: "fleetapp.localhost"}
+	joins := make([]string, 3)
+	for i := range 3 {
+		joins[i] = testutil.FreePortPair(t)
+	}
+	for i := range 3 {
+		e := &fleetEdge{i: i, agents: loopbackAddr(t), http: loopbackAddr(t), fleet: joins[i],
+			tcpHost: fmt.Sprintf("127.0.0.%d", 11+i)}
+		e.args = []string{"server", "--listen", e.agents, "--http", e.http, "--domain", "localhost", "--token", "T", "--insecure",
+			"--tcp-host", e.tcpHost, "--drain-timeout", "6s", "--state-dir", filepath.Join(t.TempDir(), "edge"),
+			"--fleet-listen", e.fleet, "--fleet-join", strings.Join(joins, ","), "--fleet-secret", fleetTestSecret}
+		r.edges = append(r.edges, e)
+	}
+	// The edges wait for a majority of the store's nodes: start together.
+	for _, e := range r.edges {
+		e.p = startProc(t, e.args...)
+	}
+	for _, e := range r.edges {
+		e.p.waitLine(`agents connect to`)
+	}
+	r.watchHealth()
+
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ms, _ := strconv.Atoi(req.URL.Query().Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		io.WriteString(w, "fleet ok "+req.URL.Query().Get("n"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+	echo := testutil.Serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, l); err != nil {
+				return
+			}
+		}
+	})
+	// Each agent is given one edge; it learns the others from it.
+	r.httpAg = startProc(t, "http", ln.Addr().String(), "--server", r.edges[0].agents, "--token", "T", "--insecure",
+		"--name", "fleetapp", "--inspect=false", "--log-requests=false")
+	r.httpAg.waitLine(`^Forwarding http://fleetapp\.localhost`)
+	r.tcpAg = startProc(t, "tcp", echo, "--server", r.edges[1].agents, "--token", "T", "--insecure")
+	r.tcpPort = r.tcpAg.waitLine(`^Forwarding tcp://\S+:(\d+) -> `)[1]
+	// Two sessions each: the second is on an edge the agent learned of.
+	r.httpAg.waitStderr(`edge session up.*slot=1`, 20*time.Second)
+	r.tcpAg.waitStderr(`edge session up.*slot=1`, 20*time.Second)
+	// Every edge serves both tunnels before the load starts.
+	for _, e := range r.edges {
+		eventually(t, 20*time.Second, fmt.Sprintf("edge %d to serve both tunnels", e.i), func() error {
+			if err := r.httpOnce(e, 0, "probe"); err != nil {
+				return err
+			}
+			return r.tcpOnce(e, 1)
+		})
+	}
+	return r
+}
+
+// watchHealth polls every edge's health check, as a load balancer does,
+// until the test ends.
+func (r *fleetRig) watchHealth() {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	r.t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	hc := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, e := range r.edges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := hc.Get("http://" + e.http + "/_sluice/healthz")
+				ok := err == nil && resp.StatusCode == http.StatusOK
+				if err == nil {
+					resp.Body.Close()
+				}
+				e.up.Store(ok)
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	for _, e := range r.edges {
+		eventually(r.t, 20*time.Second, fmt.Sprintf("edge %d's health check", e.i), func() error {
+			if !e.up.Load() {
+				return fmt.Errorf("edge %d is not healthy", e.i)
+			}
+			return nil
+		})
+	}
+}
+
+// errRefused marks a connection the edge refused before anything was sent:
+// a load balancer sends it to another edge.
+type errRefused struct{ error }
+
+func dialEdge(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil, errRefused{err}
+	}
+	return c, nil
+}
+
+// httpOnce sends one request for the tunnel through edge e, on a fresh
+// connection.
+func (r *fleetRig) httpOnce(e *fleetEdge, ms int, n string) error {
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return dialEdge(e.http)
+	}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	resp, err := hc.Get(fmt.Sprintf("http://%s/?ms=%d&n=%s", r.host, ms, n))
+	if err != nil {
+		if re, ok := asRefused(err); ok {
+			return re
+		}
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "fleet ok "+n {
+		return fmt.Errorf("%d %q", resp.StatusCode, b)
+	}
+	return nil
+}
+
+func asRefused(err error) (errRefused, bool) {
+	for e := err; e != nil; {
+		if re, ok := e.(errRefused); ok {
+			return re, true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	return errRefused{}, false
+}
+
+// tcpOnce opens a TCP connection to the tunnel's port on edge e and
+// echoes rounds lines over it, 100 ms apart.
+func (r *fleetRig) tcpOnce(e *fleetEdge, rounds int) error {
+	c, err := dialEdge(net.JoinHostPort(e.tcpHost, r.tcpPort))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range rounds {
+		if i > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		line := fmt.Sprintf("line %d\n", i)
+		if _, err := io.WriteString(c, line); err != nil {
+			return err
+		}
+		got, err := br.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("round %d: %w", i, err)
+		}
+		if got != line {
+			return fmt.Errorf("round %d: echoed %q", i, got)
+		}
+	}
+	return nil
+}
+
+// outcome is one request or connection of the load.
+type outcome struct {
+	kind       string // "http" or "tcp"
+	edge       int
+	start, end time.Time
+	err        error
+}
+
+// load runs HTTP and TCP clients over the edges in rotation until stop,
+// and returns every failure.
+type load struct {
+	mu       sync.Mutex
+	failed   []outcome
+	ok       atomic.Int64
+	retried  atomic.Int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	lastEdge atomic.Int64
+}
+
+func (r *fleetRig) startLoad(httpWorkers, tcpWorkers int) *load {
+	l := &load{stop: make(chan struct{})}
+	n := atomic.Int64{}
+	run := func(kind string, do func(e *fleetEdge) error) {
+		defer l.wg.Done()
+		for {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			// The next edge in rotation that is up; a refused
+			// connection goes to the one after it.
+			var err error
+			var e *fleetEdge
+			start := time.Now()
+			for try := 0; try < 6; try++ {
+				e = r.nextUp(l)
+				if e == nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				err = do(e)
+				if _, refused := asRefused(err); !refused {
+					break
+				}
+				l.retried.Add(1)
+			}
+			if e == nil {
+				continue
+			}
+			if err != nil {
+				l.mu.Lock()
+				l.failed = append(l.failed, outcome{kind: kind, edge: e.i, start: start, end: time.Now(), err: err})
+				l.mu.Unlock()
+			} else {
+				l.ok.Add(1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for range httpWorkers {
+		l.wg.Add(1)
+		go run("http", func(e *fleetEdge) error {
+			return r.httpOnce(e, 50, strconv.FormatInt(n.Add(1), 10))
+		})
+	}
+	for range tcpWorkers {
+		l.wg.Add(1)
+		go run("tcp", func(e *fleetEdge) error { return r.tcpOnce(e, 4) })
+	}
+	return l
+}
+
+func (r *fleetRig) nextUp(l *load) *fleetEdge {
+	for range len(r.edges) {
+		e := r.edges[int(l.lastEdge.Add(1))%len(r.edges)]
+		if e.up.Load() {
+			return e
+		}
+	}
+	return nil
+}
+
+func (l *load) end() []outcome {
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
+func (l *load) failures() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.failed)
+}
+
+func describe(out []outcome, t0 time.Time) string {
+	var b strings.Builder
+	for _, o := range out {
+		fmt.Fprintf(&b, "\n  %s via edge %d, %v..%v after the event: %v", o.kind, o.edge,
+			o.start.Sub(t0).Round(time.Millisecond), o.end.Sub(t0).Round(time.Millisecond), o.err)
+	}
+	return b.String()
+}
+
+// TestFleetProcessKill9: kill -9 of an edge that holds sessions of both
+// agents, under steady HTTP and TCP load over all three edges. Only what
+// was in flight on that edge may fail; every tunnel is served again on
+// every other edge, and each agent is back on two edges, within a second.
+func TestFleetProcessKill9(t *testing.T) {
+	r := startFleetRig(t)
+	l := r.startLoad(4, 3)
+	time.Sleep(time.Second)
+	if n := l.failures(); n > 0 {
+		t.Fatalf("%d failures before the kill:%s", n, describe(l.end(), time.Now()))
+	}
+	// Edge 1 holds a session of both agents: the HTTP agent was given
+	// edge 0 and learned edge 1, the TCP agent was given edge 1.
+	victim := r.edges[1]
+	killed := time.Now()
+	victim.p.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim.p.done
+
+	// Served again: every tunnel through every surviving edge.
+	var served time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, e := range []*fleetEdge{r.edges[0], r.edges[2]} {
+		for _, kind := range []string{"http", "tcp"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(killed) < 20*time.Second {
+					var err error
+					if kind == "http" {
+						err = r.httpOnce(e, 0, "after")
+					} else {
+						err = r.tcpOnce(e, 1)
+					}
+					if err == nil {
+						mu.Lock()
+						served = max(served, time.Since(killed))
+						mu.Unlock()
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				t.Errorf("%s through edge %d was not served again within 20 s", kind, e.i)
+			}()
+		}
+	}
+	wg.Wait()
+	// Back on two edges: each agent replaced its session to edge 1.
+	back := time.Duration(0)
+	for _, ag := range []*proc{r.httpAg, r.tcpAg} {
+		d := waitStderrAfter(t, ag, regexp.QuoteMeta("edge="+r.edges[2].agents)+"|"+regexp.QuoteMeta("edge="+r.edges[0].agents), killed, 20*time.Second)
+		back = max(back, d)
+	}
+	time.Sleep(time.Second)
+	failed := l.end()
+	t.Logf("kill -9: every tunnel served again through every other edge %v after the kill; agents back on two edges after %v; %d requests and connections ok, %d failed, %d refused connections sent to another edge",
+		served.Round(time.Millisecond), back.Round(time.Millisecond), l.ok.Load(), len(failed), l.retried.Load())
+	for _, o := range failed {
+		// In flight at the kill: started before it, on any edge (a
+		// forwarded request crosses to the dead edge's sessions).
+		if !o.start.Before(killed) {
+			t.Errorf("a %s started %v after the kill failed:%s", o.kind, o.start.Sub(killed).Round(time.Millisecond), describe([]outcome{o}, killed))
+		}
+	}
+	if served > time.Second {
+		t.Errorf("tunnels were served again %v after the kill; want within 1 s", served)
+	}
+	if back > time.Second {
+		t.Errorf("agents were back on two edges %v after the kill; want within 1 s", back)
+	}
+	if l.ok.Load() == 0 {
+		t.Fatal("no request succeeded")
+	}
+}
+
+// waitStderrAfter waits until a line matching re appears in p's stderr
+// that was not there at since, and returns how long after since it was
+// first seen.
+func waitStderrAfter(t *testing.T, p *proc, re string, since time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	rx := regexp.MustCompile(`edge session up.*(` + re + `)`)
+	before := len(p.stderr.String())
+	_ = before
+	deadline := time.Now().Add(within)
+	for {
+		all := p.stderr.String()
+		for _, line := range strings.Split(all, "\n") {
+			if !rx.MatchString(line) {
+				continue
+			}
+			if at, ok := logTime(line); ok && !at.Before(since) {
+				return at.Sub(since)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v logged no new session matching %q within %v; stderr:\n%s", p.cmd.Args, re, within, all)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// logTime reads the time= field of a text log line.
+func logTime(line string) (time.Time, bool) {
+	m := regexp.MustCompile(`time=(\S+)`).FindStringSubmatch(line)
+	if m == nil {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, m[1])
+	return at, err == nil
+}
+
+// TestFleetProcessRollingRestart: each edge in turn gets SIGTERM, exits,
+// and starts again, under steady HTTP and TCP load over all three edges:
+// no request fails and no TCP connection is reset.
+func TestFleetProcessRollingRestart(t *testing.T) {
+	r := startFleetRig(t)
+	l := r.startLoad(4, 3)
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	for _, e := range r.edges {
+		stopped := time.Now()
+		e.p.cmd.Process.Signal(syscall.SIGTERM)
+		if code := e.p.wait(); code != 0 {
+			t.Fatalf("edge %d exited %d on SIGTERM; stderr:\n%s", e.i, code, e.p.stderr.String())
+		}
+		t.Logf("edge %d drained and exited in %v", e.i, time.Since(stopped).Round(time.Millisecond))
+		e.p = startProc(t, e.args...)
+		e.p.waitLine(`agents connect to`)
+		eventually(t, 20*time.Second, fmt.Sprintf("edge %d back in rotation", e.i), func() error {
+			if !e.up.Load() {
+				return fmt.Errorf("edge %d is not healthy yet", e.i)
+			}
+			return r.httpOnce(e, 0, "probe")
+		})
+		// Let the load run through the restarted edge before the next.
+		time.Sleep(time.Second)
+	}
+	failed := l.end()
+	t.Logf("rolling restart: %d requests and connections ok, %d failed, %d refused connections sent to another edge",
+		l.ok.Load(), len(failed), l.retried.Load())
+	if len(failed) > 0 {
+		t.Errorf("%d requests or connections failed during the rolling restart:%s", len(failed), describe(failed, t0))
+	}
+	for _, ag := range []*proc{r.httpAg, r.tcpAg} {
+		select {
+		case <-ag.done:
+			t.Errorf("%v exited (%d) during the rolling restart; stderr:\n%s", ag.cmd.Args, ag.code, ag.stderr.String())
+		default:
+		}
+	}
+	_ = os.Getpid
+}

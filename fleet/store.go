@@ -751,6 +751,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.stop)
+	s.handLeadership()
 	if s.edges != nil && s.edgeRev.Load() != 0 {
 		// Leaving is a courtesy that saves the others EdgeTTL; a store
 		// that does not answer at once is not waited for.
@@ -761,6 +762,41 @@ func (s *Store) Close() error {
 	s.shutdown()
 	s.wg.Wait()
 	return nil
+}
+
+// handLeadership asks the buckets this edge's node leads to elect another
+// leader before the node stops. A leader that just vanishes is replaced
+// only after an election timeout of several seconds, during which no
+// claim can be written; one that steps down is replaced in milliseconds.
+func (s *Store) handLeadership() {
+	if s.node == nil || s.js == nil {
+		return
+	}
+	self := s.node.srv.Name()
+	for _, bucket := range []string{leaseBucket, edgeBucket} {
+		stream := "KV_" + bucket
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := s.js.Stream(ctx, stream)
+		if err == nil {
+			info := st.CachedInfo()
+			if info.Cluster != nil && info.Cluster.Leader == self {
+				// Any node passes the request to the stream's leader:
+				// only the leader itself may send it.
+				_, err = s.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil)
+				for err == nil && ctx.Err() == nil {
+					info, ierr := st.Info(ctx)
+					if ierr == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != self {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Debug("fleet: handing the store's leadership to another node failed", "bucket", bucket, "err", err)
+		}
+	}
 }
 
 func (s *Store) shutdown() {

@@ -100,6 +100,9 @@ func New(cfg Config) (*Server, error) {
 		s.closeFleet()
 		return nil, err
 	}
+	if s.fleet != nil {
+		s.fleet.ready() // mirrors of leased ports look the registry up
+	}
 	if cfg.HTTPListener != nil {
 		s.httpLn = s.acceptProxy(cfg.HTTPListener)
 		s.initHTTP()

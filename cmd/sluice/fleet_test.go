@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -56,12 +55,34 @@ func startFleetRig(t *testing.T) *fleetRig {
 		t.Skip("runs three edges and two agents as processes; skipped in -short mode")
 	}
 	r := &fleetRig{t: t, host: "fleetapp.localhost"}
+	// Every port distinct, the store's route ports (fleet port + 1)
+	// included: a free port drawn twice would make an edge fail to start.
+	taken := map[string]bool{}
+	draw := func(pair bool) string {
+		for {
+			a := loopbackAddr(t)
+			if pair {
+				a = testutil.FreePortPair(t)
+			}
+			_, p, _ := net.SplitHostPort(a)
+			n, _ := strconv.Atoi(p)
+			next := strconv.Itoa(n + 1)
+			if taken[p] || (pair && taken[next]) {
+				continue
+			}
+			taken[p] = true
+			if pair {
+				taken[next] = true
+			}
+			return a
+		}
+	}
 	joins := make([]string, 3)
 	for i := range 3 {
-		joins[i] = testutil.FreePortPair(t)
+		joins[i] = draw(true)
 	}
 	for i := range 3 {
-		e := &fleetEdge{i: i, agents: loopbackAddr(t), http: loopbackAddr(t), fleet: joins[i],
+		e := &fleetEdge{i: i, agents: draw(false), http: draw(false), fleet: joins[i],
 			tcpHost: fmt.Sprintf("127.0.0.%d", 11+i)}
 		e.args = []string{"server", "--listen", e.agents, "--http", e.http, "--domain", "localhost", "--token", "T", "--insecure",
 			"--tcp-host", e.tcpHost, "--drain-timeout", "6s", "--state-dir", filepath.Join(t.TempDir(), "edge"),
@@ -425,8 +446,6 @@ func TestFleetProcessKill9(t *testing.T) {
 func waitStderrAfter(t *testing.T, p *proc, re string, since time.Time, within time.Duration) time.Duration {
 	t.Helper()
 	rx := regexp.MustCompile(`edge session up.*(` + re + `)`)
-	before := len(p.stderr.String())
-	_ = before
 	deadline := time.Now().Add(within)
 	for {
 		all := p.stderr.String()
@@ -494,5 +513,4 @@ func TestFleetProcessRollingRestart(t *testing.T) {
 		default:
 		}
 	}
-	_ = os.Getpid
 }

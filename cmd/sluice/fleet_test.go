@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,9 +377,7 @@ func TestFleetProcessKill9(t *testing.T) {
 	if n := l.failures(); n > 0 {
 		t.Fatalf("%d failures before the kill:%s", n, describe(l.end(), time.Now()))
 	}
-	// Edge 1 holds a session of both agents: the HTTP agent was given
-	// edge 0 and learned edge 1, the TCP agent was given edge 1.
-	victim := r.edges[1]
+	victim := r.sharedEdge()
 	killed := time.Now()
 	victim.p.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.p.done
@@ -387,7 +386,13 @@ func TestFleetProcessKill9(t *testing.T) {
 	var served time.Duration
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, e := range []*fleetEdge{r.edges[0], r.edges[2]} {
+	var others []*fleetEdge
+	for _, e := range r.edges {
+		if e != victim {
+			others = append(others, e)
+		}
+	}
+	for _, e := range others {
 		for _, kind := range []string{"http", "tcp"} {
 			wg.Add(1)
 			go func() {
@@ -415,7 +420,7 @@ func TestFleetProcessKill9(t *testing.T) {
 	// Back on two edges: each agent replaced its session to edge 1.
 	back := time.Duration(0)
 	for _, ag := range []*proc{r.httpAg, r.tcpAg} {
-		d := waitStderrAfter(t, ag, regexp.QuoteMeta("edge="+r.edges[2].agents)+"|"+regexp.QuoteMeta("edge="+r.edges[0].agents), killed, 20*time.Second)
+		d := waitStderrAfter(t, ag, regexp.QuoteMeta("edge="+others[0].agents)+"|"+regexp.QuoteMeta("edge="+others[1].agents), killed, 20*time.Second)
 		back = max(back, d)
 	}
 	time.Sleep(time.Second)
@@ -438,6 +443,30 @@ func TestFleetProcessKill9(t *testing.T) {
 	if l.ok.Load() == 0 {
 		t.Fatal("no request succeeded")
 	}
+}
+
+// sharedEdge is an edge both agents hold a session to. The HTTP agent was
+// given edge 0 and the TCP agent edge 1; each learned its second edge from
+// the fleet, so one of the three is always shared.
+func (r *fleetRig) sharedEdge() *fleetEdge {
+	r.t.Helper()
+	second := func(p *proc) string {
+		m := regexp.MustCompile(`edge session up" edge=(\S+) slot=1`).FindStringSubmatch(p.stderr.String())
+		if m == nil {
+			r.t.Fatalf("%v logged no second session; stderr:\n%s", p.cmd.Args, p.stderr.String())
+		}
+		return m[1]
+	}
+	httpOn := []string{r.edges[0].agents, second(r.httpAg)}
+	tcpOn := []string{r.edges[1].agents, second(r.tcpAg)}
+	for _, e := range r.edges {
+		if slices.Contains(httpOn, e.agents) && slices.Contains(tcpOn, e.agents) {
+			r.t.Logf("edge %d holds a session of both agents (HTTP agent on %v, TCP agent on %v)", e.i, httpOn, tcpOn)
+			return e
+		}
+	}
+	r.t.Fatalf("no edge holds a session of both agents: HTTP agent on %v, TCP agent on %v", httpOn, tcpOn)
+	return nil
 }
 
 // waitStderrAfter waits until a line matching re appears in p's stderr

@@ -16,6 +16,10 @@ import (
 // its session until its work in flight is done, while the slot opens a
 // replacement elsewhere.
 
+// refusedAvoid is how long an edge that refused a session beside the
+// primary one is left alone.
+const refusedAvoid = time.Minute
+
 // runSlots runs every slot until ctx ends or one fails for good.
 func (a *Agent) runSlots(ctx context.Context) error {
 	rctx, stop := context.WithCancel(ctx)
@@ -81,8 +85,16 @@ func (a *Agent) runSlot(ctx context.Context, slot int, firstUp func()) error {
 				return nil
 			}
 			a.connectFailed(err)
-			if fatal(err) {
+			if fatal(err) && primary {
 				return classify(addr, err)
+			}
+			if fatal(err) {
+				// Another edge refusing what the first one granted (a port
+				// it cannot bind, say) leaves the agent on the edges it
+				// has; that edge is tried again much later.
+				a.log.Warn("another edge of the fleet refused this agent's tunnels; serving from the edges it has", "edge", addr, "err", err)
+				a.book.free(slot, addr, refusedAvoid)
+				continue
 			}
 			delay := bo.Next()
 			if primary && !connected && a.cfg.FirstConnectTimeout > 0 {
@@ -145,7 +157,7 @@ func (a *Agent) runSlot(ctx context.Context, slot int, firstUp func()) error {
 		if primary {
 			a.setLive(nil)
 		}
-		if err := ls.fatal(); err != nil {
+		if err := ls.fatal(); err != nil && primary {
 			return err
 		}
 		if time.Since(began) >= a.cfg.StableAfter {

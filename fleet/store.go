@@ -66,6 +66,10 @@ type Member struct {
 	Link    string            `json:"link"`
 	Info    map[string]string `json:"info,omitempty"`
 	Started time.Time         `json:"started"`
+	// Leaving is set once the edge started to stop: it takes no new
+	// agents, and the others forward to it only when no other edge holds
+	// a lease.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // EventKind says what changed.
@@ -110,7 +114,9 @@ type Store struct {
 
 	leases, edges jetstream.KeyValue
 	edgeRev       atomic.Uint64
+	selfMu        sync.Mutex // guards member, which Leaving changes
 	member        Member
+	renewNow      chan struct{}
 
 	mu      sync.RWMutex
 	cache   map[string]Lease
@@ -156,6 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		gone:     map[string]bool{},
 		stop:     make(chan struct{}),
 		sweepNow: make(chan struct{}, 1),
+		renewNow: make(chan struct{}, 1),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	var err error
@@ -270,7 +277,9 @@ func (s *Store) openOnce(ctx context.Context) error {
 		}
 	}
 	if s.edgeRev.Load() == 0 {
+		s.selfMu.Lock()
 		s.member = Member{ID: s.id, Name: s.cfg.Name, Link: s.cfg.Advertise, Info: s.cfg.Info, Started: time.Now().UTC()}
+		s.selfMu.Unlock()
 		if err := s.register(octx); err != nil {
 			return err
 		}
@@ -314,7 +323,7 @@ func (s *Store) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 
 // register writes this edge's membership, which expires unless renewed.
 func (s *Store) register(ctx context.Context) error {
-	data, _ := json.Marshal(s.member)
+	data := s.memberJSON()
 	rev, err := s.edges.Create(ctx, s.id, data, jetstream.KeyTTL(s.cfg.EdgeTTL))
 	if err != nil {
 		return err
@@ -327,7 +336,30 @@ func (s *Store) register(ctx context.Context) error {
 func (s *Store) ID() string { return s.id }
 
 // Self is this edge's membership record.
-func (s *Store) Self() Member { return s.member }
+func (s *Store) Self() Member {
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	return s.member
+}
+
+func (s *Store) memberJSON() []byte {
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	data, _ := json.Marshal(s.member)
+	return data
+}
+
+// Leaving marks this edge's membership as leaving, and tells the fleet at
+// once rather than at the next renewal.
+func (s *Store) Leaving() {
+	s.selfMu.Lock()
+	s.member.Leaving = true
+	s.selfMu.Unlock()
+	select {
+	case s.renewNow <- struct{}{}:
+	default:
+	}
+}
 
 // Members lists the edges whose membership is current, this one included.
 func (s *Store) Members() []Member {
@@ -687,6 +719,7 @@ func (s *Store) heartbeat() {
 	for {
 		select {
 		case <-t.C:
+		case <-s.renewNow:
 		case <-s.stop:
 			return
 		}
@@ -702,7 +735,7 @@ func (s *Store) heartbeat() {
 }
 
 func (s *Store) renew() error {
-	data, _ := json.Marshal(s.member)
+	data := s.memberJSON()
 	var rev uint64
 	err := s.op(s.life, func(ctx context.Context) error {
 		ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + edgeBucket + "." + s.id, Data: data},

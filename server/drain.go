@@ -34,6 +34,7 @@ func (s *Server) drain(timeout time.Duration) {
 		// Agents move first, while this edge still takes public traffic:
 		// it hands them to other edges (see handOff) with at most half
 		// the drain, and drains what is left in flight with the rest.
+		s.fleet.store.Leaving()
 		s.sessions.Range(func(k, _ any) bool {
 			k.(*agentConn).sess.GoAway()
 			return true

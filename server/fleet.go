@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,7 +234,8 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 	return true
 }
 
-// peersHolding lists the other edges that hold l, as members.
+// peersHolding lists the other edges that hold l, as members, those that
+// are leaving last: their sessions are moving away.
 func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 	var out []fleet.Member
 	for _, id := range l.Holders {
@@ -244,6 +246,15 @@ func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 			out = append(out, m)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b fleet.Member) int {
+		switch {
+		case a.Leaving == b.Leaving:
+			return 0
+		case a.Leaving:
+			return 1
+		}
+		return -1
+	})
 	return out
 }
 

@@ -43,8 +43,8 @@ func (f *edgeFleet) edges() []control.Edge {
 	var out []control.Edge
 	for _, m := range f.store.Members() {
 		addr := m.Info[infoAgents]
-		if addr == "" {
-			continue // an edge whose agent address is unknown
+		if addr == "" || (m.Leaving && m.ID != self) {
+			continue // an edge whose agent address is unknown, or stopping
 		}
 		out = append(out, control.Edge{ID: m.ID, Addr: addr})
 	}

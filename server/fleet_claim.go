@@ -116,7 +116,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 // waits for the store before it is granted from the record: a store whose
 // leader died elects another in seconds, and an agent moving off that
 // dead edge must be back well within one.
-const vouchedStoreWait = 500 * time.Millisecond
+const vouchedStoreWait = 250 * time.Millisecond
 
 // storeError is a claim that failed because the fleet's store did not
 // answer: the agent may try again.

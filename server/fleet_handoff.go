@@ -23,8 +23,8 @@ const handOffHold = time.Second
 
 // handOff waits until every key this edge serves is held by another edge
 // too, or until deadline or ctx, dropping this edge's hold on each key as
-// soon as another edge holds it. It returns at once when no other edge is
-// a member: there is no one to hand to.
+// soon as another edge holds it. It returns at once when every other edge
+// is leaving too, or gone: there is no one to hand to.
 func (f *edgeFleet) handOff(ctx context.Context, deadline time.Time) {
 	start := time.Now()
 	released := map[string]bool{}
@@ -57,7 +57,7 @@ func (f *edgeFleet) handOff(ctx context.Context, deadline time.Time) {
 		if done && (time.Since(start) >= handOffHold || time.Now().After(deadline)) {
 			return
 		}
-		if !done && len(f.store.Members()) < 2 {
+		if !done && !f.othersStay() {
 			f.s.log.Info("fleet: no other edge to hand tunnels to", "tunnels", pending)
 			return
 		}
@@ -71,6 +71,17 @@ func (f *edgeFleet) handOff(ctx context.Context, deadline time.Time) {
 			return
 		}
 	}
+}
+
+// othersStay reports whether another edge is a member and not leaving
+// too: one the agents can move to.
+func (f *edgeFleet) othersStay() bool {
+	for _, m := range f.store.Members() {
+		if m.ID != f.store.ID() && !m.Leaving {
+			return true
+		}
+	}
+	return false
 }
 
 // peerServes reports whether another edge holds key: it has a session to

@@ -98,6 +98,19 @@ func startFleetRig(t *testing.T) *fleetRig {
 		e.p.waitLine(`agents connect to`)
 	}
 	r.watchHealth()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, e := range r.edges {
+			t.Logf("edge %d (agents %s) stderr:\n%s", e.i, e.agents, e.p.stderr.String())
+		}
+		for _, p := range []*proc{r.httpAg, r.tcpAg} {
+			if p != nil {
+				t.Logf("%v stderr:\n%s", p.cmd.Args, p.stderr.String())
+			}
+		}
+	})
 
 	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ms, _ := strconv.Atoi(req.URL.Query().Get("ms"))

@@ -17,9 +17,27 @@ import (
 // it is, its secrets), and the outcome is written back with
 // compare-and-set against the version the decision read. Of two edges
 // deciding on one key at once, one write lands; the other edge undoes what
-// it opened and refuses the claim as taken. The registry's lock is held
+// it opened and decides again on the record it reads then, which refuses
+// a rival's claim as taken and lets the same agent in on one more edge. The registry's lock is held
 // across the write, so claims on one edge are decided one at a time.
 func (r *registry) claimShared(q claimReq) (claimed, error) {
+	for attempt := 0; ; attempt++ {
+		res, err, raced := r.claimSharedOnce(q)
+		if !raced || attempt == maxClaimRaces {
+			return res, err
+		}
+	}
+}
+
+// maxClaimRaces bounds how often a claim is decided again after another
+// edge changed the key's record between its read and its write: a change
+// of holders (an agent moving between edges) is no rival, and the claim
+// read again is decided on what it finds.
+const maxClaimRaces = 4
+
+// claimSharedOnce is one decision and write of claimShared; raced reports
+// a write that lost to another edge's, after which the claim was undone.
+func (r *registry) claimSharedOnce(q claimReq) (_ claimed, _ error, raced bool) {
 	presented := hashSecret(q.secret)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -41,12 +59,12 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		err = nil
 	}
 	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
-		return claimed{}, &storeError{fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)}
+		return claimed{}, &storeError{fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)}, false
 	}
 	var rec leasestore.Record
 	if found {
 		if rec, err = fleetRecord(cur); err != nil {
-			return claimed{}, err
+			return claimed{}, err, false
 		}
 	}
 	now := r.now()
@@ -77,7 +95,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	case found && r.grace > 0 && now.Before(rec.LastSeen.Add(r.grace)):
 		l = &lease{rec: rec, until: rec.LastSeen.Add(r.grace)}
 		if !l.has(presented) && parseOwner(rec.Owner) != q.owner {
-			return claimed{}, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
+			return claimed{}, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}, false
 		}
 		err = r.openLease(l, q, presented, &res)
 		res.reused = true
@@ -87,7 +105,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		err = r.openLease(l, q, "", &res)
 	}
 	if err != nil {
-		return claimed{}, err
+		return claimed{}, err, false
 	}
 	l.rec.Connected = true
 	werr := r.writeShared(ctx, l.rec, cur, found)
@@ -104,12 +122,12 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		}
 		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
 			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
-				OwnerName: l.rec.OwnerName, Since: now}
+				OwnerName: l.rec.OwnerName, Since: now}, true
 		}
-		return claimed{}, &storeError{fmt.Errorf("the fleet's store did not take the claim: %w", werr)}
+		return claimed{}, &storeError{fmt.Errorf("the fleet's store did not take the claim: %w", werr)}, false
 	}
 	r.leases[q.key] = l
-	return res, nil
+	return res, nil, false
 }
 
 // vouchedStoreWait is how long a claim the fleet's record already grants

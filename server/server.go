@@ -76,8 +76,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
 	// Sign-in sessions of the traffic policy survive an agent's reconnect
-	// (the key is the edge's), not an edge restart.
-	_, _ = rand.Read(s.policyKey[:])
+	// (the key is the edge's) and, with a state directory, a restart.
+	if s.policyKey, err = loadPolicyKey(cfg.StateDir); err != nil {
+		return nil, configErr("StateDir", "%v", err)
+	}
 	s.policy.Store(cfg.Policy)
 	s.auth.Store(auth)
 	lim := cfg.Limits

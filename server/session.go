@@ -70,6 +70,9 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+	// opened counts the streams ever opened to the agent for this tunnel:
+	// a request the policy refused must leave it as it was.
+	opened atomic.Uint64
 
 	// policy is the tunnel's compiled traffic policy (the edge's, the
 	// owner's and the agent's rules), nil when it has none; a reload
@@ -113,6 +116,7 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string, first []byte
 		release()
 		return nil, nil, err
 	}
+	t.opened.Add(1)
 	return st, release, nil
 }
 

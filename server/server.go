@@ -76,8 +76,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
 	// Sign-in sessions of the traffic policy survive an agent's reconnect
-	// (the key is the edge's) and, with a state directory, a restart.
-	if s.policyKey, err = loadPolicyKey(cfg.StateDir); err != nil {
+	// (the key is the edge's) and, with a state directory or a fleet, a
+	// restart; in a fleet every edge opens them.
+	if s.policyKey, err = policySessionKey(cfg.FleetSecret, cfg.StateDir); err != nil {
 		return nil, configErr("StateDir", "%v", err)
 	}
 	s.policy.Store(cfg.Policy)

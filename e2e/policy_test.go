@@ -863,3 +863,49 @@ func TestPolicyDeniedRequestsOpenNoStream(t *testing.T) {
 		t.Fatalf("an admitted request opened %g streams, want 1", n)
 	}
 }
+
+// TestPolicyOIDCSessionOpensOnEveryFleetEdge: edges of one fleet derive
+// the key that seals sign-in cookies from the fleet secret, so a visitor
+// who signed in through one edge is let through by another that holds its
+// own session to the agent, with no second sign-in.
+func TestPolicyOIDCSessionOpensOnEveryFleetEdge(t *testing.T) {
+	edges := startFleet(t, 2)
+	public, idp, tunnel, seen := ssoApp(t, edges[0].HTTPAddr().String())
+	startAgentWith(t, agent.Config{Server: edges[0].Addr().String(), Sessions: 2}, tunnel)
+	// Both edges serve the tunnel from sessions of their own, so the
+	// second one judges the cookie itself rather than passing the request on.
+	deadline := time.Now().Add(10 * time.Second)
+	for edges[1].Stats().Sessions != 1 || edges[1].Stats().Hostnames != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second edge has %+v after 10 s, want the agent's second session", edges[1].Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	alice := localBrowser(t)
+	if code, body := idp.SignIn(t, alice, public+"/dashboard", oidctest.Alice, oidctest.AlicePassword); code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("signing in through the first edge: %d %s", code, body)
+	}
+	// The next request goes to the second edge at the same address, as a
+	// load balancer in front of the fleet would send it; the cookie is the
+	// one the first edge sealed for this host.
+	second := edges[1].HTTPAddr().String()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, second)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	alice = &http.Client{Jar: alice.Jar, Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	before := seen.Load()
+	resp, err := alice.Get(public + "/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "hello "+oidctest.AliceEmail {
+		t.Fatalf("the second edge answered %d %q (Location %q), want the signed-in visitor let through", resp.StatusCode, b, resp.Header.Get("Location"))
+	}
+	if seen.Load() != before+1 {
+		t.Fatalf("the app saw %d requests from the second edge, want 1", seen.Load()-before)
+	}
+}

@@ -17,7 +17,8 @@ import (
 // it is, its secrets), and the outcome is written back with
 // compare-and-set against the version the decision read. Of two edges
 // deciding on one key at once, one write lands; the other edge undoes what
-// it opened and refuses the claim as taken.
+// it opened and decides again on the record it reads then, which refuses
+// a rival's claim as taken and lets the same agent in on one more edge.
 //
 // The store's round trips (the read, the write) run outside the registry's
 // lock, so claims of different keys on one edge overlap: a claim reserves
@@ -26,34 +27,56 @@ import (
 // under the lock again. One name keeps one owner: across edges by the
 // compare-and-set, on this edge by the reservation.
 func (r *registry) claimShared(q claimReq) (claimed, error) {
-	presented := hashSecret(q.secret)
 	defer r.reserveKey(q.key)()
-	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
-	defer cancel()
 	// A key the fleet's copy (kept current by the watch) does not know is
-	// most likely new: it is created at once, and read from the store only
-	// when another edge turns out to have it, which saves a new name one
-	// of its two round trips.
-	if _, known := r.fleet.Lookup(q.key); !known {
-		res, raced, err := r.claimAgainst(ctx, q, presented, fleet.Lease{}, false)
-		if !raced {
+	// most likely new: the first attempt creates it without reading it,
+	// which saves a new name one of its two store round trips; a create
+	// that finds the key taken reads it and decides again.
+	_, known := r.fleet.Lookup(q.key)
+	for attempt := 0; ; attempt++ {
+		res, err, raced := r.claimSharedOnce(q, attempt == 0 && !known)
+		if !raced || attempt == maxClaimRaces {
 			return res, err
 		}
 	}
-	cur, err := r.fleet.Get(ctx, q.key)
-	found := err == nil
-	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
-		return claimed{}, fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)
-	}
-	res, _, err := r.claimAgainst(ctx, q, presented, cur, found)
-	return res, err
 }
 
-// claimAgainst decides q against cur, the fleet's record of the key
-// (absent when !found), and writes the outcome back if the record is still
-// cur. raced says the write lost to another edge's; the claim is then
-// refused as taken, and all it opened undone.
-func (r *registry) claimAgainst(ctx context.Context, q claimReq, presented string, cur fleet.Lease, found bool) (_ claimed, raced bool, _ error) {
+// maxClaimRaces bounds how often a claim is decided again after another
+// edge changed the key's record between its read and its write: a change
+// of holders (an agent moving between edges) is no rival, and the claim
+// read again is decided on what it finds.
+const maxClaimRaces = 4
+
+// claimSharedOnce is one decision and write of claimShared, on the record
+// read from the store, or on none when assumeNew; raced reports a write
+// that lost to another edge's, after which the claim was undone.
+func (r *registry) claimSharedOnce(q claimReq, assumeNew bool) (_ claimed, _ error, raced bool) {
+	presented := hashSecret(q.secret)
+	// A lease the fleet's record already gives this agent (vouched) does
+	// not wait long for a store that is electing a leader: the agent
+	// moving to this edge is granted what is its own from the record
+	// known here, and the store learns this edge holds it when it answers.
+	vouched := r.leaseValidShared(q.key, q.secret, q.owner)
+	wait := fleet.DefaultOpTimeout
+	if vouched {
+		wait = vouchedStoreWait
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var cur fleet.Lease
+	found := false
+	if !assumeNew {
+		var err error
+		cur, err = r.fleet.Get(ctx, q.key)
+		found = err == nil
+		if err != nil && vouched && !errors.Is(err, fleet.ErrNotFound) {
+			cur, found = r.fleet.Lookup(q.key)
+			err = nil
+		}
+		if err != nil && !errors.Is(err, fleet.ErrNotFound) {
+			return claimed{}, &storeError{fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)}, false
+		}
+	}
 	r.mu.Lock()
 	res, l, servedHere, err := r.decideShared(q, presented, cur, found)
 	var rec leasestore.Record
@@ -64,9 +87,16 @@ func (r *registry) claimAgainst(ctx context.Context, q claimReq, presented strin
 	}
 	r.mu.Unlock()
 	if err != nil {
-		return claimed{}, false, err
+		return claimed{}, err, false
 	}
 	werr := r.writeShared(ctx, rec, cur, found)
+	if werr != nil && vouched && !errors.Is(werr, fleet.ErrTaken) && !errors.Is(werr, fleet.ErrConflict) {
+		r.onErr(fmt.Errorf("the fleet's store did not answer in %v; serving %s from the lease known here and recording it when the store answers: %w", wait, q.key, werr))
+		// Started before the commit below, which its first look (after
+		// a delay) finds done.
+		r.holdLater(q.key, l)
+		werr = nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if werr != nil {
@@ -76,13 +106,53 @@ func (r *registry) claimAgainst(ctx context.Context, q claimReq, presented strin
 			r.unjoin(l.ep, q.t)
 		}
 		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
-			return claimed{}, true, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
-				OwnerName: rec.OwnerName, Since: r.now()}
+			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
+				OwnerName: rec.OwnerName, Since: r.now()}, true
 		}
-		return claimed{}, false, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
+		return claimed{}, &storeError{fmt.Errorf("the fleet's store did not take the claim: %w", werr)}, false
 	}
 	r.leases[q.key] = l
-	return res, false, nil
+	return res, nil, false
+}
+
+// vouchedStoreWait is how long a claim the fleet's record already grants
+// waits for the store before it is granted from the record: a store whose
+// leader died elects another in seconds, and an agent moving off that
+// dead edge must be back well within one.
+const vouchedStoreWait = 250 * time.Millisecond
+
+// storeError is a claim that failed because the fleet's store did not
+// answer: the agent may try again.
+type storeError struct{ error }
+
+func (e *storeError) Unwrap() error { return e.error }
+
+// holdLater records in the store that this edge holds key, once the store
+// answers, while l is still served here.
+func (r *registry) holdLater(key string, l *lease) {
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+			select {
+			case <-time.After(delay):
+			case <-r.quit:
+				return
+			}
+			r.mu.Lock()
+			live := r.leases[key] == l && l.ep != nil
+			r.mu.Unlock()
+			if !live {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+			_, err := r.fleet.Hold(ctx, key)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	}()
 }
 
 // reserveKey makes this edge's claims of key run one at a time: it waits

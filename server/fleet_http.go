@@ -149,6 +149,9 @@ func isFleetHeader(k string) bool {
 func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host string) bool {
 	lc := linkOf(r)
 	if lc != nil && lc.pooled {
+		if ep, ok := f.s.reg.host(host); ok && ep.size() > 0 {
+			return false // a draining edge serves what it was sent itself
+		}
 		w.Header().Set(fleetRefusedHeader, "no-session")
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusMisdirectedRequest)

@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,10 +19,31 @@ import (
 // a state directory it is drawn at start and sessions end with the process.
 // Replacing or deleting the file rotates it: cookies sealed with the old key
 // no longer open, and their visitors are sent to sign in again.
+//
+// An edge in a fleet derives the key from the fleet's secret instead, so
+// every edge opens a cookie any of them sealed: a visitor signed in through
+// one edge stays signed in when a load balancer or DNS sends the next
+// request to another, or when that edge is replaced. Changing the fleet
+// secret rotates it.
 
 // policyKeyFile is the key's file in the state directory: 32 random bytes,
 // hex-encoded, on one line.
 const policyKeyFile = "policy-session.key"
+
+// policySessionKey is the edge's key: the fleet's when it has a fleet
+// secret, else the one kept in its state directory.
+func policySessionKey(fleetSecret, stateDir string) ([32]byte, error) {
+	if fleetSecret == "" {
+		return loadPolicyKey(stateDir)
+	}
+	var key [32]byte
+	b, err := hkdf.Key(sha256.New, []byte(fleetSecret), nil, "sluice sign-in sessions", len(key))
+	if err != nil {
+		return key, fmt.Errorf("derive the sign-in session key from the fleet secret: %w", err)
+	}
+	copy(key[:], b)
+	return key, nil
+}
 
 // loadPolicyKey returns the key kept in dir, making it on first use.
 func loadPolicyKey(dir string) (key [32]byte, err error) {

@@ -56,3 +56,34 @@ func TestPolicyKeyRefusesAMalformedFile(t *testing.T) {
 		t.Fatalf("an edge with a malformed key file: %v; want a StateDir error", err)
 	}
 }
+
+// Edges of one fleet share the key, whatever their state directories;
+// another fleet secret gives another key, and no key file is written.
+func TestFleetEdgesShareThePolicyKey(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	ka, err := policySessionKey("fleet secret one", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := policySessionKey("fleet secret one", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := policySessionKey("fleet secret two", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := policySessionKey("", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ka != kb || ka == ([32]byte{}) {
+		t.Fatalf("two edges of one fleet derived %x and %x", ka, kb)
+	}
+	if other == ka || own == ka {
+		t.Fatal("another fleet secret, or no fleet, gave the fleet's key")
+	}
+	if _, err := os.Stat(filepath.Join(b, policyKeyFile)); err == nil {
+		t.Fatal("a fleet edge wrote a key file it does not use")
+	}
+}

@@ -35,8 +35,11 @@ type agentConn struct {
 	// software is what the agent's Hello says it is ("sluice-agent/v1.2.3"),
 	// for the admin listing and the logs.
 	software string
-	rulep    atomic.Pointer[rule] // the token's rule; replaced on reload
-	log      *slog.Logger
+	// fleetAware is set when the agent's Hello asked for the fleet's
+	// edges: it may be sent Fleet messages.
+	fleetAware bool
+	rulep      atomic.Pointer[rule] // the token's rule; replaced on reload
+	log        *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
 
@@ -288,7 +291,10 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	ac.rulep.Store(r)
 	ac.owner = r.owner
 	ac.software = printable(hello.Software, maxSoftware)
-	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
+	ac.fleetAware = hello.Fleet
+	w := control.Welcome{Version: control.Version, Software: Software, Session: ac.id}
+	s.welcomeFleet(&w, hello.Fleet)
+	return false, control.WriteMessage(ac.ctrl, w)
 }
 
 // maxSoftware bounds the agent's self-description kept for the listing.

@@ -95,11 +95,13 @@ func StartFleet(ctx context.Context, s System, env Env, opt FleetOptions) (*Flee
 }
 
 // StartHTTPAgent starts `sluice http` for env's target HTTP service on edge
-// i, under target.HTTPHostName.
+// i only, under target.HTTPHostName.
 func (fl *Fleet) StartHTTPAgent(env Env, i int) error {
 	_, tport, _ := net.SplitHostPort(env.TargetHTTP)
 	args := []string{"http", tport, "--server", fl.Agents[i], "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost"),
-		"--log-requests=false", "--inspect=false", "--log-level", "error", "--insecure"}
+		"--log-requests=false", "--inspect=false", "--log-level", "error", "--insecure",
+		// One session: the other edges must forward to it.
+		"--sessions", "1"}
 	p, err := proc.Start("sluice http agent", false, env.Dir, fl.bin, args, nil)
 	if err != nil {
 		return err

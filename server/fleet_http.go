@@ -175,8 +175,7 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 		if r.ProtoMajor == 1 && r.Body != http.NoBody {
 			http.NewResponseController(w).EnableFullDuplex()
 		}
-		ctx := context.WithValue(r.Context(), peerPoolKey{}, peerPool{f.pool(peers[0]), peers[0].ID, f})
-		f.proxy.ServeHTTP(w, r.WithContext(ctx))
+		f.proxyVia(w, r, peers)
 		return true
 	}
 	if lc == nil && f.handOver(w, r, host, peers) {
@@ -314,11 +313,21 @@ func (f *edgeFleet) forwardFast(w http.ResponseWriter, r *http.Request, m fleet.
 	return true, nil
 }
 
-// peerPool is the pool a request with a body goes through, and to whom.
+// proxyVia sends a request the fast path does not take to the first of
+// peers, through the proxy; proxyError sends a bodiless one on to the next
+// when that edge cannot serve it.
+func (f *edgeFleet) proxyVia(w http.ResponseWriter, r *http.Request, peers []fleet.Member) {
+	ctx := context.WithValue(r.Context(), peerPoolKey{}, peerPool{f.pool(peers[0]), peers[0].ID, f, peers[1:]})
+	f.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// peerPool is the pool a request with a body goes through, to whom, and
+// the edges left to try.
 type peerPool struct {
 	p    *h1.Pool
 	peer string
 	f    *edgeFleet
+	rest []fleet.Member
 }
 
 // peerRoundTripper sends a proxied request through its peer's pool.
@@ -338,6 +347,12 @@ func (peerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (f *edgeFleet) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return
+	}
+	// Nothing of a bodiless request was used up: the next edge that holds
+	// the tunnel may serve it.
+	if pp, ok := r.Context().Value(peerPoolKey{}).(peerPool); ok && len(pp.rest) > 0 && (r.Body == nil || r.Body == http.NoBody) {
+		f.proxyVia(w, r, pp.rest)
 		return
 	}
 	if errors.Is(err, errNoSessionThere) {

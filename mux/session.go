@@ -104,6 +104,7 @@ type Session struct {
 	goAwaySent atomic.Bool
 	refusing   atomic.Bool // RefuseStreams was called
 	goAwayRecv atomic.Bool
+	goAwayCh   chan struct{} // closed when the peer's first GOAWAY arrives
 	remoteCode atomic.Uint32 // error code of the peer's GOAWAY, if any
 
 	done      chan struct{}
@@ -162,6 +163,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		send:     newSessionSend(frame.InitialSessionWindow),
 		lim:      windowLimits{initial: int64(cfg.InitialStreamWindow), max: int64(cfg.MaxStreamWindow)},
 		done:     make(chan struct{}),
+		goAwayCh: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		start:    time.Now(),
 		pings:    make(map[uint64]chan time.Duration),
@@ -369,6 +371,11 @@ func (s *Session) GoAway() error {
 	return nil
 }
 
+// GoingAway is closed when the peer sends GOAWAY: it opens no new stream
+// and will end the session once its streams finish. A client that can
+// reach another server opens a session there without waiting for the end.
+func (s *Session) GoingAway() <-chan struct{} { return s.goAwayCh }
+
 // fail ends the session with err (the first call wins).
 func (s *Session) fail(err error) {
 	s.closeOnce.Do(func() {
@@ -512,8 +519,10 @@ func (s *Session) handle(h frame.Header) error {
 	case frame.TypePong:
 		s.handlePong(h.Value)
 	case frame.TypeGoAway:
-		s.goAwayRecv.Store(true)
 		s.remoteCode.Store(uint32(h.Value))
+		if !s.goAwayRecv.Swap(true) {
+			close(s.goAwayCh)
+		}
 	case frame.TypeSettings:
 		return s.handleSettings(h)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,8 +58,14 @@ func (s *Server) openFleet() error {
 	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
 		OnEvent: func(ev fleet.Event) {
-			if ready.Load() && (ev.Kind == fleet.LeaseSet || ev.Kind == fleet.LeaseGone) {
+			if !ready.Load() {
+				return
+			}
+			switch ev.Kind {
+			case fleet.LeaseSet, fleet.LeaseGone:
 				f.syncPort(ev.Lease.Key)
+			case fleet.EdgeUp, fleet.EdgeDown:
+				f.tellAgentsFleet(ev)
 			}
 		},
 		Listen:        c.FleetListen,
@@ -70,7 +77,7 @@ func (s *Server) openFleet() error {
 		NATSCertFile:  c.NATSCertFile,
 		NATSKeyFile:   c.NATSKeyFile,
 		StateDir:      c.StateDir,
-		Info:          map[string]string{"agents": s.ctrlLn.Addr().String()},
+		Info:          map[string]string{infoAgents: agentAdvertise(s.ctrlLn.Addr(), c.FleetListen)},
 		Logger:        s.log,
 	})
 	if err != nil {
@@ -227,7 +234,8 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 	return true
 }
 
-// peersHolding lists the other edges that hold l, as members.
+// peersHolding lists the other edges that hold l, as members, those that
+// are leaving last: their sessions are moving away.
 func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 	var out []fleet.Member
 	for _, id := range l.Holders {
@@ -238,6 +246,15 @@ func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 			out = append(out, m)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b fleet.Member) int {
+		switch {
+		case a.Leaving == b.Leaving:
+			return 0
+		case a.Leaving:
+			return 1
+		}
+		return -1
+	})
 	return out
 }
 

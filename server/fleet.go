@@ -199,6 +199,8 @@ func (f *edgeFleet) accept(from string, h fleet.Header) (func(net.Conn), error) 
 		}, nil
 	case fleet.KindTCP:
 		return f.acceptTCP(h)
+	case fleet.KindUDP:
+		return f.acceptUDP(h)
 	}
 	return nil, fmt.Errorf("this edge does not take forwarded %d streams", h.Kind)
 }

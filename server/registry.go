@@ -124,6 +124,15 @@ func (r *registry) port(port int) (*endpoint, bool) {
 	return v.(*endpoint), true
 }
 
+// udpPort returns the endpoint for a UDP port.
+func (r *registry) udpPort(port int) (*endpoint, bool) {
+	v, ok := r.udp.Load(port)
+	if !ok {
+		return nil, false
+	}
+	return v.(*endpoint), true
+}
+
 // Reserved reports whether host is unrouted but leased to the agent that
 // held it: its tunnel is offline and may come back.
 func (r *registry) isReserved(host string) bool {

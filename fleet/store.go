@@ -109,6 +109,7 @@ type Store struct {
 	js   jetstream.JetStream
 
 	leases, edges jetstream.KeyValue
+	more          buckets // opened on first use
 	edgeRev       atomic.Uint64
 	member        Member
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/fleet"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/relay"
@@ -41,7 +42,8 @@ type edgeFleet struct {
 
 	ready   func() // called once the registry is open: events start
 	mu      sync.Mutex
-	mirrors map[string]*mirror // TCP port key → its mirror listener
+	mirrors map[string]*mirror // TCP and UDP port key → its mirror
+	owners  ownerLocks         // serializes each owner's count writes
 	closing bool
 }
 
@@ -57,7 +59,13 @@ func (s *Server) openFleet() error {
 	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
 		OnEvent: func(ev fleet.Event) {
-			if ready.Load() && (ev.Kind == fleet.LeaseSet || ev.Kind == fleet.LeaseGone) {
+			if !ready.Load() {
+				return
+			}
+			if ev.Kind == fleet.LeaseSet {
+				f.takenOver(ev.Lease)
+			}
+			if ev.Kind == fleet.LeaseSet || ev.Kind == fleet.LeaseGone {
 				f.syncPort(ev.Lease.Key)
 			}
 		},
@@ -155,6 +163,27 @@ func fleetConfigErr(err error) error {
 		field = "Fleet" + field
 	}
 	return &cfgerr.Error{Pkg: "server", Field: field, Reason: ce.Reason, Err: ce.Err}
+}
+
+// takenOver tells the agents of a lease an agent on another edge took over
+// that they lost it, and lets the endpoint go.
+func (f *edgeFleet) takenOver(l fleet.Lease) {
+	ep, members := f.s.reg.takenOver(l)
+	if ep == nil {
+		return
+	}
+	if ep.ln != nil {
+		ep.ln.Close()
+	}
+	if ep.udp != nil {
+		ep.udp.close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+	f.store.Release(ctx, l.Key) // forget the hold, so a rejoin does not take it back
+	cancel()
+	for _, t := range members {
+		t.ac.revoke(control.CodeTakenOver, fmt.Sprintf("%s was taken over by an agent on another edge of the fleet (same owner, asked to take it over)", t.url))
+	}
 }
 
 // serve runs the server of forwarded HTTP connections until close.

@@ -38,6 +38,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	}
 	now := r.now()
 	var res claimed
+	sole := false // a takeover: this edge becomes the only holder
 	l := r.leases[q.key]
 	servedHere := l != nil && l.ep != nil
 	heldElsewhere := found && slices.ContainsFunc(cur.Holders, func(id string) bool { return id != r.fleet.ID() })
@@ -47,6 +48,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 			l.rec.Secrets = rec.Secrets // pooled agents on other edges add theirs
 		}
 		err = r.joinLive(l, q, presented, &res)
+		sole = q.takeover && len(res.replaced) > 0
 	case heldElsewhere:
 		l = &lease{rec: rec}
 		sameOwner := parseOwner(rec.Owner) == q.owner
@@ -57,6 +59,12 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 			res.reused = true
 		case q.pool && rec.Pooled && sameOwner:
 			err = r.openLease(l, q, "", &res)
+		case q.takeover && sameOwner:
+			// The edges that served it learn of it from the record
+			// (takenOver) and tell their agents.
+			l.rec.Secrets = nil
+			err = r.openLease(l, q, "", &res)
+			sole = true
 		default:
 			err = &heldError{Key: q.key, Remote: "another edge of the fleet", OwnerName: rec.OwnerName, Since: rec.Since,
 				SameOwner: sameOwner, Pooled: rec.Pooled}
@@ -77,7 +85,8 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		return claimed{}, err
 	}
 	l.rec.Connected = true
-	if werr := r.writeShared(ctx, l.rec, cur, found); werr != nil {
+	rev, werr := r.writeShared(ctx, l.rec, cur, found, sole)
+	if werr != nil {
 		if !servedHere {
 			r.unopen(l.ep)
 		} else {
@@ -89,31 +98,68 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		}
 		return claimed{}, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
 	}
+	l.rev = rev
 	r.leases[q.key] = l
 	return res, nil
 }
 
 // writeShared writes rec as the fleet's lease, held by this edge, if the
-// fleet's record is still cur (absent when !found).
-func (r *registry) writeShared(ctx context.Context, rec leasestore.Record, cur fleet.Lease, found bool) error {
+// fleet's record is still cur (absent when !found); sole makes this edge
+// its only holder. It returns the revision written.
+func (r *registry) writeShared(ctx context.Context, rec leasestore.Record, cur fleet.Lease, found, sole bool) (uint64, error) {
 	rec.Secrets = slices.Clone(rec.Secrets)
 	rec.Connected, rec.LastSeen = false, time.Time{} // the fleet's holders say these
 	value, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var l fleet.Lease
 	if !found {
-		_, err = r.fleet.Claim(ctx, rec.Key, value, true)
-		return err
+		l, err = r.fleet.Claim(ctx, rec.Key, value, true)
+		return l.Revision, err
 	}
 	next := cur
 	next.Value = value
-	if !next.Held(r.fleet.ID()) {
+	switch {
+	case sole:
+		next.Holders = []string{r.fleet.ID()}
+	case !next.Held(r.fleet.ID()):
 		next.Holders = append(slices.Clone(next.Holders), r.fleet.ID())
 	}
 	next.Released = time.Time{}
-	_, err = r.fleet.Update(ctx, next)
-	return err
+	l, err = r.fleet.Update(ctx, next)
+	return l.Revision, err
+}
+
+// takenOver ends this edge's part in a lease an agent on another edge took
+// over: the fleet's record, newer than what this edge wrote, no longer
+// lists it as a holder, and none of the secrets its agents hold is left in
+// it. The endpoint is unrouted here and returned with the members it had,
+// whose agents the caller tells, as on one edge. Nil when l is no such
+// change.
+func (r *registry) takenOver(fl fleet.Lease) (*endpoint, []*tunnel) {
+	if fl.Held(r.fleet.ID()) {
+		return nil, nil
+	}
+	rec, err := fleetRecord(fl)
+	if err != nil {
+		return nil, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.leases[fl.Key]
+	if l == nil || l.ep == nil || fl.Revision <= l.rev || slices.ContainsFunc(l.rec.Secrets, func(h string) bool { return slices.Contains(rec.Secrets, h) }) {
+		return nil, nil
+	}
+	ep := l.ep
+	ep.mu.Lock()
+	members := ep.members
+	ep.members = nil
+	ep.mu.Unlock()
+	m, k := r.routes(ep)
+	m.CompareAndDelete(k, ep)
+	delete(r.leases, fl.Key) // the fleet's record is the lease now
+	return ep, members
 }
 
 // unopen undoes openLease for a claim that lost its race (r.mu held).

@@ -25,6 +25,7 @@ type lease struct {
 	rec   leasestore.Record
 	ep    *endpoint
 	until time.Time // when offline: the end of the grace
+	rev   uint64    // in a fleet: the store's revision this edge last wrote
 }
 
 func (l *lease) has(secretHash string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -213,4 +215,89 @@ func TestFleetMaxTunnelsCountsEveryEdge(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A TCP port taken over on another edge: the old edge lets the port go and
+// mirrors it, forwarding its connections to the new holder's edge.
+func TestFleetTakeoverOfATCPPortAcrossEdges(t *testing.T) {
+	edges, _ := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
+		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
+	})
+	port := testutil.FreePort(t)
+	oldLocal, newLocal := prefixEcho(t, "old:"), prefixEcho(t, "new:")
+	old := runFleetAgent(t, edges[0], token, agent.Tunnel{Kind: control.KindTCP, RemotePort: port, Local: oldLocal})
+	if ce := old.outcome(t); ce != nil {
+		t.Fatalf("the first agent was refused: %v", ce)
+	}
+	taker := runFleetAgent(t, edges[1], token, agent.Tunnel{Kind: control.KindTCP, RemotePort: port, Local: newLocal, Takeover: true})
+	if ce := taker.outcome(t); ce != nil {
+		t.Fatalf("the takeover was refused: %v", ce)
+	}
+	select {
+	case err := <-old.done:
+		var ce *control.Error
+		if !errors.As(err, &ce) || ce.Code != control.CodeTakenOver {
+			t.Fatalf("the old holder ended with %v, want %s", err, control.CodeTakenOver)
+		}
+		old.done <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old holder was not told within 10 s")
+	}
+	for i := range edges {
+		addr := "127.0.0." + strconv.Itoa(i+1) + ":" + strconv.Itoa(port)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := askTCP(addr, "x")
+			if err == nil && got == "new:x" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edge %d (%s): %v; want the new holder's answer", i, addr, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// prefixEcho is a local TCP service that answers what it reads, prefixed.
+func prefixEcho(t *testing.T, prefix string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 256)
+				n, err := c.Read(b)
+				if err == nil {
+					c.Write(append([]byte(prefix), b[:n]...))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// askTCP sends msg to addr and returns the first answer.
+func askTCP(addr, msg string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return "", err
+	}
+	b := make([]byte, 256)
+	n, err := c.Read(b)
+	return string(b[:n]), err
 }

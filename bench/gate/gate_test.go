@@ -11,19 +11,19 @@ import (
 	"github.com/sluicehq/sluice/bench/results/resultstest"
 )
 
-func gateResults(up, down, p999 float64, mem float64) *results.Results {
-	return gateResultsWAN(up, down, p999, mem, 90)
+func gateResults(up, down, p99 float64, mem float64) *results.Results {
+	return gateResultsWAN(up, down, p99, mem, 90)
 }
 
-func gateResultsWAN(up, down, p999, mem, wan float64) *results.Results {
+func gateResultsWAN(up, down, p99, mem, wan float64) *results.Results {
 	return resultstest.Synthetic(map[string]map[string]float64{
-		results.MUpload:          {plan.Direct: 1000, plan.Sluice: up},
-		results.MDownload:        {plan.Direct: 1000, plan.Sluice: down},
-		results.MLatP999:         {plan.Direct: 100, plan.Sluice: p999},
+		results.MUpload:          {plan.Direct: 2000, plan.Relay: 1000, plan.Sluice: up},
+		results.MDownload:        {plan.Direct: 2000, plan.Relay: 1000, plan.Sluice: down},
+		results.MLatP99:          {plan.Direct: 30, plan.Relay: 100, plan.Sluice: p99},
 		results.MemPerConn(1000): {plan.Sluice: mem},
 		results.WANMetric(GateWAN, results.WANUpload):   {plan.Direct: 95, plan.Sluice: wan},
 		results.WANMetric(GateWAN, results.WANDownload): {plan.Direct: 95, plan.Sluice: wan},
-	}, plan.Direct, plan.Sluice)
+	}, plan.Direct, plan.Relay, plan.Sluice)
 }
 
 func TestCompare(t *testing.T) {
@@ -37,9 +37,9 @@ func TestCompare(t *testing.T) {
 		failures []string
 	}{
 		{"same figures pass", gateResults(500, 600, 200, 10), nil},
-		{"noise within tolerance passes", gateResults(300, 350, 550, 14), nil},
+		{"noise within tolerance passes", gateResults(300, 350, 380, 14), nil},
 		{"halved throughput fails", gateResults(240, 600, 200, 10), []string{results.MUpload}},
-		{"tail latency 4.5x fails", gateResults(500, 600, 900, 10), []string{results.MLatP999}},
+		{"round trip P99 2.5x fails", gateResults(500, 600, 500, 10), []string{results.MLatP99}},
 		{"memory up 60% fails", gateResults(500, 600, 200, 16), []string{results.MemPerConn(1000)}},
 		{"a WAN window that stops growing fails", gateResultsWAN(500, 600, 200, 10, 5), []string{results.WANMetric(GateWAN, results.WANUpload), results.WANMetric(GateWAN, results.WANDownload)}},
 	}

@@ -178,8 +178,9 @@ func Preset(name string) (Params, error) {
 		p.WANLoadedMaxSec = 3
 		if name == "gate" {
 			// Only what the gate compares, with more rounds and samples so
-			// the median P99.9 (10 slowest of 10,000) is steadier.
-			p.Systems = []string{Direct, Sluice}
+			// the round trip's tail is steadier. The relay is the yardstick
+			// the loopback figures divide by (see bench/gate).
+			p.Systems = []string{Direct, Relay, Sluice}
 			p.Scenarios = []string{Throughput, Latency, Memory, WAN}
 			p.MemoryAgents = 0
 			// The WAN case only moves data: a window that stops growing

@@ -72,7 +72,7 @@ const methodText = `- **Same load, same target, same conditions.** One load gene
 const runningText = "| command | what it does |\n|---|---|\n" +
 	"| `make bench` | every scenario, every system present plus the relay yardstick, 3 rounds; writes bench/results.json, this file and bench/charts (10 min 22 s on 2 cores here, peers not installed) |\n" +
 	"| `make bench-quick` | the same on smaller sizes and one WAN link (1 min 57 s here, peers not installed); writes bench/out/quick.json |\n" +
-	"| `make bench-gate` | CI regression gate: direct and sluice only, compares sluice/direct throughput on loopback and across a 50 ms, 100 MB/s link, P99.9 and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
+	"| `make bench-gate` | CI regression gate: direct, relay and sluice only, compares sluice/relay throughput and P99 round trip on loopback, sluice/direct throughput across a 50 ms, 100 MB/s link, and memory per connection with bench/baseline.json; fails naming the metric, the baseline and the measured value |\n" +
 	"| `make bench-docker` | the runner in containers (docker-compose.bench.yml, docs/DOCKER.md); writes bench/out/docker.json and the Docker section below |\n" +
 	"| `go run ./cmd/sluice-bench capacity -conns N -tunnels T -mbps X` | edge size (RAM, cores) from the measured figures in bench/results.json, printing the figures it used |\n" +
 	"| `scripts/profile-sluice.sh [MiB]` | CPU and context switches per MiB and the hottest functions of sluice's edge and agent (perf) |\n" +

@@ -33,6 +33,14 @@ func startFleet(t *testing.T, n int) []*server.Server {
 
 func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) ([]*server.Server, []*prometheus.Registry) {
 	t.Helper()
+	srvs, regs, _ := startFleetStoppable(t, n, mod)
+	return srvs, regs
+}
+
+// startFleetStoppable is startFleetWithMetrics with a function per edge
+// that stops it and waits until it has.
+func startFleetStoppable(t *testing.T, n int, mod func(int, *server.Config)) ([]*server.Server, []*prometheus.Registry, []func()) {
+	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = testutil.FreePortPair(t)
@@ -64,22 +72,35 @@ func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) (
 			t.Fatalf("edge %d: %v", i, err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var done sync.WaitGroup
-	for _, s := range srvs {
-		done.Add(1)
+	stops := make([]func(), n)
+	for i, s := range srvs {
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan struct{})
 		go func() {
-			defer done.Done()
+			defer close(ended)
 			if err := s.Serve(ctx); err != nil {
 				t.Errorf("Serve: %v", err)
 			}
 		}()
+		stops[i] = func() {
+			cancel()
+			<-ended
+		}
 	}
 	t.Cleanup(func() {
-		cancel()
-		done.Wait()
+		// Together, as a fleet shut down at once: one by one, the last
+		// would wait for a store that lost its majority.
+		var wg sync.WaitGroup
+		for _, stop := range stops {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stop()
+			}()
+		}
+		wg.Wait()
 	})
-	return srvs, regs
+	return srvs, regs, stops
 }
 
 // A request that lands on an edge with no session to the tunnel's agent is

@@ -12,6 +12,10 @@ import (
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
+// errStoreDown means the fleet's store does not answer: the edge serves
+// what it knows and grants nothing new until it does.
+var errStoreDown = errors.New("the fleet's store does not answer")
+
 // claimShared is claim in a fleet. The rules are the same; what they are
 // applied to is the fleet's record of the key (which edge serves it, whose
 // it is, its secrets), and the outcome is written back with
@@ -28,7 +32,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	cur, err := r.fleet.Get(ctx, q.key)
 	found := err == nil
 	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
-		return claimed{}, fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)
+		return claimed{}, fmt.Errorf("%w, so no new name or port can be granted now (the agent retries): %v", errStoreDown, err)
 	}
 	var rec leasestore.Record
 	if found {
@@ -96,7 +100,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
 				OwnerName: l.rec.OwnerName, Since: now}
 		}
-		return claimed{}, fmt.Errorf("the fleet's store did not take the claim: %w", werr)
+		return claimed{}, fmt.Errorf("%w: it did not take the claim (the agent retries): %v", errStoreDown, werr)
 	}
 	l.rev = rev
 	r.leases[q.key] = l

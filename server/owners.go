@@ -44,7 +44,7 @@ func (s *Server) reserveTunnel(ac *agentConn) error {
 	if errors.Is(err, fleet.ErrOverLimit) {
 		return errTunnelLimit
 	}
-	return fmt.Errorf("the fleet's store does not answer, so the owner's tunnels cannot be counted: %w", err)
+	return fmt.Errorf("%w, so the owner's tunnels cannot be counted (the agent retries): %v", errStoreDown, err)
 }
 
 func (s *Server) countTunnel(o ownerID, delta int) {

@@ -19,6 +19,9 @@ func claimError(ref uint32, code string, err error) *control.Error {
 	if errors.As(err, &held) || errors.As(err, &res) {
 		return regError(ref, code, "%v", err)
 	}
+	if errors.Is(err, errStoreDown) {
+		return regError(ref, control.CodeInternal, "%v", err)
+	}
 	return regError(ref, control.CodePortTaken, "%v", err)
 }
 

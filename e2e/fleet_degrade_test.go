@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -52,16 +53,25 @@ func TestFleetStoreLostKeepsServingWhatIsKnown(t *testing.T) {
 		t.Fatalf("a known tunnel without the store: %q %v", body, err)
 	}
 	// A new name cannot be granted: the agent is told the store does not
-	// answer and keeps trying, instead of exiting as if the name were taken.
+	// answer, with a code it retries on (until its first-connect timeout),
+	// not as if the name were taken.
 	fresh := runFleetAgent(t, edges[0], token, agent.Tunnel{Kind: control.KindHTTP, Name: "fresh", Local: local})
-	select {
-	case <-fresh.assigned:
-		t.Fatal("a new name was granted without the store")
-	case err := <-fresh.done:
-		t.Fatalf("the agent gave up on a store outage: %v", err)
-	case <-time.After(3 * time.Second):
-	}
-	if !strings.Contains(log.String(), "no new name or port can be granted now") {
-		t.Fatalf("edge 0's log does not say why the registration failed:\n%s", log.String())
+	deadline = time.Now().Add(30 * time.Second) // each store operation waits out its timeout
+	for !strings.Contains(log.String(), "no new name or port can be granted now") {
+		select {
+		case <-fresh.assigned:
+			t.Fatal("a new name was granted without the store")
+		case err := <-fresh.done:
+			fresh.done <- err
+			var ce *control.Error
+			if !errors.As(err, &ce) || ce.Code != control.CodeInternal || !strings.Contains(ce.Message, "store does not answer") {
+				t.Fatalf("the agent ended with %v, want a retryable error saying the store does not answer", err)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge 0's log does not say why the registration failed:\n%s", log.String())
+		}
 	}
 }

@@ -130,6 +130,10 @@ func TestFleetUDPPolicyUsesTheClientsAddress(t *testing.T) {
 		if n := counter(t, regs[0], "sluice_edge_policy_refused_total", "kind", "udp"); n <= refusals {
 			t.Fatalf("a client refused through edge %d was not counted on edge 0 (%v before, %v after)", i, refusals, n)
 		}
+		// The edge where the datagrams landed counts what it dropped.
+		if n := counter(t, regs[i], "sluice_edge_udp_datagrams_dropped_total", "reason", "policy"); n < 1 {
+			t.Fatalf("edge %d counted %v datagrams dropped by policy, want at least 1", i, n)
+		}
 	}
 	if n := got.Load(); n != before {
 		t.Fatalf("the local service saw %d datagrams from refused clients", n-before)

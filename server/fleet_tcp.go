@@ -21,6 +21,7 @@ import (
 // mirror is a socket for a port another edge serves.
 type mirror struct {
 	close func()
+	udp   *udpIngress // a UDP mirror's socket and flows
 }
 
 // syncPort opens or closes the mirror of a TCP or UDP port key after its

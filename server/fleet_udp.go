@@ -65,7 +65,26 @@ func (f *edgeFleet) mirrorUDP(key string, port int, addr string) (*mirror, error
 	pc.SetReadBuffer(udpSocketBuffer)
 	to := peerTarget{f: f, key: key}
 	u := f.s.serveUDP(port, pc, func(netip.AddrPort) (udpTarget, udpDropReason) { return to, 0 })
-	return &mirror{close: u.close}, nil
+	return &mirror{close: u.close, udp: u}, nil
+}
+
+// mirrorDrops calls each with the name, URL and ingress of every UDP
+// mirror, for the drop counters.
+func (f *edgeFleet) mirrorDrops(each func(name, url string, u *udpIngress)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key, m := range f.mirrors {
+		if m.udp == nil {
+			continue
+		}
+		name := key
+		if l, ok := f.store.Lookup(key); ok {
+			if rec, err := fleetRecord(l); err == nil && rec.Name != "" {
+				name = rec.Name
+			}
+		}
+		each(name, "udp://"+net.JoinHostPort(f.s.cfg.PublicHost, strconv.Itoa(m.udp.port)), m.udp)
+	}
 }
 
 // acceptUDP serves a UDP flow another edge forwarded here: it picks a

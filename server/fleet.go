@@ -42,8 +42,9 @@ type edgeFleet struct {
 
 	ready   func() // called once the registry is open: events start
 	mu      sync.Mutex
-	mirrors map[string]*mirror // TCP and UDP port key → its mirror
-	owners  ownerLocks         // serializes each owner's count writes
+	mirrors map[string]*mirror      // TCP and UDP port key → its mirror
+	owners  ownerLocks              // one write of an owner's count at a time
+	counts  map[ownerID]*ownerCount // guarded by s.ownerMu
 	closing bool
 }
 
@@ -55,7 +56,7 @@ func (s *Server) openFleet() error {
 	if c.FleetListen == "" {
 		return nil
 	}
-	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}}
+	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}, counts: map[ownerID]*ownerCount{}}
 	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
 		OnEvent: func(ev fleet.Event) {

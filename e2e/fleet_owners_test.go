@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,6 +215,53 @@ func TestFleetMaxTunnelsCountsEveryEdge(t *testing.T) {
 			if i != winner && refused[i] == nil {
 				fa.stop(t)
 			}
+		}
+	}
+}
+
+// Many agents of one owner registering at once on three edges, several on
+// each: exactly the limit's number get a tunnel (three rounds, an owner
+// each).
+func TestFleetMaxTunnelsUnderConcurrentRegistrations(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.yaml")
+	tokens := "tokens:\n"
+	for round := range 3 {
+		tokens += fmt.Sprintf("  - token: bob-secret-%d\n    owner: bob%d\n    max_tunnels: 5\n", round, round)
+	}
+	if err := os.WriteFile(file, []byte(tokens), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := server.LoadTokensFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges, _ := startFleetWithMetrics(t, 3, func(_ int, c *server.Config) { c.Tokens, c.TokenRules = nil, rules })
+	local := localHTTP(t, http.NotFoundHandler())
+	for round := range 3 {
+		agents := make([]*fleetAgent, 12)
+		for i := range agents {
+			agents[i] = runFleetAgent(t, edges[i%3], "bob-secret-"+strconv.Itoa(round),
+				agent.Tunnel{Kind: control.KindHTTP, Name: "b" + strconv.Itoa(round) + "n" + strconv.Itoa(i), Local: local})
+		}
+		var won, limited atomic.Int32
+		var wg sync.WaitGroup
+		for i, fa := range agents {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				switch ce := fa.outcome(t); {
+				case ce == nil:
+					won.Add(1)
+				case ce.Code == control.CodeLimit:
+					limited.Add(1)
+				default:
+					t.Errorf("round %d, agent %d: %v", round, i, ce)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 5 || limited.Load() != 7 {
+			t.Fatalf("round %d: %d agents got a tunnel and %d were refused; want 5 and 7", round, won.Load(), limited.Load())
 		}
 	}
 }

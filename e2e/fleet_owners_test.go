@@ -122,17 +122,13 @@ func TestFleetTakeoverAcrossEdges(t *testing.T) {
 	}
 	for i, e := range edges {
 		c := viaEdge(t, e.HTTPAddr().String())
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		eventually(t, fmt.Sprintf("edge %d serves the new holder", i), func() error {
 			body, err := getBody(c, "http://app.localhost/")
-			if err == nil && body == "new" {
-				break
+			if err == nil && body != "new" {
+				err = fmt.Errorf("answered %q", body)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("edge %d answered %q, %v; want the new holder", i, body, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err
+		})
 	}
 }
 
@@ -294,45 +290,42 @@ func TestFleetTakeoverOfATCPPortAcrossEdges(t *testing.T) {
 	}
 	for i := range edges {
 		addr := "127.0.0." + strconv.Itoa(i+1) + ":" + strconv.Itoa(port)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		eventually(t, fmt.Sprintf("edge %d (%s) serves the new holder", i, addr), func() error {
 			got, err := askTCP(addr, "x")
-			if err == nil && got == "new:x" {
-				break
+			if err == nil && got != "new:x" {
+				err = fmt.Errorf("answered %q", got)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("edge %d (%s): %v; want the new holder's answer", i, addr, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err
+		})
 	}
 }
 
 // prefixEcho is a local TCP service that answers what it reads, prefixed.
 func prefixEcho(t *testing.T, prefix string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b := make([]byte, 256)
-				n, err := c.Read(b)
-				if err == nil {
-					c.Write(append([]byte(prefix), b[:n]...))
-				}
-			}()
+	return testutil.Serve(t, func(c net.Conn) {
+		b := make([]byte, 256)
+		if n, err := c.Read(b); err == nil {
+			c.Write(append([]byte(prefix), b[:n]...))
 		}
-	}()
-	return ln.Addr().String()
+	})
+}
+
+// eventually retries try for up to 10 s (the edges learn of a change
+// through their watch) and fails the test with its last error.
+func eventually(t *testing.T, what string, try func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // askTCP sends msg to addr and returns the first answer.

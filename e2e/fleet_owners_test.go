@@ -343,3 +343,55 @@ func askTCP(addr, msg string) (string, error) {
 	n, err := c.Read(b)
 	return string(b[:n]), err
 }
+
+// max_leases bounds an owner's leases across the fleet: an agent restarted
+// on one edge after another gets a new random name each time, and past
+// the bound the owner's offline leases that went offline first are gone
+// from the fleet.
+func TestFleetMaxLeasesCountsEveryEdge(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(file, []byte("tokens:\n  - token: loop-secret\n    owner: loop\n    max_leases: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := server.LoadTokensFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges, _ := startFleetWithMetrics(t, 3, func(_ int, c *server.Config) { c.Tokens, c.TokenRules = nil, rules })
+	local := localHTTP(t, http.NotFoundHandler())
+	var hosts []string
+	for i := range 5 {
+		fa := runFleetAgent(t, edges[i%3], "loop-secret", agent.Tunnel{Kind: control.KindHTTP, Local: local})
+		select {
+		case as := <-fa.assigned:
+			hosts = append(hosts, as.Hostname)
+		case err := <-fa.done:
+			t.Fatalf("agent %d: %v", i, err)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("agent %d got no tunnel within 15 s", i)
+		}
+		fa.stop(t)
+		// Offline once its edge let go: the next claim may evict it.
+		eventually(t, hosts[len(hosts)-1]+" released", func() error {
+			if fleetKnows(edges[0], "host:"+hosts[len(hosts)-1]) {
+				return errors.New("still held")
+			}
+			return nil
+		})
+	}
+	eventually(t, "the oldest leases gone", func() error {
+		v := edges[(len(hosts)+1)%3].Status().Fleet
+		have := map[string]bool{}
+		for _, l := range v.Leases {
+			have[l.Key] = true
+		}
+		for i, h := range hosts {
+			// The last claim evicted down to the bound, itself included:
+			// the newest and the one before it stay.
+			if want := i >= len(hosts)-2; have["host:"+h] != want {
+				return fmt.Errorf("lease %d (%s) in the fleet: %v, want %v; fleet has %v", i, h, have["host:"+h], want, v.Leases)
+			}
+		}
+		return nil
+	})
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -202,4 +203,48 @@ func (r *registry) leaseValidShared(key, secret string, owner ownerID) bool {
 		return false
 	}
 	return rec.Connected || (r.grace > 0 && r.now().Before(rec.LastSeen.Add(r.grace)))
+}
+
+// evictShared is evictOver against the fleet's leases, after a claim: past
+// the owner's bound, the owner's leases no edge holds go, those released
+// first first. A removal that loses a race (the lease was claimed again)
+// is skipped; one the store did not take waits for the owner's next claim.
+func (r *registry) evictShared(owner ownerID, max int) {
+	if max <= 0 {
+		return
+	}
+	o := owner.String()
+	held := 0
+	var idle []fleet.Lease
+	for _, l := range r.fleet.Leases() {
+		if !bytes.Contains(l.Value, []byte(o)) {
+			continue // not the owner's: no need to decode it
+		}
+		rec, err := fleetRecord(l)
+		if err != nil || rec.Owner != o {
+			continue
+		}
+		held++
+		if len(l.Holders) == 0 {
+			idle = append(idle, l)
+		}
+	}
+	if held <= max {
+		return
+	}
+	slices.SortFunc(idle, func(a, b fleet.Lease) int { return a.Released.Compare(b.Released) })
+	for _, l := range idle[:min(held-max, len(idle))] {
+		ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+		err := r.fleet.Delete(ctx, l.Key, l.Revision)
+		cancel()
+		if err != nil && !errors.Is(err, fleet.ErrConflict) {
+			r.onErr(err)
+			continue
+		}
+		r.mu.Lock()
+		if x := r.leases[l.Key]; x != nil && x.ep == nil {
+			delete(r.leases, l.Key)
+		}
+		r.mu.Unlock()
+	}
 }

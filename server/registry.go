@@ -238,7 +238,11 @@ func hashSecret(s string) string {
 // with the key reloaded: a change to this function alone.
 func (r *registry) claim(q claimReq) (claimed, error) {
 	if r.fleet != nil {
-		return r.claimShared(q)
+		res, err := r.claimShared(q)
+		if err == nil {
+			r.evictShared(q.owner, q.maxLeases)
+		}
+		return res, err
 	}
 	presented := hashSecret(q.secret)
 	r.mu.Lock()

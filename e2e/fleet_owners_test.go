@@ -149,15 +149,7 @@ func getBody(c *http.Client, url string) (string, error) {
 // racing on three edges for a limit of two get exactly two tunnels, and a
 // tunnel closed on one edge frees its place for another edge.
 func TestFleetMaxTunnelsCountsEveryEdge(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "tokens.yaml")
-	if err := os.WriteFile(file, []byte("tokens:\n  - token: alice-secret\n    owner: alice\n    max_tunnels: 2\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rules, err := server.LoadTokensFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edges, _ := startFleetWithMetrics(t, 3, func(_ int, c *server.Config) { c.Tokens, c.TokenRules = nil, rules })
+	edges := startFleetWithTokens(t, "tokens:\n  - token: alice-secret\n    owner: alice\n    max_tunnels: 2\n")
 	local := localHTTP(t, http.NotFoundHandler())
 	for round := range 3 {
 		var agents [3]*fleetAgent
@@ -219,19 +211,11 @@ func TestFleetMaxTunnelsCountsEveryEdge(t *testing.T) {
 // each: exactly the limit's number get a tunnel (three rounds, an owner
 // each).
 func TestFleetMaxTunnelsUnderConcurrentRegistrations(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "tokens.yaml")
 	tokens := "tokens:\n"
 	for round := range 3 {
 		tokens += fmt.Sprintf("  - token: bob-secret-%d\n    owner: bob%d\n    max_tunnels: 5\n", round, round)
 	}
-	if err := os.WriteFile(file, []byte(tokens), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rules, err := server.LoadTokensFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edges, _ := startFleetWithMetrics(t, 3, func(_ int, c *server.Config) { c.Tokens, c.TokenRules = nil, rules })
+	edges := startFleetWithTokens(t, tokens)
 	local := localHTTP(t, http.NotFoundHandler())
 	for round := range 3 {
 		agents := make([]*fleetAgent, 12)
@@ -349,15 +333,7 @@ func askTCP(addr, msg string) (string, error) {
 // the bound the owner's offline leases that went offline first are gone
 // from the fleet.
 func TestFleetMaxLeasesCountsEveryEdge(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "tokens.yaml")
-	if err := os.WriteFile(file, []byte("tokens:\n  - token: loop-secret\n    owner: loop\n    max_leases: 2\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rules, err := server.LoadTokensFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edges, _ := startFleetWithMetrics(t, 3, func(_ int, c *server.Config) { c.Tokens, c.TokenRules = nil, rules })
+	edges := startFleetWithTokens(t, "tokens:\n  - token: loop-secret\n    owner: loop\n    max_leases: 2\n")
 	local := localHTTP(t, http.NotFoundHandler())
 	var hosts []string
 	for i := range 5 {
@@ -394,4 +370,20 @@ func TestFleetMaxLeasesCountsEveryEdge(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// startFleetWithTokens runs three edges whose agents authenticate with the
+// tokens file tokens.
+func startFleetWithTokens(t *testing.T, tokens string) []*server.Server {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(file, []byte(tokens), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := server.LoadTokensFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges, _ := startFleetWithMetrics(t, 3, func(_ int, c *server.Config) { c.Tokens, c.TokenRules = nil, rules })
+	return edges
 }

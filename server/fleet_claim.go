@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/fleet"
@@ -143,8 +145,8 @@ func (r *registry) writeShared(ctx context.Context, rec leasestore.Record, cur f
 // whose agents the caller tells, as on one edge. Nil when l is no such
 // change.
 func (r *registry) takenOver(fl fleet.Lease) (*endpoint, []*tunnel) {
-	if fl.Held(r.fleet.ID()) {
-		return nil, nil
+	if fl.Held(r.fleet.ID()) || !r.routed(fl.Key) {
+		return nil, nil // the common case, decided without the lock
 	}
 	rec, err := fleetRecord(fl)
 	if err != nil {
@@ -247,4 +249,26 @@ func (r *registry) evictShared(owner ownerID, max int) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// routed reports whether an endpoint of this edge serves the lease key.
+func (r *registry) routed(key string) bool {
+	kind, v, _ := strings.Cut(key, ":")
+	if kind == "host" {
+		_, ok := r.host(v)
+		return ok
+	}
+	port, err := strconv.Atoi(v)
+	if err != nil {
+		return false
+	}
+	switch kind {
+	case "port":
+		_, ok := r.port(port)
+		return ok
+	case "udp":
+		_, ok := r.udpPort(port)
+		return ok
+	}
+	return false
 }

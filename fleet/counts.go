@@ -46,6 +46,17 @@ func (s *Store) extra(ctx context.Context, name string) (jetstream.KeyValue, err
 	if err != nil {
 		return nil, err
 	}
+	// A bucket just made answers reads once its replicas are up; until
+	// then a read finds no responders. Wait for that here, once.
+	for attempt := 0; ; attempt++ {
+		_, err := kv.Get(ctx, "ready")
+		if !errors.Is(err, nats.ErrNoResponders) || attempt >= 100 {
+			break
+		}
+		if err := pause(ctx, min(attempt, 20)); err != nil {
+			return nil, err
+		}
+	}
 	if s.more.kv == nil {
 		s.more.kv = map[string]jetstream.KeyValue{}
 	}

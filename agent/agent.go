@@ -121,6 +121,10 @@ type Agent struct {
 
 	metrics *agentMetrics // nil unless Config.Metrics is set
 	live    atomic.Pointer[liveSession]
+	// book is the edges the agent may keep sessions to; learned is the
+	// dialer for addresses a fleet told it (see dialerFor).
+	book    *edgeBook
+	learned transport.Dialer
 }
 
 // tunnelState is a configured tunnel plus what outlives sessions: its HTTP
@@ -166,7 +170,32 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.dialer = d
+	a.book = newEdgeBook(cfg.edges())
+	a.learned = d
+	if cfg.TLS != nil && cfg.TLS.ServerName == "" {
+		// An edge the fleet names by address is checked against the name
+		// the agent was given: the fleet's edges share it.
+		host, _, _ := net.SplitHostPort(cfg.Server)
+		tc := cfg.TLS.Clone()
+		tc.ServerName = host
+		if a.learned, err = transport.NewDialer(transport.DefaultTCPOptions(), tc); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
 	return a, nil
+}
+
+// dialerFor is the dialer for addr: an address the agent was given is
+// checked against its own host name; one the fleet told it by IP, against
+// the name of the first given address.
+func (a *Agent) dialerFor(addr string) transport.Dialer {
+	if a.book.isGiven(addr) {
+		return a.dialer
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
+		return a.dialer
+	}
+	return a.learned
 }
 
 // Run connects to the edge, registers the tunnels and serves them,
@@ -195,59 +224,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
-	bo := a.cfg.Backoff
-	start := time.Now()
-	connected := false
-	for {
-		ls, err := a.connect(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			a.connectFailed(err)
-			if fatal(err) {
-				return classify(a.cfg.Server, err)
-			}
-			delay := bo.Next()
-			if !connected && a.cfg.FirstConnectTimeout > 0 {
-				left := a.cfg.FirstConnectTimeout - time.Since(start)
-				if left <= 0 {
-					return &UnreachableError{Addr: a.cfg.Server, Err: err}
-				}
-				// One last attempt right at the deadline, not one long after.
-				delay = min(delay, left)
-			}
-			a.log.Warn("connecting to the edge failed; retrying", "edge", a.cfg.Server, "err", err, "retry_in", delay.Round(time.Millisecond))
-			select {
-			case <-time.After(delay):
-				continue
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		connected = true
-		began := time.Now()
-		a.live.Store(ls)
-		a.serve(ctx, ls)
-		if ctx.Err() != nil {
-			a.live.Store(nil)
-			return nil
-		}
-		a.setLive(nil)
-		if err := ls.fatal(); err != nil {
-			return err
-		}
-		if time.Since(began) >= a.cfg.StableAfter {
-			bo.Reset()
-		}
-		delay := bo.Next()
-		a.log.Warn("lost the edge session; reconnecting", "err", ls.sess.Err(), "retry_in", delay.Round(time.Millisecond))
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	return a.runSlots(ctx)
 }
 
 // fatal reports whether retrying cannot fix err.
@@ -288,6 +265,11 @@ type liveSession struct {
 	sess *mux.Session
 	ctrl *mux.Stream
 	byID map[uint32]*tunnelState
+	// addr is the edge's address; edge its ID in its fleet and fleet the
+	// fleet's edges, from Welcome (empty from an edge not in a fleet).
+	addr  string
+	edge  string
+	fleet []control.Edge
 	// ctx is Run's context: UDP flows, which have nothing in flight to
 	// finish, end as soon as it does.
 	ctx context.Context
@@ -312,7 +294,7 @@ func (ls *liveSession) fatal() error {
 // A peer that accepts but is slow to answer, or answers wrongly, is probed
 // on connections of its own to find out what it is (see probePeer), so an
 // agent pointed at the wrong port says what it found within about a second.
-func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
+func (a *Agent) connect(ctx context.Context, addr string, announce bool) (*liveSession, error) {
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
 	pctx, stopProbe := context.WithCancel(dctx)
@@ -320,7 +302,7 @@ func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	expectTLS := a.cfg.TLS != nil
 	probed := make(chan *WrongPeerError, 1)
 	timer := time.AfterFunc(probeAfter, func() {
-		wp := probePeer(pctx, a.cfg.Server, expectTLS)
+		wp := probePeer(pctx, addr, expectTLS)
 		if wp != nil {
 			cancel() // ends the attempt still waiting on the wrong peer
 		}
@@ -333,7 +315,7 @@ func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 		}
 		return <-probed
 	}
-	ls, dialed, err := a.attempt(dctx)
+	ls, dialed, err := a.attempt(dctx, addr, announce)
 	if err == nil {
 		stopProbe()
 		probeResult()
@@ -342,14 +324,14 @@ func (a *Agent) connect(ctx context.Context) (*liveSession, error) {
 	if wp := probeResult(); wp != nil {
 		return nil, wp
 	}
-	if wp := tlsRecordPeer(a.cfg.Server, err, expectTLS); wp != nil {
+	if wp := tlsRecordPeer(addr, err, expectTLS); wp != nil {
 		return nil, wp
 	}
 	var ce *control.Error
 	if dialed && !errors.As(err, &ce) && ctx.Err() == nil && !isTLSFailure(err) {
 		// The peer accepted and then failed the sluice handshake quickly:
 		// find out what it is.
-		if wp := probePeer(ctx, a.cfg.Server, expectTLS); wp != nil {
+		if wp := probePeer(ctx, addr, expectTLS); wp != nil {
 			return nil, wp
 		}
 	}
@@ -364,8 +346,8 @@ const probeAfter = 250 * time.Millisecond
 
 // attempt is one connection attempt; dialed reports whether the transport
 // came up, so a failure after it is worth a probe.
-func (a *Agent) attempt(ctx context.Context) (ls *liveSession, dialed bool, err error) {
-	conn, err := a.dialer.DialContext(ctx, a.cfg.Server)
+func (a *Agent) attempt(ctx context.Context, addr string, announce bool) (ls *liveSession, dialed bool, err error) {
+	conn, err := a.dialerFor(addr).DialContext(ctx, addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -377,7 +359,7 @@ func (a *Agent) attempt(ctx context.Context) (ls *liveSession, dialed bool, err 
 	// The handshake reads under the stream's deadline; ctx ending early (a
 	// probe found the wrong peer) must end it too.
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
-	ls, err = a.handshake(ctx, sess)
+	ls, err = a.handshake(ctx, sess, addr, announce)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -388,7 +370,10 @@ func (a *Agent) attempt(ctx context.Context) (ls *liveSession, dialed bool, err 
 	return ls, true, nil
 }
 
-func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession, error) {
+// handshake runs Hello, Auth and the registrations on a new session to
+// the edge at addr; announce makes it report the tunnels online (log and
+// OnAssigned), which the primary session does and the others need not.
+func (a *Agent) handshake(ctx context.Context, sess *mux.Session, addr string, announce bool) (*liveSession, error) {
 	ctrl, err := sess.OpenStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open the control stream: %w", err)
@@ -397,7 +382,7 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 		ctrl.SetDeadline(dl)
 	}
 	msgs := []control.Message{
-		control.Hello{Version: control.Version, Software: Software},
+		control.Hello{Version: control.Version, Software: Software, Fleet: true},
 		control.Auth{Token: a.cfg.Token},
 	}
 	for i, ts := range a.fwds {
@@ -412,15 +397,18 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the edge to accept the session: %w", err)
 	}
+	var welcome control.Welcome
 	switch m := m.(type) {
 	case control.Welcome:
-		a.log.Debug("edge accepted the session", "edge", m.Software, "session", m.Session)
+		welcome = m
+		a.log.Debug("edge accepted the session", "edge", m.Software, "session", m.Session, "addr", addr, "fleet_edges", len(m.Fleet))
 	case *control.Error:
 		return nil, m
 	default:
-		return nil, fmt.Errorf("edge answered hello with %s: is %s a sluice edge of the same release?", m.Type(), a.cfg.Server)
+		return nil, fmt.Errorf("edge answered hello with %s: is %s a sluice edge of the same release?", m.Type(), addr)
 	}
-	ls := &liveSession{sess: sess, ctrl: ctrl, byID: make(map[uint32]*tunnelState, len(a.fwds))}
+	ls := &liveSession{sess: sess, ctrl: ctrl, byID: make(map[uint32]*tunnelState, len(a.fwds)),
+		addr: addr, edge: welcome.Edge, fleet: welcome.Fleet}
 	assigned := make([]control.Assigned, 0, len(a.fwds))
 	for range a.fwds {
 		m, err := control.ReadMessage(ctrl)
@@ -432,10 +420,10 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 			if m.Ref < 1 || int(m.Ref) > len(a.fwds) {
 				return nil, fmt.Errorf("edge assigned an unknown tunnel ref %d", m.Ref)
 			}
-			if err := a.fwds[m.Ref-1].checkAssigned(m, a.cfg.Server); err != nil {
+			if err := a.fwds[m.Ref-1].checkAssigned(m, addr); err != nil {
 				return nil, err
 			}
-			if err := a.fwds[m.Ref-1].checkPolicyAssigned(m, a.cfg.Server); err != nil {
+			if err := a.fwds[m.Ref-1].checkPolicyAssigned(m, addr); err != nil {
 				return nil, err
 			}
 			ls.byID[m.Tunnel] = a.fwds[m.Ref-1]
@@ -453,6 +441,10 @@ func (a *Agent) handshake(ctx context.Context, sess *mux.Session) (*liveSession,
 		ts.assigned.Store(&m)
 		if ts.cfg.listener != nil {
 			ts.cfg.listener.setURL(m.URL)
+		}
+		if !announce {
+			a.log.Debug("tunnel online on another edge too", "url", m.URL, "edge", addr)
+			continue
 		}
 		a.log.Info("tunnel online", "url", m.URL, "local", ts.localLabel())
 		if a.cfg.OnAssigned != nil {
@@ -504,23 +496,36 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 				a.policyRefused(ls, pr)
 				continue
 			}
+			if fl, ok := m.(control.Fleet); ok {
+				a.book.learn(fl.Edges)
+				continue
+			}
 			a.log.Debug("ignoring an unexpected control message", "type", m.Type())
 		}
 	}()
+	// Each stream the edge opens starts its goroutine right from the
+	// session's reader: no goroutine waits in AcceptStream to be woken
+	// first. Once the agent shuts down, new streams are reset (the edge
+	// opens none after the GOAWAY; these crossed it) and wg is waited for.
 	var wg sync.WaitGroup
-	var drained chan struct{}
-	for {
-		st, err := ls.sess.AcceptStream(ctx)
-		if err != nil {
-			break
+	var streamsMu sync.Mutex
+	closing := false
+	ls.sess.HandleStreams(func(st *mux.Stream) {
+		streamsMu.Lock()
+		if closing {
+			streamsMu.Unlock()
+			st.Reset()
+			return
 		}
 		wg.Add(1)
+		streamsMu.Unlock()
 		go func() {
 			defer wg.Done()
 			if relay := a.handleStream(st, ls); relay != nil {
 				// A held connection lives on a fresh goroutine: this one's
 				// stack grew to the depth of the dial and would stay that
-				// size for the connection's whole life.
+				// size for the connection's whole life (4 KB more per held
+				// connection, measured).
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -528,7 +533,15 @@ func (a *Agent) serve(ctx context.Context, ls *liveSession) {
 				}()
 			}
 		}()
+	})
+	select {
+	case <-ctx.Done():
+	case <-ls.sess.Done():
 	}
+	streamsMu.Lock()
+	closing = true
+	streamsMu.Unlock()
+	var drained chan struct{}
 	if ctx.Err() != nil {
 		// Graceful: the edge opens nothing new and, seeing the control
 		// stream end, unroutes the tunnels and closes its idle proxy

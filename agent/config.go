@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +25,16 @@ type ConfigError = cfgerr.Error
 type Config struct {
 	// Server is the edge's agent address, "host:port".
 	Server string
+	// Servers are more edges of the same fleet, "host:port" each, tried
+	// after Server. An edge in a fleet also tells the agent the others,
+	// so one address is enough; these help when that edge is down as the
+	// agent starts.
+	Servers []string
+	// Sessions is how many edges the agent keeps a session to at once,
+	// each a different edge, when it knows that many. Zero means
+	// DefaultSessions; 1 keeps one session, moved to another edge when it
+	// is lost.
+	Sessions int
 	// Token is the secret the edge expects.
 	Token string
 	// TLS is the client TLS configuration (build it with transport.ClientTLS).
@@ -83,6 +94,14 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Server); err != nil {
 		return configErr("Server", "edge address %q: %v: write it as host:port, e.g. tunnel.example.com:7835", c.Server, err)
 	}
+	for i, s := range c.Servers {
+		if _, _, err := net.SplitHostPort(s); err != nil || s == "" {
+			return configErr(fmt.Sprintf("Servers[%d]", i), "edge address %q: write it as host:port, e.g. edge2.example.com:7835", s)
+		}
+	}
+	if c.Sessions < 1 || c.Sessions > MaxSessions {
+		return configErr("Sessions", "%d sessions: give 1 to %d (%d is the default)", c.Sessions, MaxSessions, DefaultSessions)
+	}
 	if c.Token == "" {
 		return configErr("Token", "no token: give the edge's token")
 	}
@@ -141,6 +160,21 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// MaxSessions bounds Config.Sessions: each session costs every edge it
+// lands on, and past a few no edge is any closer.
+const MaxSessions = 8
+
+// edges is Server and Servers, without repeats.
+func (c *Config) edges() []string {
+	out := []string{c.Server}
+	for _, s := range c.Servers {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // LocalAddr turns the short forms people type for a local service into the
 // host:port the agent dials: "3000" is "localhost:3000", ":3000" is
 // "localhost:3000". It accepts the same ports Config does (1-65535).
@@ -171,6 +205,9 @@ func checkHostPort(addr string) error {
 // setDefaults fills every field left zero, one by one, so a partly filled
 // Config is normal.
 func (c *Config) setDefaults() {
+	if c.Sessions == 0 {
+		c.Sessions = DefaultSessions
+	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 10 * time.Second
 	}

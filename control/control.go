@@ -61,6 +61,12 @@ type Message interface {
 type Hello struct {
 	Version  int    `json:"version"`
 	Software string `json:"software,omitempty"`
+	// Fleet says the agent keeps sessions to several edges of a fleet: an
+	// edge in a fleet then lists the fleet's edges in Welcome and sends
+	// Fleet messages when they change. An edge that predates the field
+	// ignores it and sends neither; an agent that does not set it is never
+	// sent a Fleet message, which it would not know.
+	Fleet bool `json:"fleet,omitempty"`
 }
 
 // Auth carries the agent's token. The agent sends it right after Hello without
@@ -75,6 +81,27 @@ type Welcome struct {
 	Software string `json:"software,omitempty"`
 	// Session is an opaque identifier of this session, for logs on both sides.
 	Session string `json:"session,omitempty"`
+	// Edge is this edge's identifier in its fleet, so an agent with
+	// sessions to several edges can tell when two addresses reach one
+	// edge. Empty on an edge that is not in a fleet.
+	Edge string `json:"edge,omitempty"`
+	// Fleet lists the fleet's edges, this one included, when Hello.Fleet
+	// asked for them and the edge is in a fleet.
+	Fleet []Edge `json:"fleet,omitempty"`
+}
+
+// Edge is one edge of a fleet as an agent reaches it.
+type Edge struct {
+	// ID is the edge's identifier in the fleet (Welcome.Edge).
+	ID string `json:"id"`
+	// Addr is the edge's agent address, host:port.
+	Addr string `json:"addr"`
+}
+
+// Fleet tells an agent that asked (Hello.Fleet) the fleet's edges after
+// they changed: the whole list, which replaces the one it had.
+type Fleet struct {
+	Edges []Edge `json:"edges"`
 }
 
 // Register asks the edge for a tunnel. Ref is chosen by the agent and echoed in
@@ -195,6 +222,9 @@ func (*Error) Type() string { return "error" }
 // Type implements Message.
 func (PolicyRefused) Type() string { return "policy_refused" }
 
+// Type implements Message.
+func (Fleet) Type() string { return "fleet" }
+
 // Error makes *Error usable as a Go error, so the agent can return what the edge
 // said unchanged.
 func (e *Error) Error() string {
@@ -250,7 +280,7 @@ func encode(m Message) ([]byte, error) {
 }
 
 // ReadMessage reads one frame written by WriteMessage and returns the concrete
-// message (Hello, Auth, Welcome, Register, Assigned, PolicyRefused or *Error). An unknown type
+// message (Hello, Auth, Welcome, Register, Assigned, PolicyRefused, Fleet or *Error). An unknown type
 // or malformed body is an error: the protocol is versioned through Hello, so a
 // peer that speaks the same version never sends one.
 func ReadMessage(r io.Reader) (Message, error) {
@@ -294,6 +324,8 @@ func ReadMessage(r io.Reader) (Message, error) {
 		m = &Error{}
 	case "policy_refused":
 		m = &PolicyRefused{}
+	case "fleet":
+		m = &Fleet{}
 	default:
 		return nil, fmt.Errorf("control: unknown message type %q (peer speaks a different protocol version?)", env.Type)
 	}
@@ -329,6 +361,8 @@ func ReadMessage(r io.Reader) (Message, error) {
 	case *Assigned:
 		return *v, nil
 	case *PolicyRefused:
+		return *v, nil
+	case *Fleet:
 		return *v, nil
 	}
 	return m, nil

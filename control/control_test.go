@@ -16,6 +16,9 @@ func TestMessageRoundTrip(t *testing.T) {
 		Hello{Version: Version, Software: "sluice/test"},
 		Auth{Token: "secret"},
 		Welcome{Version: Version, Software: "edge", Session: "s1"},
+		Hello{Version: Version, Fleet: true},
+		Welcome{Version: Version, Session: "s2", Edge: "e1", Fleet: []Edge{{ID: "e1", Addr: "10.0.0.1:7835"}, {ID: "e2", Addr: "edge2.example.com:7835"}}},
+		Fleet{Edges: []Edge{{ID: "e2", Addr: "edge2.example.com:7835"}}},
 		Register{Ref: 7, Kind: KindHTTP, Name: "myapp", Hostname: "app.example.com"},
 		Register{Ref: 8, Kind: KindTCP, RemotePort: 6002},
 		Register{Ref: 9, Kind: KindHTTP, Policy: []byte(`{"on_tcp_connect":[{"actions":[{"type":"deny"}]}]}`), PolicyEvents: true},
@@ -255,5 +258,25 @@ func TestDatagramErrors(t *testing.T) {
 	}
 	if _, err := ReadDatagram(bytes.NewReader([]byte{0}), buf); err == nil || err == io.EOF {
 		t.Fatalf("cut inside the length: %v, want an error other than io.EOF", err)
+	}
+}
+
+// A Welcome from an edge that lists its fleet reads as the Welcome an
+// older agent knows: unknown fields are ignored, so the fleet list costs
+// an older agent nothing.
+func TestWelcomeWithFleetReadsAsPlainWelcome(t *testing.T) {
+	var buf bytes.Buffer
+	body := `{"type":"welcome","body":{"version":1,"session":"s","edge":"e1","fleet":[{"id":"e1","addr":"a:1"}],"newer":true}}`
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(body)))
+	buf.Write(n[:])
+	buf.WriteString(body)
+	m, err := ReadMessage(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := m.(Welcome)
+	if !ok || w.Session != "s" || w.Edge != "e1" || len(w.Fleet) != 1 || w.Fleet[0].Addr != "a:1" {
+		t.Fatalf("read %#v", m)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -110,7 +111,8 @@ func TestFleetForwardsHTTPToTheAgentsEdge(t *testing.T) {
 	local := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "app saw %s from %s", r.Host, r.Header.Get("X-Forwarded-For"))
 	}))
-	startAgent(t, edges[0], agent.Tunnel{Kind: control.KindHTTP, Name: "app", Local: local})
+	// One session: the other two edges have none to the agent.
+	startAgentWith(t, agent.Config{Server: edges[0].Addr().String(), Sessions: 1}, agent.Tunnel{Kind: control.KindHTTP, Name: "app", Local: local})
 	for i, e := range edges {
 		c := viaEdge(t, e.HTTPAddr().String())
 		var body string
@@ -241,7 +243,7 @@ func TestFleetEveryEdgeServesLeasedTCPPorts(t *testing.T) {
 		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
 	})
 	echo := testutil.EchoServer(t)
-	as := startAgent(t, edges[0], agent.Tunnel{Kind: control.KindTCP, Local: echo})
+	as := startAgentWith(t, agent.Config{Server: edges[0].Addr().String(), Sessions: 1}, agent.Tunnel{Kind: control.KindTCP, Local: echo})
 	port := strconv.Itoa(as[0].Port)
 	for i := range edges {
 		addr := "127.0.0." + strconv.Itoa(i+1) + ":" + port
@@ -277,4 +279,55 @@ func echoOnce(addr, msg string) error {
 		return fmt.Errorf("echo: %q", got)
 	}
 	return nil
+}
+
+// An agent given one edge's address learns the fleet's other edges from
+// it and keeps a session to a second edge, where it registers the same
+// tunnel under the same lease: the fleet's record lists both edges as
+// holders, and both serve the tunnel from their own session.
+func TestFleetAgentHoldsSessionsOnTwoEdges(t *testing.T) {
+	edges := startFleet(t, 3)
+	local := localHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "two edges")
+	}))
+	startAgent(t, edges[0], agent.Tunnel{Kind: control.KindHTTP, Name: "twice", Local: local})
+	var holders []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(holders) < agent.DefaultSessions {
+		for _, l := range edges[0].Status().Fleet.Leases {
+			if l.Key == "host:twice.localhost" {
+				holders = l.Holders
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease is held by %v after 10 s, want %d edges", holders, agent.DefaultSessions)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(holders) != agent.DefaultSessions {
+		t.Fatalf("the lease is held by %v, want %d edges", holders, agent.DefaultSessions)
+	}
+	// Each holder serves the tunnel from a session of its own.
+	served := 0
+	for i, e := range edges {
+		if !slices.Contains(holders, e.Status().Fleet.Edge) {
+			continue
+		}
+		if st := e.Stats(); st.Sessions != 1 || st.Hostnames != 1 {
+			t.Fatalf("edge %d holds the lease with %+v, want one session and one hostname", i, st)
+		}
+		resp, err := viaEdge(t, e.HTTPAddr().String()).Get("http://twice.localhost/")
+		if err != nil {
+			t.Fatalf("edge %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "two edges" {
+			t.Fatalf("edge %d answered %d %q", i, resp.StatusCode, b)
+		}
+		served++
+	}
+	if served != agent.DefaultSessions {
+		t.Fatalf("%d edges served the tunnel, want %d", served, agent.DefaultSessions)
+	}
 }

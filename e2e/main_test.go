@@ -39,8 +39,15 @@ func startEdge(t *testing.T, mod func(*server.Config)) *server.Server {
 // assigned all of them.
 func startAgent(t *testing.T, srv *server.Server, tunnels ...agent.Tunnel) []control.Assigned {
 	t.Helper()
+	return startAgentWith(t, agent.Config{Server: srv.Addr().String()}, tunnels...)
+}
+
+// startAgentWith is startAgent with more of the agent's config given.
+func startAgentWith(t *testing.T, cfg agent.Config, tunnels ...agent.Tunnel) []control.Assigned {
+	t.Helper()
 	as := edgetest.NewAssignments()
-	a, err := agent.New(agent.Config{Server: srv.Addr().String(), Token: token, Tunnels: tunnels, OnAssigned: as.Hook})
+	cfg.Token, cfg.Tunnels, cfg.OnAssigned = token, tunnels, as.Hook
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatalf("agent.New: %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -589,29 +591,9 @@ func TestPolicyReloadTightensLiveTunnels(t *testing.T) {
 // verified.
 func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	srv := startEdge(t, nil)
-	_, port, _ := net.SplitHostPort(srv.HTTPAddr().String())
-	public := "http://sso.localhost:" + port
-	idp := oidctest.Start(t, public+policy.OIDCCallbackPath)
-	var seen atomic.Int64
-	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Add(1)
-		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
-	}))
-	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
-		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
-			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})})
-	// A browser: *.localhost is this machine, cookies kept per host.
-	client := func() *http.Client {
-		jar, _ := cookiejar.New(nil)
-		tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-			if h, p, _ := net.SplitHostPort(a); strings.HasSuffix(h, ".localhost") {
-				a = net.JoinHostPort("127.0.0.1", p)
-			}
-			return (&net.Dialer{}).DialContext(ctx, network, a)
-		}}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
-	}
+	public, idp, tunnel, seen := ssoApp(t, srv.HTTPAddr().String())
+	startPolicyAgent(t, srv, nil, tunnel)
+	client := func() *http.Client { return localBrowser(t) }
 	code, body := idp.SignIn(t, client(), public+"/dashboard", oidctest.Mallory, oidctest.MalloryPassword)
 	if code != 403 || !strings.Contains(body, oidctest.MalloryEmail) {
 		t.Fatalf("mallory: %d %s", code, body)
@@ -637,6 +619,106 @@ func TestPolicyOIDCThroughTheEdge(t *testing.T) {
 	}
 	if st, _ := json.Marshal(srv.Status()); strings.Contains(string(st), oidctest.ClientSecret) {
 		t.Fatal("the client secret is in the admin listing")
+	}
+}
+
+// ssoApp starts a real OpenID provider and an app that greets the visitor
+// the edge names, and returns the tunnel "sso" that guards the app with
+// OpenID Connect (example.com accounts only) and its public URL on the
+// edge's HTTP address; seen counts the requests that reached the app.
+func ssoApp(t *testing.T, httpAddr string) (public string, idp *oidctest.Provider, tunnel agent.Tunnel, seen *atomic.Int64) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(httpAddr)
+	public = "http://sso.localhost:" + port
+	idp = oidctest.Start(t, public+policy.OIDCCallbackPath)
+	seen = new(atomic.Int64)
+	addr, _ := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "hello "+r.Header.Get(policy.HeaderEmail))
+	}))
+	tunnel = agent.Tunnel{Kind: control.KindHTTP, Name: "sso", Local: addr,
+		Policy: mustSpec(t, policy.Simple{OIDCIssuer: idp.Issuer, OIDCClientID: oidctest.ClientID,
+			OIDCClientSecret: oidctest.ClientSecret, OIDCAllowDomains: []string{"example.com"}})}
+	return public, idp, tunnel, seen
+}
+
+// localBrowser is an HTTP client as a browser is for these tests:
+// *.localhost is this machine, and cookies are kept per host.
+func localBrowser(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		if h, p, _ := net.SplitHostPort(a); strings.HasSuffix(h, ".localhost") {
+			a = net.JoinHostPort("127.0.0.1", p)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, a)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}
+}
+
+// TestPolicyOIDCSessionSurvivesAnEdgeRestart: the key that seals sign-in
+// cookies is kept in the edge's state directory, so a visitor signed in
+// before a restart is still signed in after it; an edge with another key
+// (a rotated one) does not open the cookie and sends the visitor to sign
+// in again, without reaching the app.
+func TestPolicyOIDCSessionSurvivesAnEdgeRestart(t *testing.T) {
+	state := t.TempDir()
+	edge := func(stateDir, httpAddr string) *edgetest.Edge[*server.Server] {
+		return edgetest.Start(t, server.New, server.Config{Listen: edgetest.Loopback, HTTP: httpAddr, Domain: "localhost",
+			Tokens: []string{token}, HandshakeTimeout: 5 * time.Second, StateDir: stateDir})
+	}
+	first := edge(state, edgetest.Loopback)
+	httpAddr := first.S.HTTPAddr().String()
+	public, idp, tunnel, seen := ssoApp(t, httpAddr)
+	serve := func(e *edgetest.Edge[*server.Server]) (stop func()) {
+		as := edgetest.NewAssignments()
+		a, err := agent.New(agent.Config{Server: e.S.Addr().String(), Token: token, Tunnels: []agent.Tunnel{tunnel}, OnAssigned: as.Hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, stop = edgetest.RunAgent(t, a, as, 1)
+		return stop
+	}
+	stop := serve(first)
+	alice := localBrowser(t)
+	if code, body := idp.SignIn(t, alice, public+"/dashboard", oidctest.Alice, oidctest.AlicePassword); code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("signing in: %d %s", code, body)
+	}
+	// From here on a redirect is an answer: a cookie that does not open
+	// sends the visitor to the provider.
+	alice.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	visit := func() (int, string, string) {
+		t.Helper()
+		resp, err := alice.Get(public + "/again")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b), resp.Header.Get("Location")
+	}
+	restart := func(stateDir string) {
+		t.Helper()
+		stop()
+		if err := first.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		first = edge(stateDir, httpAddr)
+		stop = serve(first)
+	}
+
+	restart(state)
+	if code, body, _ := visit(); code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("after a restart with the same state directory: %d %q, want the signed-in visitor let through", code, body)
+	}
+	before := seen.Load()
+	restart(t.TempDir())
+	code, _, loc := visit()
+	if code != http.StatusFound || !strings.HasPrefix(loc, idp.Issuer) {
+		t.Fatalf("after a restart with another key: %d, Location %q; want a redirect to sign in at %s", code, loc, idp.Issuer)
+	}
+	if seen.Load() != before {
+		t.Fatal("a cookie sealed with another key reached the app")
 	}
 }
 
@@ -720,5 +802,110 @@ func TestPolicyHeadersAndWebhooksThroughTheEdge(t *testing.T) {
 	}
 	if hooks.Load() != 1 {
 		t.Fatalf("the app got %d webhooks, want 1", hooks.Load())
+	}
+}
+
+// TestPolicyDeniedRequestsOpenNoStream: with the policy the benchmark
+// harness measures (--basic-auth, --allow-cidr and a policy file with one
+// CEL condition), every request a rule refuses is answered at the edge
+// without a stream to the agent, by the edge's own stream count, and an
+// admitted request opens one.
+func TestPolicyDeniedRequestsOpenNoStream(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv := startEdge(t, func(c *server.Config) {
+		c.Metrics = reg
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	rules := "on_http_request:\n  - name: no admin pages\n    expressions: [\"req.path.startsWith('/admin')\"]\n    actions: [{type: deny, config: {status: 404}}]\n"
+	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, ln := countingHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "in") }))
+	startPolicyAgent(t, srv, nil, agent.Tunnel{Kind: control.KindHTTP, Name: "guarded", Local: addr,
+		Policy: mustSpec(t, policy.Simple{BasicAuth: []string{"bench:bench-password"}, AllowCIDRs: []string{"127.0.0.0/8"}, File: file})})
+	opened := func() float64 {
+		return counter(t, reg, "sluice_edge_tunnel_streams_opened_total", "tunnel", "guarded")
+	}
+	c := viaEdge(t, srv.HTTPAddr().String())
+	auth := func(user, pass string) func(*http.Request) {
+		return func(r *http.Request) { r.SetBasicAuth(user, pass) }
+	}
+	for _, tc := range []struct {
+		name, path string
+		mod        func(*http.Request)
+		status     int
+	}{
+		{"no credentials", "/", nil, 401},
+		{"a wrong password", "/", auth("bench", "wrong"), 401},
+		{"the CEL condition", "/admin/users", auth("bench", "bench-password"), 404},
+		{"outside the allowed network", "/", func(r *http.Request) {
+			r.SetBasicAuth("bench", "bench-password")
+			r.Header.Set("X-Forwarded-For", "192.0.2.7")
+		}, 403},
+	} {
+		for range 3 {
+			if resp := policyGet(t, c, "http://guarded.localhost"+tc.path, tc.mod); resp.StatusCode != tc.status {
+				t.Fatalf("refused by %s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+			}
+		}
+		if n := opened(); n != 0 {
+			t.Fatalf("after requests refused by %s the edge had opened %g streams to the agent, want 0", tc.name, n)
+		}
+	}
+	if n := ln.n.Load(); n != 0 {
+		t.Fatalf("the local service accepted %d connections from refused requests, want 0", n)
+	}
+	if resp := policyGet(t, c, "http://guarded.localhost/", auth("bench", "bench-password")); resp.StatusCode != 200 {
+		t.Fatalf("an admitted request: status %d", resp.StatusCode)
+	}
+	if n := opened(); n != 1 {
+		t.Fatalf("an admitted request opened %g streams, want 1", n)
+	}
+}
+
+// TestPolicyOIDCSessionOpensOnEveryFleetEdge: edges of one fleet derive
+// the key that seals sign-in cookies from the fleet secret, so a visitor
+// who signed in through one edge is let through by another that holds its
+// own session to the agent, with no second sign-in.
+func TestPolicyOIDCSessionOpensOnEveryFleetEdge(t *testing.T) {
+	edges := startFleet(t, 2)
+	public, idp, tunnel, seen := ssoApp(t, edges[0].HTTPAddr().String())
+	startAgentWith(t, agent.Config{Server: edges[0].Addr().String(), Sessions: 2}, tunnel)
+	// Both edges serve the tunnel from sessions of their own, so the
+	// second one judges the cookie itself rather than passing the request on.
+	deadline := time.Now().Add(10 * time.Second)
+	for edges[1].Stats().Sessions != 1 || edges[1].Stats().Hostnames != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second edge has %+v after 10 s, want the agent's second session", edges[1].Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	alice := localBrowser(t)
+	if code, body := idp.SignIn(t, alice, public+"/dashboard", oidctest.Alice, oidctest.AlicePassword); code != 200 || body != "hello "+oidctest.AliceEmail {
+		t.Fatalf("signing in through the first edge: %d %s", code, body)
+	}
+	// The next request goes to the second edge at the same address, as a
+	// load balancer in front of the fleet would send it; the cookie is the
+	// one the first edge sealed for this host.
+	second := edges[1].HTTPAddr().String()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, second)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	alice = &http.Client{Jar: alice.Jar, Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	before := seen.Load()
+	resp, err := alice.Get(public + "/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "hello "+oidctest.AliceEmail {
+		t.Fatalf("the second edge answered %d %q (Location %q), want the signed-in visitor let through", resp.StatusCode, b, resp.Header.Get("Location"))
+	}
+	if seen.Load() != before+1 {
+		t.Fatalf("the app saw %d requests from the second edge, want 1", seen.Load()-before)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,8 +40,12 @@ func startNode(cfg Config, a *auth, edgeID string) (*node, error) {
 	}
 	host, port, _ := net.SplitHostPort(routeListen)
 	rport, _ := strconv.Atoi(port)
+	name, err := nodeName(cfg, edgeID)
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
-		ServerName:         cfg.Name + "-" + edgeID,
+		ServerName:         name,
 		Host:               "127.0.0.1",
 		Port:               server.RANDOM_PORT,
 		Username:           localUser,
@@ -97,6 +102,30 @@ func startNode(cfg Config, a *auth, edgeID string) (*node, error) {
 		}
 	}
 	return &node{srv: srv}, nil
+}
+
+// nodeName is the node's name in the store's cluster. It is kept in the
+// state directory, so an edge restarted on it comes back as the same node:
+// the store's replicas count it as the member they lost and it catches
+// up, where a new name would be a stranger whose old self still holds a
+// replica's place, and a rolling restart would leave the store short of
+// its majority.
+func nodeName(cfg Config, edgeID string) (string, error) {
+	dir := filepath.Join(cfg.StateDir, "fleet")
+	file := filepath.Join(dir, "node-name")
+	if b, err := os.ReadFile(file); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" {
+			return name, nil
+		}
+	}
+	name := cfg.Name + "-" + edgeID
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("fleet: state directory: %w", err)
+	}
+	if err := os.WriteFile(file, []byte(name+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("fleet: state directory: %w", err)
+	}
+	return name, nil
 }
 
 func (n *node) stop() {

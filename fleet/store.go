@@ -66,6 +66,10 @@ type Member struct {
 	Link    string            `json:"link"`
 	Info    map[string]string `json:"info,omitempty"`
 	Started time.Time         `json:"started"`
+	// Leaving is set once the edge started to stop: it takes no new
+	// agents, and the others forward to it only when no other edge holds
+	// a lease.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // EventKind says what changed.
@@ -111,7 +115,9 @@ type Store struct {
 	leases, edges jetstream.KeyValue
 	more          buckets // opened on first use
 	edgeRev       atomic.Uint64
+	selfMu        sync.Mutex // guards member, which Leaving changes
 	member        Member
+	renewNow      chan struct{}
 
 	mu      sync.RWMutex
 	cache   map[string]Lease
@@ -157,6 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		gone:     map[string]bool{},
 		stop:     make(chan struct{}),
 		sweepNow: make(chan struct{}, 1),
+		renewNow: make(chan struct{}, 1),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	var err error
@@ -271,7 +278,9 @@ func (s *Store) openOnce(ctx context.Context) error {
 		}
 	}
 	if s.edgeRev.Load() == 0 {
+		s.selfMu.Lock()
 		s.member = Member{ID: s.id, Name: s.cfg.Name, Link: s.cfg.Advertise, Info: s.cfg.Info, Started: time.Now().UTC()}
+		s.selfMu.Unlock()
 		if err := s.register(octx); err != nil {
 			return err
 		}
@@ -315,7 +324,7 @@ func (s *Store) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 
 // register writes this edge's membership, which expires unless renewed.
 func (s *Store) register(ctx context.Context) error {
-	data, _ := json.Marshal(s.member)
+	data := s.memberJSON()
 	rev, err := s.edges.Create(ctx, s.id, data, jetstream.KeyTTL(s.cfg.EdgeTTL))
 	if err != nil {
 		return err
@@ -328,7 +337,30 @@ func (s *Store) register(ctx context.Context) error {
 func (s *Store) ID() string { return s.id }
 
 // Self is this edge's membership record.
-func (s *Store) Self() Member { return s.member }
+func (s *Store) Self() Member {
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	return s.member
+}
+
+func (s *Store) memberJSON() []byte {
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	data, _ := json.Marshal(s.member)
+	return data
+}
+
+// Leaving marks this edge's membership as leaving, and tells the fleet at
+// once rather than at the next renewal.
+func (s *Store) Leaving() {
+	s.selfMu.Lock()
+	s.member.Leaving = true
+	s.selfMu.Unlock()
+	select {
+	case s.renewNow <- struct{}{}:
+	default:
+	}
+}
 
 // Members lists the edges whose membership is current, this one included.
 func (s *Store) Members() []Member {
@@ -688,6 +720,7 @@ func (s *Store) heartbeat() {
 	for {
 		select {
 		case <-t.C:
+		case <-s.renewNow:
 		case <-s.stop:
 			return
 		}
@@ -703,7 +736,7 @@ func (s *Store) heartbeat() {
 }
 
 func (s *Store) renew() error {
-	data, _ := json.Marshal(s.member)
+	data := s.memberJSON()
 	var rev uint64
 	err := s.op(s.life, func(ctx context.Context) error {
 		ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + edgeBucket + "." + s.id, Data: data},
@@ -752,6 +785,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.stop)
+	s.handLeadership()
 	if s.edges != nil && s.edgeRev.Load() != 0 {
 		// Leaving is a courtesy that saves the others EdgeTTL; a store
 		// that does not answer at once is not waited for.
@@ -762,6 +796,41 @@ func (s *Store) Close() error {
 	s.shutdown()
 	s.wg.Wait()
 	return nil
+}
+
+// handLeadership asks the buckets this edge's node leads to elect another
+// leader before the node stops. A leader that just vanishes is replaced
+// only after an election timeout of several seconds, during which no
+// claim can be written; one that steps down is replaced in milliseconds.
+func (s *Store) handLeadership() {
+	if s.node == nil || s.js == nil {
+		return
+	}
+	self := s.node.srv.Name()
+	for _, bucket := range []string{leaseBucket, edgeBucket} {
+		stream := "KV_" + bucket
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := s.js.Stream(ctx, stream)
+		if err == nil {
+			info := st.CachedInfo()
+			if info.Cluster != nil && info.Cluster.Leader == self {
+				// Any node passes the request to the stream's leader:
+				// only the leader itself may send it.
+				_, err = s.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil)
+				for err == nil && ctx.Err() == nil {
+					info, ierr := st.Info(ctx)
+					if ierr == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != self {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Debug("fleet: handing the store's leadership to another node failed", "bucket", bucket, "err", err)
+		}
+	}
 }
 
 func (s *Store) shutdown() {

@@ -27,15 +27,38 @@ func (s *Session) flushSessionCredit() {
 	}
 }
 
+// Session credit is shared by every stream, and when bulk streams use it
+// all up, the next stream's OPEN and header (a few hundred bytes) would
+// wait among them for a grant: a public connection then waited seconds to
+// be opened while thousands of others moved data. Writes of more than
+// smallWrite bytes leave the last creditReserve bytes of session credit to
+// small ones, so a new stream's header or a keystroke never queues behind
+// bulk transfers for credit.
+const (
+	smallWrite    = 4 << 10
+	creditReserve = 64 << 10
+)
+
+// creditFloor is the session credit a write of want bytes must leave to
+// others.
+func creditFloor(want int64) int64 {
+	if want <= smallWrite {
+		return 0
+	}
+	return creditReserve
+}
+
 // takeCredit reserves up to want bytes of session credit, waiting for some
-// to be granted if none is left.
+// to be granted if none is left (for a large write: none above the
+// reserve).
 func (s *Session) takeCredit(want int64, st *Stream) (int64, error) {
+	floor := creditFloor(want)
 	for {
-		if n := s.send.take(want); n > 0 {
+		if n := s.send.take(want, floor); n > 0 {
 			return n, nil
 		}
 		ch := s.send.arrival()
-		if s.send.credit.Load() > 0 {
+		if s.send.credit.Load() > floor {
 			continue
 		}
 		// The stream's waiters are made before its error is looked at, so

@@ -370,14 +370,15 @@ func newSessionSend(initial int64) *sessionSend {
 	return f
 }
 
-// take reserves up to want bytes without waiting; 0 if none is left.
-func (f *sessionSend) take(want int64) int64 {
+// take reserves up to want bytes of the credit above floor without
+// waiting; 0 if none is left.
+func (f *sessionSend) take(want, floor int64) int64 {
 	for {
 		avail := f.credit.Load()
-		if avail <= 0 {
+		if avail <= floor {
 			return 0
 		}
-		n := min(avail, want)
+		n := min(avail-floor, want)
 		if f.credit.CompareAndSwap(avail, avail-n) {
 			return n
 		}

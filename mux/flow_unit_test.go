@@ -200,15 +200,11 @@ func TestSessionRecvBatchesCredit(t *testing.T) {
 // arrives wakes whoever waits for it.
 func TestSessionSendCredit(t *testing.T) {
 	f := newSessionSend(100)
-	if got := f.take(60); got != 60 {
-		t.Fatalf("take(60) = %d", got)
-	}
-	if got := f.take(60); got != 40 {
-		t.Fatalf("take(60) with 40 left = %d", got)
-	}
-	if got := f.take(1); got != 0 {
-		t.Fatalf("take with none left = %d", got)
-	}
+	tstTakes(t, f, []tstTake{
+		{60, 0, 60, "take(60) of 100"},
+		{60, 0, 40, "take(60) with 40 left"},
+		{1, 0, 0, "take with none left"},
+	})
 	ch := f.arrival()
 	select {
 	case <-ch:
@@ -589,5 +585,31 @@ func TestRecvWindowFirstDecisionAsWithProtocolWindow(t *testing.T) {
 	}
 	if bigWin < smallWin {
 		t.Fatalf("the first decision grew a 1 MiB window to %d, a 256 KiB one to %d", bigWin, smallWin)
+	}
+}
+
+// TestSessionSendFloor: a take with a floor leaves that much credit for
+// takes without one.
+func TestSessionSendFloor(t *testing.T) {
+	tstTakes(t, newSessionSend(100), []tstTake{
+		{80, 30, 70, "take(80) above a floor of 30 of 100"},
+		{10, 30, 0, "take above the floor with only the floor left"},
+		{50, 0, 30, "take without a floor, 30 left"},
+	})
+}
+
+// tstTake is one sessionSend.take and what it must return.
+type tstTake struct {
+	want, floor, got int64
+	what             string
+}
+
+// tstTakes makes the takes in order on f.
+func tstTakes(t *testing.T, f *sessionSend, takes []tstTake) {
+	t.Helper()
+	for _, tk := range takes {
+		if got := f.take(tk.want, tk.floor); got != tk.got {
+			t.Fatalf("%s = %d; want %d", tk.what, got, tk.got)
+		}
 	}
 }

@@ -81,6 +81,7 @@ type Session struct {
 	wanWin          atomic.Int64 // the window new streams get on this path (wanWindow), 0 if none
 	numStreams      atomic.Int32
 	acceptCh        chan *Stream
+	handler         atomic.Pointer[func(*Stream)] // HandleStreams; nil: streams wait in acceptCh
 
 	// The send queue, guarded by sendMu: control frames, the streams with
 	// frames in the scheduler, and the GOAWAY that fail queues as the
@@ -103,6 +104,7 @@ type Session struct {
 	goAwaySent atomic.Bool
 	refusing   atomic.Bool // RefuseStreams was called
 	goAwayRecv atomic.Bool
+	goAwayCh   chan struct{} // closed when the peer's first GOAWAY arrives
 	remoteCode atomic.Uint32 // error code of the peer's GOAWAY, if any
 
 	done      chan struct{}
@@ -161,6 +163,7 @@ func newSession(conn net.Conn, cfg Config, client bool) (*Session, error) {
 		send:     newSessionSend(frame.InitialSessionWindow),
 		lim:      windowLimits{initial: int64(cfg.InitialStreamWindow), max: int64(cfg.MaxStreamWindow)},
 		done:     make(chan struct{}),
+		goAwayCh: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		start:    time.Now(),
 		pings:    make(map[uint64]chan time.Duration),
@@ -221,9 +224,11 @@ func (s *Session) OpenStreamWith(ctx context.Context, first []byte) (*Stream, er
 	}
 	// The OPEN waits in the control queue for the first DATA frame, which
 	// writes it through or queues itself and wakes the writer. A Write
-	// that would wait for session credit first must not hold the OPEN
-	// back meanwhile.
-	if len(first) == 0 || s.send.credit.Load() < int64(min(len(first), s.cfg.MaxFramePayload)) {
+	// that would wait for session credit first (a large one also for
+	// credit above the reserve it leaves to small ones) must not hold the
+	// OPEN back meanwhile.
+	need := int64(min(len(first), s.cfg.MaxFramePayload))
+	if len(first) == 0 || s.send.credit.Load() < need+creditFloor(need) {
 		s.signalWriter()
 	}
 	if _, err := st.Write(first); err != nil {
@@ -365,6 +370,11 @@ func (s *Session) GoAway() error {
 	s.queueCtrl(func(b []byte) []byte { return frame.AppendGoAway(b, frame.CodeNoError) })
 	return nil
 }
+
+// GoingAway is closed when the peer sends GOAWAY: it opens no new stream
+// and will end the session once its streams finish. A client that can
+// reach another server opens a session there without waiting for the end.
+func (s *Session) GoingAway() <-chan struct{} { return s.goAwayCh }
 
 // fail ends the session with err (the first call wins).
 func (s *Session) fail(err error) {
@@ -509,8 +519,10 @@ func (s *Session) handle(h frame.Header) error {
 	case frame.TypePong:
 		s.handlePong(h.Value)
 	case frame.TypeGoAway:
-		s.goAwayRecv.Store(true)
 		s.remoteCode.Store(uint32(h.Value))
+		if !s.goAwayRecv.Swap(true) {
+			close(s.goAwayCh)
+		}
 	case frame.TypeSettings:
 		return s.handleSettings(h)
 	}
@@ -595,6 +607,11 @@ func (s *Session) handleOpen(id uint32) error {
 	st := newStream(s, id, win, frame.InitialStreamWindow)
 	s.streams.Store(id, st)
 	s.numStreams.Add(1)
+	if h := s.handler.Load(); h != nil {
+		s.grantAccepted(st, win)
+		(*h)(st)
+		return nil
+	}
 	select {
 	case s.acceptCh <- st:
 	default:
@@ -610,10 +627,47 @@ func (s *Session) handleOpen(id uint32) error {
 		s.resetQueued()
 		return nil
 	}
-	if extra := win - s.acceptWindow; extra > 0 {
-		s.queueWindowUpdate(id, uint32(extra))
+	s.grantAccepted(st, win)
+	if s.handler.Load() != nil {
+		// HandleStreams ran between the look above and the queueing, and
+		// may have drained the queue before this stream was in it.
+		s.handQueued()
 	}
 	return nil
+}
+
+// grantAccepted sends the credit of a stream the peer opened beyond what
+// the peer assumes it has.
+func (s *Session) grantAccepted(st *Stream, win int64) {
+	if extra := win - s.acceptWindow; extra > 0 {
+		s.queueWindowUpdate(st.id, uint32(extra))
+	}
+}
+
+// HandleStreams makes the session hand every stream the peer opens from
+// now on to handle, instead of queueing it for AcceptStream; streams
+// already queued are handed over at once. handle runs on the session's
+// reader (and, for those queued, on the caller's goroutine, and possibly
+// both at once), so it must not block: it starts whatever serves the
+// stream. A side that serves every stream the same way saves the wake-up
+// of a goroutine waiting in AcceptStream for each: on a busy agent that is
+// a thread wake-up per public connection. It may be called once.
+func (s *Session) HandleStreams(handle func(*Stream)) {
+	s.handler.Store(&handle)
+	s.handQueued()
+}
+
+// handQueued hands the streams waiting for AcceptStream to the handler.
+func (s *Session) handQueued() {
+	h := s.handler.Load()
+	for {
+		select {
+		case st := <-s.acceptCh:
+			(*h)(st)
+		default:
+			return
+		}
+	}
 }
 
 // ctrlFlooded fails when the answers queued for the peer pass

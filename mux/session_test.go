@@ -347,8 +347,18 @@ func TestGoAwayFinishesExistingRefusesNew(t *testing.T) {
 		t.Fatalf("echo before GOAWAY: %v", err)
 	}
 
+	select {
+	case <-c.GoingAway():
+		t.Fatal("GoingAway closed before the peer sent GOAWAY")
+	default:
+	}
 	if err := s.GoAway(); err != nil {
 		t.Fatalf("GoAway: %v", err)
+	}
+	select {
+	case <-c.GoingAway():
+	case <-time.After(tstTimeout):
+		t.Fatal("GoingAway did not close after the peer's GOAWAY")
 	}
 	tstEventually(t, "the client to see the GOAWAY", func() bool {
 		_, err := c.OpenStream(ctx)

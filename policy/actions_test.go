@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -163,6 +164,38 @@ on_http_request:
 		r := get("http://a.test/")
 		r.SetBasicAuth(cred[0], cred[1])
 		wantStatus(t, serve(p, r, "192.0.2.50:1", nil), 401)
+	}
+}
+
+// The usual header passes on a hash of itself; every other spelling of the
+// same credentials is decoded and checked, and passes too.
+func TestBasicAuthAcceptsEveryFormOfTheHeader(t *testing.T) {
+	p := compileYAML(t, newClock(), "on_http_request:\n  - actions: [{type: basic-auth, config: {credentials: [\"alice:plain-pw\", \"carol:with:colon\"]}}]\n")
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, h := range []string{
+		"Basic " + b64("alice:plain-pw"),
+		"basic " + b64("alice:plain-pw"),
+		"BASIC " + b64("alice:plain-pw"),
+		"Basic " + b64("carol:with:colon"),
+	} {
+		r := get("http://a.test/")
+		r.Header.Set("Authorization", h)
+		res := serve(p, r, "192.0.2.1:1", nil)
+		wantStatus(t, res, 200)
+		if res.r.Header.Get("Authorization") != "" {
+			t.Fatalf("%q: the app received the edge's credentials", h)
+		}
+	}
+	for _, h := range []string{
+		"Basic " + b64("alice:plain-pw "),
+		"Basic " + b64("carol:plain-pw"),
+		"Basic " + b64("alice:plain-pw")[:8],
+		"Bearer " + b64("alice:plain-pw"),
+		"Basic " + strings.Repeat("A", 2*maxFastHeader),
+	} {
+		r := get("http://a.test/")
+		r.Header.Set("Authorization", h)
+		wantStatus(t, serve(p, r, "192.0.2.9:1", nil), 401)
 	}
 }
 

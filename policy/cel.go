@@ -92,20 +92,31 @@ func (e *envs) forPhase(ph Phase) *cel.Env {
 	return e.conn
 }
 
+// condition is one compiled expression: its CEL program, and its Go form
+// when it has one (see cel_fast.go).
+type condition struct {
+	prg  cel.Program
+	fast fastCond
+}
+
 // compileCondition checks one expression: it must parse, use only the
 // phase's variables, and be a bool.
-func compileCondition(env *cel.Env, src string) (cel.Program, error) {
+func compileCondition(env *cel.Env, src string) (condition, error) {
 	if len(src) > maxExpression {
-		return nil, fmt.Errorf("expression is %d bytes, over the %d byte limit", len(src), maxExpression)
+		return condition{}, fmt.Errorf("expression is %d bytes, over the %d byte limit", len(src), maxExpression)
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, fmt.Errorf("expression %q: %s", src, strings.TrimSpace(iss.Err().Error()))
+		return condition{}, fmt.Errorf("expression %q: %s", src, strings.TrimSpace(iss.Err().Error()))
 	}
 	if ast.OutputType() != cel.BoolType {
-		return nil, fmt.Errorf("expression %q is a %s, not a bool", src, ast.OutputType())
+		return condition{}, fmt.Errorf("expression %q is a %s, not a bool", src, ast.OutputType())
 	}
-	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		return condition{}, err
+	}
+	return condition{prg: prg, fast: fastCondition(ast)}, nil
 }
 
 // input is what conditions see. Maps are built only when a condition
@@ -120,26 +131,27 @@ type input struct {
 	headers, query, resHeaders map[string][]string
 }
 
-// ResolveName implements interpreter.Activation.
+// ResolveName implements interpreter.Activation. Scalars are returned as
+// CEL values, so the interpreter need not convert (and allocate) them again.
 func (in *input) ResolveName(name string) (any, bool) {
 	switch name {
 	case "conn.client_ip":
-		return in.client.Addr().String(), true
+		return types.String(in.client.Addr().String()), true
 	case "conn.client_port":
-		return int64(in.client.Port()), true
+		return types.Int(in.client.Port()), true
 	case "time.now":
-		return in.now, true
+		return types.Timestamp{Time: in.now}, true
 	}
 	if in.r != nil {
 		switch name {
 		case "req.method":
-			return in.r.Method, true
+			return types.String(in.r.Method), true
 		case "req.host":
-			return in.r.Host, true
+			return types.String(in.r.Host), true
 		case "req.path":
-			return in.r.URL.Path, true
+			return types.String(in.r.URL.Path), true
 		case "req.url":
-			return in.r.URL.RequestURI(), true
+			return types.String(in.r.URL.RequestURI()), true
 		case "req.query":
 			if in.query == nil {
 				in.query = in.r.URL.Query()
@@ -155,7 +167,7 @@ func (in *input) ResolveName(name string) (any, bool) {
 	if in.resHdr != nil {
 		switch name {
 		case "res.status":
-			return int64(in.status), true
+			return types.Int(in.status), true
 		case "res.headers":
 			if in.resHeaders == nil {
 				in.resHeaders = lowerHeaders(in.resHdr)

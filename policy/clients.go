@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,10 @@ type clientTable[V any] struct {
 	m     map[netip.Addr]*V
 	max   int
 	spent func(v *V, now time.Time) bool
+	// size is len(m), kept beside it so that lookups and removals in an
+	// empty table (no client has failed: the usual case, on every request)
+	// take no lock.
+	size atomic.Int64
 }
 
 func newClientTable[V any](max int, spent func(*V, time.Time) bool) *clientTable[V] {
@@ -44,19 +49,27 @@ func (t *clientTable[V]) get(a netip.Addr, now time.Time, mk func() *V) *V {
 	}
 	v := mk()
 	t.m[k] = v
+	t.size.Store(int64(len(t.m)))
 	return v
 }
 
 // lookup returns the client's entry, or nil.
 func (t *clientTable[V]) lookup(a netip.Addr) *V {
+	if t.size.Load() == 0 {
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.m[clientKey(a)]
 }
 
 func (t *clientTable[V]) remove(a netip.Addr) {
+	if t.size.Load() == 0 {
+		return
+	}
 	t.mu.Lock()
 	delete(t.m, clientKey(a))
+	t.size.Store(int64(len(t.m)))
 	t.mu.Unlock()
 }
 
@@ -75,6 +88,7 @@ func (t *clientTable[V]) evict(now time.Time) {
 		}
 		delete(t.m, k)
 	}
+	t.size.Store(int64(len(t.m)))
 }
 
 func (t *clientTable[V]) len() int {

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/google/cel-go/cel"
-
 	errpage "github.com/sluicehq/sluice/internal/page"
 )
 
@@ -98,7 +96,7 @@ type rule struct {
 	source  string
 	name    string
 	phase   Phase
-	conds   []cel.Program
+	conds   []condition
 	actions []compiled
 }
 
@@ -205,11 +203,11 @@ func (p *Policy) compileRule(e *envs, l Layer, ph Phase, src *Rule, i int) (*rul
 	r := &rule{source: l.Source, name: label, phase: ph}
 	env := e.forPhase(ph)
 	for _, expr := range src.Expressions {
-		prg, err := compileCondition(env, expr)
+		c, err := compileCondition(env, expr)
 		if err != nil {
 			return nil, fail(src.Line, "%v", err)
 		}
-		r.conds = append(r.conds, prg)
+		r.conds = append(r.conds, c)
 	}
 	for _, a := range src.Actions {
 		line := a.Line
@@ -318,7 +316,13 @@ func (x *exchange) decide(status int, refused bool) *Decision {
 // caller refuses rather than guess.
 func (x *exchange) matches(r *rule) (bool, error) {
 	for _, c := range r.conds {
-		v, _, err := c.Eval(&x.in)
+		if c.fast != nil {
+			if !c.fast(&x.in) {
+				return false, nil
+			}
+			continue
+		}
+		v, _, err := c.prg.Eval(&x.in)
 		if err != nil {
 			return false, err
 		}

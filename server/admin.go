@@ -8,10 +8,8 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"text/template"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/observe"
 	"github.com/sluicehq/sluice/server/console"
 )
 
@@ -200,19 +198,3 @@ func (s *Server) closeAdmin() {
 		s.admin.srv.Close()
 	}
 }
-
-var adminPage = template.Must(template.New("admin").Funcs(template.FuncMap{
-	"bytes": observe.Bytes,
-	"since": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
-}).Parse(`<!doctype html><html><head><meta charset="utf-8"><title>sluice edge</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}th{background:#f4f4f4}code{font-size:.95em}</style></head>
-<body><h1>sluice edge</h1>
-<p>{{.Totals.Sessions}} sessions of {{.Totals.Agents}} agents, {{.Totals.Tunnels}} tunnels, {{.Totals.Streams}} streams open; {{bytes .Totals.BytesIn}} in, {{bytes .Totals.BytesOut}} out. <small>As of {{.Time.Format "2006-01-02 15:04:05 MST"}}; JSON at <code>/api/status</code>.</small></p>
-<h2>Agents</h2><table><tr><th>Session</th><th>Owner</th><th>Remote address</th><th>Connected for</th><th>RTT</th><th>Streams</th><th>Tunnels</th></tr>
-{{range .Agents}}<tr><td><code>{{.Session}}</code></td><td><code>{{.Owner}}</code></td><td>{{.RemoteAddr}}</td><td>{{since .ConnectedSince}}</td><td>{{printf "%.2f" .RTTMillis}} ms</td><td>{{.Streams}}</td><td>{{range .Tunnels}}{{.}}<br>{{end}}</td></tr>
-{{else}}<tr><td colspan="7">No agent connected.</td></tr>{{end}}</table>
-<h2>Tunnels</h2><table><tr><th>URL</th><th>Kind</th><th>Name</th><th>Session</th><th>In</th><th>Out</th><th>Open streams</th></tr>
-{{range .Tunnels}}<tr><td>{{.URL}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td><code>{{.Session}}</code></td><td>{{bytes .BytesIn}}</td><td>{{bytes .BytesOut}}</td><td>{{.OpenStreams}}</td></tr>
-{{else}}<tr><td colspan="7">No tunnel online.</td></tr>{{end}}</table>
-</body></html>
-`))

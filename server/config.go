@@ -87,7 +87,8 @@ type Config struct {
 	// HTTPS, HTTPSListener, HTTPSCertFile, HTTPSKeyFile, HTTPPlain,
 	// PublicHTTPSPort, StateDir, ACMEDirectory, ACMEEmail and ACMERoots
 	// configure the public HTTPS ingress (see https.go). StateDir also
-	// holds the edge's leases (see lease.go); empty keeps them in memory
+	// holds the edge's leases (see lease.go) and the key of the policy's
+	// sign-in sessions (see policy_key.go); empty keeps them in memory
 	// unless HTTPS needs the per-user state directory.
 	HTTPS                       string
 	HTTPSListener               net.Listener

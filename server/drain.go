@@ -21,7 +21,8 @@ const drainPoll = 50 * time.Millisecond
 // agent is told with GOAWAY that its session is ending, and the requests
 // and connections in flight run on until they finish or timeout passes.
 // Agents' sessions stay up meanwhile: they carry that work. The caller
-// closes the sessions afterwards.
+// closes the sessions afterwards. In a fleet, the agents are handed to
+// other edges before the listeners close (fleet_handoff.go).
 func (s *Server) drain(timeout time.Duration) {
 	s.draining.Store(true)
 	start := time.Now()
@@ -29,6 +30,17 @@ func (s *Server) drain(timeout time.Duration) {
 	defer cancel()
 
 	s.ctrlLn.Close()
+	if s.fleet != nil {
+		// Agents move first, while this edge still takes public traffic:
+		// it hands them to other edges (see handOff) with at most half
+		// the drain, and drains what is left in flight with the rest.
+		s.fleet.store.Leaving()
+		s.sessions.Range(func(k, _ any) bool {
+			k.(*agentConn).sess.GoAway()
+			return true
+		})
+		s.fleet.handOff(dctx, start.Add(timeout/2))
+	}
 	s.closePublicListeners()
 
 	// http.Server.Shutdown closes the listener and idle connections at once

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,8 +67,11 @@ func (s *Server) openFleet() error {
 			if ev.Kind == fleet.LeaseSet {
 				f.takenOver(ev.Lease)
 			}
-			if ev.Kind == fleet.LeaseSet || ev.Kind == fleet.LeaseGone {
+			switch ev.Kind {
+			case fleet.LeaseSet, fleet.LeaseGone:
 				f.syncPort(ev.Lease.Key)
+			case fleet.EdgeUp, fleet.EdgeDown:
+				f.tellAgentsFleet(ev)
 			}
 		},
 		Listen:        c.FleetListen,
@@ -79,7 +83,7 @@ func (s *Server) openFleet() error {
 		NATSCertFile:  c.NATSCertFile,
 		NATSKeyFile:   c.NATSKeyFile,
 		StateDir:      c.StateDir,
-		Info:          map[string]string{"agents": s.ctrlLn.Addr().String()},
+		Info:          map[string]string{infoAgents: agentAdvertise(s.ctrlLn.Addr(), c.FleetListen)},
 		Logger:        s.log,
 	})
 	if err != nil {
@@ -259,7 +263,8 @@ func (f *edgeFleet) serveHTTP(w http.ResponseWriter, r *http.Request, host strin
 	return true
 }
 
-// peersHolding lists the other edges that hold l, as members.
+// peersHolding lists the other edges that hold l, as members, those that
+// are leaving last: their sessions are moving away.
 func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 	var out []fleet.Member
 	for _, id := range l.Holders {
@@ -270,6 +275,15 @@ func (f *edgeFleet) peersHolding(l fleet.Lease) []fleet.Member {
 			out = append(out, m)
 		}
 	}
+	slices.SortStableFunc(out, func(a, b fleet.Member) int {
+		switch {
+		case a.Leaving == b.Leaving:
+			return 0
+		case a.Leaving:
+			return 1
+		}
+		return -1
+	})
 	return out
 }
 

@@ -15,32 +15,59 @@ import (
 	"github.com/sluicehq/sluice/server/leasestore"
 )
 
-// errStoreDown means the fleet's store does not answer: the edge serves
-// what it knows and grants nothing new until it does.
-var errStoreDown = errors.New("the fleet's store does not answer")
-
 // claimShared is claim in a fleet. The rules are the same; what they are
 // applied to is the fleet's record of the key (which edge serves it, whose
 // it is, its secrets), and the outcome is written back with
 // compare-and-set against the version the decision read. Of two edges
 // deciding on one key at once, one write lands; the other edge undoes what
-// it opened and refuses the claim as taken. The registry's lock is held
+// it opened and decides again on the record it reads then, which refuses
+// a rival's claim as taken and lets the same agent in on one more edge. The registry's lock is held
 // across the write, so claims on one edge are decided one at a time.
 func (r *registry) claimShared(q claimReq) (claimed, error) {
+	for attempt := 0; ; attempt++ {
+		res, err, raced := r.claimSharedOnce(q)
+		if !raced || attempt == maxClaimRaces {
+			return res, err
+		}
+	}
+}
+
+// maxClaimRaces bounds how often a claim is decided again after another
+// edge changed the key's record between its read and its write: a change
+// of holders (an agent moving between edges) is no rival, and the claim
+// read again is decided on what it finds.
+const maxClaimRaces = 4
+
+// claimSharedOnce is one decision and write of claimShared; raced reports
+// a write that lost to another edge's, after which the claim was undone.
+func (r *registry) claimSharedOnce(q claimReq) (_ claimed, _ error, raced bool) {
 	presented := hashSecret(q.secret)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+	// A lease the fleet's record already gives this agent (vouched) does
+	// not wait long for a store that is electing a leader: the agent
+	// moving to this edge is granted what is its own from the record
+	// known here, and the store learns this edge holds it when it answers.
+	vouched := r.leaseValidShared(q.key, q.secret, q.owner)
+	wait := fleet.DefaultOpTimeout
+	if vouched {
+		wait = vouchedStoreWait
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	cur, err := r.fleet.Get(ctx, q.key)
 	found := err == nil
+	if err != nil && vouched && !errors.Is(err, fleet.ErrNotFound) {
+		cur, found = r.fleet.Lookup(q.key)
+		err = nil
+	}
 	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
-		return claimed{}, fmt.Errorf("%w, so no new name or port can be granted now (the agent retries): %v", errStoreDown, err)
+		return claimed{}, &storeError{fmt.Errorf("the fleet's store does not answer, so no new name or port can be granted now: %w", err)}, false
 	}
 	var rec leasestore.Record
 	if found {
 		if rec, err = fleetRecord(cur); err != nil {
-			return claimed{}, err
+			return claimed{}, err, false
 		}
 	}
 	now := r.now()
@@ -79,7 +106,7 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 	case found && r.grace > 0 && now.Before(rec.LastSeen.Add(r.grace)):
 		l = &lease{rec: rec, until: rec.LastSeen.Add(r.grace)}
 		if !l.has(presented) && parseOwner(rec.Owner) != q.owner {
-			return claimed{}, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
+			return claimed{}, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}, false
 		}
 		err = r.openLease(l, q, presented, &res)
 		res.reused = true
@@ -89,10 +116,15 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		err = r.openLease(l, q, "", &res)
 	}
 	if err != nil {
-		return claimed{}, err
+		return claimed{}, err, false
 	}
 	l.rec.Connected = true
 	rev, werr := r.writeShared(ctx, l.rec, cur, found, sole)
+	if werr != nil && vouched && !errors.Is(werr, fleet.ErrTaken) && !errors.Is(werr, fleet.ErrConflict) {
+		r.onErr(fmt.Errorf("the fleet's store did not answer in %v; serving %s from the lease known here and recording it when the store answers: %w", wait, q.key, werr))
+		r.holdLater(q.key, l)
+		werr = nil
+	}
 	if werr != nil {
 		if !servedHere {
 			r.unopen(l.ep)
@@ -101,13 +133,53 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		}
 		if errors.Is(werr, fleet.ErrTaken) || errors.Is(werr, fleet.ErrConflict) {
 			return claimed{}, &heldError{Key: q.key, Remote: "another edge of the fleet, which claimed it at the same moment",
-				OwnerName: l.rec.OwnerName, Since: now}
+				OwnerName: l.rec.OwnerName, Since: now}, true
 		}
-		return claimed{}, fmt.Errorf("%w: it did not take the claim (the agent retries): %v", errStoreDown, werr)
+		return claimed{}, &storeError{fmt.Errorf("the fleet's store did not take the claim: %w", werr)}, false
 	}
 	l.rev = rev
 	r.leases[q.key] = l
-	return res, nil
+	return res, nil, false
+}
+
+// vouchedStoreWait is how long a claim the fleet's record already grants
+// waits for the store before it is granted from the record: a store whose
+// leader died elects another in seconds, and an agent moving off that
+// dead edge must be back well within one.
+const vouchedStoreWait = 250 * time.Millisecond
+
+// storeError is a claim that failed because the fleet's store did not
+// answer: the agent may try again.
+type storeError struct{ error }
+
+func (e *storeError) Unwrap() error { return e.error }
+
+// holdLater records in the store that this edge holds key, once the store
+// answers, while l is still served here.
+func (r *registry) holdLater(key string, l *lease) {
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+			select {
+			case <-time.After(delay):
+			case <-r.quit:
+				return
+			}
+			r.mu.Lock()
+			live := r.leases[key] == l && l.ep != nil
+			r.mu.Unlock()
+			if !live {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+			_, err := r.fleet.Hold(ctx, key)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	}()
 }
 
 // writeShared writes rec as the fleet's lease, held by this edge, if the

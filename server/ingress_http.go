@@ -99,6 +99,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, host string) *tun
 	if ok {
 		t = ep.pick()
 	}
+	if t != nil && s.draining.Load() && s.fleet != nil && s.fleet.peerServes(hostKey(host)) && s.fleet.serveHTTP(w, r, host) {
+		return nil // handed off: another edge serves it now
+	}
 	if t == nil {
 		if s.fleet != nil && s.fleet.serveHTTP(w, r, host) {
 			return nil

@@ -55,7 +55,6 @@ func (s *Server) openRegistry() (*registry, error) {
 	reg.onErr = saveFailed
 	if s.fleet != nil {
 		reg.fleet = s.fleet.store
-		s.fleet.ready()
 	}
 	if n := reg.leaseCount(); n > 0 {
 		s.log.Info("leases loaded", "count", n, "state_dir", s.cfg.StateDir)

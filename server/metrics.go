@@ -39,10 +39,10 @@ type edgeMetrics struct {
 	// policy counts the clients the traffic policy answered itself.
 	policy *prometheus.CounterVec
 
-	sessionsDesc, agentsDesc, tunnelsDesc, streamsDesc *prometheus.Desc
-	rttDesc, tunnelRTTDesc                             *prometheus.Desc
-	bytesDesc, tunnelStreamsDesc, certDesc             *prometheus.Desc
-	udpDropsDesc                                       *prometheus.Desc
+	sessionsDesc, agentsDesc, tunnelsDesc, streamsDesc       *prometheus.Desc
+	rttDesc, tunnelRTTDesc                                   *prometheus.Desc
+	bytesDesc, tunnelStreamsDesc, tunnelOpenedDesc, certDesc *prometheus.Desc
+	udpDropsDesc                                             *prometheus.Desc
 
 	mu    sync.Mutex
 	certs []certSource
@@ -93,6 +93,7 @@ func newEdgeMetrics(s *Server, reg prometheus.Registerer) (*edgeMetrics, error) 
 		tunnelRTTDesc:     prometheus.NewDesc("sluice_edge_tunnel_rtt_seconds", "Latest keepalive round trip of the session carrying a tunnel.", []string{"tunnel", "url"}, nil),
 		bytesDesc:         prometheus.NewDesc("sluice_edge_tunnel_bytes_total", "Bytes a tunnel carried, counted while connections are open; direction in is from public clients toward the agent, out is back. Starts over when the tunnel re-registers.", []string{"tunnel", "url", "kind", "direction"}, nil),
 		tunnelStreamsDesc: prometheus.NewDesc("sluice_edge_tunnel_streams_open", "Streams open to a tunnel's agent (public TCP connections, or pooled HTTP proxy connections).", []string{"tunnel", "url"}, nil),
+		tunnelOpenedDesc:  prometheus.NewDesc("sluice_edge_tunnel_streams_opened_total", "Streams the edge opened to a tunnel's agent (one per public TCP connection, UDP flow or pooled HTTP proxy connection; none for a client the policy refused). Starts over when the tunnel re-registers.", []string{"tunnel", "url"}, nil),
 		certDesc:          prometheus.NewDesc("sluice_edge_certificate_expiry_timestamp_seconds", "When a certificate the edge serves expires (Unix time), by listener, name (its first DNS name, else its common name) and subject.", []string{"listener", "name", "subject"}, nil),
 		udpDropsDesc:      prometheus.NewDesc("sluice_edge_udp_datagrams_dropped_total", "Public datagrams a UDP tunnel's port dropped at the edge's bounds, by reason (flow_limit, no_agent, policy, byte_budget, flow_queue).", []string{"tunnel", "url", "reason"}, nil),
 		hosts:             map[string]struct{}{},
@@ -170,7 +171,7 @@ func (m *edgeMetrics) addCertSource(listener string, leaves func() []*x509.Certi
 
 // Describe implements prometheus.Collector.
 func (m *edgeMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.sessionsDesc, m.agentsDesc, m.tunnelsDesc, m.streamsDesc, m.rttDesc, m.tunnelRTTDesc, m.bytesDesc, m.tunnelStreamsDesc, m.certDesc, m.udpDropsDesc} {
+	for _, d := range []*prometheus.Desc{m.sessionsDesc, m.agentsDesc, m.tunnelsDesc, m.streamsDesc, m.rttDesc, m.tunnelRTTDesc, m.bytesDesc, m.tunnelStreamsDesc, m.tunnelOpenedDesc, m.certDesc, m.udpDropsDesc} {
 		ch <- d
 	}
 }
@@ -179,6 +180,7 @@ type tunnelSeries struct {
 	name, url, kind string
 	in, out         int64
 	streams         int64
+	opened          uint64
 	rtt             time.Duration
 }
 
@@ -220,6 +222,7 @@ func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
 			ts.in += t.meter.AToB.Load()
 			ts.out += t.meter.BToA.Load()
 			ts.streams += t.streams.Load()
+			ts.opened += t.opened.Load()
 			ts.rtt = max(ts.rtt, rtt)
 		}
 		return true
@@ -236,6 +239,7 @@ func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(ts.in), ts.name, ts.url, ts.kind, "in")
 		ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(ts.out), ts.name, ts.url, ts.kind, "out")
 		ch <- prometheus.MustNewConstMetric(m.tunnelStreamsDesc, prometheus.GaugeValue, float64(ts.streams), ts.name, ts.url)
+		ch <- prometheus.MustNewConstMetric(m.tunnelOpenedDesc, prometheus.CounterValue, float64(ts.opened), ts.name, ts.url)
 		ch <- prometheus.MustNewConstMetric(m.tunnelRTTDesc, prometheus.GaugeValue, ts.rtt.Seconds(), ts.name, ts.url)
 	}
 	m.mu.Lock()

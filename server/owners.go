@@ -43,7 +43,7 @@ func (s *Server) reserveTunnel(ac *agentConn) error {
 	case errors.Is(err, fleet.ErrOverLimit):
 		return errTunnelLimit
 	}
-	return fmt.Errorf("%w, so the owner's tunnels cannot be counted (the agent retries): %v", errStoreDown, err)
+	return &storeError{fmt.Errorf("the fleet's store does not answer, so the owner's tunnels cannot be counted: %w", err)}
 }
 
 func (s *Server) countTunnel(o ownerID, delta int) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -92,7 +93,8 @@ func (ac *agentConn) registerPort(t *tunnel, r control.Register, p portKind) (cl
 			return c, nil
 		}
 		lastErr = err
-		if r.RemotePort != 0 {
+		var se *storeError
+		if r.RemotePort != 0 || errors.As(err, &se) {
 			break
 		}
 	}

@@ -16,11 +16,12 @@ func regError(ref uint32, code, format string, args ...any) *control.Error {
 func claimError(ref uint32, code string, err error) *control.Error {
 	var held *heldError
 	var res *reservedError
-	if errors.As(err, &held) || errors.As(err, &res) {
+	var se *storeError
+	switch {
+	case errors.As(err, &held) || errors.As(err, &res):
 		return regError(ref, code, "%v", err)
-	}
-	if errors.Is(err, errStoreDown) {
-		return regError(ref, control.CodeInternal, "%v", err)
+	case errors.As(err, &se):
+		return regError(ref, control.CodeInternal, "%v: the agent tries again", err)
 	}
 	return regError(ref, control.CodePortTaken, "%v", err)
 }
@@ -157,7 +158,8 @@ func (ac *agentConn) registerHTTP(t *tunnel, r control.Register) (claimed, *cont
 			t.ep = c.ep
 			return c, nil
 		}
-		if random && attempt < 20 {
+		var se *storeError
+		if random && attempt < 20 && !errors.As(err, &se) {
 			continue // a random name collided: draw another
 		}
 		return claimed{}, claimError(r.Ref, control.CodeNameTaken, err)

@@ -58,6 +58,15 @@ type registry struct {
 	fleet  *fleet.Store // set in a fleet: claims are decided against it (claimShared)
 	now    func() time.Time
 	onErr  func(error)
+	// quit ends the registry's background work (bg) when the edge stops.
+	quit chan struct{}
+	bg   sync.WaitGroup
+}
+
+// close ends the registry's background work.
+func (r *registry) close() {
+	close(r.quit)
+	r.bg.Wait()
 }
 
 // newRegistry returns a registry whose released keys stay leased to their
@@ -67,7 +76,7 @@ func newRegistry(grace time.Duration, store leasestore.Store) (*registry, error)
 	if store == nil {
 		store = leasestore.NewMemory()
 	}
-	r := &registry{leases: map[string]*lease{}, grace: grace, store: store, now: time.Now, onErr: func(error) {}}
+	r := &registry{leases: map[string]*lease{}, grace: grace, store: store, now: time.Now, onErr: func(error) {}, quit: make(chan struct{})}
 	recs, err := store.Load()
 	if err != nil {
 		return nil, err

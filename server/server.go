@@ -76,8 +76,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
 	// Sign-in sessions of the traffic policy survive an agent's reconnect
-	// (the key is the edge's), not an edge restart.
-	_, _ = rand.Read(s.policyKey[:])
+	// (the key is the edge's) and, with a state directory or a fleet, a
+	// restart; in a fleet every edge opens them.
+	if s.policyKey, err = policySessionKey(cfg.FleetSecret, cfg.StateDir); err != nil {
+		return nil, configErr("StateDir", "%v", err)
+	}
 	s.policy.Store(cfg.Policy)
 	s.auth.Store(auth)
 	lim := cfg.Limits
@@ -99,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 		ln.Close()
 		s.closeFleet()
 		return nil, err
+	}
+	if s.fleet != nil {
+		s.fleet.ready() // mirrors of leased ports look the registry up
 	}
 	if cfg.HTTPListener != nil {
 		s.httpLn = s.acceptProxy(cfg.HTTPListener)
@@ -229,6 +235,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		k.(*agentConn).sess.Close()
 		return true
 	})
+	s.reg.close()
 	s.closeFleet()
 	s.wg.Wait()
 	s.reg.store.Close()

@@ -35,8 +35,11 @@ type agentConn struct {
 	// software is what the agent's Hello says it is ("sluice-agent/v1.2.3"),
 	// for the admin listing and the logs.
 	software string
-	rulep    atomic.Pointer[rule] // the token's rule; replaced on reload
-	log      *slog.Logger
+	// fleetAware is set when the agent's Hello asked for the fleet's
+	// edges: it may be sent Fleet messages.
+	fleetAware bool
+	rulep      atomic.Pointer[rule] // the token's rule; replaced on reload
+	log        *slog.Logger
 
 	wmu sync.Mutex // serializes writes to ctrl
 
@@ -67,6 +70,9 @@ type tunnel struct {
 	// only handed to relays when the edge is metering.
 	meter   relay.Meter
 	streams atomic.Int64
+	// opened counts the streams ever opened to the agent for this tunnel:
+	// a request the policy refused must leave it as it was.
+	opened atomic.Uint64
 
 	// policy is the tunnel's compiled traffic policy (the edge's, the
 	// owner's and the agent's rules), nil when it has none; a reload
@@ -110,6 +116,7 @@ func (t *tunnel) openFor(ctx context.Context, remote, local string, first []byte
 		release()
 		return nil, nil, err
 	}
+	t.opened.Add(1)
 	return st, release, nil
 }
 
@@ -284,7 +291,10 @@ func (s *Server) handshake(ac *agentConn, src string, log *slog.Logger) (refused
 	ac.rulep.Store(r)
 	ac.owner = r.owner
 	ac.software = printable(hello.Software, maxSoftware)
-	return false, control.WriteMessage(ac.ctrl, control.Welcome{Version: control.Version, Software: Software, Session: ac.id})
+	ac.fleetAware = hello.Fleet
+	w := control.Welcome{Version: control.Version, Software: Software, Session: ac.id}
+	s.welcomeFleet(&w, hello.Fleet)
+	return false, control.WriteMessage(ac.ctrl, w)
 }
 
 // maxSoftware bounds the agent's self-description kept for the listing.

@@ -83,7 +83,7 @@ var firstBufs = sync.Pool{New: func() any { b := make([]byte, 0, firstBytes); re
 const firstBytes = 4 << 10
 
 func (s *Server) handleTCP(ep *endpoint, c net.Conn) {
-	if !s.resolveProxy(c) {
+	if !s.resolveProxy(c) || s.forwardDraining(ep, c) {
 		return
 	}
 	// A client that writes first (most protocols) has usually sent its

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"sync"
 
 	"github.com/sluicehq/sluice/internal/observe"
 )
@@ -16,7 +17,11 @@ import (
 //go:embed static
 var staticFiles embed.FS
 
-var pageTmpl = template.Must(template.ParseFS(staticFiles, "static/index.html"))
+// pageTmpl parses the page on first use, not at the start of every agent,
+// most of which never serve it.
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(staticFiles, "static/index.html"))
+})
 
 type pageData struct {
 	Port        string
@@ -26,7 +31,7 @@ type pageData struct {
 
 func (in *Inspector) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	pageTmpl.Execute(w, pageData{Port: in.port, BodyLimit: observe.Bytes(in.cfg.BodyLimit), MaxRequests: in.cfg.MaxRequests})
+	pageTmpl().Execute(w, pageData{Port: in.port, BodyLimit: observe.Bytes(in.cfg.BodyLimit), MaxRequests: in.cfg.MaxRequests})
 }
 
 var staticServer = func() http.Handler {

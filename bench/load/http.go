@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -14,14 +15,38 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
+// HTTPTarget is where HTTP load goes.
+type HTTPTarget struct {
+	Addr string // where clients connect
+	Host string // the Host header
+	// Auth is "user:password" sent as basic auth with every request; ""
+	// sends none.
+	Auth string
+}
+
+// HTTPResult is what an HTTP run measured.
+type HTTPResult struct {
+	RPS  float64                 // requests per second in the measured phase
+	Hist *hdrhistogram.Histogram // latency of the measured phase
+	// Failed counts requests that failed (warm-up included); Done counts
+	// every one answered 200, warm-up included, so a figure taken over
+	// the whole call (CPU time) can be divided by it.
+	Failed, Done int64
+}
+
 // HTTP runs conns keep-alive clients, each sending small GETs back to
 // back; it returns requests per second and the latency histogram of the
 // measured phase (after warmup).
-func HTTP(ctx context.Context, addr, host string, conns int, warmup, d time.Duration, progress *atomic.Int64) (float64, *hdrhistogram.Histogram, int64, error) {
-	req := []byte(fmt.Sprintf("GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-bench\r\n\r\n", host))
+func HTTP(ctx context.Context, tg HTTPTarget, conns int, warmup, d time.Duration, progress *atomic.Int64) (HTTPResult, error) {
+	auth := ""
+	if tg.Auth != "" {
+		auth = "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(tg.Auth)) + "\r\n"
+	}
+	addr, host := tg.Addr, tg.Host
+	req := []byte(fmt.Sprintf("GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-bench\r\n%s\r\n", host, auth))
 	measureFrom := time.Now().Add(warmup)
 	end := measureFrom.Add(d)
-	var okCount, failCount atomic.Int64
+	var okCount, doneCount, failCount atomic.Int64
 	var firstErr firstError
 	hists := make([]*hdrhistogram.Histogram, conns)
 	var wg sync.WaitGroup
@@ -79,6 +104,7 @@ func HTTP(ctx context.Context, addr, host string, conns int, warmup, d time.Dura
 					time.Sleep(time.Millisecond)
 					continue
 				}
+				doneCount.Add(1)
 				if t0.After(measureFrom) {
 					recordLatency(h, time.Since(t0))
 					okCount.Add(1)
@@ -94,9 +120,11 @@ func HTTP(ctx context.Context, addr, host string, conns int, warmup, d time.Dura
 	for _, h := range hists {
 		total.Merge(h)
 	}
+	res := HTTPResult{Failed: failCount.Load(), Done: doneCount.Load()}
 	if okCount.Load() == 0 {
 		err := firstErr.get()
-		return 0, nil, failCount.Load(), fmt.Errorf("no HTTP request succeeded through %s (Host %s): %v", addr, host, err)
+		return res, fmt.Errorf("no HTTP request succeeded through %s (Host %s): %v", addr, host, err)
 	}
-	return float64(okCount.Load()) / d.Seconds(), total, failCount.Load(), nil
+	res.RPS, res.Hist = float64(okCount.Load())/d.Seconds(), total
+	return res, nil
 }

@@ -30,11 +30,11 @@ func Manual(addr, mode string, mib, rounds, workers int) (string, error) {
 		// Host: the virtual host every tunnel routes (with the port, as a
 		// browser would send it).
 		_, port, _ := net.SplitHostPort(addr)
-		rps, h, failed, err := HTTP(context.Background(), addr, net.JoinHostPort(target.HTTPHostName, port), 50, 300*time.Millisecond, time.Duration(rounds)*time.Millisecond, nil)
+		res, err := HTTP(context.Background(), HTTPTarget{Addr: addr, Host: net.JoinHostPort(target.HTTPHostName, port)}, 50, 300*time.Millisecond, time.Duration(rounds)*time.Millisecond, nil)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%.0f req/s over 50 connections, P50 %d µs, P99 %d µs, %d failed", rps, h.ValueAtQuantile(50), h.ValueAtQuantile(99), failed), nil
+		return fmt.Sprintf("%.0f req/s over 50 connections, P50 %d µs, P99 %d µs, %d failed", res.RPS, res.Hist.ValueAtQuantile(50), res.Hist.ValueAtQuantile(99), res.Failed), nil
 	case "connrate":
 		// The harness's connection-rate load: workers each connecting,
 		// making one round trip and closing, for rounds milliseconds.

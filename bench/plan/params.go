@@ -19,14 +19,19 @@ const (
 	// as `sluice http` runs by default: measured in the HTTP scenario only,
 	// beside sluice, so the inspector's cost is a ratio in one run.
 	SluiceInspect = "sluice-inspect"
-	Rathole       = "rathole"
-	FRP           = "frp"
-	Relay         = "relay" // the harness's one-process relay, a yardstick
+	// SluicePolicy is sluice with a traffic policy on its HTTP tunnel
+	// (basic auth, an IP allow rule and one CEL condition), as a user
+	// protects a tunnel: measured in the HTTP scenario only, beside
+	// sluice, so the policy's cost is a ratio in one run.
+	SluicePolicy = "sluice-policy"
+	Rathole      = "rathole"
+	FRP          = "frp"
+	Relay        = "relay" // the harness's one-process relay, a yardstick
 )
 
 // KnownSystems lists the system names for error messages.
 func KnownSystems() string {
-	return strings.Join([]string{Direct, Sluice, SluiceTLS, SluiceInspect, Rathole, FRP, Relay}, ", ")
+	return strings.Join([]string{Direct, Sluice, SluiceTLS, SluiceInspect, SluicePolicy, Rathole, FRP, Relay}, ", ")
 }
 
 // Scenario names, in the order a round runs them.
@@ -118,7 +123,7 @@ type Params struct {
 func Preset(name string) (Params, error) {
 	p := Params{
 		Preset:            name,
-		Systems:           []string{Direct, Sluice, SluiceTLS, SluiceInspect, Rathole, FRP},
+		Systems:           []string{Direct, Sluice, SluiceTLS, SluiceInspect, SluicePolicy, Rathole, FRP},
 		Scenarios:         append([]string(nil), All...),
 		Rounds:            3,
 		ThroughputMiB:     512,

@@ -193,10 +193,36 @@ func (t *Targets) check(r *results.Results, tg Target) (Check, bool) {
 	}
 	q := got / vs
 	text := fmt.Sprintf("%s %s = %.2fx %s (%s %s, %s)", results.Number(got), unit, q, tg.Vs, results.Number(vs), unit, from)
+	if pr, ok := roundRatios(r, tg.Metric, sys, tg.Vs); ok {
+		text += fmt.Sprintf("; round by round %.2fx (%.2f–%.2f)", pr.Median, pr.Min, pr.Max)
+	}
 	if atLeast {
 		return Check{label, text, verdictAtLeast(q, factor)}, true
 	}
 	return Check{label, text, verdictAtMost(q, factor)}, true
+}
+
+// roundRatios summarises sys's figure over vs's round by round, when both
+// were measured in every round of the run: rounds are interleaved, so each
+// pair ran under the same load, and their median is steadier than the ratio
+// of the two medians on a busy machine.
+func roundRatios(r *results.Results, metric, sys, vs string) (results.Summary, bool) {
+	m := r.Metric(metric)
+	if m == nil || m.Values[sys] == nil || m.Values[vs] == nil {
+		return results.Summary{}, false
+	}
+	a, b := m.Values[sys].Samples, m.Values[vs].Samples
+	if len(a) < 2 || len(a) != len(b) || len(a) != r.Params.Rounds {
+		return results.Summary{}, false
+	}
+	ratios := make([]float64, len(a))
+	for i := range a {
+		if b[i] == 0 {
+			return results.Summary{}, false
+		}
+		ratios[i] = a[i] / b[i]
+	}
+	return results.Summarize(ratios), true
 }
 
 // AnchorText describes the anchor runs in a sentence each, for the report.

@@ -130,6 +130,50 @@ func TestChecksTLSAgainstPlainInTheSameRun(t *testing.T) {
 	}
 }
 
+func TestChecksPolicyAgainstNoPolicyInTheSameRun(t *testing.T) {
+	r := resultstest.Synthetic(map[string]map[string]float64{
+		results.MHTTPRPS:     {plan.Direct: 20000, plan.Sluice: 6000, plan.SluicePolicy: 5600},
+		results.MHTTPEdgeCPU: {plan.Sluice: 100, plan.SluicePolicy: 104},
+	}, plan.Direct, plan.Sluice, plan.SluicePolicy)
+	checks := mustTargets(t).Checks(r)
+	if c := findCheck(t, checks, "sluice-policy: HTTP GET, 50 keep-alive connections ≥ 0.95x sluice"); c.Verdict != "missed by 2%" || !strings.Contains(c.Measured, "in this run") {
+		t.Errorf("policy at 0.93x of no policy: %+v", c)
+	}
+	if c := findCheck(t, checks, "sluice-policy: Edge CPU per HTTP request ≤ 1.05x sluice"); c.Verdict != "met" {
+		t.Errorf("104 µs against 100 µs per request: %+v", c)
+	}
+	alone := resultstest.Synthetic(map[string]map[string]float64{
+		results.MHTTPRPS: {plan.Direct: 20000, plan.SluicePolicy: 5600},
+	}, plan.Direct, plan.SluicePolicy)
+	for _, c := range mustTargets(t).Checks(alone) {
+		if strings.HasPrefix(c.Target, plan.SluicePolicy) {
+			t.Errorf("without sluice in the run there is nothing to compare the policy with: %+v", c)
+		}
+	}
+}
+
+// Figures of two systems measured in every round are also compared round
+// by round: each pair ran under the same load.
+func TestChecksGiveRoundByRoundRatios(t *testing.T) {
+	r := resultstest.Synthetic(nil, plan.Direct, plan.Sluice, plan.SluicePolicy)
+	r.Params.Rounds = 3
+	for _, v := range [][2]float64{{6000, 5400}, {5000, 5100}, {7000, 7070}} {
+		r.Add(results.MHTTPRPS, plan.Sluice, v[0])
+		r.Add(results.MHTTPRPS, plan.SluicePolicy, v[1])
+	}
+	r.Add(results.MHTTPEdgeCPU, plan.Sluice, 100)
+	r.Add(results.MHTTPEdgeCPU, plan.SluicePolicy, 101)
+	r.Finalize()
+	checks := mustTargets(t).Checks(r)
+	c := findCheck(t, checks, "sluice-policy: HTTP GET")
+	if !strings.Contains(c.Measured, "= 0.90x sluice") || !strings.Contains(c.Measured, "round by round 1.01x (0.90–1.02)") {
+		t.Errorf("medians 5400 against 6000, rounds 0.90, 1.02 and 1.01: %+v", c)
+	}
+	if c := findCheck(t, checks, "sluice-policy: Edge CPU"); strings.Contains(c.Measured, "round by round") {
+		t.Errorf("one round of three measured: no round-by-round figure, got %+v", c)
+	}
+}
+
 func TestChecksHoldEachIdleAgentSessionTo64KB(t *testing.T) {
 	r := resultstest.Synthetic(map[string]map[string]float64{
 		// The first agent's growth carries code pages and is no target;

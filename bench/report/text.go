@@ -48,7 +48,7 @@ func scenarioBlurb(s string, p plan.Params) string {
 	case plan.ConnRate:
 		return fmt.Sprintf("New connections per second through the tunnel: connect, one 64-byte round trip, close; %d workers for %gs.", p.ConnRateWorkers, p.ConnRateSec)
 	case plan.HTTP:
-		return fmt.Sprintf("Small GETs (16-byte body) over %d keep-alive connections, routed by the Host header (`%s`) to the target's HTTP server; rathole has no HTTP routing (n/a).", p.HTTPConns, target.HTTPHostName)
+		return fmt.Sprintf("Small GETs (16-byte body) over %d keep-alive connections, routed by the Host header (`%s`) to the target's HTTP server; rathole has no HTTP routing (n/a). `sluice-policy` runs the same tunnel behind a traffic policy (`--basic-auth`, `--allow-cidr` and a `--policy` file with one CEL condition) and its clients send the credentials, so every request passes every rule. Edge CPU per request is the edge processes' CPU time (from /proc) over the run, warm-up included, divided by the requests answered in it.", p.HTTPConns, target.HTTPHostName)
 	case plan.Memory:
 		return "A fresh instance holds N connections open, each proven live by a round trip; the figure is the RSS of all the system's processes (read from /proc) minus their RSS when idle, divided by the connections held. Direct runs no process, so it has no figure. Edge figures count the server process only (they feed the capacity planner), and the tunnel figure is the edge's growth when one agent registers one tunnel."
 	case plan.WAN:

@@ -35,6 +35,9 @@ const (
 	MHTTPP50     = "http.p50_us"
 	MHTTPP99     = "http.p99_us"
 	MHTTPP999    = "http.p999_us"
+	// MHTTPEdgeCPU is the edge processes' CPU time over the HTTP run
+	// (warm-up included) divided by the requests answered in it.
+	MHTTPEdgeCPU = "http.edge_cpu_us_per_req"
 	MMemEdgeBase = "memory.edge_base_kb"
 	MMemTunnel   = "memory.tunnel_kb"
 	MMemIdle     = "memory.idle_kb"
@@ -93,6 +96,7 @@ var defs = map[string]Def{
 	MHTTPP50:        {plan.HTTP, "HTTP GET latency P50", "µs", false},
 	MHTTPP99:        {plan.HTTP, "HTTP GET latency P99", "µs", false},
 	MHTTPP999:       {plan.HTTP, "HTTP GET latency P99.9", "µs", false},
+	MHTTPEdgeCPU:    {plan.HTTP, "Edge CPU per HTTP request", "µs", false},
 	MMemEdgeBase:    {plan.Memory, "Edge RSS before any agent", "KB", false},
 	MMemTunnel:      {plan.Memory, "Edge RSS added by one agent with one tunnel", "KB", false},
 	MMemIdle:        {plan.Memory, "All processes' RSS, tunnel idle", "KB", false},
@@ -107,7 +111,7 @@ var order = []string{
 	MStartup, MUpload, MDownload, MCPUTotal, MCPUEdge, MCtxSw, MParUpload, MParDownload,
 	MLatP50, MLatP90, MLatP99, MLatP999, MLatMax,
 	MLoadP50, MLoadP90, MLoadP99, MLoadP999, MLoadMax, MLoadBulk, MLoadCount,
-	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999,
+	MConnRate, MHTTPRPS, MHTTPP50, MHTTPP99, MHTTPP999, MHTTPEdgeCPU,
 	MMemEdgeBase, MMemTunnel, MMemTunnelAnon, MMemSession, MMemSessionAnon, MMemSessionFile, MMemIdle,
 }
 

@@ -8,17 +8,25 @@ import (
 	"github.com/sluicehq/sluice/bench/systems"
 )
 
-func TestParamsForLimitsSluiceInspectToHTTP(t *testing.T) {
+func TestParamsForLimitsSluiceInspectAndPolicyToHTTP(t *testing.T) {
 	p, err := plan.Preset("full")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(p.Systems, plan.SluiceInspect) {
-		t.Fatalf("make bench does not measure %s: %v", plan.SluiceInspect, p.Systems)
+	for _, name := range []string{plan.SluiceInspect, plan.SluicePolicy} {
+		for _, preset := range []string{"full", "quick"} {
+			pp, _ := plan.Preset(preset)
+			if !slices.Contains(pp.Systems, name) {
+				t.Fatalf("preset %s does not measure %s: %v", preset, name, pp.Systems)
+			}
+		}
+		s, _ := systems.New(name, "/bin/true")
+		if got := paramsFor(p, s).Scenarios; !slices.Equal(got, []string{plan.HTTP}) {
+			t.Fatalf("%s runs %v, want only %s", name, got, plan.HTTP)
+		}
 	}
-	inspect, _ := systems.New(plan.SluiceInspect, "/bin/true")
-	if got := paramsFor(p, inspect).Scenarios; !slices.Equal(got, []string{plan.HTTP}) {
-		t.Fatalf("sluice-inspect runs %v, want only %s", got, plan.HTTP)
+	if gate, _ := plan.Preset("gate"); slices.Contains(gate.Systems, plan.SluicePolicy) {
+		t.Fatalf("the gate preset measures %s: %v", plan.SluicePolicy, gate.Systems)
 	}
 	plain, _ := systems.New(plan.Sluice, "/bin/true")
 	if got := paramsFor(p, plain).Scenarios; !slices.Equal(got, p.Scenarios) {

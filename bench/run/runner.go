@@ -416,19 +416,19 @@ func (r *Runner) connRate(in *systems.Instance, tag string) error {
 
 func (r *Runner) http(ctx context.Context, in *systems.Instance, tag string) error {
 	p := r.Params
-	host := in.HTTPHost
+	tg := load.HTTPTarget{Addr: in.HTTPAddr, Host: in.HTTPHost, Auth: in.HTTPAuth}
 	if _, port, err := net.SplitHostPort(in.HTTPAddr); err == nil {
-		host = net.JoinHostPort(in.HTTPHost, port)
+		tg.Host = net.JoinHostPort(in.HTTPHost, port)
 	}
 	// The HTTP agent registers on its own; wait until a GET is routed.
 	deadline := time.Now().Add(secs(p.StartupTimeoutSec))
 	for {
-		_, _, _, err := load.HTTP(ctx, in.HTTPAddr, host, 1, 0, 50*time.Millisecond, nil)
+		_, err := load.HTTP(ctx, tg, 1, 0, 50*time.Millisecond, nil)
 		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("HTTP route %s via %s never answered 200: %w", host, in.HTTPAddr, err)
+			return fmt.Errorf("HTTP route %s via %s never answered 200: %w", tg.Host, in.HTTPAddr, err)
 		}
 		if aerr := in.Alive(); aerr != nil {
 			return aerr
@@ -436,16 +436,24 @@ func (r *Runner) http(ctx context.Context, in *systems.Instance, tag string) err
 		time.Sleep(20 * time.Millisecond)
 	}
 	c := r.Progress.Begin(fmt.Sprintf("%s HTTP %d conns", tag, p.HTTPConns), 0, "requests")
-	rps, h, failed, err := load.HTTP(ctx, in.HTTPAddr, host, p.HTTPConns, secs(p.HTTPWarmupSec), secs(p.HTTPSec), c)
+	edge0, cpuErr := in.CPU(true)
+	res, err := load.HTTP(ctx, tg, p.HTTPConns, secs(p.HTTPWarmupSec), secs(p.HTTPSec), c)
 	if err != nil {
 		return err
 	}
-	r.add(results.MHTTPRPS, in.System, rps)
+	h := res.Hist
+	r.add(results.MHTTPRPS, in.System, res.RPS)
 	r.addPercentiles(h, in.System, results.MHTTPP50, "", results.MHTTPP99, results.MHTTPP999, "")
-	if failed > 0 {
-		r.note("%s HTTP: %d requests failed", tag, failed)
+	cpuText := ""
+	if edge1, err := in.CPU(true); err == nil && cpuErr == nil && res.Done > 0 && (len(in.Procs) > 0 || in.Cgroups.Set()) {
+		us := float64((edge1 - edge0).Microseconds()) / float64(res.Done)
+		r.add(results.MHTTPEdgeCPU, in.System, us)
+		cpuText = fmt.Sprintf(", edge CPU %.1f µs/req", us)
 	}
-	r.Progress.End(fmt.Sprintf("%.0f req/s, P50 %d µs, P99 %d µs", rps, h.ValueAtQuantile(50), h.ValueAtQuantile(99)))
+	if res.Failed > 0 {
+		r.note("%s HTTP: %d requests failed", tag, res.Failed)
+	}
+	r.Progress.End(fmt.Sprintf("%.0f req/s, P50 %d µs, P99 %d µs%s", res.RPS, h.ValueAtQuantile(50), h.ValueAtQuantile(99), cpuText))
 	return nil
 }
 

@@ -31,6 +31,7 @@ type sluiceSystem struct {
 	binErr  error // why there is no binary (e.g. the build failed)
 	tls     bool
 	inspect bool // the HTTP agent logs and captures every request, as by default
+	policy  bool // the HTTP tunnel carries benchPolicy's rules
 }
 
 // Sluice returns the plain-transport sluice system for a binary, or one
@@ -51,7 +52,32 @@ func SluiceInspect(bin string, binErr error) System {
 	return &sluiceSystem{bin: bin, binErr: binErr, inspect: true}
 }
 
+// SluicePolicy is Sluice with a traffic policy on the HTTP tunnel, set up
+// with the flags a user protects a tunnel with: --basic-auth, --allow-cidr
+// and a --policy file holding one rule with a CEL condition. It is measured
+// in the HTTP scenario only; its clients send the credentials.
+func SluicePolicy(bin string, binErr error) System {
+	return &sluiceSystem{bin: bin, binErr: binErr, policy: true}
+}
+
 const sluiceToken = "bench"
+
+// The policy sluice-policy's HTTP tunnel runs, every rule of which each
+// request passes: the right credentials, from loopback, for a path the
+// condition lets through (the condition is evaluated on every request).
+const (
+	BenchPolicyUser     = "bench"
+	BenchPolicyPassword = "bench-password"
+	benchPolicyCIDR     = "127.0.0.0/8"
+	benchPolicyFile     = `# sluice-bench: one rule with a CEL condition, beside --basic-auth and --allow-cidr
+on_http_request:
+  - name: no admin pages
+    expressions: ["req.path.startsWith('/admin')"]
+    actions:
+      - type: deny
+        config: {status: 404}
+`
+)
 
 func (s *sluiceSystem) Name() string {
 	switch {
@@ -59,14 +85,16 @@ func (s *sluiceSystem) Name() string {
 		return plan.SluiceTLS
 	case s.inspect:
 		return plan.SluiceInspect
+	case s.policy:
+		return plan.SluicePolicy
 	}
 	return plan.Sluice
 }
 
-// OnlyScenarios limits sluice-inspect to the HTTP scenario, the only one the
-// inspector touches.
+// OnlyScenarios limits sluice-inspect and sluice-policy to the HTTP
+// scenario, the only one the inspector and the HTTP policy touch.
 func (s *sluiceSystem) OnlyScenarios() []string {
-	if s.inspect {
+	if s.inspect || s.policy {
 		return []string{plan.HTTP}
 	}
 	return nil
@@ -97,6 +125,9 @@ func (s *sluiceSystem) Version() string {
 	}
 	if s.inspect {
 		v += "; HTTP agent with request logging and the inspector on (its defaults), log lines written to a file"
+	}
+	if s.policy {
+		v += "; HTTP tunnel with --basic-auth, --allow-cidr " + benchPolicyCIDR + " and a --policy file with one CEL condition"
 	}
 	return v
 }
@@ -158,6 +189,15 @@ func (s *sluiceSystem) Start(ctx context.Context, env Env, opts StartOptions) (*
 			// level, as for the other systems, hid most of what the
 			// default costs: the line's formatting and its write.
 			httpFlags = []string{"--inspect", "127.0.0.1:0"}
+		}
+		if s.policy {
+			file := filepath.Join(env.Dir, "policy.yaml")
+			if err := os.WriteFile(file, []byte(benchPolicyFile), 0o600); err != nil {
+				in.Stop()
+				return nil, err
+			}
+			httpFlags = append(httpFlags, "--basic-auth", BenchPolicyUser+":"+BenchPolicyPassword, "--allow-cidr", benchPolicyCIDR, "--policy", file)
+			in.HTTPAuth = BenchPolicyUser + ":" + BenchPolicyPassword
 		}
 		args := append(append([]string{"http", tport, "--server", edge, "--token", sluiceToken, "--name", strings.TrimSuffix(target.HTTPHostName, ".localhost")}, httpFlags...), agentTransport...)
 		hag, err := proc.Start("sluice http agent", false, env.Dir, s.bin, args, nil)

@@ -2,6 +2,9 @@ package systems
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,9 +28,25 @@ func buildSluice(t *testing.T) string {
 	return bin
 }
 
-// Both sluice systems carry traffic, directly and across a link between
-// agent and edge; sluice-tls does it over TLS the agent verified.
-func TestSluiceSystemsCarryTraffic(t *testing.T) {
+// startBuilt builds sluice and starts the system mk makes of it, against a
+// target of its own, until the test ends; ctx ends with the test too.
+func startBuilt(t *testing.T, mk func(string, error) System, opts StartOptions) (context.Context, *Instance) {
+	t.Helper()
+	bin, tg := builtWithTarget(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	in, err := mk(bin, nil).Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Stop)
+	return ctx, in
+}
+
+// builtWithTarget builds sluice and starts a target until the test ends;
+// it skips the test with -short.
+func builtWithTarget(t *testing.T) (string, *target.Target) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds sluice; skipped with -short")
 	}
@@ -36,7 +55,14 @@ func TestSluiceSystemsCarryTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tg.Close()
+	t.Cleanup(func() { tg.Close() })
+	return bin, tg
+}
+
+// Both sluice systems carry traffic, directly and across a link between
+// agent and edge; sluice-tls does it over TLS the agent verified.
+func TestSluiceSystemsCarryTraffic(t *testing.T) {
+	bin, tg := builtWithTarget(t)
 	wan := link.Symmetric(10*time.Millisecond, 0)
 	for _, c := range []struct {
 		sys  System
@@ -80,22 +106,7 @@ func TestSluiceSystemsCarryTraffic(t *testing.T) {
 // Further agents join the same edge, each with a tunnel of its own that
 // carries a round trip, and the edge's memory reads split by backing.
 func TestSluiceAddAgentJoinsTheSameEdge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds sluice; skipped with -short")
-	}
-	bin := buildSluice(t)
-	tg, err := target.Start("127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	in, err := SluiceTLS(bin, nil).Start(ctx, Env{Dir: t.TempDir(), TargetTCP: tg.TCPAddr(), TargetHTTP: tg.HTTPAddr()}, StartOptions{Agents: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop()
+	ctx, in := startBuilt(t, SluiceTLS, StartOptions{Agents: 2})
 	probe := func(addr string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -137,5 +148,52 @@ func TestSluiceAddAgentJoinsTheSameEdge(t *testing.T) {
 	}
 	if res.Anon <= 0 || res.File <= 0 || res.Anon+res.File+res.Shmem != res.RSS {
 		t.Fatalf("edge memory %+v: want anonymous and file-backed parts adding up to RSS", res)
+	}
+}
+
+// sluice-policy's HTTP tunnel asks for the credentials the harness's
+// clients send, refuses what its rules refuse, and serves the load.
+func TestSluicePolicyGuardsTheHTTPTunnel(t *testing.T) {
+	ctx, in := startBuilt(t, SluicePolicy, StartOptions{HTTP: true})
+	if v := SluicePolicy("", nil).Version(); in.HTTPAuth == "" || !strings.Contains(v, "--basic-auth") {
+		t.Fatalf("sluice-policy gives its clients no credentials (%q) or does not say what it runs (%q)", in.HTTPAuth, v)
+	}
+	_, port, _ := net.SplitHostPort(in.HTTPAddr)
+	host := net.JoinHostPort(in.HTTPHost, port)
+	get := func(path string, withAuth bool) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+in.HTTPAddr+path, nil)
+		req.Host = host
+		if withAuth {
+			user, pass, _ := strings.Cut(in.HTTPAuth, ":")
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for get("/", true) != http.StatusOK {
+		if err := in.Alive(); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the policy-guarded HTTP tunnel never answered 200 with the credentials")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := get("/", false); code != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d, want 401", code)
+	}
+	if code := get("/admin", true); code != http.StatusNotFound {
+		t.Fatalf("a path the CEL condition denies: %d, want 404", code)
+	}
+	res, err := load.HTTP(ctx, load.HTTPTarget{Addr: in.HTTPAddr, Host: host, Auth: in.HTTPAuth}, 4, 0, 200*time.Millisecond, nil)
+	if err != nil || res.Failed != 0 || res.Done == 0 {
+		t.Fatalf("the harness's load through the policy: %+v, %v", res, err)
 	}
 }

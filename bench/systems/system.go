@@ -70,6 +70,8 @@ func New(name, sluiceBin string) (System, error) {
 		return SluiceTLS(sluiceBin, nil), nil
 	case plan.SluiceInspect:
 		return SluiceInspect(sluiceBin, nil), nil
+	case plan.SluicePolicy:
+		return SluicePolicy(sluiceBin, nil), nil
 	case plan.Rathole:
 		return &ratholeSystem{bin: lookBin("RATHOLE_BIN", "rathole")}, nil
 	case plan.FRP:
@@ -86,6 +88,9 @@ type Instance struct {
 	Addr     string // public TCP address that forwards to the target
 	HTTPAddr string // where HTTP clients connect; "" when not routed
 	HTTPHost string // Host header that selects the target
+	// HTTPAuth is "user:password" that HTTP clients must send (basic
+	// auth), "" when the tunnel asks for none.
+	HTTPAuth string
 	Procs    []*proc.Proc
 	// Link is the harness's link in front of the edge (StartOptions.Link);
 	// its CPU and memory are not the system's, so it is not in Procs.

@@ -61,8 +61,13 @@ func buildSystems(names []string, f *runFlags, prog *run.Progress, sluiceRequire
 	cleanup := func() {}
 	var bin string
 	var binErr error
+	// Every sluice system runs the one binary, built once.
+	sluices := map[string]func(string, error) systems.System{
+		plan.Sluice: systems.Sluice, plan.SluiceTLS: systems.SluiceTLS,
+		plan.SluiceInspect: systems.SluiceInspect, plan.SluicePolicy: systems.SluicePolicy,
+	}
 	for _, n := range names {
-		if n != plan.Sluice && n != plan.SluiceTLS || bin != "" || binErr != nil {
+		if sluices[n] == nil || bin != "" || binErr != nil {
 			continue
 		}
 		dir, err := os.MkdirTemp("", "sluice-bench-bin-")
@@ -83,12 +88,8 @@ func buildSystems(names []string, f *runFlags, prog *run.Progress, sluiceRequire
 	}
 	var out []systems.System
 	for _, n := range names {
-		switch n {
-		case plan.Sluice:
-			out = append(out, systems.Sluice(bin, binErr))
-			continue
-		case plan.SluiceTLS:
-			out = append(out, systems.SluiceTLS(bin, binErr))
+		if mk := sluices[n]; mk != nil {
+			out = append(out, mk(bin, binErr))
 			continue
 		}
 		s, err := systems.New(n, bin)

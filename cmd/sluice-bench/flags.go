@@ -30,7 +30,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func (f *runFlags) register(fs *flag.FlagSet, defPreset, defOut string) {
 	fs.StringVar(&f.preset, "preset", defPreset, "full (make bench), quick (make bench-quick) or gate")
-	fs.StringVar(&f.systems, "systems", "", "comma-separated systems (default: the preset's; known: direct,sluice,rathole,frp,relay)")
+	fs.StringVar(&f.systems, "systems", "", "comma-separated systems (default: the preset's; known: "+plan.KnownSystems()+")")
 	fs.StringVar(&f.scenarios, "scenarios", "", "comma-separated scenarios (default: all of the preset's; known: "+strings.Join(plan.All, ",")+")")
 	fs.IntVar(&f.rounds, "rounds", 0, "interleaved rounds (default: the preset's)")
 	fs.IntVar(&f.tputMiB, "throughput-mib", 0, "MiB per single-connection transfer (default: the preset's)")

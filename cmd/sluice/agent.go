@@ -18,7 +18,9 @@ import (
 
 // agentFlags are the flags every agent command shares.
 type agentFlags struct {
-	server, token           string
+	servers                 serverList
+	sessions                int
+	token                   string
 	insecure                bool
 	caFile, pin, serverName string
 	certFile, keyFile       string
@@ -29,7 +31,8 @@ type agentFlags struct {
 
 func (f *agentFlags) register(c *command) {
 	fs := c.fs
-	fs.StringVar(&f.server, "server", "", "edge `address` host:port (env SLUICE_SERVER)")
+	fs.Var(&f.servers, "server", "edge `address` host:port (env SLUICE_SERVER); several edges of a fleet: repeat it or give HOST:PORT,HOST:PORT")
+	fs.IntVar(&f.sessions, "sessions", agent.DefaultSessions, "keep sessions to this many edges of a fleet at once (the edges say who the others are; 1: one session)")
 	fs.StringVar(&f.token, "token", "", "the edge's `token` (env SLUICE_TOKEN)")
 	fs.BoolVar(&f.insecure, "insecure", false, "plain TCP to the edge, no TLS (the edge must run with --insecure too)")
 	fs.StringVar(&f.caFile, "ca", "", "CA `file` (PEM) that signed the edge's certificate (default: the system's roots)")
@@ -67,7 +70,31 @@ func (f *agentFlags) config(c *command) (agent.Config, error) {
 	if ct == 0 {
 		ct = -1 // agent.Config: negative retries forever
 	}
-	return agent.Config{Server: f.server, Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct}, nil
+	if f.sessions < 1 || f.sessions > agent.MaxSessions {
+		return agent.Config{}, usagef("%s: --sessions %d: give 1 to %d", c.name, f.sessions, agent.MaxSessions)
+	}
+	cfg := agent.Config{Token: f.token, TLS: tlsCfg, Logger: log, FirstConnectTimeout: ct, Sessions: f.sessions}
+	if len(f.servers) > 0 {
+		cfg.Server, cfg.Servers = f.servers[0], f.servers[1:]
+	}
+	return cfg, nil
+}
+
+// serverList is --server: one edge address, or several, repeated or
+// separated by commas.
+type serverList []string
+
+func (l *serverList) String() string { return strings.Join(*l, ",") }
+
+func (l *serverList) Set(v string) error {
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return fmt.Errorf("an empty edge address in %q: give HOST:PORT, or several separated by commas", v)
+		}
+		*l = append(*l, a)
+	}
+	return nil
 }
 
 // localAddr turns "3000" into "localhost:3000" and checks host:port forms

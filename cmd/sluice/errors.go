@@ -86,6 +86,7 @@ var flagOf = map[string]string{
 	"server.NATS":                "--nats",
 	"agent.Server":               "--server (or SLUICE_SERVER)",
 	"agent.Token":                "--token (or SLUICE_TOKEN)",
+	"agent.Sessions":             "--sessions",
 }
 
 // explain rewrites a library's error in the command line's words: a config
@@ -110,7 +111,10 @@ func explain(err error) error {
 				return usageError{fmt.Errorf("policy: %s", cfe.Message())}
 			}
 		}
-		if f, ok := flagOf[cfe.Pkg+"."+cfe.Field]; ok {
+		if cfe.Pkg == "agent" && strings.HasPrefix(field, "Servers[") {
+			field = "Server" // the second and later --server addresses
+		}
+		if f, ok := flagOf[cfe.Pkg+"."+field]; ok {
 			return usageError{fmt.Errorf("%s: %s", f, cfe.Message())}
 		}
 		return usageError{err}

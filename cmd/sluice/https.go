@@ -36,7 +36,7 @@ func caPool(flag, path string, pool *x509.CertPool) (*x509.CertPool, error) {
 
 func (f *edgeHTTPSFlags) register(fs *flag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.HTTPS, "https", "", "public HTTPS ingress `address`, e.g. :443 (certificates over ACME unless --https-cert is given)")
-	fs.StringVar(&cfg.StateDir, "state-dir", "", "`directory` for state kept across restarts: leases, the loopback certificate, ACME certificates (default: $XDG_STATE_HOME/sluice or ~/.local/state/sluice)")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "`directory` for state kept across restarts: leases, the loopback certificate, ACME certificates, the key of sign-in sessions (default: $XDG_STATE_HOME/sluice or ~/.local/state/sluice)")
 	fs.StringVar(&cfg.ACMEDirectory, "acme-ca", "", "ACME directory `URL` (default: Let's Encrypt production)")
 	fs.StringVar(&f.acmeRoot, "acme-ca-root", "", "CA `file` (PEM) to trust, besides the system's, for the ACME directory's HTTPS: a private ACME CA (step-ca, Pebble)")
 	fs.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact `email` for the ACME account (expiry and policy notices)")

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -99,19 +100,35 @@ func Serve(t testing.TB, handle func(c net.Conn)) string {
 // FreePortPair returns a loopback host:port whose port and the next one
 // were both free a moment ago: a fleet edge's address, whose embedded store
 // routes listen on the next port.
+//
+// The pair is drawn below Linux's ephemeral range (32768 and up) first:
+// there, the kernel hands even ports to outgoing connections and odd ones
+// to listeners, so beside a port a listener got, the next is often the
+// local end of some connection while other tests make many.
 func FreePortPair(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	pair := func(port int) (string, bool) {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			t.Fatal(err)
+			return "", false
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
+		defer ln.Close()
+		port = ln.Addr().(*net.TCPAddr).Port
 		next, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		ln.Close()
-		if err == nil {
-			next.Close()
-			return ln.Addr().String()
+		if err != nil {
+			return "", false
+		}
+		next.Close()
+		return ln.Addr().String(), true
+	}
+	for range 100 {
+		if addr, ok := pair(20000 + rand.IntN(12000)); ok {
+			return addr
+		}
+	}
+	for range 100 {
+		if addr, ok := pair(0); ok {
+			return addr
 		}
 	}
 	t.Fatal("no two free adjacent ports on loopback")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/observe"
@@ -39,46 +40,51 @@ func makeUse(used int64, max int) usage {
 	return u
 }
 
-var tmpl = template.Must(template.New("console").Funcs(template.FuncMap{
-	"pages": func() []string { return pageOrder },
-	"title": func(p string) string { return pageTitles[p] },
-	"path": func(p string) string {
-		if p == "overview" {
-			return "/"
-		}
-		return "/" + p
-	},
-	"ago":   ago,
-	"until": until,
-	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
-	"date":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-	"bytes": observe.Bytes,
-	"rate":  humanRate,
-	"add":   func(a, b float64) float64 { return a + b },
-	"ms": func(d time.Duration) string {
-		if d <= 0 {
-			return "—"
-		}
-		if d < time.Millisecond {
-			return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
-		}
-		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
-	},
-	"soon": func(now, t time.Time) bool { return !t.IsZero() && t.Sub(now) < 14*24*time.Hour },
-	"days": func(now, t time.Time) string {
-		d := int(t.Sub(now).Hours() / 24)
-		if d < 0 {
-			return "expired"
-		}
-		if d == 1 {
-			return "1 day"
-		}
-		return fmt.Sprint(d, " days")
-	},
-	"use":   func(used, max int) usage { return makeUse(int64(used), max) },
-	"use64": makeUse,
-}).ParseFS(staticFiles, "static/console.html"))
+// consolePages parses the pages on first use: parsing costs some 190 KB
+// and 3,000 allocations, which an edge without --admin would pay at start
+// for nothing.
+var consolePages = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("console").Funcs(template.FuncMap{
+		"pages": func() []string { return pageOrder },
+		"title": func(p string) string { return pageTitles[p] },
+		"path": func(p string) string {
+			if p == "overview" {
+				return "/"
+			}
+			return "/" + p
+		},
+		"ago":   ago,
+		"until": until,
+		"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"clock": func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
+		"date":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+		"bytes": observe.Bytes,
+		"rate":  humanRate,
+		"add":   func(a, b float64) float64 { return a + b },
+		"ms": func(d time.Duration) string {
+			if d <= 0 {
+				return "—"
+			}
+			if d < time.Millisecond {
+				return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
+			}
+			return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+		},
+		"soon": func(now, t time.Time) bool { return !t.IsZero() && t.Sub(now) < 14*24*time.Hour },
+		"days": func(now, t time.Time) string {
+			d := int(t.Sub(now).Hours() / 24)
+			if d < 0 {
+				return "expired"
+			}
+			if d == 1 {
+				return "1 day"
+			}
+			return fmt.Sprint(d, " days")
+		},
+		"use":   func(used, max int) usage { return makeUse(int64(used), max) },
+		"use64": makeUse,
+	}).ParseFS(staticFiles, "static/console.html"))
+})
 
 var staticServer = func() http.Handler {
 	sub, err := fs.Sub(staticFiles, "static")
@@ -134,7 +140,7 @@ func (c *Console) page(name string) http.Handler {
 
 func render(w http.ResponseWriter, code int, name string, data any) {
 	var buf bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := consolePages().ExecuteTemplate(&buf, name, data); err != nil {
 		http.Error(w, "500 internal error: rendering the page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -191,7 +197,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			buf.Reset()
-			if err := tmpl.ExecuteTemplate(&buf, "main", c.view(page, r)); err != nil {
+			if err := consolePages().ExecuteTemplate(&buf, "main", c.view(page, r)); err != nil {
 				return
 			}
 			w.Write([]byte("event: main\n"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/control"
+	"github.com/sluicehq/sluice/internal/edgetest"
 	"github.com/sluicehq/sluice/policy"
 	"github.com/sluicehq/sluice/server"
 )
@@ -77,7 +78,7 @@ func TestFleetForwardsUDPFlowsToTheAgentsEdge(t *testing.T) {
 		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
 	})
 	local, got := udpEchoService(t)
-	as := startAgent(t, edges[0], agent.Tunnel{Kind: control.KindUDP, Local: local})
+	as := startAgentOnOneEdge(t, edges[0], agent.Tunnel{Kind: control.KindUDP, Local: local})
 	port := strconv.Itoa(as[0].Port)
 	for round := range 2 { // the second round reuses each client's flow
 		for i := range edges {
@@ -109,7 +110,7 @@ func TestFleetUDPPolicyUsesTheClientsAddress(t *testing.T) {
 		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
 	})
 	local, got := udpEchoService(t)
-	as := startAgent(t, edges[0], agent.Tunnel{Kind: control.KindUDP, Local: local,
+	as := startAgentOnOneEdge(t, edges[0], agent.Tunnel{Kind: control.KindUDP, Local: local,
 		Policy: mustSpec(t, policy.Simple{AllowCIDRs: []string{"127.0.0.20/32"}})})
 	port := strconv.Itoa(as[0].Port)
 	allowed := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 20)}
@@ -138,4 +139,17 @@ func TestFleetUDPPolicyUsesTheClientsAddress(t *testing.T) {
 	if n := got.Load(); n != before {
 		t.Fatalf("the local service saw %d datagrams from refused clients", n-before)
 	}
+}
+
+// startAgentOnOneEdge is startAgent with one session: the tunnel is served
+// by that edge alone, and traffic landing elsewhere is forwarded to it.
+func startAgentOnOneEdge(t *testing.T, srv *server.Server, tunnels ...agent.Tunnel) []control.Assigned {
+	t.Helper()
+	as := edgetest.NewAssignments()
+	a, err := agent.New(agent.Config{Server: srv.Addr().String(), Token: token, Sessions: 1, Tunnels: tunnels, OnAssigned: as.Hook})
+	if err != nil {
+		t.Fatalf("agent.New: %v", err)
+	}
+	assigned, _ := edgetest.RunAgent(t, a, as, len(tunnels))
+	return assigned
 }

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 
+	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/fleet"
 )
 
@@ -68,7 +70,7 @@ func (f *edgeFleet) reserve(o ownerID, c *ownerCount, max int) error {
 	defer unlock()
 	s.ownerMu.Lock()
 	covered := c.published >= mine
-	gen, lowered, n := c.gen, c.lowered, s.ownerTunnels[o]
+	gen, lowered, n := c.gen, c.lowered, s.counts(o)
 	s.ownerMu.Unlock()
 	var err error
 	if !covered {
@@ -84,7 +86,7 @@ func (f *edgeFleet) reserve(o ownerID, c *ownerCount, max int) error {
 		s.addTunnels(o, -1)
 		c.lowered++
 	}
-	flush, n, lowered := c.pending == 0 && c.lowered > c.written, s.ownerTunnels[o], c.lowered
+	flush, n, lowered := c.pending == 0 && c.lowered > c.written, s.counts(o), c.lowered
 	s.ownerMu.Unlock()
 	if flush {
 		f.writeLower(o, c, n, lowered)
@@ -98,7 +100,7 @@ func (f *edgeFleet) flushLower(o ownerID, c *ownerCount) {
 	defer unlock()
 	s := f.s
 	s.ownerMu.Lock()
-	flush, n, lowered := c.pending == 0 && c.lowered > c.written, s.ownerTunnels[o], c.lowered
+	flush, n, lowered := c.pending == 0 && c.lowered > c.written, s.counts(o), c.lowered
 	s.ownerMu.Unlock()
 	if flush {
 		f.writeLower(o, c, n, lowered)
@@ -116,7 +118,7 @@ func (f *edgeFleet) writeLower(o ownerID, c *ownerCount, n int, lowered uint64) 
 	s.ownerMu.Lock()
 	defer s.ownerMu.Unlock()
 	c.written = max64(c.written, lowered)
-	if c.pending == 0 && c.written == c.lowered && s.ownerTunnels[o] == 0 && f.counts[o] == c {
+	if c.pending == 0 && c.written == c.lowered && s.counts(o) == 0 && f.counts[o] == c {
 		delete(f.counts, o) // a new state starts over, checking every write
 	}
 }
@@ -167,4 +169,38 @@ func (o *ownerLocks) lock(id ownerID) func() {
 		}
 		o.mu.Unlock()
 	}
+}
+
+// counts is the count of o's tunnels this edge writes to the fleet: those
+// the fleet counts here (s.ownerMu held).
+func (s *Server) counts(o ownerID) int { return s.ownerTunnels[o] - s.ownerFurther[o] }
+
+// furtherSession reports whether r registers, on one more edge, a tunnel
+// another edge of the fleet serves for the same agent (it presents the
+// lease, for the name or port that edge holds): the fleet counts that
+// tunnel once, where it was first opened.
+func (ac *agentConn) furtherSession(r control.Register) bool {
+	s := ac.s
+	if s.fleet == nil || r.Lease == "" {
+		return false
+	}
+	var key string
+	switch {
+	case r.Kind == control.KindHTTP && r.Hostname != "":
+		key = hostKey(r.Hostname)
+	case r.Kind == control.KindHTTP && r.Name != "":
+		key = hostKey(r.Name + "." + s.cfg.Domain)
+	case r.Kind == control.KindTCP && r.RemotePort != 0:
+		key = portKey(r.RemotePort)
+	case r.Kind == control.KindUDP && r.RemotePort != 0:
+		key = udpKey(r.RemotePort)
+	default:
+		return false
+	}
+	l, ok := s.fleet.store.Lookup(key)
+	self := s.fleet.store.ID()
+	if !ok || !slices.ContainsFunc(l.Holders, func(id string) bool { return id != self }) {
+		return false
+	}
+	return s.reg.leaseValidShared(key, r.Lease, ac.owner)
 }

@@ -16,8 +16,9 @@ var errTunnelLimit = errors.New("owner's tunnel limit reached")
 
 // reserveTunnel counts one more tunnel for ac's owner. It fails with
 // errTunnelLimit when the owner's limit is reached (on this edge, or across
-// the fleet), or when a fleet's store cannot count it.
-func (s *Server) reserveTunnel(ac *agentConn) error {
+// the fleet), or when a fleet's store cannot count it. A further session's
+// share of a tunnel (see tunnel.further) counts on this edge only.
+func (s *Server) reserveTunnel(ac *agentConn, further bool) error {
 	max := ac.currentRule().maxTunnels
 	if max == 0 {
 		max = s.limits().TunnelsPerOwner
@@ -28,8 +29,11 @@ func (s *Server) reserveTunnel(ac *agentConn) error {
 		return errTunnelLimit
 	}
 	s.ownerTunnels[ac.owner]++
+	if further {
+		s.ownerFurther[ac.owner]++
+	}
 	var c *ownerCount
-	if s.fleet != nil {
+	if s.fleet != nil && !further {
 		c = s.fleet.counted(ac.owner)
 	}
 	s.ownerMu.Unlock()
@@ -44,6 +48,21 @@ func (s *Server) reserveTunnel(ac *agentConn) error {
 		return errTunnelLimit
 	}
 	return &storeError{fmt.Errorf("the fleet's store does not answer, so the owner's tunnels cannot be counted: %w", err)}
+}
+
+// uncount takes a tunnel that closed (or was refused after its
+// reservation) off its owner's count.
+func (s *Server) uncount(t *tunnel) {
+	if !t.further {
+		s.countTunnel(t.ac.owner, -1)
+		return
+	}
+	s.ownerMu.Lock()
+	defer s.ownerMu.Unlock()
+	s.addTunnels(t.ac.owner, -1)
+	if s.ownerFurther[t.ac.owner]--; s.ownerFurther[t.ac.owner] <= 0 {
+		delete(s.ownerFurther, t.ac.owner)
+	}
 }
 
 func (s *Server) countTunnel(o ownerID, delta int) {

@@ -41,7 +41,8 @@ func (ac *agentConn) register(r control.Register) control.Message {
 	case n >= lim.TunnelsPerSession:
 		err = regError(r.Ref, control.CodeLimit, "this session already has %d tunnels, the edge's limit per session: run another agent or ask the operator to raise it", n)
 	default:
-		if err = ac.reserve(r.Ref); err != nil {
+		t.further = ac.furtherSession(r)
+		if err = ac.reserve(r.Ref, t.further); err != nil {
 			break
 		}
 		var c claimed
@@ -63,7 +64,7 @@ func (ac *agentConn) register(r control.Register) control.Message {
 			}
 		}
 		if err != nil {
-			s.countTunnel(ac.owner, -1)
+			s.uncount(t)
 			break
 		}
 		for _, old := range c.replaced {
@@ -83,9 +84,9 @@ func (ac *agentConn) register(r control.Register) control.Message {
 }
 
 // reserve counts the tunnel against its owner's limit, or says why not.
-func (ac *agentConn) reserve(ref uint32) *control.Error {
+func (ac *agentConn) reserve(ref uint32, further bool) *control.Error {
 	s := ac.s
-	err := s.reserveTunnel(ac)
+	err := s.reserveTunnel(ac, further)
 	switch {
 	case err == nil:
 		return nil

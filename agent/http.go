@@ -140,6 +140,10 @@ func (f *httpForwarder) close() {
 // then status and duration.
 func logRequests(h http.Handler, l *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !l.Enabled(r.Context(), slog.LevelInfo) {
+			h.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		rec := &observe.StatusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
@@ -147,7 +151,9 @@ func logRequests(h http.Handler, l *slog.Logger) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		l.Info(r.Method+" "+r.URL.RequestURI(), "status", status, "duration", time.Since(start).Round(time.Microsecond))
+		// Typed attributes: no boxing of the two values per request.
+		l.LogAttrs(r.Context(), slog.LevelInfo, r.Method+" "+r.URL.RequestURI(),
+			slog.Int("status", status), slog.Duration("duration", time.Since(start).Round(time.Microsecond)))
 	})
 }
 

@@ -9,20 +9,23 @@ import (
 // A blocked call selects on wait(); moving the deadline while the call waits
 // takes effect without waking it, as net.Conn requires.
 type deadline struct {
-	mu    sync.Mutex
+	mu sync.Mutex
+	// timer is made by the first set with a future time and reset by later
+	// ones: net/http moves a connection's read deadline several times per
+	// request, and a new timer each time was a measurable share of the
+	// agent's CPU.
 	timer *time.Timer
+	at    time.Time     // the deadline; zero for none
 	ch    chan struct{} // closed when the deadline has passed; nil until first needed
-	gen   uint64        // bumped by every set, so a stale timer cannot close a new channel
 }
 
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen++
 	if d.timer != nil {
 		d.timer.Stop()
-		d.timer = nil
 	}
+	d.at = t
 	expired := d.ch != nil && isClosed(d.ch)
 	if t.IsZero() {
 		if expired {
@@ -38,14 +41,28 @@ func (d *deadline) set(t time.Time) {
 		close(d.ch)
 		return
 	}
-	gen, ch := d.gen, d.ch
-	d.timer = time.AfterFunc(dur, func() {
-		d.mu.Lock()
-		if d.gen == gen && !isClosed(ch) {
-			close(ch)
-		}
-		d.mu.Unlock()
-	})
+	if d.timer == nil {
+		d.timer = time.AfterFunc(dur, d.fire)
+	} else {
+		d.timer.Reset(dur)
+	}
+}
+
+// fire runs when the timer goes off. The timer is shared by every set, so
+// a run may be stale (its set was overtaken while it waited for mu): it
+// closes the channel only when the deadline now in force has passed, and
+// otherwise waits for that one.
+func (d *deadline) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.at.IsZero() || d.ch == nil || isClosed(d.ch) {
+		return
+	}
+	if dur := time.Until(d.at); dur > 0 {
+		d.timer.Reset(dur)
+		return
+	}
+	close(d.ch)
 }
 
 // wait returns a channel that is closed once the deadline passes. The
@@ -72,9 +89,9 @@ func (d *deadline) passed() bool {
 // stop releases the timer.
 func (d *deadline) stop() {
 	d.mu.Lock()
+	d.at = time.Time{} // a run of fire already under way must not re-arm it
 	if d.timer != nil {
 		d.timer.Stop()
-		d.timer = nil
 	}
 	d.mu.Unlock()
 }

@@ -37,6 +37,9 @@ func shutdownContext(stderr io.Writer) (context.Context, func()) {
 				code = exitSecondTerminate
 			}
 			fmt.Fprintf(stderr, "sluice: second %v during shutdown: exiting now without waiting for connections in flight\n", sig)
+			if c, ok := stderr.(io.Closer); ok {
+				c.Close() // what is queued for stderr goes out before the exit
+			}
 			os.Exit(code)
 		case <-done:
 		}

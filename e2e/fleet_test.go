@@ -105,6 +105,14 @@ func startFleetEdges(t *testing.T, n int, mod func(int, *server.Config)) fleetEd
 	return e
 }
 
+// startFleetStoppable is startFleetWithMetrics with a function per edge
+// that stops it and waits until it has.
+func startFleetStoppable(t *testing.T, n int, mod func(int, *server.Config)) ([]*server.Server, []*prometheus.Registry, []func()) {
+	t.Helper()
+	e := startFleetEdges(t, n, mod)
+	return e.srvs, e.regs, e.stop
+}
+
 // A request that lands on an edge with no session to the tunnel's agent is
 // forwarded over a link to the edge that has one.
 func TestFleetForwardsHTTPToTheAgentsEdge(t *testing.T) {

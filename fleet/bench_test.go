@@ -113,3 +113,20 @@ func BenchmarkLinkRoundTrip(b *testing.B) {
 		c.Close()
 	}
 }
+
+// BenchmarkFleetSetCount is one checked count write at a time from one
+// edge (read, then compare-and-set): what an owner's tunnel costs a
+// registration that no write in flight covers.
+func BenchmarkFleetSetCount(b *testing.B) {
+	f := newBenchFleet(b)
+	ctx := context.Background()
+	if _, err := f.edges[0].SetCount(ctx, "tunnels:bench", 1, 1<<30); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := f.edges[0].SetCount(ctx, "tunnels:bench", 2+i%2, 1<<30); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -113,6 +113,7 @@ type Store struct {
 	js   jetstream.JetStream
 
 	leases, edges jetstream.KeyValue
+	more          buckets // opened on first use
 	edgeRev       atomic.Uint64
 	selfMu        sync.Mutex // guards member, which Leaving changes
 	member        Member
@@ -725,9 +726,9 @@ func (s *Store) heartbeat() {
 		}
 		err := s.renew()
 		if err != nil && !failing {
-			s.cfg.Logger.Warn("fleet: cannot renew this edge's membership; the fleet forgets it unless the store answers again", "err", err, "within", s.cfg.EdgeTTL)
+			s.cfg.Logger.Warn("fleet: the store does not answer; serving what this edge knows, granting no new names or ports, and the fleet forgets this edge unless the store answers again", "err", err, "within", s.cfg.EdgeTTL)
 		} else if err == nil && failing {
-			s.cfg.Logger.Info("fleet: membership renewed again")
+			s.cfg.Logger.Info("fleet: the store answers again; membership renewed")
 		}
 		failing = err != nil
 		s.down.Store(failing || s.nc.Status() != nats.CONNECTED)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sluicehq/sluice/control"
 	"github.com/sluicehq/sluice/fleet"
 	"github.com/sluicehq/sluice/internal/cfgerr"
 	"github.com/sluicehq/sluice/internal/h1"
@@ -45,7 +46,9 @@ type edgeFleet struct {
 
 	ready   func() // called once the registry is open: events start
 	mu      sync.Mutex
-	mirrors map[string]*mirror // TCP port key → its mirror listener
+	mirrors map[string]*mirror      // TCP and UDP port key → its mirror
+	owners  ownerLocks              // one write of an owner's count at a time
+	counts  map[ownerID]*ownerCount // guarded by s.ownerMu
 	closing bool
 }
 
@@ -55,12 +58,15 @@ func (s *Server) openFleet() error {
 	if c.FleetListen == "" {
 		return nil
 	}
-	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}, pools: map[string]*h1.Pool{}}
+	f := &edgeFleet{s: s, in: newConnQueue(), mirrors: map[string]*mirror{}, pools: map[string]*h1.Pool{}, counts: map[ownerID]*ownerCount{}}
 	var ready atomic.Bool // events wait for the registry
 	st, err := fleet.Open(context.Background(), fleet.Config{
 		OnEvent: func(ev fleet.Event) {
 			if !ready.Load() {
 				return
+			}
+			if ev.Kind == fleet.LeaseSet {
+				f.takenOver(ev.Lease)
 			}
 			switch ev.Kind {
 			case fleet.LeaseSet, fleet.LeaseGone:
@@ -137,6 +143,27 @@ func fleetConfigErr(err error) error {
 	return &cfgerr.Error{Pkg: "server", Field: field, Reason: ce.Reason, Err: ce.Err}
 }
 
+// takenOver tells the agents of a lease an agent on another edge took over
+// that they lost it, and lets the endpoint go.
+func (f *edgeFleet) takenOver(l fleet.Lease) {
+	ep, members := f.s.reg.takenOver(l)
+	if ep == nil {
+		return
+	}
+	if ep.ln != nil {
+		ep.ln.Close()
+	}
+	if ep.udp != nil {
+		ep.udp.close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+	f.store.Release(ctx, l.Key) // forget the hold, so a rejoin does not take it back
+	cancel()
+	for _, t := range members {
+		t.ac.revoke(control.CodeTakenOver, fmt.Sprintf("%s was taken over by an agent on another edge of the fleet (same owner, asked to take it over)", t.url))
+	}
+}
+
 // serve runs the server of forwarded HTTP connections until close.
 func (f *edgeFleet) serve(errc chan<- error) {
 	f.s.wg.Add(1)
@@ -178,6 +205,8 @@ func (f *edgeFleet) accept(from string, h fleet.Header) (func(net.Conn), error) 
 		return f.serveLinkConn(&linkConn{remote: h.RemoteAddr, local: h.LocalAddr, peer: from, tls: h.Kind == fleet.KindHTTPS}), nil
 	case fleet.KindTCP:
 		return f.acceptTCP(h)
+	case fleet.KindUDP:
+		return f.acceptUDP(h)
 	}
 	return nil, fmt.Errorf("this edge does not take forwarded %d streams", h.Kind)
 }

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/fleet"
@@ -78,7 +81,7 @@ func (r *registry) claimSharedOnce(q claimReq, assumeNew bool) (_ claimed, _ err
 		}
 	}
 	r.mu.Lock()
-	res, l, servedHere, err := r.decideShared(q, presented, cur, found)
+	res, l, servedHere, sole, err := r.decideShared(q, presented, cur, found)
 	var rec leasestore.Record
 	if err == nil {
 		l.rec.Connected = true
@@ -89,7 +92,7 @@ func (r *registry) claimSharedOnce(q claimReq, assumeNew bool) (_ claimed, _ err
 	if err != nil {
 		return claimed{}, err, false
 	}
-	werr := r.writeShared(ctx, rec, cur, found)
+	rev, werr := r.writeShared(ctx, rec, cur, found, sole)
 	if werr != nil && vouched && !errors.Is(werr, fleet.ErrTaken) && !errors.Is(werr, fleet.ErrConflict) {
 		r.onErr(fmt.Errorf("the fleet's store did not answer in %v; serving %s from the lease known here and recording it when the store answers: %w", wait, q.key, werr))
 		// Started before the commit below, which its first look (after
@@ -111,6 +114,7 @@ func (r *registry) claimSharedOnce(q claimReq, assumeNew bool) (_ claimed, _ err
 		}
 		return claimed{}, &storeError{fmt.Errorf("the fleet's store did not take the claim: %w", werr)}, false
 	}
+	l.rev = rev
 	r.leases[q.key] = l
 	return res, nil, false
 }
@@ -184,19 +188,20 @@ func (r *registry) reserveKey(key string) (done func()) {
 }
 
 // decideShared applies the claim rules to the fleet's record cur of the
-// key and opens what the claim gets (r.mu held).
-func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, found bool) (claimed, *lease, bool, error) {
+// key and opens what the claim gets (r.mu held); sole is a takeover, after
+// which this edge is the lease's only holder.
+func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, found bool) (_ claimed, _ *lease, servedHere, sole bool, _ error) {
 	var err error
 	var rec leasestore.Record
 	if found {
 		if rec, err = fleetRecord(cur); err != nil {
-			return claimed{}, nil, false, err
+			return claimed{}, nil, false, false, err
 		}
 	}
 	now := r.now()
 	var res claimed
 	l := r.leases[q.key]
-	servedHere := l != nil && l.ep != nil
+	servedHere = l != nil && l.ep != nil
 	heldElsewhere := found && slices.ContainsFunc(cur.Holders, func(id string) bool { return id != r.fleet.ID() })
 	switch {
 	case servedHere:
@@ -204,6 +209,7 @@ func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, f
 			l.rec.Secrets = rec.Secrets // pooled agents on other edges add theirs
 		}
 		err = r.joinLive(l, q, presented, &res)
+		sole = q.takeover && len(res.replaced) > 0
 	case heldElsewhere:
 		l = &lease{rec: rec}
 		sameOwner := parseOwner(rec.Owner) == q.owner
@@ -214,6 +220,12 @@ func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, f
 			res.reused = true
 		case q.pool && rec.Pooled && sameOwner:
 			err = r.openLease(l, q, "", &res)
+		case q.takeover && sameOwner:
+			// The edges that served it learn of it from the record
+			// (takenOver) and tell their agents.
+			l.rec.Secrets = nil
+			err = r.openLease(l, q, "", &res)
+			sole = true
 		default:
 			err = &heldError{Key: q.key, Remote: "another edge of the fleet", OwnerName: rec.OwnerName, Since: rec.Since,
 				SameOwner: sameOwner, Pooled: rec.Pooled}
@@ -221,7 +233,7 @@ func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, f
 	case found && r.grace > 0 && now.Before(rec.LastSeen.Add(r.grace)):
 		l = &lease{rec: rec, until: rec.LastSeen.Add(r.grace)}
 		if !l.has(presented) && parseOwner(rec.Owner) != q.owner {
-			return claimed{}, nil, false, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
+			return claimed{}, nil, false, false, &reservedError{Key: q.key, OwnerName: rec.OwnerName, Until: l.until}
 		}
 		err = r.openLease(l, q, presented, &res)
 		res.reused = true
@@ -230,30 +242,66 @@ func (r *registry) decideShared(q claimReq, presented string, cur fleet.Lease, f
 		l = &lease{rec: q.newRecord(now)}
 		err = r.openLease(l, q, "", &res)
 	}
-	return res, l, servedHere, err
+	return res, l, servedHere, sole, err
 }
 
 // writeShared writes rec as the fleet's lease, held by this edge, if the
-// fleet's record is still cur (absent when !found).
-func (r *registry) writeShared(ctx context.Context, rec leasestore.Record, cur fleet.Lease, found bool) error {
+// fleet's record is still cur (absent when !found); sole makes this edge
+// its only holder. It returns the revision written.
+func (r *registry) writeShared(ctx context.Context, rec leasestore.Record, cur fleet.Lease, found, sole bool) (uint64, error) {
 	rec.Secrets = slices.Clone(rec.Secrets)
 	rec.Connected, rec.LastSeen = false, time.Time{} // the fleet's holders say these
 	value, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var l fleet.Lease
 	if !found {
-		_, err = r.fleet.Claim(ctx, rec.Key, value, true)
-		return err
+		l, err = r.fleet.Claim(ctx, rec.Key, value, true)
+		return l.Revision, err
 	}
 	next := cur
 	next.Value = value
-	if !next.Held(r.fleet.ID()) {
+	switch {
+	case sole:
+		next.Holders = []string{r.fleet.ID()}
+	case !next.Held(r.fleet.ID()):
 		next.Holders = append(slices.Clone(next.Holders), r.fleet.ID())
 	}
 	next.Released = time.Time{}
-	_, err = r.fleet.Update(ctx, next)
-	return err
+	l, err = r.fleet.Update(ctx, next)
+	return l.Revision, err
+}
+
+// takenOver ends this edge's part in a lease an agent on another edge took
+// over: the fleet's record, newer than what this edge wrote, no longer
+// lists it as a holder, and none of the secrets its agents hold is left in
+// it. The endpoint is unrouted here and returned with the members it had,
+// whose agents the caller tells, as on one edge. Nil when l is no such
+// change.
+func (r *registry) takenOver(fl fleet.Lease) (*endpoint, []*tunnel) {
+	if fl.Held(r.fleet.ID()) || !r.routed(fl.Key) {
+		return nil, nil // the common case, decided without the lock
+	}
+	rec, err := fleetRecord(fl)
+	if err != nil {
+		return nil, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.leases[fl.Key]
+	if l == nil || l.ep == nil || fl.Revision <= l.rev || slices.ContainsFunc(l.rec.Secrets, func(h string) bool { return slices.Contains(rec.Secrets, h) }) {
+		return nil, nil
+	}
+	ep := l.ep
+	ep.mu.Lock()
+	members := ep.members
+	ep.members = nil
+	ep.mu.Unlock()
+	m, k := r.routes(ep)
+	m.CompareAndDelete(k, ep)
+	delete(r.leases, fl.Key) // the fleet's record is the lease now
+	return ep, members
 }
 
 // unopen undoes openLease for a claim that lost its race (r.mu held).
@@ -292,4 +340,70 @@ func (r *registry) leaseValidShared(key, secret string, owner ownerID) bool {
 		return false
 	}
 	return rec.Connected || (r.grace > 0 && r.now().Before(rec.LastSeen.Add(r.grace)))
+}
+
+// evictShared is evictOver against the fleet's leases, after a claim: past
+// the owner's bound, the owner's leases no edge holds go, those released
+// first first. A removal that loses a race (the lease was claimed again)
+// is skipped; one the store did not take waits for the owner's next claim.
+func (r *registry) evictShared(owner ownerID, max int) {
+	if max <= 0 {
+		return
+	}
+	o := owner.String()
+	held := 0
+	var idle []fleet.Lease
+	for _, l := range r.fleet.Leases() {
+		if !bytes.Contains(l.Value, []byte(o)) {
+			continue // not the owner's: no need to decode it
+		}
+		rec, err := fleetRecord(l)
+		if err != nil || rec.Owner != o {
+			continue
+		}
+		held++
+		if len(l.Holders) == 0 {
+			idle = append(idle, l)
+		}
+	}
+	if held <= max {
+		return
+	}
+	slices.SortFunc(idle, func(a, b fleet.Lease) int { return a.Released.Compare(b.Released) })
+	for _, l := range idle[:min(held-max, len(idle))] {
+		ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultOpTimeout)
+		err := r.fleet.Delete(ctx, l.Key, l.Revision)
+		cancel()
+		if err != nil && !errors.Is(err, fleet.ErrConflict) {
+			r.onErr(err)
+			continue
+		}
+		r.mu.Lock()
+		if x := r.leases[l.Key]; x != nil && x.ep == nil {
+			delete(r.leases, l.Key)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// routed reports whether an endpoint of this edge serves the lease key.
+func (r *registry) routed(key string) bool {
+	kind, v, _ := strings.Cut(key, ":")
+	if kind == "host" {
+		_, ok := r.host(v)
+		return ok
+	}
+	port, err := strconv.Atoi(v)
+	if err != nil {
+		return false
+	}
+	switch kind {
+	case "port":
+		_, ok := r.port(port)
+		return ok
+	case "udp":
+		_, ok := r.udpPort(port)
+		return ok
+	}
+	return false
 }

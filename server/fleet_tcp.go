@@ -12,52 +12,70 @@ import (
 	"github.com/sluicehq/sluice/relay"
 )
 
-// Every edge of a fleet listens on every TCP port leased in the fleet, so a
-// load balancer or DNS round robin can send a connection to any edge: the
-// edges without a session to the port's agent accept it on a mirror
-// listener and forward it over a link to an edge that has one.
+// Every edge of a fleet listens on every TCP and UDP port leased in the
+// fleet, so a load balancer or DNS round robin can send a connection or a
+// datagram to any edge: the edges without a session to the port's agent
+// accept it on a mirror of the port and forward it over a link to an edge
+// that has one.
 
-// mirror is a listener for a port another edge serves.
+// mirror is a socket for a port another edge serves.
 type mirror struct {
-	ln net.Listener
+	close func()
+	udp   *udpIngress // a UDP mirror's socket and flows
 }
 
-// syncPort opens or closes the mirror of a TCP port key after its lease
-// changed: open while another edge holds the lease and this one serves no
-// endpoint for it, closed otherwise.
+// syncPort opens or closes the mirror of a TCP or UDP port key after its
+// lease changed: open while another edge holds the lease and this one
+// serves no endpoint for it, closed otherwise.
 func (f *edgeFleet) syncPort(key string) {
-	p, ok := strings.CutPrefix(key, "port:")
-	if !ok {
-		return
-	}
+	kind, p, _ := strings.Cut(key, ":")
 	port, err := strconv.Atoi(p)
-	if err != nil {
+	if err != nil || (kind != "port" && kind != "udp") {
 		return
 	}
 	l, leased := f.store.Lookup(key)
-	_, local := f.s.reg.port(port)
+	var local bool
+	if kind == "udp" {
+		_, local = f.s.reg.udpPort(port)
+	} else {
+		_, local = f.s.reg.port(port)
+	}
 	want := leased && !local && len(f.peersHolding(l)) > 0
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m := f.mirrors[key]
 	switch {
 	case want && m == nil && !f.closing:
-		ln, err := net.Listen("tcp", net.JoinHostPort(f.s.cfg.TCPHost, p))
+		addr := net.JoinHostPort(f.s.cfg.TCPHost, p)
+		if kind == "udp" {
+			m, err = f.mirrorUDP(key, port, addr)
+		} else {
+			m, err = f.mirrorTCP(key, addr)
+		}
 		if err != nil {
-			f.s.log.Warn("fleet: cannot listen on a TCP port another edge serves; connections to it here are refused", "port", port, "err", err)
+			f.s.log.Warn("fleet: cannot listen on a port another edge serves; traffic to it here is refused", "key", key, "err", err)
 			return
 		}
-		m = &mirror{ln: ln}
 		f.mirrors[key] = m
-		f.s.wg.Add(1)
-		go func() {
-			defer f.s.wg.Done()
-			f.serveMirror(key, ln)
-		}()
 	case !want && m != nil:
-		m.ln.Close()
+		m.close()
 		delete(f.mirrors, key)
 	}
+}
+
+// mirrorTCP listens on addr and forwards each connection to an edge that
+// holds key.
+func (f *edgeFleet) mirrorTCP(key, addr string) (*mirror, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	f.s.wg.Add(1)
+	go func() {
+		defer f.s.wg.Done()
+		f.s.acceptEach(ln, func(c net.Conn) { f.forwardTCP(key, c) })
+	}()
+	return &mirror{close: func() { ln.Close() }}, nil
 }
 
 // unmirror closes the mirror of key before this edge binds the port itself.
@@ -65,7 +83,7 @@ func (f *edgeFleet) unmirror(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if m := f.mirrors[key]; m != nil {
-		m.ln.Close()
+		m.close()
 		delete(f.mirrors, key)
 	}
 }
@@ -75,13 +93,9 @@ func (f *edgeFleet) closeMirrors() {
 	defer f.mu.Unlock()
 	f.closing = true
 	for k, m := range f.mirrors {
-		m.ln.Close()
+		m.close()
 		delete(f.mirrors, k)
 	}
-}
-
-func (f *edgeFleet) serveMirror(key string, ln net.Listener) {
-	f.s.acceptEach(ln, func(c net.Conn) { f.forwardTCP(key, c) })
 }
 
 // forwardTCP carries a public connection to an edge that holds key.

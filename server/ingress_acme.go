@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,9 @@ type issuer struct {
 	log *slog.Logger
 	now func() time.Time
 
+	fleet  *edgeFleet   // nil outside a fleet
+	orders *fleetOrders // nil outside a fleet
+
 	mu   sync.Mutex
 	held map[string]hold // name → failure state
 }
@@ -64,9 +68,15 @@ func newIssuer(s *Server) (*issuer, error) {
 		client.HTTPClient = &http.Client{Transport: tr, Timeout: time.Minute}
 	}
 	i := &issuer{reg: s.reg, log: s.log, now: time.Now, held: make(map[string]hold)}
+	var cache autocert.Cache = autocert.DirCache(dir)
+	if s.fleet != nil {
+		i.fleet = s.fleet
+		i.orders = &fleetOrders{st: s.fleet.store, known: map[string]bool{}}
+		cache = fleetCache{st: s.fleet.store, local: cache, log: s.log}
+	}
 	i.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
-		Cache:      loggedCache{autocert.DirCache(dir), s.log},
+		Cache:      loggedCache{cache, s.log},
 		HostPolicy: i.policy,
 		Client:     client,
 		Email:      s.cfg.ACMEEmail,
@@ -80,10 +90,20 @@ func (i *issuer) policy(_ context.Context, host string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := i.reg.host(name); !ok {
+	if _, ok := i.reg.host(name); !ok && !i.fleetServes(name) {
 		return fmt.Errorf("certificate for %s refused: %w", name, errNotRegistered)
 	}
 	return nil
+}
+
+// fleetServes reports whether an edge of the fleet holds a session for
+// name: this edge forwards its requests there, so it serves its HTTPS too.
+func (i *issuer) fleetServes(name string) bool {
+	if i.fleet == nil {
+		return false
+	}
+	l, ok := i.fleet.store.Lookup(hostKey(name))
+	return ok && len(l.Holders) > 0
 }
 
 // getCertificate serves the TLS handshake: a stored certificate at once, a
@@ -97,7 +117,15 @@ func (i *issuer) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if held && i.now().Before(h.until) {
 		return nil, fmt.Errorf("certificate for %s: the last attempt failed (%v); the edge tries again after %s", name, h.err, h.until.Format(time.RFC3339))
 	}
-	cert, err := i.m.GetCertificate(hello)
+	var cert *tls.Certificate
+	var err error
+	// The CA's own TLS-ALPN-01 handshake is answered from the challenge
+	// the ordering edge stored; it must not wait for that edge's lock.
+	if i.orders != nil && !slices.Contains(hello.SupportedProtos, acme.ALPNProto) {
+		cert, err = i.orders.get(name, func() (*tls.Certificate, error) { return i.m.GetCertificate(hello) })
+	} else {
+		cert, err = i.m.GetCertificate(hello)
+	}
 	if err == nil {
 		if held {
 			i.mu.Lock()

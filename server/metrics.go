@@ -258,13 +258,21 @@ func (m *edgeMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.certDesc, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), key[0], key[1], key[2])
 		}
 	}
+	drops := func(name, url string, u *udpIngress) {
+		for r := range numDropReasons {
+			ch <- prometheus.MustNewConstMetric(m.udpDropsDesc, prometheus.CounterValue, float64(u.drops.n[r].Load()), name, url, r.String())
+		}
+	}
 	m.s.reg.udp.Range(func(_, v any) bool {
 		ep := v.(*endpoint)
-		for r := range numDropReasons {
-			ch <- prometheus.MustNewConstMetric(m.udpDropsDesc, prometheus.CounterValue, float64(ep.udp.drops.n[r].Load()), ep.name, ep.url, r.String())
-		}
+		drops(ep.name, ep.url, ep.udp)
 		return true
 	})
+	if m.s.fleet != nil {
+		// The ports this edge mirrors for another edge drop datagrams
+		// here too: those of sources the tunnel's policy refused.
+		m.s.fleet.mirrorDrops(drops)
+	}
 	m.sweep()
 }
 

@@ -40,13 +40,11 @@ func (ac *agentConn) register(r control.Register) control.Message {
 		err = regError(r.Ref, control.CodeRevoked, "this session is closing")
 	case n >= lim.TunnelsPerSession:
 		err = regError(r.Ref, control.CodeLimit, "this session already has %d tunnels, the edge's limit per session: run another agent or ask the operator to raise it", n)
-	case !s.reserveTunnel(ac):
-		max := ac.currentRule().maxTunnels
-		if max == 0 {
-			max = lim.TunnelsPerOwner
-		}
-		err = regError(r.Ref, control.CodeLimit, "owner %s already has %d tunnels open, its limit (%s): close some or ask the operator to raise max_tunnels", ac.currentRule().ownerName, max, ac.currentRule().label())
 	default:
+		t.further = ac.furtherSession(r)
+		if err = ac.reserve(r.Ref, t.further); err != nil {
+			break
+		}
 		var c claimed
 		var summary string
 		err = checkProxyProtocol(t, r)
@@ -66,7 +64,7 @@ func (ac *agentConn) register(r control.Register) control.Message {
 			}
 		}
 		if err != nil {
-			s.countTunnel(ac.owner, -1)
+			s.uncount(t)
 			break
 		}
 		for _, old := range c.replaced {
@@ -83,6 +81,27 @@ func (ac *agentConn) register(r control.Register) control.Message {
 	s.countRefusal(err.Code)
 	s.consoleRefused(registrationKind(err.Code), registrationReason(err.Code), ac.remote)
 	return err
+}
+
+// reserve counts the tunnel against its owner's limit, or says why not.
+func (ac *agentConn) reserve(ref uint32, further bool) *control.Error {
+	s := ac.s
+	err := s.reserveTunnel(ac, further)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, errTunnelLimit):
+		return regError(ref, control.CodeInternal, "%v", err)
+	}
+	max := ac.currentRule().maxTunnels
+	if max == 0 {
+		max = s.limits().TunnelsPerOwner
+	}
+	where := ""
+	if s.fleet != nil {
+		where = " on the edges of the fleet"
+	}
+	return regError(ref, control.CodeLimit, "owner %s already has %d tunnels open%s, its limit (%s): close some or ask the operator to raise max_tunnels", ac.currentRule().ownerName, max, where, ac.currentRule().label())
 }
 
 func (ac *agentConn) claimReq(t *tunnel, r control.Register, key string, random bool) claimReq {

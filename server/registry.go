@@ -25,6 +25,7 @@ type lease struct {
 	rec   leasestore.Record
 	ep    *endpoint
 	until time.Time // when offline: the end of the grace
+	rev   uint64    // in a fleet: the store's revision this edge last wrote
 }
 
 func (l *lease) has(secretHash string) bool {
@@ -136,6 +137,15 @@ func (r *registry) port(port int) (*endpoint, bool) {
 	return v.(*endpoint), true
 }
 
+// udpPort returns the endpoint for a UDP port.
+func (r *registry) udpPort(port int) (*endpoint, bool) {
+	v, ok := r.udp.Load(port)
+	if !ok {
+		return nil, false
+	}
+	return v.(*endpoint), true
+}
+
 // Reserved reports whether host is unrouted but leased to the agent that
 // held it: its tunnel is offline and may come back.
 func (r *registry) isReserved(host string) bool {
@@ -240,7 +250,11 @@ func hashSecret(s string) string {
 // with the key reloaded: a change to this function alone.
 func (r *registry) claim(q claimReq) (claimed, error) {
 	if r.fleet != nil {
-		return r.claimShared(q)
+		res, err := r.claimShared(q)
+		if err == nil {
+			r.evictShared(q.owner, q.maxLeases)
+		}
+		return res, err
 	}
 	presented := hashSecret(q.secret)
 	r.mu.Lock()

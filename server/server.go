@@ -37,7 +37,8 @@ type Server struct {
 
 	ownerMu      sync.Mutex
 	ownerTunnels map[ownerID]int
-	ownerStreams sync.Map // ownerID → *atomic.Int64
+	ownerFurther map[ownerID]int // of those, further sessions' shares (fleet_owners.go)
+	ownerStreams sync.Map        // ownerID → *atomic.Int64
 
 	ctrlLn  net.Listener
 	httpLn  net.Listener
@@ -74,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, configErr("TokenRules", "%v", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, warn: &summary{log: cfg.Logger}, ownerTunnels: map[ownerID]int{}, ownerFurther: map[ownerID]int{}}
 	// Sign-in sessions of the traffic policy survive an agent's reconnect
 	// (the key is the edge's) and, with a state directory or a fleet, a
 	// restart; in a fleet every edge opens them.

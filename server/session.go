@@ -52,15 +52,18 @@ func (ac *agentConn) currentRule() *rule { return ac.rulep.Load() }
 
 // tunnel is one registered tunnel: one agent's membership of an endpoint.
 type tunnel struct {
-	ac   *agentConn
-	id   uint32
-	kind control.Kind
-	name string
-	host string // HTTP: the routed hostname
-	port int    // TCP: the public port
-	url  string
-	ep   *endpoint
-	tr   *h1.Pool // HTTP only: the proxy's pool of streams to the agent
+	ac *agentConn
+	// further: in a fleet, one more session's share of a tunnel another
+	// edge serves for the same agent, which the fleet counts there.
+	further bool
+	id      uint32
+	kind    control.Kind
+	name    string
+	host    string // HTTP: the routed hostname
+	port    int    // TCP: the public port
+	url     string
+	ep      *endpoint
+	tr      *h1.Pool // HTTP only: the proxy's pool of streams to the agent
 	// proxyProto is the PROXY protocol version the agent writes to its local
 	// service ("v1", "v2" or empty): its streams carry the local address too,
 	// and an HTTP tunnel's streams are never shared between clients.
@@ -426,7 +429,7 @@ func (ac *agentConn) teardown() []*tunnel {
 		if t.tr != nil {
 			t.tr.CloseIdleConnections()
 		}
-		ac.s.countTunnel(ac.owner, -1)
+		ac.s.uncount(t)
 		ac.log.Info("tunnel offline", "url", t.url)
 	}
 	ac.s.consoleChanged()

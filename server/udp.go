@@ -54,6 +54,10 @@ func (s *Server) udpPorts() portKind {
 	return portKind{
 		kind: control.KindUDP, label: "UDP", lo: s.cfg.UDPPortMin, hi: s.cfg.UDPPortMax, key: udpKey,
 		bind: func(port int) (io.Closer, int, error) {
+			if s.fleet != nil && port != 0 {
+				// This edge serves the port now, not another edge for it.
+				s.fleet.unmirror(udpKey(port))
+			}
 			pc, err := listenUDP(net.JoinHostPort(s.cfg.TCPHost, strconv.Itoa(port)))
 			if err != nil {
 				return nil, 0, err
@@ -64,16 +68,22 @@ func (s *Server) udpPorts() portKind {
 			return pc, pc.LocalAddr().(*net.UDPAddr).Port, nil
 		},
 		serve: func(ep *endpoint, sock io.Closer) {
-			u := &udpIngress{s: s, ep: ep, pc: sock.(*net.UDPConn), cfg: &s.cfg, flows: make(map[netip.AddrPort]*udpFlow), stop: make(chan struct{})}
-			u.ctx, u.cancel = context.WithCancel(context.Background())
-			ep.udp = u
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				u.serve()
-			}()
+			ep.udp = s.serveUDP(ep.port, sock.(*net.UDPConn), s.pickMember(ep))
 		},
 	}
+}
+
+// serveUDP serves the public socket pc of port until it closes, sending
+// each new flow where pick says.
+func (s *Server) serveUDP(port int, pc *net.UDPConn, pick func(netip.AddrPort) (udpTarget, udpDropReason)) *udpIngress {
+	u := &udpIngress{s: s, port: port, pc: pc, pick: pick, cfg: &s.cfg, flows: make(map[netip.AddrPort]*udpFlow), stop: make(chan struct{})}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		u.serve()
+	}()
+	return u
 }
 
 func listenUDP(addr string) (*net.UDPConn, error) {

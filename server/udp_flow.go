@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/control"
-	"github.com/sluicehq/sluice/mux"
 )
 
 // The datagram path of a UDP tunnel: the edge keeps one
@@ -23,13 +23,17 @@ import (
 // local service is slower than the public senders), new datagrams are
 // dropped, as a congested router would, instead of growing memory.
 
-// udpIngress is the public side of one UDP endpoint: its socket and its
-// flows, each of which goes to one of the endpoint's members.
+// udpIngress is the public side of one UDP port: its socket and its
+// flows, each of which goes to a target that pick chose for its source (a
+// member of the endpoint, or in a fleet an edge that has one).
 type udpIngress struct {
-	s   *Server
-	ep  *endpoint
-	pc  *net.UDPConn
-	cfg *Config
+	s    *Server
+	port int
+	pc   *net.UDPConn
+	cfg  *Config
+	// pick chooses the target of a new flow from src, or says why the
+	// datagram is dropped.
+	pick func(src netip.AddrPort) (udpTarget, udpDropReason)
 
 	mu     sync.Mutex
 	flows  map[netip.AddrPort]*udpFlow
@@ -43,16 +47,59 @@ type udpIngress struct {
 	wg     sync.WaitGroup
 }
 
+// udpTarget is where a flow's datagrams go: a stream of length-prefixed
+// datagrams both ways (control.AppendDatagram).
+type udpTarget interface {
+	// openFlow opens the flow's stream for the public source src, which
+	// sent to the public address local; release is called after it closed.
+	openFlow(ctx context.Context, src netip.AddrPort, local string) (st io.ReadWriteCloser, release func(), err error)
+	// count adds the payload bytes of datagrams sent to the target (in)
+	// and of its replies (out) to its meters.
+	count(in, out int64)
+	logger() *slog.Logger
+}
+
+// errRefusedFlow is what openFlow returns when policy refused the source:
+// the flow stays, dropping its datagrams, until it is idle, so a refused
+// sender costs one decision per idle timeout and not one per datagram.
+var errRefusedFlow = errors.New("the tunnel's policy refused the source")
+
 // udpFlow is one public source address and its stream.
 type udpFlow struct {
 	u    *udpIngress
-	t    *tunnel // the member it goes to
+	to   udpTarget
 	src  netip.AddrPort
 	q    chan []byte // each a datagram with its length prefix
 	last atomic.Int64
-	st   atomic.Pointer[mux.Stream]
+	st   atomic.Pointer[io.ReadWriteCloser]
 	done chan struct{}
 	once sync.Once
+}
+
+func (t *tunnel) openFlow(ctx context.Context, src netip.AddrPort, local string) (io.ReadWriteCloser, func(), error) {
+	return t.openFor(ctx, src.String(), local, nil)
+}
+
+func (t *tunnel) count(in, out int64) {
+	t.meter.AToB.Add(in)
+	t.meter.BToA.Add(out)
+}
+
+func (t *tunnel) logger() *slog.Logger { return t.ac.log }
+
+// pickMember is the target of a flow on the endpoint's own port: the next
+// member, if its policy admits src.
+func (s *Server) pickMember(ep *endpoint) func(netip.AddrPort) (udpTarget, udpDropReason) {
+	return func(src netip.AddrPort) (udpTarget, udpDropReason) {
+		t := ep.pick()
+		if t == nil {
+			return nil, dropNoAgent
+		}
+		if _, ok := s.admit(access{t: t, remote: src}); !ok {
+			return nil, dropPolicy
+		}
+		return t, 0
+	}
 }
 
 // serve reads public datagrams until the socket closes, and expires idle
@@ -75,7 +122,7 @@ func (u *udpIngress) serve() {
 			// the socket. A socket that only fails is broken, though, and
 			// spinning on it would burn a core.
 			if failures++; failures > 100 {
-				u.s.log.Warn("UDP tunnel socket keeps failing; closing the tunnel's port", "port", u.ep.port, "err", err)
+				u.s.log.Warn("UDP tunnel socket keeps failing; closing the tunnel's port", "port", u.port, "err", err)
 				break
 			}
 			continue
@@ -102,18 +149,13 @@ func (u *udpIngress) deliver(src netip.AddrPort, p []byte) {
 			u.drops.add(dropFlowLimit)
 			return
 		}
-		t := u.ep.pick()
-		if t == nil {
+		to, why := u.pick(src)
+		if to == nil {
 			u.mu.Unlock()
-			u.drops.add(dropNoAgent)
+			u.drops.add(why)
 			return
 		}
-		if _, ok := u.s.admit(access{t: t, remote: src}); !ok {
-			u.mu.Unlock()
-			u.drops.add(dropPolicy)
-			return
-		}
-		f = &udpFlow{u: u, t: t, src: src, q: make(chan []byte, u.cfg.UDPFlowQueue), done: make(chan struct{})}
+		f = &udpFlow{u: u, to: to, src: src, q: make(chan []byte, u.cfg.UDPFlowQueue), done: make(chan struct{})}
 		f.touch()
 		u.flows[src] = f
 		u.wg.Add(1)
@@ -149,14 +191,18 @@ func (f *udpFlow) run() {
 	u := f.u
 	defer f.finish()
 	ctx, cancel := context.WithTimeout(u.ctx, udpStreamOpenTimeout)
-	st, release, err := f.t.openFor(ctx, f.src.String(), u.pc.LocalAddr().String(), nil)
+	st, release, err := f.to.openFlow(ctx, f.src, u.pc.LocalAddr().String())
 	cancel()
+	if errors.Is(err, errRefusedFlow) {
+		f.refused()
+		return
+	}
 	if err != nil {
-		f.t.ac.log.Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.ep.port, "from", f.src, "err", err)
+		f.to.logger().Debug("UDP flow dropped: opening a stream to the agent failed", "port", u.port, "from", f.src, "err", err)
 		return
 	}
 	defer release()
-	f.st.Store(st)
+	f.st.Store(&st)
 	defer st.Close()
 	select {
 	case <-f.done:
@@ -176,7 +222,7 @@ func (f *udpFlow) run() {
 			if _, err := st.Write(d); err != nil {
 				return
 			}
-			f.t.meter.AToB.Add(int64(len(d) - 2)) // the payload, for metrics and the admin view
+			f.to.count(int64(len(d)-control.DatagramOverhead), 0) // the payload, for metrics and the admin view
 		case <-f.done:
 			return
 		}
@@ -184,7 +230,7 @@ func (f *udpFlow) run() {
 }
 
 // replies writes each datagram the agent sends on st to the flow's source.
-func (f *udpFlow) replies(st *mux.Stream) {
+func (f *udpFlow) replies(st io.Reader) {
 	defer f.end()
 	buf := make([]byte, 0, 2048)
 	for {
@@ -201,7 +247,7 @@ func (f *udpFlow) replies(st *mux.Stream) {
 		}
 		f.touch()
 		f.u.pc.WriteToUDPAddrPort(p, f.src)
-		f.t.meter.BToA.Add(int64(n))
+		f.to.count(0, int64(n))
 		if cap(buf) > 2048 {
 			// A rare large reply does not pin 64 KiB per idle flow.
 			buf = make([]byte, 0, 2048)
@@ -215,9 +261,23 @@ func (f *udpFlow) end() {
 	f.once.Do(func() {
 		close(f.done)
 		if st := f.st.Load(); st != nil {
-			st.Close()
+			(*st).Close()
 		}
 	})
+}
+
+// refused drops the flow's datagrams until it ends, idle: its source was
+// refused.
+func (f *udpFlow) refused() {
+	for {
+		select {
+		case d := <-f.q:
+			f.u.queued.Add(-int64(len(d)))
+			f.u.drops.add(dropPolicy)
+		case <-f.done:
+			return
+		}
+	}
 }
 
 // finish removes the flow and gives back the budget of what it still held.
@@ -251,10 +311,10 @@ func (u *udpIngress) expire() {
 		select {
 		case <-tick.C:
 		case <-summary.C:
-			u.drops.summarize(u.s.log, u.ep.port)
+			u.drops.summarize(u.s.log, u.port)
 			continue
 		case <-u.stop:
-			u.drops.summarize(u.s.log, u.ep.port)
+			u.drops.summarize(u.s.log, u.port)
 			return
 		}
 		u.mu.Lock()
@@ -274,7 +334,7 @@ func (u *udpIngress) endFlowsOf(t *tunnel) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, f := range u.flows {
-		if f.t == t {
+		if f.to == udpTarget(t) {
 			f.end()
 		}
 	}

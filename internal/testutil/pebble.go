@@ -5,9 +5,11 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/letsencrypt/pebble/v2/ca"
@@ -24,7 +26,12 @@ type Pebble struct {
 	APIRoots    *x509.CertPool // trusts the directory's own HTTPS certificate
 	APIRootFile string         // the same, as a PEM file
 	Roots       *x509.CertPool // trusts the certificates Pebble issues
+
+	orders atomic.Int64
 }
+
+// Orders returns how many new orders ACME clients have sent so far.
+func (p *Pebble) Orders() int64 { return p.orders.Load() }
 
 // StartPebble starts Pebble with challenges answered as valid without
 // connecting back (edges in tests listen on random loopback ports, not 80
@@ -42,9 +49,17 @@ func StartPebble(t *testing.T) *Pebble {
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
 	validator := va.New(logger, 80, 443, false, "", store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 3, 5)
-	api := httptest.NewTLSServer(front.Handler())
+	p := &Pebble{APIRoots: x509.NewCertPool(), Roots: x509.NewCertPool()}
+	h := front.Handler()
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Pebble's path for new orders (RFC 8555 newOrder in its directory).
+		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
+			p.orders.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(api.Close)
-	p := &Pebble{Directory: api.URL + wfe.DirectoryPath, APIRoots: x509.NewCertPool(), Roots: x509.NewCertPool()}
+	p.Directory = api.URL + wfe.DirectoryPath
 	p.APIRoots.AddCert(api.Certificate())
 	p.Roots.AddCert(authority.GetRootCert(0).Cert)
 	p.APIRootFile = filepath.Join(t.TempDir(), "pebble-api-root.pem")

@@ -94,11 +94,11 @@ func TestFleetForwardsUDPFlowsToTheAgentsEdge(t *testing.T) {
 	}
 	home := edges[0].Status().Fleet
 	in := uint64(0)
-	for _, n := range home.ForwardedIn {
+	for _, n := range home.StreamsIn {
 		in += n
 	}
 	if in < 2 {
-		t.Fatalf("edge 0 took %v forwarded flows, want at least one from each other edge", home.ForwardedIn)
+		t.Fatalf("edge 0 took %v forwarded flows, want at least one from each other edge", home.StreamsIn)
 	}
 }
 

@@ -250,9 +250,7 @@ func TestFleetMaxTunnelsUnderConcurrentRegistrations(t *testing.T) {
 // A TCP port taken over on another edge: the old edge lets the port go and
 // mirrors it, forwarding its connections to the new holder's edge.
 func TestFleetTakeoverOfATCPPortAcrossEdges(t *testing.T) {
-	edges, _ := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
-		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
-	})
+	edges, _ := startFleetWithMetrics(t, 3, onOwnHosts)
 	port := testutil.FreePort(t)
 	oldLocal, newLocal := prefixEcho(t, "old:"), prefixEcho(t, "new:")
 	old := runFleetAgent(t, edges[0], token, agent.Tunnel{Kind: control.KindTCP, RemotePort: port, Local: oldLocal})

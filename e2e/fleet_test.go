@@ -37,6 +37,11 @@ func startFleetWithMetrics(t *testing.T, n int, mod func(int, *server.Config)) (
 	return e.srvs, e.regs
 }
 
+// onOwnHosts puts edge i's TCP and UDP tunnel ports on 127.0.0.(i+1), as
+// edges on hosts of their own would have them, so a test can tell which
+// edge a client reached.
+func onOwnHosts(i int, c *server.Config) { c.TCPHost = "127.0.0." + strconv.Itoa(i+1) }
+
 // fleetEdges are the edges of a test fleet; stop[i] ends edge i's Serve
 // and waits for it.
 type fleetEdges struct {
@@ -248,9 +253,7 @@ func TestFleetNameRaceAcrossEdges(t *testing.T) {
 // connections to the edge with the agent. The edges listen for TCP tunnels
 // on three loopback addresses, as three hosts would.
 func TestFleetEveryEdgeServesLeasedTCPPorts(t *testing.T) {
-	edges, _ := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
-		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
-	})
+	edges, _ := startFleetWithMetrics(t, 3, onOwnHosts)
 	echo := testutil.EchoServer(t)
 	as := startAgentWith(t, agent.Config{Server: edges[0].Addr().String(), Sessions: 1}, agent.Tunnel{Kind: control.KindTCP, Local: echo})
 	port := strconv.Itoa(as[0].Port)

@@ -74,9 +74,7 @@ func udpAsk(from *net.UDPAddr, addr, msg string, wait time.Duration) error {
 // to the edge that has one, and the replies come back to the client. The
 // edges listen on three loopback addresses, as three hosts would.
 func TestFleetForwardsUDPFlowsToTheAgentsEdge(t *testing.T) {
-	edges, _ := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
-		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
-	})
+	edges, _ := startFleetWithMetrics(t, 3, onOwnHosts)
 	local, got := udpEchoService(t)
 	as := startAgentOnOneEdge(t, edges[0], agent.Tunnel{Kind: control.KindUDP, Local: local})
 	port := strconv.Itoa(as[0].Port)
@@ -106,9 +104,7 @@ func TestFleetForwardsUDPFlowsToTheAgentsEdge(t *testing.T) {
 // was forwarded: a client the policy allows is served through every edge,
 // one it refuses through none, and the refusals are counted.
 func TestFleetUDPPolicyUsesTheClientsAddress(t *testing.T) {
-	edges, regs := startFleetWithMetrics(t, 3, func(i int, c *server.Config) {
-		c.TCPHost = "127.0.0." + strconv.Itoa(i+1)
-	})
+	edges, regs := startFleetWithMetrics(t, 3, onOwnHosts)
 	local, got := udpEchoService(t)
 	as := startAgentOnOneEdge(t, edges[0], agent.Tunnel{Kind: control.KindUDP, Local: local,
 		Policy: mustSpec(t, policy.Simple{AllowCIDRs: []string{"127.0.0.20/32"}})})

@@ -122,10 +122,10 @@ func TestChecksTLSAgainstPlainInTheSameRun(t *testing.T) {
 		results.MDownload: {plan.Direct: 3000, plan.Sluice: 1000, plan.SluiceTLS: 900},
 	}, plan.Direct, plan.Sluice, plan.SluiceTLS)
 	checks := mustTargets(t).Checks(r)
-	if c := findCheck(t, checks, "sluice-tls: One connection, upload ≥ 0.8x sluice"); c.Verdict != "missed by 13%" {
+	if c := findCheck(t, checks, "sluice-tls: One connection, upload ≥ 0.85x sluice"); c.Verdict != "missed by 18%" {
 		t.Errorf("TLS upload at 0.7x of plain: %+v", c)
 	}
-	if c := findCheck(t, checks, "sluice-tls: One connection, download ≥ 0.8x sluice"); c.Verdict != "met" {
+	if c := findCheck(t, checks, "sluice-tls: One connection, download ≥ 0.85x sluice"); c.Verdict != "met" {
 		t.Errorf("TLS download at 0.9x of plain: %+v", c)
 	}
 }
@@ -174,16 +174,16 @@ func TestChecksGiveRoundByRoundRatios(t *testing.T) {
 	}
 }
 
-func TestChecksHoldEachIdleAgentSessionTo64KB(t *testing.T) {
+func TestChecksHoldEachIdleAgentSessionTo32KBPlainAnd64KBTLS(t *testing.T) {
 	r := resultstest.Synthetic(map[string]map[string]float64{
 		// The first agent's growth carries code pages and is no target;
 		// each further session is, with TLS and without.
 		results.MMemTunnel:  {plan.Sluice: 400, plan.SluiceTLS: 500},
-		results.MMemSession: {plan.Sluice: 50, plan.SluiceTLS: 80},
+		results.MMemSession: {plan.Sluice: 30, plan.SluiceTLS: 80},
 	}, plan.Direct, plan.Sluice, plan.SluiceTLS)
 	checks := mustTargets(t).Checks(r)
 	if c := findCheck(t, checks, "Edge RSS per further idle agent session"); c.Verdict != "met" {
-		t.Errorf("50 KB per session against a 64 KB target: %+v", c)
+		t.Errorf("30 KB per session against a 32 KB target: %+v", c)
 	}
 	if c := findCheck(t, checks, "sluice-tls: Edge RSS per further idle agent session"); c.Verdict != "missed: 25% over" {
 		t.Errorf("80 KB per TLS session against a 64 KB target: %+v", c)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,14 +42,20 @@ func (r *registry) claimShared(q claimReq) (claimed, error) {
 		if !raced || attempt == maxClaimRaces {
 			return res, err
 		}
+		// Back off before reading again: the edges whose writes won are
+		// often still writing the same record (an edge handing its agents
+		// off drops its hold on each lease while the agents' new sessions
+		// claim them), and a read at once meets the same churn.
+		time.Sleep(time.Duration(attempt+1)*10*time.Millisecond + time.Duration(rand.IntN(10))*time.Millisecond)
 	}
 }
 
 // maxClaimRaces bounds how often a claim is decided again after another
 // edge changed the key's record between its read and its write: a change
 // of holders (an agent moving between edges) is no rival, and the claim
-// read again is decided on what it finds.
-const maxClaimRaces = 4
+// read again is decided on what it finds. With the back-off between them,
+// the attempts span at most about two thirds of a second.
+const maxClaimRaces = 10
 
 // claimSharedOnce is one decision and write of claimShared, on the record
 // read from the store, or on none when assumeNew; raced reports a write

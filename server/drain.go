@@ -138,9 +138,13 @@ func (s *Server) closeIdleProxyStreams() {
 }
 
 // streamsInFlight counts the streams open to agents besides their control
-// streams: public connections and requests not finished yet.
+// streams: public connections and requests not finished yet, with the
+// public TCP connections this edge relays to another edge of its fleet.
 func (s *Server) streamsInFlight() int {
 	n := 0
+	if s.fleet != nil {
+		n += int(s.fleet.tcpOut.Load())
+	}
 	s.sessions.Range(func(k, _ any) bool {
 		n += max(0, k.(*agentConn).sess.NumStreams()-1)
 		return true

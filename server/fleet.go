@@ -41,6 +41,9 @@ type edgeFleet struct {
 	httpSrv *http.Server
 	proxy   *httputil.ReverseProxy
 	pools   map[string]*h1.Pool // peer link address → kept-alive HTTP streams
+	// tcpOut counts the public TCP connections this edge is relaying to
+	// another edge now: a draining edge waits for them as for its own.
+	tcpOut atomic.Int64
 	// requests forwarded to (out) and taken from (in) each peer edge.
 	reqOut, reqIn pairCounts
 

@@ -114,7 +114,9 @@ func (f *edgeFleet) forwardTCP(key string, c net.Conn) {
 			f.s.log.Debug("fleet: forwarding a TCP connection failed; trying the next edge", "key", key, "edge", m.ID, "err", err)
 			continue
 		}
+		f.tcpOut.Add(1)
 		relay.Relay(c, st, relay.Options{})
+		f.tcpOut.Add(-1)
 		return
 	}
 	c.Close()

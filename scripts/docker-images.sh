@@ -52,7 +52,13 @@ images_sluice() {
   local ctx="$1"
   image_build "$ctx" bench sluice-bench:local
   image_build "$ctx" sluice sluice:local
-  SLUICEBENCH_SLUICE_VERSION="$("$ctx/sluice" version 2>/dev/null | head -n 1 | tr -d ',')"
+  # The whole output, then its first line: `| head -n 1` may close the pipe
+  # before sluice writes its second line, and under pipefail the SIGPIPE
+  # that ends sluice then ends this script.
+  local v
+  v="$("$ctx/sluice" version 2>/dev/null || true)"
+  v="${v%%$'\n'*}"
+  SLUICEBENCH_SLUICE_VERSION="${v//,/}"
   export SLUICEBENCH_SLUICE_VERSION="${SLUICEBENCH_SLUICE_VERSION:-sluice}; image sluice:local from Dockerfile.local"
 }
 
